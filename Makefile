@@ -1,0 +1,55 @@
+# Fiscus. `make demo` and `make test` are the two commands; both install what they need first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PG_BIN ?= /usr/lib/postgresql/15/bin
+
+.PHONY: help install system-deps demo test test-sqlite test-pg lint fmt bench reconcile serve worker clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/uv:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --frozen --quiet
+	@touch $@
+
+system-deps: ## Debian packages the suite needs (PostgreSQL server binaries), installed only when missing
+	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing PostgreSQL server binaries (apt)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null) \
+	      || echo "PostgreSQL could not be installed: the PostgreSQL leg of the suite will be skipped"; \
+	  else echo "no PostgreSQL binaries at $(PG_BIN): the PostgreSQL leg of the suite will be skipped"; fi; \
+	fi
+
+install: $(VENV)/.synced ## create .venv and install the locked dependencies
+
+demo: install ## seed the demo on SQLite, bill twelve months of history, serve on 127.0.0.1:8000
+	$(BIN)/fiscus db upgrade
+	$(BIN)/fiscus demo
+
+test: install system-deps ## the whole suite, on SQLite and on a throwaway PostgreSQL
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+fmt: install ## format the code
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: install system-deps ## benchmarks that print figures
+	$(BIN)/python bench/billing_run.py
+
+clean: ## remove the virtualenv, caches and the demo database
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fiscus.db fiscus.db-wal fiscus.db-shm var
