@@ -1,0 +1,432 @@
+"""The schema. Every table carries `organization_id` and every query filters on it (tenant isolation,
+and the distribution key should PostgreSQL ever be sharded by tenant).
+
+Settled money is `*_minor` BIGINT in the document's currency; unit prices, quantities and rates are
+`ExactDecimal`; instants are `UtcDateTime`; calendar dates (issue, due) are DATE in the issuer's zone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""Surrogate keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite."""
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _pk() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _org() -> Column[int]:
+    return Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False, index=True)
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    _pk(),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("legal_name", String(200), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("address_line1", String(200), nullable=False, server_default=""),
+    Column("address_line2", String(200), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("postal_code", String(20), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False),
+    Column("vat_id", String(32), nullable=True),
+    Column("tax_id", String(32), nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("default_currency", String(3), nullable=False),
+    Column("locale", String(16), nullable=False, server_default="en"),
+    Column("vat_registered", Boolean, nullable=False),
+    Column("tax_rounding", String(16), nullable=False, server_default="document"),
+    Column("subscription_document", String(16), nullable=False, server_default="invoice"),
+    Column("order_document", String(16), nullable=False, server_default="invoice"),
+    Column("auto_issue", Boolean, nullable=False, server_default=text("true")),
+    Column("payment_terms_days", Integer, nullable=False, server_default="14"),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("subscription_document IN ('invoice', 'proforma')", name="subscription_document"),
+    CheckConstraint("order_document IN ('invoice', 'proforma')", name="order_document"),
+    CheckConstraint("tax_rounding IN ('document', 'line')", name="tax_rounding"),
+)
+
+number_series = Table(
+    "number_series",
+    metadata,
+    _pk(),
+    _org(),
+    Column("document_type", String(16), nullable=False),
+    Column("series", String(32), nullable=False),
+    Column("format", String(64), nullable=False),
+    # The next value to hand out. Advanced only by UPDATE … RETURNING inside the issuing transaction,
+    # so a rollback gives the number back: gapless by construction (no database sequence).
+    Column("next_value", BigInteger, nullable=False),
+    Column("start_value", BigInteger, nullable=False),
+    UniqueConstraint("organization_id", "document_type", "series"),
+    CheckConstraint("next_value >= start_value AND start_value >= 1", name="next_value"),
+)
+
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    _pk(),
+    _org(),
+    Column("country", String(2), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("rate", ExactDecimal, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    UniqueConstraint("organization_id", "country", "category"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    _pk(),
+    _org(),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("slug", String(200), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("slogan", Text, nullable=False, server_default=""),
+    Column("type", String(32), nullable=False, server_default="integration"),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("icon", String(500), nullable=False, server_default=""),
+    Column("image", String(500), nullable=False, server_default=""),
+    Column("image_alt", String(500), nullable=False, server_default=""),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("extra", Json, nullable=True),
+    Column("demo_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("demo_duration", String(32), nullable=False, server_default=""),
+    Column("tags", Json, nullable=False),
+    Column("modules", Json, nullable=False),
+    Column("visible", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "code"),
+)
+
+variants = Table(
+    "variants",
+    metadata,
+    _pk(),
+    _org(),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False, index=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("limits", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "product_id", "code"),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    _pk(),
+    _org(),
+    Column("variant_id", Id, ForeignKey("variants.id"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    # Immutable once created (a new price replaces an old one), so billed amounts never drift.
+    Column("unit_amount", ExactDecimal, nullable=False),
+    Column("interval", String(8), nullable=True),
+    Column("interval_count", Integer, nullable=False, server_default="1"),
+    Column("tax_inclusive", Boolean, nullable=False, server_default=text("false")),
+    Column("tax_category", String(16), nullable=False, server_default="standard"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint(
+        "interval IS NULL OR interval IN ('day', 'week', 'month', 'quarter', 'year')", name="interval"
+    ),
+    CheckConstraint("interval_count >= 1", name="interval_count"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _pk(),
+    _org(),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("address_line1", String(200), nullable=False, server_default=""),
+    Column("address_line2", String(200), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("postal_code", String(20), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False),
+    Column("vat_id", String(32), nullable=True),
+    Column("locale", String(16), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("interval_count", Integer, nullable=False),
+    Column("billing_anchor", UtcDateTime, nullable=False),
+    Column("start_at", UtcDateTime, nullable=False),
+    Column("trial_end", UtcDateTime, nullable=True),
+    # Meaning: the start of the first period not yet billed. A period is due once this is ≤ the
+    # run's instant; billing it advances this to the period's end in the same transaction.
+    Column("next_period_start", UtcDateTime, nullable=False),
+    Column("current_period_start", UtcDateTime, nullable=True),
+    Column("current_period_end", UtcDateTime, nullable=True),
+    Column("cancel_at", UtcDateTime, nullable=True),
+    Column("canceled_at", UtcDateTime, nullable=True),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('trialing', 'active', 'past_due', 'canceled', 'ended')", name="status"
+    ),
+    Index(
+        "ix_subscriptions_due",
+        "next_period_start",
+        "id",
+        sqlite_where=text("status IN ('trialing', 'active', 'past_due')"),
+        postgresql_where=text("status IN ('trialing', 'active', 'past_due')"),
+    ),
+)
+
+subscription_items = Table(
+    "subscription_items",
+    metadata,
+    _pk(),
+    _org(),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False, index=True),
+    Column("price_id", Id, ForeignKey("prices.id"), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    _pk(),
+    _org(),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("series", String(32), nullable=False),
+    # Assigned at issue from number_series, never at draft. `sequence` is the gapless integer,
+    # `number` its printed form.
+    Column("sequence", BigInteger, nullable=True),
+    Column("number", String(64), nullable=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=True, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("amount_paid_minor", BigInteger, nullable=False, server_default="0"),
+    Column("period_start", UtcDateTime, nullable=True),
+    Column("period_end", UtcDateTime, nullable=True),
+    Column("issue_date", Date, nullable=True),
+    Column("issued_at", UtcDateTime, nullable=True),
+    Column("due_date", Date, nullable=True),
+    Column("seller", Json, nullable=False),
+    Column("buyer", Json, nullable=False),
+    Column("notes", Json, nullable=False),
+    Column("converted_from_id", Id, ForeignKey("documents.id"), nullable=True, unique=True),
+    Column("billing_run_id", Id, nullable=True),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("voided_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "type", "series", "sequence"),
+    CheckConstraint("type IN ('proforma', 'invoice', 'credit_note')", name="type"),
+    CheckConstraint(
+        "status IN ('draft', 'open', 'paid', 'void', 'uncollectible', 'converted')", name="status"
+    ),
+    CheckConstraint("total_minor = subtotal_minor + tax_minor", name="total"),
+    CheckConstraint("(status = 'draft') = (sequence IS NULL)", name="numbered_iff_issued"),
+    Index("ix_documents_org_created", "organization_id", "id"),
+)
+
+document_lines = Table(
+    "document_lines",
+    metadata,
+    _pk(),
+    _org(),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=True),
+    Column("variant_id", Id, ForeignKey("variants.id"), nullable=True),
+    Column("price_id", Id, ForeignKey("prices.id"), nullable=True),
+    Column("subscription_period_id", Id, nullable=True),
+    Column("order_id", Id, nullable=True),
+    Column("period_start", UtcDateTime, nullable=True),
+    Column("period_end", UtcDateTime, nullable=True),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("unit_price", ExactDecimal, nullable=False),
+    Column("ratio", String(64), nullable=False, server_default="1"),
+    Column("tax_inclusive", Boolean, nullable=False),
+    Column("tax_treatment", String(16), nullable=False),
+    Column("tax_rate", ExactDecimal, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    UniqueConstraint("document_id", "position"),
+)
+
+document_taxes = Table(
+    "document_taxes",
+    metadata,
+    _pk(),
+    _org(),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("treatment", String(16), nullable=False),
+    Column("rate", ExactDecimal, nullable=False),
+    Column("base_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+)
+
+subscription_periods = Table(
+    "subscription_periods",
+    metadata,
+    _pk(),
+    _org(),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The backstop of "one period is billed once": a second document for the same period cannot exist.
+    UniqueConstraint("subscription_id", "period_start"),
+    CheckConstraint("period_end > period_start", name="ordered"),
+)
+
+pending_items = Table(
+    "pending_items",
+    metadata,
+    _pk(),
+    _org(),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("price_id", Id, ForeignKey("prices.id"), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("ratio", String(64), nullable=False),
+    Column("sign", Integer, nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("sign IN (-1, 1)", name="sign"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("billed_at", UtcDateTime, nullable=True),
+    CheckConstraint("status IN ('pending', 'billed', 'canceled')", name="status"),
+    Index(
+        "ix_orders_pending",
+        "id",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    _pk(),
+    _org(),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("price_id", Id, ForeignKey("prices.id"), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+)
+
+document_orders = Table(
+    "document_orders",
+    metadata,
+    Column("document_id", Id, ForeignKey("documents.id"), primary_key=True),
+    Column("order_id", Id, ForeignKey("orders.id"), primary_key=True),
+    _org(),
+    Index("ix_document_orders_order", "order_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    _pk(),
+    _org(),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", Id, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("before", Json, nullable=True),
+    Column("after", Json, nullable=True),
+    Index("ix_audit_events_entity", "organization_id", "entity_type", "entity_id"),
+)
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    _pk(),
+    _org(),
+    Column("type", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", Id, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+billing_runs = Table(
+    "billing_runs",
+    metadata,
+    _pk(),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("documents_created", Integer, nullable=False, server_default="0"),
+    Column("subscriptions_billed", Integer, nullable=False, server_default="0"),
+    Column("orders_billed", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("totals", Json, nullable=False),
+)

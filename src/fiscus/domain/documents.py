@@ -1,0 +1,200 @@
+"""Proformas and invoices: how their lines, taxes and totals are computed, and how their state moves.
+
+Computation is pure: lines in, settled lines and a per-rate tax breakdown out. Each line amount is
+rounded once (`round_minor`); tax is rounded once per the organisation's `TaxRounding`; totals are
+sums of those settled parts, so `total == subtotal + tax_total == Σ line amounts + Σ line taxes`
+holds exactly by construction (and `fiscus reconcile` checks it on stored documents).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Final
+
+from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.money import Currency, allocate, multiply, round_minor, to_minor
+from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
+
+
+class DocumentType(StrEnum):
+    PROFORMA = "proforma"
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class DocumentStatus(StrEnum):
+    """draft → open (issued) → paid | void | uncollectible; a proforma ends converted or void."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+    CONVERTED = "converted"
+
+
+class DocumentAction(StrEnum):
+    ISSUE = "issue"
+    PAY = "pay"
+    VOID = "void"
+    MARK_UNCOLLECTIBLE = "mark_uncollectible"
+    CONVERT = "convert"
+
+
+_S = DocumentStatus
+_A = DocumentAction
+TRANSITIONS: Final[dict[DocumentType, dict[tuple[DocumentStatus, DocumentAction], DocumentStatus]]] = {
+    DocumentType.INVOICE: {
+        (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.OPEN, _A.PAY): _S.PAID,
+        (_S.OPEN, _A.VOID): _S.VOID,
+        (_S.OPEN, _A.MARK_UNCOLLECTIBLE): _S.UNCOLLECTIBLE,
+        (_S.UNCOLLECTIBLE, _A.PAY): _S.PAID,
+        (_S.UNCOLLECTIBLE, _A.VOID): _S.VOID,
+    },
+    DocumentType.PROFORMA: {
+        (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.OPEN, _A.CONVERT): _S.CONVERTED,
+        (_S.OPEN, _A.VOID): _S.VOID,
+    },
+    DocumentType.CREDIT_NOTE: {
+        (_S.DRAFT, _A.ISSUE): _S.OPEN,
+    },
+}
+"""Every allowed edge of the state machine; anything else is refused."""
+
+
+def transition(doc_type: DocumentType, status: DocumentStatus, action: DocumentAction) -> DocumentStatus:
+    """The status after `action`, or InvalidStateError naming the current status."""
+    target = TRANSITIONS[doc_type].get((status, action))
+    if target is None:
+        raise InvalidStateError(
+            f"a {doc_type.value} in status '{status.value}' cannot {action.value.replace('_', ' ')}",
+            status=status.value,
+            action=action.value,
+        )
+    return target
+
+
+class LineKind(StrEnum):
+    SUBSCRIPTION = "subscription"
+    ORDER = "order"
+    PRORATION = "proration"
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """A line before settlement: quantity × unit price × ratio (ratio < 1 for partial periods)."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax: LineTax
+    tax_inclusive: bool = False
+    ratio: Fraction = Fraction(1)
+    kind: LineKind = LineKind.SUBSCRIPTION
+    product_id: int | None = None
+    variant_id: int | None = None
+    price_id: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    subscription_period_id: int | None = None
+    order_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.quantity, Decimal) or not isinstance(self.unit_price, Decimal):
+            raise TypeError("quantity and unit_price must be Decimal")
+
+
+@dataclass(frozen=True, slots=True)
+class SettledLine:
+    """A line as printed: `amount_minor` is the net amount, `tax_minor` its share of tax."""
+
+    source: LineInput
+    amount_minor: int
+    tax_minor: int
+
+    @property
+    def gross_minor(self) -> int:
+        return self.amount_minor + self.tax_minor
+
+
+@dataclass(frozen=True, slots=True)
+class TaxBreakdownRow:
+    treatment: TaxTreatment
+    rate: Decimal
+    base_minor: int
+    tax_minor: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComputedDocument:
+    currency: Currency
+    lines: list[SettledLine]
+    breakdown: list[TaxBreakdownRow]
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _line_amount_minor(line: LineInput, cur: Currency) -> int:
+    """Rounding boundary 1: the line amount, quantity × unit price × ratio, rounded once."""
+    exact = multiply(line.quantity * line.unit_price, line.ratio)
+    return to_minor(round_minor(exact, cur), cur)
+
+
+def _tax_minor(base_minor: int, rate: Decimal, inclusive: bool, cur: Currency) -> int:
+    """Rounding boundary 2: a tax amount, rounded once (exclusive: base × r; inclusive: gross × r/(1+r))."""
+    base = Decimal(base_minor).scaleb(-cur.exponent)
+    exact = base * rate / (1 + rate) if inclusive else base * rate
+    return to_minor(round_minor(exact, cur), cur)
+
+
+def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRounding) -> ComputedDocument:
+    """Settle lines and taxes for one document in one currency."""
+    for i, line in enumerate(inputs):
+        if line.quantity <= 0:
+            raise InvalidFieldError(f"lines.{i}.quantity", "must be greater than zero")
+    amounts = [_line_amount_minor(line, cur) for line in inputs]
+    taxes = [0] * len(inputs)
+    if rounding is TaxRounding.LINE:
+        for i, line in enumerate(inputs):
+            taxes[i] = _tax_minor(amounts[i], line.tax.rate, line.tax_inclusive, cur)
+    else:
+        groups: dict[tuple[TaxTreatment, Decimal, bool], list[int]] = defaultdict(list)
+        for i, line in enumerate(inputs):
+            groups[(line.tax.treatment, line.tax.rate, line.tax_inclusive)].append(i)
+        for (_treatment, rate, inclusive), members in groups.items():
+            base = sum(amounts[i] for i in members)
+            group_tax = _tax_minor(base, rate, inclusive, cur)
+            for i, part in zip(members, allocate(group_tax, [amounts[i] for i in members]), strict=True):
+                taxes[i] = part
+    settled = []
+    for line, amount, tax in zip(inputs, amounts, taxes, strict=True):
+        net = amount - tax if line.tax_inclusive else amount
+        settled.append(SettledLine(line, net, tax))
+    rows: dict[tuple[TaxTreatment, Decimal], list[SettledLine]] = defaultdict(list)
+    for s in settled:
+        rows[(s.source.tax.treatment, s.source.tax.rate)].append(s)
+    breakdown = [
+        TaxBreakdownRow(
+            treatment=treatment,
+            rate=rate,
+            base_minor=sum(s.amount_minor for s in members),
+            tax_minor=sum(s.tax_minor for s in members),
+            note=members[0].source.tax.note,
+        )
+        for (treatment, rate), members in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0].value))
+    ]
+    subtotal = sum(s.amount_minor for s in settled)
+    tax_total = sum(s.tax_minor for s in settled)
+    notes = sorted({row.note for row in breakdown if row.note})
+    return ComputedDocument(cur, settled, breakdown, subtotal, tax_total, subtotal + tax_total, notes)
