@@ -56,7 +56,7 @@ def currency(code: str, field: str = "currency") -> Currency:
 
 def to_decimal(value: object, field: str = "amount") -> Decimal:
     """Accept Decimal, int or a decimal string; refuse floats, which cannot hold cents exactly."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError(f"{field}: money must not be a float or bool, got {value!r}")
     if isinstance(value, Decimal):
         result = value

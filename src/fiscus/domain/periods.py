@@ -109,7 +109,7 @@ class Period:
 def ensure_aware_utc(value: datetime, field: str = "datetime") -> datetime:
     """Reject naive datetimes, whose instant is unknowable, and normalise the rest to UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{field} must be a timezone-aware datetime, got naive {value.isoformat()}")
+        raise ValueError(f"{field} must be timezone-aware, got naive datetime {value.isoformat()}")
     return value.astimezone(UTC)
 
 

@@ -30,7 +30,9 @@ EU_MEMBER_STATES: Final = frozenset(
 REVERSE_CHARGE_NOTE: Final = (
     "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Council Directive 2006/112/EC)"
 )
-OUTSIDE_EU_NOTE: Final = "Outside the scope of EU VAT: place of supply outside the EU (Art. 44 Directive 2006/112/EC)"
+OUTSIDE_EU_NOTE: Final = (
+    "Outside the scope of EU VAT: place of supply outside the EU (Art. 44 Directive 2006/112/EC)"
+)
 
 
 class TaxCategory(StrEnum):

@@ -222,9 +222,7 @@ def _wait_dead(pid: int, timeout: float) -> bool:
     return True
 
 
-def _shutdown(
-    data_dir: Path, bin_dir: Path | None, account: _Account | None, *, trust_pid: bool
-) -> None:
+def _shutdown(data_dir: Path, bin_dir: Path | None, account: _Account | None, *, trust_pid: bool) -> None:
     """Stop a cluster as fast as possible: pg_ctl -m immediate, then SIGKILL as a last resort."""
     pid = _postmaster_pid(data_dir)
     if pid is None or not _pid_alive(pid):
@@ -298,9 +296,10 @@ def _read_meta(cluster_dir: Path) -> dict[str, Any]:
 def remove_stale_clusters(max_age_seconds: float = 6 * 3600) -> int:
     """Stop and delete ``fiscus-pg-*`` clusters left behind by killed processes; returns how many.
 
-    A cluster is stale when its postmaster.pid names a dead process, when the
-    process that created it is dead (atexit would otherwise have removed it), or
-    when it is older than ``max_age_seconds``. Clusters of this process are kept.
+    A cluster is stale when it is older than ``max_age_seconds``, when the
+    process that created it is dead (atexit would otherwise have removed it), or,
+    if its creator is unknown, when its postmaster.pid names a dead process.
+    Clusters of this process are kept.
     """
     own = {cluster._base_dir for cluster in _LIVE}
     try:
@@ -320,11 +319,14 @@ def remove_stale_clusters(max_age_seconds: float = 6 * 3600) -> int:
             owner = meta.get("owner_pid")
             data_dir = cluster_dir / _DATA_DIR
             pid = _postmaster_pid(data_dir)
-            stale = (
-                now - created > max_age_seconds
-                or (pid is not None and not _pid_alive(pid))
-                or (isinstance(owner, int) and not _pid_alive(owner))
-            )
+            if now - created > max_age_seconds:
+                stale = True
+            elif isinstance(owner, int):
+                # A live owner is still busy with it: initdb's bootstrap backends and a start()
+                # retrying another port leave a postmaster.pid naming a dead pid for a moment.
+                stale = not _pid_alive(owner)
+            else:
+                stale = pid is not None and not _pid_alive(pid)
             if not stale:
                 continue
             bin_dir = Path(meta["bin_dir"]) if isinstance(meta.get("bin_dir"), str) else find_pg_bin()
@@ -348,7 +350,9 @@ class ThrowawayPostgres:
     benchmark figures are honest.
     """
 
-    def __init__(self, *, bin_dir: Path | None = None, durable: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self, *, bin_dir: Path | None = None, durable: bool = False, port: int | None = None
+    ) -> None:
         self._requested_bin_dir = bin_dir
         self._durable = durable
         self._requested_port = port
@@ -366,7 +370,11 @@ class ThrowawayPostgres:
             return
         bin_dir = self._requested_bin_dir or find_pg_bin()
         if bin_dir is None or not _has_server_binaries(bin_dir):
-            where = f"in {bin_dir}" if bin_dir else "(looked at $FISCUS_PG_BIN, /usr/lib/postgresql/*/bin, pg_config)"
+            where = (
+                f"in {bin_dir}"
+                if bin_dir
+                else "(looked at $FISCUS_PG_BIN, /usr/lib/postgresql/*/bin, pg_config)"
+            )
             raise PostgresUnavailable(
                 f"no PostgreSQL server binaries (initdb, pg_ctl) {where}: install them "
                 "(apt-get install postgresql-15) or point FISCUS_PG_BIN at their directory"

@@ -211,9 +211,7 @@ subscriptions = Table(
     Column("ended_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    CheckConstraint(
-        "status IN ('trialing', 'active', 'past_due', 'canceled', 'ended')", name="status"
-    ),
+    CheckConstraint("status IN ('trialing', 'active', 'past_due', 'canceled', 'ended')", name="status"),
     Index(
         "ix_subscriptions_due",
         "next_period_start",

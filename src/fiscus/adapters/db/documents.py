@@ -1,0 +1,320 @@
+"""Writing documents: numbers from locked counter rows, rows in bulk, audit and outbox in the same
+transaction. Callers (services) own the transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, update
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.context import CustomerContext, OrgContext
+from fiscus.domain.documents import ComputedDocument, DocumentStatus, DocumentType
+from fiscus.domain.errors import NotFoundError
+from fiscus.domain.money import from_minor
+from fiscus.domain.numbering import format_number
+from fiscus.domain.periods import Period, local_date
+
+DEFAULT_SERIES = "default"
+
+
+@dataclass(slots=True)
+class NewDocument:
+    org: OrgContext
+    customer: CustomerContext
+    doc_type: DocumentType
+    computed: ComputedDocument
+    subscription_id: int | None = None
+    period: Period | None = None
+    billed_period: bool = False
+    order_ids: list[int] = field(default_factory=list)
+    pending_item_ids: list[int] = field(default_factory=list)
+    converted_from_id: int | None = None
+    series: str = DEFAULT_SERIES
+
+
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    sequence: int
+    number: str
+    issued_at: datetime
+    issue_date: date
+    due_date: date
+
+
+def allocate_numbers(
+    conn: Connection, org_id: int, doc_type: DocumentType, series: str, count: int
+) -> tuple[int, str]:
+    """Take `count` consecutive values from the series' counter row and return (first, format).
+
+    The UPDATE locks the row until the transaction ends; a rollback returns the values, so numbers
+    are gapless. Callers lock series in a fixed order (org, type, series) to avoid deadlocks.
+    """
+    c = t.number_series.c
+    row = conn.execute(
+        update(t.number_series)
+        .where(c.organization_id == org_id, c.document_type == doc_type.value, c.series == series)
+        .values(next_value=c.next_value + count)
+        .returning(c.next_value, c.format)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("number series", f"{doc_type.value}/{series}", field="series")
+    return int(row.next_value) - count, str(row.format)
+
+
+def number_documents(conn: Connection, docs: Sequence[NewDocument], issued_at_fn: Any) -> dict[int, Numbered]:
+    """Numbers for the documents at the given indexes, allocated per series in a fixed order."""
+    groups: dict[tuple[int, str, str], list[int]] = defaultdict(list)
+    for i, d in enumerate(docs):
+        groups[(d.org.id, d.doc_type.value, d.series)].append(i)
+    out: dict[int, Numbered] = {}
+    issued_at: datetime | None = None
+    for key in sorted(groups):
+        org_id, doc_type, series = key
+        members = groups[key]
+        first, fmt = allocate_numbers(conn, org_id, DocumentType(doc_type), series, len(members))
+        if issued_at is None:
+            issued_at = issued_at_fn()  # read after the first lock: number order == time order
+        assert issued_at is not None
+        for offset, i in enumerate(members):
+            org = docs[i].org
+            issue_date = local_date(issued_at, org.tz)
+            seq = first + offset
+            out[i] = Numbered(
+                sequence=seq,
+                number=format_number(fmt, seq, issue_date),
+                issued_at=issued_at,
+                issue_date=issue_date,
+                due_date=issue_date + timedelta(days=int(org.row["payment_terms_days"])),
+            )
+    return out
+
+
+def event_type(doc_type: DocumentType, what: str) -> str:
+    return f"{doc_type.value}.{what}"
+
+
+def document_event_payload(
+    doc_id: int, d: NewDocument, status: DocumentStatus, n: Numbered | None
+) -> dict[str, Any]:
+    cur = d.computed.currency
+    return {
+        "id": doc_id,
+        "type": d.doc_type.value,
+        "status": status.value,
+        "number": n.number if n else None,
+        "customer_id": d.customer.id,
+        "subscription_id": d.subscription_id,
+        "currency": cur.code,
+        "total": str(from_minor(d.computed.total_minor, cur)),
+    }
+
+
+def persist_documents(
+    conn: Connection,
+    docs: Sequence[NewDocument],
+    *,
+    now: datetime,
+    issue: bool,
+    actor: str,
+    issued_at_fn: Any = None,
+    billing_run_id: int | None = None,
+) -> list[int]:
+    """Insert the documents with their lines, taxes, period rows, order links, audit and outbox rows.
+
+    With `issue`, each gets its legal number in this same transaction. Returns the new ids in order.
+    """
+    if not docs:
+        return []
+    numbered = number_documents(conn, docs, issued_at_fn or (lambda: now)) if issue else {}
+    status = DocumentStatus.OPEN if issue else DocumentStatus.DRAFT
+    rows = []
+    for i, d in enumerate(docs):
+        n = numbered.get(i)
+        c = d.computed
+        rows.append(
+            {
+                "organization_id": d.org.id,
+                "type": d.doc_type.value,
+                "status": status.value,
+                "series": d.series,
+                "sequence": n.sequence if n else None,
+                "number": n.number if n else None,
+                "customer_id": d.customer.id,
+                "subscription_id": d.subscription_id,
+                "currency": c.currency.code,
+                "subtotal_minor": c.subtotal_minor,
+                "tax_minor": c.tax_minor,
+                "total_minor": c.total_minor,
+                "amount_paid_minor": 0,
+                "period_start": d.period.start if d.period else None,
+                "period_end": d.period.end if d.period else None,
+                "issue_date": n.issue_date if n else None,
+                "issued_at": n.issued_at if n else None,
+                "due_date": n.due_date if n else None,
+                "seller": d.org.seller_snapshot(),
+                "buyer": d.customer.buyer_snapshot(),
+                "notes": c.notes,
+                "converted_from_id": d.converted_from_id,
+                "billing_run_id": billing_run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    ids = [
+        r[0]
+        for r in conn.execute(
+            insert(t.documents).returning(t.documents.c.id, sort_by_parameter_order=True), rows
+        )
+    ]
+    period_ids: dict[int, int] = {}
+    billed = [(i, d) for i, d in enumerate(docs) if d.billed_period and d.period is not None]
+    if billed:
+        period_rows = [
+            {
+                "organization_id": d.org.id,
+                "subscription_id": d.subscription_id,
+                "period_start": d.period.start,  # type: ignore[union-attr]
+                "period_end": d.period.end,  # type: ignore[union-attr]
+                "document_id": ids[i],
+                "created_at": now,
+            }
+            for i, d in billed
+        ]
+        returned = conn.execute(
+            insert(t.subscription_periods).returning(
+                t.subscription_periods.c.id, sort_by_parameter_order=True
+            ),
+            period_rows,
+        )
+        for (i, _d), r in zip(billed, returned, strict=True):
+            period_ids[i] = r[0]
+    line_rows: list[dict[str, Any]] = []
+    tax_rows: list[dict[str, Any]] = []
+    order_rows: list[dict[str, Any]] = []
+    audit_rows: list[dict[str, Any]] = []
+    outbox_rows: list[dict[str, Any]] = []
+    pending_updates: list[dict[str, Any]] = []
+    for i, d in enumerate(docs):
+        doc_id = ids[i]
+        for pos, line in enumerate(d.computed.lines, start=1):
+            s = line.source
+            line_rows.append(
+                {
+                    "organization_id": d.org.id,
+                    "document_id": doc_id,
+                    "position": pos,
+                    "kind": s.kind.value,
+                    "description": s.description,
+                    "product_id": s.product_id,
+                    "variant_id": s.variant_id,
+                    "price_id": s.price_id,
+                    "subscription_period_id": s.subscription_period_id or period_ids.get(i),
+                    "order_id": s.order_id,
+                    "period_start": s.period_start,
+                    "period_end": s.period_end,
+                    "quantity": s.quantity,
+                    "unit_price": s.unit_price,
+                    "ratio": str(s.ratio),
+                    "tax_inclusive": s.tax_inclusive,
+                    "tax_treatment": s.tax.treatment.value,
+                    "tax_rate": s.tax.rate,
+                    "amount_minor": line.amount_minor,
+                    "tax_minor": line.tax_minor,
+                }
+            )
+        for row in d.computed.breakdown:
+            tax_rows.append(
+                {
+                    "organization_id": d.org.id,
+                    "document_id": doc_id,
+                    "treatment": row.treatment.value,
+                    "rate": row.rate,
+                    "base_minor": row.base_minor,
+                    "tax_minor": row.tax_minor,
+                    "note": row.note,
+                }
+            )
+        order_rows.extend(
+            {"organization_id": d.org.id, "document_id": doc_id, "order_id": o} for o in d.order_ids
+        )
+        pending_updates.extend({"pid": p, "doc": doc_id} for p in d.pending_item_ids)
+        n = numbered.get(i)
+        created = document_event_payload(doc_id, d, DocumentStatus.DRAFT, None)
+        audit_rows.append(audit_row(d.org.id, "document", doc_id, "created", actor, now, None, created))
+        outbox_rows.append(
+            outbox_row(d.org.id, event_type(d.doc_type, "created"), "document", doc_id, now, created)
+        )
+        if n is not None:
+            issued = document_event_payload(doc_id, d, DocumentStatus.OPEN, n)
+            audit_rows.append(
+                audit_row(d.org.id, "document", doc_id, "issued", actor, now, {"status": "draft"}, issued)
+            )
+            outbox_rows.append(
+                outbox_row(d.org.id, event_type(d.doc_type, "issued"), "document", doc_id, now, issued)
+            )
+    if line_rows:
+        conn.execute(insert(t.document_lines), line_rows)
+    if tax_rows:
+        conn.execute(insert(t.document_taxes), tax_rows)
+    if order_rows:
+        conn.execute(insert(t.document_orders), order_rows)
+    if pending_updates:
+        pi = t.pending_items
+        conn.execute(
+            update(pi).where(pi.c.id == bindparam("pid")).values(document_id=bindparam("doc")),
+            pending_updates,
+        )
+    append_audit(conn, audit_rows)
+    append_outbox(conn, outbox_rows)
+    return ids
+
+
+def audit_row(
+    org_id: int,
+    entity_type: str,
+    entity_id: int,
+    action: str,
+    actor: str,
+    at: datetime,
+    before: Any,
+    after: Any,
+) -> dict[str, Any]:
+    return {
+        "organization_id": org_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "action": action,
+        "actor": actor,
+        "at": at,
+        "before": before,
+        "after": after,
+    }
+
+
+def outbox_row(
+    org_id: int, type_: str, entity_type: str, entity_id: int, at: datetime, payload: Any
+) -> dict[str, Any]:
+    return {
+        "organization_id": org_id,
+        "type": type_,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "payload": payload,
+        "created_at": at,
+    }
+
+
+def append_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.audit_events), rows)
+
+
+def append_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.outbox_events), rows)

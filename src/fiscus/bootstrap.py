@@ -1,0 +1,35 @@
+"""The composition root: settings, database and clock, built once per process and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.migrations import is_up_to_date
+from fiscus.config import Settings
+from fiscus.domain.clock import Clock, SystemClock
+
+
+class NotMigratedError(RuntimeError):
+    """The database schema is missing or older than this code."""
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    settings: Settings
+    db: Database
+    clock: Clock
+
+
+def build(
+    settings: Settings | None = None, *, clock: Clock | None = None, require_migrated: bool = True
+) -> Container:
+    settings = settings or Settings()
+    db = Database(settings.database_url)
+    if require_migrated and not is_up_to_date(db.engine):
+        db.dispose()
+        raise NotMigratedError(
+            f"the database at {settings.database_url} is not migrated to the current schema; "
+            "run `fiscus db upgrade` first"
+        )
+    return Container(settings, db, clock or SystemClock())

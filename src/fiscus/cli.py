@@ -1,0 +1,221 @@
+"""`fiscus`: the operator's command line. Every command calls use-case functions; none writes SQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fiscus.adapters.db import migrations
+from fiscus.bootstrap import Container, NotMigratedError, build
+from fiscus.config import Settings
+from fiscus.domain.clock import FixedClock
+from fiscus.domain.errors import DomainError
+from fiscus.domain.periods import ensure_aware_utc
+from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
+from fiscus.services.reconcile import reconcile
+
+app = typer.Typer(
+    help="Fiscus: self-hosted billing and invoicing.", no_args_is_help=True, add_completion=False
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def _container(require_migrated: bool = True, at: datetime | None = None) -> Container:
+    try:
+        return build(clock=FixedClock(at) if at else None, require_migrated=require_migrated)
+    except NotMigratedError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return ensure_aware_utc(parsed, "--at")
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] --at: {exc} (use ISO 8601 with an offset, e.g. 2026-01-01T00:00:00Z)")
+        raise typer.Exit(2) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (SQLite or PostgreSQL, from FISCUS_DATABASE_URL)."""
+    url = Settings().database_url
+    migrations.upgrade(url, revision)
+    console.print(f"database at [bold]{url}[/bold] is at revision {migrations.head_revision()}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="target revision, e.g. base")) -> None:
+    migrations.downgrade(Settings().database_url, revision)
+
+
+def print_summary(summary: BillingRunSummary) -> None:
+    table = Table(title=f"Billing run {summary.run_id} at {summary.at.isoformat()}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("documents created", str(summary.documents))
+    table.add_row("subscriptions billed", str(summary.subscriptions))
+    table.add_row("orders billed", str(summary.orders))
+    for code, total in summary.totals.items():
+        table.add_row(f"total {code}", f"{total}")
+    table.add_row("time", f"{summary.seconds:.2f} s")
+    table.add_row("rate", f"{summary.rate:,.0f} documents/s")
+    failures = {
+        **{f"subscription {k}": v for k, v in summary.failed_subscriptions.items()},
+        **{f"order {k}": v for k, v in summary.failed_orders.items()},
+    }
+    table.add_row("failures", str(len(failures)))
+    console.print(table)
+    for what, why in list(failures.items())[:20]:
+        err.print(f"[yellow]not billed:[/yellow] {what}: {why}")
+
+
+@app.command()
+def bill(
+    at: Annotated[str | None, typer.Option(help="bill as of this instant (ISO 8601); default now")] = None,
+    org: Annotated[int | None, typer.Option(help="only this organisation")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 250,
+    quiet: bool = False,
+) -> None:
+    """Bill every due subscription period and pending order exactly once."""
+    when = _parse_at(at)
+    c = _container()
+    total_subs, total_orders = count_due(c.db, when or c.clock.now(), org)
+    with Progress(
+        TextColumn("billing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("bill", total=total_subs + total_orders)
+        summary = run_billing(
+            c.db,
+            c.clock,
+            at=when,
+            organization_id=org,
+            batch_size=batch_size,
+            progress=lambda n, _total: bar.advance(task, n),
+        )
+    print_summary(summary)
+
+
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="seconds between runs")] = 30.0,
+    once: bool = False,
+) -> None:
+    """Run the billing run in a loop (several workers may run at once)."""
+    c = _container()
+    stopping = False
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        summary = run_billing(c.db, c.clock, batch_size=c.settings.billing_batch_size)
+        if summary.documents:
+            err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
+        if once:
+            break
+        deadline = time.monotonic() + interval
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@app.command("reconcile")
+def reconcile_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check the stored invariants; exit 1 with a report if any is violated."""
+    c = _container()
+    report = reconcile(c.db)
+    bad = {k: v for k, v in report.items() if v}
+    if as_json:
+        print(json.dumps({k: [v.row for v in rows] for k, rows in report.items()}, default=str, indent=2))
+    else:
+        for name, rows in report.items():
+            mark = "[red]FAIL[/red]" if rows else "[green]ok[/green]"
+            console.print(f"{mark}  {name}")
+            for r in rows[:5]:
+                console.print(f"      {r.row}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the HTTP API (refuses to start on an un-migrated database)."""
+    import uvicorn
+
+    c = _container()
+    c.db.dispose()
+    uvicorn.run(
+        "fiscus.api.app:create_app",
+        factory=True,
+        host=host or c.settings.host,
+        port=port or c.settings.port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="seed and bill, then exit")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object (implies --no-serve)")
+    ] = False,
+) -> None:
+    """Seed three demo organisations (idempotent), bill twelve months of history, then serve."""
+    from fiscus.demo import describe, seed_demo
+
+    settings = Settings()
+    migrations.upgrade(settings.database_url)
+    c = _container()
+    try:
+        result = seed_demo(c.db, c.clock, quiet=as_json)
+    except DomainError as exc:
+        err.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+        return
+    describe(result, console, settings)
+    if not no_serve:
+        serve(host=None, port=None, workers=1)
+
+
+def main() -> None:
+    try:
+        app()
+    except DomainError as exc:
+        err.print(f"[red]error ({exc.code}):[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

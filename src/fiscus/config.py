@@ -1,0 +1,17 @@
+"""Settings, read once from the environment (prefix FISCUS_) by the composition root."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FISCUS_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./fiscus.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    billing_batch_size: int = 250
+    worker_interval_seconds: float = 30.0
+    log_level: str = "INFO"

@@ -1,0 +1,176 @@
+"""The catalog: products (every field seed 000's `integration` carries), variants with limits, prices.
+
+Prices are immutable once created: a new price replaces an old one, so a billed amount can always be
+traced to the exact figure it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.documents import append_audit, audit_row
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import Clock
+from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.money import currency
+from fiscus.domain.periods import Interval
+from fiscus.domain.tax import TaxCategory
+from fiscus.services import validation as v
+from fiscus.services.common import get_scoped
+
+
+@dataclass(slots=True)
+class ProductSpec:
+    code: str
+    name: str
+    slug: str = ""
+    comment: str = ""
+    slogan: str = ""
+    type: str = "integration"
+    detail: str = ""
+    icon: str = ""
+    image: str = ""
+    image_alt: str = ""
+    disabled: bool = False
+    extra: Any = None
+    demo_enabled: bool = False
+    demo_duration: str = ""
+    tags: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    visible: bool = True
+
+
+def _string_list(name: str, values: list[str]) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(x, str) and x for x in values):
+        raise InvalidFieldError(name, "must be a list of non-empty strings")
+    return list(values)
+
+
+def create_product(db: Database, clock: Clock, org_id: int, spec: ProductSpec, *, actor: str = "cli") -> int:
+    code = v.text("code", spec.code, max_len=64)
+    name = v.text("name", spec.name)
+    now = clock.now()
+    values = {
+        "organization_id": org_id,
+        "code": code,
+        "name": name,
+        "slug": v.text("slug", spec.slug or code.lower().replace("_", "-"), max_len=200),
+        "comment": spec.comment,
+        "slogan": spec.slogan,
+        "type": v.text("type", spec.type, max_len=32),
+        "detail": spec.detail,
+        "icon": spec.icon,
+        "image": spec.image,
+        "image_alt": spec.image_alt,
+        "disabled": spec.disabled,
+        "extra": spec.extra,
+        "demo_enabled": spec.demo_enabled,
+        "demo_duration": spec.demo_duration,
+        "tags": _string_list("tags", spec.tags),
+        "modules": _string_list("modules", spec.modules),
+        "visible": spec.visible,
+        "created_at": now,
+    }
+    with db.write() as conn:
+        pid = conn.execute(insert(t.products).values(**values).returning(t.products.c.id)).scalar_one()
+        append_audit(conn, [audit_row(org_id, "product", pid, "created", actor, now, None, {"code": code})])
+    return int(pid)
+
+
+def create_variant(
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    product_id: int,
+    *,
+    code: str,
+    name: str,
+    limits: list[str] | None = None,
+    actor: str = "cli",
+) -> int:
+    now = clock.now()
+    with db.write() as conn:
+        get_scoped(conn, t.products, org_id, product_id, field="product_id")
+        vid = conn.execute(
+            insert(t.variants)
+            .values(
+                organization_id=org_id,
+                product_id=product_id,
+                code=v.text("code", code, max_len=64),
+                name=v.text("name", name),
+                limits=_string_list("limits", limits or []),
+                created_at=now,
+            )
+            .returning(t.variants.c.id)
+        ).scalar_one()
+        append_audit(conn, [audit_row(org_id, "variant", vid, "created", actor, now, None, {"code": code})])
+    return int(vid)
+
+
+def create_price(
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    variant_id: int,
+    *,
+    currency_code: str,
+    unit_amount: object,
+    interval: str | None = None,
+    interval_count: int = 1,
+    tax_inclusive: bool = False,
+    tax_category: str = TaxCategory.STANDARD.value,
+    actor: str = "cli",
+) -> int:
+    """A price of a variant: recurring (interval × count) or one-off (no interval)."""
+    currency(currency_code, "currency")
+    amount = v.decimal("unit_amount", unit_amount, minimum=Decimal(0))
+    if interval is not None:
+        try:
+            Interval.parse(interval, interval_count)
+        except ValueError as exc:
+            raise InvalidFieldError("interval", str(exc)) from None
+    elif interval_count != 1:
+        raise InvalidFieldError("interval_count", "a one-off price has no interval count")
+    try:
+        category = TaxCategory(tax_category)
+    except ValueError:
+        raise InvalidFieldError("tax_category", f"must be one of {', '.join(TaxCategory)}") from None
+    now = clock.now()
+    with db.write() as conn:
+        get_scoped(conn, t.variants, org_id, variant_id, field="variant_id")
+        price_id = conn.execute(
+            insert(t.prices)
+            .values(
+                organization_id=org_id,
+                variant_id=variant_id,
+                currency=currency_code,
+                unit_amount=amount,
+                interval=interval,
+                interval_count=interval_count,
+                tax_inclusive=tax_inclusive,
+                tax_category=category.value,
+                created_at=now,
+            )
+            .returning(t.prices.c.id)
+        ).scalar_one()
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    org_id,
+                    "price",
+                    price_id,
+                    "created",
+                    actor,
+                    now,
+                    None,
+                    {"unit_amount": str(amount), "currency": currency_code, "interval": interval},
+                )
+            ],
+        )
+    return int(price_id)

@@ -1,0 +1,64 @@
+"""Customers: who is billed, where, in which currency and language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.context import load_org
+from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import Clock
+from fiscus.domain.money import currency
+from fiscus.domain.tax import normalize_vat_id
+from fiscus.services import validation as v
+
+
+@dataclass(slots=True)
+class CustomerSpec:
+    name: str
+    email: str
+    country: str
+    currency: str | None = None
+    vat_id: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    postal_code: str = ""
+
+
+def create_customer(
+    db: Database, clock: Clock, org_id: int, spec: CustomerSpec, *, actor: str = "cli"
+) -> int:
+    """Validate every field (VAT ID checksum included) before writing anything."""
+    country = v.country("country", spec.country)
+    now = clock.now()
+    with db.write() as conn:
+        org = load_org(conn, org_id)
+        code = spec.currency or org.row["default_currency"]
+        currency(code, "currency")
+        values = {
+            "organization_id": org_id,
+            "name": v.text("name", spec.name),
+            "email": v.email("email", spec.email),
+            "country": country,
+            "currency": code,
+            "vat_id": normalize_vat_id(spec.vat_id, country) if spec.vat_id else None,
+            "locale": v.locale("locale", spec.locale or org.row["locale"]),
+            "timezone": v.timezone("timezone", spec.timezone or org.row["timezone"]),
+            "address_line1": v.text("address_line1", spec.address_line1, allow_empty=True),
+            "address_line2": v.text("address_line2", spec.address_line2, allow_empty=True),
+            "city": v.text("city", spec.city, max_len=100, allow_empty=True),
+            "postal_code": v.text("postal_code", spec.postal_code, max_len=20, allow_empty=True),
+            "created_at": now,
+            "updated_at": now,
+        }
+        cid = conn.execute(insert(t.customers).values(**values).returning(t.customers.c.id)).scalar_one()
+        payload = {"id": cid, "name": values["name"], "email": values["email"], "country": country}
+        append_audit(conn, [audit_row(org_id, "customer", cid, "created", actor, now, None, payload)])
+        append_outbox(conn, [outbox_row(org_id, "customer.created", "customer", cid, now, payload)])
+    return int(cid)

@@ -1,0 +1,77 @@
+"""Checks on input that services share; each names the field at fault."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pycountry
+from babel import Locale, UnknownLocaleError
+
+from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.money import to_decimal
+
+_EMAIL: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MAX_DECIMALS: Final = 12
+
+
+def text(field: str, value: str, *, max_len: int = 200, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, "must be a string")
+    value = value.strip()
+    if not value and not allow_empty:
+        raise InvalidFieldError(field, "must not be empty")
+    if len(value) > max_len:
+        raise InvalidFieldError(field, f"must be at most {max_len} characters")
+    return value
+
+
+def country(field: str, value: str) -> str:
+    code = (value or "").strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise InvalidFieldError(field, f"'{value}' is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def timezone(field: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidFieldError(field, f"'{value}' is not an IANA time zone") from None
+    return value
+
+
+def locale(field: str, value: str) -> str:
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise InvalidFieldError(field, f"'{value}' is not a known locale") from None
+    return value
+
+
+def email(field: str, value: str) -> str:
+    value = text(field, value, max_len=254)
+    if not _EMAIL.match(value):
+        raise InvalidFieldError(field, f"'{value}' is not an email address")
+    return value
+
+
+def decimal(field: str, value: object, *, minimum: Decimal | None = None, exclusive: bool = False) -> Decimal:
+    try:
+        result = to_decimal(value, field)
+    except TypeError as exc:
+        raise InvalidFieldError(field, str(exc).split(": ", 1)[-1]) from None
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise InvalidFieldError(field, f"must have at most {MAX_DECIMALS} decimal places")
+    if abs(result) >= Decimal(10) ** 18:
+        raise InvalidFieldError(field, "is too large")
+    if minimum is not None and (result <= minimum if exclusive else result < minimum):
+        raise InvalidFieldError(field, f"must be {'greater than' if exclusive else 'at least'} {minimum}")
+    return result
+
+
+def positive_quantity(field: str, value: object) -> Decimal:
+    return decimal(field, value, minimum=Decimal(0), exclusive=True)
