@@ -137,8 +137,12 @@ def _server_account() -> _Account | None:
 
 
 def _tmp_root() -> Path:
-    """/tmp rather than $TMPDIR: the postgres user must be able to traverse to it when we are root,
-    and unix socket paths must stay short."""
+    """FISCUS_PG_TMPDIR if set (tests use /dev/shm: creating a database from a template is ~15x
+    faster on tmpfs here), else /tmp rather than $TMPDIR: the postgres user must be able to traverse
+    to it when we are root, and unix socket paths must stay short."""
+    chosen = os.environ.get("FISCUS_PG_TMPDIR")
+    if chosen and Path(chosen).is_dir() and os.access(chosen, os.W_OK | os.X_OK):
+        return Path(chosen)
     root = Path("/tmp")
     if root.is_dir() and os.access(root, os.W_OK | os.X_OK):
         return root

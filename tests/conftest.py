@@ -1,0 +1,120 @@
+"""Fixtures: every database test runs on SQLite and on a throwaway PostgreSQL cluster.
+
+Each pytest(-xdist) worker starts its own cluster on a free loopback port (on tmpfs when there is
+one) and removes it at the end. A migrated template database (PostgreSQL) or file (SQLite) is made
+once per worker; each test gets a fresh copy. Where no PostgreSQL binaries exist, only the PostgreSQL
+leg is skipped, with the reason in the report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.migrations import upgrade
+from fiscus.domain.clock import FixedClock
+from fiscus.testing.pgcluster import PostgresUnavailable, ThrowawayPostgres, find_pg_bin
+
+if Path("/dev/shm").is_dir():
+    os.environ.setdefault("FISCUS_PG_TMPDIR", "/dev/shm")
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+class _PgState:
+    cluster: ThrowawayPostgres | None = None
+    template: str | None = None
+    error: str | None = None
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[ThrowawayPostgres]:
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL leg skipped: no PostgreSQL server binaries (set FISCUS_PG_BIN or install postgresql)")
+    if _PgState.error:
+        pytest.skip(f"PostgreSQL leg skipped: {_PgState.error}")
+    if _PgState.cluster is None:
+        cluster = ThrowawayPostgres()
+        try:
+            cluster.start()
+        except PostgresUnavailable as exc:
+            _PgState.error = str(exc)
+            pytest.skip(f"PostgreSQL leg skipped: {exc}")
+        _PgState.cluster = cluster
+    yield _PgState.cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _PgState.cluster is not None:
+        _PgState.cluster.stop()
+        _PgState.cluster = None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _pg_template(cluster: ThrowawayPostgres) -> str:
+    if _PgState.template is None:
+        name = "fiscus_template"
+        url = cluster.create_database(name)
+        upgrade(url)
+        Database(url).dispose()
+        _PgState.template = name
+    return _PgState.template
+
+
+def new_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database of `backend` for one test."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / f"fiscus-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    cluster: ThrowawayPostgres = request.getfixturevalue("pg_cluster")
+    template_name = _pg_template(cluster)
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:16]}", template=template_name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return new_database_url(backend, request, tmp_path)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 1, 15, 9, 30, tzinfo=UTC))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    passed = terminalreporter.stats.get("passed", [])
+    skipped = terminalreporter.stats.get("skipped", [])
+    on_pg = sum(1 for r in passed if "postgresql" in r.nodeid)
+    on_sqlite = sum(1 for r in passed if "sqlite" in r.nodeid)
+    pg_skipped = sum(1 for r in skipped if "postgresql" in getattr(r, "nodeid", ""))
+    terminalreporter.write_line(
+        f"database legs: {on_sqlite} tests passed on SQLite, {on_pg} passed on PostgreSQL"
+        + (f", {pg_skipped} PostgreSQL tests skipped" if pg_skipped else "")
+    )
