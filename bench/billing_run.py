@@ -342,7 +342,7 @@ class SqlTimes:
         def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
             key = " ".join(statement.split())[:90]
             self.calls[key] += 1
-            self.rows[key] += len(params) if many and isinstance(params, list | tuple) else 1
+            self.rows[key] += len(params) if many and isinstance(params, list | tuple) else 0
             self.seconds[key] += time.perf_counter() - started.pop()
 
         event.listen(db.engine, "before_cursor_execute", before)
@@ -380,10 +380,11 @@ def profile(target: Target, batch_size: int) -> None:
         say(body[body.find("   ncalls") :].rstrip())
     total_sql = sum(sql.seconds.values())
     table = Table(title=f"SQL statements (cursor time {total_sql:.2f}s of {summary.seconds:.2f}s)")
-    for col in ("seconds", "calls", "rows", "statement"):
+    for col in ("seconds", "calls", "executemany rows", "statement"):
         table.add_column(col, justify="left" if col == "statement" else "right")
     for key in sorted(sql.seconds, key=sql.seconds.__getitem__, reverse=True)[:15]:
-        table.add_row(f"{sql.seconds[key]:.3f}", f"{sql.calls[key]:,}", f"{sql.rows[key]:,}", key)
+        rows = f"{sql.rows[key]:,}" if sql.rows[key] else "-"
+        table.add_row(f"{sql.seconds[key]:.3f}", f"{sql.calls[key]:,}", rows, key)
     console.print(table)
 
 
@@ -417,9 +418,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run reconcile only for N up to this (default 10000)",
     )
     parser.add_argument(
-        "--profile",
-        action="store_true",
-        help=f"also cProfile a SQLite N={PROFILE_N:,} run (top 25 cumulative)",
+        "--profile", action="store_true", help=f"also cProfile an N={PROFILE_N:,} run (top 25 cumulative)"
+    )
+    parser.add_argument(
+        "--profile-db",
+        choices=sorted(GOALS),
+        default="sqlite",
+        help="the database of the --profile run (default sqlite)",
     )
     return parser.parse_args(argv)
 
@@ -515,10 +520,11 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(result)
         console.print(summary_table(results))
         if args.profile:
-            sqlite_target = next((x for x in targets if isinstance(x, SqliteTarget)), None) or SqliteTarget()
-            if sqlite_target not in targets:
-                targets.append(sqlite_target)
-            profile(sqlite_target, args.batch_size)
+            chosen = next((x for x in targets if x.name == args.profile_db), None)
+            if chosen is None:
+                chosen = SqliteTarget() if args.profile_db == "sqlite" else PostgresTarget()
+                targets.append(chosen)
+            profile(chosen, args.batch_size)
     finally:
         for target in targets:
             if isinstance(target, SqliteTarget | PostgresTarget):
