@@ -37,7 +37,9 @@ class _PgState:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[ThrowawayPostgres]:
     if find_pg_bin() is None:
-        pytest.skip("PostgreSQL leg skipped: no PostgreSQL server binaries (set FISCUS_PG_BIN or install postgresql)")
+        pytest.skip(
+            "PostgreSQL leg skipped: no PostgreSQL server binaries (set FISCUS_PG_BIN or install postgresql)"
+        )
     if _PgState.error:
         pytest.skip(f"PostgreSQL leg skipped: {_PgState.error}")
     if _PgState.cluster is None:
@@ -48,7 +50,7 @@ def pg_cluster() -> Iterator[ThrowawayPostgres]:
             _PgState.error = str(exc)
             pytest.skip(f"PostgreSQL leg skipped: {exc}")
         _PgState.cluster = cluster
-    yield _PgState.cluster
+    return _PgState.cluster
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

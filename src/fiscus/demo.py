@@ -571,6 +571,7 @@ _US_CITIES = (
     ("Seattle, WA", "98101", "America/Los_Angeles"),
     ("Boston, MA", "02108", "America/New_York"),
 )
+_US_STREETS = ("Main", "Oak", "Pine", "Market")
 _US_PEOPLE = (("Emily", "Carter"), ("James", "Miller"), ("Olivia", "Nguyen"), ("Daniel", "Brooks"))
 
 
@@ -594,7 +595,7 @@ def _us_customers(rng: random.Random) -> list[CustomerSpec]:
                 email=f"billing@{slug}.example.com",
                 country="US",
                 timezone=tz,
-                address_line1=f"{rng.randint(10, 999)} {rng.choice(('Main', 'Oak', 'Pine', 'Market'))} Street",
+                address_line1=f"{rng.randint(10, 999)} {rng.choice(_US_STREETS)} Street",
                 city=city,
                 postal_code=postal,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -26,7 +27,12 @@ from fiscus.services.documents import (
 )
 from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.reconcile import reconcile
-from fiscus.services.subscriptions import ItemSpec, cancel_subscription, change_subscription, create_subscription
+from fiscus.services.subscriptions import (
+    ItemSpec,
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+)
 from tests.builders import make_customer, make_tenant
 
 
@@ -62,7 +68,7 @@ def test_monthly_subscription_bills_each_period_once(db: Database, clock: FixedC
     assert [r["number"] for r in rows] == ["0000001590", "0000001591", "0000001592", "0000001593"]
     starts = [r["period_start"] for r in rows]
     assert starts == sorted(starts)
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert a["period_end"] == b["period_start"]
     assert all(r["total_minor"] == 3600 for r in rows)  # 2 × 15.00 + 20% VAT
     assert count(db, t.subscription_periods) == 4
@@ -83,7 +89,9 @@ def test_month_end_anchor_clamps_in_the_org_time_zone(db: Database) -> None:
 def test_trial_produces_no_document_until_it_ends(db: Database, clock: FixedClock) -> None:
     tenant = make_tenant(db, clock, "us")
     customer = make_customer(db, clock, tenant)
-    sub = create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)], trial_days=14)
+    sub = create_subscription(
+        db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)], trial_days=14
+    )
     assert run_billing(db, clock).documents == 0
     clock.advance(timedelta(days=13))
     assert run_billing(db, clock).documents == 0
@@ -92,7 +100,9 @@ def test_trial_produces_no_document_until_it_ends(db: Database, clock: FixedCloc
     [doc] = docs(db, subscription_id=sub)
     assert doc["period_start"] == datetime(2026, 1, 29, 9, 30, tzinfo=UTC)
     with db.read() as conn:
-        status = conn.execute(select(t.subscriptions.c.status).where(t.subscriptions.c.id == sub)).scalar_one()
+        status = conn.execute(
+            select(t.subscriptions.c.status).where(t.subscriptions.c.id == sub)
+        ).scalar_one()
     assert status == "active"
 
 
@@ -128,7 +138,9 @@ def test_plan_change_prorates_exactly_onto_the_next_document(db: Database) -> No
     sub = create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)])
     run_billing(db, clock)
     clock.advance(timedelta(days=10))  # 21 of 31 days unused
-    preview = change_subscription(db, clock, tenant.org_id, sub, [ItemSpec(tenant.monthly_big, 2)], preview=True)
+    preview = change_subscription(
+        db, clock, tenant.org_id, sub, [ItemSpec(tenant.monthly_big, 2)], preview=True
+    )
     assert preview.computed is not None
     assert count(db, t.pending_items) == 0  # preview writes nothing
     result = change_subscription(db, clock, tenant.org_id, sub, [ItemSpec(tenant.monthly_big, 2)])
@@ -141,14 +153,21 @@ def test_plan_change_prorates_exactly_onto_the_next_document(db: Database) -> No
     with db.read() as conn:
         lines = conn.execute(
             select(t.document_lines.c.kind, t.document_lines.c.amount_minor)
-            .where(t.document_lines.c.document_id == latest["id"]).order_by(t.document_lines.c.position)
+            .where(t.document_lines.c.document_id == latest["id"])
+            .order_by(t.document_lines.c.position)
         ).all()
-    assert [(k, a) for k, a in lines] == [("subscription", 246913), ("proration", -338032), ("proration", 167264)]
+    assert [(k, a) for k, a in lines] == [
+        ("subscription", 246913),
+        ("proration", -338032),
+        ("proration", 167264),
+    ]
     assert latest["subtotal_minor"] == 246913 - 338032 + 167264
     assert_clean(db)
 
 
-def test_orders_become_proformas_then_final_invoices_in_their_own_series(db: Database, clock: FixedClock) -> None:
+def test_orders_become_proformas_then_final_invoices_in_their_own_series(
+    db: Database, clock: FixedClock
+) -> None:
     tenant = make_tenant(db, clock, "bg", order_document=DocumentType.PROFORMA)
     customer = make_customer(db, clock, tenant)
     o1 = create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, 3)])
@@ -158,7 +177,8 @@ def test_orders_become_proformas_then_final_invoices_in_their_own_series(db: Dat
     assert [p["number"] for p in proformas] == ["0000007390", "0000007391"]
     invoice_id = mark_paid(db, clock, tenant.org_id, proformas[0]["id"])
     invoice = docs(db, id=invoice_id)[0]
-    assert invoice["type"] == "invoice" and invoice["status"] == "paid"
+    assert invoice["type"] == "invoice"
+    assert invoice["status"] == "paid"
     assert invoice["number"] == "0000001590"
     assert invoice["converted_from_id"] == proformas[0]["id"]
     assert invoice["total_minor"] == proformas[0]["total_minor"] == 3596
@@ -166,7 +186,8 @@ def test_orders_become_proformas_then_final_invoices_in_their_own_series(db: Dat
         links = conn.execute(
             select(t.document_orders.c.document_id, t.document_orders.c.order_id).order_by("document_id")
         ).all()
-    assert (invoice_id, o1) in [tuple(x) for x in links] and (proformas[1]["id"], o2) in [tuple(x) for x in links]
+    assert (invoice_id, o1) in [tuple(x) for x in links]
+    assert (proformas[1]["id"], o2) in [tuple(x) for x in links]
     assert docs(db, id=proformas[0]["id"])[0]["status"] == "converted"
     with pytest.raises(InvalidStateError):
         convert_proforma(db, clock, tenant.org_id, proformas[0]["id"])
@@ -188,10 +209,15 @@ def test_drafts_get_numbers_only_at_issue(db: Database, clock: FixedClock) -> No
     mark_uncollectible(db, clock, tenant.org_id, doc_id)
     mark_paid(db, clock, tenant.org_id, doc_id)
     with db.read() as conn:
-        actions = conn.execute(
-            select(t.audit_events.c.action).where(t.audit_events.c.entity_type == "document")
-            .order_by(t.audit_events.c.id)
-        ).scalars().all()
+        actions = (
+            conn.execute(
+                select(t.audit_events.c.action)
+                .where(t.audit_events.c.entity_type == "document")
+                .order_by(t.audit_events.c.id)
+            )
+            .scalars()
+            .all()
+        )
         events = conn.execute(select(t.outbox_events.c.type).order_by(t.outbox_events.c.id)).scalars().all()
     assert actions == ["created", "issue", "mark_uncollectible", "pay"]
     assert events[-3:] == ["invoice.issued", "invoice.marked_uncollectible", "invoice.paid"]
@@ -207,8 +233,10 @@ def test_reverse_charge_and_outside_eu_are_stated_on_the_document(db: Database, 
         create_subscription(db, clock, tenant.org_id, c, [ItemSpec(tenant.monthly, 1)])
     run_billing(db, clock)
     by_customer = {r["customer_id"]: r for r in docs(db)}
-    assert by_customer[de]["tax_minor"] == 0 and "Art. 196" in by_customer[de]["notes"][0]
-    assert by_customer[us]["tax_minor"] == 0 and "outside the EU" in by_customer[us]["notes"][0]
+    assert by_customer[de]["tax_minor"] == 0
+    assert "Art. 196" in by_customer[de]["notes"][0]
+    assert by_customer[us]["tax_minor"] == 0
+    assert "outside the EU" in by_customer[us]["notes"][0]
     with db.read() as conn:
         treatments = conn.execute(select(t.document_taxes.c.document_id, t.document_taxes.c.treatment)).all()
     assert {tr for _d, tr in treatments} == {"reverse_charge", "not_subject"}
@@ -217,11 +245,11 @@ def test_reverse_charge_and_outside_eu_are_stated_on_the_document(db: Database, 
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
-        (dict(currency="XYZ"), "currency"),
-        (dict(vat_id="DE000000000", country="DE"), "vat_id"),
-        (dict(country="ZZ"), "country"),
-        (dict(email="not-an-email"), "email"),
-        (dict(timezone="Mars/Olympus"), "timezone"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"vat_id": "DE000000000", "country": "DE"}, "vat_id"),
+        ({"country": "ZZ"}, "country"),
+        ({"email": "not-an-email"}, "email"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
     ],
 )
 def test_bad_customer_input_names_the_field_and_writes_nothing(
@@ -229,7 +257,7 @@ def test_bad_customer_input_names_the_field_and_writes_nothing(
 ) -> None:
     tenant = make_tenant(db, clock, "bg")
     before = count(db, t.customers), count(db, t.audit_events)
-    base = dict(name="X", email="x@example.com", country="BG")
+    base = {"name": "X", "email": "x@example.com", "country": "BG"}
     with pytest.raises(InvalidFieldError) as exc:
         create_customer(db, clock, tenant.org_id, CustomerSpec(**{**base, **spec}))  # type: ignore[arg-type]
     assert exc.value.field == field
@@ -241,21 +269,43 @@ def test_bad_subscription_and_order_input_writes_nothing(db: Database, clock: Fi
     other = make_tenant(db, clock, "us", slug="other")
     customer = make_customer(db, clock, tenant)
     cases = [
-        (lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, "-1")]),
-         "items.0.quantity"),
-        (lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(other.monthly, 1)]),
-         "items.0.price_id"),  # another tenant's price is unknown here
-        (lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, 1)]),
-         "items.0.price_id"),
-        (lambda: create_subscription(db, clock, tenant.org_id, 999_999, [ItemSpec(tenant.monthly, 1)]),
-         "customer_id"),
-        (lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)],
-                                     start_at=clock.now(), trial_end=clock.now() - timedelta(days=1)),
-         "trial_end"),
-        (lambda: create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)]), "items.0.price_id"),
+        (
+            lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, "-1")]),
+            "items.0.quantity",
+        ),
+        (
+            lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(other.monthly, 1)]),
+            "items.0.price_id",
+        ),  # another tenant's price is unknown here
+        (
+            lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, 1)]),
+            "items.0.price_id",
+        ),
+        (
+            lambda: create_subscription(db, clock, tenant.org_id, 999_999, [ItemSpec(tenant.monthly, 1)]),
+            "customer_id",
+        ),
+        (
+            lambda: create_subscription(
+                db,
+                clock,
+                tenant.org_id,
+                customer,
+                [ItemSpec(tenant.monthly, 1)],
+                start_at=clock.now(),
+                trial_end=clock.now() - timedelta(days=1),
+            ),
+            "trial_end",
+        ),
+        (
+            lambda: create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)]),
+            "items.0.price_id",
+        ),
         (lambda: create_order(db, clock, tenant.org_id, customer, []), "items"),
-        (lambda: create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, "1e400")]),
-         "items.0.quantity"),
+        (
+            lambda: create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, "1e400")]),
+            "items.0.quantity",
+        ),
     ]
     tables = (t.subscriptions, t.subscription_items, t.orders, t.order_items, t.audit_events, t.outbox_events)
     before = [count(db, x) for x in tables]
@@ -280,7 +330,9 @@ def test_foreign_ids_are_not_found(db: Database, clock: FixedClock) -> None:
     assert docs(db, id=doc_id)[0]["status"] == "open"
 
 
-def test_issued_documents_and_audit_rows_are_protected_by_the_database(db: Database, clock: FixedClock) -> None:
+def test_issued_documents_and_audit_rows_are_protected_by_the_database(
+    db: Database, clock: FixedClock
+) -> None:
     tenant = make_tenant(db, clock, "bg")
     customer = make_customer(db, clock, tenant)
     create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)])
@@ -294,9 +346,12 @@ def test_issued_documents_and_audit_rows_are_protected_by_the_database(db: Datab
         assert period is not None
         conn.execute(
             t.subscription_periods.insert().values(
-                organization_id=period["organization_id"], subscription_id=period["subscription_id"],
-                period_start=period["period_start"], period_end=period["period_end"],
-                document_id=period["document_id"], created_at=clock.now(),
+                organization_id=period["organization_id"],
+                subscription_id=period["subscription_id"],
+                period_start=period["period_start"],
+                period_end=period["period_end"],
+                document_id=period["document_id"],
+                created_at=clock.now(),
             )
         )
     with pytest.raises(IntegrityError), db.write() as conn:  # two documents, one number
@@ -312,8 +367,13 @@ def test_money_invariants_hold_on_every_stored_document(db: Database, clock: Fix
     tenant = make_tenant(db, clock, kind)
     for n in range(6):
         c = make_customer(db, clock, tenant, n)
-        create_subscription(db, clock, tenant.org_id, c, [ItemSpec(tenant.monthly, str(n + 1)),
-                                                           ItemSpec(tenant.monthly_big, "0.5")])
+        create_subscription(
+            db,
+            clock,
+            tenant.org_id,
+            c,
+            [ItemSpec(tenant.monthly, str(n + 1)), ItemSpec(tenant.monthly_big, "0.5")],
+        )
         create_order(db, clock, tenant.org_id, c, [ItemSpec(tenant.one_off, "1.25")])
     clock.advance(timedelta(days=40))
     run_billing(db, clock)
@@ -321,8 +381,9 @@ def test_money_invariants_hold_on_every_stored_document(db: Database, clock: Fix
         rows = conn.execute(select(t.documents)).mappings().all()
         for doc in rows:
             lines = conn.execute(
-                select(t.document_lines.c.amount_minor, t.document_lines.c.tax_minor)
-                .where(t.document_lines.c.document_id == doc["id"])
+                select(t.document_lines.c.amount_minor, t.document_lines.c.tax_minor).where(
+                    t.document_lines.c.document_id == doc["id"]
+                )
             ).all()
             assert doc["total_minor"] == doc["subtotal_minor"] + doc["tax_minor"]
             assert doc["total_minor"] == sum(a for a, _ in lines) + sum(x for _, x in lines)
@@ -337,7 +398,9 @@ def test_unit_prices_and_quantities_survive_storage_exactly(db: Database, clock:
     run_billing(db, clock)
     with db.read() as conn:
         q, p, a = conn.execute(
-            select(t.document_lines.c.quantity, t.document_lines.c.unit_price, t.document_lines.c.amount_minor)
+            select(
+                t.document_lines.c.quantity, t.document_lines.c.unit_price, t.document_lines.c.amount_minor
+            )
         ).one()
     assert (q, p) == (Decimal("3.333333333333"), Decimal("1.001"))
     assert a == 3337  # 3.336666… KWD → 3.337

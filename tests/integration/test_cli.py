@@ -24,7 +24,11 @@ from tests.builders import make_tenant
 def fiscus(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FISCUS_DATABASE_URL": url}
     return subprocess.run(
-        [sys.executable, "-m", "fiscus.cli", *args], env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "fiscus.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
 
@@ -47,12 +51,15 @@ def test_server_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -> No
 def test_bill_and_reconcile_report(db: Database, db_url: str, clock: FixedClock) -> None:
     tenant = make_tenant(db, clock, "kz")
     customers = bulk_customers(db, tenant.org_id, 30, now=clock.now())
-    bulk_subscriptions(db, tenant.org_id, customers, [tenant.monthly], start=clock.now(), now=clock.now(),
-                       currency="KZT")
+    bulk_subscriptions(
+        db, tenant.org_id, customers, [tenant.monthly], start=clock.now(), now=clock.now(), currency="KZT"
+    )
     at = (clock.now() + timedelta(days=1)).isoformat()
     result = fiscus(db_url, "bill", "--at", at, "--quiet")
     assert result.returncode == 0, result.stderr
-    assert "documents created" in result.stdout and "30" in result.stdout and "KZT" in result.stdout
+    assert "documents created" in result.stdout
+    assert "30" in result.stdout
+    assert "KZT" in result.stdout
     assert fiscus(db_url, "bill", "--at", at, "--quiet").stdout.count("documents created") == 1
     assert documents(db) == 30
     assert fiscus(db_url, "reconcile").returncode == 0
@@ -60,18 +67,23 @@ def test_bill_and_reconcile_report(db: Database, db_url: str, clock: FixedClock)
         conn.execute(update(t.number_series).values(next_value=t.number_series.c.next_value + 1))
     report = fiscus(db_url, "reconcile")
     assert report.returncode == 1
-    assert "FAIL" in report.stdout and "numbers_gapless_per_series" in report.stdout
+    assert "FAIL" in report.stdout
+    assert "numbers_gapless_per_series" in report.stdout
     bad = fiscus(db_url, "bill", "--at", "yesterday")
-    assert bad.returncode == 2 and "--at" in bad.stderr
+    assert bad.returncode == 2
+    assert "--at" in bad.stderr
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_restart_bills_every_period_once(db: Database, db_url: str, clock: FixedClock) -> None:
+def test_kill_9_mid_run_then_restart_bills_every_period_once(
+    db: Database, db_url: str, clock: FixedClock
+) -> None:
     tenant = make_tenant(db, clock, "bg")
     start_at = datetime(2026, 1, 1, 10, tzinfo=UTC)
     customers = bulk_customers(db, tenant.org_id, 2000, now=clock.now(), eu_business_every=7)
-    bulk_subscriptions(db, tenant.org_id, customers, [tenant.monthly, tenant.monthly_big], start=start_at,
-                       now=clock.now())
+    bulk_subscriptions(
+        db, tenant.org_id, customers, [tenant.monthly, tenant.monthly_big], start=start_at, now=clock.now()
+    )
     at = (start_at + timedelta(days=40)).isoformat()
     rng = random.Random(9)
     env = {**os.environ, "FISCUS_DATABASE_URL": db_url}
@@ -80,7 +92,10 @@ def test_kill_9_mid_run_then_restart_bills_every_period_once(db: Database, db_ur
         before = documents(db)
         proc = subprocess.Popen(
             [sys.executable, "-m", "fiscus.cli", "bill", "--at", at, "--batch-size", "25", "--quiet"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         target = before + rng.randint(100, 600)
@@ -95,10 +110,12 @@ def test_kill_9_mid_run_then_restart_bills_every_period_once(db: Database, db_ur
     assert final.returncode == 0, final.stderr
     with db.read() as conn:
         per_sub = conn.execute(
-            select(t.subscription_periods.c.subscription_id, func.count())
-            .group_by(t.subscription_periods.c.subscription_id)
+            select(t.subscription_periods.c.subscription_id, func.count()).group_by(
+                t.subscription_periods.c.subscription_id
+            )
         ).all()
-    assert len(per_sub) == 2000 and {n for _s, n in per_sub} == {2}
+    assert len(per_sub) == 2000
+    assert {n for _s, n in per_sub} == {2}
     assert documents(db) == 4000
     report = fiscus(db_url, "reconcile")
     assert report.returncode == 0, report.stdout

@@ -199,12 +199,12 @@ def _bill_subscription_batch(
         items[r.subscription_id].append((r.price_id, r.quantity))
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
     pi = t.pending_items.c
-    for r in conn.execute(
+    for row in conn.execute(
         select(t.pending_items)
         .where(pi.subscription_id.in_(sub_ids), pi.document_id.is_(None))
         .order_by(pi.id)
     ).mappings():
-        pending[r["subscription_id"]].append(dict(r))
+        pending[row["subscription_id"]].append(dict(row))
     price_ids = {p for lst in items.values() for p, _q in lst} | {
         p["price_id"] for lst in pending.values() for p in lst
     }

@@ -20,8 +20,16 @@ from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import currency, from_minor, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
 
-RATES = [Decimal("0"), Decimal("0.05"), Decimal("0.09"), Decimal("0.12"), Decimal("0.19"), Decimal("0.20"),
-         Decimal("0.21"), Decimal("0.077")]
+RATES = [
+    Decimal("0"),
+    Decimal("0.05"),
+    Decimal("0.09"),
+    Decimal("0.12"),
+    Decimal("0.19"),
+    Decimal("0.20"),
+    Decimal("0.21"),
+    Decimal("0.077"),
+]
 
 lines_strategy = st.lists(
     st.tuples(
@@ -39,9 +47,12 @@ lines_strategy = st.lists(
 def _inputs(raw: list[tuple[Decimal, Decimal, Decimal, bool, Fraction]]) -> list[LineInput]:
     return [
         LineInput(
-            description=f"line {i}", quantity=q, unit_price=p,
+            description=f"line {i}",
+            quantity=q,
+            unit_price=p,
             tax=LineTax(TaxTreatment.STANDARD if r else TaxTreatment.ZERO, r, ""),
-            tax_inclusive=inc, ratio=ratio,
+            tax_inclusive=inc,
+            ratio=ratio,
         )
         for i, (q, p, r, inc, ratio) in enumerate(raw)
     ]
@@ -76,8 +87,10 @@ def test_document_rounding_taxes_each_rate_once(raw: list, code: str) -> None:  
 
 
 def test_worked_example_eur_line_rounding() -> None:
-    raw = [(Decimal(3), Decimal("9.99"), Decimal("0.20"), False, Fraction(1)),
-           (Decimal(1), Decimal("0.015"), Decimal("0.20"), False, Fraction(1))]
+    raw = [
+        (Decimal(3), Decimal("9.99"), Decimal("0.20"), False, Fraction(1)),
+        (Decimal(1), Decimal("0.015"), Decimal("0.20"), False, Fraction(1)),
+    ]
     line = compute_document(currency("EUR"), _inputs(raw), TaxRounding.LINE)
     doc = compute_document(currency("EUR"), _inputs(raw), TaxRounding.DOCUMENT)
     assert [x.amount_minor for x in line.lines] == [2997, 2]

@@ -30,8 +30,14 @@ def test_floats_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "code", "expected"),
-    [("2.345", "EUR", "2.35"), ("-2.345", "EUR", "-2.35"), ("2.5", "JPY", "3"), ("1.0005", "KWD", "1.001"),
-     ("2.344999", "EUR", "2.34"), ("1234.565", "KZT", "1234.57")],
+    [
+        ("2.345", "EUR", "2.35"),
+        ("-2.345", "EUR", "-2.35"),
+        ("2.5", "JPY", "3"),
+        ("1.0005", "KWD", "1.001"),
+        ("2.344999", "EUR", "2.34"),
+        ("1234.565", "KZT", "1234.57"),
+    ],
 )
 def test_rounding_is_half_up_on_the_minor_unit(amount: str, code: str, expected: str) -> None:
     assert round_minor(Decimal(amount), currency(code)) == Decimal(expected)
@@ -58,7 +64,9 @@ def test_money_refuses_mixed_currencies() -> None:
     st.integers(min_value=-(10**12), max_value=10**12),
     st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=12).filter(lambda w: sum(w) > 0),
 )
-def test_allocation_sums_exactly_and_stays_within_one_unit_of_the_share(total: int, weights: list[int]) -> None:
+def test_allocation_sums_exactly_and_stays_within_one_unit_of_the_share(
+    total: int, weights: list[int]
+) -> None:
     parts = allocate(total, weights)
     assert sum(parts) == total
     for part, w in zip(parts, weights, strict=True):

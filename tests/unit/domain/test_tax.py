@@ -39,7 +39,10 @@ def test_place_of_supply(buyer: TaxParty, category: TaxCategory, treatment: TaxT
 
 
 def test_reverse_charge_and_exemption_carry_their_legal_note() -> None:
-    assert line_tax(TaxCategory.STANDARD, SELLER, TaxParty("DE", "DE136695976"), RATES).note == REVERSE_CHARGE_NOTE
+    assert (
+        line_tax(TaxCategory.STANDARD, SELLER, TaxParty("DE", "DE136695976"), RATES).note
+        == REVERSE_CHARGE_NOTE
+    )
     assert "ZDDS" in line_tax(TaxCategory.EXEMPT, SELLER, TaxParty("BG"), RATES).note
 
 
@@ -56,8 +59,12 @@ def test_missing_rate_names_the_field() -> None:
 
 @pytest.mark.parametrize(
     ("vat_id", "country", "expected"),
-    [("BG 175 074 752", "BG", "BG175074752"), ("DE136695976", "DE", "DE136695976"),
-     ("EL094259216", "GR", "EL094259216"), ("ATU13585627", "AT", "ATU13585627")],
+    [
+        ("BG 175 074 752", "BG", "BG175074752"),
+        ("DE136695976", "DE", "DE136695976"),
+        ("EL094259216", "GR", "EL094259216"),
+        ("ATU13585627", "AT", "ATU13585627"),
+    ],
 )
 def test_valid_vat_ids_are_compacted(vat_id: str, country: str, expected: str) -> None:
     assert normalize_vat_id(vat_id, country) == expected

@@ -33,7 +33,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if not isinstance(value, Decimal) or isinstance(value, bool):
+        if not isinstance(value, Decimal):
             raise TypeError(f"ExactDecimal takes Decimal only, got {type(value).__name__}")
         if not value.is_finite():
             raise ValueError("ExactDecimal takes finite values only")
