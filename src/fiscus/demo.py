@@ -936,17 +936,20 @@ class _Simulation:
         create_order(self.db, self.clock, self.org_id, customer_id, _specs(items), actor="demo")
 
     def _schedule_payments(self) -> None:
-        """Customers pay most new documents a few days after issue; the rest stay open."""
+        """Customers pay most new documents a few days after issue; the rest stay open. A downgrade can
+        leave a document with a credit total, which nobody pays."""
         d = t.documents.c
         with self.db.read() as conn:
             rows = conn.execute(
-                select(d.id, d.type, d.status, d.issued_at)
+                select(d.id, d.type, d.status, d.issued_at, d.total_minor)
                 .where(d.organization_id == self.org_id, d.id > self.last_document)
                 .order_by(d.id)
             ).all()
         for row in rows:
             self.last_document = max(self.last_document, row.id)
             if row.type != self.od.pay_type.value or row.status != DocumentStatus.OPEN.value:
+                continue
+            if row.total_minor <= 0:
                 continue
             if self.rng.randrange(100) < self.od.paid_percent:
                 when = row.issued_at + timedelta(days=self.rng.randint(1, self.od.pay_within_days))
