@@ -1001,8 +1001,14 @@ def _count(conn: Connection, table: Table, org_id: int) -> int:
 
 
 def _totals(conn: Connection, org_id: int | None) -> dict[str, Decimal]:
+    """What was billed: live documents only (a converted proforma lives on as its invoice)."""
     d = t.documents.c
-    query = select(d.currency, func.sum(d.total_minor)).group_by(d.currency).order_by(d.currency)
+    query = (
+        select(d.currency, func.sum(d.total_minor))
+        .where(d.status.not_in(["void", "converted", "draft"]))
+        .group_by(d.currency)
+        .order_by(d.currency)
+    )
     if org_id is not None:
         query = query.where(d.organization_id == org_id)
     return {code: from_minor(int(total), currency(code)) for code, total in conn.execute(query)}

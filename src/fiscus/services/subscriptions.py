@@ -153,7 +153,7 @@ def cancel_subscription(
             raise InvalidStateError(f"subscription {subscription_id} is already {sub['status']}")
         before = jsonable(sub, SUB_KEYS)
         if at_period_end:
-            values: dict[str, Any] = {"cancel_at": max(sub["next_period_start"], now), "canceled_at": now}
+            values: dict[str, Any] = {"cancel_at": _current_period_end(conn, sub, now), "canceled_at": now}
             event = "subscription.cancel_scheduled"
         else:
             values = {"status": SubscriptionStatus.CANCELED.value, "canceled_at": now, "ended_at": now}
@@ -165,6 +165,19 @@ def cancel_subscription(
             conn, [audit_row(org_id, "subscription", subscription_id, "canceled", actor, now, before, after)]
         )
         append_outbox(conn, [outbox_row(org_id, event, "subscription", subscription_id, now, after)])
+
+
+def _current_period_end(conn: Connection, sub: dict[str, Any], now: datetime) -> datetime:
+    """The end of the period the customer is in now. A period that has started but that no billing
+    run has reached yet is still the current one: it will be billed, and the subscription ends after it."""
+    if sub["next_period_start"] > now:
+        return sub["next_period_start"]  # type: ignore[no-any-return]
+    org = load_org(conn, sub["organization_id"])
+    schedule = Schedule(sub["billing_anchor"], Interval.parse(sub["interval"], sub["interval_count"]), org.tz)
+    period = schedule.period_from(sub["next_period_start"])
+    while period.end <= now:
+        period = schedule.period_from(period.end)
+    return period.end
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,8 @@ organizations = Table(
     Column("order_document", String(16), nullable=False, server_default="invoice"),
     Column("auto_issue", Boolean, nullable=False, server_default=text("true")),
     Column("payment_terms_days", Integer, nullable=False, server_default="14"),
+    # A test-mode organisation is a sandbox: only `fsk_test_` keys reach it, only `fsk_live_` keys a live one.
+    Column("mode", String(8), nullable=False, server_default="live"),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("subscription_document IN ('invoice', 'proforma')", name="subscription_document"),
     CheckConstraint("order_document IN ('invoice', 'proforma')", name="order_document"),
@@ -411,6 +413,14 @@ outbox_events = Table(
     Column("entity_id", Id, nullable=False),
     Column("payload", Json, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set once the event has been fanned out into webhook_deliveries (one per matching endpoint).
+    Column("dispatched_at", UtcDateTime, nullable=True),
+    Index(
+        "ix_outbox_events_undispatched",
+        "id",
+        sqlite_where=text("dispatched_at IS NULL"),
+        postgresql_where=text("dispatched_at IS NULL"),
+    ),
 )
 
 billing_runs = Table(
@@ -427,4 +437,115 @@ billing_runs = Table(
     Column("orders_billed", Integer, nullable=False, server_default="0"),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("totals", Json, nullable=False),
+    Column("expected", Integer, nullable=False, server_default="0"),
+    Column("requested_by", String(100), nullable=True),
+    CheckConstraint("status IN ('pending', 'running', 'finished', 'failed')", name="status"),
+)
+
+# --- access: organisation API keys and customer tokens -------------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _pk(),
+    _org(),
+    Column("name", String(100), nullable=False),
+    Column("mode", String(8), nullable=False),
+    # What is shown in lists ("fsk_live_AbCd…"); the secret itself is stored only as its SHA-256.
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    CheckConstraint("mode IN ('live', 'test')", name="mode"),
+)
+
+customer_tokens = Table(
+    "customer_tokens",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _pk(),
+    _org(),
+    Column("key", String(255), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    # SHA-256 of the raw request body: the same key with other bytes is a mismatch (422).
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("response_content_type", String(100), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    UniqueConstraint("organization_id", "key"),
+    CheckConstraint("status IN ('in_progress', 'done')", name="status"),
+)
+
+# --- outbound webhooks -----------------------------------------------------------------------------
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _pk(),
+    _org(),
+    Column("url", String(2000), nullable=False),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("event_types", Json, nullable=False),
+    Column("secret", String(100), nullable=False),
+    # Secret rotation: deliveries are signed with both secrets until the old one expires.
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_expires_at", UtcDateTime, nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _pk(),
+    _org(),
+    Column("endpoint_id", Id, ForeignKey("webhook_endpoints.id"), nullable=False, index=True),
+    Column("event_id", Id, ForeignKey("outbox_events.id"), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_attempt_at", UtcDateTime, nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("endpoint_id", "event_id"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _pk(),
+    _org(),
+    Column("delivery_id", Id, ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("response_body", Text, nullable=True),
 )
