@@ -29,13 +29,23 @@ decimals = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**17), max_value=10**17),
     st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**16), max_value=10**16),
     st.decimals(allow_nan=False, allow_infinity=False, places=12, min_value=-(10**6), max_value=10**6),
-    st.sampled_from([Decimal("-0"), Decimal("0.1"), Decimal("12345678901234567.89"), Decimal("1E-10"),
-                     Decimal("99999999999999999.99"), Decimal("1234567890123456789")]),
+    st.sampled_from(
+        [
+            Decimal("-0"),
+            Decimal("0.1"),
+            Decimal("12345678901234567.89"),
+            Decimal("1E-10"),
+            Decimal("99999999999999999.99"),
+            Decimal("1234567890123456789"),
+        ]
+    ),
 )
 instants = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.sampled_from(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from(
         [UTC, timezone(timedelta(hours=5)), timezone(timedelta(hours=-9, minutes=-30))]
-    )
+    ),
 )
 
 
@@ -52,7 +62,9 @@ def probe(db: Database) -> Database:
     at=instants,
     code=st.sampled_from(["JPY", "EUR", "KWD", "KZT"]),
 )
-def test_values_round_trip_exactly(probe: Database, value: Decimal, minor: int, at: datetime, code: str) -> None:
+def test_values_round_trip_exactly(
+    probe: Database, value: Decimal, minor: int, at: datetime, code: str
+) -> None:
     with probe.write() as conn:
         row_id = conn.execute(
             insert(roundtrip).values(exact=value, minor=minor, at=at).returning(roundtrip.c.id)

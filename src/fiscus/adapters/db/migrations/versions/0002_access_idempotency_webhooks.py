@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import fiscus.adapters.db.types
-
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import fiscus.adapters.db.types
 
 revision = "0002"
 down_revision = "0001"

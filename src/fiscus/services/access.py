@@ -1,0 +1,219 @@
+"""Credentials: organisation API keys and customer tokens.
+
+A secret is shown once, at creation, and stored only as its SHA-256 (secrets are 190 random bits, so a
+plain hash is enough; no slow hash is needed, unlike passwords). Keys carry their mode in the prefix
+(`fsk_live_…`, `fsk_test_…`) and reach only organisations of the same mode, so test and live data stay
+apart. Customer tokens (`fct_…`) are read-only and scoped to one customer of one organisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Table, insert, select, update
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.documents import append_audit, audit_row
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import Clock
+from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.services import validation as v
+from fiscus.services.common import get_scoped
+
+KEY_PREFIX = "fsk_"
+TOKEN_PREFIX = "fct_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class PrincipalKind(StrEnum):
+    ORGANIZATION = "organization"
+    CUSTOMER = "customer"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an organisation (through an API key) or one of its customers (a token)."""
+
+    kind: PrincipalKind
+    organization_id: int
+    credential_id: int
+    customer_id: int | None = None
+    mode: str = "live"
+
+    @property
+    def is_customer(self) -> bool:
+        return self.kind is PrincipalKind.CUSTOMER
+
+    @property
+    def actor(self) -> str:
+        if self.is_customer:
+            return f"customer_token:{self.credential_id}"
+        return f"api_key:{self.credential_id}"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSecret:
+    id: int
+    secret: str
+    prefix: str
+
+
+def create_api_key(
+    db: Database, clock: Clock, org_id: int, *, name: str = "default", actor: str = "cli"
+) -> IssuedSecret:
+    now = clock.now()
+    with db.write() as conn:
+        mode = conn.execute(
+            select(t.organizations.c.mode).where(t.organizations.c.id == org_id)
+        ).scalar_one_or_none()
+        if mode is None:
+            raise InvalidFieldError("org", f"organization {org_id} does not exist")
+        secret = f"{KEY_PREFIX}{mode}_{secrets.token_urlsafe(24)}"
+        prefix = secret[: len(KEY_PREFIX) + len(mode) + 5] + "…"
+        key_id = conn.execute(
+            insert(t.api_keys)
+            .values(
+                organization_id=org_id,
+                name=v.text("name", name, max_len=100),
+                mode=mode,
+                prefix=prefix,
+                secret_hash=_hash(secret),
+                created_at=now,
+            )
+            .returning(t.api_keys.c.id)
+        ).scalar_one()
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    org_id,
+                    "api_key",
+                    key_id,
+                    "created",
+                    actor,
+                    now,
+                    None,
+                    {"prefix": prefix, "name": name, "mode": mode},
+                )
+            ],
+        )
+    return IssuedSecret(int(key_id), secret, prefix)
+
+
+def revoke_api_key(db: Database, clock: Clock, org_id: int, key_id: int, *, actor: str = "cli") -> None:
+    now = clock.now()
+    with db.write() as conn:
+        key = get_scoped(conn, t.api_keys, org_id, key_id, lock=True)
+        if key["revoked_at"] is not None:
+            raise InvalidStateError(f"API key {key_id} is already revoked")
+        conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=now))
+        append_audit(conn, [audit_row(org_id, "api_key", key_id, "revoked", actor, now, None, None)])
+
+
+def create_customer_token(
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    customer_id: int,
+    *,
+    ttl: timedelta | None = None,
+    actor: str = "cli",
+) -> IssuedSecret:
+    now = clock.now()
+    with db.write() as conn:
+        get_scoped(conn, t.customers, org_id, customer_id, field="customer_id")
+        secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
+        prefix = secret[: len(TOKEN_PREFIX) + 5] + "…"
+        token_id = conn.execute(
+            insert(t.customer_tokens)
+            .values(
+                organization_id=org_id,
+                customer_id=customer_id,
+                prefix=prefix,
+                secret_hash=_hash(secret),
+                created_at=now,
+                expires_at=now + ttl if ttl else None,
+            )
+            .returning(t.customer_tokens.c.id)
+        ).scalar_one()
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    org_id,
+                    "customer_token",
+                    token_id,
+                    "created",
+                    actor,
+                    now,
+                    None,
+                    {"prefix": prefix, "customer_id": customer_id},
+                )
+            ],
+        )
+    return IssuedSecret(int(token_id), secret, prefix)
+
+
+def revoke_customer_token(
+    db: Database, clock: Clock, org_id: int, token_id: int, *, actor: str = "cli"
+) -> None:
+    now = clock.now()
+    with db.write() as conn:
+        get_scoped(conn, t.customer_tokens, org_id, token_id, lock=True)
+        conn.execute(
+            update(t.customer_tokens).where(t.customer_tokens.c.id == token_id).values(revoked_at=now)
+        )
+        append_audit(conn, [audit_row(org_id, "customer_token", token_id, "revoked", actor, now, None, None)])
+
+
+def authenticate(db: Database, clock: Clock, secret: str) -> Principal | None:
+    """The principal of a presented secret, or None (unknown, revoked, expired, or mode mismatch)."""
+    if secret.startswith(KEY_PREFIX):
+        k, o = t.api_keys.c, t.organizations.c
+        with db.read() as conn:
+            row = conn.execute(
+                select(
+                    k.id, k.organization_id, k.mode, k.revoked_at, k.last_used_at, o.mode.label("org_mode")
+                )
+                .join(t.organizations, o.id == k.organization_id)
+                .where(k.secret_hash == _hash(secret))
+            ).one_or_none()
+        if row is None or row.revoked_at is not None or row.mode != row.org_mode:
+            return None
+        _touch(db, clock, t.api_keys, row.id, row.last_used_at)
+        return Principal(PrincipalKind.ORGANIZATION, row.organization_id, row.id, mode=row.mode)
+    if secret.startswith(TOKEN_PREFIX):
+        c = t.customer_tokens.c
+        with db.read() as conn:
+            row = conn.execute(
+                select(
+                    c.id, c.organization_id, c.customer_id, c.revoked_at, c.expires_at, c.last_used_at
+                ).where(c.secret_hash == _hash(secret))
+            ).one_or_none()
+        now = clock.now()
+        if (
+            row is None
+            or row.revoked_at is not None
+            or (row.expires_at is not None and row.expires_at <= now)
+        ):
+            return None
+        _touch(db, clock, t.customer_tokens, row.id, row.last_used_at)
+        return Principal(PrincipalKind.CUSTOMER, row.organization_id, row.id, customer_id=row.customer_id)
+    return None
+
+
+def _touch(db: Database, clock: Clock, table: Table, ident: int, last_used: datetime | None) -> None:
+    """Record use at most once a minute per credential, so reads do not turn into writes."""
+    now = clock.now()
+    if last_used is not None and now - last_used < LAST_USED_RESOLUTION:
+        return
+    with db.write() as conn:
+        conn.execute(update(table).where(table.c.id == ident).values(last_used_at=now))
