@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -15,13 +15,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
 
 from fiscus.adapters.db import migrations
+from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
 from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
+from fiscus.services.access import create_api_key, create_customer_token, revoke_api_key
 from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
 from fiscus.services.reconcile import reconcile
 
@@ -30,6 +33,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Organisation API keys.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Customer tokens (read-only, one customer).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)
 
@@ -207,6 +214,46 @@ def demo(
     describe(result, console, settings)
     if not no_serve:
         serve(host=None, port=None, workers=1)
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[int, typer.Option(help="organisation id")],
+    name: Annotated[str, typer.Option()] = "default",
+) -> None:
+    """Create an API key; the secret is printed once and stored only as a hash."""
+    c = _container()
+    issued = create_api_key(c.db, c.clock, org, name=name)
+    console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
+    print(issued.secret)
+
+
+@keys_app.command("revoke")
+def keys_revoke(org: Annotated[int, typer.Option()], key_id: Annotated[int, typer.Argument()]) -> None:
+    c = _container()
+    revoke_api_key(c.db, c.clock, org, key_id)
+    console.print(f"key {key_id} revoked")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    customer: Annotated[int, typer.Option(help="customer id")],
+    ttl_days: Annotated[int | None, typer.Option(min=1, help="expire after this many days")] = None,
+) -> None:
+    """Create a customer token (read-only access to that customer's documents)."""
+    c = _container()
+    with c.db.read() as conn:
+        org = conn.execute(
+            select(tables.customers.c.organization_id).where(tables.customers.c.id == customer)
+        ).scalar_one_or_none()
+    if org is None:
+        err.print(f"[red]error:[/red] --customer: customer {customer} does not exist")
+        raise typer.Exit(2)
+    issued = create_customer_token(
+        c.db, c.clock, org, customer, ttl=timedelta(days=ttl_days) if ttl_days else None
+    )
+    console.print(f"token id {issued.id} ({issued.prefix}) for customer {customer}; secret, shown once:")
+    print(issued.secret)
 
 
 def main() -> None:

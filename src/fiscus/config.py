@@ -15,3 +15,8 @@ class Settings(BaseSettings):
     billing_batch_size: int = 250
     worker_interval_seconds: float = 30.0
     log_level: str = "INFO"
+    access_log: bool = True
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: float = 200.0
+    max_body_bytes: int = 1_048_576
+    webhooks_allow_private: bool = False

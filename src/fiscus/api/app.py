@@ -1,19 +1,58 @@
-"""The HTTP application. Health and readiness now; the resources arrive with the native API."""
+"""The HTTP application: the native API under /api/v1, operations endpoints, and (later) the
+compatibility dialects and pages. Everything here parses, calls a service or a query, and presents."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
+from fiscus.api import errors
+from fiscus.api.deps import RateLimiter, _AuthCache
+from fiscus.api.middleware import ObservabilityMiddleware
+from fiscus.api.routes import billing_runs, catalog, customers, documents, orders, subscriptions, webhooks
 from fiscus.bootstrap import Container, build
+
+DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
+(`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`, read-only, that customer's documents only).
+Amounts are decimal strings in the currency's minor units; money sent as a JSON number is refused.
+Every POST takes an `Idempotency-Key`. Errors are RFC 9457 problem details with a stable `code`."""
 
 
 def create_app(container: Container | None = None) -> FastAPI:
     c = container or build()
-    app = FastAPI(title="Fiscus", version="0.1.0", openapi_url="/openapi.json", docs_url="/docs")
+    logs.configure(c.settings.log_level)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-run")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        executor.shutdown(wait=True)
+
+    app = FastAPI(
+        title="Fiscus",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.container = c
+    app.state.auth_cache = _AuthCache()
+    app.state.rate_limiter = RateLimiter(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
+    app.state.executor = executor
+    errors.install(app)
+    app.add_middleware(ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes)
+    for module in (customers, catalog, subscriptions, orders, documents, billing_runs, webhooks):
+        app.include_router(module.api)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -30,5 +69,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         if not migrated:
             return JSONResponse({"status": "unavailable", "detail": "database not migrated"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

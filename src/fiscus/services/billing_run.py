@@ -39,6 +39,7 @@ from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Interval
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus, due_periods
 from fiscus.domain.tax import line_tax
+from fiscus.services.common import get_scoped
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,73 @@ def count_due(db: Database, at: datetime, organization_id: int | None = None) ->
         return int(conn.execute(subs).scalar_one()), int(conn.execute(orders).scalar_one())
 
 
+def request_run(
+    db: Database, clock: Clock, *, at: datetime | None, organization_id: int | None, actor: str
+) -> int:
+    """Record a requested run (status `pending`); `execute_run` or a worker carries it out."""
+    with db.write() as conn:
+        return int(
+            conn.execute(
+                insert(t.billing_runs)
+                .values(
+                    organization_id=organization_id,
+                    at=at or clock.now(),
+                    status="pending",
+                    started_at=clock.now(),
+                    totals={},
+                    requested_by=actor,
+                )
+                .returning(t.billing_runs.c.id)
+            ).scalar_one()
+        )
+
+
+def execute_run(db: Database, clock: Clock, run_id: int, *, batch_size: int = DEFAULT_BATCH) -> bool:
+    """Carry out a pending run; False if another process already took it."""
+    r = t.billing_runs.c
+    with db.write() as conn:
+        row = conn.execute(
+            update(t.billing_runs)
+            .where(r.id == run_id, r.status == "pending")
+            .values(status="running", started_at=clock.now())
+            .returning(r.at, r.organization_id, r.requested_by)
+        ).one_or_none()
+    if row is None:
+        return False
+    try:
+        run_billing(
+            db,
+            clock,
+            at=row.at,
+            organization_id=row.organization_id,
+            batch_size=batch_size,
+            actor=row.requested_by or ACTOR,
+            run_id=run_id,
+        )
+    except Exception:
+        with db.write() as conn:
+            conn.execute(
+                update(t.billing_runs).where(r.id == run_id).values(status="failed", finished_at=clock.now())
+            )
+        raise
+    return True
+
+
+def execute_pending_runs(db: Database, clock: Clock, *, batch_size: int = DEFAULT_BATCH) -> int:
+    """Run every requested run that no process has started (the worker calls this)."""
+    with db.read() as conn:
+        ids = (
+            conn.execute(
+                select(t.billing_runs.c.id)
+                .where(t.billing_runs.c.status == "pending")
+                .order_by(t.billing_runs.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    return sum(1 for run_id in ids if execute_run(db, clock, run_id, batch_size=batch_size))
+
+
 def run_billing(
     db: Database,
     clock: Clock,
@@ -92,46 +160,66 @@ def run_billing(
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
     actor: str = ACTOR,
+    run_id: int | None = None,
 ) -> BillingRunSummary:
-    """Bill everything due at `at` (default: now). Safe to run in several processes at once."""
+    """Bill everything due at `at` (default: now). Safe to run in several processes at once.
+
+    Progress is written to the run's row in each batch's own transaction, so it is exact at any time.
+    """
     at = at or clock.now()
     started = time.perf_counter()
-    with db.write() as conn:
-        run_id = conn.execute(
-            insert(t.billing_runs)
-            .values(
-                organization_id=organization_id, at=at, status="running", started_at=clock.now(), totals={}
-            )
-            .returning(t.billing_runs.c.id)
-        ).scalar_one()
-    summary = BillingRunSummary(run_id=run_id, at=at)
     due_subs, due_orders = count_due(db, at, organization_id)
     expected = due_subs + due_orders
+    with db.write() as conn:
+        if run_id is None:
+            run_id = conn.execute(
+                insert(t.billing_runs)
+                .values(
+                    organization_id=organization_id,
+                    at=at,
+                    status="running",
+                    started_at=clock.now(),
+                    totals={},
+                    expected=expected,
+                    requested_by=actor,
+                )
+                .returning(t.billing_runs.c.id)
+            ).scalar_one()
+        else:
+            conn.execute(
+                update(t.billing_runs).where(t.billing_runs.c.id == run_id).values(expected=expected)
+            )
+    summary = BillingRunSummary(run_id=run_id, at=at)
     totals_minor: dict[str, int] = defaultdict(int)
-    while True:
-        with db.write() as conn:
-            done, docs = _bill_subscription_batch(
-                conn, clock, at, organization_id, batch_size, summary, run_id, actor
-            )
-        if not done:
-            break
-        summary.subscriptions += done
-        _add_totals(totals_minor, docs)
-        summary.documents += len(docs)
-        if progress:
-            progress(done, expected)
-    while True:
-        with db.write() as conn:
-            done, docs = _bill_order_batch(
-                conn, clock, at, organization_id, batch_size, summary, run_id, actor
-            )
-        if not done:
-            break
-        summary.orders += done
-        _add_totals(totals_minor, docs)
-        summary.documents += len(docs)
-        if progress:
-            progress(done, expected)
+    for batch, counter in (
+        (_bill_subscription_batch, "subscriptions_billed"),
+        (_bill_order_batch, "orders_billed"),
+    ):
+        while True:
+            with db.write() as conn:
+                done, docs = batch(conn, clock, at, organization_id, batch_size, summary, run_id, actor)
+                if done:
+                    runs = t.billing_runs.c
+                    conn.execute(
+                        update(t.billing_runs)
+                        .where(runs.id == run_id)
+                        .values(
+                            {
+                                counter: runs[counter] + done,
+                                "documents_created": runs.documents_created + len(docs),
+                            }
+                        )
+                    )
+            if not done:
+                break
+            if counter == "subscriptions_billed":
+                summary.subscriptions += done
+            else:
+                summary.orders += done
+            _add_totals(totals_minor, docs)
+            summary.documents += len(docs)
+            if progress:
+                progress(done, expected)
     summary.totals = {code: from_minor(v, currency(code)) for code, v in sorted(totals_minor.items())}
     summary.seconds = time.perf_counter() - started
     with db.write() as conn:
@@ -141,9 +229,6 @@ def run_billing(
             .values(
                 status="finished",
                 finished_at=clock.now(),
-                documents_created=summary.documents,
-                subscriptions_billed=summary.subscriptions,
-                orders_billed=summary.orders,
                 failures=len(summary.failed_subscriptions) + len(summary.failed_orders),
                 totals={k: str(v) for k, v in summary.totals.items()},
             )
@@ -438,3 +523,46 @@ def build_order_documents(
             )
         )
     return docs
+
+
+@dataclass(frozen=True, slots=True)
+class NextDocumentPreview:
+    document: NewDocument | None
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+def preview_next_document(db: Database, org_id: int, subscription_id: int) -> NextDocumentPreview:
+    """The document the next billing of a subscription would create, computed by the same code as the
+    run (`_bill_one`) and written nowhere (Kill Bill's dry run, Stripe's upcoming invoice)."""
+    with db.read() as conn:
+        sub = get_scoped(conn, t.subscriptions, org_id, subscription_id)
+        if SubscriptionStatus(sub["status"]) not in BILLABLE_STATUSES:
+            return NextDocumentPreview(None, None, None)
+        items = [
+            (r.price_id, r.quantity)
+            for r in conn.execute(
+                select(t.subscription_items.c.price_id, t.subscription_items.c.quantity)
+                .where(t.subscription_items.c.subscription_id == subscription_id)
+                .order_by(t.subscription_items.c.id)
+            )
+        ]
+        pi = t.pending_items.c
+        pending = [
+            dict(r)
+            for r in conn.execute(
+                select(t.pending_items)
+                .where(pi.subscription_id == subscription_id, pi.document_id.is_(None))
+                .order_by(pi.id)
+            ).mappings()
+        ]
+        prices = load_prices(conn, org_id, {p for p, _ in items} | {p["price_id"] for p in pending})
+        org = load_orgs(conn, [org_id])[org_id]
+        customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
+    docs, _change = _bill_one(sub, org, customer, items, pending, prices, sub["next_period_start"])
+    if not docs:
+        return NextDocumentPreview(None, None, None)
+    doc = docs[0]
+    return NextDocumentPreview(
+        doc, doc.period.start if doc.period else None, doc.period.end if doc.period else None
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import load_org
@@ -14,6 +14,7 @@ from fiscus.domain.clock import Clock
 from fiscus.domain.money import currency
 from fiscus.domain.tax import normalize_vat_id
 from fiscus.services import validation as v
+from fiscus.services.common import get_scoped, jsonable
 
 
 @dataclass(slots=True)
@@ -62,3 +63,55 @@ def create_customer(
         append_audit(conn, [audit_row(org_id, "customer", cid, "created", actor, now, None, payload)])
         append_outbox(conn, [outbox_row(org_id, "customer.created", "customer", cid, now, payload)])
     return int(cid)
+
+
+@dataclass(slots=True)
+class CustomerPatch:
+    name: str | None = None
+    email: str | None = None
+    vat_id: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+
+
+def update_customer(
+    db: Database, clock: Clock, org_id: int, customer_id: int, patch: CustomerPatch, *, actor: str = "cli"
+) -> None:
+    """Change a customer's details. Issued documents keep the buyer they were issued to."""
+    now = clock.now()
+    with db.write() as conn:
+        row = get_scoped(conn, t.customers, org_id, customer_id, lock=True)
+        values: dict[str, object] = {}
+        if patch.name is not None:
+            values["name"] = v.text("name", patch.name)
+        if patch.email is not None:
+            values["email"] = v.email("email", patch.email)
+        if patch.vat_id is not None:
+            values["vat_id"] = normalize_vat_id(patch.vat_id, row["country"]) if patch.vat_id else None
+        if patch.locale is not None:
+            values["locale"] = v.locale("locale", patch.locale)
+        if patch.timezone is not None:
+            values["timezone"] = v.timezone("timezone", patch.timezone)
+        for key in ("address_line1", "address_line2", "city", "postal_code"):
+            value = getattr(patch, key)
+            if value is not None:
+                values[key] = v.text(key, value, max_len=200, allow_empty=True)
+        if not values:
+            return
+        values["updated_at"] = now
+        conn.execute(update(t.customers).where(t.customers.c.id == customer_id).values(**values))
+        before = jsonable(row, tuple(values))
+        after = jsonable({**row, **values}, tuple(values))
+        append_audit(conn, [audit_row(org_id, "customer", customer_id, "updated", actor, now, before, after)])
+        append_outbox(
+            conn,
+            [
+                outbox_row(
+                    org_id, "customer.updated", "customer", customer_id, now, {"id": customer_id, **after}
+                )
+            ],
+        )

@@ -329,3 +329,37 @@ def change_subscription(
             ],
         )
     return result
+
+
+def resume_subscription(
+    db: Database, clock: Clock, org_id: int, subscription_id: int, *, actor: str = "cli"
+) -> None:
+    """Withdraw a cancellation scheduled for the period end, before it takes effect."""
+    now = clock.now()
+    with db.write() as conn:
+        sub = get_scoped(conn, t.subscriptions, org_id, subscription_id, lock=True)
+        if SubscriptionStatus(sub["status"]) not in BILLABLE_STATUSES or sub["cancel_at"] is None:
+            raise InvalidStateError(
+                f"subscription {subscription_id} has no scheduled cancellation to withdraw"
+            )
+        values = {"cancel_at": None, "canceled_at": None, "updated_at": now}
+        conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == subscription_id).values(**values))
+        after = jsonable({**sub, **values}, SUB_KEYS)
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    org_id,
+                    "subscription",
+                    subscription_id,
+                    "resumed",
+                    actor,
+                    now,
+                    jsonable(sub, SUB_KEYS),
+                    after,
+                )
+            ],
+        )
+        append_outbox(
+            conn, [outbox_row(org_id, "subscription.updated", "subscription", subscription_id, now, after)]
+        )

@@ -1,0 +1,145 @@
+"""The one place that knows HTTP status codes: domain errors and request problems become RFC 9457
+`application/problem+json` bodies with a stable `code`, and for validation the fields at fault as
+JSON pointers into the request."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fiscus.domain.errors import (
+    ConflictError,
+    DomainError,
+    InvalidStateError,
+    NotFoundError,
+    ValidationError,
+)
+
+PROBLEM: Final = "application/problem+json"
+TYPE_BASE: Final = "https://fiscus.dev/problems/"
+
+STATUS: Final[list[tuple[type[DomainError], int]]] = [
+    (NotFoundError, 404),
+    (ValidationError, 422),
+    (InvalidStateError, 409),
+    (ConflictError, 409),
+]
+
+HTTP_CODES: Final = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed for this credential"),
+    404: ("not_found", "No such object"),
+    405: ("method_not_allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_error", "The input is not valid"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Internal server error"),
+}
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by the edge itself (auth, idempotency, limits)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or HTTP_CODES.get(status, ("error", ""))[0]
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    default_code, default_title = HTTP_CODES.get(status, ("error", "Error"))
+    code = code or default_code
+    body = {
+        "type": TYPE_BASE + code,
+        "title": title or default_title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def status_of(exc: DomainError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def domain_problem(exc: DomainError) -> JSONResponse:
+    status = status_of(exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationError):
+        extra["errors"] = [
+            {
+                "pointer": _pointer(["body", *p.field.split(".")]) if p.field else "",
+                "field": p.field,
+                "detail": p.message,
+            }
+            for p in exc.problems
+        ]
+    elif isinstance(exc, NotFoundError):
+        extra["entity"] = exc.entity
+    return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        return domain_problem(exc)
+
+    @app.exception_handler(ApiError)
+    async def _api(_request: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.detail, code=exc.code, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [p for p in err.get("loc", ()) if isinstance(p, int | str)]
+            errors.append(
+                {
+                    "pointer": _pointer(loc),
+                    "field": ".".join(str(p) for p in loc[1:]),
+                    "detail": str(err.get("msg", "invalid")),
+                }
+            )
+        detail = (
+            "; ".join(f"{e['field'] or e['pointer']}: {e['detail']}" for e in errors) or "invalid request"
+        )
+        return problem(422, detail, code="validation_error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))

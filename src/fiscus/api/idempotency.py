@@ -1,0 +1,89 @@
+"""`Idempotency-Key` on POST: a route class that claims the key, runs the endpoint once, stores its
+response, and replays it for retries (services/idempotency.py holds the rules)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from fiscus.api.deps import container, resolve_principal
+from fiscus.api.errors import PROBLEM, ApiError, domain_problem
+from fiscus.domain.errors import DomainError, ValidationError
+from fiscus.services import idempotency as store
+from fiscus.services.idempotency import ClaimState
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotentRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            key = request.headers.get("idempotency-key")
+            if request.method != "POST" or key is None:
+                return await handler(request)
+            if not key or len(key) > MAX_KEY_LENGTH:
+                raise ApiError(
+                    400,
+                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+                    code="invalid_idempotency_key",
+                )
+            principal = await run_in_threadpool(resolve_principal, request)
+            c = container(request)
+            body = await request.body()
+            fingerprint = hashlib.sha256(body).hexdigest()
+            org = principal.organization_id
+            claim = await run_in_threadpool(
+                store.claim, c.db, c.clock, org, key, request.method, request.url.path, fingerprint
+            )
+            if claim.state is ClaimState.MISMATCH:
+                raise ApiError(
+                    422,
+                    "this Idempotency-Key was used with a different request",
+                    code="idempotency_key_mismatch",
+                )
+            if claim.state is ClaimState.IN_PROGRESS:
+                raise ApiError(
+                    409,
+                    "a request with this Idempotency-Key is still being processed",
+                    code="idempotency_key_in_use",
+                    headers={"Retry-After": "1"},
+                )
+            if claim.state is ClaimState.REPLAY:
+                return Response(
+                    claim.body or "",
+                    status_code=claim.status or 200,
+                    media_type=claim.content_type,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            try:
+                response = await handler(request)
+            except ValidationError as exc:
+                await run_in_threadpool(store.release, c.db, org, key)
+                return domain_problem(exc)
+            except DomainError as exc:
+                response = domain_problem(exc)
+            except (RequestValidationError, ApiError):
+                await run_in_threadpool(store.release, c.db, org, key)
+                raise
+            except BaseException:
+                await run_in_threadpool(store.release, c.db, org, key)
+                raise
+            if response.status_code >= 500 or response.status_code == 422:
+                await run_in_threadpool(store.release, c.db, org, key)
+                return response
+            content = bytes(response.body).decode()
+            media = response.headers.get(
+                "content-type", PROBLEM if response.status_code >= 400 else "application/json"
+            )
+            await run_in_threadpool(store.complete, c.db, org, key, response.status_code, content, media)
+            return response
+
+        return route

@@ -1,0 +1,232 @@
+"""Native API presenters: engine rows and document views → JSON-ready dicts (schemas.py documents
+their shape). Money is printed with the currency's minor units, never through float."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import Response
+
+from fiscus.domain.money import Currency, currency, from_minor
+from fiscus.queries.documents import DocumentView
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(_encoder.encode(payload), status_code=status, media_type="application/json")
+
+
+def money(minor: int, cur: Currency) -> str:
+    return str(from_minor(minor, cur))
+
+
+def customer(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "customer",
+        "name": row["name"],
+        "email": row["email"],
+        "country": row["country"],
+        "currency": row["currency"],
+        "vat_id": row["vat_id"],
+        "locale": row["locale"],
+        "timezone": row["timezone"],
+        "address": {
+            "line1": row["address_line1"],
+            "line2": row["address_line2"],
+            "city": row["city"],
+            "postal_code": row["postal_code"],
+            "country": row["country"],
+        },
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+PRODUCT_FIELDS = (
+    "code",
+    "name",
+    "slug",
+    "comment",
+    "slogan",
+    "type",
+    "detail",
+    "icon",
+    "image",
+    "image_alt",
+    "disabled",
+    "extra",
+    "demo_enabled",
+    "demo_duration",
+    "tags",
+    "modules",
+    "visible",
+    "created_at",
+)
+
+
+def product(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "object": "product", **{k: row[k] for k in PRODUCT_FIELDS}}
+
+
+def variant(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "variant",
+        "product_id": row["product_id"],
+        "code": row["code"],
+        "name": row["name"],
+        "limits": list(row["limits"]),
+        "created_at": row["created_at"],
+    }
+
+
+def price(row: dict[str, Any]) -> dict[str, Any]:
+    cur = currency(row["currency"])
+    amount = row["unit_amount"]
+    shown = amount if -int(amount.as_tuple().exponent) > cur.exponent else amount.quantize(cur.quantum)
+    return {
+        "id": row["id"],
+        "object": "price",
+        "variant_id": row["variant_id"],
+        "currency": row["currency"],
+        "unit_amount": str(shown),
+        "interval": row["interval"],
+        "interval_count": row["interval_count"],
+        "tax_inclusive": row["tax_inclusive"],
+        "tax_category": row["tax_category"],
+        "active": row["active"],
+        "created_at": row["created_at"],
+    }
+
+
+SUBSCRIPTION_FIELDS = (
+    "customer_id",
+    "status",
+    "currency",
+    "interval",
+    "interval_count",
+    "billing_anchor",
+    "start_at",
+    "trial_end",
+    "current_period_start",
+    "current_period_end",
+    "next_period_start",
+    "cancel_at",
+    "canceled_at",
+    "ended_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def subscription(row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "subscription",
+        **{k: row[k] for k in SUBSCRIPTION_FIELDS},
+        "items": items,
+    }
+
+
+def order(row: dict[str, Any], items: list[dict[str, Any]], document_ids: list[int]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "order",
+        "customer_id": row["customer_id"],
+        "status": row["status"],
+        "currency": row["currency"],
+        "items": items,
+        "document_ids": document_ids,
+        "created_at": row["created_at"],
+        "billed_at": row["billed_at"],
+    }
+
+
+def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
+    cur = doc.currency
+    out: dict[str, Any] = {
+        "id": doc.id,
+        "object": "document",
+        "type": doc.type.value,
+        "status": doc.status.value,
+        "number": doc.number,
+        "series": doc.series,
+        "customer_id": doc.customer_id,
+        "subscription_id": doc.subscription_id,
+        "currency": cur.code,
+        "subtotal": money(doc.subtotal_minor, cur),
+        "tax": money(doc.tax_minor, cur),
+        "total": money(doc.total_minor, cur),
+        "amount_paid": money(doc.amount_paid_minor, cur),
+        "amount_due": money(doc.amount_due_minor, cur),
+        "period_start": doc.period_start,
+        "period_end": doc.period_end,
+        "issue_date": doc.issue_date,
+        "due_date": doc.due_date,
+        "issued_at": doc.issued_at,
+        "created_at": doc.created_at,
+        "updated_at": doc.updated_at,
+        "paid_at": doc.paid_at,
+        "voided_at": doc.voided_at,
+        "seller": doc.seller,
+        "buyer": doc.buyer,
+        "notes": doc.notes,
+        "tax_breakdown": [
+            {
+                "treatment": x.treatment,
+                "rate": str(x.rate),
+                "base": money(x.base_minor, cur),
+                "tax": money(x.tax_minor, cur),
+                "note": x.note,
+            }
+            for x in doc.taxes
+        ],
+        "order_ids": doc.order_ids,
+        "converted_from_id": doc.converted_from_id,
+        "converted_to_id": doc.converted_to_id,
+    }
+    if lines:
+        out["lines"] = [
+            {
+                "id": ln.id,
+                "position": ln.position,
+                "kind": ln.kind,
+                "description": ln.description,
+                "product_id": ln.product.id if ln.product else None,
+                "variant_id": ln.variant.id if ln.variant else None,
+                "price_id": ln.price_id,
+                "subscription_period_id": ln.subscription_period_id,
+                "order_id": ln.order_id,
+                "period_start": ln.period_start,
+                "period_end": ln.period_end,
+                "quantity": str(ln.quantity),
+                "unit_price": str(ln.unit_price),
+                "proration_ratio": str(ln.ratio),
+                "tax_inclusive": ln.tax_inclusive,
+                "tax_treatment": ln.tax_treatment,
+                "tax_rate": str(ln.tax_rate),
+                "amount": money(ln.amount_minor, cur),
+                "tax": money(ln.tax_minor, cur),
+            }
+            for ln in doc.lines
+        ]
+    return out
+
+
+def billing_run(row: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "status",
+        "at",
+        "expected",
+        "subscriptions_billed",
+        "orders_billed",
+        "documents_created",
+        "failures",
+        "totals",
+        "started_at",
+        "finished_at",
+    )
+    return {"id": row["id"], "object": "billing_run", **{k: row[k] for k in keys}}

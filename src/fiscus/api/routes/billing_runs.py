@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from fiscus.adapters.db import tables as t
+from fiscus.api import presenters as p
+from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
+from fiscus.api.schemas import BillingRunIn, BillingRunOut, Id, ListOut
+from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.scope import Scope
+from fiscus.services.billing_run import execute_run, request_run
+
+api = router("billing runs")
+
+
+@api.post("/billing_runs", status_code=202, response_model=BillingRunOut, openapi_extra=IDEMPOTENCY_HEADER)
+def create_billing_run(body: BillingRunIn, request: Request, principal: OrgDep, c: ContainerDep) -> Response:
+    """Bill this organisation's due periods and orders as of `at` (default now). Returns at once with
+    status `pending`; follow `GET /billing_runs/{id}` for progress. A `fiscus worker` also picks up
+    requested runs, so one survives a server restart."""
+    org = principal.organization_id
+    run_id = request_run(c.db, c.clock, at=body.at, organization_id=org, actor=principal.actor)
+    request.app.state.executor.submit(
+        execute_run, c.db, c.clock, run_id, batch_size=c.settings.billing_batch_size
+    )
+    with c.db.read() as conn:
+        return p.json_response(
+            p.billing_run(get_row(conn, Scope(org), t.billing_runs, run_id, "billing_run")), 202
+        )
+
+
+@api.get("/billing_runs", response_model=ListOut[BillingRunOut])
+def list_billing_runs(
+    request: Request,
+    principal: OrgDep,
+    c: ContainerDep,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
+) -> Response:
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            Scope(principal.organization_id),
+            t.billing_runs,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+    return p.json_response(envelope(request, [p.billing_run(r) for r in rows], more))
+
+
+@api.get("/billing_runs/{run_id}", response_model=BillingRunOut)
+def get_billing_run(run_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        return p.json_response(
+            p.billing_run(
+                get_row(conn, Scope(principal.organization_id), t.billing_runs, run_id, "billing_run")
+            )
+        )

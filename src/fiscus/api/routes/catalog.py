@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from fiscus.adapters.db import tables as t
+from fiscus.api import presenters as p
+from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
+from fiscus.api.schemas import Id, ListOut, PriceIn, PriceOut, ProductIn, ProductOut, VariantIn, VariantOut
+from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.scope import Scope
+from fiscus.services import catalog as svc
+
+api = router("catalog")
+
+
+@api.post("/products", status_code=201, response_model=ProductOut, openapi_extra=IDEMPOTENCY_HEADER)
+def create_product(body: ProductIn, principal: OrgDep, c: ContainerDep) -> Response:
+    pid = svc.create_product(
+        c.db, c.clock, principal.organization_id, svc.ProductSpec(**body.model_dump()), actor=principal.actor
+    )
+    with c.db.read() as conn:
+        return p.json_response(
+            p.product(get_row(conn, Scope(principal.organization_id), t.products, pid, "product")), 201
+        )
+
+
+@api.get("/products", response_model=ListOut[ProductOut])
+def list_products(
+    request: Request,
+    principal: OrgDep,
+    c: ContainerDep,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
+) -> Response:
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            Scope(principal.organization_id),
+            t.products,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+    return p.json_response(envelope(request, [p.product(r) for r in rows], more))
+
+
+@api.get("/products/{product_id}", response_model=ProductOut)
+def get_product(product_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        return p.json_response(
+            p.product(get_row(conn, Scope(principal.organization_id), t.products, product_id, "product"))
+        )
+
+
+@api.post(
+    "/products/{product_id}/variants",
+    status_code=201,
+    response_model=VariantOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def create_variant(product_id: Id, body: VariantIn, principal: OrgDep, c: ContainerDep) -> Response:
+    vid = svc.create_variant(
+        c.db,
+        c.clock,
+        principal.organization_id,
+        product_id,
+        code=body.code,
+        name=body.name,
+        limits=body.limits,
+        actor=principal.actor,
+    )
+    with c.db.read() as conn:
+        return p.json_response(
+            p.variant(get_row(conn, Scope(principal.organization_id), t.variants, vid, "variant")), 201
+        )
+
+
+@api.get("/variants", response_model=ListOut[VariantOut])
+def list_variants(
+    request: Request,
+    principal: OrgDep,
+    c: ContainerDep,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
+    product_id: Id | None = None,
+) -> Response:
+    where = [t.variants.c.product_id == product_id] if product_id else []
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            Scope(principal.organization_id),
+            t.variants,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            where=where,
+        )
+    return p.json_response(envelope(request, [p.variant(r) for r in rows], more))
+
+
+@api.get("/variants/{variant_id}", response_model=VariantOut)
+def get_variant(variant_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        return p.json_response(
+            p.variant(get_row(conn, Scope(principal.organization_id), t.variants, variant_id, "variant"))
+        )
+
+
+@api.post(
+    "/variants/{variant_id}/prices",
+    status_code=201,
+    response_model=PriceOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def create_price(variant_id: Id, body: PriceIn, principal: OrgDep, c: ContainerDep) -> Response:
+    price_id = svc.create_price(
+        c.db,
+        c.clock,
+        principal.organization_id,
+        variant_id,
+        currency_code=body.currency,
+        unit_amount=body.unit_amount,
+        interval=body.interval,
+        interval_count=body.interval_count,
+        tax_inclusive=body.tax_inclusive,
+        tax_category=body.tax_category,
+        actor=principal.actor,
+    )
+    with c.db.read() as conn:
+        return p.json_response(
+            p.price(get_row(conn, Scope(principal.organization_id), t.prices, price_id, "price")), 201
+        )
+
+
+@api.get("/prices", response_model=ListOut[PriceOut])
+def list_prices(
+    request: Request,
+    principal: OrgDep,
+    c: ContainerDep,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
+    variant_id: Id | None = None,
+) -> Response:
+    where = [t.prices.c.variant_id == variant_id] if variant_id else []
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            Scope(principal.organization_id),
+            t.prices,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            where=where,
+        )
+    return p.json_response(envelope(request, [p.price(r) for r in rows], more))
+
+
+@api.get("/prices/{price_id}", response_model=PriceOut)
+def get_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        return p.json_response(
+            p.price(get_row(conn, Scope(principal.organization_id), t.prices, price_id, "price"))
+        )

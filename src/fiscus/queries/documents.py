@@ -1,0 +1,340 @@
+"""The read side of documents: one set of queries that every presenter (native API, the three seed
+dialects, pages, PDFs) renders. A page of documents costs a fixed number of queries, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, select
+
+from fiscus.adapters.db import tables as t
+from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.errors import InvalidFieldError, NotFoundError
+from fiscus.domain.money import Currency, currency
+from fiscus.queries.pagination import CursorPage, cursor_page
+from fiscus.queries.scope import Scope
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    id: int
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantView:
+    id: int
+    code: str
+    name: str
+    limits: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LineView:
+    id: int
+    position: int
+    kind: str
+    description: str
+    product: ProductView | None
+    variant: VariantView | None
+    price_id: int | None
+    subscription_period_id: int | None
+    order_id: int | None
+    period_start: datetime | None
+    period_end: datetime | None
+    quantity: Decimal
+    unit_price: Decimal
+    ratio: Fraction
+    tax_inclusive: bool
+    tax_treatment: str
+    tax_rate: Decimal
+    amount_minor: int
+    tax_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaxView:
+    treatment: str
+    rate: Decimal
+    base_minor: int
+    tax_minor: int
+    note: str
+
+
+@dataclass(slots=True)
+class DocumentView:
+    id: int
+    organization_id: int
+    type: DocumentType
+    status: DocumentStatus
+    series: str
+    number: str | None
+    customer_id: int
+    subscription_id: int | None
+    currency: Currency
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    amount_paid_minor: int
+    period_start: datetime | None
+    period_end: datetime | None
+    issue_date: date | None
+    issued_at: datetime | None
+    due_date: date | None
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+    notes: list[str]
+    converted_from_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    voided_at: datetime | None
+    converted_to_id: int | None = None
+    lines: list[LineView] = field(default_factory=list)
+    taxes: list[TaxView] = field(default_factory=list)
+    order_ids: list[int] = field(default_factory=list)
+
+    @property
+    def amount_due_minor(self) -> int:
+        if self.status in (DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE):
+            return self.total_minor - self.amount_paid_minor
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFilters:
+    status: DocumentStatus | None = None
+    type: DocumentType | None = None
+    customer_id: int | None = None
+    subscription_id: int | None = None
+    period_start_gte: datetime | None = None
+    period_start_lt: datetime | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+_HEADER = [c for c in t.documents.c if c.name not in ("sequence", "billing_run_id")]
+
+
+def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
+    d = t.documents.c
+    query = scope.apply(select(d.id), t.documents)
+    if filters.status is not None:
+        query = query.where(d.status == filters.status.value)
+    if filters.type is not None:
+        query = query.where(d.type == filters.type.value)
+    if filters.customer_id is not None:
+        query = query.where(d.customer_id == filters.customer_id)
+    if filters.subscription_id is not None:
+        query = query.where(d.subscription_id == filters.subscription_id)
+    if filters.period_start_gte is not None:
+        query = query.where(d.period_start >= filters.period_start_gte)
+    if filters.period_start_lt is not None:
+        query = query.where(d.period_start < filters.period_start_lt)
+    if filters.created_gte is not None:
+        query = query.where(d.created_at >= filters.created_gte)
+    if filters.created_lt is not None:
+        query = query.where(d.created_at < filters.created_lt)
+    return query
+
+
+def page_document_ids(
+    conn: Connection,
+    scope: Scope,
+    filters: DocumentFilters,
+    *,
+    limit: int,
+    starting_after: int | None = None,
+    ending_before: int | None = None,
+) -> CursorPage:
+    return cursor_page(
+        conn,
+        _filtered_ids(scope, filters),
+        t.documents,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+
+
+def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | None = None) -> int:
+    inner = _filtered_ids(scope, filters or DocumentFilters()).subquery()
+    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def offset_document_ids(
+    conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
+) -> list[int]:
+    """Newest first, for page-number dialects."""
+    query = _filtered_ids(scope, filters).order_by(t.documents.c.id.desc()).offset(offset).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:
+    query = scope.apply(select(t.documents.c.id), t.documents).where(t.documents.c.id == document_id)
+    return conn.execute(query).first() is not None
+
+
+def get_document(conn: Connection, scope: Scope, document_id: int, *, lines: bool = True) -> DocumentView:
+    found = load_documents(conn, scope, [document_id], lines=lines)
+    if not found:
+        raise NotFoundError("document", document_id)
+    return found[0]
+
+
+def load_documents(
+    conn: Connection, scope: Scope, ids: Sequence[int], *, lines: bool = True, products: bool = True
+) -> list[DocumentView]:
+    """Full views of the given documents in the order given, scoped (foreign ids are dropped)."""
+    if not ids:
+        return []
+    d = t.documents.c
+    query = scope.apply(select(*_HEADER), t.documents).where(d.id.in_(list(ids)))
+    headers = {r["id"]: r for r in conn.execute(query).mappings()}
+    found = [i for i in ids if i in headers]
+    if not found:
+        return []
+    converted_to = {
+        r.converted_from_id: r.id
+        for r in conn.execute(select(d.id, d.converted_from_id).where(d.converted_from_id.in_(found)))
+    }
+    orders: dict[int, list[int]] = defaultdict(list)
+    for link in conn.execute(
+        select(t.document_orders.c.document_id, t.document_orders.c.order_id)
+        .where(t.document_orders.c.document_id.in_(found))
+        .order_by(t.document_orders.c.order_id)
+    ):
+        orders[link.document_id].append(link.order_id)
+    taxes: dict[int, list[TaxView]] = defaultdict(list)
+    for r in conn.execute(
+        select(t.document_taxes)
+        .where(t.document_taxes.c.document_id.in_(found))
+        .order_by(t.document_taxes.c.id)
+    ).mappings():
+        taxes[r["document_id"]].append(
+            TaxView(r["treatment"], r["rate"], r["base_minor"], r["tax_minor"], r["note"])
+        )
+    line_views: dict[int, list[LineView]] = defaultdict(list)
+    if lines:
+        rows = (
+            conn.execute(
+                select(t.document_lines)
+                .where(t.document_lines.c.document_id.in_(found))
+                .order_by(t.document_lines.c.document_id, t.document_lines.c.position)
+            )
+            .mappings()
+            .all()
+        )
+        product_views = (
+            _products(conn, {r["product_id"] for r in rows if r["product_id"]}) if products else {}
+        )
+        variant_views = _variants(conn, {r["variant_id"] for r in rows if r["variant_id"]})
+        for r in rows:
+            line_views[r["document_id"]].append(
+                LineView(
+                    id=r["id"],
+                    position=r["position"],
+                    kind=r["kind"],
+                    description=r["description"],
+                    product=product_views.get(r["product_id"]),
+                    variant=variant_views.get(r["variant_id"]),
+                    price_id=r["price_id"],
+                    subscription_period_id=r["subscription_period_id"],
+                    order_id=r["order_id"],
+                    period_start=r["period_start"],
+                    period_end=r["period_end"],
+                    quantity=r["quantity"],
+                    unit_price=r["unit_price"],
+                    ratio=Fraction(r["ratio"]),
+                    tax_inclusive=r["tax_inclusive"],
+                    tax_treatment=r["tax_treatment"],
+                    tax_rate=r["tax_rate"],
+                    amount_minor=r["amount_minor"],
+                    tax_minor=r["tax_minor"],
+                )
+            )
+    out = []
+    for doc_id in found:
+        h = headers[doc_id]
+        out.append(
+            DocumentView(
+                id=h["id"],
+                organization_id=h["organization_id"],
+                type=DocumentType(h["type"]),
+                status=DocumentStatus(h["status"]),
+                series=h["series"],
+                number=h["number"],
+                customer_id=h["customer_id"],
+                subscription_id=h["subscription_id"],
+                currency=currency(h["currency"]),
+                subtotal_minor=h["subtotal_minor"],
+                tax_minor=h["tax_minor"],
+                total_minor=h["total_minor"],
+                amount_paid_minor=h["amount_paid_minor"],
+                period_start=h["period_start"],
+                period_end=h["period_end"],
+                issue_date=h["issue_date"],
+                issued_at=h["issued_at"],
+                due_date=h["due_date"],
+                seller=h["seller"],
+                buyer=h["buyer"],
+                notes=list(h["notes"]),
+                converted_from_id=h["converted_from_id"],
+                created_at=h["created_at"],
+                updated_at=h["updated_at"],
+                paid_at=h["paid_at"],
+                voided_at=h["voided_at"],
+                converted_to_id=converted_to.get(doc_id),
+                lines=line_views[doc_id],
+                taxes=taxes[doc_id],
+                order_ids=orders[doc_id],
+            )
+        )
+    return out
+
+
+def _products(conn: Connection, ids: set[int]) -> dict[int, ProductView]:
+    if not ids:
+        return {}
+    return {
+        r["id"]: ProductView(r["id"], dict(r))
+        for r in conn.execute(select(t.products).where(t.products.c.id.in_(sorted(ids)))).mappings()
+    }
+
+
+def _variants(conn: Connection, ids: set[int]) -> dict[int, VariantView]:
+    if not ids:
+        return {}
+    v = t.variants.c
+    return {
+        r.id: VariantView(r.id, r.code, r.name, list(r.limits))
+        for r in conn.execute(select(v.id, v.code, v.name, v.limits).where(v.id.in_(sorted(ids))))
+    }
+
+
+def audit_events(conn: Connection, scope: Scope, entity_type: str, entity_id: int) -> list[dict[str, Any]]:
+    a = t.audit_events.c
+    query = (
+        select(a.id, a.action, a.actor, a.at, a.before, a.after)
+        .where(
+            a.organization_id == scope.organization_id, a.entity_type == entity_type, a.entity_id == entity_id
+        )
+        .order_by(a.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def parse_status(value: str | None, field_name: str = "status") -> DocumentStatus | None:
+    if value is None:
+        return None
+    try:
+        return DocumentStatus(value)
+    except ValueError:
+        raise InvalidFieldError(field_name, f"must be one of {', '.join(DocumentStatus)}") from None
