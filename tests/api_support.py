@@ -77,7 +77,7 @@ def auth(secret: str) -> dict[str, str]:
 
 
 @contextmanager
-def test_client(db: Database, clock: FixedClock, **settings: object) -> Iterator[TestClient]:
+def api_client(db: Database, clock: FixedClock, **settings: object) -> Iterator[TestClient]:
     with TestClient(make_app(db, clock, **settings), raise_server_exceptions=False) as client:
         yield client
 

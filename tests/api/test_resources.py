@@ -1,0 +1,282 @@
+"""The native API as a client uses it: create, read, list, act; money as strings; errors as problems."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import FixedClock
+from fiscus.services.access import create_api_key
+from tests.api_support import api_client, auth, build_world
+from tests.builders import make_tenant
+
+
+def count(db: Database, table: t.Table) -> int:  # type: ignore[name-defined]
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_catalog_customer_subscription_and_billing_flow(db: Database, clock: FixedClock) -> None:
+    tenant = make_tenant(db, clock, "bg", slug="flow")
+    h = auth(create_api_key(db, clock, tenant.org_id).secret)
+    with api_client(db, clock) as api:
+        product = api.post(
+            "/api/v1/products",
+            json={
+                "code": "vps",
+                "name": "VPS",
+                "tags": ["free"],
+                "modules": ["compute"],
+                "extra": {"ssd": True},
+            },
+            headers=h,
+        )
+        assert product.status_code == 201, product.text
+        variant = api.post(
+            f"/api/v1/products/{product.json()['id']}/variants",
+            json={"code": "s", "name": "Small", "limits": ["1 vCPU"]},
+            headers=h,
+        )
+        assert variant.status_code == 201
+        price = api.post(
+            f"/api/v1/variants/{variant.json()['id']}/prices",
+            json={"currency": "EUR", "unit_amount": "15.5", "interval": "month"},
+            headers=h,
+        )
+        assert price.status_code == 201, price.text
+        assert price.json()["unit_amount"] == "15.50"
+        customer = api.post(
+            "/api/v1/customers",
+            json={
+                "name": "Иван Петров",
+                "email": "ivan@example.bg",
+                "country": "BG",
+                "address": {"city": "София"},
+            },
+            headers=h,
+        )
+        assert customer.status_code == 201, customer.text
+        cid = customer.json()["id"]
+        assert customer.json()["address"]["city"] == "София"
+        sub = api.post(
+            "/api/v1/subscriptions",
+            json={"customer_id": cid, "items": [{"price_id": price.json()["id"], "quantity": "2"}]},
+            headers=h,
+        )
+        assert sub.status_code == 201, sub.text
+        sid = sub.json()["id"]
+        upcoming = api.get(f"/api/v1/subscriptions/{sid}/upcoming_document", headers=h)
+        assert upcoming.status_code == 200
+        assert upcoming.json()["total"] == "37.20"  # 2 × 15.50 + 20 %
+        run = api.post("/api/v1/billing_runs", json={}, headers=h)
+        assert run.status_code == 202
+        for _ in range(200):
+            state = api.get(f"/api/v1/billing_runs/{run.json()['id']}", headers=h).json()
+            if state["status"] == "finished":
+                break
+        assert state["status"] == "finished"
+        assert state["documents_created"] == 1
+        docs = api.get("/api/v1/documents", params={"subscription_id": sid, "expand[]": "lines"}, headers=h)
+        [doc] = docs.json()["data"]
+        assert (doc["total"], doc["subtotal"], doc["tax"], doc["amount_due"]) == (
+            "37.20",
+            "31.00",
+            "6.20",
+            "37.20",
+        )
+        assert doc["lines"][0]["amount"] == "31.00"
+        assert doc["tax_breakdown"] == [
+            {"treatment": "standard", "rate": "0.20", "base": "31.00", "tax": "6.20", "note": ""}
+        ]
+        full = api.get(
+            f"/api/v1/documents/{doc['id']}", params={"expand[]": ["customer", "subscription"]}, headers=h
+        ).json()
+        assert full["customer"]["id"] == cid
+        assert full["subscription"]["id"] == sid
+        assert api.post(f"/api/v1/documents/{doc['id']}/void", headers=h).json()["status"] == "void"
+        again = api.post(f"/api/v1/documents/{doc['id']}/void", headers=h)
+        assert again.status_code == 409
+        assert again.headers["content-type"] == "application/problem+json"
+        assert again.json()["code"] == "invalid_state"
+        audit = api.get(f"/api/v1/documents/{doc['id']}/audit_events", headers=h).json()["data"]
+        assert [e["action"] for e in audit] == ["created", "issued", "void"]
+        clock.advance(timedelta(days=5))
+        preview = api.post(
+            f"/api/v1/subscriptions/{sid}/preview_change",
+            json={"items": [{"price_id": price.json()["id"], "quantity": 3}]},
+            headers=h,
+        )
+        assert preview.status_code == 200, preview.text
+        assert [ln["kind"] for ln in preview.json()["lines"]] == ["proration", "proration"]
+        canceled = api.post(f"/api/v1/subscriptions/{sid}/cancel", json={"at_period_end": True}, headers=h)
+        assert canceled.json()["cancel_at"] is not None
+        resumed = api.post(f"/api/v1/subscriptions/{sid}", json={"cancel_at_period_end": False}, headers=h)
+        assert resumed.json()["cancel_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "pointer"),
+    [
+        ("/api/v1/customers", {"name": "X", "email": "x@example.com", "country": "BG", "id": 5}, "/body/id"),
+        (
+            "/api/v1/customers",
+            {"name": "X", "email": "x@example.com", "country": "BG", "organization_id": 2},
+            "/body/organization_id",
+        ),
+        ("/api/v1/customers", {"name": "X", "email": "x@example.com", "country": "ZZ"}, "/body/country"),
+        (
+            "/api/v1/customers",
+            {"name": "X", "email": "x@example.com", "country": "DE", "vat_id": "DE1"},
+            "/body/vat_id",
+        ),
+        ("/api/v1/customers", {"email": "x@example.com", "country": "BG"}, "/body/name"),
+        (
+            "/api/v1/orders",
+            {"customer_id": "CUSTOMER", "items": [{"price_id": "ONE_OFF", "quantity": "-1"}]},
+            "/body/items/0/quantity",
+        ),
+        (
+            "/api/v1/orders",
+            {"customer_id": "CUSTOMER", "items": [{"price_id": "ONE_OFF", "quantity": 1.5}]},
+            "/body/items/0/quantity",
+        ),
+        (
+            "/api/v1/orders",
+            {"customer_id": "CUSTOMER", "items": [{"price_id": "MONTHLY", "quantity": "1"}]},
+            "/body/items/0/price_id",
+        ),
+    ],
+)
+def test_bad_input_is_a_problem_naming_the_field_and_writes_nothing(
+    db: Database, clock: FixedClock, path: str, body: dict[str, object], pointer: str
+) -> None:
+    worlds = build_world(db, clock)
+    h = auth(worlds[0].key)
+    names = {
+        "CUSTOMER": worlds[0].customers[0],
+        "ONE_OFF": worlds[0].tenant.one_off,
+        "MONTHLY": worlds[0].tenant.monthly,
+    }
+    body = json.loads(
+        json.dumps(body),
+        object_hook=lambda o: {k: names.get(v, v) if isinstance(v, str) else v for k, v in o.items()},
+    )
+    before = (count(db, t.customers), count(db, t.orders), count(db, t.audit_events))
+    with api_client(db, clock) as api:
+        response = api.post(path, json=body, headers=h)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert {"type", "title", "status", "detail", "code", "errors"} <= set(problem)
+    assert pointer in [e["pointer"] for e in problem["errors"]]
+    assert (count(db, t.customers), count(db, t.orders), count(db, t.audit_events)) == before
+
+
+def test_money_as_a_json_number_is_refused(db: Database, clock: FixedClock) -> None:
+    worlds = build_world(db, clock)
+    h = auth(worlds[0].key)
+    with api_client(db, clock) as api:
+        variant = api.get("/api/v1/variants", headers=h).json()["data"][0]["id"]
+        response = api.post(
+            f"/api/v1/variants/{variant}/prices",
+            json={"currency": "EUR", "unit_amount": 12345678901234567.89},
+            headers=h,
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["pointer"] == "/body/unit_amount"
+        ok = api.post(
+            f"/api/v1/variants/{variant}/prices",
+            json={"currency": "EUR", "unit_amount": "12345678901234567.89"},
+            headers=h,
+        )
+        assert ok.status_code == 201
+        assert ok.json()["unit_amount"] == "12345678901234567.89"
+
+
+def test_cursor_pagination_walks_every_document_once(db: Database, clock: FixedClock) -> None:
+    worlds = build_world(db, clock)
+    h = auth(worlds[0].key)
+    with api_client(db, clock) as api:
+        seen: list[int] = []
+        params: dict[str, object] = {"limit": 3}
+        while True:
+            page = api.get("/api/v1/documents", params=params, headers=h).json()
+            seen += [d["id"] for d in page["data"]]
+            if not page["has_more"]:
+                break
+            params = {"limit": 3, "starting_after": page["data"][-1]["id"]}
+        assert seen == sorted(seen, reverse=True)
+        with db.read() as conn:
+            expected = conn.execute(
+                select(func.count())
+                .select_from(t.documents)
+                .where(t.documents.c.organization_id == worlds[0].org_id)
+            ).scalar_one()
+        assert len(seen) == len(set(seen)) == expected > 5
+        back = api.get("/api/v1/documents", params={"limit": 2, "ending_before": seen[-1]}, headers=h).json()
+        assert [d["id"] for d in back["data"]] == seen[-3:-1]
+        assert api.get("/api/v1/documents", params={"limit": 0}, headers=h).status_code == 422
+        assert api.get("/api/v1/documents", params={"limit": 101}, headers=h).status_code == 422
+        assert api.get("/api/v1/documents", params={"status": "nope"}, headers=h).status_code == 422
+
+
+def test_credentials(db: Database, clock: FixedClock) -> None:
+    worlds = build_world(db, clock)
+    customer = worlds[0].customers[0]
+    with api_client(db, clock) as api:
+        assert api.get("/api/v1/documents").status_code == 401
+        assert api.get("/api/v1/documents", headers=auth("fsk_live_wrong")).status_code == 401
+        mine = api.get("/api/v1/documents", headers=auth(worlds[0].tokens[customer]), params={"limit": 100})
+        assert mine.status_code == 200
+        assert {d["customer_id"] for d in mine.json()["data"]} == {customer}
+        forbidden = api.post(
+            "/api/v1/customers",
+            json={"name": "X", "email": "x@example.com", "country": "BG"},
+            headers=auth(worlds[0].tokens[customer]),
+        )
+        assert forbidden.status_code == 403
+        assert forbidden.json()["code"] == "insufficient_scope"
+        assert (
+            api.get(f"/api/v1/customers/{customer}", headers=auth(worlds[0].tokens[customer])).status_code
+            == 200
+        )
+
+
+def test_limits_body_size_and_rate(db: Database, clock: FixedClock) -> None:
+    worlds = build_world(db, clock)
+    h = auth(worlds[0].key)
+    with api_client(db, clock, max_body_bytes=2000, rate_limit_per_second=1.0, rate_limit_burst=3.0) as api:
+        big = api.post(
+            "/api/v1/customers",
+            content=b"{" + b" " * 5000 + b"}",
+            headers={**h, "content-type": "application/json"},
+        )
+        assert big.status_code == 413
+        statuses = [api.get("/api/v1/customers", headers=h).status_code for _ in range(6)]
+        assert 429 in statuses
+        limited = api.get("/api/v1/customers", headers=h)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["x-request-id"]
+
+
+def test_operations_endpoints(db: Database, clock: FixedClock) -> None:
+    with api_client(db, clock) as api:
+        assert api.get("/healthz").json() == {"status": "ok"}
+        assert api.get("/readyz").json() == {"status": "ready"}
+        api.get("/api/v1/documents")
+        metrics = api.get("/metrics").text
+        assert "fiscus_http_requests_total" in metrics
+        assert 'route="/api/v1/documents"' in metrics
+        spec = api.get("/openapi.json").json()
+        assert spec["openapi"].startswith("3.1")
+        assert "/api/v1/documents/{document_id}/issue" in spec["paths"]
+        assert (
+            api.get("/api/v1/documents", headers={"x-request-id": "abc-123"}).headers["x-request-id"]
+            == "abc-123"
+        )
