@@ -9,6 +9,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fiscus.domain.errors import (
@@ -139,6 +140,11 @@ def install(app: FastAPI) -> None:
             "; ".join(f"{e['field'] or e['pointer']}: {e['detail']}" for e in errors) or "invalid request"
         )
         return problem(422, detail, code="validation_error", errors=errors)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        """A unique or foreign-key constraint refused the write (e.g. a race the service checks missed)."""
+        return problem(409, "the request conflicts with an existing object", code="conflict")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

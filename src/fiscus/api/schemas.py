@@ -12,7 +12,16 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+)
 
 DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,12})?$"
 
@@ -66,6 +75,20 @@ MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
 Currency = Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["EUR"])]
 Country = Annotated[str, Field(pattern="^[A-Za-z]{2}$", examples=["BG"])]
 Id = Annotated[int, Field(ge=1, le=2**62)]
+Instant = Annotated[AwareDatetime, Strict(), Field(examples=["2026-12-01T00:00:00Z"])]
+"""An instant in: an RFC 3339 string with an offset; numbers and naive times are refused."""
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            float(value)  # float-ok: only detects numeric strings, which must not pass as timestamps
+        except ValueError:
+            return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T00:00:00Z")
+
+
+QueryInstant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
 class In(BaseModel):
@@ -241,10 +264,10 @@ class ItemOut(Out):
 class SubscriptionIn(In):
     customer_id: Id
     items: list[ItemIn] = Field(min_length=1, max_length=50)
-    start_at: datetime | None = None
+    start_at: Instant | None = None
     trial_days: int = Field(0, ge=0, le=730)
-    trial_end: datetime | None = None
-    billing_anchor: datetime | None = None
+    trial_end: Instant | None = None
+    billing_anchor: Instant | None = None
 
 
 class SubscriptionUpdate(In):
@@ -370,8 +393,8 @@ class DocumentOut(Out):
 class PreviewOut(Out):
     object: Literal["document_preview"] = "document_preview"
     subscription_id: int
-    type: str
-    currency: str
+    type: str | None
+    currency: str | None
     period_start: datetime | None
     period_end: datetime | None
     subtotal: MoneyOut
@@ -392,7 +415,7 @@ class AuditEventOut(Out):
 
 
 class BillingRunIn(In):
-    at: datetime | None = None
+    at: Instant | None = None
 
 
 class BillingRunOut(Out):

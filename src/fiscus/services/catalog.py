@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import ColumnElement, Connection, Table, insert, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, audit_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import ConflictError, InvalidFieldError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval
 from fiscus.domain.tax import TaxCategory
@@ -51,6 +51,11 @@ def _string_list(name: str, values: list[str]) -> list[str]:
     return list(values)
 
 
+def _unique(conn: Connection, table: Table, column: str, value: str, scope: ColumnElement[bool]) -> None:
+    if conn.execute(select(table.c.id).where(scope, table.c[column] == value)).first() is not None:
+        raise ConflictError(f"{column} '{value}' is already taken", field=column)
+
+
 def create_product(db: Database, clock: Clock, org_id: int, spec: ProductSpec, *, actor: str = "cli") -> int:
     code = v.text("code", spec.code, max_len=64)
     name = v.text("name", spec.name)
@@ -77,6 +82,7 @@ def create_product(db: Database, clock: Clock, org_id: int, spec: ProductSpec, *
         "created_at": now,
     }
     with db.write() as conn:
+        _unique(conn, t.products, "code", code, t.products.c.organization_id == org_id)
         pid = conn.execute(insert(t.products).values(**values).returning(t.products.c.id)).scalar_one()
         append_audit(conn, [audit_row(org_id, "product", pid, "created", actor, now, None, {"code": code})])
     return int(pid)
@@ -96,6 +102,7 @@ def create_variant(
     now = clock.now()
     with db.write() as conn:
         get_scoped(conn, t.products, org_id, product_id, field="product_id")
+        _unique(conn, t.variants, "code", code, t.variants.c.product_id == product_id)
         vid = conn.execute(
             insert(t.variants)
             .values(

@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from fiscus.api.idempotency import IdempotentRoute
 from fiscus.api.schemas import Id
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {"type": "string"},
+                    "field": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    for status, text in (
+        (400, "Bad request"),
+        (401, "No valid credential"),
+        (403, "Not allowed for this credential"),
+        (404, "No such object (or another tenant's)"),
+        (409, "Conflict with the current state"),
+        (413, "Body too large"),
+        (422, "Invalid input; `errors` names the fields"),
+        (429, "Rate limited"),
+    )
+}
+
 
 def router(tag: str) -> APIRouter:
-    return APIRouter(prefix="/api/v1", tags=[tag], route_class=IdempotentRoute)
+    return APIRouter(prefix="/api/v1", tags=[tag], route_class=IdempotentRoute, responses=PROBLEMS)
 
 
 Limit = Annotated[int, Query(ge=1, le=100, description="page size, 1 to 100")]
 StartingAfter = Annotated[Id | None, Query(description="id of the last object of the previous page")]
 EndingBefore = Annotated[Id | None, Query(description="id of the first object of the next page")]
-Expand = Annotated[list[str] | None, Query(alias="expand[]", description="nested objects to include")]
+DocumentExpand = Annotated[
+    list[Literal["lines", "customer", "subscription"]] | None,
+    Query(alias="expand[]", description="nested objects to include"),
+]
+SubscriptionExpand = Annotated[
+    list[Literal["customer"]] | None, Query(alias="expand[]", description="nested objects to include")
+]
 
 
 def envelope(request: Request, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -10,15 +10,15 @@ from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
+    DocumentExpand,
     EndingBefore,
-    Expand,
     Limit,
     StartingAfter,
     envelope,
     router,
 )
 from fiscus.api.routes.subscriptions import present as present_subscription
-from fiscus.api.schemas import AuditEventOut, DocumentOut, Id, ListOut
+from fiscus.api.schemas import AuditEventOut, DocumentOut, Id, ListOut, QueryInstant
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.queries.documents import (
     DocumentFilters,
@@ -36,12 +36,11 @@ Status = Annotated[
     DocumentStatus | None, Query(description="draft, open, paid, void, uncollectible, converted")
 ]
 Type = Annotated[DocumentType | None, Query(description="proforma, invoice or credit_note")]
-Instant = Annotated[datetime | None, Query()]
 
 EXPANDABLE = {"lines", "customer", "subscription"}
 
 
-def _present(c: ContainerDep, scope: Scope, document_id: int, expand: list[str]) -> dict[str, Any]:
+def _present(c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[str]) -> dict[str, Any]:
     with c.db.read() as conn:
         doc = get_document(conn, scope, document_id)
         out = p.document(doc, lines=True)
@@ -68,11 +67,11 @@ def list_documents(
     type: Type = None,
     customer_id: Annotated[Id | None, Query()] = None,
     subscription_id: Annotated[Id | None, Query()] = None,
-    period_start_gte: Annotated[datetime | None, Query(alias="period_start[gte]")] = None,
-    period_start_lt: Annotated[datetime | None, Query(alias="period_start[lt]")] = None,
-    created_gte: Annotated[datetime | None, Query(alias="created[gte]")] = None,
-    created_lt: Annotated[datetime | None, Query(alias="created[lt]")] = None,
-    expand: Expand = None,
+    period_start_gte: Annotated[QueryInstant | None, Query(alias="period_start[gte]")] = None,
+    period_start_lt: Annotated[QueryInstant | None, Query(alias="period_start[lt]")] = None,
+    created_gte: Annotated[QueryInstant | None, Query(alias="created[gte]")] = None,
+    created_lt: Annotated[QueryInstant | None, Query(alias="created[lt]")] = None,
+    expand: DocumentExpand = None,
 ) -> Response:
     """Newest first. Lines are included with `expand[]=lines`. A customer token sees its own only."""
     filters = DocumentFilters(
@@ -95,7 +94,9 @@ def list_documents(
 
 
 @api.get("/documents/{document_id}", response_model=DocumentOut)
-def get_document_route(document_id: Id, scope: ScopeDep, c: ContainerDep, expand: Expand = None) -> Response:
+def get_document_route(
+    document_id: Id, scope: ScopeDep, c: ContainerDep, expand: DocumentExpand = None
+) -> Response:
     return p.json_response(_present(c, scope, document_id, expand or []))
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -11,9 +12,9 @@ from fiscus.api.deps import ContainerDep, OrgDep
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     EndingBefore,
-    Expand,
     Limit,
     StartingAfter,
+    SubscriptionExpand,
     envelope,
     router,
 )
@@ -38,7 +39,7 @@ from fiscus.services.billing_run import preview_next_document
 api = router("subscriptions")
 
 
-def present(conn: Connection, scope: Scope, row: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+def present(conn: Connection, scope: Scope, row: dict[str, Any], expand: Sequence[str]) -> dict[str, Any]:
     out = p.subscription(row, items_of(conn, t.subscription_items, "subscription_id", [row["id"]])[row["id"]])
     if "customer" in expand:
         out["customer"] = p.customer(get_row(conn, scope, t.customers, row["customer_id"], "customer"))
@@ -46,7 +47,7 @@ def present(conn: Connection, scope: Scope, row: dict[str, Any], expand: list[st
 
 
 def _get(
-    c: ContainerDep, org_id: int, sub_id: int, expand: list[str] | None = None, status: int = 200
+    c: ContainerDep, org_id: int, sub_id: int, expand: Sequence[str] | None = None, status: int = 200
 ) -> Response:
     scope = Scope(org_id)
     with c.db.read() as conn:
@@ -113,7 +114,7 @@ def list_subscriptions(
 
 @api.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def get_subscription(
-    subscription_id: Id, principal: OrgDep, c: ContainerDep, expand: Expand = None
+    subscription_id: Id, principal: OrgDep, c: ContainerDep, expand: SubscriptionExpand = None
 ) -> Response:
     return _get(c, principal.organization_id, subscription_id, expand)
 
