@@ -32,6 +32,7 @@ from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Interval, boundary
 from fiscus.domain.tax import TaxCategory
+from fiscus.services.access import create_api_key, create_customer_token
 from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import ProductSpec, create_price, create_product, create_variant
 from fiscus.services.customers import CustomerSpec, create_customer
@@ -67,6 +68,8 @@ class DemoOrganization:
     subscriptions: dict[str, int] = field(default_factory=dict)
     documents: dict[tuple[str, str], int] = field(default_factory=dict)
     totals: dict[str, Decimal] = field(default_factory=dict)
+    api_key: str | None = None
+    customer_tokens: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,14 +80,15 @@ class DemoResult:
     totals: dict[str, Decimal]
 
     def as_json(self) -> dict[str, object]:
-        """The machine-readable summary; it names ids only, since API keys and tokens do not exist yet."""
+        """The machine-readable summary a script needs to call every API with real credentials."""
         return {
             "organizations": [
                 {
                     "id": o.id,
                     "slug": o.slug,
                     "name": o.name,
-                    "customers": [{"id": c} for c in o.customer_ids],
+                    "api_key": o.api_key,
+                    "customers": [{"id": c, "token": o.customer_tokens.get(c)} for c in o.customer_ids],
                 }
                 for o in self.organizations
             ],
@@ -992,7 +996,19 @@ def seed_demo(db: Database, clock: Clock, *, quiet: bool = False, seed: int = 20
         elapsed_ms = (time.perf_counter_ns() - began) // 1_000_000
         err.print(f"[green]{slug}[/green]: {customers} customers, {documents} documents, {elapsed_ms} ms")
     run_billing(db, clock)
-    return _summary(db, created)
+    result = _summary(db, created)
+    _issue_credentials(db, clock, result)
+    return result
+
+
+def _issue_credentials(db: Database, clock: Clock, result: DemoResult) -> None:
+    """A fresh API key per organisation and a token per customer on every run: secrets are stored
+    only as hashes, so earlier ones cannot be shown again."""
+    for org in result.organizations:
+        org.api_key = create_api_key(db, clock, org.id, name="demo", actor="demo").secret
+        org.customer_tokens = {
+            c: create_customer_token(db, clock, org.id, c, actor="demo").secret for c in org.customer_ids
+        }
 
 
 def _count(conn: Connection, table: Table, org_id: int) -> int:
@@ -1079,6 +1095,16 @@ def describe(result: DemoResult, console: Console, settings: Settings) -> None:
     console.print(f"Server: [bold]{base}[/bold]")
     for path in ("/healthz", "/readyz", "/docs"):
         console.print(f"  {base}{path}")
+    for org in result.organizations:
+        console.print(f"{org.slug}: API key [bold]{org.api_key}[/bold]")
+        if org.customer_ids:
+            first = org.customer_ids[0]
+            console.print(f"  customer {first} token {org.customer_tokens.get(first)}")
+    if result.organizations:
+        sample = result.organizations[0]
+        console.print(
+            f"Try: curl -H 'Authorization: Bearer {sample.api_key}' '{base}/api/v1/documents?limit=3'"
+        )
     console.print("Bill what is due now: [bold]fiscus bill[/bold]")
     console.print("Check the invariants:  [bold]fiscus reconcile[/bold]")
 
