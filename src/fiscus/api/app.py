@@ -16,6 +16,7 @@ from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.api import errors
 from fiscus.api.deps import RateLimiter, _AuthCache
+from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import ObservabilityMiddleware
 from fiscus.api.routes import billing_runs, catalog, customers, documents, orders, subscriptions, webhooks
 from fiscus.bootstrap import Container, build
@@ -53,6 +54,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes)
     for module in (customers, catalog, subscriptions, orders, documents, billing_runs, webhooks):
         app.include_router(module.api)
+    for dialect in (billing, payments, vps):
+        app.include_router(dialect.router(c.settings))
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

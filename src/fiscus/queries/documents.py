@@ -118,6 +118,8 @@ class DocumentFilters:
     period_start_lt: datetime | None = None
     created_gte: datetime | None = None
     created_lt: datetime | None = None
+    types: tuple[DocumentType, ...] | None = None
+    issued_only: bool = False
 
 
 _HEADER = [c for c in t.documents.c if c.name not in ("sequence", "billing_run_id")]
@@ -130,6 +132,10 @@ def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
         query = query.where(d.status == filters.status.value)
     if filters.type is not None:
         query = query.where(d.type == filters.type.value)
+    if filters.types is not None:
+        query = query.where(d.type.in_([x.value for x in filters.types]))
+    if filters.issued_only:
+        query = query.where(d.status != DocumentStatus.DRAFT.value)
     if filters.customer_id is not None:
         query = query.where(d.customer_id == filters.customer_id)
     if filters.subscription_id is not None:
