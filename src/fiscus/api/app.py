@@ -51,7 +51,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
     app.state.executor = executor
     errors.install(app)
-    app.add_middleware(ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes)
+    app.add_middleware(
+        ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
+    )
     for module in (customers, catalog, subscriptions, orders, documents, billing_runs, webhooks):
         app.include_router(module.api)
     for dialect in (billing, payments, vps):

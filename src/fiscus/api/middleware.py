@@ -12,6 +12,10 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+BILLING_DOCUMENTS = Counter(
+    "fiscus_billing_documents_total", "Documents created by billing runs in this process"
+)
+BILLING_RUNS = Counter("fiscus_billing_runs_total", "Billing runs finished in this process", ["outcome"])
 REQUESTS = Counter("fiscus_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "fiscus_http_request_duration_seconds",
@@ -29,9 +33,10 @@ def _route_of(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1_048_576) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1_048_576, access_log: bool = True) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -105,8 +105,10 @@ def request_run(
         )
 
 
-def execute_run(db: Database, clock: Clock, run_id: int, *, batch_size: int = DEFAULT_BATCH) -> bool:
-    """Carry out a pending run; False if another process already took it."""
+def execute_run(
+    db: Database, clock: Clock, run_id: int, *, batch_size: int = DEFAULT_BATCH
+) -> BillingRunSummary | None:
+    """Carry out a pending run; None if another process already took it."""
     r = t.billing_runs.c
     with db.write() as conn:
         row = conn.execute(
@@ -116,9 +118,9 @@ def execute_run(db: Database, clock: Clock, run_id: int, *, batch_size: int = DE
             .returning(r.at, r.organization_id, r.requested_by)
         ).one_or_none()
     if row is None:
-        return False
+        return None
     try:
-        run_billing(
+        return run_billing(
             db,
             clock,
             at=row.at,
@@ -133,7 +135,6 @@ def execute_run(db: Database, clock: Clock, run_id: int, *, batch_size: int = DE
                 update(t.billing_runs).where(r.id == run_id).values(status="failed", finished_at=clock.now())
             )
         raise
-    return True
 
 
 def execute_pending_runs(db: Database, clock: Clock, *, batch_size: int = DEFAULT_BATCH) -> int:
@@ -148,7 +149,7 @@ def execute_pending_runs(db: Database, clock: Clock, *, batch_size: int = DEFAUL
             .scalars()
             .all()
         )
-    return sum(1 for run_id in ids if execute_run(db, clock, run_id, batch_size=batch_size))
+    return sum(1 for run_id in ids if execute_run(db, clock, run_id, batch_size=batch_size) is not None)
 
 
 def run_billing(

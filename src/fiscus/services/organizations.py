@@ -57,6 +57,7 @@ class OrganizationSpec:
     order_document: DocumentType = DocumentType.INVOICE
     auto_issue: bool = True
     payment_terms_days: int = 14
+    mode: str = "live"
     extra_series: list[SeriesSpec] = field(default_factory=list)
 
 
@@ -70,6 +71,8 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
     vat_id = normalize_vat_id(spec.vat_id, country) if spec.vat_id else None
     if spec.vat_registered and country in EU_MEMBER_STATES and not vat_id:
         raise InvalidFieldError("vat_id", "a VAT-registered EU organisation must print its VAT ID")
+    if spec.mode not in ("live", "test"):
+        raise InvalidFieldError("mode", "must be live or test")
     if not 0 <= spec.payment_terms_days <= 365:
         raise InvalidFieldError("payment_terms_days", "must be between 0 and 365")
     for doc_type in (spec.subscription_document, spec.order_document):
@@ -108,6 +111,7 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
                 order_document=spec.order_document.value,
                 auto_issue=spec.auto_issue,
                 payment_terms_days=spec.payment_terms_days,
+                mode=spec.mode,
                 created_at=now,
             )
             .returning(t.organizations.c.id)

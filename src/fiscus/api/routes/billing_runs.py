@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import structlog
 from fastapi import Request, Response
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.middleware import BILLING_DOCUMENTS, BILLING_RUNS
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import BillingRunIn, BillingRunOut, Id, ListOut
+from fiscus.domain.clock import Clock
 from fiscus.queries.rows import get_row, page_rows
 from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import execute_run, request_run
+
+log = structlog.get_logger("fiscus.billing")
 
 api = router("billing runs")
 
@@ -22,12 +28,24 @@ def create_billing_run(body: BillingRunIn, request: Request, principal: OrgDep, 
     org = principal.organization_id
     run_id = request_run(c.db, c.clock, at=body.at, organization_id=org, actor=principal.actor)
     request.app.state.executor.submit(
-        execute_run, c.db, c.clock, run_id, batch_size=c.settings.billing_batch_size
+        _execute_counted, c.db, c.clock, run_id, batch_size=c.settings.billing_batch_size
     )
     with c.db.read() as conn:
         return p.json_response(
             p.billing_run(get_row(conn, Scope(org), t.billing_runs, run_id, "billing_run")), 202
         )
+
+
+def _execute_counted(db: Database, clock: Clock, run_id: int, batch_size: int) -> None:
+    try:
+        summary = execute_run(db, clock, run_id, batch_size=batch_size)
+    except Exception:
+        BILLING_RUNS.labels("failed").inc()
+        log.exception("billing run failed", run_id=run_id)
+        return
+    if summary is not None:
+        BILLING_RUNS.labels("finished").inc()
+        BILLING_DOCUMENTS.inc(summary.documents)
 
 
 @api.get("/billing_runs", response_model=ListOut[BillingRunOut])
