@@ -25,7 +25,7 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
 from fiscus.services.access import create_api_key, create_customer_token, revoke_api_key
-from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
+from fiscus.services.billing_run import BillingRunSummary, count_due, execute_pending_runs, run_billing
 from fiscus.services.reconcile import reconcile
 
 app = typer.Typer(
@@ -127,11 +127,17 @@ def bill(
 
 @app.command()
 def worker(
-    interval: Annotated[float, typer.Option(help="seconds between runs")] = 30.0,
+    interval: Annotated[float, typer.Option(help="seconds between billing runs")] = 30.0,
     once: bool = False,
 ) -> None:
-    """Run the billing run in a loop (several workers may run at once)."""
+    """The background worker: billing runs (scheduled and requested through the API), webhook delivery,
+    and housekeeping. Run several, on several machines: every claim is a row lock or a unique key."""
+    from fiscus.adapters.webhooks.sender import WebhookSender
+    from fiscus.services import idempotency
+    from fiscus.worker.webhooks import run_webhook_cycle
+
     c = _container()
+    sender = WebhookSender()
     stopping = False
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
@@ -140,15 +146,28 @@ def worker(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    next_billing = next_prune = 0.0
     while not stopping:
-        summary = run_billing(c.db, c.clock, batch_size=c.settings.billing_batch_size)
-        if summary.documents:
-            err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
+        now = time.monotonic()
+        if now >= next_billing:
+            execute_pending_runs(c.db, c.clock, batch_size=c.settings.billing_batch_size)
+            summary = run_billing(c.db, c.clock, batch_size=c.settings.billing_batch_size)
+            if summary.documents:
+                err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
+            next_billing = now + interval
+        dispatched, attempts = run_webhook_cycle(
+            c.db, c.clock, sender, allow_private=c.settings.webhooks_allow_private
+        )
+        if attempts:
+            err.print(f"worker {os.getpid()}: {dispatched} events dispatched, {attempts} webhook attempts")
+        if now >= next_prune:
+            idempotency.prune(c.db, c.clock)
+            next_prune = now + 3600
         if once:
             break
-        deadline = time.monotonic() + interval
-        while not stopping and time.monotonic() < deadline:
-            time.sleep(0.2)
+        pause_until = time.monotonic() + 1.0
+        while not stopping and time.monotonic() < pause_until:
+            time.sleep(0.1)
 
 
 @app.command("reconcile")

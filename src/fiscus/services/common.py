@@ -8,6 +8,21 @@ from sqlalchemy import Connection, Table, select
 
 from fiscus.domain.errors import NotFoundError
 
+ENTITY_NAMES = {
+    "customers": "customer",
+    "products": "product",
+    "variants": "variant",
+    "prices": "price",
+    "subscriptions": "subscription",
+    "orders": "order",
+    "documents": "document",
+    "api_keys": "api_key",
+    "customer_tokens": "customer_token",
+    "webhook_endpoints": "webhook_endpoint",
+    "webhook_deliveries": "webhook_delivery",
+    "billing_runs": "billing_run",
+}
+
 
 def get_scoped(
     conn: Connection, table: Table, org_id: int, ident: int, *, field: str | None = None, lock: bool = False
@@ -19,7 +34,7 @@ def get_scoped(
         query = query.with_for_update()
     row = conn.execute(query).mappings().one_or_none()
     if row is None:
-        raise NotFoundError(table.name.rstrip("s"), ident, field=field)
+        raise NotFoundError(ENTITY_NAMES.get(table.name, table.name), ident, field=field)
     return dict(row)
 
 

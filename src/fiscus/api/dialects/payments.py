@@ -1,11 +1,338 @@
-"""Compatibility dialect (work in progress)."""
+"""Compatibility dialect 001: a subscription-payments API's invoices, with cursor pagination.
+
+A business moving from that system keeps its clients: `GET /invoices` (`{"data": {"hasMore", "items"}}`)
+and `GET /invoices/{invoiceId}` (`{"data": {...}}`) under the configurable prefix, with the document's
+field names, string ids, capitalised statuses, exact JSON-number money and `2023-06-07T17:32:28Z`
+instants, rendered from `fiscus.queries.documents` and nothing else. See docs/dialects/payments.md.
+
+The source document is a rendered OpenAPI reference page; it names no server framework and shows no
+error response. The word "handler" and the regex `pattern` on a *string* `limit` suggest a generated
+server behind an OpenAPI request validator (kin-openapi as used by oapi-codegen's Go middleware, or
+express-openapi-validator), which refuses a pattern mismatch with 400 before the handler runs; that is
+the behaviour reproduced here (as those validators do: the pattern must match the whole value, unknown
+query parameters are ignored). Which framework it really is, its exact error body, and which of several
+repeated values it reads (here the last, as FastAPI does) are unknown, so every refusal uses one
+documented shape, `{"error": {"code", "message", "param"}}`, for 400, 401, 404 and 429 alike.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal
 
+import msgspec
+from fastapi import APIRouter, Request, Response
+from pydantic import WithJsonSchema
+from sqlalchemy import Connection
+from typing_extensions import TypedDict
+
+from fiscus.api.deps import container
+from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
+from fiscus.api.errors import ApiError
 from fiscus.config import Settings
+from fiscus.domain.documents import DocumentStatus, LineKind
+from fiscus.domain.money import from_minor
+from fiscus.queries.documents import DocumentView, LineView, load_documents, page_document_ids
+from fiscus.queries.scope import Scope
+
+LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
+DEFAULT_LIMIT: Final = 20
+MAX_LIMIT: Final = 100
+INSTANT_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+INSTANT_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+
+_LIMIT = re.compile(r"[0-9][0-9]?|100")
+_ID = re.compile(r"[1-9][0-9]{0,17}")
+"""Canonical decimal ids only, short enough for a BIGINT: "007", "+7", "٧" or 10**30 name no invoice."""
+
+Status = Literal["DRAFT", "OPEN", "PAID", "VOID", "UNCOLLECTIBLE"]
+STATUS: Final[dict[DocumentStatus, Status]] = {
+    DocumentStatus.DRAFT: "DRAFT",
+    DocumentStatus.OPEN: "OPEN",
+    DocumentStatus.PAID: "PAID",
+    DocumentStatus.VOID: "VOID",
+    DocumentStatus.UNCOLLECTIBLE: "UNCOLLECTIBLE",
+    DocumentStatus.CONVERTED: "VOID",
+}
+"""A converted proforma is VOID: it can no longer be paid and the invoice that replaced it carries the
+debt (and, once paid, the PAID), so a client summing PAID invoices never counts the money twice."""
+
+INVOICE_ITEM_KINDS: Final = frozenset({LineKind.ORDER.value, LineKind.PRORATION.value})
+"""Lines that are not a recurring charge of the subscription's period; the rest are subscription items."""
+
+_ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
+
+ExactNumber = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {"type": "number", "description": "exact decimal at the currency's minor-unit scale, e.g. 12.50"}
+    ),
+]
+Instant = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": INSTANT_PATTERN, "examples": ["2023-06-07T17:32:28Z"]}),
+]
+
+
+class PaymentsSubscriptionItem(TypedDict):
+    id: str
+    network: str | None
+    total: ExactNumber
+    currency: str
+    paymentProfileId: str | None
+    priceId: str | None
+    invoiceId: str
+    subscriptionId: str | None
+    description: str
+    createdAt: Instant
+    updatedAt: Instant
+
+
+class PaymentsInvoice(TypedDict):
+    id: str
+    paymentProfileId: str | None
+    network: str | None
+    pdfUrl: str | None
+    status: Status
+    totalPaymentAttempts: int
+    subTotal: ExactNumber
+    taxTotal: ExactNumber
+    currency: str
+    invoiceItems: list[str]
+    subscriptionItems: list[PaymentsSubscriptionItem]
+    lastPaymentAttemptDate: Instant | None
+    periodStart: Instant | None
+    periodEnd: Instant | None
+    createdAt: Instant
+
+
+class PaymentsInvoiceEnvelope(TypedDict):
+    data: PaymentsInvoice
+
+
+class PaymentsInvoicePage(TypedDict):
+    hasMore: bool
+    items: list[PaymentsInvoice]
+
+
+class PaymentsInvoiceList(TypedDict):
+    data: PaymentsInvoicePage
+
+
+class PaymentsErrorDetail(TypedDict):
+    code: str
+    message: str
+    param: str | None
+
+
+class PaymentsError(TypedDict):
+    error: PaymentsErrorDetail
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionFacts:
+    """What the payments and PDF work will know about one invoice; the engine has none of it yet."""
+
+    payment_profile_id: str | None = None
+    network: str | None = None
+    total_payment_attempts: int = 0
+    last_payment_attempt_at: datetime | None = None
+    pdf_url: str | None = None
+
+
+NOTHING_YET: Final = CollectionFacts()
+
+
+def collection_facts(
+    conn: Connection, documents: Sequence[DocumentView], base_url: str
+) -> dict[int, CollectionFacts]:
+    """THE place the payments and PDF work fills in (one query per page, keyed by document id): until
+    then every payment field is null or zero and `pdfUrl` is null, because nothing else is true."""
+    return {doc.id: NOTHING_YET for doc in documents}
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(INSTANT_FORMAT)
+
+
+def _maybe_instant(at: datetime | None) -> str | None:
+    return None if at is None else _instant(at)
+
+
+def _subscription_item(doc: DocumentView, line: LineView, facts: CollectionFacts) -> PaymentsSubscriptionItem:
+    return {
+        "id": str(line.id),
+        "network": facts.network,
+        "total": from_minor(line.amount_minor, doc.currency),
+        "currency": doc.currency.code,
+        "paymentProfileId": facts.payment_profile_id,
+        "priceId": None if line.price_id is None else str(line.price_id),
+        "invoiceId": str(doc.id),
+        "subscriptionId": None if doc.subscription_id is None else str(doc.subscription_id),
+        "description": line.description,
+        "createdAt": _instant(doc.created_at),
+        "updatedAt": _instant(doc.updated_at),
+    }
+
+
+def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
+    return {
+        "id": str(doc.id),
+        "paymentProfileId": facts.payment_profile_id,
+        "network": facts.network,
+        "pdfUrl": facts.pdf_url,
+        "status": STATUS[doc.status],
+        "totalPaymentAttempts": facts.total_payment_attempts,
+        "subTotal": from_minor(doc.subtotal_minor, doc.currency),
+        "taxTotal": from_minor(doc.tax_minor, doc.currency),
+        "currency": doc.currency.code,
+        "invoiceItems": [str(line.id) for line in doc.lines if line.kind in INVOICE_ITEM_KINDS],
+        "subscriptionItems": [
+            _subscription_item(doc, line, facts) for line in doc.lines if line.kind not in INVOICE_ITEM_KINDS
+        ],
+        "lastPaymentAttemptDate": _maybe_instant(facts.last_payment_attempt_at),
+        "periodStart": _maybe_instant(doc.period_start),
+        "periodEnd": _maybe_instant(doc.period_end),
+        "createdAt": _instant(doc.created_at),
+    }
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_ENCODER.encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(
+    status: int, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    body: PaymentsError = {"error": {"code": code, "message": message, "param": param}}
+    return _json(body, status, headers)
+
+
+def _refusal(exc: ApiError) -> Response:
+    return _error(exc.status, exc.code, exc.detail, None, exc.headers)
+
+
+def _billed(conn: Connection, scope: Scope, raw_id: str) -> DocumentView | None:
+    """The caller's invoice or proforma with that id, or None (unknown, foreign, a credit note)."""
+    if not _ID.fullmatch(raw_id):
+        return None
+    found = load_documents(conn, scope, [int(raw_id)], products=False)
+    return found[0] if found and found[0].type in BILLED_TYPES else None
+
+
+PARAMETERS: Final[dict[str, dict[str, Any]]] = {
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"The maximum number of invoices to return (default {DEFAULT_LIMIT}, maximum "
+        f"{MAX_LIMIT}); 0 and 00 match the pattern but are refused with 400",
+        "schema": {"type": "string", "pattern": LIMIT_PATTERN},
+    },
+    "startingAfter": {
+        "name": "startingAfter",
+        "in": "query",
+        "required": False,
+        "description": "The ID of the last invoice in the previous page of results. Results will start "
+        "after this invoice; an id this credential cannot list is refused with 400",
+        "schema": {"type": "string"},
+    },
+    "invoiceId": {
+        "name": "invoiceId",
+        "in": "path",
+        "required": True,
+        "description": "invoiceId for which the details are supposed to be extracted",
+        "schema": {"type": "string"},
+    },
+}
+"""Parameters are read from the request and documented here rather than declared to FastAPI, so that a
+bad value gets this dialect's 400, never FastAPI's 422, and the schemas are exactly the document's."""
+
+ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    400: {"model": PaymentsError, "description": "A malformed or out-of-range parameter (`param` names it)"},
+    401: {"model": PaymentsError, "description": "No credential, or an unknown, revoked or expired one"},
+    404: {"model": PaymentsError, "description": "No such invoice for this credential"},
+    429: {"model": PaymentsError, "description": "Rate limited; see Retry-After"},
+}
+
+
+def list_invoices(request: Request) -> Response:
+    """This endpoint retrieves a list of all invoices, newest first (id descending)."""
+    who = caller(request)
+    if isinstance(who, ApiError):
+        return _refusal(who)
+    limit = request.query_params.get("limit")
+    starting_after = request.query_params.get("startingAfter")
+    size = DEFAULT_LIMIT
+    if limit is not None:
+        if not _LIMIT.fullmatch(limit):
+            return _error(400, "invalid_parameter", f"limit must match {LIMIT_PATTERN}", "limit")
+        size = int(limit)
+        if size == 0:
+            return _error(400, "invalid_parameter", "limit must be between 1 and 100", "limit")
+    scope = scope_of(who)
+    with container(request).db.read() as conn:
+        after: int | None = None
+        if starting_after is not None:
+            anchor = _billed(conn, scope, starting_after)
+            if anchor is None:
+                return _error(
+                    400,
+                    "invalid_parameter",
+                    f"startingAfter: no invoice with id '{starting_after}'",
+                    "startingAfter",
+                )
+            after = anchor.id
+        page = page_document_ids(
+            conn, scope, billed_documents(issued_only=False), limit=size, starting_after=after
+        )
+        docs = load_documents(conn, scope, page.ids, products=False)
+        facts = collection_facts(conn, docs, public_base(request))
+    body: PaymentsInvoiceList = {
+        "data": {"hasMore": page.has_more, "items": [present(d, facts[d.id]) for d in docs]}
+    }
+    return _json(body)
+
+
+def get_invoice(request: Request) -> Response:
+    """This handler get the invoice details based on the invoice ID."""
+    who = caller(request)
+    if isinstance(who, ApiError):
+        return _refusal(who)
+    invoice_id = request.path_params["invoiceId"]
+    with container(request).db.read() as conn:
+        doc = _billed(conn, scope_of(who), invoice_id)
+        if doc is None:
+            return _error(404, "not_found", f"no invoice with id '{invoice_id}'", "invoiceId")
+        facts = collection_facts(conn, [doc], public_base(request))
+    body: PaymentsInvoiceEnvelope = {"data": present(doc, facts[doc.id])}
+    return _json(body)
 
 
 def router(settings: Settings) -> APIRouter:
-    return APIRouter(prefix=settings.dialect_payments_prefix, tags=["compatibility: payments"])
+    api = APIRouter(prefix=settings.dialect_payments_prefix, tags=["compatibility: payments"])
+    api.add_api_route(
+        "/invoices",
+        list_invoices,
+        methods=["GET"],
+        summary="List all invoices",
+        operation_id="payments_list_invoices",
+        response_model=PaymentsInvoiceList,
+        responses=ERRORS,
+        openapi_extra={"parameters": [PARAMETERS["limit"], PARAMETERS["startingAfter"]]},
+    )
+    api.add_api_route(
+        "/invoices/{invoiceId}",
+        get_invoice,
+        methods=["GET"],
+        summary="Get an invoice by id",
+        operation_id="payments_get_invoice",
+        response_model=PaymentsInvoiceEnvelope,
+        responses=ERRORS,
+        openapi_extra={"parameters": [PARAMETERS["invoiceId"]]},
+    )
+    return api
