@@ -21,14 +21,25 @@ pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("FISCUS_FUZZ_EXAMPLES", "40"))
 
 
-def test_schemathesis_finds_no_server_errors(db: Database, db_url: str, clock: FixedClock, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_errors(
+    db: Database, db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
     worlds = build_world(db, clock)
     port = free_port()
-    env = {**os.environ, "FISCUS_DATABASE_URL": db_url, "FISCUS_RATE_LIMIT_PER_SECOND": "100000",
-           "FISCUS_RATE_LIMIT_BURST": "100000", "FISCUS_ACCESS_LOG": "false", "FISCUS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "FISCUS_DATABASE_URL": db_url,
+        "FISCUS_RATE_LIMIT_PER_SECOND": "100000",
+        "FISCUS_RATE_LIMIT_BURST": "100000",
+        "FISCUS_ACCESS_LOG": "false",
+        "FISCUS_LOG_LEVEL": "WARNING",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "fiscus.cli", "serve", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"),  # noqa: SIM115
+        [sys.executable, "-m", "fiscus.cli", "serve", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),  # noqa: SIM115
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -40,20 +51,45 @@ def test_schemathesis_finds_no_server_errors(db: Database, db_url: str, clock: F
             except httpx.HTTPError:
                 time.sleep(0.1)
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
-             "-H", f"Authorization: Bearer {worlds[0].key}",
-             "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance,"
-                         "status_code_conformance,negative_data_rejection",
-             "--max-examples", str(EXAMPLES), "--seed", "20261123", "--no-color", "--workers", "2",
-             "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all",
-             "--request-timeout", "10", "--generation-database", "none", "--report", "junit", "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{base}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {worlds[0].key}",
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance,"
+                "status_code_conformance,negative_data_rejection",
+                "--max-examples",
+                str(EXAMPLES),
+                "--seed",
+                "20261123",
+                "--no-color",
+                "--workers",
+                "2",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--suppress-health-check",
+                "all",
+                "--request-timeout",
+                "10",
+                "--generation-database",
+                "none",
+                "--report",
+                "junit",
+                "--report-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            stdin=subprocess.DEVNULL,
         )
         tail = result.stdout[-6000:]
         assert result.returncode == 0, tail + (tmp_path / "server.log").read_text()[-3000:]
         generated = re.search(r"(\d+) generated", result.stdout)
         assert generated is not None, tail
-        print(f"schemathesis: {generated.group(0)} cases on {db.dialect}")  # noqa: T201
+        print(f"schemathesis: {generated.group(0)} cases on {db.dialect}")
         assert int(generated.group(1)) >= 1000, tail
     finally:
         server.terminate()

@@ -41,8 +41,12 @@ def test_replay_mismatch_and_validation(db: Database, clock: FixedClock) -> None
         elsewhere = api.post("/api/v1/customers/999999", json={"name": "Eve"}, headers=h)
         assert elsewhere.status_code == 422  # same key, other path
         # keys are per organisation: B may use the same key for its own request
-        assert api.post("/api/v1/customers", json=BODY, headers={**auth(b.key), "Idempotency-Key": "create-ada"}
-                        ).status_code == 201
+        assert (
+            api.post(
+                "/api/v1/customers", json=BODY, headers={**auth(b.key), "Idempotency-Key": "create-ada"}
+            ).status_code
+            == 201
+        )
         # a request that failed validation is not stored: the key stays usable
         h2 = {**auth(a.key), "Idempotency-Key": "second"}
         assert api.post("/api/v1/customers", json={**BODY, "country": "ZZ"}, headers=h2).status_code == 422
@@ -57,7 +61,9 @@ def test_replay_mismatch_and_validation(db: Database, clock: FixedClock) -> None
     assert customers(db) == start + 3
 
 
-def test_a_concurrent_duplicate_gets_409(db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_concurrent_duplicate_gets_409(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, _ = build_world(db, clock)
     original = customer_routes.svc.create_customer
 

@@ -20,19 +20,45 @@ from fiscus.services.webhooks import create_endpoint
 from tests.api_support import OrgWorld, api_client, auth, build_world
 
 PARAM_TABLES = {
-    "customer_id": t.customers, "product_id": t.products, "variant_id": t.variants, "price_id": t.prices,
-    "subscription_id": t.subscriptions, "order_id": t.orders, "document_id": t.documents,
-    "run_id": t.billing_runs, "endpoint_id": t.webhook_endpoints, "delivery_id": t.webhook_deliveries,
+    "customer_id": t.customers,
+    "product_id": t.products,
+    "variant_id": t.variants,
+    "price_id": t.prices,
+    "subscription_id": t.subscriptions,
+    "order_id": t.orders,
+    "document_id": t.documents,
+    "run_id": t.billing_runs,
+    "endpoint_id": t.webhook_endpoints,
+    "delivery_id": t.webhook_deliveries,
 }
 LISTS = {
-    "/api/v1/customers": t.customers, "/api/v1/products": t.products, "/api/v1/variants": t.variants,
-    "/api/v1/prices": t.prices, "/api/v1/subscriptions": t.subscriptions, "/api/v1/orders": t.orders,
-    "/api/v1/documents": t.documents, "/api/v1/billing_runs": t.billing_runs,
+    "/api/v1/customers": t.customers,
+    "/api/v1/products": t.products,
+    "/api/v1/variants": t.variants,
+    "/api/v1/prices": t.prices,
+    "/api/v1/subscriptions": t.subscriptions,
+    "/api/v1/orders": t.orders,
+    "/api/v1/documents": t.documents,
+    "/api/v1/billing_runs": t.billing_runs,
     "/api/v1/webhook_endpoints": t.webhook_endpoints,
 }
-OWNED = [t.customers, t.subscriptions, t.subscription_items, t.orders, t.documents, t.products, t.variants,
-         t.prices, t.webhook_endpoints, t.webhook_deliveries, t.audit_events, t.outbox_events, t.api_keys,
-         t.customer_tokens, t.billing_runs]
+OWNED = [
+    t.customers,
+    t.subscriptions,
+    t.subscription_items,
+    t.orders,
+    t.documents,
+    t.products,
+    t.variants,
+    t.prices,
+    t.webhook_endpoints,
+    t.webhook_deliveries,
+    t.audit_events,
+    t.outbox_events,
+    t.api_keys,
+    t.customer_tokens,
+    t.billing_runs,
+]
 
 
 def _ids(db: Database, table: t.Table, org_id: int, customer_id: int | None = None) -> list[int]:  # type: ignore[name-defined]
@@ -48,7 +74,9 @@ def _fingerprint(db: Database, org_id: int) -> str:
     with db.read() as conn:
         for table in OWNED:
             cols = [c for c in table.c if c.name not in ("last_used_at",)]
-            for row in conn.execute(select(*cols).where(table.c.organization_id == org_id).order_by(table.c.id)):
+            for row in conn.execute(
+                select(*cols).where(table.c.organization_id == org_id).order_by(table.c.id)
+            ):
                 digest.update(repr(tuple(row)).encode())
     return digest.hexdigest()
 
@@ -95,10 +123,19 @@ def test_no_credential_reaches_another_tenants_objects(db: Database, clock: Fixe
                         url = path.replace("{" + params[-1] + "}", str(ident))
                         for p in params[:-1]:
                             url = url.replace("{" + p + "}", "1")
-                        response = api.request(method.upper(), url, headers=headers,
-                                               json=bodies.get(path, {}) if method in ("post", "put", "patch") else None)
+                        response = api.request(
+                            method.upper(),
+                            url,
+                            headers=headers,
+                            json=bodies.get(path, {}) if method in ("post", "put", "patch") else None,
+                        )
                         probes += 1
-                        assert response.status_code in (403, 404), (method, url, response.status_code, response.text)
+                        assert response.status_code in (403, 404), (
+                            method,
+                            url,
+                            response.status_code,
+                            response.text,
+                        )
                         assert str(victim_customer) not in response.text or response.status_code == 404
         for path, table in LISTS.items():
             for headers in attackers:
@@ -119,7 +156,9 @@ def test_customer_token_sees_only_its_own_documents(db: Database, clock: FixedCl
     a, _b = build_world(db, clock)
     first, second = a.customers
     with api_client(db, clock) as api:
-        listed = api.get("/api/v1/documents", params={"limit": 100}, headers=auth(a.tokens[first])).json()["data"]
+        listed = api.get("/api/v1/documents", params={"limit": 100}, headers=auth(a.tokens[first])).json()[
+            "data"
+        ]
         assert {d["customer_id"] for d in listed} == {first}
         assert len(listed) == len(_ids(db, t.documents, a.org_id, customer_id=first))
         for doc in _ids(db, t.documents, a.org_id, customer_id=second):
