@@ -216,11 +216,11 @@ def _refusal(exc: ApiError) -> Response:
     return _error(exc.status, exc.code, exc.detail, None, exc.headers)
 
 
-def _billed(conn: Connection, scope: Scope, raw_id: str) -> DocumentView | None:
+def _billed(conn: Connection, scope: Scope, raw_id: str, *, lines: bool = True) -> DocumentView | None:
     """The caller's invoice or proforma with that id, or None (unknown, foreign, a credit note)."""
     if not _ID.fullmatch(raw_id):
         return None
-    found = load_documents(conn, scope, [int(raw_id)], products=False)
+    found = load_documents(conn, scope, [int(raw_id)], lines=lines, products=False)
     return found[0] if found and found[0].type in BILLED_TYPES else None
 
 
@@ -278,7 +278,7 @@ def list_invoices(request: Request) -> Response:
     with container(request).db.read() as conn:
         after: int | None = None
         if starting_after is not None:
-            anchor = _billed(conn, scope, starting_after)
+            anchor = _billed(conn, scope, starting_after, lines=False)
             if anchor is None:
                 return _error(
                     400,
