@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     Strict,
     WithJsonSchema,
+    model_validator,
 )
 
 DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,12})?$"
@@ -91,8 +92,27 @@ def _not_a_number(value: Any) -> Any:
 QueryInstant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
+def _no_nul(value: Any) -> Any:
+    """NUL characters are refused everywhere: PostgreSQL cannot store them in text."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        return _no_nul(data)
 
 
 class Out(BaseModel):

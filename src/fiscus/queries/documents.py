@@ -76,6 +76,7 @@ class DocumentView:
     status: DocumentStatus
     series: str
     number: str | None
+    sequence: int | None
     customer_id: int
     subscription_id: int | None
     currency: Currency
@@ -122,7 +123,7 @@ class DocumentFilters:
     issued_only: bool = False
 
 
-_HEADER = [c for c in t.documents.c if c.name not in ("sequence", "billing_run_id")]
+_HEADER = [c for c in t.documents.c if c.name != "billing_run_id"]
 
 
 def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
@@ -277,6 +278,7 @@ def load_documents(
                 status=DocumentStatus(h["status"]),
                 series=h["series"],
                 number=h["number"],
+                sequence=h["sequence"],
                 customer_id=h["customer_id"],
                 subscription_id=h["subscription_id"],
                 currency=currency(h["currency"]),
