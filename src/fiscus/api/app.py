@@ -60,7 +60,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.include_router(dialect.router(c.settings))
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], response_model=None)

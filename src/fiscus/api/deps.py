@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import time
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, ParamSpec
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from fiscus.api.errors import ApiError
 from fiscus.bootstrap import Container
 from fiscus.queries.scope import Scope
 from fiscus.services.access import Principal, authenticate
 
+P = ParamSpec("P")
 AUTH_CACHE_SECONDS = 10.0
 """A verified credential is trusted for this long in one process; a revocation takes effect within it."""
 
@@ -62,11 +67,7 @@ def container(request: Request) -> Container:
     return c
 
 
-def resolve_principal(request: Request) -> Principal:
-    """The caller, authenticated once per request (the idempotency layer may have done it already)."""
-    cached = getattr(request.state, "principal", None)
-    if isinstance(cached, Principal):
-        return cached
+def _secret(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -75,7 +76,43 @@ def resolve_principal(request: Request) -> Principal:
             "send an API key or customer token as `Authorization: Bearer <secret>`",
             headers={"WWW-Authenticate": 'Bearer realm="fiscus"'},
         )
-    secret = secret.strip()
+    return secret.strip()
+
+
+def _known(request: Request) -> bool:
+    """Whether the caller is settled without touching the database (this request, or the cache)."""
+    state = request.state
+    if getattr(state, "principal", None) is not None or getattr(state, "auth_error", None) is not None:
+        return True
+    try:
+        secret = _secret(request)
+    except ApiError:
+        return True
+    cache: _AuthCache = request.app.state.auth_cache
+    return cache.get(secret) is not None
+
+
+def resolve_principal(request: Request) -> Principal:
+    """The caller, authenticated once per request (the idempotency layer or a dialect may have done it
+    already) and rate-limited once per request."""
+    state = request.state
+    cached = getattr(state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    failed = getattr(state, "auth_error", None)
+    if isinstance(failed, ApiError):
+        raise failed
+    try:
+        principal = _authenticate(request)
+    except ApiError as exc:
+        state.auth_error = exc
+        raise
+    state.principal = principal
+    return principal
+
+
+def _authenticate(request: Request) -> Principal:
+    secret = _secret(request)
     c = container(request)
     cache: _AuthCache = request.app.state.auth_cache
     principal = cache.get(secret)
@@ -95,11 +132,37 @@ def resolve_principal(request: Request) -> Principal:
         raise ApiError(
             429, "rate limit exceeded for this credential", headers={"Retry-After": str(max(1, round(wait)))}
         )
-    request.state.principal = principal
     return principal
 
 
-def org_principal(principal: Annotated[Principal, Depends(resolve_principal)]) -> Principal:
+async def principal_on_loop(request: Request) -> Principal:
+    """The caller, without a thread hop when it is already known; a database look-up (cache miss,
+    once per credential per AUTH_CACHE_SECONDS) goes to the thread pool so the loop never waits on it."""
+    if _known(request):
+        return resolve_principal(request)
+    return await run_in_threadpool(resolve_principal, request)
+
+
+def on_loop(handler: Callable[P, Response]) -> Callable[P, Coroutine[Any, Any, Response]]:
+    """Run a short read handler on the event loop instead of the thread pool.
+
+    Reads of one page take about a millisecond; the thread-pool hop around them cost more than that
+    (measured in bench/api_read.py). Writes, which may wait for a lock, stay in the thread pool. The
+    caller is authenticated first, off the loop if that needs the database.
+    """
+
+    @functools.wraps(handler)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> Response:
+        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, Request)), None)
+        if request is not None:
+            with contextlib.suppress(ApiError):
+                await principal_on_loop(request)
+        return handler(*args, **kwargs)
+
+    return run
+
+
+async def org_principal(principal: Annotated[Principal, Depends(principal_on_loop)]) -> Principal:
     """Operations that only the organisation itself may perform."""
     if principal.is_customer:
         raise ApiError(
@@ -110,11 +173,15 @@ def org_principal(principal: Annotated[Principal, Depends(resolve_principal)]) -
     return principal
 
 
-def scope_of(principal: Annotated[Principal, Depends(resolve_principal)]) -> Scope:
+async def scope_of(principal: Annotated[Principal, Depends(principal_on_loop)]) -> Scope:
     return Scope(principal.organization_id, principal.customer_id)
 
 
-ContainerDep = Annotated[Container, Depends(container)]
-PrincipalDep = Annotated[Principal, Depends(resolve_principal)]
+async def container_dep(request: Request) -> Container:
+    return container(request)
+
+
+ContainerDep = Annotated[Container, Depends(container_dep)]
+PrincipalDep = Annotated[Principal, Depends(principal_on_loop)]
 OrgDep = Annotated[Principal, Depends(org_principal)]
 ScopeDep = Annotated[Scope, Depends(scope_of)]

@@ -208,17 +208,24 @@ def load_documents(
     found = [i for i in ids if i in headers]
     if not found:
         return []
-    converted_to = {
-        r.converted_from_id: r.id
-        for r in conn.execute(select(d.id, d.converted_from_id).where(d.converted_from_id.in_(found)))
-    }
+    proformas = [i for i in found if headers[i]["type"] == DocumentType.PROFORMA.value]
+    converted_to = (
+        {
+            r.converted_from_id: r.id
+            for r in conn.execute(select(d.id, d.converted_from_id).where(d.converted_from_id.in_(proformas)))
+        }
+        if proformas
+        else {}
+    )
     orders: dict[int, list[int]] = defaultdict(list)
-    for link in conn.execute(
-        select(t.document_orders.c.document_id, t.document_orders.c.order_id)
-        .where(t.document_orders.c.document_id.in_(found))
-        .order_by(t.document_orders.c.order_id)
-    ):
-        orders[link.document_id].append(link.order_id)
+    ordered = [i for i in found if headers[i]["subscription_id"] is None]  # only orders' documents
+    if ordered:
+        for link in conn.execute(
+            select(t.document_orders.c.document_id, t.document_orders.c.order_id)
+            .where(t.document_orders.c.document_id.in_(ordered))
+            .order_by(t.document_orders.c.order_id)
+        ):
+            orders[link.document_id].append(link.order_id)
     taxes: dict[int, list[TaxView]] = defaultdict(list)
     for r in conn.execute(
         select(t.document_taxes)

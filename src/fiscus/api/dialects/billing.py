@@ -41,7 +41,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import Connection
 
-from fiscus.api.deps import container
+from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
 from fiscus.config import Settings
@@ -593,7 +593,7 @@ def router(settings: Settings) -> APIRouter:
     r = APIRouter(prefix=settings.dialect_billing_prefix, tags=["compatibility: billing"])
     r.add_api_route(
         LIST_PATH,
-        list_invoices,
+        on_loop(list_invoices),
         methods=["GET"],
         response_model=BillingInvoicePage,
         responses={**_AUTH_ERRORS, 404: _error('`{"detail": "Invalid page."}`')},
@@ -603,7 +603,7 @@ def router(settings: Settings) -> APIRouter:
     )
     r.add_api_route(
         DETAIL_PATH,
-        retrieve_invoice,
+        on_loop(retrieve_invoice),
         methods=["GET"],
         response_model=BillingInvoice,
         responses={**_AUTH_ERRORS, 404: _error('`{"detail": "Not found."}`')},

@@ -30,7 +30,7 @@ from pydantic import WithJsonSchema
 from sqlalchemy import Connection
 from typing_extensions import TypedDict
 
-from fiscus.api.deps import container
+from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
 from fiscus.config import Settings
@@ -317,7 +317,7 @@ def router(settings: Settings) -> APIRouter:
     api = APIRouter(prefix=settings.dialect_payments_prefix, tags=["compatibility: payments"])
     api.add_api_route(
         "/invoices",
-        list_invoices,
+        on_loop(list_invoices),
         methods=["GET"],
         summary="List all invoices",
         operation_id="payments_list_invoices",
@@ -327,7 +327,7 @@ def router(settings: Settings) -> APIRouter:
     )
     api.add_api_route(
         "/invoices/{invoiceId}",
-        get_invoice,
+        on_loop(get_invoice),
         methods=["GET"],
         summary="Get an invoice by id",
         operation_id="payments_get_invoice",

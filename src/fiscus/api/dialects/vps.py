@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from fastapi import APIRouter, Request, Response
 
-from fiscus.api.deps import container
+from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
 from fiscus.config import Settings
@@ -430,7 +430,7 @@ def router(settings: Settings) -> APIRouter:
 
     api.add_api_route(
         LIST_PATH,
-        list_invoices,
+        on_loop(list_invoices),
         methods=["GET"],
         summary="List invoices",
         operation_id="vps_list_invoices",
@@ -460,7 +460,7 @@ def router(settings: Settings) -> APIRouter:
     )
     api.add_api_route(
         LIST_PATH + "/{invoice}",
-        show_invoice,
+        on_loop(show_invoice),
         methods=["GET"],
         summary="Get an invoice",
         operation_id="vps_get_invoice",

@@ -6,7 +6,7 @@ from fastapi import Request, Response
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.middleware import BILLING_DOCUMENTS, BILLING_RUNS
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import BillingRunIn, BillingRunOut, Id, ListOut
@@ -49,6 +49,7 @@ def _execute_counted(db: Database, clock: Clock, run_id: int, batch_size: int) -
 
 
 @api.get("/billing_runs", response_model=ListOut[BillingRunOut])
+@on_loop
 def list_billing_runs(
     request: Request,
     principal: OrgDep,
@@ -70,6 +71,7 @@ def list_billing_runs(
 
 
 @api.get("/billing_runs/{run_id}", response_model=BillingRunOut)
+@on_loop
 def get_billing_run(run_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         return p.json_response(

@@ -4,7 +4,7 @@ from fastapi import Request, Response
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import Id, ListOut, PriceIn, PriceOut, ProductIn, ProductOut, VariantIn, VariantOut
 from fiscus.queries.rows import get_row, page_rows
@@ -26,6 +26,7 @@ def create_product(body: ProductIn, principal: OrgDep, c: ContainerDep) -> Respo
 
 
 @api.get("/products", response_model=ListOut[ProductOut])
+@on_loop
 def list_products(
     request: Request,
     principal: OrgDep,
@@ -47,6 +48,7 @@ def list_products(
 
 
 @api.get("/products/{product_id}", response_model=ProductOut)
+@on_loop
 def get_product(product_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         return p.json_response(
@@ -78,6 +80,7 @@ def create_variant(product_id: Id, body: VariantIn, principal: OrgDep, c: Contai
 
 
 @api.get("/variants", response_model=ListOut[VariantOut])
+@on_loop
 def list_variants(
     request: Request,
     principal: OrgDep,
@@ -102,6 +105,7 @@ def list_variants(
 
 
 @api.get("/variants/{variant_id}", response_model=VariantOut)
+@on_loop
 def get_variant(variant_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         return p.json_response(
@@ -136,6 +140,7 @@ def create_price(variant_id: Id, body: PriceIn, principal: OrgDep, c: ContainerD
 
 
 @api.get("/prices", response_model=ListOut[PriceOut])
+@on_loop
 def list_prices(
     request: Request,
     principal: OrgDep,
@@ -160,6 +165,7 @@ def list_prices(
 
 
 @api.get("/prices/{price_id}", response_model=PriceOut)
+@on_loop
 def get_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         return p.json_response(

@@ -4,7 +4,7 @@ from fastapi import Request, Response
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep
+from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, on_loop
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import CustomerIn, CustomerOut, CustomerPatch, Id, ListOut
 from fiscus.queries.rows import get_row, page_rows
@@ -41,6 +41,7 @@ def create_customer(body: CustomerIn, principal: OrgDep, c: ContainerDep) -> Res
 
 
 @api.get("/customers", response_model=ListOut[CustomerOut])
+@on_loop
 def list_customers(
     request: Request,
     principal: OrgDep,
@@ -62,6 +63,7 @@ def list_customers(
 
 
 @api.get("/customers/{customer_id}", response_model=CustomerOut)
+@on_loop
 def get_customer(customer_id: Id, scope: ScopeDep, c: ContainerDep) -> Response:
     return _get(c, scope, customer_id)
 

@@ -7,7 +7,7 @@ from fastapi import Query, Request, Response
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep
+from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, on_loop
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     DocumentExpand,
@@ -56,6 +56,7 @@ def _present(c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[s
 
 
 @api.get("/documents", response_model=ListOut[DocumentOut])
+@on_loop
 def list_documents(
     request: Request,
     scope: ScopeDep,
@@ -94,6 +95,7 @@ def list_documents(
 
 
 @api.get("/documents/{document_id}", response_model=DocumentOut)
+@on_loop
 def get_document_route(
     document_id: Id, scope: ScopeDep, c: ContainerDep, expand: DocumentExpand = None
 ) -> Response:
@@ -144,6 +146,7 @@ def convert(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
 
 
 @api.get("/documents/{document_id}/audit_events", response_model=ListOut[AuditEventOut])
+@on_loop
 def document_audit(document_id: Id, request: Request, principal: OrgDep, c: ContainerDep) -> Response:
     scope = Scope(principal.organization_id)
     with c.db.read() as conn:

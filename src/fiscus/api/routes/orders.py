@@ -4,7 +4,7 @@ from fastapi import Request, Response
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import Id, ListOut, OrderIn, OrderOut
 from fiscus.queries.rows import documents_of_orders, get_row, items_of, page_rows
@@ -41,6 +41,7 @@ def create_order(body: OrderIn, principal: OrgDep, c: ContainerDep) -> Response:
 
 
 @api.get("/orders", response_model=ListOut[OrderOut])
+@on_loop
 def list_orders(
     request: Request,
     principal: OrgDep,
@@ -67,5 +68,6 @@ def list_orders(
 
 
 @api.get("/orders/{order_id}", response_model=OrderOut)
+@on_loop
 def get_order(order_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     return _get(c, principal.organization_id, order_id)

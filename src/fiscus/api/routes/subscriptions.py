@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     EndingBefore,
@@ -79,6 +79,7 @@ def create_subscription(body: SubscriptionIn, principal: OrgDep, c: ContainerDep
 
 
 @api.get("/subscriptions", response_model=ListOut[SubscriptionOut])
+@on_loop
 def list_subscriptions(
     request: Request,
     principal: OrgDep,
@@ -113,6 +114,7 @@ def list_subscriptions(
 
 
 @api.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+@on_loop
 def get_subscription(
     subscription_id: Id, principal: OrgDep, c: ContainerDep, expand: SubscriptionExpand = None
 ) -> Response:
@@ -219,6 +221,7 @@ def preview_change(subscription_id: Id, body: ChangeIn, principal: OrgDep, c: Co
 
 
 @api.get("/subscriptions/{subscription_id}/upcoming_document", response_model=PreviewOut)
+@on_loop
 def upcoming_document(subscription_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     """The document the next billing of this subscription would create (nothing is written)."""
     result = preview_next_document(c.db, principal.organization_id, subscription_id)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep
+from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
 from fiscus.api.schemas import Id, In, ListOut, Out
 from fiscus.queries.rows import get_row, page_rows
@@ -183,6 +183,7 @@ def create_webhook_endpoint(body: WebhookEndpointIn, principal: OrgDep, c: Conta
 
 
 @api.get("/webhook_endpoints", response_model=ListOut[WebhookEndpointOut])
+@on_loop
 def list_webhook_endpoints(
     request: Request,
     principal: OrgDep,
@@ -204,6 +205,7 @@ def list_webhook_endpoints(
 
 
 @api.get("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+@on_loop
 def get_webhook_endpoint(endpoint_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     return _get_endpoint(c, principal.organization_id, endpoint_id)
 
@@ -254,6 +256,7 @@ def rotate_webhook_secret(
 
 
 @api.get("/webhook_endpoints/{endpoint_id}/deliveries", response_model=ListOut[WebhookDeliveryOut])
+@on_loop
 def list_webhook_deliveries(
     endpoint_id: Id,
     request: Request,
@@ -285,6 +288,7 @@ def list_webhook_deliveries(
 
 
 @api.get("/webhook_deliveries/{delivery_id}", response_model=WebhookDeliveryDetailOut)
+@on_loop
 def get_webhook_delivery(delivery_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         return p.json_response(_delivery_detail(conn, principal.organization_id, delivery_id))
