@@ -18,6 +18,7 @@ from fiscus.api import errors
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import ObservabilityMiddleware
+from fiscus.api.presenters import RenderedCache
 from fiscus.api.routes import billing_runs, catalog, customers, documents, orders, subscriptions, webhooks
 from fiscus.bootstrap import Container, build
 
@@ -50,6 +51,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.auth_cache = _AuthCache()
     app.state.rate_limiter = RateLimiter(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
     app.state.executor = executor
+    app.state.rendered = RenderedCache()
     errors.install(app)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log

@@ -3,6 +3,9 @@ their shape). Money is printed with the currency's minor units, never through fl
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -236,3 +239,50 @@ def billing_run(row: dict[str, Any]) -> dict[str, Any]:
         "finished_at",
     )
     return {"id": row["id"], "object": "billing_run", **{k: row[k] for k in keys}}
+
+
+class RenderedCache:
+    """Rendered JSON of documents, keyed by (id, updated_at, variant), least recently used out.
+
+    Safe because a document's figures never change once written and every state change moves its
+    `updated_at`; a stale entry can only be missed, never served. One per process.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[int, datetime, str], bytes] = OrderedDict()
+
+    def get(self, key: tuple[int, datetime, str]) -> bytes | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, datetime, str], value: bytes) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def encode(payload: Any) -> bytes:
+    return _encoder.encode(payload)
+
+
+def list_bytes(items: list[bytes], has_more: bool, url: str) -> Response:
+    """A list envelope around already-encoded items (same JSON as `json_response(envelope(...))`)."""
+    body = b"".join(
+        (
+            b'{"object":"list","data":[',
+            b",".join(items),
+            b'],"has_more":',
+            b"true" if has_more else b"false",
+            b',"url":',
+            _encoder.encode(url),
+            b"}",
+        )
+    )
+    return Response(body, media_type="application/json")

@@ -5,20 +5,20 @@ dialects, pages, PDFs) renders. A page of documents costs a fixed number of quer
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, RowMapping, Select, func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
-from fiscus.queries.pagination import CursorPage, cursor_page
+from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
 
@@ -196,6 +196,44 @@ def get_document(conn: Connection, scope: Scope, document_id: int, *, lines: boo
     return found[0]
 
 
+def page_documents(
+    conn: Connection,
+    scope: Scope,
+    filters: DocumentFilters,
+    *,
+    limit: int,
+    starting_after: int | None = None,
+    ending_before: int | None = None,
+    lines: bool = False,
+    products: bool = False,
+) -> tuple[list[DocumentView], bool]:
+    """One cursor page of full views in one header query (the hot path of every list)."""
+    query = _filtered_ids(scope, filters).with_only_columns(*_HEADER)
+    rows, has_more = cursor_rows(
+        conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
+    )
+    headers = {r.id: r._mapping for r in rows}
+    return _assemble(conn, headers, [r.id for r in rows], lines=lines, products=products), has_more
+
+
+def page_document_stamps(
+    conn: Connection,
+    scope: Scope,
+    filters: DocumentFilters,
+    *,
+    limit: int,
+    starting_after: int | None = None,
+    ending_before: int | None = None,
+) -> tuple[list[tuple[int, datetime]], bool]:
+    """One cursor page of (id, updated_at): enough to serve documents whose rendering is cached, since
+    an issued document changes only through state changes, which move `updated_at`."""
+    query = _filtered_ids(scope, filters).add_columns(t.documents.c.updated_at)
+    rows, has_more = cursor_rows(
+        conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
+    )
+    return [(int(r.id), r.updated_at) for r in rows], has_more
+
+
 def load_documents(
     conn: Connection, scope: Scope, ids: Sequence[int], *, lines: bool = True, products: bool = True
 ) -> list[DocumentView]:
@@ -205,9 +243,21 @@ def load_documents(
     d = t.documents.c
     query = scope.apply(select(*_HEADER), t.documents).where(d.id.in_(list(ids)))
     headers = {r["id"]: r for r in conn.execute(query).mappings()}
-    found = [i for i in ids if i in headers]
+    return _assemble(conn, headers, [i for i in ids if i in headers], lines=lines, products=products)
+
+
+def _assemble(
+    conn: Connection,
+    headers: Mapping[int, RowMapping],
+    found: list[int],
+    *,
+    lines: bool,
+    products: bool,
+) -> list[DocumentView]:
+    """Views from header rows, with their lines, taxes, order links and conversions (one query each)."""
     if not found:
         return []
+    d = t.documents.c
     proformas = [i for i in found if headers[i]["type"] == DocumentType.PROFORMA.value]
     converted_to = (
         {

@@ -19,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import (
@@ -75,9 +75,9 @@ def count_due(db: Database, at: datetime, organization_id: int | None = None) ->
         subs = (
             select(func.count())
             .select_from(t.subscriptions)
-            .where(s.status.in_([x.value for x in BILLABLE_STATUSES]), s.next_period_start <= at)
+            .where(text(t.BILLABLE), s.next_period_start <= at)
         )
-        orders = select(func.count()).select_from(t.orders).where(o.status == "pending", o.created_at <= at)
+        orders = select(func.count()).select_from(t.orders).where(text(t.PENDING), o.created_at <= at)
         if organization_id is not None:
             subs = subs.where(s.organization_id == organization_id)
             orders = orders.where(o.organization_id == organization_id)
@@ -261,7 +261,7 @@ def _bill_subscription_batch(
     s = t.subscriptions.c
     query = (
         select(t.subscriptions)
-        .where(s.status.in_([x.value for x in BILLABLE_STATUSES]), s.next_period_start <= at)
+        .where(text(t.BILLABLE), s.next_period_start <= at)
         .order_by(s.next_period_start, s.id)
     )
     if organization_id is not None:
@@ -459,7 +459,7 @@ def _bill_order_batch(
     actor: str,
 ) -> tuple[int, list[NewDocument]]:
     o = t.orders.c
-    query = select(t.orders).where(o.status == "pending", o.created_at <= at).order_by(o.id)
+    query = select(t.orders).where(text(t.PENDING), o.created_at <= at).order_by(o.id)
     if organization_id is not None:
         query = query.where(o.organization_id == organization_id)
     if summary.failed_orders:

@@ -62,7 +62,8 @@ CHECKS: Final[dict[str, str]] = {
         SELECT d.id FROM documents d
         WHERE d.status <> 'draft' AND NOT EXISTS (
             SELECT 1 FROM audit_events a
-            WHERE a.entity_type = 'document' AND a.entity_id = d.id AND a.action IN ('issued', 'issue'))""",
+            WHERE a.organization_id = d.organization_id AND a.entity_type = 'document'
+              AND a.entity_id = d.id AND a.action IN ('issued', 'issue'))""",
     "tenant_consistency": """
         SELECT d.id FROM documents d JOIN customers c ON c.id = d.customer_id
         WHERE c.organization_id <> d.organization_id

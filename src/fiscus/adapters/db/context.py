@@ -29,10 +29,14 @@ class OrgContext:
         return TaxParty(self.row["country"], self.row["vat_id"], bool(self.row["vat_registered"]))
 
     def seller_snapshot(self) -> dict[str, Any]:
-        keys = ("legal_name", "email", "address_line1", "address_line2", "city", "postal_code", "country")
-        snap = {k: self.row[k] for k in keys}
-        snap.update(vat_id=self.row["vat_id"], tax_id=self.row["tax_id"], timezone=self.row["timezone"])
-        return snap
+        """The seller as frozen on a document (computed once per context: a batch shares it)."""
+        cached: dict[str, Any] | None = self.row.get("_seller_snapshot")
+        if cached is None:
+            keys = ("legal_name", "email", "address_line1", "address_line2", "city", "postal_code", "country")
+            cached = {k: self.row[k] for k in keys}
+            cached.update(vat_id=self.row["vat_id"], tax_id=self.row["tax_id"], timezone=self.row["timezone"])
+            self.row["_seller_snapshot"] = cached
+        return cached
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,6 +190,11 @@ customers = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+BILLABLE = "status IN ('trialing', 'active', 'past_due')"
+"""The billable-status predicate as literal SQL: the partial index `ix_subscriptions_due` is declared
+with this exact text, and SQLite uses a partial index only for a query that repeats its predicate
+(bound parameters would not match)."""
+
 subscriptions = Table(
     "subscriptions",
     metadata,
@@ -218,8 +223,8 @@ subscriptions = Table(
         "ix_subscriptions_due",
         "next_period_start",
         "id",
-        sqlite_where=text("status IN ('trialing', 'active', 'past_due')"),
-        postgresql_where=text("status IN ('trialing', 'active', 'past_due')"),
+        sqlite_where=text(BILLABLE),
+        postgresql_where=text(BILLABLE),
     ),
 )
 
@@ -350,6 +355,9 @@ pending_items = Table(
     CheckConstraint("sign IN (-1, 1)", name="sign"),
 )
 
+PENDING = "status = 'pending'"
+"""Rows not processed yet, as literal SQL shared by the partial indexes and the claims (see BILLABLE)."""
+
 orders = Table(
     "orders",
     metadata,
@@ -364,8 +372,8 @@ orders = Table(
     Index(
         "ix_orders_pending",
         "id",
-        sqlite_where=text("status = 'pending'"),
-        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text(PENDING),
+        postgresql_where=text(PENDING),
     ),
 )
 
@@ -532,8 +540,8 @@ webhook_deliveries = Table(
     Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
-        sqlite_where=text("status = 'pending'"),
-        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text(PENDING),
+        postgresql_where=text(PENDING),
     ),
 )
 

@@ -1,19 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
-from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, on_loop
+from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, container, on_loop, resolve_principal
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     DocumentExpand,
-    EndingBefore,
-    Limit,
-    StartingAfter,
     envelope,
     router,
 )
@@ -25,7 +24,7 @@ from fiscus.queries.documents import (
     audit_events,
     get_document,
     load_documents,
-    page_document_ids,
+    page_document_stamps,
 )
 from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
@@ -55,43 +54,98 @@ def _present(c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[s
     return out
 
 
-@api.get("/documents", response_model=ListOut[DocumentOut])
-@on_loop
-def list_documents(
-    request: Request,
-    scope: ScopeDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-    status: Status = None,
-    type: Type = None,
-    customer_id: Annotated[Id | None, Query()] = None,
-    subscription_id: Annotated[Id | None, Query()] = None,
-    period_start_gte: Annotated[QueryInstant | None, Query(alias="period_start[gte]")] = None,
-    period_start_lt: Annotated[QueryInstant | None, Query(alias="period_start[lt]")] = None,
-    created_gte: Annotated[QueryInstant | None, Query(alias="created[gte]")] = None,
-    created_lt: Annotated[QueryInstant | None, Query(alias="created[lt]")] = None,
-    expand: DocumentExpand = None,
-) -> Response:
-    """Newest first. Lines are included with `expand[]=lines`. A customer token sees its own only."""
-    filters = DocumentFilters(
-        status=status,
-        type=type,
-        customer_id=customer_id,
-        subscription_id=subscription_id,
-        period_start_gte=period_start_gte,
-        period_start_lt=period_start_lt,
-        created_gte=created_gte,
-        created_lt=created_lt,
+class DocumentListQuery(BaseModel):
+    """The list's query string, validated as one model by the handler itself: FastAPI's per-parameter
+    dependency solving cost more than the whole database read on this hot path (bench/api_read.py)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    limit: Annotated[int, Field(ge=1, le=100, description="page size, 1 to 100")] = 10
+    starting_after: Annotated[Id | None, Field(description="id of the last object of the previous page")] = (
+        None
     )
-    lines = "lines" in (expand or [])
-    with c.db.read() as conn:
-        page = page_document_ids(
-            conn, scope, filters, limit=limit, starting_after=starting_after, ending_before=ending_before
+    ending_before: Annotated[Id | None, Field(description="id of the first object of the next page")] = None
+    status: Literal["draft", "open", "paid", "void", "uncollectible", "converted"] | None = None
+    type: Literal["proforma", "invoice", "credit_note"] | None = None
+    customer_id: Id | None = None
+    subscription_id: Id | None = None
+    period_start_gte: Annotated[QueryInstant | None, Field(alias="period_start[gte]")] = None
+    period_start_lt: Annotated[QueryInstant | None, Field(alias="period_start[lt]")] = None
+    created_gte: Annotated[QueryInstant | None, Field(alias="created[gte]")] = None
+    created_lt: Annotated[QueryInstant | None, Field(alias="created[lt]")] = None
+    expand: Annotated[list[Literal["lines", "customer", "subscription"]], Field(alias="expand[]")] = []
+
+    @classmethod
+    def parse(cls, request: Request) -> DocumentListQuery:
+        raw: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key == "expand[]":
+                raw.setdefault(key, []).append(value)
+            else:
+                raw[key] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        schema = cls.model_json_schema(by_alias=True, mode="validation")
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": prop,
+                "description": prop.get("description", ""),
+            }
+            for name, prop in schema["properties"].items()
+        ]
+
+
+@api.get(
+    "/documents",
+    response_model=ListOut[DocumentOut],
+    openapi_extra={"parameters": DocumentListQuery.openapi_parameters()},
+)
+@on_loop
+def list_documents(request: Request) -> Response:
+    """Newest first. Lines are included with `expand[]=lines`. A customer token sees its own only."""
+    principal = resolve_principal(request)
+    query = DocumentListQuery.parse(request)
+    scope = Scope(principal.organization_id, principal.customer_id)
+    filters = DocumentFilters(
+        status=DocumentStatus(query.status) if query.status else None,
+        type=DocumentType(query.type) if query.type else None,
+        customer_id=query.customer_id,
+        subscription_id=query.subscription_id,
+        period_start_gte=query.period_start_gte,
+        period_start_lt=query.period_start_lt,
+        created_gte=query.created_gte,
+        created_lt=query.created_lt,
+    )
+    lines = "lines" in query.expand
+    variant = "lines" if lines else "header"
+    cache: p.RenderedCache = request.app.state.rendered
+    with container(request).db.read() as conn:
+        stamps, has_more = page_document_stamps(
+            conn,
+            scope,
+            filters,
+            limit=query.limit,
+            starting_after=query.starting_after,
+            ending_before=query.ending_before,
         )
-        docs = load_documents(conn, scope, page.ids, lines=lines, products=False)
-    return p.json_response(envelope(request, [p.document(d, lines=lines) for d in docs], page.has_more))
+        rendered = {doc_id: cache.get((doc_id, stamp, variant)) for doc_id, stamp in stamps}
+        missing = [doc_id for doc_id, body in rendered.items() if body is None]
+        for doc in load_documents(conn, scope, missing, lines=lines, products=False):
+            body = p.encode(p.document(doc, lines=lines))
+            cache.put((doc.id, doc.updated_at, variant), body)
+            rendered[doc.id] = body
+    items = [body for body in rendered.values() if body is not None]
+    return p.list_bytes(items, has_more, request.url.path)
 
 
 @api.get("/documents/{document_id}", response_model=DocumentOut)
