@@ -165,3 +165,37 @@ def test_customer_token_sees_only_its_own_documents(db: Database, clock: FixedCl
             response = api.get(f"/api/v1/documents/{doc}", headers=auth(a.tokens[first]))
             assert response.status_code == 404
             assert json.loads(response.text)["code"] == "not_found"
+
+
+DIALECT_DETAILS = ["/v1/billing/invoices/{id}/", "/invoices/{id}", "/v1/invoices/{id}"]
+DIALECT_LISTS = {
+    "/v1/billing/invoices/?pageSize=100": lambda body: [r["id"] for r in body["results"]],
+    "/invoices?limit=100": lambda body: [int(r["id"]) for r in body["data"]["items"]],
+    "/v1/invoices": lambda body: [r["id"] for r in body["data"]],
+}
+
+
+def test_dialects_show_no_other_tenants_or_customers_documents(db: Database, clock: FixedClock) -> None:
+    a, b = build_world(db, clock)
+    first, second = a.customers
+    foreign_to = {
+        b.key: set(_ids(db, t.documents, a.org_id)),
+        b.tokens[b.customers[0]]: set(_ids(db, t.documents, a.org_id)),
+        a.tokens[first]: set(_ids(db, t.documents, a.org_id, customer_id=second)),
+    }
+    probes = 0
+    with api_client(db, clock) as api:
+        for secret, foreign in foreign_to.items():
+            for path in DIALECT_DETAILS:
+                for ident in sorted(foreign):
+                    response = api.get(path.format(id=ident), headers=auth(secret))
+                    probes += 1
+                    assert response.status_code == 404, (path, ident, response.text)
+            for path, ids in DIALECT_LISTS.items():
+                response = api.get(path, headers=auth(secret))
+                assert response.status_code == 200, (path, response.text)
+                assert not set(ids(response.json())) & foreign
+        own = api.get("/invoices?limit=100", headers=auth(a.tokens[first])).json()["data"]["items"]
+        assert own
+        assert {int(i["id"]) for i in own} <= set(_ids(db, t.documents, a.org_id, customer_id=first))
+    assert probes > 50

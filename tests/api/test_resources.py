@@ -280,3 +280,53 @@ def test_operations_endpoints(db: Database, clock: FixedClock) -> None:
             api.get("/api/v1/documents", headers={"x-request-id": "abc-123"}).headers["x-request-id"]
             == "abc-123"
         )
+
+
+def test_test_mode_keys_reach_only_test_mode_organisations(db: Database, clock: FixedClock) -> None:
+    from fiscus.services.organizations import OrganizationSpec, create_organization
+
+    sandbox = create_organization(
+        db,
+        clock,
+        OrganizationSpec(
+            slug="sandbox",
+            legal_name="Sandbox",
+            country="US",
+            timezone="America/New_York",
+            default_currency="USD",
+            vat_registered=False,
+            mode="test",
+        ),
+    )
+    live = make_tenant(db, clock, "us", slug="live")
+    test_key = create_api_key(db, clock, sandbox).secret
+    live_key = create_api_key(db, clock, live.org_id).secret
+    assert test_key.startswith("fsk_test_")
+    assert live_key.startswith("fsk_live_")
+    with db.write() as conn:  # an organisation switched to test mode: its live keys stop working
+        conn.execute(t.organizations.update().where(t.organizations.c.id == live.org_id).values(mode="test"))
+    with api_client(db, clock) as api:
+        assert api.get("/api/v1/customers", headers=auth(test_key)).status_code == 200
+        assert api.get("/api/v1/customers", headers=auth(live_key)).status_code == 401
+
+
+def test_api_key_is_stored_only_as_a_hash_and_can_be_revoked(db: Database, clock: FixedClock) -> None:
+    from fiscus.services.access import revoke_api_key
+
+    tenant = make_tenant(db, clock, "us", slug="hashes")
+    issued = create_api_key(db, clock, tenant.org_id, name="ci")
+    with db.read() as conn:
+        row = conn.execute(select(t.api_keys).where(t.api_keys.c.id == issued.id)).mappings().one()
+    assert issued.secret not in str(dict(row))
+    assert row["prefix"].startswith("fsk_live_")
+    assert row["prefix"].endswith("…")
+    with api_client(db, clock) as api:
+        assert api.get("/api/v1/customers", headers=auth(issued.secret)).status_code == 200
+    revoke_api_key(db, clock, tenant.org_id, issued.id)
+    with api_client(db, clock) as api:  # a new process: no cached credential
+        assert api.get("/api/v1/customers", headers=auth(issued.secret)).status_code == 401
+    with db.read() as conn:
+        used = conn.execute(
+            select(t.api_keys.c.last_used_at).where(t.api_keys.c.id == issued.id)
+        ).scalar_one()
+    assert used is not None

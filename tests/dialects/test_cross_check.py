@@ -29,8 +29,9 @@ def test_every_document_agrees_across_the_four_apis(db: Database) -> None:
     demo = seed_demo(db, clock, quiet=True)
     keys = {o.id: o.api_key for o in demo.organizations}
     with db.read() as conn:
-        rows = conn.execute(select(t.documents.c.id, t.documents.c.organization_id, t.documents.c.type,
-                                   t.documents.c.status)).all()
+        rows = conn.execute(
+            select(t.documents.c.id, t.documents.c.organization_id, t.documents.c.type, t.documents.c.status)
+        ).all()
     checked = 0
     with api_client(db, clock) as api:
         for doc_id, org_id, doc_type, status in rows:
@@ -57,6 +58,8 @@ def test_every_document_agrees_across_the_four_apis(db: Database) -> None:
                 assert (vps["amount"], vps["amount_with_vat"]) == (subtotal, total)
                 assert vps["type"] == {"invoice": "original", "proforma": "proform"}[doc_type]
                 assert vps["order_ids"] == native["order_ids"]
-                assert vps["invoice_number"].lstrip("0") == native["number"].lstrip("0") or doc_type == "invoice"
+                assert (
+                    vps["invoice_number"].lstrip("0") == native["number"].lstrip("0") or doc_type == "invoice"
+                )
             checked += 1
     assert checked >= 700
