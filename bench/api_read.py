@@ -95,6 +95,9 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = [
     Endpoint("native list of 20", "/api/v1/documents?limit=20"),
     Endpoint("native get one", "/api/v1/documents/{document_id}"),
+    Endpoint("seed 000 list (DRF, 20)", "/v1/billing/invoices/?pageSize=20"),
+    Endpoint("seed 001 list (cursor, 20)", "/invoices?limit=20"),
+    Endpoint("seed 002 list (Laravel, 30)", "/v1/invoices?page=2"),
     Endpoint("hello: /healthz", "/healthz", baseline=True),
 ]
 """What is measured, in this order; add a row to measure another endpoint. Exactly one baseline."""

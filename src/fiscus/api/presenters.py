@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -286,3 +287,22 @@ def list_bytes(items: list[bytes], has_more: bool, url: str) -> Response:
         )
     )
     return Response(body, media_type="application/json")
+
+
+Renderer = Callable[[list[int]], list[tuple[int, datetime, bytes]]]
+"""Renders the given document ids: (id, updated_at, encoded JSON) for each one still visible."""
+
+
+def cached_items(
+    cache: RenderedCache, stamps: list[tuple[int, datetime]], variant: str, render: Renderer
+) -> list[bytes]:
+    """The encoded documents of a page in page order, rendering (and caching) only those not cached
+    at their current `updated_at`. `variant` names the presenter and whatever else shapes its output
+    (e.g. the public base URL), so two presentations never share an entry."""
+    found = {doc_id: cache.get((doc_id, stamp, variant)) for doc_id, stamp in stamps}
+    missing = [doc_id for doc_id, body in found.items() if body is None]
+    if missing:
+        for doc_id, stamp, body in render(missing):
+            cache.put((doc_id, stamp, variant), body)
+            found[doc_id] = body
+    return [body for body in found.values() if body is not None]

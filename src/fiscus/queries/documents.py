@@ -184,6 +184,20 @@ def offset_document_ids(
     return list(conn.execute(query).scalars())
 
 
+def offset_document_stamps(
+    conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
+) -> list[tuple[int, datetime]]:
+    """Newest first, (id, updated_at), for page-number dialects serving cached renderings."""
+    query = (
+        _filtered_ids(scope, filters)
+        .add_columns(t.documents.c.updated_at)
+        .order_by(t.documents.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(int(r.id), r.updated_at) for r in conn.execute(query)]
+
+
 def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:
     query = scope.apply(select(t.documents.c.id), t.documents).where(t.documents.c.id == document_id)
     return conn.execute(query).first() is not None

@@ -44,6 +44,7 @@ from sqlalchemy import Connection
 from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
+from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.money import Currency, from_minor
@@ -52,7 +53,7 @@ from fiscus.queries.documents import (
     LineView,
     count_documents,
     load_documents,
-    offset_document_ids,
+    offset_document_stamps,
 )
 from fiscus.services.access import Principal
 
@@ -364,28 +365,45 @@ def _list(request: Request) -> Response:
     page_size = _page_size(request)
     scope = scope_of(principal)
     filters = billed_documents(issued_only=False)
+    base = public_base(request)
+    cache: RenderedCache = request.app.state.rendered
     with container(request).db.read() as conn:
         count = count_documents(conn, scope, filters)
         num_pages = max(1, -(-count // page_size))
         number = _page_number(request, num_pages)
-        ids = offset_document_ids(conn, scope, filters, offset=(number - 1) * page_size, limit=page_size)
-        docs = load_documents(conn, scope, ids)
-        facts = payment_facts(conn, ids)
-    url = public_base(request) + _full_path(request)
+        stamps = offset_document_stamps(
+            conn, scope, filters, offset=(number - 1) * page_size, limit=page_size
+        )
+
+        def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+            facts = payment_facts(conn, ids)
+            return [
+                (doc.id, doc.updated_at, _ENCODER.encode(present(doc, facts[doc.id])))
+                for doc in load_documents(conn, scope, ids)
+            ]
+
+        items = cached_items(cache, stamps, f"billing:{base}", render)
+    url = base + _full_path(request)
     next_link = _replace_query_param(url, "page", number + 1) if number < num_pages else None
     previous_link = None
     if number == 2:
         previous_link = _remove_query_param(url, "page")
     elif number > 2:
         previous_link = _replace_query_param(url, "page", number - 1)
-    return _json(
-        {
-            "count": count,
-            "next": next_link,
-            "previous": previous_link,
-            "results": [present(doc, facts[doc.id]) for doc in docs],
-        }
+    body = b"".join(
+        (
+            b'{"count":',
+            str(count).encode(),
+            b',"next":',
+            _ENCODER.encode(next_link),
+            b',"previous":',
+            _ENCODER.encode(previous_link),
+            b',"results":[',
+            b",".join(items),
+            b"]}",
+        )
     )
+    return Response(body, media_type="application/json", headers=ALLOW)
 
 
 def _retrieve(request: Request, raw_id: str) -> Response:

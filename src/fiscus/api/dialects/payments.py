@@ -33,10 +33,11 @@ from typing_extensions import TypedDict
 from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
+from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus, LineKind
 from fiscus.domain.money import from_minor
-from fiscus.queries.documents import DocumentView, LineView, load_documents, page_document_ids
+from fiscus.queries.documents import DocumentView, LineView, load_documents, page_document_stamps
 from fiscus.queries.scope import Scope
 
 LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
@@ -287,15 +288,22 @@ def list_invoices(request: Request) -> Response:
                     "startingAfter",
                 )
             after = anchor.id
-        page = page_document_ids(
+        stamps, has_more = page_document_stamps(
             conn, scope, billed_documents(issued_only=False), limit=size, starting_after=after
         )
-        docs = load_documents(conn, scope, page.ids, products=False)
-        facts = collection_facts(conn, docs, public_base(request))
-    body: PaymentsInvoiceList = {
-        "data": {"hasMore": page.has_more, "items": [present(d, facts[d.id]) for d in docs]}
-    }
-    return _json(body)
+        base = public_base(request)
+
+        def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+            docs = load_documents(conn, scope, ids, products=False)
+            facts = collection_facts(conn, docs, base)
+            return [(d.id, d.updated_at, _ENCODER.encode(present(d, facts[d.id]))) for d in docs]
+
+        cache: RenderedCache = request.app.state.rendered
+        items = cached_items(cache, stamps, f"payments:{base}", render)
+    body = b"".join(
+        (b'{"data":{"hasMore":', b"true" if has_more else b"false", b',"items":[', b",".join(items), b"]}}")
+    )
+    return Response(body, media_type="application/json")
 
 
 def get_invoice(request: Request) -> Response:

@@ -40,6 +40,7 @@ from fastapi import APIRouter, Request, Response
 from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
+from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.money import Currency
@@ -47,7 +48,7 @@ from fiscus.queries.documents import (
     DocumentView,
     count_documents,
     load_documents,
-    offset_document_ids,
+    offset_document_stamps,
 )
 
 log = logging.getLogger(__name__)
@@ -381,16 +382,23 @@ def router(settings: Settings) -> APIRouter:
 
         def work() -> Response:
             filters = billed_documents(issued_only=True)
-            docs: list[DocumentView] = []
+            items: list[bytes] = []
+            cache: RenderedCache = request.app.state.rendered
             with container(request).db.read() as conn:
                 total = count_documents(conn, scope, filters)
                 offset = (page - 1) * PER_PAGE
                 if offset < total:
-                    ids = offset_document_ids(conn, scope, filters, offset=offset, limit=PER_PAGE)
-                    docs = load_documents(conn, scope, ids, lines=False)
-            data = [present(doc) for doc in docs]
-            paginator = LengthAwarePage(path, page, total, len(data))
-            return laravel_json({"data": data, **paginator.pagination_information()})
+                    stamps = offset_document_stamps(conn, scope, filters, offset=offset, limit=PER_PAGE)
+
+                    def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+                        docs = load_documents(conn, scope, ids, lines=False)
+                        return [(d.id, d.updated_at, php_json(present(d))) for d in docs]
+
+                    items = cached_items(cache, stamps, "vps", render)
+            paginator = LengthAwarePage(path, page, total, len(items))
+            rest = php_json(paginator.pagination_information())
+            body = b"".join((b'{"data":[', b",".join(items), b"],", rest[1:]))
+            return Response(body, media_type="application/json")
 
         return _guarded(request, work)
 
