@@ -8,6 +8,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.config import Settings
 from fiscus.domain.clock import Clock, SystemClock
+from fiscus.domain.tax import VatRegistry
 
 
 class NotMigratedError(RuntimeError):
@@ -19,6 +20,7 @@ class Container:
     settings: Settings
     db: Database
     clock: Clock
+    vat_registry: VatRegistry | None = None
 
 
 def build(
@@ -32,4 +34,9 @@ def build(
             f"the database at {settings.database_url} is not migrated to the current schema; "
             "run `fiscus db upgrade` first"
         )
-    return Container(settings, db, clock or SystemClock())
+    registry: VatRegistry | None = None
+    if settings.vies_enabled:
+        from fiscus.adapters.vies import ViesRegistry
+
+        registry = ViesRegistry()
+    return Container(settings, db, clock or SystemClock(), registry)

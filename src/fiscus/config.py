@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     rate_limit_burst: float = 200.0
     max_body_bytes: int = 1_048_576
     webhooks_allow_private: bool = False
+    vies_enabled: bool = False
     # Path prefixes of the compatibility dialects (e.g. "/compat/vpsbg"); empty mounts them at the paths
     # their own documents show.
     dialect_billing_prefix: str = ""

@@ -16,6 +16,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError, ValidationError
+from fiscus.domain.tax import VatCheck
 from fiscus.services.billing_run import run_billing
 from fiscus.services.customers import CustomerSpec, create_customer
 from fiscus.services.documents import (
@@ -404,3 +405,28 @@ def test_unit_prices_and_quantities_survive_storage_exactly(db: Database, clock:
         ).one()
     assert (q, p) == (Decimal("3.333333333333"), Decimal("1.001"))
     assert a == 3337  # 3.336666… KWD → 3.337
+
+
+class FakeRegistry:
+    """Stands in for VIES: the suite never calls the real service."""
+
+    def __init__(self, registered: set[str], reachable: bool = True) -> None:
+        self.registered, self.reachable, self.asked = registered, reachable, []  # type: ignore[var-annotated]
+
+    def check(self, vat_id: str) -> VatCheck:
+        self.asked.append(vat_id)
+        if not self.reachable:
+            return VatCheck(valid=None, detail="timeout")
+        return VatCheck(valid=vat_id in self.registered)
+
+
+def test_vat_registry_port_refuses_unregistered_numbers(db: Database, clock: FixedClock) -> None:
+    tenant = make_tenant(db, clock, "bg")
+    spec = CustomerSpec(name="GmbH", email="a@b.de", country="DE", vat_id="DE 136 695 976")
+    with pytest.raises(InvalidFieldError) as exc:
+        create_customer(db, clock, tenant.org_id, spec, registry=FakeRegistry(set()))
+    assert exc.value.field == "vat_id"
+    registry = FakeRegistry({"DE136695976"})
+    assert create_customer(db, clock, tenant.org_id, spec, registry=registry)
+    assert registry.asked == ["DE136695976"]
+    assert create_customer(db, clock, tenant.org_id, spec, registry=FakeRegistry(set(), reachable=False))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumValidationError
@@ -131,6 +131,22 @@ def line_tax(category: TaxCategory, seller: TaxParty, buyer: TaxParty, rates: Ra
             "tax_category", f"the organisation has no '{category}' VAT rate for country {country}"
         )
     return LineTax(TaxTreatment(category.value), found.rate, found.note)
+
+
+@dataclass(frozen=True, slots=True)
+class VatCheck:
+    """An online registry's answer: valid, invalid, or None when the registry could not be asked."""
+
+    valid: bool | None
+    name: str | None = None
+    detail: str = ""
+
+
+class VatRegistry(Protocol):
+    """A port to a VAT registry (VIES for the EU). Reverse charge needs a valid VAT ID; where the
+    registry is enabled, a number it says is not registered is refused at entry."""
+
+    def check(self, vat_id: str) -> VatCheck: ...
 
 
 def _kz_bin_valid(number: str) -> bool:

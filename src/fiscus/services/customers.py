@@ -11,10 +11,13 @@ from fiscus.adapters.db.context import load_org
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
+from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import currency
-from fiscus.domain.tax import normalize_vat_id
+from fiscus.domain.tax import EU_MEMBER_STATES, VatRegistry, normalize_vat_id
 from fiscus.services import validation as v
 from fiscus.services.common import get_scoped, jsonable
+
+EU_VAT_PREFIXES = (EU_MEMBER_STATES - {"GR"}) | {"EL"}
 
 
 @dataclass(slots=True)
@@ -33,10 +36,19 @@ class CustomerSpec:
 
 
 def create_customer(
-    db: Database, clock: Clock, org_id: int, spec: CustomerSpec, *, actor: str = "cli"
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    spec: CustomerSpec,
+    *,
+    actor: str = "cli",
+    registry: VatRegistry | None = None,
 ) -> int:
-    """Validate every field (VAT ID checksum included) before writing anything."""
+    """Validate every field (VAT ID checksum included; with a registry, its registration) before
+    writing anything."""
     country = v.country("country", spec.country)
+    if spec.vat_id and registry is not None:
+        _registered(registry, normalize_vat_id(spec.vat_id, country, "vat_id"))
     now = clock.now()
     with db.write() as conn:
         org = load_org(conn, org_id)
@@ -63,6 +75,16 @@ def create_customer(
         append_audit(conn, [audit_row(org_id, "customer", cid, "created", actor, now, None, payload)])
         append_outbox(conn, [outbox_row(org_id, "customer.created", "customer", cid, now, payload)])
     return int(cid)
+
+
+def _registered(registry: VatRegistry, vat_id: str) -> None:
+    """An EU number the registry says is not registered is refused; an unreachable registry is not a
+    reason to refuse a customer (the offline checksum has passed), so that case goes through."""
+    if vat_id[:2] not in EU_VAT_PREFIXES:
+        return
+    answer = registry.check(vat_id)
+    if answer.valid is False:
+        raise InvalidFieldError("vat_id", f"'{vat_id}' is not registered for VAT according to VIES")
 
 
 @dataclass(slots=True)

@@ -34,7 +34,9 @@ def create_customer(body: CustomerIn, principal: OrgDep, c: ContainerDep) -> Res
         city=body.address.city,
         postal_code=body.address.postal_code,
     )
-    cid = svc.create_customer(c.db, c.clock, principal.organization_id, spec, actor=principal.actor)
+    cid = svc.create_customer(
+        c.db, c.clock, principal.organization_id, spec, actor=principal.actor, registry=c.vat_registry
+    )
     response = _get(c, Scope(principal.organization_id), cid)
     response.status_code = 201
     return response
