@@ -330,3 +330,19 @@ def test_api_key_is_stored_only_as_a_hash_and_can_be_revoked(db: Database, clock
             select(t.api_keys.c.last_used_at).where(t.api_keys.c.id == issued.id)
         ).scalar_one()
     assert used is not None
+
+
+def test_cached_renderings_follow_state_changes(db: Database, clock: FixedClock) -> None:
+    worlds = build_world(db, clock)
+    h = auth(worlds[1].key)
+    with api_client(db, clock) as api:
+        doc = api.get("/api/v1/documents", params={"status": "open", "limit": 1}, headers=h).json()["data"][0]
+        first = api.get(f"/api/v1/documents/{doc['id']}", headers=h).json()
+        assert first["lines"][0]["product_id"] is not None
+        listed = api.get("/api/v1/documents", params={"expand[]": "lines", "limit": 100}, headers=h).json()
+        assert next(d for d in listed["data"] if d["id"] == doc["id"])["lines"] == first["lines"]
+        clock.advance(timedelta(seconds=1))
+        assert api.post(f"/api/v1/documents/{doc['id']}/void", headers=h).status_code == 200
+        assert api.get(f"/api/v1/documents/{doc['id']}", headers=h).json()["status"] == "void"
+        again = api.get("/api/v1/documents", params={"limit": 100}, headers=h).json()["data"]
+        assert next(d for d in again if d["id"] == doc["id"])["status"] == "void"

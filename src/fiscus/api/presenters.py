@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from fastapi import Response
 
 from fiscus.domain.money import Currency, currency
-from fiscus.queries.documents import DocumentView
+from fiscus.queries.documents import DocumentView, Stamp
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
@@ -205,7 +204,7 @@ def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
                 "position": ln.position,
                 "kind": ln.kind,
                 "description": ln.description,
-                "product_id": ln.product.id if ln.product else None,
+                "product_id": ln.product_id,
                 "variant_id": ln.variant.id if ln.variant else None,
                 "price_id": ln.price_id,
                 "subscription_period_id": ln.subscription_period_id,
@@ -243,25 +242,25 @@ def billing_run(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class RenderedCache:
-    """Rendered JSON of documents, keyed by (id, updated_at, variant), least recently used out.
+    """Rendered JSON of documents, keyed by (id, stamp, variant), least recently used out.
 
     Safe because a document's figures never change once written and every state change moves its
-    `updated_at`; a stale entry can only be missed, never served. One per process.
+    stamp (see `Stamp`); a stale entry can only be missed, never served. One per process.
     """
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, datetime, str], bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, Stamp, str], bytes] = OrderedDict()
 
-    def get(self, key: tuple[int, datetime, str]) -> bytes | None:
+    def get(self, key: tuple[int, Stamp, str]) -> bytes | None:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: tuple[int, datetime, str], value: bytes) -> None:
+    def put(self, key: tuple[int, Stamp, str], value: bytes) -> None:
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
@@ -289,12 +288,12 @@ def list_bytes(items: list[bytes], has_more: bool, url: str) -> Response:
     return Response(body, media_type="application/json")
 
 
-Renderer = Callable[[list[int]], list[tuple[int, datetime, bytes]]]
+Renderer = Callable[[list[int]], list[tuple[int, Stamp, bytes]]]
 """Renders the given document ids: (id, updated_at, encoded JSON) for each one still visible."""
 
 
 def cached_items(
-    cache: RenderedCache, stamps: list[tuple[int, datetime]], variant: str, render: Renderer
+    cache: RenderedCache, stamps: list[tuple[int, Stamp]], variant: str, render: Renderer
 ) -> list[bytes]:
     """The encoded documents of a page in page order, rendering (and caching) only those not cached
     at their current `updated_at`. `variant` names the presenter and whatever else shapes its output

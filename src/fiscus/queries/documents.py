@@ -42,6 +42,7 @@ class LineView:
     position: int
     kind: str
     description: str
+    product_id: int | None
     product: ProductView | None
     variant: VariantView | None
     price_id: int | None
@@ -66,6 +67,11 @@ class TaxView:
     base_minor: int
     tax_minor: int
     note: str
+
+
+Stamp = tuple[datetime, str, int]
+"""What identifies a version of a document for caching its rendering: every mutable column (state
+changes move all three; two changes at one instant still differ in status or amount paid)."""
 
 
 @dataclass(slots=True)
@@ -101,6 +107,10 @@ class DocumentView:
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
+
+    @property
+    def stamp(self) -> Stamp:
+        return (self.updated_at, self.status.value, self.amount_paid_minor)
 
     @property
     def amount_due_minor(self) -> int:
@@ -186,16 +196,16 @@ def offset_document_ids(
 
 def offset_document_stamps(
     conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
-) -> list[tuple[int, datetime]]:
+) -> list[tuple[int, Stamp]]:
     """Newest first, (id, updated_at), for page-number dialects serving cached renderings."""
     query = (
         _filtered_ids(scope, filters)
-        .add_columns(t.documents.c.updated_at)
+        .add_columns(*_STAMP)
         .order_by(t.documents.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
-    return [(int(r.id), r.updated_at) for r in conn.execute(query)]
+    return [(int(r[0]), (r[1], r[2], r[3])) for r in conn.execute(query)]
 
 
 def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:
@@ -230,6 +240,16 @@ def page_documents(
     return _assemble(conn, headers, [r.id for r in rows], lines=lines, products=products), has_more
 
 
+_STAMP = (t.documents.c.updated_at, t.documents.c.status, t.documents.c.amount_paid_minor)
+
+
+def document_stamp(conn: Connection, scope: Scope, document_id: int) -> Stamp | None:
+    """The stamp of a document the scope can see, or None."""
+    query = scope.apply(select(*_STAMP), t.documents).where(t.documents.c.id == document_id)
+    row = conn.execute(query).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 def page_document_stamps(
     conn: Connection,
     scope: Scope,
@@ -238,14 +258,14 @@ def page_document_stamps(
     limit: int,
     starting_after: int | None = None,
     ending_before: int | None = None,
-) -> tuple[list[tuple[int, datetime]], bool]:
-    """One cursor page of (id, updated_at): enough to serve documents whose rendering is cached, since
-    an issued document changes only through state changes, which move `updated_at`."""
-    query = _filtered_ids(scope, filters).add_columns(t.documents.c.updated_at)
+) -> tuple[list[tuple[int, Stamp]], bool]:
+    """One cursor page of (id, stamp): enough to serve documents whose rendering is cached, since a
+    document changes only through state changes, which move its stamp."""
+    query = _filtered_ids(scope, filters).add_columns(*_STAMP)
     rows, has_more = cursor_rows(
         conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
     )
-    return [(int(r.id), r.updated_at) for r in rows], has_more
+    return [(int(r[0]), (r[1], r[2], r[3])) for r in map(tuple, rows)], has_more
 
 
 def load_documents(
@@ -321,6 +341,7 @@ def _assemble(
                     position=r["position"],
                     kind=r["kind"],
                     description=r["description"],
+                    product_id=r["product_id"],
                     product=product_views.get(r["product_id"]),
                     variant=variant_views.get(r["variant_id"]),
                     price_id=r["price_id"],

@@ -51,6 +51,7 @@ from fiscus.domain.money import Currency, from_minor
 from fiscus.queries.documents import (
     DocumentView,
     LineView,
+    Stamp,
     count_documents,
     load_documents,
     offset_document_stamps,
@@ -375,10 +376,10 @@ def _list(request: Request) -> Response:
             conn, scope, filters, offset=(number - 1) * page_size, limit=page_size
         )
 
-        def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+        def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
             facts = payment_facts(conn, ids)
             return [
-                (doc.id, doc.updated_at, _ENCODER.encode(present(doc, facts[doc.id])))
+                (doc.id, doc.stamp, _ENCODER.encode(present(doc, facts[doc.id])))
                 for doc in load_documents(conn, scope, ids)
             ]
 

@@ -37,7 +37,7 @@ from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus, LineKind
 from fiscus.domain.money import from_minor
-from fiscus.queries.documents import DocumentView, LineView, load_documents, page_document_stamps
+from fiscus.queries.documents import DocumentView, LineView, Stamp, load_documents, page_document_stamps
 from fiscus.queries.scope import Scope
 
 LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
@@ -293,10 +293,10 @@ def list_invoices(request: Request) -> Response:
         )
         base = public_base(request)
 
-        def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+        def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
             docs = load_documents(conn, scope, ids, products=False)
             facts = collection_facts(conn, docs, base)
-            return [(d.id, d.updated_at, _ENCODER.encode(present(d, facts[d.id]))) for d in docs]
+            return [(d.id, d.stamp, _ENCODER.encode(present(d, facts[d.id]))) for d in docs]
 
         cache: RenderedCache = request.app.state.rendered
         items = cached_items(cache, stamps, f"payments:{base}", render)

@@ -46,6 +46,7 @@ from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.money import Currency
 from fiscus.queries.documents import (
     DocumentView,
+    Stamp,
     count_documents,
     load_documents,
     offset_document_stamps,
@@ -390,9 +391,9 @@ def router(settings: Settings) -> APIRouter:
                 if offset < total:
                     stamps = offset_document_stamps(conn, scope, filters, offset=offset, limit=PER_PAGE)
 
-                    def render(ids: list[int]) -> list[tuple[int, datetime, bytes]]:
+                    def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
                         docs = load_documents(conn, scope, ids, lines=False)
-                        return [(d.id, d.updated_at, php_json(present(d))) for d in docs]
+                        return [(d.id, d.stamp, php_json(present(d))) for d in docs]
 
                     items = cached_items(cache, stamps, "vps", render)
             paginator = LengthAwarePage(path, page, total, len(items))

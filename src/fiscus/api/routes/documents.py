@@ -19,9 +19,12 @@ from fiscus.api.routes.common import (
 from fiscus.api.routes.subscriptions import present as present_subscription
 from fiscus.api.schemas import AuditEventOut, DocumentOut, Id, ListOut, QueryInstant
 from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.errors import NotFoundError
 from fiscus.queries.documents import (
     DocumentFilters,
+    Stamp,
     audit_events,
+    document_stamp,
     get_document,
     load_documents,
     page_document_stamps,
@@ -142,7 +145,7 @@ def list_documents(request: Request) -> Response:
         missing = [doc_id for doc_id, body in rendered.items() if body is None]
         for doc in load_documents(conn, scope, missing, lines=lines, products=False):
             body = p.encode(p.document(doc, lines=lines))
-            cache.put((doc.id, doc.updated_at, variant), body)
+            cache.put((doc.id, doc.stamp, variant), body)
             rendered[doc.id] = body
     items = [body for body in rendered.values() if body is not None]
     return p.list_bytes(items, has_more, request.url.path)
@@ -151,9 +154,23 @@ def list_documents(request: Request) -> Response:
 @api.get("/documents/{document_id}", response_model=DocumentOut)
 @on_loop
 def get_document_route(
-    document_id: Id, scope: ScopeDep, c: ContainerDep, expand: DocumentExpand = None
+    request: Request, document_id: Id, scope: ScopeDep, c: ContainerDep, expand: DocumentExpand = None
 ) -> Response:
-    return p.json_response(_present(c, scope, document_id, expand or []))
+    if expand:
+        return p.json_response(_present(c, scope, document_id, expand))
+    cache: p.RenderedCache = request.app.state.rendered
+    with c.db.read() as conn:
+        stamp = document_stamp(conn, scope, document_id)
+        if stamp is None:
+            raise NotFoundError("document", document_id)
+
+        def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
+            return [
+                (d.id, d.stamp, p.encode(p.document(d, lines=True))) for d in load_documents(conn, scope, ids)
+            ]
+
+        [body] = p.cached_items(cache, [(document_id, stamp)], "native", render)
+    return Response(body, media_type="application/json")
 
 
 def _act(c: ContainerDep, principal: OrgDep, document_id: int) -> Response:
