@@ -69,7 +69,7 @@ class TaxView:
     note: str
 
 
-Stamp = tuple[datetime, str, int]
+Stamp = tuple[datetime, str, int, int]
 """What identifies a version of a document for caching its rendering: every mutable column (state
 changes move all three; two changes at one instant still differ in status or amount paid)."""
 
@@ -104,18 +104,25 @@ class DocumentView:
     paid_at: datetime | None
     voided_at: datetime | None
     converted_to_id: int | None = None
+    corrected_document_id: int | None = None
+    reason: str | None = None
+    credit_disposition: str | None = None
+    amount_credited_minor: int = 0
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
 
     @property
     def stamp(self) -> Stamp:
-        return (self.updated_at, self.status.value, self.amount_paid_minor)
+        return (self.updated_at, self.status.value, self.amount_paid_minor, self.amount_credited_minor)
 
     @property
     def amount_due_minor(self) -> int:
-        if self.status in (DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE):
-            return self.total_minor - self.amount_paid_minor
+        if self.type is not DocumentType.CREDIT_NOTE and self.status in (
+            DocumentStatus.OPEN,
+            DocumentStatus.UNCOLLECTIBLE,
+        ):
+            return max(0, self.total_minor - self.amount_paid_minor - self.amount_credited_minor)
         return 0
 
 
@@ -205,7 +212,7 @@ def offset_document_stamps(
         .offset(offset)
         .limit(limit)
     )
-    return [(int(r[0]), (r[1], r[2], r[3])) for r in conn.execute(query)]
+    return [(int(r[0]), (r[1], r[2], r[3], r[4])) for r in conn.execute(query)]
 
 
 def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:
@@ -240,14 +247,19 @@ def page_documents(
     return _assemble(conn, headers, [r.id for r in rows], lines=lines, products=products), has_more
 
 
-_STAMP = (t.documents.c.updated_at, t.documents.c.status, t.documents.c.amount_paid_minor)
+_STAMP = (
+    t.documents.c.updated_at,
+    t.documents.c.status,
+    t.documents.c.amount_paid_minor,
+    t.documents.c.amount_credited_minor,
+)
 
 
 def document_stamp(conn: Connection, scope: Scope, document_id: int) -> Stamp | None:
     """The stamp of a document the scope can see, or None."""
     query = scope.apply(select(*_STAMP), t.documents).where(t.documents.c.id == document_id)
     row = conn.execute(query).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 def page_document_stamps(
@@ -265,7 +277,7 @@ def page_document_stamps(
     rows, has_more = cursor_rows(
         conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
     )
-    return [(int(r[0]), (r[1], r[2], r[3])) for r in map(tuple, rows)], has_more
+    return [(int(r[0]), (r[1], r[2], r[3], r[4])) for r in map(tuple, rows)], has_more
 
 
 def load_documents(
@@ -392,6 +404,10 @@ def _assemble(
                 paid_at=h["paid_at"],
                 voided_at=h["voided_at"],
                 converted_to_id=converted_to.get(doc_id),
+                corrected_document_id=h["corrected_document_id"],
+                reason=h["reason"],
+                credit_disposition=h["credit_disposition"],
+                amount_credited_minor=h["amount_credited_minor"],
                 lines=line_views[doc_id],
                 taxes=taxes[doc_id],
                 order_ids=orders[doc_id],

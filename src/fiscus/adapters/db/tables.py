@@ -74,6 +74,8 @@ organizations = Table(
     Column("order_document", String(16), nullable=False, server_default="invoice"),
     Column("auto_issue", Boolean, nullable=False, server_default=text("true")),
     Column("payment_terms_days", Integer, nullable=False, server_default="14"),
+    # EN 16931: issue PDFs as PDF/A-3b with a Factur-X (CII) XML attached.
+    Column("facturx_enabled", Boolean, nullable=False, server_default=text("false")),
     # A test-mode organisation is a sandbox: only `fsk_test_` keys reach it, only `fsk_live_` keys a live one.
     Column("mode", String(8), nullable=False, server_default="live"),
     Column("created_at", UtcDateTime, nullable=False),
@@ -266,6 +268,12 @@ documents = Table(
     Column("buyer", Json, nullable=False),
     Column("notes", Json, nullable=False),
     Column("converted_from_id", Id, ForeignKey("documents.id"), nullable=True, unique=True),
+    # Credit notes: the invoice corrected, why, and what the credit does (reduce what is due, go with a
+    # refund, or become customer credit). Invoices: the sum of their issued credit notes.
+    Column("corrected_document_id", Id, ForeignKey("documents.id"), nullable=True, index=True),
+    Column("reason", Text, nullable=True),
+    Column("credit_disposition", String(16), nullable=True),
+    Column("amount_credited_minor", BigInteger, nullable=False, server_default="0"),
     Column("billing_run_id", Id, nullable=True),
     Column("paid_at", UtcDateTime, nullable=True),
     Column("voided_at", UtcDateTime, nullable=True),
@@ -556,4 +564,37 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Column("duration_ms", Integer, nullable=False),
     Column("response_body", Text, nullable=True),
+)
+
+
+# --- documents: rendered files and customer credit -----------------------------------------------
+
+document_files = Table(
+    "document_files",
+    metadata,
+    _pk(),
+    _org(),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    # Rendered once after issue (never inside the issuing transaction) and never again: the bytes'
+    # SHA-256 is recorded, and re-rendering the same document must give the same bytes.
+    Column("sha256", String(64), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("template_version", String(32), nullable=False),
+    Column("rendered_at", UtcDateTime, nullable=False),
+    UniqueConstraint("document_id", "kind"),
+)
+
+customer_credits = Table(
+    "customer_credits",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    # A ledger: + credit granted (by a credit note), - credit applied (to an invoice). Balance = sum.
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
