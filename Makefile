@@ -21,7 +21,17 @@ $(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
 	$(BIN)/uv sync --frozen --quiet
 	@touch $@
 
-system-deps: ## Debian packages the suite needs (PostgreSQL server binaries), installed only when missing
+APT_TOOLS := pdftoppm:poppler-utils wrk:wrk
+
+system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk), installed only when missing
+	@missing=""; for pair in $(APT_TOOLS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing"; \
+	  else echo "missing Debian packages:$$missing"; fi; \
+	fi
 	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing PostgreSQL server binaries (apt)"; \
@@ -48,8 +58,9 @@ fmt: install ## format the code
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: install system-deps ## benchmarks that print figures
+bench: install system-deps ## benchmarks that print figures (billing run, API reads)
 	$(BIN)/python bench/billing_run.py
+	$(BIN)/python bench/api_read.py
 
 clean: ## remove the virtualenv, caches and the demo database
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fiscus.db fiscus.db-wal fiscus.db-shm var
