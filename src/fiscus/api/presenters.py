@@ -196,6 +196,10 @@ def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
         "order_ids": doc.order_ids,
         "converted_from_id": doc.converted_from_id,
         "converted_to_id": doc.converted_to_id,
+        "corrected_document_id": doc.corrected_document_id,
+        "reason": doc.reason,
+        "credit_disposition": doc.credit_disposition,
+        "amount_credited": money(doc.amount_credited_minor, cur),
     }
     if lines:
         out["lines"] = [

@@ -405,6 +405,10 @@ class DocumentOut(Out):
     order_ids: list[int]
     converted_from_id: int | None
     converted_to_id: int | None
+    corrected_document_id: int | None
+    reason: str | None
+    credit_disposition: str | None
+    amount_credited: MoneyOut
     lines: list[LineOut] | None = None
     customer: CustomerOut | None = None
     subscription: SubscriptionOut | None = None
