@@ -8,11 +8,9 @@ from fiscus.adapters.db.engine import Database
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.middleware import BILLING_DOCUMENTS, BILLING_RUNS
-from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
+from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PageDep, list_response, one_response, router
 from fiscus.api.schemas import BillingRunIn, BillingRunOut, Id, ListOut
 from fiscus.domain.clock import Clock
-from fiscus.queries.rows import get_row, page_rows
-from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import execute_run, request_run
 
 log = structlog.get_logger("fiscus.billing")
@@ -30,10 +28,7 @@ def create_billing_run(body: BillingRunIn, request: Request, principal: OrgDep, 
     request.app.state.executor.submit(
         _execute_counted, c.db, c.clock, run_id, batch_size=c.settings.billing_batch_size
     )
-    with c.db.read() as conn:
-        return p.json_response(
-            p.billing_run(get_row(conn, Scope(org), t.billing_runs, run_id, "billing_run")), 202
-        )
+    return one_response(c, org, t.billing_runs, run_id, "billing_run", p.billing_run, 202)
 
 
 def _execute_counted(db: Database, clock: Clock, run_id: int, batch_size: int) -> None:
@@ -50,32 +45,11 @@ def _execute_counted(db: Database, clock: Clock, run_id: int, batch_size: int) -
 
 @api.get("/billing_runs", response_model=ListOut[BillingRunOut])
 @on_loop
-def list_billing_runs(
-    request: Request,
-    principal: OrgDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-) -> Response:
-    with c.db.read() as conn:
-        rows, more = page_rows(
-            conn,
-            Scope(principal.organization_id),
-            t.billing_runs,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-        )
-    return p.json_response(envelope(request, [p.billing_run(r) for r in rows], more))
+def list_billing_runs(request: Request, principal: OrgDep, c: ContainerDep, page: PageDep) -> Response:
+    return list_response(request, c, principal.organization_id, t.billing_runs, p.billing_run, page)
 
 
 @api.get("/billing_runs/{run_id}", response_model=BillingRunOut)
 @on_loop
 def get_billing_run(run_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
-    with c.db.read() as conn:
-        return p.json_response(
-            p.billing_run(
-                get_row(conn, Scope(principal.organization_id), t.billing_runs, run_id, "billing_run")
-            )
-        )
+    return one_response(c, principal.organization_id, t.billing_runs, run_id, "billing_run", p.billing_run)

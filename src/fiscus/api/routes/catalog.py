@@ -5,10 +5,8 @@ from fastapi import Request, Response
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, on_loop
-from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
+from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PageDep, list_response, one_response, router
 from fiscus.api.schemas import Id, ListOut, PriceIn, PriceOut, ProductIn, ProductOut, VariantIn, VariantOut
-from fiscus.queries.rows import get_row, page_rows
-from fiscus.queries.scope import Scope
 from fiscus.services import catalog as svc
 
 api = router("catalog")
@@ -16,44 +14,21 @@ api = router("catalog")
 
 @api.post("/products", status_code=201, response_model=ProductOut, openapi_extra=IDEMPOTENCY_HEADER)
 def create_product(body: ProductIn, principal: OrgDep, c: ContainerDep) -> Response:
-    pid = svc.create_product(
-        c.db, c.clock, principal.organization_id, svc.ProductSpec(**body.model_dump()), actor=principal.actor
-    )
-    with c.db.read() as conn:
-        return p.json_response(
-            p.product(get_row(conn, Scope(principal.organization_id), t.products, pid, "product")), 201
-        )
+    org = principal.organization_id
+    pid = svc.create_product(c.db, c.clock, org, svc.ProductSpec(**body.model_dump()), actor=principal.actor)
+    return one_response(c, org, t.products, pid, "product", p.product, 201)
 
 
 @api.get("/products", response_model=ListOut[ProductOut])
 @on_loop
-def list_products(
-    request: Request,
-    principal: OrgDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-) -> Response:
-    with c.db.read() as conn:
-        rows, more = page_rows(
-            conn,
-            Scope(principal.organization_id),
-            t.products,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-        )
-    return p.json_response(envelope(request, [p.product(r) for r in rows], more))
+def list_products(request: Request, principal: OrgDep, c: ContainerDep, page: PageDep) -> Response:
+    return list_response(request, c, principal.organization_id, t.products, p.product, page)
 
 
 @api.get("/products/{product_id}", response_model=ProductOut)
 @on_loop
 def get_product(product_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
-    with c.db.read() as conn:
-        return p.json_response(
-            p.product(get_row(conn, Scope(principal.organization_id), t.products, product_id, "product"))
-        )
+    return one_response(c, principal.organization_id, t.products, product_id, "product", p.product)
 
 
 @api.post(
@@ -63,54 +38,33 @@ def get_product(product_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def create_variant(product_id: Id, body: VariantIn, principal: OrgDep, c: ContainerDep) -> Response:
+    org = principal.organization_id
     vid = svc.create_variant(
         c.db,
         c.clock,
-        principal.organization_id,
+        org,
         product_id,
         code=body.code,
         name=body.name,
         limits=body.limits,
         actor=principal.actor,
     )
-    with c.db.read() as conn:
-        return p.json_response(
-            p.variant(get_row(conn, Scope(principal.organization_id), t.variants, vid, "variant")), 201
-        )
+    return one_response(c, org, t.variants, vid, "variant", p.variant, 201)
 
 
 @api.get("/variants", response_model=ListOut[VariantOut])
 @on_loop
 def list_variants(
-    request: Request,
-    principal: OrgDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-    product_id: Id | None = None,
+    request: Request, principal: OrgDep, c: ContainerDep, page: PageDep, product_id: Id | None = None
 ) -> Response:
     where = [t.variants.c.product_id == product_id] if product_id else []
-    with c.db.read() as conn:
-        rows, more = page_rows(
-            conn,
-            Scope(principal.organization_id),
-            t.variants,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-            where=where,
-        )
-    return p.json_response(envelope(request, [p.variant(r) for r in rows], more))
+    return list_response(request, c, principal.organization_id, t.variants, p.variant, page, where)
 
 
 @api.get("/variants/{variant_id}", response_model=VariantOut)
 @on_loop
 def get_variant(variant_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
-    with c.db.read() as conn:
-        return p.json_response(
-            p.variant(get_row(conn, Scope(principal.organization_id), t.variants, variant_id, "variant"))
-        )
+    return one_response(c, principal.organization_id, t.variants, variant_id, "variant", p.variant)
 
 
 @api.post(
@@ -120,10 +74,11 @@ def get_variant(variant_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def create_price(variant_id: Id, body: PriceIn, principal: OrgDep, c: ContainerDep) -> Response:
+    org = principal.organization_id
     price_id = svc.create_price(
         c.db,
         c.clock,
-        principal.organization_id,
+        org,
         variant_id,
         currency_code=body.currency,
         unit_amount=body.unit_amount,
@@ -133,41 +88,19 @@ def create_price(variant_id: Id, body: PriceIn, principal: OrgDep, c: ContainerD
         tax_category=body.tax_category,
         actor=principal.actor,
     )
-    with c.db.read() as conn:
-        return p.json_response(
-            p.price(get_row(conn, Scope(principal.organization_id), t.prices, price_id, "price")), 201
-        )
+    return one_response(c, org, t.prices, price_id, "price", p.price, 201)
 
 
 @api.get("/prices", response_model=ListOut[PriceOut])
 @on_loop
 def list_prices(
-    request: Request,
-    principal: OrgDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-    variant_id: Id | None = None,
+    request: Request, principal: OrgDep, c: ContainerDep, page: PageDep, variant_id: Id | None = None
 ) -> Response:
     where = [t.prices.c.variant_id == variant_id] if variant_id else []
-    with c.db.read() as conn:
-        rows, more = page_rows(
-            conn,
-            Scope(principal.organization_id),
-            t.prices,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-            where=where,
-        )
-    return p.json_response(envelope(request, [p.price(r) for r in rows], more))
+    return list_response(request, c, principal.organization_id, t.prices, p.price, page, where)
 
 
 @api.get("/prices/{price_id}", response_model=PriceOut)
 @on_loop
 def get_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
-    with c.db.read() as conn:
-        return p.json_response(
-            p.price(get_row(conn, Scope(principal.organization_id), t.prices, price_id, "price"))
-        )
+    return one_response(c, principal.organization_id, t.prices, price_id, "price", p.price)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Table
 
 from fiscus.api.idempotency import IdempotentRoute
+from fiscus.api.presenters import json_response
 from fiscus.api.schemas import Id
+from fiscus.bootstrap import Container
+from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.scope import Scope
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -77,3 +84,56 @@ IDEMPOTENCY_HEADER = {
         }
     ]
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    starting_after: int | None
+    ending_before: int | None
+
+
+def page_params(
+    limit: Limit = 10, starting_after: StartingAfter = None, ending_before: EndingBefore = None
+) -> Page:
+    return Page(limit, starting_after, ending_before)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def list_response(
+    request: Request,
+    c: Container,
+    org_id: int,
+    table: Table,
+    present: Callable[[dict[str, Any]], dict[str, Any]],
+    page: Page,
+    where: list[Any] | None = None,
+) -> Response:
+    """A cursor page of one organisation's rows of a simple resource, presented."""
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            Scope(org_id),
+            table,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
+            where=where,
+        )
+    return json_response(envelope(request, [present(r) for r in rows], more))
+
+
+def one_response(
+    c: Container,
+    org_id: int,
+    table: Table,
+    ident: int,
+    entity: str,
+    present: Callable[[dict[str, Any]], dict[str, Any]],
+    status: int = 200,
+) -> Response:
+    """One of the organisation's rows of a simple resource, presented (404 for anyone else's)."""
+    with c.db.read() as conn:
+        return json_response(present(get_row(conn, Scope(org_id), table, ident, entity)), status)
