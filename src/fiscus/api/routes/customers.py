@@ -5,9 +5,9 @@ from fastapi import Request, Response
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, on_loop
-from fiscus.api.routes.common import IDEMPOTENCY_HEADER, EndingBefore, Limit, StartingAfter, envelope, router
+from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PageDep, list_response, router
 from fiscus.api.schemas import CustomerIn, CustomerOut, CustomerPatch, Id, ListOut
-from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
 from fiscus.services import customers as svc
 
@@ -44,24 +44,8 @@ def create_customer(body: CustomerIn, principal: OrgDep, c: ContainerDep) -> Res
 
 @api.get("/customers", response_model=ListOut[CustomerOut])
 @on_loop
-def list_customers(
-    request: Request,
-    principal: OrgDep,
-    c: ContainerDep,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
-    ending_before: EndingBefore = None,
-) -> Response:
-    with c.db.read() as conn:
-        rows, more = page_rows(
-            conn,
-            Scope(principal.organization_id),
-            t.customers,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-        )
-    return p.json_response(envelope(request, [p.customer(r) for r in rows], more))
+def list_customers(request: Request, principal: OrgDep, c: ContainerDep, page: PageDep) -> Response:
+    return list_response(request, c, principal.organization_id, t.customers, p.customer, page)
 
 
 @api.get("/customers/{customer_id}", response_model=CustomerOut)
