@@ -132,8 +132,10 @@ def worker(
 ) -> None:
     """The background worker: billing runs (scheduled and requested through the API), webhook delivery,
     and housekeeping. Run several, on several machines: every claim is a row lock or a unique key."""
+    from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
+    from fiscus.services.rendering import documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 
     c = _container()
@@ -155,6 +157,9 @@ def worker(
             if summary.documents:
                 err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
             next_billing = now + interval
+        rendered = render_pending_documents(c.db, c.clock, shared_renderer(), documents_dir())
+        if rendered:
+            err.print(f"worker {os.getpid()}: {rendered} PDFs rendered")
         dispatched, attempts = run_webhook_cycle(
             c.db, c.clock, sender, allow_private=c.settings.webhooks_allow_private
         )

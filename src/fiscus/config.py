@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     webhooks_allow_private: bool = False
     vies_enabled: bool = False
+    documents_dir: str = "./var/documents"
     # Path prefixes of the compatibility dialects (e.g. "/compat/vpsbg"); empty mounts them at the paths
     # their own documents show.
     dialect_billing_prefix: str = ""

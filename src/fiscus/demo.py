@@ -510,6 +510,7 @@ def _bg_vps() -> _OrgDef:
         ),
         subscription_document=DocumentType.PROFORMA,
         order_document=DocumentType.PROFORMA,
+        facturx_enabled=True,
     )
     cdn = "https://cdn.vps.example.bg"
 

@@ -92,6 +92,11 @@ def _bodies(attacker: OrgWorld) -> dict[str, dict[str, Any]]:
         "/api/v1/subscriptions/{subscription_id}/cancel": {"at_period_end": False},
         "/api/v1/subscriptions/{subscription_id}/preview_change": {"items": [item]},
         "/api/v1/webhook_endpoints/{endpoint_id}": {"description": "taken"},
+        "/api/v1/documents/{document_id}/credit_notes": {
+            "mode": "full",
+            "reason": "taken",
+            "disposition": "reduce_due",
+        },
     }
 
 

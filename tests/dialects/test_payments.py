@@ -220,7 +220,10 @@ def check_against_engine(db: Database, item: dict[str, Any]) -> str:
     cur = currency(doc["currency"])
     assert item["paymentProfileId"] is None
     assert item["network"] is None
-    assert item["pdfUrl"] is None
+    if doc["status"] == "draft":
+        assert item["pdfUrl"] is None
+    else:  # a real, authorised URL of the document's PDF (tests/integration/test_pdf.py fetches them)
+        assert re.fullmatch(rf"https?://[^/]+/api/v1/documents/{doc_id}/pdf", item["pdfUrl"])
     assert item["lastPaymentAttemptDate"] is None
     assert item["status"] == STATUS[doc["status"]]
     assert isinstance(item["totalPaymentAttempts"], Num)

@@ -19,7 +19,17 @@ from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import ObservabilityMiddleware
 from fiscus.api.presenters import RenderedCache
-from fiscus.api.routes import billing_runs, catalog, customers, documents, orders, subscriptions, webhooks
+from fiscus.api.routes import (
+    billing_runs,
+    catalog,
+    credit_notes,
+    customers,
+    documents,
+    files,
+    orders,
+    subscriptions,
+    webhooks,
+)
 from fiscus.bootstrap import Container, build
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
@@ -56,7 +66,17 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
     )
-    for module in (customers, catalog, subscriptions, orders, documents, billing_runs, webhooks):
+    for module in (
+        customers,
+        catalog,
+        subscriptions,
+        orders,
+        documents,
+        credit_notes,
+        files,
+        billing_runs,
+        webhooks,
+    ):
         app.include_router(module.api)
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from fastapi import Response
 
+from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.money import Currency, currency
 from fiscus.queries.documents import DocumentView, Stamp
 
@@ -154,6 +155,11 @@ def order(row: dict[str, Any], items: list[dict[str, Any]], document_ids: list[i
     }
 
 
+def pdf_path(document_id: int) -> str:
+    """Where a document's PDF is served (routes/files.py), for every presenter that links to it."""
+    return f"/api/v1/documents/{document_id}/pdf"
+
+
 def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
     cur = doc.currency
     out: dict[str, Any] = {
@@ -196,6 +202,7 @@ def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
         "order_ids": doc.order_ids,
         "converted_from_id": doc.converted_from_id,
         "converted_to_id": doc.converted_to_id,
+        "pdf_url": None if doc.status is DocumentStatus.DRAFT else pdf_path(doc.id),
         "corrected_document_id": doc.corrected_document_id,
         "reason": doc.reason,
         "credit_disposition": doc.credit_disposition,

@@ -405,6 +405,7 @@ class DocumentOut(Out):
     order_ids: list[int]
     converted_from_id: int | None
     converted_to_id: int | None
+    pdf_url: str | None
     corrected_document_id: int | None
     reason: str | None
     credit_disposition: str | None

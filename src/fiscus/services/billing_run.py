@@ -40,6 +40,7 @@ from fiscus.domain.periods import Interval
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus, due_periods
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
+from fiscus.services.credit_notes import apply_customer_credit
 
 log = logging.getLogger(__name__)
 
@@ -341,10 +342,30 @@ def _persist_split(
     """Organisations that issue automatically get numbers now; the others keep drafts to issue later."""
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
-    persist_documents(
+    issued = persist_documents(
         conn, auto, now=now, issue=True, actor=actor, issued_at_fn=clock.now, billing_run_id=run_id
     )
     persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
+    with_credit = _customers_with_credit(conn, {d.customer.id for d in auto})
+    if with_credit:
+        apply_customer_credit(
+            conn,
+            [i for i, d in zip(issued, auto, strict=True) if d.customer.id in with_credit],
+            now=now,
+            actor=actor,
+        )
+
+
+def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:
+    """Customers holding credit (a cheap check, so a batch without any pays nothing for the feature)."""
+    if not customer_ids:
+        return set()
+    cc = t.customer_credits.c
+    return set(
+        conn.execute(
+            select(cc.customer_id).where(cc.customer_id.in_(sorted(customer_ids))).distinct()
+        ).scalars()
+    )
 
 
 def _bill_one(

@@ -58,6 +58,7 @@ class OrganizationSpec:
     auto_issue: bool = True
     payment_terms_days: int = 14
     mode: str = "live"
+    facturx_enabled: bool = False
     extra_series: list[SeriesSpec] = field(default_factory=list)
 
 
@@ -71,6 +72,10 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
     vat_id = normalize_vat_id(spec.vat_id, country) if spec.vat_id else None
     if spec.vat_registered and country in EU_MEMBER_STATES and not vat_id:
         raise InvalidFieldError("vat_id", "a VAT-registered EU organisation must print its VAT ID")
+    if spec.facturx_enabled and spec.tax_rounding is TaxRounding.LINE:
+        raise InvalidFieldError(
+            "facturx_enabled", "EN 16931 (BR-S-09) needs tax rounded per rate over the document, not per line"
+        )
     if spec.mode not in ("live", "test"):
         raise InvalidFieldError("mode", "must be live or test")
     if not 0 <= spec.payment_terms_days <= 365:
@@ -112,6 +117,7 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
                 auto_issue=spec.auto_issue,
                 payment_terms_days=spec.payment_terms_days,
                 mode=spec.mode,
+                facturx_enabled=spec.facturx_enabled,
                 created_at=now,
             )
             .returning(t.organizations.c.id)

@@ -33,7 +33,7 @@ from typing_extensions import TypedDict
 from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
 from fiscus.api.errors import ApiError
-from fiscus.api.presenters import RenderedCache, cached_items
+from fiscus.api.presenters import RenderedCache, cached_items, pdf_path
 from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus, LineKind
 from fiscus.domain.money import from_minor
@@ -151,9 +151,16 @@ NOTHING_YET: Final = CollectionFacts()
 def collection_facts(
     conn: Connection, documents: Sequence[DocumentView], base_url: str
 ) -> dict[int, CollectionFacts]:
-    """THE place the payments and PDF work fills in (one query per page, keyed by document id): until
-    then every payment field is null or zero and `pdfUrl` is null, because nothing else is true."""
-    return {doc.id: NOTHING_YET for doc in documents}
+    """THE place the payments work fills in (one query per page, keyed by document id): until then every
+    payment field is null or zero, because nothing else is true. `pdfUrl` is the document's PDF (issued
+    documents have one; it is rendered after issue, or on first request), readable with the same
+    credential."""
+    return {
+        doc.id: NOTHING_YET
+        if doc.status is DocumentStatus.DRAFT
+        else CollectionFacts(pdf_url=f"{base_url}{pdf_path(doc.id)}")
+        for doc in documents
+    }
 
 
 def _instant(at: datetime) -> str:

@@ -1,0 +1,211 @@
+"""The one view model of a document: what the PDF and the hosted page print, already formatted in
+the customer's language, plus the raw minor units so a machine can check the figures against the API.
+
+Everything the templates need is here as plain JSON values (strings, ints, lists, dicts), so a
+template never formats money or dates itself and the two renderings cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import NumberPattern, format_decimal, format_percent, parse_pattern
+
+from fiscus.documents.labels import labels_for
+from fiscus.domain.documents import DocumentType
+from fiscus.domain.money import Currency, from_minor
+from fiscus.domain.periods import local_date
+from fiscus.queries.documents import DocumentView
+
+TEMPLATE_VERSION: Final = "1"
+"""Bumped whenever the printed layout or the model changes, and recorded with each stored file."""
+
+_PERCENT = "#,##0.###%"
+
+
+@cache
+def _locale(tag: str) -> Locale:
+    try:
+        return Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return Locale.parse("en")
+
+
+@cache
+def _money_pattern(locale: Locale, digits: int) -> NumberPattern:
+    """The locale's currency pattern with exactly `digits` decimals: the ISO 4217 minor unit (the
+    engine's source of truth), not CLDR's own idea of the currency's digits."""
+    pattern = parse_pattern(locale.currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return pattern
+
+
+def format_money(amount: Decimal, cur: Currency, locale: Locale) -> str:
+    """A settled or unit amount with the currency's sign; extra digits of a unit price are kept."""
+    digits = max(cur.exponent, -min(0, amount.normalize().as_tuple().exponent))  # type: ignore[operator]
+    return str(_money_pattern(locale, digits).apply(amount, locale, currency=cur.code, currency_digits=False))
+
+
+def format_minor(minor: int, cur: Currency, locale: Locale) -> str:
+    return format_money(from_minor(minor, cur), cur, locale)
+
+
+def _date(day: date | None, locale: Locale) -> str:
+    return "" if day is None else format_date(day, format="medium", locale=locale)
+
+
+def _period(start: datetime | None, end: datetime | None, tz: ZoneInfo, locale: Locale) -> str:
+    """A period as the customer's calendar sees it; the stored end is exclusive, the printed one not."""
+    if start is None or end is None:
+        return ""
+    last = local_date(end - timedelta(microseconds=1), tz)
+    return f"{_date(local_date(start, tz), locale)} – {_date(last, locale)}"
+
+
+def _party(party: dict[str, Any], *, name_key: str) -> dict[str, Any]:
+    address = [
+        party.get("address_line1") or "",
+        party.get("address_line2") or "",
+        " ".join(x for x in (party.get("postal_code") or "", party.get("city") or "") if x),
+        party.get("country") or "",
+    ]
+    return {
+        "name": str(party.get(name_key) or ""),
+        "address": [str(x) for x in address if x],
+        "email": str(party.get("email") or ""),
+        "vat_id": str(party.get("vat_id") or ""),
+        "tax_id": str(party.get("tax_id") or ""),
+    }
+
+
+def _tz(seller: dict[str, Any]) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(seller.get("timezone") or "UTC"))
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _fixed_date(doc: DocumentView) -> date:
+    """The PDF's metadata date: the issue date (creation day for a draft), never the rendering time,
+    so rendering the same document again gives the same bytes."""
+    return doc.issue_date or doc.created_at.date()
+
+
+def build_view_model(
+    doc: DocumentView,
+    *,
+    locale: str | None = None,
+    converted_from_number: str | None = None,
+    corrected_number: str | None = None,
+    payment_instructions: str | None = None,
+) -> dict[str, Any]:
+    """The JSON-ready model of `doc` in `locale` (default: the buyer's frozen locale).
+
+    The numbers of related documents (the proforma an invoice was issued for, the invoice a credit
+    note corrects) are passed in because the view of one document does not carry them.
+    """
+    loc = _locale(locale or str(doc.buyer.get("locale") or "en"))
+    labels = labels_for(loc.language)
+    cur = doc.currency
+    tz = _tz(doc.seller)
+    number = doc.number or ""
+    due_minor = doc.amount_due_minor
+
+    def money(minor: int) -> str:
+        return format_minor(minor, cur, loc)
+
+    def rate(value: Decimal) -> str:
+        return format_percent(value, format=_PERCENT, locale=loc)
+
+    lines = [
+        {
+            "position": ln.position,
+            "description": ln.description,
+            "period": _period(ln.period_start, ln.period_end, tz, loc),
+            "quantity": format_decimal(ln.quantity.normalize(), locale=loc, decimal_quantization=False),
+            "unit_price": format_money(ln.unit_price, cur, loc),
+            "tax_rate": rate(ln.tax_rate),
+            "amount": money(ln.amount_minor),
+        }
+        for ln in doc.lines
+    ]
+    taxes = [
+        {
+            "label": labels.get(f"treatment_{x.treatment}", x.treatment),
+            "rate": rate(x.rate),
+            "base": money(x.base_minor),
+            "tax": money(x.tax_minor),
+            "note": x.note,
+        }
+        for x in doc.taxes
+    ]
+    if doc.type is DocumentType.CREDIT_NOTE or due_minor == 0:
+        instructions = labels["nothing_due"]
+    else:
+        instructions = payment_instructions or labels["pay_instructions"].format(
+            amount=money(due_minor), date=_date(doc.due_date, loc), number=number
+        )
+    notes = list(dict.fromkeys([*doc.notes, *(x.note for x in doc.taxes if x.note)]))
+    return {
+        "template_version": TEMPLATE_VERSION,
+        "locale": str(loc),
+        "language": loc.language,
+        "labels": labels,
+        "document": {
+            "id": doc.id,
+            "type": doc.type.value,
+            "title": labels[doc.type.value],
+            "number": number,
+            "status": labels.get(f"status_{doc.status.value}", doc.status.value),
+            "issue_date": _date(doc.issue_date, loc),
+            "due_date": "" if doc.type is DocumentType.CREDIT_NOTE else _date(doc.due_date, loc),
+            "period": _period(doc.period_start, doc.period_end, tz, loc),
+            "converted_from": (
+                labels["converted_from"].format(number=converted_from_number) if converted_from_number else ""
+            ),
+            "corrects": labels["corrects"].format(number=corrected_number) if corrected_number else "",
+            "reason": doc.reason or "",
+            "currency": cur.code,
+            "date": list(_fixed_date(doc).timetuple()[:3]),
+        },
+        "seller": _party(doc.seller, name_key="legal_name"),
+        "buyer": _party(doc.buyer, name_key="name"),
+        "lines": lines,
+        "taxes": taxes,
+        "totals": {
+            "subtotal": money(doc.subtotal_minor),
+            "tax": money(doc.tax_minor),
+            "total": money(doc.total_minor),
+            "amount_paid": money(doc.amount_paid_minor) if doc.amount_paid_minor else "",
+            "amount_credited": money(doc.amount_credited_minor) if doc.amount_credited_minor else "",
+            "amount_due": money(due_minor),
+        },
+        "payment": {"status": labels.get(f"status_{doc.status.value}", ""), "instructions": instructions},
+        "notes": notes,
+        "raw": {
+            "currency": cur.code,
+            "exponent": cur.exponent,
+            "subtotal_minor": doc.subtotal_minor,
+            "tax_minor": doc.tax_minor,
+            "total_minor": doc.total_minor,
+            "amount_paid_minor": doc.amount_paid_minor,
+            "amount_credited_minor": doc.amount_credited_minor,
+            "amount_due_minor": due_minor,
+            "lines": [{"amount_minor": ln.amount_minor, "tax_minor": ln.tax_minor} for ln in doc.lines],
+            "taxes": [
+                {
+                    "treatment": x.treatment,
+                    "rate": str(x.rate),
+                    "base_minor": x.base_minor,
+                    "tax_minor": x.tax_minor,
+                }
+                for x in doc.taxes
+            ],
+        },
+    }

@@ -1,0 +1,198 @@
+"""Rendering issued documents to PDF once, storing the bytes and recording their SHA-256.
+
+Rendering happens outside any transaction (it takes milliseconds, a lock held that long would
+serialise issuing); the `document_files` row is then inserted in its own short transaction, with its
+audit row and outbox event. UNIQUE(document_id, kind) settles a race between two renderers: the
+loser's insert fails and its file, written to the same path, has the same bytes anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Connection, exists, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
+from fiscus.adapters.db.engine import Database
+from fiscus.documents.facturx import build_cii_xml, embed_facturx
+from fiscus.documents.view_model import TEMPLATE_VERSION, build_view_model
+from fiscus.domain.clock import Clock
+from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.errors import NotFoundError
+from fiscus.queries.documents import DocumentView, load_documents
+from fiscus.queries.scope import Scope
+from fiscus.services.common import get_scoped
+
+PDF: Final = "pdf"
+DOCUMENTS_DIR_ENV: Final = "FISCUS_DOCUMENTS_DIR"
+
+
+class Renderer(Protocol):
+    def render(self, view_model: dict[str, Any], *, pdf_a: bool = False) -> bytes: ...
+
+
+def documents_dir() -> Path:
+    """Where rendered files live (until this moves to Settings): $FISCUS_DOCUMENTS_DIR or ./var/documents."""
+    return Path(os.environ.get(DOCUMENTS_DIR_ENV) or "./var/documents")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+def _related_numbers(conn: Connection, doc: DocumentView) -> dict[str, str | None]:
+    wanted = {
+        k: v for k, v in (("converted", doc.converted_from_id), ("corrected", doc.corrected_document_id)) if v
+    }
+    numbers: dict[int, str | None] = {}
+    if wanted:
+        d = t.documents.c
+        query = select(d.id, d.number).where(
+            d.organization_id == doc.organization_id, d.id.in_(list(wanted.values()))
+        )
+        numbers = {r.id: r.number for r in conn.execute(query)}
+    return {
+        "converted_from_number": numbers.get(doc.converted_from_id or 0),
+        "corrected_number": numbers.get(doc.corrected_document_id or 0),
+    }
+
+
+def _render_inputs(
+    db: Database, org_id: int, ids: list[int]
+) -> list[tuple[DocumentView, dict[str, Any], bool]]:
+    """The views of the documents with their view models, read in one short read transaction."""
+    with db.read() as conn:
+        docs = load_documents(conn, Scope(org_id), ids)
+        facturx = bool(
+            conn.execute(
+                select(t.organizations.c.facturx_enabled).where(t.organizations.c.id == org_id)
+            ).scalar_one()
+        )
+        out = []
+        for doc in docs:
+            numbers = _related_numbers(conn, doc)
+            vm = build_view_model(doc, **numbers)
+            vm["corrected_number"] = numbers["corrected_number"]  # also for the e-invoice's reference
+            out.append((doc, vm, facturx))
+        return out
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _store(
+    db: Database,
+    clock: Clock,
+    renderer: Renderer,
+    store_dir: Path,
+    doc: DocumentView,
+    vm: dict[str, Any],
+    pdf_a: bool,
+) -> RenderedFile:
+    data = renderer.render(vm, pdf_a=pdf_a)
+    if pdf_a and doc.type is not DocumentType.PROFORMA:
+        xml = build_cii_xml(doc, corrected_number=vm.get("corrected_number"))
+        data = embed_facturx(data, xml, at=doc.issued_at)
+    path = store_dir / str(doc.organization_id) / f"{doc.id}.pdf"
+    _write_atomically(path, data)
+    digest = hashlib.sha256(data).hexdigest()
+    now = clock.now()
+    row = {
+        "organization_id": doc.organization_id,
+        "document_id": doc.id,
+        "kind": PDF,
+        "sha256": digest,
+        "path": str(path),
+        "size": len(data),
+        "template_version": TEMPLATE_VERSION,
+        "rendered_at": now,
+    }
+    after = {"kind": PDF, "sha256": digest, "size": len(data), "template_version": TEMPLATE_VERSION}
+    try:
+        with db.write() as conn:
+            conn.execute(insert(t.document_files).values(**row))
+            append_audit(
+                conn,
+                [
+                    audit_row(
+                        doc.organization_id, "document", doc.id, "pdf_rendered", "worker", now, None, after
+                    )
+                ],
+            )
+            payload = {"id": doc.id, "type": doc.type.value, "number": doc.number, **after}
+            append_outbox(
+                conn,
+                [outbox_row(doc.organization_id, "document.pdf_rendered", "document", doc.id, now, payload)],
+            )
+    except IntegrityError:
+        pass  # another renderer recorded it first; the bytes on disk are the same
+    return RenderedFile(path, digest, len(data))
+
+
+def render_pending_documents(
+    db: Database, clock: Clock, renderer: Renderer, store_dir: Path, *, limit: int = 100
+) -> int:
+    """Render up to `limit` issued documents that have no PDF yet; returns how many were rendered.
+    Called by the worker loop after issuing, never inside the issuing transaction."""
+    d = t.documents.c
+    f = t.document_files.c
+    has_pdf = exists().where(f.document_id == d.id, f.kind == PDF)
+    with db.read() as conn:
+        candidates = conn.execute(
+            select(d.organization_id, d.id)
+            .where(d.status != DocumentStatus.DRAFT.value, ~has_pdf)
+            .order_by(d.id)
+            .limit(limit)
+        ).all()
+    by_org: dict[int, list[int]] = {}
+    for org_id, doc_id in candidates:
+        by_org.setdefault(int(org_id), []).append(int(doc_id))
+    rendered = 0
+    for org_id, ids in by_org.items():
+        for doc, vm, pdf_a in _render_inputs(db, org_id, ids):
+            _store(db, clock, renderer, store_dir, doc, vm, pdf_a)
+            rendered += 1
+    return rendered
+
+
+def ensure_pdf(
+    db: Database, clock: Clock, renderer: Renderer, store_dir: Path, org_id: int, document_id: int
+) -> Path:
+    """The stored PDF of an issued document of `org_id`, rendered now if the worker has not yet.
+
+    Another organisation's document is NotFoundError; a draft has no PDF (NotFoundError too: it is
+    not a legal document yet). A recorded file missing from disk is rendered again: the same bytes.
+    """
+    with db.read() as conn:
+        doc = get_scoped(conn, t.documents, org_id, document_id)
+        if doc["status"] == DocumentStatus.DRAFT.value:
+            raise NotFoundError("document", document_id)
+        f = t.document_files.c
+        stored = conn.execute(
+            select(f.path).where(f.document_id == document_id, f.kind == PDF, f.organization_id == org_id)
+        ).scalar_one_or_none()
+    if stored is not None and Path(stored).is_file():
+        return Path(stored)
+    [(view, vm, pdf_a)] = _render_inputs(db, org_id, [document_id])
+    return _store(db, clock, renderer, store_dir, view, vm, pdf_a).path

@@ -1,0 +1,301 @@
+"""PDFs as a person would check them: the text of the rendered file against the API's figures, the
+same bytes on every rendering, customer text kept literal with nothing fetched, a page as a PNG, and
+who may download the file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pypdf
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.adapters.pdf.renderer import PdfRenderer
+from fiscus.api.presenters import money
+from fiscus.api.routes import files
+from fiscus.documents.view_model import build_view_model
+from fiscus.domain.clock import FixedClock
+from fiscus.domain.documents import DocumentType
+from fiscus.domain.money import currency
+from fiscus.queries.documents import get_document
+from fiscus.queries.scope import Scope
+from fiscus.services.access import create_api_key
+from fiscus.services.documents import convert_proforma
+from fiscus.services.orders import bill_order_now, create_order
+from fiscus.services.rendering import DOCUMENTS_DIR_ENV, ensure_pdf, render_pending_documents
+from fiscus.services.subscriptions import ItemSpec
+from tests.api_support import OrgWorld, auth, build_world, free_port, make_app
+from tests.builders import make_customer, make_tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> PdfRenderer:
+    return PdfRenderer()
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\xa0", " ").replace("\u202f", " ")).strip()
+
+
+def pdf_text(data: bytes) -> tuple[str, list[str]]:
+    pages = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages]
+    return norm(" ".join(pages)), [norm(p) for p in pages]
+
+
+@dataclass
+class Demo:
+    worlds: list[OrgWorld]
+    special: dict[str, int]
+
+
+def _bill(db: Database, clock: FixedClock, org_id: int, customer_id: int, items: list[ItemSpec]) -> int:
+    return bill_order_now(db, clock, org_id, create_order(db, clock, org_id, customer_id, items))
+
+
+def seed(db: Database, clock: FixedClock) -> Demo:
+    worlds = build_world(db, clock)
+    alpha = worlds[0]
+    with db.read() as conn:
+        proforma = conn.execute(
+            select(t.documents.c.id).where(
+                t.documents.c.organization_id == alpha.org_id,
+                t.documents.c.type == DocumentType.PROFORMA.value,
+                t.documents.c.status == "open",
+            )
+        ).scalar()
+    assert proforma is not None
+    special = {"converted": convert_proforma(db, clock, alpha.org_id, proforma)}
+    kz = make_tenant(db, clock, "kz", slug="kz-pdf")
+    kz_customer = make_customer(db, clock, kz, 30, name="ТОО «Дала»", locale="kk")
+    special["kzt"] = _bill(db, clock, kz.org_id, kz_customer, [ItemSpec(kz.one_off, 3)])
+    bg = make_tenant(db, clock, "bg", slug="bg-pdf", order_document=DocumentType.INVOICE)
+    bg_customer = make_customer(
+        db, clock, bg, 40, name="Иван Петров ЕООД", locale="bg", city="София", address_line1="ул. Витоша 1"
+    )
+    special["bulgarian"] = _bill(db, clock, bg.org_id, bg_customer, [ItemSpec(bg.one_off, 2)])
+    de = make_customer(db, clock, bg, 41, name="Kunde GmbH", country="DE", vat_id="DE136695976", locale="en")
+    special["reverse_charge"] = _bill(db, clock, bg.org_id, de, [ItemSpec(bg.one_off, 1)])
+    long = make_customer(db, clock, bg, 42, name="Big Buyer", locale="ru")
+    special["multipage"] = _bill(db, clock, bg.org_id, long, [ItemSpec(bg.one_off, n + 1) for n in range(80)])
+    return Demo(worlds, special)
+
+
+def issued_ids(db: Database) -> list[tuple[int, int]]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(t.documents.c.organization_id, t.documents.c.id)
+            .where(t.documents.c.status != "draft")
+            .order_by(t.documents.c.id)
+        ).all()
+    return [(int(o), int(i)) for o, i in rows]
+
+
+def app_with_files(db: Database, clock: FixedClock) -> FastAPI:
+    app = make_app(db, clock)
+    app.include_router(files.api)
+    return app
+
+
+def stored(db: Database, doc_id: int) -> dict[str, Any]:
+    with db.read() as conn:
+        return dict(
+            conn.execute(select(t.document_files).where(t.document_files.c.document_id == doc_id))
+            .mappings()
+            .one()
+        )
+
+
+def check_against_api(doc_api: dict[str, Any], vm: dict[str, Any], text: str) -> None:
+    raw = vm["raw"]
+    cur = currency(raw["currency"])
+    assert doc_api["currency"] == raw["currency"]
+    for key in ("subtotal", "tax", "total", "amount_due"):
+        assert money(raw[f"{key}_minor"], cur) == doc_api[key], key
+    assert [money(x["amount_minor"], cur) for x in raw["lines"]] == [x["amount"] for x in doc_api["lines"]]
+    assert [money(x["tax_minor"], cur) for x in raw["taxes"]] == [x["tax"] for x in doc_api["tax_breakdown"]]
+    assert [money(x["base_minor"], cur) for x in raw["taxes"]] == [
+        x["base"] for x in doc_api["tax_breakdown"]
+    ]
+    expected = [
+        vm["document"]["number"],
+        vm["totals"]["subtotal"],
+        vm["totals"]["tax"],
+        vm["totals"]["total"],
+        vm["totals"]["amount_due"],
+        *(x["tax"] for x in vm["taxes"]),
+        *(x["base"] for x in vm["taxes"]),
+        *(ln["amount"] for ln in vm["lines"]),
+    ]
+    for figure in expected:
+        assert norm(figure) in text, figure
+
+
+def test_every_pdf_matches_the_api(
+    db: Database, clock: FixedClock, renderer: PdfRenderer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = seed(db, clock)
+    store = tmp_path / "docs"
+    monkeypatch.setenv(DOCUMENTS_DIR_ENV, str(store))
+    ids = issued_ids(db)
+    assert render_pending_documents(db, clock, renderer, store, limit=1000) == len(ids)
+    assert render_pending_documents(db, clock, renderer, store) == 0
+    keys: dict[int, str] = {}
+    with TestClient(app_with_files(db, clock)) as client:
+        for org_id, doc_id in ids:
+            key = keys.get(org_id) or keys.setdefault(org_id, create_api_key(db, clock, org_id).secret)
+            doc_api = client.get(f"/api/v1/documents/{doc_id}", headers=auth(key)).json()
+            with db.read() as conn:
+                view = get_document(conn, Scope(org_id), doc_id)
+                converted = None
+                if view.converted_from_id:
+                    converted = get_document(conn, Scope(org_id), view.converted_from_id, lines=False).number
+            vm = build_view_model(view, converted_from_number=converted)
+            row = stored(db, doc_id)
+            data = Path(row["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == row["sha256"]
+            assert len(data) == row["size"]
+            assert renderer.render(vm) == data  # rendering again gives the same bytes
+            text, pages = pdf_text(data)
+            check_against_api(doc_api, vm, text)
+            if doc_id == demo.special["converted"]:
+                assert converted
+                assert norm(vm["document"]["converted_from"]) in text
+            served = client.get(f"/api/v1/documents/{doc_id}/pdf", headers=auth(key))
+            assert served.status_code == 200
+            assert served.headers["content-type"] == "application/pdf"
+            assert served.content == data
+
+    kzt = pdf_text(Path(stored(db, demo.special["kzt"])["path"]).read_bytes())[0]
+    assert "₸" in kzt
+    assert "ТОО «Дала»" in kzt
+    assert "Шот-фактура" in kzt
+    bg_data = Path(stored(db, demo.special["bulgarian"])["path"]).read_bytes()
+    bg_text = pdf_text(bg_data)[0]
+    assert "€" in bg_text
+    assert "Иван Петров ЕООД" in bg_text
+    assert "Фактура" in bg_text
+    rc = pdf_text(Path(stored(db, demo.special["reverse_charge"])["path"]).read_bytes())[0]
+    assert "Reverse charge" in rc
+    assert "DE136695976" in rc
+    assert "Art. 196" in rc
+    _, pages = pdf_text(Path(stored(db, demo.special["multipage"])["path"]).read_bytes())
+    assert len(pages) >= 2
+    header = "# Наименование Кол-во Цена НДС Сумма"
+    assert header in pages[0]
+    assert header in pages[1]
+    assert f"Страница 2 из {len(pages)}" in pages[1]
+
+    if shutil.which("pdftoppm"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        images = ROOT / "docs" / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        pdf = tmp_path / "bg.pdf"
+        pdf.write_bytes(bg_data)
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "80",
+                "-f",
+                "1",
+                "-l",
+                "1",
+                "-singlefile",
+                pdf,
+                ARTIFACTS / "invoice-bg",
+            ],
+            check=True,
+        )
+        assert (ARTIFACTS / "invoice-bg.png").stat().st_size > 10_000
+        shutil.copyfile(ARTIFACTS / "invoice-bg.png", images / "invoice-bg.png")
+
+
+class _Canary(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Canary.hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def canary() -> Iterator[int]:
+    port = free_port()
+    server = HTTPServer(("127.0.0.1", port), _Canary)
+    _Canary.hits = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+def test_customer_text_is_literal_and_nothing_is_fetched(
+    db: Database, clock: FixedClock, renderer: PdfRenderer, tmp_path: Path, canary: int
+) -> None:
+    bg = make_tenant(db, clock, "bg", slug="inject", order_document=DocumentType.INVOICE)
+    names = [
+        f'<img src="http://127.0.0.1:{canary}/x">',
+        '#read("/etc/passwd")',
+        '] *bold* $x$ #{1+1} [link](x) #image("/etc/hostname")',
+        f'#link("http://127.0.0.1:{canary}/y")[z]',
+    ]
+    for n, name in enumerate(names):
+        cid = make_customer(db, clock, bg, 60 + n, name=name, address_line1=name)
+        doc_id = _bill(db, clock, bg.org_id, cid, [ItemSpec(bg.one_off, 1)])
+        path = ensure_pdf(db, clock, renderer, tmp_path, bg.org_id, doc_id)
+        text = pdf_text(path.read_bytes())[0]
+        squashed = re.sub(r"\s+", "", text)
+        assert squashed.count(re.sub(r"\s+", "", name)) >= 2, name
+        assert "root:" not in text
+    assert _Canary.hits == []
+
+
+def test_pdf_endpoint_authorisation(
+    db: Database, clock: FixedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DOCUMENTS_DIR_ENV, str(tmp_path / "docs"))
+    alpha, beta = build_world(db, clock)
+    owner, other = alpha.customers
+    with db.read() as conn:
+        doc_id = conn.execute(
+            select(t.documents.c.id).where(
+                t.documents.c.customer_id == owner, t.documents.c.status != "draft"
+            )
+        ).scalar()
+    url = f"/api/v1/documents/{doc_id}/pdf"
+    with TestClient(app_with_files(db, clock), raise_server_exceptions=False) as client:
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers=auth("fsk_test_nope")).status_code == 401
+        assert client.get(url, headers=auth(beta.key)).status_code == 404
+        assert client.get(url, headers=auth(alpha.tokens[other])).status_code == 404
+        assert client.get(url, headers=auth(beta.tokens[beta.customers[0]])).status_code == 404
+        by_key = client.get(url, headers=auth(alpha.key))
+        assert by_key.status_code == 200
+        assert by_key.content.startswith(b"%PDF-")
+        by_owner = client.get(url, headers=auth(alpha.tokens[owner]))
+        assert by_owner.status_code == 200
+        assert by_owner.content == by_key.content
+        assert client.get("/api/v1/documents/999999/pdf", headers=auth(alpha.key)).status_code == 404
