@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: help install system-deps demo test test-sqlite test-pg lint fmt bench reconcile serve worker clean
+.PHONY: help install system-deps bench-deps demo test lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,9 +58,16 @@ fmt: install ## format the code
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: install system-deps ## benchmarks that print figures (billing run, API reads)
+bench-deps: install system-deps ## what only the benchmarks need: playwright (bench group) and Debian's chromium
+	$(BIN)/uv sync --frozen --quiet --group bench
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: bench/pdf.py will skip the Chromium comparison"; }
+
+bench: bench-deps ## benchmarks that print figures (billing run, API reads, PDFs)
 	$(BIN)/python bench/billing_run.py
 	$(BIN)/python bench/api_read.py
+	$(BIN)/python bench/pdf.py
 
 clean: ## remove the virtualenv, caches and the demo database
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fiscus.db fiscus.db-wal fiscus.db-shm var

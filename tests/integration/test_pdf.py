@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,12 +32,17 @@ from fiscus.documents.view_model import build_view_model
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.money import currency
-from fiscus.queries.documents import get_document
+from fiscus.queries.documents import get_document, load_documents
 from fiscus.queries.scope import Scope
 from fiscus.services.access import create_api_key
 from fiscus.services.documents import convert_proforma
 from fiscus.services.orders import bill_order_now, create_order
-from fiscus.services.rendering import DOCUMENTS_DIR_ENV, ensure_pdf, render_pending_documents
+from fiscus.services.rendering import (
+    DOCUMENTS_DIR_ENV,
+    _related_numbers,
+    ensure_pdf,
+    render_pending_documents,
+)
 from fiscus.services.subscriptions import ItemSpec
 from tests.api_support import OrgWorld, auth, build_world, free_port, make_app
 from tests.builders import make_customer, make_tenant
@@ -299,3 +305,28 @@ def test_pdf_endpoint_authorisation(
         assert by_owner.status_code == 200
         assert by_owner.content == by_key.content
         assert client.get("/api/v1/documents/999999/pdf", headers=auth(alpha.key)).status_code == 404
+
+
+@pytest.mark.slow
+def test_every_demo_document_pdf_matches_the_api(db: Database, renderer: PdfRenderer, tmp_path: Path) -> None:
+    """The issue's check, on the whole demo: every issued document's PDF shows the API's figures."""
+    from fiscus.demo import seed_demo
+
+    clock = FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC))
+    demo = seed_demo(db, clock, quiet=True)
+    keys = {o.id: str(o.api_key) for o in demo.organizations}
+    assert render_pending_documents(db, clock, renderer, tmp_path, limit=10_000) > 700
+    checked = 0
+    with TestClient(app_with_files(db, clock)) as api:
+        for org_id, doc_id in issued_ids(db):
+            doc_api = api.get(f"/api/v1/documents/{doc_id}", headers=auth(keys[org_id])).json()
+            row = stored(db, doc_id)
+            data = Path(row["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == row["sha256"]
+            text, _pages = pdf_text(data)
+            with db.read() as conn:
+                [view] = load_documents(conn, Scope(org_id), [doc_id])
+                vm = build_view_model(view, **_related_numbers(conn, view))
+            check_against_api(doc_api, vm, text)
+            checked += 1
+    assert checked > 700

@@ -7,6 +7,7 @@ template never formats money or dates itself and the two renderings cannot disag
 
 from __future__ import annotations
 
+import copy
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -41,7 +42,7 @@ def _locale(tag: str) -> Locale:
 def _money_pattern(locale: Locale, digits: int) -> NumberPattern:
     """The locale's currency pattern with exactly `digits` decimals: the ISO 4217 minor unit (the
     engine's source of truth), not CLDR's own idea of the currency's digits."""
-    pattern = parse_pattern(locale.currency_formats["standard"])
+    pattern = copy.copy(parse_pattern(locale.currency_formats["standard"]))  # babel shares the original
     pattern.frac_prec = (digits, digits)
     return pattern
 
