@@ -1,8 +1,9 @@
 """Invariants checked against stored data (`fiscus reconcile`). Each query must return no rows.
 
 They restate, independently of the code that writes, what must always hold: one live document per
-subscription period, no overlapping periods, gapless numbers per series, totals that add up, and an
-audit row for every issued document.
+subscription period, no overlapping periods, gapless numbers per series, totals that add up, an
+audit row for every issued document, and credits that add up (credit notes never exceed the invoice,
+an invoice's credited amount is its credit notes plus customer credit applied to it, no balance below 0).
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ CHECKS: Final[dict[str, str]] = {
             SELECT 1 FROM audit_events a
             WHERE a.organization_id = d.organization_id AND a.entity_type = 'document'
               AND a.entity_id = d.id AND a.action IN ('issued', 'issue'))""",
+    "credited_is_credit_notes_plus_applied_credit": """
+        SELECT d.id, d.amount_credited_minor, COALESCE(cn.total, 0) AS credit_notes,
+               COALESCE(ap.applied, 0) AS applied
+        FROM documents d
+        LEFT JOIN (SELECT corrected_document_id AS id, SUM(total_minor) AS total FROM documents
+                   WHERE type = 'credit_note' AND status <> 'void' AND corrected_document_id IS NOT NULL
+                   GROUP BY corrected_document_id) cn ON cn.id = d.id
+        LEFT JOIN (SELECT document_id AS id, -SUM(amount_minor) AS applied FROM customer_credits
+                   WHERE amount_minor < 0 GROUP BY document_id) ap ON ap.id = d.id
+        WHERE d.type = 'invoice'
+          AND d.amount_credited_minor <> COALESCE(cn.total, 0) + COALESCE(ap.applied, 0)""",
+    "credit_notes_within_invoice_total": """
+        SELECT i.id, i.total_minor, SUM(c.total_minor) AS credited
+        FROM documents i JOIN documents c ON c.corrected_document_id = i.id
+        WHERE c.type = 'credit_note' AND c.status <> 'void'
+        GROUP BY i.id, i.total_minor HAVING SUM(c.total_minor) > i.total_minor""",
+    "customer_credit_never_negative": """
+        SELECT organization_id, customer_id, currency, SUM(amount_minor) AS balance FROM customer_credits
+        GROUP BY organization_id, customer_id, currency HAVING SUM(amount_minor) < 0""",
     "tenant_consistency": """
         SELECT d.id FROM documents d JOIN customers c ON c.id = d.customer_id
         WHERE c.organization_id <> d.organization_id
