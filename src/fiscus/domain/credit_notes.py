@@ -20,7 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from fiscus.domain.documents import ComputedDocument, SettledLine, TaxBreakdownRow
+from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import Currency, allocate, from_minor, multiply, round_minor, to_minor
 from fiscus.domain.tax import TaxTreatment
@@ -226,20 +226,4 @@ def _split_rate(
 
 
 def _document(cur: Currency, settled: list[SettledLine]) -> ComputedDocument:
-    rows: dict[tuple[TaxTreatment, Decimal], list[SettledLine]] = defaultdict(list)
-    for s in settled:
-        rows[(s.source.tax.treatment, s.source.tax.rate)].append(s)
-    breakdown = [
-        TaxBreakdownRow(
-            treatment=treatment,
-            rate=rate,
-            base_minor=sum(s.amount_minor for s in members),
-            tax_minor=sum(s.tax_minor for s in members),
-            note=members[0].source.tax.note,
-        )
-        for (treatment, rate), members in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0].value))
-    ]
-    subtotal = sum(s.amount_minor for s in settled)
-    tax_total = sum(s.tax_minor for s in settled)
-    notes = sorted({row.note for row in breakdown if row.note})
-    return ComputedDocument(cur, settled, breakdown, subtotal, tax_total, subtotal + tax_total, notes)
+    return assemble_document(cur, settled)

@@ -181,6 +181,11 @@ def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRo
     for line, amount, tax in zip(inputs, amounts, taxes, strict=True):
         net = amount - tax if line.tax_inclusive else amount
         settled.append(SettledLine(line, net, tax))
+    return assemble_document(cur, settled)
+
+
+def assemble_document(cur: Currency, settled: list[SettledLine]) -> ComputedDocument:
+    """A document from settled lines: the per-rate breakdown and the totals are sums, never rounded."""
     rows: dict[tuple[TaxTreatment, Decimal], list[SettledLine]] = defaultdict(list)
     for s in settled:
         rows[(s.source.tax.treatment, s.source.tax.rate)].append(s)
