@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import insert
@@ -59,7 +59,6 @@ class OrganizationSpec:
     payment_terms_days: int = 14
     mode: str = "live"
     facturx_enabled: bool = False
-    extra_series: list[SeriesSpec] = field(default_factory=list)
 
 
 def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, actor: str = "cli") -> int:
@@ -86,8 +85,6 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
     series = {(s.document_type, s.series): s for s in spec.series}
     for doc_type, fmt in DEFAULT_FORMATS.items():
         series.setdefault((doc_type, DEFAULT_SERIES), SeriesSpec(doc_type, fmt))
-    for s in spec.extra_series:
-        series[(s.document_type, s.series)] = s
     for i, s in enumerate(series.values()):
         validate_format(s.format, f"series.{i}.format")
         if s.start < 1:
