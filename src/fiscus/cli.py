@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -238,6 +239,24 @@ def demo(
     describe(result, console, settings)
     if not no_serve:
         serve(host=None, port=None, workers=1)
+
+
+@app.command()
+def gateway(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8100,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    db: Annotated[Path, typer.Option(help="the gateway's own ledger (SQLite file)")] = Path(
+        "./var/gateway.db"
+    ),
+    webhook_url: Annotated[str | None, typer.Option(help="where to send its signed events")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="whsec_… secret to sign them")] = None,
+) -> None:
+    """Run the built-in test payment gateway (test cards in docs/gateway.md), a separate service with its
+    own ledger that Fiscus talks to only over HTTP."""
+    from fiscus.gateway.app import serve_gateway
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    serve_gateway(db, host, port, webhook_url=webhook_url, webhook_secret=webhook_secret)
 
 
 @keys_app.command("create")
