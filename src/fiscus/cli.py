@@ -250,13 +250,32 @@ def gateway(
     ),
     webhook_url: Annotated[str | None, typer.Option(help="where to send its signed events")] = None,
     webhook_secret: Annotated[str | None, typer.Option(help="whsec_… secret to sign them")] = None,
+    allow_return_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="origin (scheme://host:port) the hosted card form may send browsers back to; "
+            "repeatable; default: loopback hosts only"
+        ),
+    ] = None,
 ) -> None:
     """Run the built-in test payment gateway (test cards in docs/gateway.md), a separate service with its
     own ledger that Fiscus talks to only over HTTP."""
-    from fiscus.gateway.app import serve_gateway
+    from fiscus.gateway.app import normalise_origin, serve_gateway
 
+    for origin in allow_return_origin or ():
+        try:
+            normalise_origin(origin)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--allow-return-origin") from None
     db.parent.mkdir(parents=True, exist_ok=True)
-    serve_gateway(db, host, port, webhook_url=webhook_url, webhook_secret=webhook_secret)
+    serve_gateway(
+        db,
+        host,
+        port,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        allowed_return_origins=allow_return_origin or None,
+    )
 
 
 @keys_app.command("create")

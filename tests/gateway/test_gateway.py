@@ -261,8 +261,8 @@ def test_signed_webhooks_reach_a_loopback_receiver(db_path: Path) -> None:
         with TestClient(app) as client:
             token = _tokenise(client, cards.SUCCESS)
             auth = _charge(client, token, capture=False).json()
-            _post(client, f"/v1/charges/{auth['id']}/capture", {"amount": 1000})
-            _post(client, f"/v1/charges/{auth['id']}/refunds", {"amount": 400})
+            captured = _post(client, f"/v1/charges/{auth['id']}/capture", {"amount": 1000}).json()
+            refund = _post(client, f"/v1/charges/{auth['id']}/refunds", {"amount": 400}).json()
             _charge(client, _tokenise(client, cards.DO_NOT_HONOR))
             _charge(client, token, key="k1")
             _charge(client, token, key="k1")  # a replay sends no second event
@@ -277,6 +277,9 @@ def test_signed_webhooks_reach_a_loopback_receiver(db_path: Path) -> None:
             "charge.succeeded",
         ]
         assert events[0]["data"]["status"] == "authorized"
+        # Each event carries the whole charge as it was after that change, reference and currency included.
+        assert [e["data"] for e in events[:3]] == [auth, captured, refund["charge"]]
+        assert (events[0]["data"]["reference"], events[0]["data"]["currency"]) == ("inv-1", "EUR")
         assert events[2]["data"]["refunded_amount"] == 400
         assert events[3]["data"]["decline_code"] == "do_not_honor"
         assert len({e["id"] for e in events}) == 5

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import queue
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -17,11 +18,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +34,14 @@ from fiscus.gateway.ledger import GatewayError, Json, Ledger, OpResult
 log = logging.getLogger("fiscus.gateway")
 
 MAX_AMOUNT = 10**12  # minor units; far above any real charge, far below SQLite's integer limit
+MAX_STATE = 500
+MAX_FORM_BYTES = 16 * 1024
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Where the hosted form may send browsers back to when no `allowed_return_origins` are given."""
+RETURN_PARAMS = frozenset({"state", "token", "error", "message"})
+"""Query parameters the gateway sets on the return URL; any already there are dropped, so a shop
+never reads a planted `token` instead of the gateway's."""
+_PRINTABLE_URL = re.compile(r"[\x21-\x7e]+")
 
 
 # -- request bodies ------------------------------------------------------------------------------------
@@ -133,6 +143,100 @@ class WebhookSender:
         log.error("webhook %s given up after %d attempts", event_id, 1 + len(self._retry_delays))
 
 
+# -- the hosted card form -------------------------------------------------------------------------------
+
+
+def _split_http_url(url: str) -> SplitResult:
+    """An absolute http(s) URL, or ValueError; refuses whatever a browser could read differently from
+    urlsplit (spaces, controls, backslashes, userinfo), so the origin checked is the origin visited."""
+    if not _PRINTABLE_URL.fullmatch(url) or "\\" in url:
+        raise ValueError("not a plain printable URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("not an absolute http(s) URL without userinfo")
+    _ = parts.port  # raises ValueError for a bad port
+    return parts
+
+
+def _origin_of(parts: SplitResult) -> str:
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def normalise_origin(origin: str) -> str:
+    """`scheme://host[:port]` in canonical form (lower case, port explicit), or ValueError."""
+    try:
+        parts = _split_http_url(origin.strip())
+    except ValueError:
+        raise ValueError(f"{origin!r} is not an http(s) origin (scheme://host[:port])") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{origin!r} is an URL, not an origin (scheme://host[:port])")
+    return _origin_of(parts)
+
+
+def _redirect(return_to: SplitResult, params: list[tuple[str, str]]) -> Response:
+    """303 to the return URL with `params` appended; its own query stays as it was, minus any
+    parameter the gateway sets."""
+    kept = [
+        piece
+        for piece in return_to.query.split("&")
+        if piece and unquote_plus(piece.partition("=")[0]) not in RETURN_PARAMS
+    ]
+    location = urlunsplit(return_to._replace(query="&".join([*kept, urlencode(params)])))
+    return Response(status_code=303, headers={"location": location, "cache-control": "no-store"})
+
+
+async def _parse_form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body as a dict; errors never echo it (card number)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise GatewayError(
+            415, "unsupported_media_type", "Send the form as application/x-www-form-urlencoded."
+        )
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise GatewayError(413, "request_too_large", f"The form is larger than {MAX_FORM_BYTES} bytes.")
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, errors="strict", max_num_fields=20)
+    except ValueError:  # includes UnicodeDecodeError
+        raise GatewayError(400, "invalid_form", "The form body is not valid URL-encoded UTF-8.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise GatewayError(400, "invalid_form", f"The form field {name!r} appears more than once.")
+        form[name] = value
+    return form
+
+
+def _form_card(form: dict[str, str]) -> tuple[str, int, int]:
+    """Number, expiry month and year from the form, validated as POST /v1/payment_methods does.
+
+    Expiry fields are strings in a form: only plain ASCII digits count (no signs, spaces or `_`, which
+    int() would accept). Raises GatewayError with a short message meant for the card holder.
+    """
+    try:
+        number = cards.normalise_number(form.get("card_number", ""))
+    except ValueError:
+        raise GatewayError(422, "invalid_card_number", "The card number is not valid.") from None
+    month, year = form.get("exp_month", ""), form.get("exp_year", "")
+    if not (
+        re.fullmatch(r"[0-9]{1,2}", month)
+        and re.fullmatch(r"[0-9]{4}", year)
+        and 1 <= int(month) <= 12
+        and 2000 <= int(year) <= 2199
+    ):
+        raise GatewayError(
+            422, "invalid_expiry", "The expiry date is not valid (month 1-12, four-digit year)."
+        )
+    if not re.fullmatch(r"[0-9]{3,4}", form.get("cvc", "")):
+        raise GatewayError(422, "invalid_cvc", "The security code must be 3 or 4 digits.")
+    if len(form.get("holder", "")) > 200:
+        raise GatewayError(422, "invalid_holder", "The card holder name is at most 200 characters.")
+    return number, int(month), int(year)
+
+
 # -- the app --------------------------------------------------------------------------------------------
 
 
@@ -176,14 +280,24 @@ def create_gateway_app(
     slow_seconds: float = 2.0,
     timeout_seconds: float = 15.0,
     webhook_retry_delays: Sequence[float] = (0.5, 2.0),
+    allowed_return_origins: Sequence[str] | None = None,
 ) -> FastAPI:
     """The gateway as an ASGI app over the SQLite ledger at `db_path` (created if missing).
 
     `timeout_seconds` is how long the TIMEOUT test card holds its response: set it above the
     client's timeout. `webhook_secret` is a standard-webhooks secret (`whsec_…`, base64).
+    `allowed_return_origins` are the origins the hosted card form may redirect browsers back to
+    (None: loopback hosts on any port), so the gateway is no open redirect.
     """
     if webhook_url and not webhook_secret:
         raise ValueError("webhook_secret is required when webhook_url is set")
+    if isinstance(allowed_return_origins, str):
+        raise ValueError("allowed_return_origins is a list of origins, not one string")
+    return_origins = (
+        None
+        if allowed_return_origins is None
+        else frozenset(normalise_origin(origin) for origin in allowed_return_origins)
+    )
     ledger = Ledger(db_path, clock)
     sender = (
         WebhookSender(webhook_url, webhook_secret, webhook_retry_delays)
@@ -234,6 +348,47 @@ def create_gateway_app(
         return await run(
             request, raw, lambda conn: ledger.tokenise(conn, number, card.exp_month, card.exp_year)
         )
+
+    @app.get("/v1/payment_methods/{token}")
+    async def get_payment_method(token: str) -> JSONResponse:
+        """The card facts behind a token, e.g. to show "Visa •••• 4242" after the hosted form."""
+        return JSONResponse(await run_in_threadpool(ledger.get_payment_method, token))
+
+    def checked_return_url(raw: str) -> SplitResult:
+        """The return URL, refused with 400 (never followed) unless its origin is allowed."""
+        try:
+            parts = _split_http_url(raw)
+        except ValueError:
+            parts = None
+        if parts is not None:
+            if return_origins is None and parts.hostname in LOOPBACK_HOSTS:
+                return parts
+            if return_origins is not None and _origin_of(parts) in return_origins:
+                return parts
+        raise GatewayError(
+            400,
+            "invalid_return_url",
+            "return_url must be an absolute http(s) URL on an allowed origin"
+            + (" (by default loopback only)." if return_origins is None else "."),
+        )
+
+    @app.post("/hosted/tokenize")
+    async def hosted_tokenize(request: Request) -> Response:
+        """The hosted card form's target: the browser posts the card here, not to Fiscus, and is sent
+        back (303) to `return_url` with `state` and a token, or `error` and `message`."""
+        form = await _parse_form(request)
+        return_to = checked_return_url(form.get("return_url", ""))
+        state = form.get("state", "")
+        if len(state) > MAX_STATE:
+            raise GatewayError(400, "invalid_state", f"state is at most {MAX_STATE} characters.")
+        try:
+            number, exp_month, exp_year = _form_card(form)
+        except GatewayError as exc:
+            log.info("hosted tokenisation refused (%s), back to %s", exc.code, _origin_of(return_to))
+            return _redirect(return_to, [("state", state), ("error", exc.code), ("message", exc.message)])
+        method = await run_in_threadpool(ledger.tokenise_now, number, exp_month, exp_year)
+        log.info("hosted tokenisation: %s, back to %s", method["token"], _origin_of(return_to))
+        return _redirect(return_to, [("state", state), ("token", method["token"])])
 
     @app.post("/v1/charges", status_code=201)
     async def create_charge(request: Request) -> JSONResponse:

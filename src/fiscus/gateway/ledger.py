@@ -261,8 +261,13 @@ class Ledger:
             "created_at": self._now_iso(),
         }
         conn.execute(payment_methods.insert().values(**row))
-        body = {k: row[k] for k in ("token", "brand", "last4", "exp_month", "exp_year", "fingerprint")}
-        return OpResult(201, body)
+        return OpResult(201, _payment_method_json(row))
+
+    def tokenise_now(self, number: str, exp_month: int, exp_year: int) -> Json:
+        """Tokenise in a transaction of its own: the hosted form has no Idempotency-Key, and needs none,
+        since a second token for the same card moves no money."""
+        with self._write() as conn:
+            return self.tokenise(conn, number, exp_month, exp_year).body
 
     def _scenario(self, method: Any) -> cards.Scenario:
         """Recognise test cards by fingerprint, since the number is not kept; then check expiry."""
@@ -418,6 +423,14 @@ class Ledger:
         row = conn.execute(select(charges).where(charges.c.id == charge_id)).one()
         return _charge_row_json(row)
 
+    def get_payment_method(self, token: str) -> Json:
+        """The card facts behind a token (what a shop shows as "Visa •••• 4242")."""
+        with self._read() as conn:
+            row = conn.execute(select(payment_methods).where(payment_methods.c.token == token)).first()
+        if row is None:
+            raise GatewayError(404, "no_such_payment_method", f"No payment method {token!r}.")
+        return _payment_method_json(row)
+
     def get_charge(self, charge_id: str) -> Json:
         with self._read() as conn:
             row = conn.execute(select(charges).where(charges.c.id == charge_id)).first()
@@ -457,6 +470,12 @@ class Ledger:
                 )
             ]
         return {"charges": all_charges, "captures": all_captures, "refunds": all_refunds}
+
+
+def _payment_method_json(row: Any) -> Json:
+    fields = ("token", "brand", "last4", "exp_month", "exp_year", "fingerprint")
+    mapping = row if isinstance(row, dict) else row._mapping
+    return {name: mapping[name] for name in fields}
 
 
 def _charge_row_json(row: Any) -> Json:

@@ -18,6 +18,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
+from fiscus.domain.payments import amount_due
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -108,6 +109,8 @@ class DocumentView:
     reason: str | None = None
     credit_disposition: str | None = None
     amount_credited_minor: int = 0
+    amount_refunded_minor: int = 0
+    next_payment_attempt_at: datetime | None = None
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
@@ -122,7 +125,12 @@ class DocumentView:
             DocumentStatus.OPEN,
             DocumentStatus.UNCOLLECTIBLE,
         ):
-            return max(0, self.total_minor - self.amount_paid_minor - self.amount_credited_minor)
+            return amount_due(
+                self.total_minor,
+                self.amount_paid_minor,
+                self.amount_refunded_minor,
+                self.amount_credited_minor,
+            )
         return 0
 
 
@@ -390,6 +398,8 @@ def _assemble(
                 tax_minor=h["tax_minor"],
                 total_minor=h["total_minor"],
                 amount_paid_minor=h["amount_paid_minor"],
+                amount_refunded_minor=h["amount_refunded_minor"],
+                next_payment_attempt_at=h["next_payment_attempt_at"],
                 period_start=h["period_start"],
                 period_end=h["period_end"],
                 issue_date=h["issue_date"],

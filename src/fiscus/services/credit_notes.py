@@ -48,6 +48,7 @@ from fiscus.domain.documents import (
 )
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import Currency, currency, from_minor
+from fiscus.domain.payments import amount_due
 from fiscus.domain.periods import Period
 from fiscus.domain.tax import LineTax, TaxTreatment
 from fiscus.services.common import get_scoped
@@ -73,8 +74,9 @@ def issue_credit_note(
 
     `reduce_due` lowers what is still owed and may not exceed it (an invoice settled by payments and
     credits becomes paid). `refund` and `customer_credit` give back money already paid and may not
-    exceed it. `refund` only records the credit note: payments are not built yet, so paying the refund
-    out is left to the operator; `customer_credit` adds the total to the customer's balance.
+    exceed it. `refund` through this call records the credit note for money given back outside Fiscus (a
+    refund through the payment provider, `services.payments.refund_payment`, issues its own);
+    `customer_credit` adds the total to the customer's balance.
     """
     credit_mode = _mode(mode)
     credit_disposition = _disposition(disposition)
@@ -88,107 +90,120 @@ def issue_credit_note(
     )
     now = clock.now()
     with db.write() as conn:
-        invoice = get_scoped(conn, t.documents, org_id, invoice_id, lock=True)
-        if invoice["type"] != DocumentType.INVOICE.value:
-            raise InvalidStateError(
-                f"only an invoice can be credited, not a {invoice['type']}", type=invoice["type"]
-            )
-        if DocumentStatus(invoice["status"]) not in CREDITABLE_STATUSES:
-            raise InvalidStateError(
-                f"an invoice in status '{invoice['status']}' cannot be credited", status=invoice["status"]
-            )
-        cur = currency(invoice["currency"])
-        previous = _previous_credit_notes(conn, org_id, invoice_id)
-        note = compute_credit_note(cur, _creditable_lines(conn, invoice, previous), request)
-        total = note.computed.total_minor
-        _check_disposition(cur, invoice, previous, credit_disposition, total)
-
-        org = load_org(conn, org_id)
-        customer = load_customers(conn, org_id, [invoice["customer_id"]])[invoice["customer_id"]]
-        period = (
-            Period(invoice["period_start"], invoice["period_end"])
-            if invoice["period_start"] and invoice["period_end"]
-            else None
+        return credit_invoice(
+            conn, clock, org_id, invoice_id, request, reason, credit_disposition, actor, now
         )
-        shell = NewDocument(
-            org=org,
-            customer=customer,
-            doc_type=DocumentType.CREDIT_NOTE,
-            computed=note.computed,
-            subscription_id=invoice["subscription_id"],
-            period=period,
-        )
-        [note_id] = persist_documents(conn, [shell], now=now, issue=True, actor=actor, issued_at_fn=clock.now)
-        _renumber_lines(conn, note_id, note.positions)
-        link = {
-            "corrected_document_id": invoice_id,
-            "reason": reason,
-            "credit_disposition": credit_disposition.value,
-        }
-        conn.execute(update(t.documents).where(t.documents.c.id == note_id).values(**link))
 
-        credited = int(invoice["amount_credited_minor"]) + total
+
+def credit_invoice(
+    conn: Connection,
+    clock: Clock,
+    org_id: int,
+    invoice_id: int,
+    request: CreditRequest,
+    reason: str,
+    credit_disposition: CreditDisposition,
+    actor: str,
+    now: datetime,
+) -> int:
+    """`issue_credit_note` inside a caller's transaction (a refund issues its credit note with it)."""
+    invoice = get_scoped(conn, t.documents, org_id, invoice_id, lock=True)
+    if invoice["type"] != DocumentType.INVOICE.value:
+        raise InvalidStateError(
+            f"only an invoice can be credited, not a {invoice['type']}", type=invoice["type"]
+        )
+    if DocumentStatus(invoice["status"]) not in CREDITABLE_STATUSES:
+        raise InvalidStateError(
+            f"an invoice in status '{invoice['status']}' cannot be credited", status=invoice["status"]
+        )
+    cur = currency(invoice["currency"])
+    previous = _previous_credit_notes(conn, org_id, invoice_id)
+    note = compute_credit_note(cur, _creditable_lines(conn, invoice, previous), request)
+    total = note.computed.total_minor
+    _check_disposition(cur, invoice, previous, credit_disposition, total)
+
+    org = load_org(conn, org_id)
+    customer = load_customers(conn, org_id, [invoice["customer_id"]])[invoice["customer_id"]]
+    period = (
+        Period(invoice["period_start"], invoice["period_end"])
+        if invoice["period_start"] and invoice["period_end"]
+        else None
+    )
+    shell = NewDocument(
+        org=org,
+        customer=customer,
+        doc_type=DocumentType.CREDIT_NOTE,
+        computed=note.computed,
+        subscription_id=invoice["subscription_id"],
+        period=period,
+    )
+    [note_id] = persist_documents(conn, [shell], now=now, issue=True, actor=actor, issued_at_fn=clock.now)
+    _renumber_lines(conn, note_id, note.positions)
+    link = {
+        "corrected_document_id": invoice_id,
+        "reason": reason,
+        "credit_disposition": credit_disposition.value,
+    }
+    conn.execute(update(t.documents).where(t.documents.c.id == note_id).values(**link))
+
+    credited = int(invoice["amount_credited_minor"]) + total
+    conn.execute(
+        update(t.documents)
+        .where(t.documents.c.id == invoice_id)
+        .values(amount_credited_minor=credited, updated_at=now)
+    )
+    note_number = conn.execute(select(t.documents.c.number).where(t.documents.c.id == note_id)).scalar_one()
+    payload = {
+        "id": invoice_id,
+        "number": invoice["number"],
+        "credit_note_id": note_id,
+        "credit_note_number": note_number,
+        "disposition": credit_disposition.value,
+        "currency": cur.code,
+        "amount": str(from_minor(total, cur)),
+        "amount_credited": str(from_minor(credited, cur)),
+    }
+    audit = [
+        audit_row(org_id, "document", note_id, "linked", actor, now, None, {**link, "number": note_number}),
+        audit_row(
+            org_id,
+            "document",
+            invoice_id,
+            "credited",
+            actor,
+            now,
+            {"amount_credited_minor": invoice["amount_credited_minor"]},
+            {"amount_credited_minor": credited, "credit_note_id": note_id},
+        ),
+    ]
+    outbox = [outbox_row(org_id, "invoice.credited", "document", invoice_id, now, payload)]
+    if credit_disposition is CreditDisposition.CUSTOMER_CREDIT:
         conn.execute(
-            update(t.documents)
-            .where(t.documents.c.id == invoice_id)
-            .values(amount_credited_minor=credited, updated_at=now)
+            insert(t.customer_credits).values(
+                organization_id=org_id,
+                customer_id=invoice["customer_id"],
+                currency=cur.code,
+                amount_minor=total,
+                document_id=note_id,
+                created_at=now,
+            )
         )
-        note_number = conn.execute(
-            select(t.documents.c.number).where(t.documents.c.id == note_id)
-        ).scalar_one()
-        payload = {
-            "id": invoice_id,
-            "number": invoice["number"],
-            "credit_note_id": note_id,
-            "credit_note_number": note_number,
-            "disposition": credit_disposition.value,
-            "currency": cur.code,
-            "amount": str(from_minor(total, cur)),
-            "amount_credited": str(from_minor(credited, cur)),
-        }
-        audit = [
-            audit_row(
-                org_id, "document", note_id, "linked", actor, now, None, {**link, "number": note_number}
-            ),
+        audit.append(
             audit_row(
                 org_id,
-                "document",
-                invoice_id,
-                "credited",
+                "customer",
+                invoice["customer_id"],
+                "credit_granted",
                 actor,
                 now,
-                {"amount_credited_minor": invoice["amount_credited_minor"]},
-                {"amount_credited_minor": credited, "credit_note_id": note_id},
-            ),
-        ]
-        outbox = [outbox_row(org_id, "invoice.credited", "document", invoice_id, now, payload)]
-        if credit_disposition is CreditDisposition.CUSTOMER_CREDIT:
-            conn.execute(
-                insert(t.customer_credits).values(
-                    organization_id=org_id,
-                    customer_id=invoice["customer_id"],
-                    currency=cur.code,
-                    amount_minor=total,
-                    document_id=note_id,
-                    created_at=now,
-                )
+                None,
+                {"credit_note_id": note_id, "currency": cur.code, "amount_minor": total},
             )
-            audit.append(
-                audit_row(
-                    org_id,
-                    "customer",
-                    invoice["customer_id"],
-                    "credit_granted",
-                    actor,
-                    now,
-                    None,
-                    {"credit_note_id": note_id, "currency": cur.code, "amount_minor": total},
-                )
-            )
-        append_audit(conn, audit)
-        append_outbox(conn, outbox)
-        if credit_disposition is CreditDisposition.REDUCE_DUE:
-            _settle_if_covered(conn, {**invoice, "amount_credited_minor": credited}, actor, now)
+        )
+    append_audit(conn, audit)
+    append_outbox(conn, outbox)
+    if credit_disposition is CreditDisposition.REDUCE_DUE:
+        _settle_if_covered(conn, {**invoice, "amount_credited_minor": credited}, actor, now)
     return note_id
 
 
@@ -246,7 +261,12 @@ def apply_customer_credit(
     for (org_id, customer_id), members in sorted(by_customer.items()):
         for inv in members:
             key = (org_id, customer_id, inv["currency"])
-            due = inv["total_minor"] - inv["amount_paid_minor"] - inv["amount_credited_minor"]
+            due = amount_due(
+                inv["total_minor"],
+                inv["amount_paid_minor"],
+                inv["amount_refunded_minor"],
+                inv["amount_credited_minor"],
+            )
             take = min(balances.get(key, 0), due)
             if take <= 0:
                 continue
@@ -429,7 +449,12 @@ def _check_disposition(
     if disposition is CreditDisposition.REDUCE_DUE:
         due = 0
         if invoice["status"] in (DocumentStatus.OPEN.value, DocumentStatus.UNCOLLECTIBLE.value):
-            due = invoice["total_minor"] - invoice["amount_paid_minor"] - invoice["amount_credited_minor"]
+            due = amount_due(
+                invoice["total_minor"],
+                invoice["amount_paid_minor"],
+                invoice["amount_refunded_minor"],
+                invoice["amount_credited_minor"],
+            )
         limit, what = max(0, due), "the amount due"
     else:
         returned = sum(
@@ -466,7 +491,13 @@ def _settle_if_covered(conn: Connection, invoice: dict[str, Any], actor: str, no
     status = DocumentStatus(invoice["status"])
     if status not in (DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE):
         return
-    if invoice["amount_paid_minor"] + invoice["amount_credited_minor"] < invoice["total_minor"]:
+    due = amount_due(
+        invoice["total_minor"],
+        invoice["amount_paid_minor"],
+        invoice["amount_refunded_minor"],
+        invoice["amount_credited_minor"],
+    )
+    if due > 0:
         return
     target = transition(DocumentType.INVOICE, status, DocumentAction.PAY)
     conn.execute(

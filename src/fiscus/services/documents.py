@@ -53,7 +53,7 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _apply(
+def apply_document_action(
     conn: Connection,
     doc: dict[str, Any],
     action: DocumentAction,
@@ -102,7 +102,7 @@ def issue_document(db: Database, clock: Clock, org_id: int, document_id: int, *,
             org, customer, DocumentType(doc["type"]), _stored_computed(conn, doc), series=doc["series"]
         )
         n = number_documents(conn, [shell], clock.now)[0]
-        after = _apply(
+        after = apply_document_action(
             conn,
             doc,
             DocumentAction.ISSUE,
@@ -125,7 +125,7 @@ def void_document(db: Database, clock: Clock, org_id: int, document_id: int, *, 
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
-        _apply(conn, doc, DocumentAction.VOID, {"voided_at": now}, actor, now)
+        apply_document_action(conn, doc, DocumentAction.VOID, {"voided_at": now}, actor, now)
 
 
 def mark_uncollectible(
@@ -134,27 +134,31 @@ def mark_uncollectible(
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
-        _apply(conn, doc, DocumentAction.MARK_UNCOLLECTIBLE, {}, actor, now)
+        apply_document_action(conn, doc, DocumentAction.MARK_UNCOLLECTIBLE, {}, actor, now)
 
 
 def mark_paid(db: Database, clock: Clock, org_id: int, document_id: int, *, actor: str = "cli") -> int:
-    """Record full payment received outside Fiscus. Paying a proforma converts it into a final invoice
-    first (the invoice is what is paid); returns the id of the paid invoice."""
+    """Record full payment received outside Fiscus (an external capture of what is due). Paying a
+    proforma converts it into a final invoice first (the invoice is what is paid); returns the id of the
+    paid invoice."""
+    from fiscus.services.payments import record_external_payment
+
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
+        transition(DocumentType(doc["type"]), DocumentStatus(doc["status"]), _PAY_OR_CONVERT[doc["type"]])
         if doc["type"] == DocumentType.PROFORMA.value:
-            invoice_id = _convert(conn, clock, doc, actor, now)
+            invoice_id = convert_within(conn, clock, doc, actor, now)
             doc = get_scoped(conn, t.documents, org_id, invoice_id, lock=True)
-        _apply(
-            conn,
-            doc,
-            DocumentAction.PAY,
-            {"amount_paid_minor": doc["total_minor"], "paid_at": now},
-            actor,
-            now,
-        )
+        record_external_payment(conn, clock, doc, actor, now)
         return int(doc["id"])
+
+
+_PAY_OR_CONVERT = {
+    DocumentType.PROFORMA.value: DocumentAction.CONVERT,
+    DocumentType.INVOICE.value: DocumentAction.PAY,
+    DocumentType.CREDIT_NOTE.value: DocumentAction.PAY,
+}
 
 
 def convert_proforma(db: Database, clock: Clock, org_id: int, document_id: int, *, actor: str = "cli") -> int:
@@ -162,12 +166,14 @@ def convert_proforma(db: Database, clock: Clock, org_id: int, document_id: int, 
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
-        return _convert(conn, clock, doc, actor, now)
+        return convert_within(conn, clock, doc, actor, now)
 
 
-def _convert(conn: Connection, clock: Clock, proforma: dict[str, Any], actor: str, now: datetime) -> int:
+def convert_within(
+    conn: Connection, clock: Clock, proforma: dict[str, Any], actor: str, now: datetime
+) -> int:
     org_id = proforma["organization_id"]
-    _apply(conn, proforma, DocumentAction.CONVERT, {}, actor, now)
+    apply_document_action(conn, proforma, DocumentAction.CONVERT, {}, actor, now)
     org = load_org(conn, org_id)
     customer = load_customers(conn, org_id, [proforma["customer_id"]])[proforma["customer_id"]]
     order_ids = list(

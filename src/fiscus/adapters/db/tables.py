@@ -78,7 +78,19 @@ organizations = Table(
     Column("facturx_enabled", Boolean, nullable=False, server_default=text("false")),
     # A test-mode organisation is a sandbox: only `fsk_test_` keys reach it, only `fsk_live_` keys a live one.
     Column("mode", String(8), nullable=False, server_default="live"),
+    # Payments: charge issued documents automatically from the customer's method; sale (one step) or
+    # authorise now and capture later; the retry schedule (days after the first failure) and what happens
+    # after its last failure.
+    Column("auto_collect", Boolean, nullable=False, server_default=text("true")),
+    Column("capture_mode", String(16), nullable=False, server_default="sale"),
+    Column("retry_days", Json, nullable=False, server_default=text("'[1, 3, 5, 7]'")),
+    Column("retry_final_action", String(24), nullable=False, server_default="leave_open"),
     Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
+    CheckConstraint(
+        "retry_final_action IN ('leave_open', 'mark_uncollectible', 'cancel_subscription')",
+        name="retry_final_action",
+    ),
     CheckConstraint("subscription_document IN ('invoice', 'proforma')", name="subscription_document"),
     CheckConstraint("order_document IN ('invoice', 'proforma')", name="order_document"),
     CheckConstraint("tax_rounding IN ('document', 'line')", name="tax_rounding"),
@@ -188,6 +200,8 @@ customers = Table(
     Column("locale", String(16), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
+    # No foreign key: payment_methods refers back to customers; the service checks the owner.
+    Column("default_payment_method_id", Id, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -218,6 +232,8 @@ subscriptions = Table(
     Column("cancel_at", UtcDateTime, nullable=True),
     Column("canceled_at", UtcDateTime, nullable=True),
     Column("ended_at", UtcDateTime, nullable=True),
+    # Overrides the customer's default payment method for this subscription's documents.
+    Column("payment_method_id", Id, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("status IN ('trialing', 'active', 'past_due', 'canceled', 'ended')", name="status"),
@@ -274,6 +290,10 @@ documents = Table(
     Column("reason", Text, nullable=True),
     Column("credit_disposition", String(16), nullable=True),
     Column("amount_credited_minor", BigInteger, nullable=False, server_default="0"),
+    # Payments: `amount_paid_minor` is every capture received (gross), `amount_refunded_minor` what went
+    # back; the next automatic charge or retry is due at `next_payment_attempt_at` (NULL: none planned).
+    Column("amount_refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("next_payment_attempt_at", UtcDateTime, nullable=True),
     Column("billing_run_id", Id, nullable=True),
     Column("paid_at", UtcDateTime, nullable=True),
     Column("voided_at", UtcDateTime, nullable=True),
@@ -289,6 +309,12 @@ documents = Table(
     Index("ix_documents_org_created", "organization_id", "id"),
     # Covers the dialects' counts and filtered pages (type/status per organisation) without row lookups.
     Index("ix_documents_listing", "organization_id", "type", "status", "id"),
+    Index(
+        "ix_documents_collection_due",
+        "next_payment_attempt_at",
+        sqlite_where=text("next_payment_attempt_at IS NOT NULL"),
+        postgresql_where=text("next_payment_attempt_at IS NOT NULL"),
+    ),
 )
 
 document_lines = Table(
@@ -598,5 +624,145 @@ customer_credits = Table(
     # A ledger: + credit granted (by a credit note), - credit applied (to an invoice). Balance = sum.
     Column("amount_minor", BigInteger, nullable=False),
     Column("document_id", Id, ForeignKey("documents.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+# --- payments ------------------------------------------------------------------------------------------
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    # A payment profile: the customer's way to pay on a named network (a card network, a bank rail).
+    Column("type", String(16), nullable=False),
+    Column("network", String(32), nullable=False),
+    Column("provider", String(32), nullable=False),
+    # The provider's token for the instrument; never a card number (that stays with the provider).
+    Column("provider_token", String(100), nullable=False),
+    Column("brand", String(32), nullable=True),
+    Column("last4", String(4), nullable=True),
+    Column("exp_month", Integer, nullable=True),
+    Column("exp_year", Integer, nullable=True),
+    Column("fingerprint", String(100), nullable=True),
+    Column("holder", String(200), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "provider", "provider_token"),
+    CheckConstraint("type IN ('card', 'bank_account', 'external')", name="type"),
+    CheckConstraint("status IN ('active', 'detached')", name="status"),
+)
+
+IN_FLIGHT = "status IN ('pending', 'unknown', 'authorized')"
+"""An attempt whose money is not settled yet; at most one per document (a partial unique index), so a
+document can never be charged twice at once."""
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    _pk(),
+    _org(),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    # NULL for a payment received outside Fiscus (provider "external").
+    Column("payment_method_id", Id, ForeignKey("payment_methods.id"), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("capture_mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    # Sent with the provider call; the same key can never charge twice, and it finds an unknown outcome.
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("provider", String(32), nullable=False),
+    Column("provider_charge_id", String(100), nullable=True),
+    Column("authorized_minor", BigInteger, nullable=False, server_default="0"),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("hard_decline", Boolean, nullable=False, server_default=text("false")),
+    Column("trigger", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("provider", "provider_charge_id"),
+    CheckConstraint(
+        "status IN ('pending', 'unknown', 'authorized', 'succeeded', 'failed', 'canceled')", name="status"
+    ),
+    CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
+    CheckConstraint("amount_minor > 0", name="amount"),
+    CheckConstraint("authorized_minor >= 0 AND authorized_minor <= amount_minor", name="authorized"),
+    Index(
+        "ix_payment_attempts_in_flight",
+        "document_id",
+        unique=True,
+        sqlite_where=text(IN_FLIGHT),
+        postgresql_where=text(IN_FLIGHT),
+    ),
+    Index(
+        "ix_payment_attempts_unsettled",
+        "created_at",
+        sqlite_where=text("status IN ('pending', 'unknown')"),
+        postgresql_where=text("status IN ('pending', 'unknown')"),
+    ),
+)
+
+MOVEMENT_STATUS = "status IN ('pending', 'succeeded', 'failed')"
+
+payment_captures = Table(
+    "payment_captures",
+    metadata,
+    _pk(),
+    _org(),
+    Column("attempt_id", Id, ForeignKey("payment_attempts.id"), nullable=False, index=True),
+    # The document the money pays: the attempt's, or the final invoice a paid proforma became.
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=True),
+    CheckConstraint(MOVEMENT_STATUS, name="status"),
+    CheckConstraint("amount_minor > 0", name="amount"),
+)
+
+payment_refunds = Table(
+    "payment_refunds",
+    metadata,
+    _pk(),
+    _org(),
+    Column("attempt_id", Id, ForeignKey("payment_attempts.id"), nullable=False, index=True),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("provider_refund_id", String(100), nullable=True),
+    # The credit note that documents the refund on a final invoice (issued when the money went back).
+    Column("credit_note_id", Id, ForeignKey("documents.id"), nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("error_message", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=True),
+    CheckConstraint(MOVEMENT_STATUS, name="status"),
+    CheckConstraint("amount_minor > 0", name="amount"),
+)
+
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    _pk(),
+    Column("provider", String(32), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("provider", "event_id"),
+)
+
+instance_secrets = Table(
+    "instance_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # Generated once per installation (e.g. the key that signs hosted payment links).
+    Column("value", String(200), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
