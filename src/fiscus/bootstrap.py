@@ -8,6 +8,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.config import Settings
 from fiscus.domain.clock import Clock, SystemClock
+from fiscus.domain.payments import PaymentProvider
 from fiscus.domain.tax import VatRegistry
 
 
@@ -21,6 +22,7 @@ class Container:
     db: Database
     clock: Clock
     vat_registry: VatRegistry | None = None
+    payments: PaymentProvider | None = None
 
 
 def build(
@@ -39,4 +41,17 @@ def build(
         from fiscus.adapters.vies import ViesRegistry
 
         registry = ViesRegistry()
-    return Container(settings, db, clock or SystemClock(), registry)
+    return Container(settings, db, clock or SystemClock(), registry, payment_provider(settings))
+
+
+def payment_provider(settings: Settings) -> PaymentProvider | None:
+    """The configured payment provider adapter, or None when Fiscus is not set up to collect."""
+    if not settings.gateway_url:
+        return None
+    from fiscus.adapters.payments.gateway import GatewayProvider
+
+    return GatewayProvider(
+        settings.gateway_url,
+        webhook_secret=settings.gateway_webhook_secret,
+        timeout_seconds=settings.gateway_timeout_seconds,
+    )

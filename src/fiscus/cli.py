@@ -257,6 +257,10 @@ def gateway(
             "repeatable; default: loopback hosts only"
         ),
     ] = None,
+    timeout_seconds: Annotated[
+        float, typer.Option(help="how long the timeout test card holds its answer")
+    ] = 15.0,
+    slow_seconds: Annotated[float, typer.Option(help="how long the slow test card takes")] = 2.0,
 ) -> None:
     """Run the built-in test payment gateway (test cards in docs/gateway.md), a separate service with its
     own ledger that Fiscus talks to only over HTTP."""
@@ -275,6 +279,8 @@ def gateway(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         allowed_return_origins=allow_return_origin or None,
+        timeout_seconds=timeout_seconds,
+        slow_seconds=slow_seconds,
     )
 
 

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     documents_dir: str = "./var/documents"
     # Path prefixes of the compatibility dialects (e.g. "/compat/vpsbg"); empty mounts them at the paths
     # their own documents show.
+    # Payments through the built-in test gateway (`fiscus gateway`); unset, Fiscus collects nothing
+    # itself. The public URL is where customers' browsers reach its hosted card form.
+    gateway_url: str | None = None
+    gateway_public_url: str | None = None
+    gateway_webhook_secret: str | None = None
+    gateway_timeout_seconds: float = 10.0
+    # Signs hosted payment page links; unset, a random key is generated once and kept in the database.
+    secret_key: str | None = None
     dialect_billing_prefix: str = ""
     dialect_payments_prefix: str = ""
     dialect_vps_prefix: str = ""

@@ -41,6 +41,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.payments import schedule_collection
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +355,7 @@ def _persist_split(
             now=now,
             actor=actor,
         )
+    schedule_collection(conn, issued, now)
 
 
 def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:

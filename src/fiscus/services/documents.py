@@ -42,6 +42,7 @@ from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Period
 from fiscus.domain.tax import LineTax, TaxTreatment
 from fiscus.services.common import get_scoped
+from fiscus.services.payments import schedule_collection
 
 STATE_KEYS = ("status", "number", "amount_paid_minor", "paid_at", "voided_at", "issue_date", "due_date")
 
@@ -118,6 +119,7 @@ def issue_document(db: Database, clock: Clock, org_id: int, document_id: int, *,
             actor,
             now,
         )
+        schedule_collection(conn, [document_id], now)
     return str(after["number"])
 
 
@@ -166,7 +168,9 @@ def convert_proforma(db: Database, clock: Clock, org_id: int, document_id: int, 
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
-        return convert_within(conn, clock, doc, actor, now)
+        invoice_id = convert_within(conn, clock, doc, actor, now)
+        schedule_collection(conn, [invoice_id], now)
+        return invoice_id
 
 
 def convert_within(

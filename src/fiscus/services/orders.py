@@ -16,6 +16,7 @@ from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
 from fiscus.services.common import get_scoped
+from fiscus.services.payments import schedule_collection
 from fiscus.services.subscriptions import ItemSpec
 
 
@@ -81,6 +82,8 @@ def bill_order_now(db: Database, clock: Clock, org_id: int, order_id: int, *, ac
         issue = bool(docs[0].org.row["auto_issue"])
         [doc_id] = persist_documents(conn, docs, now=now, issue=issue, actor=actor, issued_at_fn=clock.now)
         conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(status="billed", billed_at=now))
+        if issue:
+            schedule_collection(conn, [doc_id], now)
     return doc_id
 
 

@@ -1,0 +1,146 @@
+"""The payment services against the test gateway running as its own process, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import FixedClock
+from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.payments import AttemptStatus
+from fiscus.gateway import cards
+from fiscus.services.billing_run import run_billing
+from fiscus.services.payments import (
+    add_card,
+    capture_payment,
+    charge_document,
+    refund_payment,
+    run_collection,
+    settle_unknown,
+    update_payment_settings,
+)
+from fiscus.services.reconcile import reconcile
+from fiscus.services.subscriptions import ItemSpec, create_subscription
+from tests.builders import make_customer, make_tenant
+from tests.payments_support import GatewayProcess, gateway_process
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    with gateway_process(tmp_path_factory.mktemp("gw"), extra_args=("--timeout-seconds", "4")) as gw:
+        yield gw
+
+
+def _invoice(db: Database, clock: FixedClock, gateway: GatewayProcess, number: str) -> tuple[int, int, int]:
+    tenant = make_tenant(db, clock, "bg")
+    cid = make_customer(db, clock, tenant)
+    add_card(db, clock, gateway.provider(), tenant.org_id, cid, token=gateway.tokenise(number))
+    create_subscription(db, clock, tenant.org_id, cid, [ItemSpec(tenant.monthly, 1)])
+    run_billing(db, clock)
+    with db.read() as conn:
+        doc_id = conn.execute(
+            select(t.documents.c.id).where(t.documents.c.organization_id == tenant.org_id)
+        ).scalar_one()
+    return tenant.org_id, cid, doc_id
+
+
+def _doc(db: Database, doc_id: int) -> dict[str, object]:
+    with db.read() as conn:
+        return dict(conn.execute(select(t.documents).where(t.documents.c.id == doc_id)).mappings().one())
+
+
+def _clean(db: Database) -> None:
+    bad = {k: v for k, v in reconcile(db).items() if v}
+    assert not bad, bad
+
+
+def test_success_pays_the_invoice(db: Database, clock: FixedClock, gateway: GatewayProcess) -> None:
+    org, _cid, doc_id = _invoice(db, clock, gateway, cards.SUCCESS)
+    summary = run_collection(db, clock, gateway.provider())
+    assert summary.succeeded == 1
+    doc = _doc(db, doc_id)
+    assert doc["status"] == "paid" and doc["amount_paid_minor"] == doc["total_minor"]
+    assert doc["next_payment_attempt_at"] is None
+    _clean(db)
+
+
+def test_soft_decline_retries_on_schedule_then_hard_stop(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    org, _cid, doc_id = _invoice(db, clock, gateway, cards.INSUFFICIENT_FUNDS)
+    first = clock.now()
+    assert run_collection(db, clock, gateway.provider()).failed == 1
+    doc = _doc(db, doc_id)
+    assert doc["status"] == "open"
+    assert doc["next_payment_attempt_at"] == first + timedelta(days=1)
+    assert run_collection(db, clock, gateway.provider()).attempted == 0
+    for day in (1, 3, 5, 7):
+        clock.set(first + timedelta(days=day))
+        assert run_collection(db, clock, gateway.provider()).failed == 1
+    assert _doc(db, doc_id)["next_payment_attempt_at"] is None
+    with db.read() as conn:
+        statuses = list(
+            conn.execute(
+                select(t.payment_attempts.c.status, t.payment_attempts.c.error_code).where(
+                    t.payment_attempts.c.document_id == doc_id
+                )
+            )
+        )
+    assert statuses == [("failed", "insufficient_funds")] * 5
+    _clean(db)
+
+
+def test_hard_decline_is_not_retried_and_final_action_applies(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    org, _cid, doc_id = _invoice(db, clock, gateway, cards.DO_NOT_HONOR)
+    update_payment_settings(db, clock, org, retry_final_action="mark_uncollectible")
+    assert run_collection(db, clock, gateway.provider()).failed == 1
+    doc = _doc(db, doc_id)
+    assert doc["next_payment_attempt_at"] is None and doc["status"] == "uncollectible"
+    _clean(db)
+
+
+def test_unknown_outcome_is_settled_by_the_janitor(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    org, _cid, doc_id = _invoice(db, clock, gateway, cards.TIMEOUT)
+    outcome = charge_document(db, clock, gateway.provider(timeout_seconds=1.0), org, doc_id)
+    assert outcome.status is AttemptStatus.UNKNOWN
+    assert _doc(db, doc_id)["status"] == "open"
+    with pytest.raises(InvalidStateError):
+        charge_document(db, clock, gateway.provider(), org, doc_id)
+    assert settle_unknown(db, clock, gateway.provider()) == 0
+    clock.advance(timedelta(minutes=5))
+    assert settle_unknown(db, clock, gateway.provider()) == 1
+    doc = _doc(db, doc_id)
+    assert doc["status"] == "paid"
+    _clean(db)
+
+
+def test_authorise_then_partial_capture_then_refunds(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    org, _cid, doc_id = _invoice(db, clock, gateway, cards.SUCCESS)
+    update_payment_settings(db, clock, org, capture_mode="authorize")
+    outcome = charge_document(db, clock, gateway.provider(), org, doc_id)
+    assert outcome.status is AttemptStatus.AUTHORIZED
+    total = int(_doc(db, doc_id)["total_minor"])  # type: ignore[call-overload]
+    capture_payment(db, clock, gateway.provider(), org, outcome.attempt_id, amount_minor=total - 100)
+    doc = _doc(db, doc_id)
+    assert doc["status"] == "open" and doc["amount_paid_minor"] == total - 100
+    with pytest.raises(InvalidFieldError, match="exceeds"):
+        refund_payment(db, clock, gateway.provider(), org, doc_id, amount_minor=total)
+    refund_payment(db, clock, gateway.provider(), org, doc_id, amount_minor=500, reason="goodwill")
+    doc = _doc(db, doc_id)
+    assert doc["amount_refunded_minor"] == 500 and doc["amount_credited_minor"] == 500
+    refund_payment(db, clock, gateway.provider(), org, doc_id)
+    doc = _doc(db, doc_id)
+    assert doc["amount_refunded_minor"] == total - 100
+    _clean(db)

@@ -1,0 +1,103 @@
+"""The test gateway as a separate process on a free loopback port, and helpers to give customers cards.
+
+Cards are tokenised by talking to the gateway directly (as a customer's browser does through the hosted
+card form), so Fiscus only ever sees tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from fiscus.adapters.payments.gateway import GatewayProvider
+from tests.api_support import free_port
+
+WEBHOOK_SECRET = "whsec_" + "dGVzdC1nYXRld2F5LXdlYmhvb2stc2VjcmV0LTAxMjM0NQ=="
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    db_path: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def provider(self, timeout_seconds: float = 3.0) -> GatewayProvider:
+        return GatewayProvider(self.url, webhook_secret=WEBHOOK_SECRET, timeout_seconds=timeout_seconds)
+
+    def tokenise(self, number: str, exp_month: int = 12, exp_year: int = 2099, holder: str = "Test") -> str:
+        body = {
+            "card_number": number,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+            "cvc": "123",
+            "holder": holder,
+        }
+        r = httpx.post(
+            f"{self.url}/v1/payment_methods", json=body, headers={"Idempotency-Key": os.urandom(8).hex()}
+        )
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def ledger(self) -> dict[str, object]:
+        return dict(httpx.get(f"{self.url}/v1/ledger").json())
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/v1/ledger", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("gateway did not start")
+
+
+@contextmanager
+def gateway_process(
+    tmp_path: Path,
+    *,
+    port: int | None = None,
+    webhook_url: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[GatewayProcess]:
+    """`fiscus gateway` in its own process, with its own ledger file; killed afterwards."""
+    port = port or free_port()
+    db_path = tmp_path / "gateway.db"
+    log_path = tmp_path / f"gateway-{port}.log"
+    args = [sys.executable, "-m", "fiscus.cli", "gateway", "--port", str(port), "--db", str(db_path)]
+    if webhook_url:
+        args += ["--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET]
+    args += list(extra_args)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log_path)
+        yield GatewayProcess(url, db_path, process, log_path)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
