@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -61,11 +60,12 @@ def _clean(db: Database) -> None:
 
 
 def test_success_pays_the_invoice(db: Database, clock: FixedClock, gateway: GatewayProcess) -> None:
-    org, _cid, doc_id = _invoice(db, clock, gateway, cards.SUCCESS)
+    _org, _cid, doc_id = _invoice(db, clock, gateway, cards.SUCCESS)
     summary = run_collection(db, clock, gateway.provider())
     assert summary.succeeded == 1
     doc = _doc(db, doc_id)
-    assert doc["status"] == "paid" and doc["amount_paid_minor"] == doc["total_minor"]
+    assert doc["status"] == "paid"
+    assert doc["amount_paid_minor"] == doc["total_minor"]
     assert doc["next_payment_attempt_at"] is None
     _clean(db)
 
@@ -73,7 +73,7 @@ def test_success_pays_the_invoice(db: Database, clock: FixedClock, gateway: Gate
 def test_soft_decline_retries_on_schedule_then_hard_stop(
     db: Database, clock: FixedClock, gateway: GatewayProcess
 ) -> None:
-    org, _cid, doc_id = _invoice(db, clock, gateway, cards.INSUFFICIENT_FUNDS)
+    _org, _cid, doc_id = _invoice(db, clock, gateway, cards.INSUFFICIENT_FUNDS)
     first = clock.now()
     assert run_collection(db, clock, gateway.provider()).failed == 1
     doc = _doc(db, doc_id)
@@ -103,7 +103,8 @@ def test_hard_decline_is_not_retried_and_final_action_applies(
     update_payment_settings(db, clock, org, retry_final_action="mark_uncollectible")
     assert run_collection(db, clock, gateway.provider()).failed == 1
     doc = _doc(db, doc_id)
-    assert doc["next_payment_attempt_at"] is None and doc["status"] == "uncollectible"
+    assert doc["next_payment_attempt_at"] is None
+    assert doc["status"] == "uncollectible"
     _clean(db)
 
 
@@ -134,12 +135,14 @@ def test_authorise_then_partial_capture_then_refunds(
     total = int(_doc(db, doc_id)["total_minor"])  # type: ignore[call-overload]
     capture_payment(db, clock, gateway.provider(), org, outcome.attempt_id, amount_minor=total - 100)
     doc = _doc(db, doc_id)
-    assert doc["status"] == "open" and doc["amount_paid_minor"] == total - 100
+    assert doc["status"] == "open"
+    assert doc["amount_paid_minor"] == total - 100
     with pytest.raises(InvalidFieldError, match="exceeds"):
         refund_payment(db, clock, gateway.provider(), org, doc_id, amount_minor=total)
     refund_payment(db, clock, gateway.provider(), org, doc_id, amount_minor=500, reason="goodwill")
     doc = _doc(db, doc_id)
-    assert doc["amount_refunded_minor"] == 500 and doc["amount_credited_minor"] == 500
+    assert doc["amount_refunded_minor"] == 500
+    assert doc["amount_credited_minor"] == 500
     refund_payment(db, clock, gateway.provider(), org, doc_id)
     doc = _doc(db, doc_id)
     assert doc["amount_refunded_minor"] == total - 100
