@@ -1,0 +1,75 @@
+"""Hosted payment page links: `/pay/{document_id}.{signature}`, unguessable and bound to one document.
+
+The signature is HMAC-SHA256 over the organisation and document ids with the instance's secret key
+(`FISCUS_SECRET_KEY`, else a random key generated once and kept in `instance_secrets`), so changing the
+id in a link gives a link that does not verify: one invoice's link can never be turned into another's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Final
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.clock import Clock
+
+SECRET_NAME: Final = "payment_links"
+PATH_PREFIX: Final = "/pay/"
+SIGNATURE_CHARS: Final = 32
+
+
+def link_secret(db: Database, clock: Clock, configured: str | None) -> bytes:
+    """The key that signs links: the configured one, else the installation's own (made on first use)."""
+    if configured:
+        return configured.encode()
+    s = t.instance_secrets.c
+    with db.read() as conn:
+        value = conn.execute(select(s.value).where(s.name == SECRET_NAME)).scalar_one_or_none()
+    if value is None:
+        try:
+            with db.write() as conn:
+                conn.execute(
+                    insert(t.instance_secrets).values(
+                        name=SECRET_NAME, value=secrets.token_urlsafe(48), created_at=clock.now()
+                    )
+                )
+        except IntegrityError:
+            pass
+        with db.read() as conn:
+            value = conn.execute(select(s.value).where(s.name == SECRET_NAME)).scalar_one()
+    return str(value).encode()
+
+
+def sign(secret: bytes, org_id: int, document_id: int) -> str:
+    mac = hmac.new(secret, f"pay:v1:{org_id}:{document_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")[:SIGNATURE_CHARS]
+
+
+def payment_path(secret: bytes, org_id: int, document_id: int) -> str:
+    return f"{PATH_PREFIX}{document_id}.{sign(secret, org_id, document_id)}"
+
+
+def payment_url(base_url: str, secret: bytes, org_id: int, document_id: int) -> str:
+    """The `transaction_url` of a document: where its customer pays it."""
+    return f"{base_url.rstrip('/')}{payment_path(secret, org_id, document_id)}"
+
+
+def verify(secret: bytes, link: str, org_of: dict[int, int] | None = None) -> int | None:
+    """The document id a link's path segment (`{id}.{signature}`) names, if its signature is valid for
+    that document's organisation (`org_of` maps document id → organisation id, as looked up by the
+    caller); None otherwise. Constant-time comparison."""
+    doc_part, _, signature = link.partition(".")
+    if not doc_part.isdigit() or len(doc_part) > 18 or len(signature) != SIGNATURE_CHARS:
+        return None
+    document_id = int(doc_part)
+    org_id = (org_of or {}).get(document_id)
+    if org_id is None:
+        return None
+    return document_id if hmac.compare_digest(sign(secret, org_id, document_id), signature) else None
