@@ -61,15 +61,16 @@ def payment_url(base_url: str, secret: bytes, org_id: int, document_id: int) -> 
     return f"{base_url.rstrip('/')}{payment_path(secret, org_id, document_id)}"
 
 
-def verify(secret: bytes, link: str, org_of: dict[int, int] | None = None) -> int | None:
-    """The document id a link's path segment (`{id}.{signature}`) names, if its signature is valid for
-    that document's organisation (`org_of` maps document id → organisation id, as looked up by the
-    caller); None otherwise. Constant-time comparison."""
-    doc_part, _, signature = link.partition(".")
-    if not doc_part.isdigit() or len(doc_part) > 18 or len(signature) != SIGNATURE_CHARS:
+def parse_link(segment: str) -> tuple[int, str] | None:
+    """The document id and signature of a link's last path segment (`{id}.{signature}`), if well formed."""
+    doc_part, _, signature = segment.partition(".")
+    if not doc_part.isascii() or not doc_part.isdigit() or len(doc_part) > 18:
         return None
-    document_id = int(doc_part)
-    org_id = (org_of or {}).get(document_id)
-    if org_id is None:
+    if len(signature) != SIGNATURE_CHARS:
         return None
-    return document_id if hmac.compare_digest(sign(secret, org_id, document_id), signature) else None
+    return int(doc_part), signature
+
+
+def is_valid(secret: bytes, org_id: int, document_id: int, signature: str) -> bool:
+    """Whether `signature` is the link signature of this document of this organisation (constant time)."""
+    return hmac.compare_digest(sign(secret, org_id, document_id), signature)
