@@ -21,9 +21,10 @@ $(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
 	$(BIN)/uv sync --frozen --quiet
 	@touch $@
 
-APT_TOOLS := pdftoppm:poppler-utils wrk:wrk
+# command:package; chromium drives the hosted payment page browser test (tests/pages), skipped without it
+APT_TOOLS := pdftoppm:poppler-utils wrk:wrk chromium:chromium
 
-system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk), installed only when missing
+system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk, chromium), installed only when missing
 	@missing=""; for pair in $(APT_TOOLS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

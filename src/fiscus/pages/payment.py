@@ -1,0 +1,456 @@
+"""The hosted payment page: `GET /pay/{id}.{signature}` shows one issued document and a card form that
+posts straight to the payment gateway (the card number never reaches Fiscus); the gateway sends the
+browser back to `GET /pay/{id}.{signature}/return` with a token, which is charged, and the browser is
+redirected to the page again (Post/Redirect/Get) to show the outcome.
+
+Only the signed link opens a document: an unknown id, a wrong signature, a draft and a credit note all
+get the same 404 page, so the page is no oracle for which documents exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_time
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy import Connection, or_, select
+
+from fiscus.adapters.db import tables as t
+from fiscus.api.deps import container
+from fiscus.api.dialects.common import public_base
+from fiscus.bootstrap import Container
+from fiscus.documents.view_model import build_view_model, format_minor
+from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
+from fiscus.domain.money import currency
+from fiscus.domain.payments import (
+    AttemptStatus,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnreachable,
+    Trigger,
+)
+from fiscus.pages.labels import page_labels
+from fiscus.pages.signing import issue_state, open_result, seal_result, state_is_valid
+from fiscus.queries.documents import DocumentView, get_document
+from fiscus.queries.scope import Scope
+from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
+from fiscus.services.payments import add_card, charge_document
+
+ACTOR: Final = "hosted_page"
+COLLECTABLE: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})
+REFRESH_SECONDS: Final = 5
+OWN_ERRORS: Final = frozenset({"card_rejected", "provider_unavailable"})
+"""Error codes Fiscus itself reports; their texts are the page's own, in the customer's language."""
+FIELD_OF_ERROR: Final = {
+    "invalid_card_number": "card_number",
+    "invalid_expiry": "expiry",
+    "invalid_cvc": "cvc",
+    "invalid_holder": "holder",
+}
+"""The gateway's card form errors and the field each is about (for aria-describedby and focus)."""
+
+_TEMPLATES = Environment(
+    loader=PackageLoader("fiscus.pages", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+CSS: Final = files("fiscus.pages").joinpath("templates/pay.css").read_text(encoding="utf-8")
+CSS_HASH: Final = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """A document opened by a valid link, with the key that signed the link."""
+
+    doc: DocumentView
+    secret: bytes
+
+    @property
+    def path(self) -> str:
+        return payment_path(self.secret, self.doc.organization_id, self.doc.id)
+
+
+# --- responses ---------------------------------------------------------------------------------------
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _headers(form_origins: tuple[str, ...] = ()) -> dict[str, str]:
+    """No caching (the page shows a payment's state and a one-time form), no referrer (the link is the
+    key to the page), and a CSP allowing only the inline stylesheet and forms posted to the gateway."""
+    form_action = " ".join(["'self'", *dict.fromkeys(form_origins)])
+    return {
+        "Cache-Control": "no-store",
+        "Pragma": "no-cache",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; "
+            f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+        ),
+    }
+
+
+def _html(
+    template: str, context: dict[str, Any], *, status: int = 200, form_origins: tuple[str, ...] = ()
+) -> Response:
+    body = _TEMPLATES.get_template(template).render({"css": CSS, "refresh": 0, **context})
+    return HTMLResponse(body, status_code=status, headers=_headers(form_origins))
+
+
+def _message(
+    labels: dict[str, str],
+    lang: str,
+    heading: str,
+    text: str,
+    *,
+    status: int,
+    back_url: str = "",
+) -> Response:
+    context = {
+        "lang": lang,
+        "title": heading,
+        "heading": heading,
+        "text": text,
+        "alert": status >= 400,
+        "back_url": back_url,
+        "back_text": labels["back"],
+    }
+    return _html("message.html", context, status=status)
+
+
+def _not_found() -> Response:
+    """One answer for an unknown document, a wrong signature, a draft and a credit note."""
+    labels = page_labels("en")
+    return _message(labels, "en", labels["not_found_title"], labels["not_found_text"], status=404)
+
+
+def _redirect(location: str) -> Response:
+    return Response(status_code=303, headers={"Location": location, **_headers()})
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _open_link(c: Container, link: str) -> Linked | None:
+    """The document a link opens, or None: malformed, unknown, wrongly signed, a draft or a credit note."""
+    parsed = parse_link(link)
+    if parsed is None:
+        return None
+    doc_id, signature = parsed
+    secret = link_secret(c.db, c.clock, c.settings.secret_key)
+    d = t.documents.c
+    with c.db.read() as conn:
+        org_id = conn.execute(select(d.organization_id).where(d.id == doc_id)).scalar_one_or_none()
+        # The signature is checked for an unknown id too, so both cost the same.
+        if not is_valid(secret, org_id or 0, doc_id, signature) or org_id is None:
+            return None
+        try:
+            doc = get_document(conn, Scope(org_id), doc_id)
+        except NotFoundError:
+            return None
+    if doc.type is DocumentType.CREDIT_NOTE or doc.status is DocumentStatus.DRAFT:
+        return None
+    return Linked(doc, secret)
+
+
+def _latest_attempt(conn: Connection, document_id: int) -> dict[str, Any] | None:
+    a = t.payment_attempts.c
+    row = (
+        conn.execute(
+            select(t.payment_attempts).where(a.document_id == document_id).order_by(a.id.desc()).limit(1)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return None if row is None else dict(row)
+
+
+def _attempt(conn: Connection, document_id: int, attempt_id: object) -> dict[str, Any] | None:
+    """An attempt named by a result, only if it is one of this document's."""
+    if not isinstance(attempt_id, int):
+        return None
+    a = t.payment_attempts.c
+    row = (
+        conn.execute(select(t.payment_attempts).where(a.id == attempt_id, a.document_id == document_id))
+        .mappings()
+        .one_or_none()
+    )
+    return None if row is None else dict(row)
+
+
+def _receipt_row(conn: Connection, document_id: int, attempt_id: int | None = None) -> dict[str, Any] | None:
+    """The latest succeeded capture paying this document, or paid by an attempt on it (a proforma's
+    money pays the invoice it became), with the card charged and the paid document's number."""
+    c, a, pm, d = t.payment_captures.c, t.payment_attempts.c, t.payment_methods.c, t.documents.c
+    query = (
+        select(
+            c.amount_minor,
+            c.settled_at,
+            c.created_at,
+            a.id.label("attempt_id"),
+            a.currency,
+            pm.brand,
+            pm.last4,
+            d.number,
+        )
+        .select_from(
+            t.payment_captures.join(t.payment_attempts, a.id == c.attempt_id)
+            .join(t.documents, d.id == c.document_id)
+            .outerjoin(t.payment_methods, pm.id == a.payment_method_id)
+        )
+        .where(c.status == "succeeded", or_(c.document_id == document_id, a.document_id == document_id))
+        .order_by(c.id.desc())
+        .limit(1)
+    )
+    if attempt_id is not None:
+        query = query.where(a.id == attempt_id)
+    row = conn.execute(query).mappings().one_or_none()
+    return None if row is None else dict(row)
+
+
+def _number_of(conn: Connection, org_id: int, document_id: int | None) -> tuple[str | None, str | None]:
+    """Number and status of a related document of the same organisation."""
+    if document_id is None:
+        return None, None
+    d = t.documents.c
+    row = conn.execute(
+        select(d.number, d.status).where(d.id == document_id, d.organization_id == org_id)
+    ).one_or_none()
+    return (None, None) if row is None else (row.number, row.status)
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+
+def _receipt(row: dict[str, Any], labels: dict[str, str], loc: Locale, tz: ZoneInfo) -> dict[str, str]:
+    when: datetime = row["settled_at"] or row["created_at"]
+    card = ""
+    if row["last4"]:
+        brand = str(row["brand"] or "").replace("_", " ").title() or labels["receipt_card"]
+        card = labels["card_ending"].format(brand=brand, last4=row["last4"])
+    return {
+        "amount": format_minor(row["amount_minor"], currency(row["currency"]), loc),
+        "card": card,
+        "date": _when(when, tz, loc),
+        "reference": str(row["attempt_id"]),
+        "invoice": str(row["number"] or ""),
+    }
+
+
+def _when(moment: datetime, tz: ZoneInfo, loc: Locale) -> str:
+    """A moment as the seller's clock shows it: the locale's medium date with a short time (no seconds)."""
+    local = moment.astimezone(tz)
+    pattern = str(loc.datetime_formats["medium"]).replace("'", "")
+    return pattern.replace("{1}", format_date(local, "medium", locale=loc)).replace(
+        "{0}", format_time(local, "short", locale=loc)
+    )
+
+
+def _seller_tz(doc: DocumentView) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(doc.seller.get("timezone") or "UTC"))
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _notice(kind: str, heading: str, text: str = "", **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "heading": heading, "text": text, "message": "", "code": "", "link": None, **extra}
+
+
+def _render_page(c: Container, request: Request, linked: Linked, sealed: str) -> Response:
+    doc, secret = linked.doc, linked.secret
+    result = open_result(secret, doc.id, sealed) if sealed else None
+    with c.db.read() as conn:
+        converted_from, _ = _number_of(conn, doc.organization_id, doc.converted_from_id)
+        converted_to, converted_to_status = _number_of(conn, doc.organization_id, doc.converted_to_id)
+        latest = _latest_attempt(conn, doc.id)
+        shown = _attempt(conn, doc.id, result.get("a")) if result else None
+        receipt_row = _receipt_row(conn, doc.id)
+        shown_receipt = _receipt_row(conn, doc.id, shown["id"]) if shown else None
+    vm = build_view_model(doc, converted_from_number=converted_from)
+    labels = page_labels(vm["language"])
+    loc = Locale.parse(vm["locale"])
+    tz = _seller_tz(doc)
+    due = doc.amount_due_minor
+
+    def money(minor: int) -> str:
+        return format_minor(minor, doc.currency, loc)
+
+    notice: dict[str, Any] | None = None
+    receipt: dict[str, str] | None = None
+    errors: dict[str, str] = {}
+    refresh = 0
+    can_pay = False
+    if doc.status is DocumentStatus.PAID:
+        notice = _notice("paid", labels["paid_heading"], labels["paid_text"])
+        receipt = _receipt(receipt_row, labels, loc, tz) if receipt_row else None
+    elif doc.status is DocumentStatus.CONVERTED:
+        if receipt_row is not None:
+            text = labels["paid_as_invoice"].format(number=receipt_row["number"] or "")
+            notice = _notice("paid", labels["paid_heading"], text)
+            receipt = _receipt(receipt_row, labels, loc, tz)
+        else:
+            link = None
+            if doc.converted_to_id and converted_to_status in {s.value for s in COLLECTABLE}:
+                link = {
+                    "url": payment_path(secret, doc.organization_id, doc.converted_to_id),
+                    "text": labels["converted_link"].format(number=converted_to or ""),
+                }
+            text = labels["converted_text"].format(number=converted_to or "")
+            notice = _notice("info", labels["status_converted"], text, link=link)
+    elif doc.status is DocumentStatus.VOID:
+        notice = _notice("info", labels["status_void"], labels["void_text"])
+    elif latest is not None and AttemptStatus(latest["status"]) in (
+        AttemptStatus.PENDING,
+        AttemptStatus.UNKNOWN,
+    ):
+        notice = _notice("confirming", labels["confirming_heading"], labels["confirming_text"])
+        refresh = REFRESH_SECONDS
+    elif latest is not None and AttemptStatus(latest["status"]) is AttemptStatus.AUTHORIZED:
+        text = labels["authorized_text"].format(amount=money(latest["authorized_minor"]))
+        notice = _notice("authorized", labels["authorized_heading"], text)
+    else:
+        can_pay = due > 0
+        status = AttemptStatus(shown["status"]) if shown else None
+        if shown is not None and status in (AttemptStatus.FAILED, AttemptStatus.CANCELED):
+            notice = _notice(
+                "declined",
+                labels["declined_heading"],
+                labels["declined_text"],
+                message=shown["error_message"] or "",
+                code=shown["error_code"] or "",
+            )
+        elif shown is not None and status is AttemptStatus.SUCCEEDED:
+            notice = _notice(
+                "received", labels["received_heading"], labels["received_text"].format(amount=money(due))
+            )
+            receipt = _receipt(shown_receipt, labels, loc, tz) if shown_receipt else None
+        elif result is not None and isinstance(result.get("e"), str):
+            code = str(result["e"])
+            message = labels[f"error_{code}"] if code in OWN_ERRORS else str(result.get("m") or "")
+            notice = _notice(
+                "error", labels["error_heading"], labels["error_text"], message=message, code=code
+            )
+            if code in FIELD_OF_ERROR and message:
+                errors[FIELD_OF_ERROR[code]] = message
+        if can_pay and c.payments is None:
+            can_pay = False
+            notice = _notice("info", labels["payment"], labels["unavailable"])
+        elif due <= 0 and notice is None:
+            notice = _notice("info", labels["payment"], labels["nothing_due"])
+    form: dict[str, Any] | None = None
+    origins: tuple[str, ...] = ()
+    gateway = c.settings.gateway_public_url or c.settings.gateway_url
+    if can_pay and gateway:
+        base = public_base(request)
+        form = {
+            "action": f"{gateway.rstrip('/')}/hosted/tokenize",
+            "return_url": f"{base}{linked.path}/return",
+            "state": issue_state(secret, doc.id, c.clock.now()),
+            "button": labels["pay_button"].format(amount=money(due)),
+            "errors": errors,
+            "focus": next(iter(errors), None),
+        }
+        origins = tuple(o for o in (_origin(form["action"]), _origin(base)) if o)
+    context = {
+        "lang": vm["language"],
+        "title": labels["page_title"].format(title=vm["document"]["title"], number=vm["document"]["number"]),
+        "vm": vm,
+        "t": labels,
+        "status": doc.status.value,
+        "notice": notice,
+        "receipt": receipt,
+        "form": form,
+        "refresh": refresh,
+        "show_instructions": form is None and due > 0 and notice is not None and notice["kind"] == "info",
+    }
+    return _html("pay.html", context, form_origins=origins)
+
+
+@router.get("/pay/{link}")
+def payment_page(link: str, request: Request) -> Response:
+    """The document, its payment state and, while something is due, the card form."""
+    c = container(request)
+    linked = _open_link(c, link)
+    if linked is None:
+        return _not_found()
+    return _render_page(c, request, linked, request.query_params.get("result", ""))
+
+
+@router.get("/pay/{link}/return")
+def payment_return(link: str, request: Request) -> Response:
+    """Where the gateway sends the browser back: check the state, attach the card, charge it, and
+    redirect to the page with the sealed outcome."""
+    c = container(request)
+    linked = _open_link(c, link)
+    if linked is None:
+        return _not_found()
+    doc, secret = linked.doc, linked.secret
+    query = request.query_params
+    if not state_is_valid(secret, doc.id, query.get("state", ""), c.clock.now()):
+        lang = str(doc.buyer.get("locale") or "en").replace("-", "_").split("_")[0]
+        labels = page_labels(lang)
+        return _message(
+            labels, lang, labels["expired_title"], labels["expired_text"], status=400, back_url=linked.path
+        )
+
+    def back(result: dict[str, Any] | None = None) -> Response:
+        """To the page, scrolled to the payment section (on a phone it is below the document)."""
+        if result is None:
+            return _redirect(f"{linked.path}#pay")
+        return _redirect(f"{linked.path}?{urlencode({'result': seal_result(secret, doc.id, result)})}#pay")
+
+    error = query.get("error", "")
+    if error:
+        return back({"e": error[:64], "m": query.get("message", "")[:300]})
+    provider = c.payments
+    if provider is None or doc.status not in COLLECTABLE or doc.amount_due_minor <= 0:
+        return back()  # the page tells why there is nothing to charge
+    try:
+        method_id = add_card(
+            c.db,
+            c.clock,
+            provider,
+            doc.organization_id,
+            doc.customer_id,
+            token=query.get("token", ""),
+            make_default=False,  # a customer with no card gets this one as default all the same
+            actor=ACTOR,
+        )
+        outcome = charge_document(
+            c.db,
+            c.clock,
+            provider,
+            doc.organization_id,
+            doc.id,
+            method_id=method_id,
+            trigger=Trigger.HOSTED_PAGE,
+            actor=ACTOR,
+        )
+    except InvalidFieldError:
+        return back({"e": "card_rejected"})
+    except InvalidStateError:
+        return back()  # paid meanwhile, or a payment already in flight: the page shows which
+    except (ProviderError, ProviderUnreachable, OutcomeUnknown):
+        return back({"e": "provider_unavailable"})
+    return back({"a": outcome.attempt_id})
