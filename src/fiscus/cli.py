@@ -132,10 +132,13 @@ def worker(
     once: bool = False,
 ) -> None:
     """The background worker: billing runs (scheduled and requested through the API), webhook delivery,
-    and housekeeping. Run several, on several machines: every claim is a row lock or a unique key."""
+    collection (automatic charges, retries, settling unknown outcomes) when a payment provider is
+    configured, and housekeeping. Run several, on several machines: every claim is a row lock or a
+    unique key (one unsettled attempt per document, whichever worker makes it)."""
     from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
+    from fiscus.services.payments import run_collection, settle_unknown
     from fiscus.services.rendering import documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 
@@ -166,6 +169,16 @@ def worker(
         )
         if attempts:
             err.print(f"worker {os.getpid()}: {dispatched} events dispatched, {attempts} webhook attempts")
+        if c.payments is not None:
+            settled = settle_unknown(c.db, c.clock, c.payments)
+            collected = run_collection(c.db, c.clock, c.payments)
+            if settled or collected.attempted or collected.skipped:
+                err.print(
+                    f"worker {os.getpid()}: {collected.attempted} charges ({collected.succeeded} succeeded, "
+                    f"{collected.failed} failed, {collected.unknown} unknown), "
+                    f"{collected.skipped} unscheduled, {settled} unknown outcomes settled",
+                    soft_wrap=True,
+                )
         if now >= next_prune:
             idempotency.prune(c.db, c.clock)
             next_prune = now + 3600
@@ -178,9 +191,20 @@ def worker(
 
 @app.command("reconcile")
 def reconcile_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the stored invariants; exit 1 with a report if any is violated."""
+    """Check the stored invariants, and Fiscus's charges against the payment provider's ledger when one
+    is configured; exit 1 with a report if any is violated or the provider could not be asked."""
+    from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreachable
+    from fiscus.services.reconcile import PROVIDER_CHECK, Violation, reconcile_with_provider
+
     c = _container()
     report = reconcile(c.db)
+    if c.payments is not None:
+        try:
+            report[PROVIDER_CHECK] = reconcile_with_provider(c.db, c.payments)
+        except (ProviderUnreachable, ProviderError, OutcomeUnknown) as exc:
+            report[PROVIDER_CHECK] = [
+                Violation(PROVIDER_CHECK, {"problem": "provider_ledger_unavailable", "error": str(exc)})
+            ]
     bad = {k: v for k, v in report.items() if v}
     if as_json:
         print(json.dumps({k: [v.row for v in rows] for k, rows in report.items()}, default=str, indent=2))
@@ -221,24 +245,82 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object (implies --no-serve)")
     ] = False,
+    gateway_db: Annotated[
+        Path, typer.Option(help="the test gateway's own ledger (SQLite file; reset with a fresh database)")
+    ] = Path("./var/gateway.db"),
 ) -> None:
-    """Seed three demo organisations (idempotent), bill twelve months of history, then serve."""
-    from fiscus.demo import describe, seed_demo
+    """Seed three demo organisations (idempotent), bill and collect twelve months of history through the
+    built-in test payment gateway (started as its own process), then serve with payments working."""
+    from contextlib import ExitStack
 
+    import httpx
+
+    from fiscus.demo import (
+        GatewayProcess,
+        describe,
+        find_payment_links,
+        free_port,
+        is_seeded,
+        new_webhook_secret,
+        reset_gateway_ledger,
+        seed_demo,
+    )
+
+    serving = not (no_serve or as_json)
     settings = Settings()
     migrations.upgrade(settings.database_url)
+    # Two gateway processes share one ledger file: the history is seeded through one that sends no
+    # events (no server is up to take them yet: they would only queue), while the one the server will use,
+    # whose events are signed for the server's webhook route, starts alongside.
+    seeding_port = free_port()
+    serving_port = free_port(8100) if serving else seeding_port
+    secret = new_webhook_secret()
+    os.environ["FISCUS_GATEWAY_URL"] = f"http://127.0.0.1:{serving_port}"
+    os.environ["FISCUS_GATEWAY_WEBHOOK_SECRET"] = secret
+    settings = Settings()
     c = _container()
-    try:
-        result = seed_demo(c.db, c.clock, quiet=as_json)
-    except DomainError as exc:
-        err.print(f"[red]demo failed:[/red] {exc}")
-        raise typer.Exit(1) from None
-    if as_json:
-        print(json.dumps(result.as_json(), indent=2, default=str))
-        return
-    describe(result, console, settings)
-    if not no_serve:
-        serve(host=None, port=None, workers=1)
+    if not is_seeded(c.db) and reset_gateway_ledger(gateway_db):
+        err.print(f"[dim]fresh database: the gateway ledger {gateway_db} starts afresh too[/dim]")
+    with ExitStack() as stack:
+        try:
+            seeding = stack.enter_context(GatewayProcess(gateway_db, seeding_port))
+            seeding_url = seeding.wait_ready()
+            for_server = None
+            if serving:
+                webhook_url = f"http://{settings.host}:{settings.port}/api/v1/webhooks/gateway"
+                for_server = stack.enter_context(
+                    GatewayProcess(gateway_db, serving_port, webhook_url=webhook_url, webhook_secret=secret)
+                )
+            result = seed_demo(c.db, c.clock, quiet=as_json, gateway_url=seeding_url)
+        except DomainError as exc:
+            err.print(f"[red]demo failed:[/red] {exc}")
+            raise typer.Exit(1) from None
+        except (RuntimeError, httpx.HTTPError) as exc:
+            err.print(f"[red]demo failed: the test gateway:[/red] {exc}")
+            raise typer.Exit(1) from None
+        seeding.stop()
+        result.gateway_url = settings.gateway_url
+        result.payment_links = find_payment_links(c.db, c.clock, settings)
+        if as_json:
+            print(json.dumps(result.as_json(), indent=2, default=str))
+            return
+        describe(result, console, settings, serving=serving)
+        if for_server is not None:
+            try:
+                for_server.wait_ready()
+            except RuntimeError as exc:
+                err.print(f"[red]demo failed: the test gateway:[/red] {exc}")
+                raise typer.Exit(1) from None
+            c.db.dispose()
+
+            def leave(sig: int, _frame: FrameType | None) -> None:
+                raise SystemExit(128 + sig)
+
+            # The server re-raises the signal that stopped it once it is done; turned into an exit here,
+            # it unwinds through the `with` block, which stops the gateway too.
+            signal.signal(signal.SIGTERM, leave)
+            signal.signal(signal.SIGHUP, leave)
+            serve(host=None, port=None, workers=1)
 
 
 @app.command()

@@ -4,34 +4,53 @@ The history is replayed rather than inserted so that every row comes from the sa
 production runs, at historical instants read from a `FixedClock`: the demo data then satisfies every
 invariant `fiscus reconcile` checks, and exercises trials, proration, cancellations, proformas and
 reverse charge the way real traffic would.
+
+With a gateway (`fiscus demo` starts the built-in test gateway as its own process), customers also pay:
+cards tokenised at the gateway as a browser would, charged by the collection worker on issue with
+retries on schedule, declines, a lost answer settled by the janitor, authorisations captured (one
+partly), and refunds with their credit notes; all over real HTTP with the simulation's moving clock.
 """
 
 from __future__ import annotations
 
+import base64
 import heapq
 import random
+import secrets
+import socket
+import subprocess
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import partial
+from pathlib import Path
+from typing import Final
 from zoneinfo import ZoneInfo
 
+import httpx
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Table, func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.payments.gateway import NAME as GATEWAY
+from fiscus.adapters.payments.gateway import GatewayProvider
 from fiscus.config import Settings
 from fiscus.domain.clock import Clock, FixedClock
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.money import currency, from_minor
+from fiscus.domain.payments import IN_FLIGHT, AttemptStatus, ChargeSnapshot, amount_due
 from fiscus.domain.periods import Interval, boundary
 from fiscus.domain.tax import TaxCategory
+from fiscus.gateway import cards
 from fiscus.services.access import create_api_key, create_customer_token
 from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import ProductSpec, create_price, create_product, create_variant
@@ -39,6 +58,15 @@ from fiscus.services.customers import CustomerSpec, create_customer
 from fiscus.services.documents import mark_paid
 from fiscus.services.orders import create_order
 from fiscus.services.organizations import OrganizationSpec, SeriesSpec, create_organization, standard_rates
+from fiscus.services.payment_links import link_secret, payment_url
+from fiscus.services.payments import (
+    add_card,
+    capture_payment,
+    refund_payment,
+    run_collection,
+    settle_unknown,
+    update_payment_settings,
+)
 from fiscus.services.subscriptions import (
     ItemSpec,
     cancel_subscription,
@@ -70,6 +98,27 @@ class DemoOrganization:
     totals: dict[str, Decimal] = field(default_factory=dict)
     api_key: str | None = None
     customer_tokens: dict[int, str] = field(default_factory=dict)
+    payments: dict[str, int] = field(default_factory=dict)
+    """Card payment attempts through the gateway, by status."""
+    refunds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentLink:
+    """An open document's hosted payment page, to try in a browser."""
+
+    organization: str
+    document_id: int
+    number: str | None
+    type: str
+    amount_due: Decimal
+    currency: str
+    url: str
+    partly_paid: bool
+
+
+TEST_CARDS: Final = {"success": "4242 4242 4242 4242", "decline": "4000 0000 0000 0002"}
+"""The test cards printed next to the payment links (`fiscus.gateway.cards.SUCCESS`, `DO_NOT_HONOR`)."""
 
 
 @dataclass
@@ -78,6 +127,8 @@ class DemoResult:
     created: bool
     documents: int
     totals: dict[str, Decimal]
+    gateway_url: str | None = None
+    payment_links: list[PaymentLink] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         """The machine-readable summary a script needs to call every API with real credentials."""
@@ -89,11 +140,27 @@ class DemoResult:
                     "name": o.name,
                     "api_key": o.api_key,
                     "customers": [{"id": c, "token": o.customer_tokens.get(c)} for c in o.customer_ids],
+                    "payments": o.payments,
+                    "refunds": o.refunds,
                 }
                 for o in self.organizations
             ],
             "documents": self.documents,
             "totals": {code: str(amount) for code, amount in self.totals.items()},
+            "gateway": {"url": self.gateway_url, "test_cards": TEST_CARDS} if self.gateway_url else None,
+            "payment_links": [
+                {
+                    "organization": link.organization,
+                    "document_id": link.document_id,
+                    "number": link.number,
+                    "type": link.type,
+                    "amount_due": str(link.amount_due),
+                    "currency": link.currency,
+                    "partly_paid": link.partly_paid,
+                    "url": link.url,
+                }
+                for link in self.payment_links
+            ],
         }
 
 
@@ -149,6 +216,62 @@ class _Catalog:
         return [p for p in self.prices if p.offer.cadence is None]
 
 
+class _Payer(StrEnum):
+    """How a customer pays, which decides the card (a test card) they give the gateway."""
+
+    CARD = "card"
+    BANK = "bank"
+    """No card: pays by bank transfer (recorded as paid) or leaves the document open for the hosted page."""
+    SOFT_FIXED = "soft_fixed"
+    """Insufficient funds until, after a couple of failures, they add a good card: a retry then succeeds."""
+    SOFT = "soft"
+    """Insufficient funds throughout: every retry fails, then the organisation's final action applies."""
+    DO_NOT_HONOR = "do_not_honor"
+    EXPIRED = "expired"
+    TIMEOUT = "timeout"
+    """A card whose charge succeeds at the gateway but whose answer is lost; the janitor settles it. They
+    then switch to a good card, so only their first charge waits for the timeout."""
+
+
+CARD_NUMBERS: Final = {
+    _Payer.CARD: cards.SUCCESS,
+    _Payer.SOFT_FIXED: cards.INSUFFICIENT_FUNDS,
+    _Payer.SOFT: cards.INSUFFICIENT_FUNDS,
+    _Payer.DO_NOT_HONOR: cards.DO_NOT_HONOR,
+    _Payer.EXPIRED: cards.EXPIRED_CARD,
+    _Payer.TIMEOUT: cards.TIMEOUT,
+}
+FIXED_AFTER_FAILURES = 2
+"""A SOFT_FIXED customer adds a good card after this many failed charges."""
+
+
+class _Refund(StrEnum):
+    PARTIAL = "partial"
+    """A third of a recently paid invoice."""
+    REST = "rest"
+    """The rest of the invoice refunded partly before: any number of partial refunds up to the capture."""
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class _Collection:
+    """An organisation's payment settings and the payment events of its year."""
+
+    capture_mode: str = "sale"
+    retry_days: tuple[int, ...] = (1, 3, 5, 7)
+    final_action: str = "leave_open"
+    special: tuple[_Payer, ...] = (_Payer.SOFT_FIXED,)
+    """Given to the customers who arrive earliest (after the heavy one), so their story plays out."""
+    bank_percent: int = 30
+    """Of the other customers, the share without a card."""
+    refunds: tuple[tuple[int, _Refund], ...] = ()
+    """(day of the simulated year, kind)."""
+    refund_reasons: tuple[str, str] = ("Goodwill credit for a service outage", "Refund of a cancelled order")
+    """(partial, full or rest)."""
+    partial_capture_day: int | None = None
+    """From this day on, the next authorisation is captured only partly (authorize mode)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _OrgDef:
     spec: OrganizationSpec
@@ -159,7 +282,9 @@ class _OrgDef:
     heavy_subscriptions: int
     pay_type: DocumentType
     paid_percent: int
+    """Of the documents of customers without a card, the share paid by bank transfer."""
     pay_within_days: int
+    collection: _Collection = _Collection()
 
 
 def _tiers(
@@ -371,8 +496,25 @@ def _kz_marketplace() -> _OrgDef:
             ),
         ),
     )
+    collection = _Collection(
+        retry_days=(1, 3, 7),
+        special=(_Payer.SOFT_FIXED, _Payer.EXPIRED),
+        refunds=((140, _Refund.PARTIAL), (250, _Refund.FULL)),
+        refund_reasons=(
+            "Компенсация за перебои в работе сервиса",
+            "Возврат: отказ от подписки в течение 14 дней",
+        ),
+    )
     return _OrgDef(
-        spec, products, _kz_customers, (("month", 1),) * 3 + (("year", 1),), 6, DocumentType.INVOICE, 85, 10
+        spec,
+        products,
+        _kz_customers,
+        (("month", 1),) * 3 + (("year", 1),),
+        6,
+        DocumentType.INVOICE,
+        85,
+        10,
+        collection,
     )
 
 
@@ -564,7 +706,16 @@ def _bg_vps() -> _OrgDef:
             ),
         ),
     )
-    return _OrgDef(spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6)
+    collection = _Collection(
+        capture_mode="authorize",
+        special=(_Payer.SOFT_FIXED, _Payer.DO_NOT_HONOR),
+        refunds=((180, _Refund.PARTIAL), (290, _Refund.FULL)),
+        refund_reasons=("Компенсация за прекъсване на услугата", "Възстановяване: отказ от услугата"),
+        partial_capture_day=100,
+    )
+    return _OrgDef(
+        spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6, collection
+    )
 
 
 _US_WORDS = ("Acme", "Blue Ridge", "Cedar", "Summit", "Harbor", "Lakeside", "Redwood", "Granite", "Beacon")
@@ -694,7 +845,16 @@ def _us_saas() -> _OrgDef:
         ),
     )
     cadences = (("month", 1),) * 3 + (("quarter", 1), ("year", 1))
-    return _OrgDef(spec, products, _us_customers, cadences, 6, DocumentType.INVOICE, 90, 25)
+    collection = _Collection(
+        final_action="mark_uncollectible",
+        special=(_Payer.TIMEOUT, _Payer.SOFT_FIXED, _Payer.SOFT, _Payer.DO_NOT_HONOR),
+        refunds=((120, _Refund.PARTIAL), (160, _Refund.REST), (270, _Refund.FULL)),
+        refund_reasons=(
+            "Goodwill credit for a service outage",
+            "Refund: cancelled within the 30-day money-back period",
+        ),
+    )
+    return _OrgDef(spec, products, _us_customers, cadences, 6, DocumentType.INVOICE, 90, 25, collection)
 
 
 def _definitions() -> list[_OrgDef]:
@@ -726,15 +886,33 @@ class _CustomerPlan:
 
 
 class _Simulation:
-    """Replays one organisation's year: a time-ordered queue of service calls between weekly runs."""
+    """Replays one organisation's year: a time-ordered queue of service calls between weekly billing
+    runs, and with a gateway the worker's daily payment jobs (janitor, captures, collection)."""
 
-    def __init__(self, db: Database, od: _OrgDef, rng: random.Random, start: datetime, now: datetime):
+    def __init__(
+        self,
+        db: Database,
+        od: _OrgDef,
+        rng: random.Random,
+        start: datetime,
+        now: datetime,
+        payments: _Payments | None = None,
+        pay_rng: random.Random | None = None,
+    ):
         self.db, self.od, self.rng, self.start, self.now = db, od, rng, start, now
+        self.payments = payments
+        self.pay_rng = pay_rng or random.Random(0)
+        """Payment choices draw from their own stream, so the billing history is the same either way."""
         self.clock = FixedClock(start)
         self.tz = ZoneInfo(od.spec.timezone)
         self.catalog = _Catalog()
         self.org_id = 0
         self.last_document = 0
+        self.payers: dict[int, _Payer] = {}
+        self.to_fix: set[int] = set()
+        """Customers who will replace their card (SOFT_FIXED, TIMEOUT)."""
+        self.partly_refunded: list[int] = []
+        self.partial_capture_done = False
         self._queue: list[tuple[datetime, int, Callable[[], object]]] = []
         self._seq = 0
 
@@ -750,20 +928,43 @@ class _Simulation:
 
     def run(self, clock: Clock) -> int:
         self.org_id = create_organization(self.db, self.clock, self.od.spec, actor="demo")
+        collection = self.od.collection
+        update_payment_settings(
+            self.db,
+            self.clock,
+            self.org_id,
+            capture_mode=collection.capture_mode,
+            retry_days=list(collection.retry_days),
+            retry_final_action=collection.final_action,
+            actor="demo",
+        )
         self._create_catalog()
         customers = self.od.customers(self.rng)
-        for index, spec in enumerate(customers):
-            plan = self._plan_heavy(spec) if index == 0 else self._plan_customer(spec)
-            self.at(plan.created, partial(self._start_customer, plan))
-        step = self.start
-        while step <= self.now:
-            self.run_until(step)
-            self.clock.set(step)
-            run_billing(self.db, self.clock, at=step, organization_id=self.org_id, actor="demo")
-            self._schedule_payments()
-            step += STEP
+        plans = [
+            self._plan_heavy(spec) if index == 0 else self._plan_customer(spec)
+            for index, spec in enumerate(customers)
+        ]
+        for plan, payer in zip(plans, self._payers(plans), strict=True):
+            self.at(plan.created, partial(self._start_customer, plan, payer))
+        if self.payments is not None:
+            for day, kind in collection.refunds:
+                when = self.start + timedelta(days=day, minutes=self.pay_rng.randint(1, 24 * 60 - 1))
+                self.at(when, partial(self._refund, kind))
+        tick = self.start
+        days = 0
+        while tick <= self.now:
+            self.run_until(tick)
+            self.clock.set(tick)
+            if days % STEP.days == 0:
+                run_billing(self.db, self.clock, at=tick, organization_id=self.org_id, actor="demo")
+                self._schedule_payments()
+            self._collect()
+            tick += DAY
+            days += 1
         self.run_until(self.now)
         run_billing(self.db, clock, at=self.now, organization_id=self.org_id, actor="demo")
+        self.clock.set(self.now)
+        self._collect()
         return self.org_id
 
     def _create_catalog(self) -> None:
@@ -897,8 +1098,30 @@ class _Simulation:
 
     # -- replay: the service calls, each at its own historical instant
 
-    def _start_customer(self, plan: _CustomerPlan) -> None:
+    def _payers(self, plans: list[_CustomerPlan]) -> list[_Payer]:
+        """The heavy customer pays by bank transfer (keeping the demo quick: card payments cross HTTP);
+        the special payers go to the earliest other customers (so their retries, fixes and settlements
+        happen within the year); of the rest a share has no card."""
+        if self.payments is None:
+            return [_Payer.BANK] * len(plans)
+        payers = [_Payer.BANK] + [_Payer.CARD] * (len(plans) - 1)
+        rest = sorted(range(1, len(plans)), key=lambda i: plans[i].created)
+        special = self.od.collection.special
+        for index, payer in zip(rest, special, strict=False):
+            payers[index] = payer
+        others = rest[len(special) :]
+        bank = max(2, len(others) * self.od.collection.bank_percent // 100)
+        for index in self.pay_rng.sample(others, min(bank, len(others))):
+            payers[index] = _Payer.BANK
+        return payers
+
+    def _start_customer(self, plan: _CustomerPlan, payer: _Payer) -> None:
         cid = create_customer(self.db, self.clock, self.org_id, plan.spec, actor="demo")
+        self.payers[cid] = payer
+        if payer is not _Payer.BANK:
+            self._give_card(cid, CARD_NUMBERS[payer], plan.spec.name)
+            if payer in (_Payer.SOFT_FIXED, _Payer.TIMEOUT):
+                self.to_fix.add(cid)
         for sub in plan.subscriptions:
             self.at(sub.start, partial(self._start_subscription, cid, sub))
         for when, items in plan.orders:
@@ -941,12 +1164,13 @@ class _Simulation:
         create_order(self.db, self.clock, self.org_id, customer_id, _specs(items), actor="demo")
 
     def _schedule_payments(self) -> None:
-        """Customers pay most new documents a few days after issue; the rest stay open. A downgrade can
-        leave a document with a credit total, which nobody pays."""
+        """Customers without a card pay most new documents by bank transfer a few days after issue; the
+        rest stay open (for the hosted payment page). A downgrade can leave a document with a credit
+        total, which nobody pays. Card payers are charged by the collection jobs instead."""
         d = t.documents.c
         with self.db.read() as conn:
             rows = conn.execute(
-                select(d.id, d.type, d.status, d.issued_at, d.total_minor)
+                select(d.id, d.type, d.status, d.issued_at, d.total_minor, d.customer_id)
                 .where(d.organization_id == self.org_id, d.id > self.last_document)
                 .order_by(d.id)
             ).all()
@@ -954,7 +1178,7 @@ class _Simulation:
             self.last_document = max(self.last_document, row.id)
             if row.type != self.od.pay_type.value or row.status != DocumentStatus.OPEN.value:
                 continue
-            if row.total_minor <= 0:
+            if row.total_minor <= 0 or self.payers.get(row.customer_id, _Payer.BANK) is not _Payer.BANK:
                 continue
             if self.rng.randrange(100) < self.od.paid_percent:
                 when = row.issued_at + timedelta(days=self.rng.randint(1, self.od.pay_within_days))
@@ -963,41 +1187,400 @@ class _Simulation:
                     partial(mark_paid, self.db, self.clock, self.org_id, row.id, actor="demo"),
                 )
 
+    # -- payments: what the worker's jobs and the customers do, at the simulation's instants
+
+    def _give_card(self, customer_id: int, number: str, holder: str) -> None:
+        """The customer types a card into the gateway's form (tokenised there, never seen by Fiscus);
+        the token is attached as their default payment method."""
+        assert self.payments is not None
+        exp_month = self.pay_rng.randint(1, 12)
+        exp_year = self.start.year + self.pay_rng.randint(3, 5)
+        token = self.payments.tokenise(number, exp_month, exp_year, holder)
+        if number == cards.TIMEOUT:
+            self.payments.provider.impatient_tokens.add(token)
+        add_card(
+            self.db,
+            self.clock,
+            self.payments.provider,
+            self.org_id,
+            customer_id,
+            token=token,
+            holder=holder,
+            make_default=True,
+            actor="demo",
+        )
+
+    def _collect(self) -> None:
+        """One day of the worker's payment jobs: settle lost answers, capture yesterday's
+        authorisations, charge what is due (first attempts and retries); then customers whose card
+        failed may give a new one."""
+        if self.payments is None:
+            return
+        provider = self.payments.provider
+        settle_unknown(self.db, self.clock, provider)
+        self._capture_authorized()
+        run_collection(self.db, self.clock, provider)
+        if self.to_fix:
+            self._fix_cards()
+
+    def _capture_authorized(self) -> None:
+        """Authorize mode: capture once the service is provisioned, a day later; one capture is partial
+        (a server delivered smaller than ordered), which leaves the invoice open with the rest due."""
+        assert self.payments is not None
+        pa = t.payment_attempts.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(pa.id, pa.authorized_minor)
+                .where(
+                    pa.organization_id == self.org_id,
+                    pa.status == AttemptStatus.AUTHORIZED.value,
+                    pa.created_at < self.clock.now(),
+                )
+                .order_by(pa.id)
+            ).all()
+        partial_from = self.od.collection.partial_capture_day
+        for attempt_id, authorized in rows:
+            amount = None
+            if (
+                partial_from is not None
+                and not self.partial_capture_done
+                and self.clock.now() >= self.start + timedelta(days=partial_from)
+                and authorized >= 500
+            ):
+                amount = authorized - authorized // 5
+                self.partial_capture_done = True
+            capture_payment(
+                self.db,
+                self.clock,
+                self.payments.provider,
+                self.org_id,
+                attempt_id,
+                amount_minor=amount,
+                actor="demo",
+            )
+
+    def _fix_cards(self) -> None:
+        """A SOFT_FIXED customer gives a good card after a couple of failed charges (the next retry then
+        succeeds); the TIMEOUT customer after their first charge."""
+        pa = t.payment_attempts.c
+        for customer_id in sorted(self.to_fix):
+            payer = self.payers[customer_id]
+            query = select(func.count()).where(pa.customer_id == customer_id)
+            if payer is _Payer.SOFT_FIXED:
+                query = query.where(pa.status == AttemptStatus.FAILED.value)
+            needed = FIXED_AFTER_FAILURES if payer is _Payer.SOFT_FIXED else 1
+            with self.db.read() as conn:
+                if int(conn.execute(query).scalar_one()) < needed:
+                    continue
+            with self.db.read() as conn:
+                holder = conn.execute(
+                    select(t.customers.c.name).where(t.customers.c.id == customer_id)
+                ).scalar_one()
+            self._give_card(customer_id, cards.SUCCESS, holder)
+            self.to_fix.discard(customer_id)
+
+    def _refund(self, kind: _Refund) -> None:
+        """Refund an invoice paid by card in the last two months: a third of it, the rest of one refunded
+        partly before, or all of it. Each refund goes with a credit note."""
+        assert self.payments is not None
+        partial_reason, full_reason = self.od.collection.refund_reasons
+        if kind is _Refund.REST:
+            if not self.partly_refunded:
+                return
+            doc_id = self.partly_refunded.pop()
+            amount = None
+        else:
+            candidates = self._refundable(self.clock.now() - timedelta(days=60))
+            if not candidates:
+                return
+            doc_id, paid = self.pay_rng.choice(candidates)
+            amount = max(1, paid // 3) if kind is _Refund.PARTIAL else None
+        refund_payment(
+            self.db,
+            self.clock,
+            self.payments.provider,
+            self.org_id,
+            doc_id,
+            amount_minor=amount,
+            reason=partial_reason if kind is _Refund.PARTIAL else full_reason,
+            actor="demo",
+        )
+        if kind is _Refund.PARTIAL:
+            self.partly_refunded.append(doc_id)
+
+    def _refundable(self, since: datetime) -> list[tuple[int, int]]:
+        """Paid invoices (id, amount paid) whose money came through the gateway, not refunded or
+        credited yet."""
+        d, pc, pa = t.documents.c, t.payment_captures.c, t.payment_attempts.c
+        paid_by_card = (
+            select(pc.document_id)
+            .join(t.payment_attempts, pa.id == pc.attempt_id)
+            .where(pc.status == "succeeded", pa.provider == GATEWAY, pa.organization_id == self.org_id)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(d.id, d.amount_paid_minor)
+                .where(
+                    d.organization_id == self.org_id,
+                    d.type == DocumentType.INVOICE.value,
+                    d.status == DocumentStatus.PAID.value,
+                    d.paid_at >= since,
+                    d.amount_refunded_minor == 0,
+                    d.amount_credited_minor == 0,
+                    d.amount_paid_minor >= 300,
+                    d.id.in_(paid_by_card),
+                )
+                .order_by(d.id)
+            ).all()
+        return [(int(row.id), int(row.amount_paid_minor)) for row in rows]
+
 
 def _specs(items: Items) -> list[ItemSpec]:
     return [ItemSpec(price_id, quantity) for price_id, quantity in items]
 
 
+# --------------------------------------------------------------------------------------------- gateway
+
+GATEWAY_HOLD_SECONDS: Final = 2.0
+"""How long the demo's gateway holds the answer to the timeout test card (`--timeout-seconds`)."""
+IMPATIENT_TIMEOUT_SECONDS: Final = 1.0
+"""The client timeout for that card's charge: shorter than the hold, so the answer is lost."""
+
+
+class _DemoProvider(GatewayProvider):
+    """The gateway adapter the demo charges through. The timeout test card's charges go through a
+    client that gives up before the gateway answers, so the attempt's outcome is unknown until the
+    janitor asks; every other call waits as long as production would."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self._impatient = GatewayProvider(base_url, timeout_seconds=IMPATIENT_TIMEOUT_SECONDS)
+        self.impatient_tokens: set[str] = set()
+
+    def charge(
+        self, *, token: str, amount_minor: int, currency: str, capture: bool, reference: str, key: str
+    ) -> ChargeSnapshot:
+        if token in self.impatient_tokens:
+            return self._impatient.charge(
+                token=token,
+                amount_minor=amount_minor,
+                currency=currency,
+                capture=capture,
+                reference=reference,
+                key=key,
+            )
+        return super().charge(
+            token=token,
+            amount_minor=amount_minor,
+            currency=currency,
+            capture=capture,
+            reference=reference,
+            key=key,
+        )
+
+    def close(self) -> None:
+        self._impatient.close()
+        super().close()
+
+
+class _Payments:
+    """The demo's side of the gateway: customers' cards tokenised as their browser would (straight at
+    the gateway, so Fiscus only ever sees tokens), and the provider Fiscus charges through."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.provider = _DemoProvider(url)
+        self._client = httpx.Client(base_url=url, timeout=10.0)
+
+    def tokenise(self, number: str, exp_month: int, exp_year: int, holder: str) -> str:
+        body = {
+            "card_number": number,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+            "cvc": "123",
+            "holder": holder,
+        }
+        response = self._client.post(
+            "/v1/payment_methods",
+            json=body,
+            headers={"Idempotency-Key": f"demo_pm_{secrets.token_urlsafe(12)}"},
+        )
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    def close(self) -> None:
+        self._client.close()
+        self.provider.close()
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if nothing listens there on the loopback interface, else a free one."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port")
+
+
+def new_webhook_secret() -> str:
+    """A standard-webhooks secret for the gateway to sign its events with and Fiscus to check them."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def reset_gateway_ledger(path: Path) -> bool:
+    """Remove the gateway's ledger (SQLite file with its WAL), so a fresh Fiscus database starts with a
+    fresh gateway and the two ledgers match one to one. Returns whether there was one."""
+    existed = path.exists()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return existed
+
+
+class GatewayProcess:
+    """`fiscus gateway` as its own process: its own ledger file, reached only over real HTTP. Started on
+    construction; `wait_ready` before use, `stop` (or leave the `with` block) to end it. Its output goes
+    to `log_path` (default: next to the ledger, `.log`)."""
+
+    def __init__(
+        self,
+        ledger: Path,
+        port: int,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "fiscus.cli", "gateway", "--port", str(port), "--db", str(ledger)]
+        args += ["--timeout-seconds", str(GATEWAY_HOLD_SECONDS)]
+        if webhook_url and webhook_secret:
+            args += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path or ledger.with_suffix(".log")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        """Block until it answers; returns its URL."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gateway exited ({self.process.returncode}); see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/v1/ledger", timeout=1.0).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the gateway did not start within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def gateway_process(
+    ledger: Path,
+    port: int,
+    *,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    log_path: Path | None = None,
+) -> Iterator[str]:
+    """A ready gateway process for the duration of the block; yields its URL."""
+    with GatewayProcess(
+        ledger, port, webhook_url=webhook_url, webhook_secret=webhook_secret, log_path=log_path
+    ) as gateway:
+        yield gateway.wait_ready()
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 
-def seed_demo(db: Database, clock: Clock, *, quiet: bool = False, seed: int = 20261123) -> DemoResult:
-    """Seed the organisations that do not exist yet with a year of history, then bill up to now.
+def is_seeded(db: Database) -> bool:
+    """Whether any demo organisation exists (the demo seeds only those that do not)."""
+    with db.read() as conn:
+        return (
+            conn.execute(select(t.organizations.c.id).where(t.organizations.c.slug.in_(SLUGS))).first()
+            is not None
+        )
 
-    Each organisation draws from its own `Random(seed, slug)`, so it comes out the same whether it is
-    seeded alone or with the others.
+
+def seed_demo(
+    db: Database,
+    clock: Clock,
+    *,
+    quiet: bool = False,
+    seed: int = 20261123,
+    gateway_url: str | None = None,
+) -> DemoResult:
+    """Seed the organisations that do not exist yet with a year of history, then bill up to now and,
+    with a gateway, collect what is due.
+
+    Each organisation draws from its own `Random(seed, slug)` (payments from a stream of their own), so
+    it comes out the same whether it is seeded alone or with the others. Without a gateway nobody pays
+    by card: customers pay by bank transfer, as recorded payments.
     """
     err = Console(stderr=True, quiet=quiet)
     now = clock.now()
     with db.read() as conn:
         existing = set(conn.execute(select(t.organizations.c.slug)).scalars())
     created = False
-    for od in _definitions():
-        slug = od.spec.slug
-        if slug in existing:
-            err.print(f"[dim]{slug}: already seeded[/dim]")
-            continue
-        began = time.perf_counter_ns()
-        sim = _Simulation(db, od, random.Random(f"{seed}:{slug}"), now - HISTORY, now)
-        org_id = sim.run(clock)
-        created = True
-        with db.read() as conn:
-            documents = _count(conn, t.documents, org_id)
-            customers = _count(conn, t.customers, org_id)
-        elapsed_ms = (time.perf_counter_ns() - began) // 1_000_000
-        err.print(f"[green]{slug}[/green]: {customers} customers, {documents} documents, {elapsed_ms} ms")
-    run_billing(db, clock)
+    payments = _Payments(gateway_url) if gateway_url else None
+    try:
+        for od in _definitions():
+            slug = od.spec.slug
+            if slug in existing:
+                err.print(f"[dim]{slug}: already seeded[/dim]")
+                continue
+            began = time.perf_counter_ns()
+            sim = _Simulation(
+                db,
+                od,
+                random.Random(f"{seed}:{slug}"),
+                now - HISTORY,
+                now,
+                payments,
+                random.Random(f"{seed}:{slug}:payments"),
+            )
+            org_id = sim.run(clock)
+            created = True
+            with db.read() as conn:
+                documents = _count(conn, t.documents, org_id)
+                customers = _count(conn, t.customers, org_id)
+                attempts = _count(conn, t.payment_attempts, org_id, t.payment_attempts.c.provider == GATEWAY)
+            elapsed_ms = (time.perf_counter_ns() - began) // 1_000_000
+            err.print(
+                f"[green]{slug}[/green]: {customers} customers, {documents} documents, "
+                f"{attempts} card payment attempts, {elapsed_ms} ms"
+            )
+        run_billing(db, clock)
+        if payments is not None:
+            settle_unknown(db, clock, payments.provider)
+            run_collection(db, clock, payments.provider)
+    finally:
+        if payments is not None:
+            payments.close()
     result = _summary(db, created)
+    result.gateway_url = gateway_url
     _issue_credentials(db, clock, result)
     return result
 
@@ -1012,8 +1595,8 @@ def _issue_credentials(db: Database, clock: Clock, result: DemoResult) -> None:
         }
 
 
-def _count(conn: Connection, table: Table, org_id: int) -> int:
-    query = select(func.count()).select_from(table).where(table.c.organization_id == org_id)
+def _count(conn: Connection, table: Table, org_id: int, *where: ColumnElement[bool]) -> int:
+    query = select(func.count()).select_from(table).where(table.c.organization_id == org_id, *where)
     return int(conn.execute(query).scalar_one())
 
 
@@ -1051,6 +1634,13 @@ def _summary(db: Database, created: bool) -> DemoResult:
                 .where(d.organization_id == row.id)
                 .group_by(d.type, d.status)
             ).all()
+            pa = t.payment_attempts.c
+            attempts = conn.execute(
+                select(pa.status, func.count())
+                .where(pa.organization_id == row.id, pa.provider == GATEWAY)
+                .group_by(pa.status)
+            ).all()
+            refunds = _count(conn, t.payment_refunds, row.id, t.payment_refunds.c.status == "succeeded")
             out.append(
                 DemoOrganization(
                     id=row.id,
@@ -1063,6 +1653,8 @@ def _summary(db: Database, created: bool) -> DemoResult:
                     subscriptions={status: int(n) for status, n in sorted(subscriptions)},
                     documents={(kind, status): int(n) for kind, status, n in sorted(documents)},
                     totals=_totals(conn, row.id),
+                    payments={status: int(n) for status, n in sorted(attempts)},
+                    refunds=refunds,
                 )
             )
         total_documents = int(conn.execute(select(func.count()).select_from(t.documents)).scalar_one())
@@ -1070,7 +1662,78 @@ def _summary(db: Database, created: bool) -> DemoResult:
     return DemoResult(out, created, total_documents, totals)
 
 
-def describe(result: DemoResult, console: Console, settings: Settings) -> None:
+def server_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def find_payment_links(db: Database, clock: Clock, settings: Settings, limit: int = 2) -> list[PaymentLink]:
+    """Hosted payment page links of open demo documents worth trying in a browser: the newest partly
+    paid one (the remainder is due), then the newest of customers without a card, in other
+    organisations. Only where a card payment is taken at once (capture mode `sale`: elsewhere it would
+    wait for a capture), and never with a payment in progress."""
+    d, o, c, pa = t.documents.c, t.organizations.c, t.customers.c, t.payment_attempts.c
+    busy = select(pa.document_id).where(pa.status.in_([s.value for s in IN_FLIGHT]))
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                d.id,
+                d.organization_id,
+                o.slug,
+                d.number,
+                d.type,
+                d.currency,
+                d.total_minor,
+                d.amount_paid_minor,
+                d.amount_refunded_minor,
+                d.amount_credited_minor,
+                c.default_payment_method_id,
+            )
+            .join(t.organizations, o.id == d.organization_id)
+            .join(t.customers, c.id == d.customer_id)
+            .where(
+                o.slug.in_(SLUGS),
+                o.capture_mode == "sale",
+                d.status == DocumentStatus.OPEN.value,
+                d.type.in_([DocumentType.INVOICE.value, DocumentType.PROFORMA.value]),
+                d.total_minor > 0,
+                d.id.not_in(busy),
+            )
+            .order_by(d.id.desc())
+        ).all()
+    due = {
+        row.id: amount_due(
+            row.total_minor, row.amount_paid_minor, row.amount_refunded_minor, row.amount_credited_minor
+        )
+        for row in rows
+    }
+    candidates = [row for row in rows if due[row.id] > 0]
+    partly = [row for row in candidates if row.amount_paid_minor > 0][:1]
+    picked = list(partly)
+    for row in candidates:
+        if len(picked) >= limit:
+            break
+        if row.default_payment_method_id is None and row.slug not in {p.slug for p in picked}:
+            picked.append(row)
+    if not picked:
+        return []
+    secret = link_secret(db, clock, settings.secret_key)
+    base = server_url(settings)
+    return [
+        PaymentLink(
+            organization=row.slug,
+            document_id=row.id,
+            number=row.number,
+            type=row.type,
+            amount_due=from_minor(due[row.id], currency(row.currency)),
+            currency=row.currency,
+            url=payment_url(base, secret, row.organization_id, row.id),
+            partly_paid=row.amount_paid_minor > 0,
+        )
+        for row in picked[:limit]
+    ]
+
+
+def describe(result: DemoResult, console: Console, settings: Settings, *, serving: bool = True) -> None:
     """What was seeded, and where to look at it next."""
     for org in result.organizations:
         table = RichTable(title=Text(f"{org.name} ({org.slug})"), show_header=False, title_justify="left")
@@ -1089,10 +1752,13 @@ def describe(result: DemoResult, console: Console, settings: Settings) -> None:
             table.add_row(f"{kind.replace('_', ' ')}s", _joined(statuses))
         for code, amount in org.totals.items():
             table.add_row(f"total {code}", f"{amount:,}")
+        if org.payments:
+            table.add_row("card payments", _joined(org.payments.items()))
+            table.add_row("refunds", str(org.refunds))
         console.print(table)
     state = "seeded" if result.created else "already present"
     console.print(f"{result.documents} documents in all ({state}).")
-    base = f"http://{settings.host}:{settings.port}"
+    base = server_url(settings)
     console.print(f"Server: [bold]{base}[/bold]")
     for path in ("/healthz", "/readyz", "/docs"):
         console.print(f"  {base}{path}")
@@ -1105,6 +1771,19 @@ def describe(result: DemoResult, console: Console, settings: Settings) -> None:
         sample = result.organizations[0]
         console.print(
             f"Try: curl -H 'Authorization: Bearer {sample.api_key}' '{base}/api/v1/documents?limit=3'"
+        )
+    if result.gateway_url:
+        state = "its ledger: GET /v1/ledger" if serving else "stopped: it runs while `fiscus demo` serves"
+        console.print(f"Test payment gateway: [bold]{result.gateway_url}[/bold] ({state})")
+    for link in result.payment_links:
+        what = f"{link.type} {link.number or link.document_id} of {link.organization}"
+        left = "remainder due" if link.partly_paid else "due"
+        console.print(f"Pay {what} ({link.amount_due:,} {link.currency} {left}) in a browser:")
+        console.print(f"  [bold]{link.url}[/bold]")
+    if result.payment_links:
+        console.print(
+            f"  test cards: {TEST_CARDS['success']} succeeds, {TEST_CARDS['decline']} is declined "
+            "(any future expiry, any CVC)"
         )
     console.print("Bill what is due now: [bold]fiscus bill[/bold]")
     console.print("Check the invariants:  [bold]fiscus reconcile[/bold]")

@@ -41,6 +41,7 @@ from fiscus.services.subscriptions import ItemSpec, create_subscription
 from fiscus.testing.bulk import bulk_customers, bulk_orders, bulk_subscriptions
 from tests.api_support import auth, build_world, live_server, make_app
 from tests.builders import Tenant, make_customer, make_tenant
+from tests.dialects.payment_expectations import expected_payments
 
 LIST = "/v1/billing/invoices/"
 BILLED = ("invoice", "proforma")
@@ -114,8 +115,15 @@ def _sql_count(db: Database, org_id: int, customer_id: int | None = None) -> int
         return int(conn.execute(query).scalar_one())
 
 
-def _check_contract(db: Database, invoices: list[dict[str, Any]]) -> None:
-    """Every documented field, with its type and format, equal to what the engine stored."""
+def _money(minor: int, exponent: int) -> str:
+    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+def _check_contract(
+    db: Database, invoices: list[dict[str, Any]], transaction_urls: dict[int, str] | None = None
+) -> None:
+    """Every documented field, with its type and format, equal to what the engine stored. Without
+    `transaction_urls` (payments not configured) no invoice has one; with them, exactly those given."""
     ids = [inv["id"] for inv in invoices]
     with db.read() as conn:
         docs = {
@@ -140,21 +148,36 @@ def _check_contract(db: Database, invoices: list[dict[str, Any]]) -> None:
         assert _is_int(inv["tenant"])
         assert doc["type"] in BILLED
         assert inv["tenant"] == doc["customer_id"]
-        assert inv["card"] is None
+        paid = expected_payments(db, doc["id"])
+        assert inv["card"] == paid.method_id
+        assert inv["card"] is None or _is_int(inv["card"])
         assert inv["currency"] == doc["currency"]
         assert inv["status"] == STATUS[doc["status"]]
         assert money.match(inv["total"]), inv["total"]
         assert Decimal(inv["total"]).scaleb(cur.exponent) == doc["total_minor"]
-        assert inv["captured_amount"] == zero
-        assert inv["refund_amount"] == zero
-        assert inv["captured_at"] is None
+        for field, minor in (
+            ("captured_amount", paid.captured_minor),
+            ("refund_amount", paid.refunded_minor),
+        ):
+            assert money.match(inv[field]), inv[field]
+            assert Decimal(inv[field]).scaleb(cur.exponent) == minor
+            assert minor or inv[field] == zero
+        assert inv["captured_amount"] == _money(doc["amount_paid_minor"], cur.exponent)
+        assert inv["refund_amount"] == _money(doc["amount_refunded_minor"], cur.exponent)
+        assert inv["captured_at"] == _ts(paid.captured_at)
         assert inv["start_at"] == _ts(doc["period_start"])
         assert inv["end_at"] == _ts(doc["period_end"])
         assert inv["created_at"] == _ts(doc["created_at"])
-        for stamp in (inv["start_at"], inv["end_at"], inv["created_at"]):
+        for stamp in (inv["start_at"], inv["end_at"], inv["created_at"], inv["captured_at"]):
             assert stamp is None or TIMESTAMP.match(stamp), stamp
-        assert inv["errors"] == []
-        assert inv["transaction_url"] is None
+        assert inv["errors"] == [
+            {"id": i, "code": code, "description": message, "created_at": _ts(at), "invoice": on}
+            for i, code, message, at, on in paid.errors
+        ]
+        if transaction_urls is None:
+            assert inv["transaction_url"] is None
+        else:
+            assert inv["transaction_url"] == transaction_urls.get(doc["id"])
         assert len(inv["items"]) == len(lines[doc["id"]])
         for item, line in zip(inv["items"], lines[doc["id"]], strict=True):
             assert list(item) == ITEM_KEYS

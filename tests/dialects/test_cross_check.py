@@ -1,5 +1,6 @@
 """One engine, four presentations: for every document of the demo, the native API and the three
-dialects agree on totals, tax and lines to the minor unit (they are presenters of the same query)."""
+dialects agree on totals, tax, lines and payments to the minor unit (they are presenters of the same
+queries)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def test_every_document_agrees_across_the_four_apis(db: Database) -> None:
             assert payments["subTotal"] + payments["taxTotal"] == total
             native_lines = {line["id"]: Decimal(line["amount"]) for line in native["lines"]}
             assert {item["id"]: Decimal(item["amount"]) for item in billing["items"]} == native_lines
+            assert Decimal(billing["captured_amount"]) == Decimal(native["amount_paid"])
+            profile = payments["paymentProfileId"]
+            assert billing["card"] == (None if profile is None else int(profile))
+            assert len(billing["errors"]) <= payments["totalPaymentAttempts"]
+            assert (billing["captured_at"] is None) == (Decimal(billing["captured_amount"]) == 0)
             sub_items = {int(i["id"]): i["total"] for i in payments["subscriptionItems"]}
             assert set(sub_items) | {int(i) for i in payments["invoiceItems"]} == set(native_lines)
             for line_id, amount in sub_items.items():

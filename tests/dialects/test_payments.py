@@ -34,6 +34,7 @@ from fiscus.services.subscriptions import ItemSpec, change_subscription, create_
 from fiscus.testing.bulk import bulk_customers, bulk_orders, bulk_subscriptions
 from tests.api_support import OrgWorld, auth, build_world, live_server, make_app
 from tests.builders import make_customer, make_tenant
+from tests.dialects.payment_expectations import expected_payments
 
 INVOICE_FIELDS = [
     "id",
@@ -218,16 +219,19 @@ def check_against_engine(db: Database, item: dict[str, Any]) -> str:
             .all()
         )
     cur = currency(doc["currency"])
-    assert item["paymentProfileId"] is None
-    assert item["network"] is None
+    paid = expected_payments(db, doc_id)
+    profile = None if paid.method_id is None else str(paid.method_id)
+    assert item["paymentProfileId"] == profile
+    assert item["network"] == paid.network
     if doc["status"] == "draft":
         assert item["pdfUrl"] is None
     else:  # a real, authorised URL of the document's PDF (tests/integration/test_pdf.py fetches them)
         assert re.fullmatch(rf"https?://[^/]+/api/v1/documents/{doc_id}/pdf", item["pdfUrl"])
-    assert item["lastPaymentAttemptDate"] is None
+    assert item["lastPaymentAttemptDate"] == instant(paid.last_attempt_at)
+    assert item["lastPaymentAttemptDate"] is None or INSTANT.fullmatch(item["lastPaymentAttemptDate"])
     assert item["status"] == STATUS[doc["status"]]
     assert isinstance(item["totalPaymentAttempts"], Num)
-    assert item["totalPaymentAttempts"] == "0"
+    assert item["totalPaymentAttempts"] == str(paid.attempts)
     for field, minor in (("subTotal", doc["subtotal_minor"]), ("taxTotal", doc["tax_minor"])):
         assert isinstance(item[field], Num), f"{field} must be a JSON number"
         assert NUMBER.fullmatch(item[field])
@@ -246,8 +250,8 @@ def check_against_engine(db: Database, item: dict[str, Any]) -> str:
     for sub_item, line in zip(item["subscriptionItems"], recurring, strict=True):
         assert list(sub_item) == ITEM_FIELDS
         assert sub_item["id"] == str(line["id"])
-        assert sub_item["network"] is None
-        assert sub_item["paymentProfileId"] is None
+        assert sub_item["network"] == paid.network
+        assert sub_item["paymentProfileId"] == profile
         assert isinstance(sub_item["total"], Num)
         assert sub_item["total"] == str(from_minor(line["amount_minor"], cur))
         assert sub_item["currency"] == doc["currency"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -30,16 +31,21 @@ from fiscus.api.routes import (
     subscriptions,
     webhooks,
 )
-from fiscus.bootstrap import Container, build
+from fiscus.api.routes import payments as payment_routes
+from fiscus.bootstrap import Container, build, payment_provider
+from fiscus.pages import payment as payment_page
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
-(`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`, read-only, that customer's documents only).
+(`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
+payment methods only; read-only, except adding a card to itself and paying its own documents).
 Amounts are decimal strings in the currency's minor units; money sent as a JSON number is refused.
 Every POST takes an `Idempotency-Key`. Errors are RFC 9457 problem details with a stable `code`."""
 
 
 def create_app(container: Container | None = None) -> FastAPI:
     c = container or build()
+    if c.payments is None and c.settings.gateway_url:
+        c = replace(c, payments=payment_provider(c.settings))  # a container made without its provider
     logs.configure(c.settings.log_level)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-run")
 
@@ -78,8 +84,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         webhooks,
     ):
         app.include_router(module.api)
+    app.include_router(payment_routes.api)
+    app.include_router(payment_routes.inbound)
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
+    app.include_router(payment_page.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

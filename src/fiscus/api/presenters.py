@@ -50,6 +50,7 @@ def customer(row: dict[str, Any]) -> dict[str, Any]:
             "postal_code": row["postal_code"],
             "country": row["country"],
         },
+        "default_payment_method_id": row["default_payment_method_id"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -127,6 +128,7 @@ SUBSCRIPTION_FIELDS = (
     "cancel_at",
     "canceled_at",
     "ended_at",
+    "payment_method_id",
     "created_at",
     "updated_at",
 )
@@ -207,6 +209,8 @@ def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
         "reason": doc.reason,
         "credit_disposition": doc.credit_disposition,
         "amount_credited": money(doc.amount_credited_minor, cur),
+        "amount_refunded": money(doc.amount_refunded_minor, cur),
+        "next_payment_attempt_at": doc.next_payment_attempt_at,
     }
     if lines:
         out["lines"] = [

@@ -32,6 +32,7 @@ from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import (
+    IN_FLIGHT,
     UNSETTLED,
     AttemptStatus,
     CaptureMode,
@@ -93,13 +94,15 @@ def add_card(
     pm = t.payment_methods.c
     with db.write() as conn:
         customer = get_scoped(conn, t.customers, org_id, customer_id, field="customer_id", lock=True)
+        # Any organisation's: one gateway serves them all, so a token is one customer's card wherever
+        # it was attached (the same card tokenised again gets a new token).
         existing = conn.execute(
-            select(pm.id, pm.customer_id).where(
-                pm.organization_id == org_id, pm.provider == provider.name, pm.provider_token == token
+            select(pm.id, pm.customer_id, pm.organization_id).where(
+                pm.provider == provider.name, pm.provider_token == token
             )
         ).first()
         if existing is not None:
-            if existing.customer_id != customer_id:
+            if existing.organization_id != org_id or existing.customer_id != customer_id:
                 raise InvalidFieldError("token", "this payment method belongs to another customer")
             return int(existing.id)
         values = {
@@ -739,6 +742,17 @@ def record_external_payment(
     due = due_of(doc)
     if due <= 0:
         raise InvalidStateError("nothing is due on this document", status=doc["status"])
+    pa = t.payment_attempts.c
+    in_flight = conn.execute(
+        select(pa.status).where(pa.document_id == doc["id"], pa.status.in_([s.value for s in IN_FLIGHT]))
+    ).scalar_one_or_none()
+    if in_flight is not None:
+        # The card may have been charged (or is held): recording a payment as well would collect twice.
+        raise InvalidStateError(
+            f"a card payment for this document is {in_flight}; wait until it has settled"
+            + (" or void the authorisation" if in_flight == AttemptStatus.AUTHORIZED.value else ""),
+            status=doc["status"],
+        )
     key = f"fiscus_ext_{secrets.token_urlsafe(18)}"
     attempt_id = int(
         conn.execute(
@@ -1359,14 +1373,25 @@ def run_collection(
             .limit(limit)
         ).all()
     counts = {"attempted": 0, "succeeded": 0, "failed": 0, "unknown": 0, "skipped": 0}
+    pa = t.payment_attempts.c
     for doc_id, org_id in due:
         with db.read() as conn:
             tried = conn.execute(
                 select(func.count()).where(
-                    t.payment_attempts.c.document_id == doc_id,
-                    t.payment_attempts.c.trigger.in_((Trigger.AUTOMATIC.value, Trigger.RETRY.value)),
+                    pa.document_id == doc_id,
+                    pa.trigger.in_((Trigger.AUTOMATIC.value, Trigger.RETRY.value)),
                 )
             ).scalar_one()
+            unsettled = conn.execute(
+                select(pa.id).where(pa.document_id == doc_id, pa.status.in_([s.value for s in UNSETTLED]))
+            ).first()
+        if unsettled is not None:
+            # A charge from the API or the hosted page is in flight: come back once the janitor has
+            # settled it, rather than dropping the document from the schedule (if that charge never
+            # happened, nothing else would collect the document).
+            _postpone(db, doc_id, now + SETTLE_GRACE)
+            counts["skipped"] += 1
+            continue
         trigger = Trigger.RETRY if tried else Trigger.AUTOMATIC
         try:
             outcome = charge_document(db, clock, provider, org_id, doc_id, trigger=trigger, actor=actor)
@@ -1382,6 +1407,15 @@ def run_collection(
         else:
             counts["unknown"] += 1
     return CollectionSummary(**counts)
+
+
+def _postpone(db: Database, document_id: int, at: datetime) -> None:
+    with db.write() as conn:
+        conn.execute(
+            update(t.documents)
+            .where(t.documents.c.id == document_id, t.documents.c.next_payment_attempt_at.is_not(None))
+            .values(next_payment_attempt_at=at)
+        )
 
 
 def _unschedule(db: Database, clock: Clock, document_id: int) -> None:

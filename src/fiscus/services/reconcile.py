@@ -4,6 +4,13 @@ They restate, independently of the code that writes, what must always hold: one 
 subscription period, no overlapping periods, gapless numbers per series, totals that add up, an
 audit row for every issued document, and credits that add up (credit notes never exceed the invoice,
 an invoice's credited amount is its credit notes plus customer credit applied to it, no balance below 0).
+
+Payments: no attempt captures more than it authorised or refunds more than it captured; a document's
+paid and refunded amounts are the sums of its captures and refunds; a paid invoice is covered by money
+kept plus credit; one payment in flight per document; captured money belongs to a succeeded attempt and
+pays that attempt's document (or the invoice its proforma became); every refund of an invoice goes with
+a credit note of the same amount. `reconcile_with_provider` checks Fiscus's records against the payment
+provider's own ledger, one to one.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import text
+from sqlalchemy import Subquery, Table, func, select, text
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, attempt_status
 
 CHECKS: Final[dict[str, str]] = {
     "one_live_document_per_period": """
@@ -90,6 +99,78 @@ CHECKS: Final[dict[str, str]] = {
         UNION ALL
         SELECT l.id FROM document_lines l JOIN documents d ON d.id = l.document_id
         WHERE l.organization_id <> d.organization_id""",
+    # --- payments ---
+    "captured_within_authorized": """
+        SELECT a.id AS attempt_id, a.authorized_minor, SUM(c.amount_minor) AS captured
+        FROM payment_attempts a JOIN payment_captures c ON c.attempt_id = a.id AND c.status = 'succeeded'
+        WHERE a.provider <> 'external'
+        GROUP BY a.id, a.authorized_minor HAVING SUM(c.amount_minor) > a.authorized_minor""",
+    "refunded_within_captured": """
+        SELECT a.id AS attempt_id, COALESCE(c.captured, 0) AS captured, r.refunded
+        FROM payment_attempts a
+        JOIN (SELECT attempt_id, SUM(amount_minor) AS refunded FROM payment_refunds
+              WHERE status IN ('succeeded', 'pending') GROUP BY attempt_id) r ON r.attempt_id = a.id
+        LEFT JOIN (SELECT attempt_id, SUM(amount_minor) AS captured FROM payment_captures
+                   WHERE status = 'succeeded' GROUP BY attempt_id) c ON c.attempt_id = a.id
+        WHERE r.refunded > COALESCE(c.captured, 0)""",
+    "paid_is_sum_of_captures": """
+        SELECT d.id, d.amount_paid_minor, COALESCE(c.captured, 0) AS captured
+        FROM documents d
+        LEFT JOIN (SELECT document_id, SUM(amount_minor) AS captured FROM payment_captures
+                   WHERE status = 'succeeded' GROUP BY document_id) c ON c.document_id = d.id
+        WHERE d.amount_paid_minor <> COALESCE(c.captured, 0)""",
+    "refunded_is_sum_of_refunds": """
+        SELECT d.id, d.amount_refunded_minor, COALESCE(r.refunded, 0) AS refunded
+        FROM documents d
+        LEFT JOIN (SELECT document_id, SUM(amount_minor) AS refunded FROM payment_refunds
+                   WHERE status = 'succeeded' GROUP BY document_id) r ON r.document_id = d.id
+        WHERE d.amount_refunded_minor <> COALESCE(r.refunded, 0)""",
+    "paid_documents_are_covered": """
+        SELECT d.id, d.total_minor, COALESCE(c.captured, 0) AS captured, COALESCE(r.refunded, 0) AS refunded,
+               d.amount_credited_minor
+        FROM documents d
+        LEFT JOIN (SELECT document_id, SUM(amount_minor) AS captured FROM payment_captures
+                   WHERE status = 'succeeded' GROUP BY document_id) c ON c.document_id = d.id
+        LEFT JOIN (SELECT document_id, SUM(amount_minor) AS refunded FROM payment_refunds
+                   WHERE status = 'succeeded' GROUP BY document_id) r ON r.document_id = d.id
+        WHERE d.status = 'paid' AND d.type <> 'credit_note'
+          AND COALESCE(c.captured, 0) - COALESCE(r.refunded, 0) + d.amount_credited_minor < d.total_minor""",
+    "one_payment_in_flight_per_document": """
+        SELECT document_id, COUNT(*) AS in_flight FROM payment_attempts
+        WHERE status IN ('pending', 'unknown', 'authorized')
+        GROUP BY document_id HAVING COUNT(*) > 1""",
+    "captures_belong_to_succeeded_attempts": """
+        SELECT c.id AS capture_id, a.id AS attempt_id, a.status FROM payment_captures c
+        JOIN payment_attempts a ON a.id = c.attempt_id
+        WHERE c.status = 'succeeded' AND a.status <> 'succeeded'""",
+    "captures_pay_the_attempts_document": """
+        SELECT c.id AS capture_id, c.document_id, a.document_id AS attempt_document_id
+        FROM payment_captures c JOIN payment_attempts a ON a.id = c.attempt_id
+        WHERE c.document_id <> a.document_id AND NOT EXISTS (
+            SELECT 1 FROM documents i WHERE i.id = c.document_id AND i.converted_from_id = a.document_id)""",
+    "invoice_refunds_have_credit_notes": """
+        SELECT r.id AS refund_id, r.document_id, r.amount_minor, r.credit_note_id, n.total_minor AS credited
+        FROM payment_refunds r JOIN documents d ON d.id = r.document_id
+        LEFT JOIN documents n ON n.id = r.credit_note_id
+        WHERE r.status = 'succeeded' AND d.type = 'invoice'
+          AND (n.id IS NULL OR n.type <> 'credit_note' OR n.status IN ('draft', 'void')
+               OR n.corrected_document_id <> r.document_id OR n.total_minor <> r.amount_minor)""",
+    "payment_tenant_consistency": """
+        SELECT 'payment_attempt' AS row_kind, a.id FROM payment_attempts a
+        JOIN documents d ON d.id = a.document_id
+        WHERE a.organization_id <> d.organization_id OR a.customer_id <> d.customer_id
+        UNION ALL
+        SELECT 'payment_attempt', a.id FROM payment_attempts a
+        JOIN payment_methods m ON m.id = a.payment_method_id
+        WHERE m.organization_id <> a.organization_id OR m.customer_id <> a.customer_id
+        UNION ALL
+        SELECT 'payment_capture', c.id FROM payment_captures c JOIN payment_attempts a ON a.id = c.attempt_id
+        JOIN documents d ON d.id = c.document_id
+        WHERE c.organization_id <> a.organization_id OR d.organization_id <> a.organization_id
+        UNION ALL
+        SELECT 'payment_refund', r.id FROM payment_refunds r JOIN payment_attempts a ON a.id = r.attempt_id
+        JOIN documents d ON d.id = r.document_id
+        WHERE r.organization_id <> a.organization_id OR d.organization_id <> a.organization_id""",
 }
 
 
@@ -107,3 +188,154 @@ def reconcile(db: Database, *, limit: int = 20) -> dict[str, list[Violation]]:
             rows = conn.execute(text(sql)).mappings().fetchmany(limit)
             report[name] = [Violation(name, dict(r)) for r in rows]
     return report
+
+
+PROVIDER_CHECK: Final = "matches_provider_ledger"
+HOLDS_MONEY: Final = frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.AUTHORIZED})
+
+
+def reconcile_with_provider(db: Database, provider: PaymentProvider) -> list[Violation]:
+    """Fiscus's charges against the provider's ledger, one to one. Every Fiscus attempt holding money
+    (succeeded or authorised) is a charge at the provider with the same captured and refunded amounts,
+    and every provider charge that took or holds money (captured, or authorised) is the charge of exactly
+    one Fiscus attempt (by charge id, else by its reference, which is the attempt's idempotency key).
+
+    Money still moving is not a mismatch: a capture or refund Fiscus has sent but not settled lets the
+    provider's amount lie between what Fiscus settled and that plus what is pending, and a charge whose
+    attempt is still pending or unknown is the janitor's (`settle_unknown`) to settle. The ledger must be
+    this installation's alone (one provider account per Fiscus). Provider errors propagate: a check that
+    could not run is not a clean one."""
+    ledger = provider.ledger()
+    a = t.payment_attempts.c
+    captured, capturing = (
+        _per_attempt(t.payment_captures, "succeeded"),
+        _per_attempt(t.payment_captures, "pending"),
+    )
+    refunded, refunding = (
+        _per_attempt(t.payment_refunds, "succeeded"),
+        _per_attempt(t.payment_refunds, "pending"),
+    )
+    query = (
+        select(
+            a.id,
+            a.idempotency_key,
+            a.provider_charge_id,
+            a.status,
+            captured.c.amount,
+            capturing.c.amount,
+            refunded.c.amount,
+            refunding.c.amount,
+        )
+        .select_from(t.payment_attempts)
+        .outerjoin(captured, captured.c.attempt_id == a.id)
+        .outerjoin(capturing, capturing.c.attempt_id == a.id)
+        .outerjoin(refunded, refunded.c.attempt_id == a.id)
+        .outerjoin(refunding, refunding.c.attempt_id == a.id)
+        .where(a.provider == provider.name)
+        .order_by(a.id)
+    )
+    with db.read() as conn:
+        attempts = [
+            _Attempt(row[0], row[1], row[2], AttemptStatus(row[3]), *(int(v or 0) for v in row[4:]))
+            for row in conn.execute(query)
+        ]
+    by_charge = {x.charge_id: x for x in attempts if x.charge_id is not None}
+    by_key = {x.key: x for x in attempts}
+    out: list[Violation] = []
+
+    def bad(problem: str, **row: object) -> None:
+        out.append(Violation(PROVIDER_CHECK, {"problem": problem, **row}))
+
+    for x in attempts:
+        if x.status not in HOLDS_MONEY:
+            continue
+        charge = ledger.charges.get(x.charge_id) if x.charge_id is not None else None
+        if charge is None:
+            bad("charge_missing_at_provider", attempt_id=x.id, charge_id=x.charge_id, status=x.status.value)
+            continue
+        if attempt_status(charge) is not x.status:
+            bad(
+                "status_differs",
+                attempt_id=x.id,
+                charge_id=x.charge_id,
+                fiscus=x.status.value,
+                provider=charge.status,
+            )
+        if charge.reference is not None and charge.reference != x.key:
+            bad(
+                "charge_of_another_reference",
+                attempt_id=x.id,
+                charge_id=x.charge_id,
+                reference=charge.reference,
+            )
+        if not x.captured <= charge.captured_minor <= x.captured + x.capturing:
+            bad(
+                "captured_amount_differs",
+                attempt_id=x.id,
+                charge_id=x.charge_id,
+                fiscus=x.captured,
+                provider=charge.captured_minor,
+            )
+        if not x.refunded <= charge.refunded_minor <= x.refunded + x.refunding:
+            bad(
+                "refunded_amount_differs",
+                attempt_id=x.id,
+                charge_id=x.charge_id,
+                fiscus=x.refunded,
+                provider=charge.refunded_minor,
+            )
+    for charge in sorted(ledger.charges.values(), key=lambda ch: ch.charge_id):
+        if charge.captured_minor <= 0 and charge.status != "authorized":
+            continue
+        owner = by_charge.get(charge.charge_id)
+        if owner is None and charge.reference is not None:
+            owner = by_key.get(charge.reference)
+        if owner is None:
+            bad(
+                "unknown_charge_at_provider",
+                charge_id=charge.charge_id,
+                reference=charge.reference,
+                captured=charge.captured_minor,
+                status=charge.status,
+            )
+            continue
+        if owner.status in UNSETTLED:
+            continue
+        if owner.charge_id != charge.charge_id:
+            bad(
+                "second_charge_for_attempt",
+                attempt_id=owner.id,
+                charge_id=charge.charge_id,
+                recorded=owner.charge_id,
+            )
+        elif owner.status not in HOLDS_MONEY:
+            bad(
+                "money_on_unsuccessful_attempt",
+                attempt_id=owner.id,
+                charge_id=charge.charge_id,
+                status=owner.status.value,
+                captured=charge.captured_minor,
+            )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    id: int
+    key: str
+    charge_id: str | None
+    status: AttemptStatus
+    captured: int
+    capturing: int
+    refunded: int
+    refunding: int
+
+
+def _per_attempt(table: Table, status: str) -> Subquery:
+    """Σ amount per attempt of the captures or refunds in one status."""
+    return (
+        select(table.c.attempt_id.label("attempt_id"), func.sum(table.c.amount_minor).label("amount"))
+        .where(table.c.status == status)
+        .group_by(table.c.attempt_id)
+        .subquery()
+    )

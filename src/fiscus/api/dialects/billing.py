@@ -22,14 +22,14 @@ query."; the brief asks for "Not found."):
   `replace_query_param`/`remove_query_param`, which sort the query parameters.
 
 Uncertain: whether the marketplace enabled the browsable API (assumed not: JSON only) and which
-parsers it lists in OPTIONS (assumed DRF's defaults). Fields the engine does not have yet (card,
-captures, refunds, payment errors, the hosted payment page) all come from `payment_facts`.
+parsers it lists in OPTIONS (assumed DRF's defaults). The payment fields (card, captures, refunds,
+payment errors, the hosted payment page) all come from `payment_facts`, over `fiscus.queries.payments`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,7 +42,15 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import Connection
 
 from fiscus.api.deps import container, on_loop
-from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
+from fiscus.api.dialects.common import (
+    BILLED_TYPES,
+    PayLink,
+    billed_documents,
+    caller,
+    pay_links,
+    public_base,
+    scope_of,
+)
 from fiscus.api.errors import ApiError
 from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
@@ -56,6 +64,8 @@ from fiscus.queries.documents import (
     load_documents,
     offset_document_stamps,
 )
+from fiscus.queries.payments import document_payments
+from fiscus.queries.scope import Scope
 from fiscus.services.access import Principal
 
 LIST_PATH: Final = "/v1/billing/invoices/"
@@ -105,8 +115,8 @@ class PaymentError:
 
 @dataclass(frozen=True, slots=True)
 class PaymentFacts:
-    """What payments know about one document. The defaults are the truth until payments land: no card
-    on file, nothing captured or refunded, no failed attempt, no hosted payment page."""
+    """What payments know about one document, in the dialect's terms. The defaults are a document nobody
+    tried to charge: no card, nothing captured or refunded, no failed attempt, no hosted payment page."""
 
     card: int | None = None
     captured_minor: int = 0
@@ -116,13 +126,46 @@ class PaymentFacts:
     transaction_url: str | None = None
 
 
-def payment_facts(conn: Connection, document_ids: Iterable[int]) -> dict[int, PaymentFacts]:
-    """The one place the payments work fills (card, captured_*, refund_amount, errors,
-    transaction_url), for a whole page at once. The engine records no payment yet, so every
-    document gets the empty facts; `amount_paid_minor` of a payment recorded outside Fiscus is not a
-    capture and is shown only through the `paid` status."""
-    del conn
-    return {i: PaymentFacts() for i in document_ids}
+PAYABLE_AT_LINK: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE, DocumentStatus.PAID})
+"""Documents whose `transaction_url` is given: those the customer can still pay, and paid ones, whose page
+shows the receipt. Drafts (not issued), void and converted documents (the final invoice carries the
+debt) have nothing to pay."""
+
+
+def payment_facts(
+    conn: Connection, scope: Scope, docs: Sequence[DocumentView], pay_link: PayLink | None
+) -> dict[int, PaymentFacts]:
+    """The payment fields of a page of documents in two queries (`fiscus.queries.payments`):
+
+    * `card`: the payment method (card) of the last attempt, by id;
+    * `captured_amount` / `captured_at`: every capture received for the document (payments recorded
+      outside Fiscus included) and when the last one settled;
+    * `refund_amount`: what was refunded of it;
+    * `errors`: the failed attempts, oldest first (`description` is the provider's message);
+    * `transaction_url`: the signed hosted payment page, when payments are configured (`pay_link`)
+      and the document is payable or paid (`PAYABLE_AT_LINK`)."""
+    found = document_payments(conn, scope, [doc.id for doc in docs])
+    out: dict[int, PaymentFacts] = {}
+    for doc in docs:
+        url = None
+        if pay_link is not None and doc.type in BILLED_TYPES and doc.status in PAYABLE_AT_LINK:
+            url = pay_link(doc)
+        paid = found.get(doc.id)
+        if paid is None:
+            out[doc.id] = PaymentFacts(transaction_url=url)
+            continue
+        out[doc.id] = PaymentFacts(
+            card=paid.payment_method_id,
+            captured_minor=paid.captured_minor,
+            refunded_minor=paid.refunded_minor,
+            captured_at=paid.last_captured_at,
+            errors=tuple(
+                PaymentError(f.attempt_id, f.code, f.message, f.created_at, f.document_id)
+                for f in paid.failures
+            ),
+            transaction_url=url,
+        )
+    return out
 
 
 class _Refusal(Exception):
@@ -367,6 +410,7 @@ def _list(request: Request) -> Response:
     scope = scope_of(principal)
     filters = billed_documents(issued_only=False)
     base = public_base(request)
+    links = pay_links(request)
     cache: RenderedCache = request.app.state.rendered
     with container(request).db.read() as conn:
         count = count_documents(conn, scope, filters)
@@ -377,11 +421,9 @@ def _list(request: Request) -> Response:
         )
 
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
-            facts = payment_facts(conn, ids)
-            return [
-                (doc.id, doc.stamp, _ENCODER.encode(present(doc, facts[doc.id])))
-                for doc in load_documents(conn, scope, ids)
-            ]
+            docs = load_documents(conn, scope, ids)
+            facts = payment_facts(conn, scope, docs, links)
+            return [(doc.id, doc.stamp, _ENCODER.encode(present(doc, facts[doc.id]))) for doc in docs]
 
         items = cached_items(cache, stamps, f"billing:{base}", render)
     url = base + _full_path(request)
@@ -426,12 +468,13 @@ def _retrieve(request: Request, raw_id: str) -> Response:
         raise _Refusal(404, NOT_FOUND) from None
     if not -(2**63) <= ident < 2**63:
         raise _Refusal(404, NOT_FOUND)
+    scope = scope_of(principal)
     with container(request).db.read() as conn:
-        found = load_documents(conn, scope_of(principal), [ident])
+        found = load_documents(conn, scope, [ident])
         found = [d for d in found if d.type in BILLED_TYPES]
         if not found:
             raise _Refusal(404, NOT_FOUND)
-        facts = payment_facts(conn, [ident])
+        facts = payment_facts(conn, scope, found, pay_links(request))
     return _json(present(found[0], facts[ident]))
 
 
@@ -548,18 +591,29 @@ class BillingInvoiceError(BaseModel):
 class BillingInvoice(BaseModel):
     id: int
     tenant: Annotated[int, Field(description="The customer's id.")]
-    card: int | None
+    card: Annotated[
+        int | None,
+        Field(description="The payment method (card) the last payment attempt charged; null before any."),
+    ]
     currency: Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["KZT"])]
     status: Literal["draft", "waiting", "paid", "canceled", "failed", "converted"]
     total: DecimalString
-    captured_amount: DecimalString
-    refund_amount: DecimalString
-    captured_at: Timestamp | None
+    captured_amount: Annotated[
+        DecimalString, Field(description="Money received for the invoice (captures, and payments recorded).")
+    ]
+    refund_amount: Annotated[DecimalString, Field(description="Money refunded of it.")]
+    captured_at: Annotated[Timestamp | None, Field(description="When the last capture settled.")]
     start_at: Timestamp | None
     end_at: Timestamp | None
     items: list[BillingInvoiceItem]
-    errors: list[BillingInvoiceError]
-    transaction_url: str | None
+    errors: Annotated[list[BillingInvoiceError], Field(description="Failed payment attempts, oldest first.")]
+    transaction_url: Annotated[
+        str | None,
+        Field(
+            description="The hosted payment page (signed link) of an invoice that can be paid or is paid; "
+            "null for drafts, canceled and converted ones, and when payments are not configured."
+        ),
+    ]
     created_at: Timestamp
 
 

@@ -3,7 +3,8 @@
 A business moving from that system keeps its clients: `GET /invoices` (`{"data": {"hasMore", "items"}}`)
 and `GET /invoices/{invoiceId}` (`{"data": {...}}`) under the configurable prefix, with the document's
 field names, string ids, capitalised statuses, exact JSON-number money and `2023-06-07T17:32:28Z`
-instants, rendered from `fiscus.queries.documents` and nothing else. See docs/dialects/payments.md.
+instants, rendered from `fiscus.queries.documents` and `fiscus.queries.payments` and nothing else.
+See docs/dialects/payments.md.
 
 The source document is a rendered OpenAPI reference page; it names no server framework and shows no
 error response. The word "handler" and the regex `pattern` on a *string* `limit` suggest a generated
@@ -38,6 +39,7 @@ from fiscus.config import Settings
 from fiscus.domain.documents import DocumentStatus, LineKind
 from fiscus.domain.money import from_minor
 from fiscus.queries.documents import DocumentView, LineView, Stamp, load_documents, page_document_stamps
+from fiscus.queries.payments import document_payments
 from fiscus.queries.scope import Scope
 
 LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
@@ -136,7 +138,7 @@ class PaymentsError(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class CollectionFacts:
-    """What the payments and PDF work will know about one invoice; the engine has none of it yet."""
+    """What payments and PDFs know about one invoice, in the dialect's terms."""
 
     payment_profile_id: str | None = None
     network: str | None = None
@@ -145,22 +147,30 @@ class CollectionFacts:
     pdf_url: str | None = None
 
 
-NOTHING_YET: Final = CollectionFacts()
-
-
 def collection_facts(
-    conn: Connection, documents: Sequence[DocumentView], base_url: str
+    conn: Connection, scope: Scope, documents: Sequence[DocumentView], base_url: str
 ) -> dict[int, CollectionFacts]:
-    """THE place the payments work fills in (one query per page, keyed by document id): until then every
-    payment field is null or zero, because nothing else is true. `pdfUrl` is the document's PDF (issued
-    documents have one; it is rendered after issue, or on first request), readable with the same
-    credential."""
-    return {
-        doc.id: NOTHING_YET
-        if doc.status is DocumentStatus.DRAFT
-        else CollectionFacts(pdf_url=f"{base_url}{pdf_path(doc.id)}")
-        for doc in documents
-    }
+    """The payment and PDF fields of a page of invoices, keyed by document id, in two queries
+    (`fiscus.queries.payments`): the payment profile (the payment method, by id) and network of the last
+    payment attempt, how many attempts were made and when the last one started. `pdfUrl` is the
+    document's PDF (issued documents have one; it is rendered after issue, or on first request),
+    readable with the same credential."""
+    found = document_payments(conn, scope, [doc.id for doc in documents])
+    out: dict[int, CollectionFacts] = {}
+    for doc in documents:
+        pdf_url = None if doc.status is DocumentStatus.DRAFT else f"{base_url}{pdf_path(doc.id)}"
+        paid = found.get(doc.id)
+        if paid is None:
+            out[doc.id] = CollectionFacts(pdf_url=pdf_url)
+            continue
+        out[doc.id] = CollectionFacts(
+            payment_profile_id=None if paid.payment_method_id is None else str(paid.payment_method_id),
+            network=paid.network,
+            total_payment_attempts=paid.attempt_count,
+            last_payment_attempt_at=paid.last_attempt_at,
+            pdf_url=pdf_url,
+        )
+    return out
 
 
 def _instant(at: datetime) -> str:
@@ -302,7 +312,7 @@ def list_invoices(request: Request) -> Response:
 
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
             docs = load_documents(conn, scope, ids, products=False)
-            facts = collection_facts(conn, docs, base)
+            facts = collection_facts(conn, scope, docs, base)
             return [(d.id, d.stamp, _ENCODER.encode(present(d, facts[d.id]))) for d in docs]
 
         cache: RenderedCache = request.app.state.rendered
@@ -319,11 +329,12 @@ def get_invoice(request: Request) -> Response:
     if isinstance(who, ApiError):
         return _refusal(who)
     invoice_id = request.path_params["invoiceId"]
+    scope = scope_of(who)
     with container(request).db.read() as conn:
-        doc = _billed(conn, scope_of(who), invoice_id)
+        doc = _billed(conn, scope, invoice_id)
         if doc is None:
             return _error(404, "not_found", f"no invoice with id '{invoice_id}'", "invoiceId")
-        facts = collection_facts(conn, [doc], public_base(request))
+        facts = collection_facts(conn, scope, [doc], public_base(request))
     body: PaymentsInvoiceEnvelope = {"data": present(doc, facts[doc.id])}
     return _json(body)
 

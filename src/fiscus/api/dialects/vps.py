@@ -19,7 +19,8 @@ Framework behaviour reproduced is Laravel 11 (framework 11.x, Sanctum 4, PHP 8.3
 Uncertain: the real app's lang file. Laravel ships `&laquo; Previous` / `Next &raquo;`; the document
 shows `« Previous` / `Next »`, which we follow. The host's ordering is assumed to be newest id first.
 
-The host's invoice has no payment or PDF fields, so nothing here waits for the payments/PDF work.
+The host's invoice has no payment or PDF fields; payments show only through the documents they make (a
+paid proforma is followed by its final invoice, `type` "original", with the proforma's `order_ids`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,673 @@
+"""Payments: customers' payment methods, charges of documents (attempts), captures, voids, refunds, the
+organisation's collection settings, and the payment provider's inbound webhooks.
+
+Ownership is checked by dependencies, which FastAPI solves before it validates the body: another
+tenant's (or customer's) id is a 404 whatever the body says. Calls that need the payment provider answer
+503 when none is configured, after that check, so the 503 tells nothing about other tenants' ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Connection, func, or_, select
+from starlette.concurrency import run_in_threadpool
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.payments.gateway import InvalidWebhook
+from fiscus.api import presenters as p
+from fiscus.api.deps import ContainerDep, OrgDep, PrincipalDep
+from fiscus.api.errors import ApiError
+from fiscus.api.routes.common import (
+    IDEMPOTENCY_HEADER,
+    PROBLEMS,
+    PageDep,
+    envelope,
+    router,
+)
+from fiscus.api.routes.subscriptions import present as present_subscription
+from fiscus.api.schemas import (
+    CaptureIn,
+    ChargeIn,
+    DefaultPaymentMethodIn,
+    Id,
+    InboundWebhookOut,
+    ListOut,
+    PaymentMethodIn,
+    PaymentMethodOut,
+    PaymentOut,
+    PaymentSettingsIn,
+    PaymentSettingsOut,
+    RefundIn,
+    RefundOut,
+    SubscriptionOut,
+    SubscriptionPaymentMethodIn,
+)
+from fiscus.bootstrap import Container
+from fiscus.domain.errors import InvalidFieldError, NotFoundError
+from fiscus.domain.money import Currency, currency, to_minor
+from fiscus.domain.payments import OutcomeUnknown, PaymentProvider, ProviderError, ProviderUnreachable
+from fiscus.queries.documents import document_stamp
+from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.scope import Scope
+from fiscus.services import payments as svc
+from fiscus.services.access import Principal
+
+api = router("payments")
+inbound = APIRouter(prefix="/api/v1", tags=["payments"], responses=PROBLEMS)
+"""The provider's webhooks: no API credential (the provider signs them); no `Idempotency-Key` layer."""
+
+NOT_CONFIGURED = "payments are not configured (FISCUS_GATEWAY_URL)"
+PROVIDER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    502: {**PROBLEMS[400], "description": "The payment provider refused the call"},
+    503: {**PROBLEMS[400], "description": "Payments not configured, or the provider unreachable"},
+}
+ACCEPTED = {
+    "description": "The provider's answer did not arrive (a timeout); the outcome is settled automatically",
+    "model": PaymentOut,
+}
+PaymentStatus = Literal["pending", "unknown", "authorized", "succeeded", "failed", "canceled"]
+
+
+# --- access: who may touch which object, decided before the body is read ---------------------------
+
+
+def _scope(principal: Principal) -> Scope:
+    return Scope(principal.organization_id, principal.customer_id)
+
+
+def _customer_access(customer_id: Id, principal: PrincipalDep, c: ContainerDep) -> Principal:
+    """The organisation, or that customer's own token."""
+    with c.db.read() as conn:
+        get_row(conn, _scope(principal), t.customers, customer_id, "customer")
+    return principal
+
+
+def _org_customer(customer_id: Id, principal: OrgDep, c: ContainerDep) -> Principal:
+    with c.db.read() as conn:
+        get_row(conn, Scope(principal.organization_id), t.customers, customer_id, "customer")
+    return principal
+
+
+def _document_access(document_id: Id, principal: PrincipalDep, c: ContainerDep) -> Principal:
+    """The organisation, or the token of the document's customer."""
+    with c.db.read() as conn:
+        if document_stamp(conn, _scope(principal), document_id) is None:
+            raise NotFoundError("document", document_id)
+    return principal
+
+
+def _org_document(document_id: Id, principal: OrgDep, c: ContainerDep) -> dict[str, Any]:
+    with c.db.read() as conn:
+        return get_row(conn, Scope(principal.organization_id), t.documents, document_id, "document")
+
+
+def _org_subscription(subscription_id: Id, principal: OrgDep, c: ContainerDep) -> Principal:
+    with c.db.read() as conn:
+        get_row(conn, Scope(principal.organization_id), t.subscriptions, subscription_id, "subscription")
+    return principal
+
+
+def _org_payment(payment_id: Id, principal: OrgDep, c: ContainerDep) -> dict[str, Any]:
+    with c.db.read() as conn:
+        return get_row(conn, Scope(principal.organization_id), t.payment_attempts, payment_id, "payment")
+
+
+CustomerAccess = Annotated[Principal, Depends(_customer_access)]
+OrgCustomer = Annotated[Principal, Depends(_org_customer)]
+DocumentAccess = Annotated[Principal, Depends(_document_access)]
+OrgDocument = Annotated[dict[str, Any], Depends(_org_document)]
+OrgSubscription = Annotated[Principal, Depends(_org_subscription)]
+OrgPayment = Annotated[dict[str, Any], Depends(_org_payment)]
+
+
+def _provider(c: Container) -> PaymentProvider:
+    if c.payments is None:
+        raise ApiError(503, NOT_CONFIGURED, code="payments_not_configured")
+    return c.payments
+
+
+@contextmanager
+def _provider_errors() -> Iterator[None]:
+    """Provider failures the services let through, as problems: unreachable (nothing happened, try
+    again) or refused."""
+    try:
+        yield
+    except ProviderUnreachable as exc:
+        raise ApiError(
+            503, f"the payment provider is unreachable; try again ({exc})", code="provider_unreachable"
+        ) from None
+    except ProviderError as exc:
+        raise ApiError(502, f"the payment provider refused: {exc.message}", code="provider_error") from None
+
+
+def _minor(amount: Decimal | None, cur: Currency) -> int | None:
+    """An API amount (major units) in the currency's minor units; more decimals than it has are refused."""
+    if amount is None:
+        return None
+    if amount <= 0:
+        raise InvalidFieldError("amount", "must be greater than zero")
+    try:
+        return to_minor(amount, cur)
+    except ValueError:
+        raise InvalidFieldError(
+            "amount", f"has more decimals than {cur.code} allows ({cur.exponent})"
+        ) from None
+
+
+# --- presenting ----------------------------------------------------------------------------------------
+
+
+def _methods(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    customer_ids = {r["customer_id"] for r in rows}
+    defaults: dict[int, int | None] = {}
+    if customer_ids:
+        cu = t.customers.c
+        query = select(cu.id, cu.default_payment_method_id).where(cu.id.in_(customer_ids))
+        defaults = {row[0]: row[1] for row in conn.execute(query)}
+    keys = ("customer_id", "type", "network", "brand", "last4", "exp_month", "exp_year", "fingerprint")
+    return [
+        {
+            "id": r["id"],
+            "object": "payment_method",
+            **{k: r[k] for k in keys},
+            "holder": r["holder"],
+            "status": r["status"],
+            "is_default": defaults.get(r["customer_id"]) == r["id"],
+            "created_at": r["created_at"],
+            "updated_at": r["updated_at"],
+        }
+        for r in rows
+    ]
+
+
+def _payments(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attempts with their card, captured and refunded amounts (the provider token is never shown)."""
+    ids = [r["id"] for r in rows]
+    method_ids = {r["payment_method_id"] for r in rows if r["payment_method_id"] is not None}
+    cards: dict[int, tuple[str | None, str | None]] = {}
+    captured: dict[int, tuple[int, int, Any]] = {}
+    refunded: dict[int, int] = {}
+    if method_ids:
+        pm = t.payment_methods.c
+        cards = {
+            i: (b, l4)
+            for i, b, l4 in conn.execute(select(pm.id, pm.brand, pm.last4).where(pm.id.in_(method_ids)))
+        }
+    if ids:
+        pc, pr = t.payment_captures.c, t.payment_refunds.c
+        captured = {
+            a: (int(total), int(doc), at)
+            for a, total, doc, at in conn.execute(
+                select(
+                    pc.attempt_id,
+                    func.sum(pc.amount_minor),
+                    func.min(pc.document_id),
+                    func.max(pc.settled_at),
+                )
+                .where(pc.attempt_id.in_(ids), pc.status == "succeeded")
+                .group_by(pc.attempt_id)
+            )
+        }
+        refunded = {
+            a: int(total)
+            for a, total in conn.execute(
+                select(pr.attempt_id, func.sum(pr.amount_minor))
+                .where(pr.attempt_id.in_(ids), pr.status == "succeeded")
+                .group_by(pr.attempt_id)
+            )
+        }
+    out = []
+    for r in rows:
+        cur = currency(r["currency"])
+        card = cards.get(r["payment_method_id"]) if r["payment_method_id"] is not None else None
+        cap = captured.get(r["id"])
+        out.append(
+            {
+                "id": r["id"],
+                "object": "payment",
+                "document_id": r["document_id"],
+                "paid_document_id": cap[1] if cap else None,
+                "customer_id": r["customer_id"],
+                "status": r["status"],
+                "amount": p.money(r["amount_minor"], cur),
+                "currency": cur.code,
+                "payment_method_id": r["payment_method_id"],
+                "card": {"brand": card[0], "last4": card[1]} if card else None,
+                "error": (
+                    {"code": r["error_code"], "message": r["error_message"] or ""}
+                    if r["error_code"] is not None
+                    else None
+                ),
+                "hard_decline": r["hard_decline"],
+                "trigger": r["trigger"],
+                "capture_mode": r["capture_mode"],
+                "provider": r["provider"],
+                "provider_charge_id": r["provider_charge_id"],
+                "authorized_amount": p.money(r["authorized_minor"], cur),
+                "captured_amount": p.money(cap[0] if cap else 0, cur),
+                "captured_at": cap[2] if cap else None,
+                "refunded_amount": p.money(refunded.get(r["id"], 0), cur),
+                "created_at": r["created_at"],
+                "settled_at": r["settled_at"],
+            }
+        )
+    return out
+
+
+def _refunds(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    doc_ids = {r["document_id"] for r in rows}
+    currencies: dict[int, str] = {}
+    if doc_ids:
+        d = t.documents.c
+        query = select(d.id, d.currency).where(d.id.in_(doc_ids))
+        currencies = {row[0]: row[1] for row in conn.execute(query)}
+    out = []
+    for r in rows:
+        cur = currency(currencies[r["document_id"]])
+        out.append(
+            {
+                "id": r["id"],
+                "object": "refund",
+                "document_id": r["document_id"],
+                "payment_id": r["attempt_id"],
+                "amount": p.money(r["amount_minor"], cur),
+                "currency": cur.code,
+                "status": r["status"],
+                "reason": r["reason"],
+                "credit_note_id": r["credit_note_id"],
+                "error_message": r["error_message"],
+                "created_at": r["created_at"],
+                "settled_at": r["settled_at"],
+            }
+        )
+    return out
+
+
+def _one(c: Container, table: Any, ident: int, present: Any, status: int = 200) -> Response:
+    with c.db.read() as conn:
+        row = dict(conn.execute(select(table).where(table.c.id == ident)).mappings().one())
+        return p.json_response(present(conn, [row])[0], status)
+
+
+def _payment_response(c: Container, attempt_id: int, status: int = 200) -> Response:
+    return _one(c, t.payment_attempts, attempt_id, _payments, status)
+
+
+def _settings(row: Any) -> dict[str, Any]:
+    return {
+        "object": "payment_settings",
+        "auto_collect": bool(row["auto_collect"]),
+        "capture_mode": row["capture_mode"],
+        "retry_days": list(row["retry_days"]),
+        "retry_final_action": row["retry_final_action"],
+    }
+
+
+# --- payment methods -----------------------------------------------------------------------------------
+
+
+@api.post(
+    "/customers/{customer_id}/payment_methods",
+    status_code=201,
+    response_model=PaymentMethodOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=PROVIDER_RESPONSES,
+)
+def add_payment_method(
+    customer_id: Id, principal: CustomerAccess, body: PaymentMethodIn, c: ContainerDep
+) -> Response:
+    """Attach a card the provider tokenised (its hosted form or API took the number). A customer token
+    may add a card to its own customer."""
+    provider = _provider(c)
+    with _provider_errors():
+        method_id = svc.add_card(
+            c.db,
+            c.clock,
+            provider,
+            principal.organization_id,
+            customer_id,
+            token=body.token,
+            holder=body.holder,
+            make_default=body.make_default,
+            actor=principal.actor,
+        )
+    return _one(c, t.payment_methods, method_id, _methods, 201)
+
+
+@api.get("/customers/{customer_id}/payment_methods", response_model=ListOut[PaymentMethodOut])
+def list_payment_methods(
+    customer_id: Id,
+    request: Request,
+    principal: CustomerAccess,
+    c: ContainerDep,
+    page: PageDep,
+    status: Annotated[Literal["active", "detached"] | None, Query()] = None,
+) -> Response:
+    """The customer's payment methods, newest first; a customer token sees its own only."""
+    pm = t.payment_methods.c
+    where = [pm.customer_id == customer_id]
+    if status is not None:
+        where.append(pm.status == status)
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            _scope(principal),
+            t.payment_methods,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
+            where=where,
+        )
+        return p.json_response(envelope(request, _methods(conn, rows), more))
+
+
+@api.get("/payment_methods/{payment_method_id}", response_model=PaymentMethodOut)
+def get_payment_method(payment_method_id: Id, principal: PrincipalDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        row = get_row(conn, _scope(principal), t.payment_methods, payment_method_id, "payment_method")
+        return p.json_response(_methods(conn, [row])[0])
+
+
+@api.delete("/payment_methods/{payment_method_id}", response_model=PaymentMethodOut)
+def detach_payment_method(payment_method_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """Never charge this method again; it stays on record for the attempts that used it."""
+    with c.db.read() as conn:
+        get_row(
+            conn, Scope(principal.organization_id), t.payment_methods, payment_method_id, "payment_method"
+        )
+    svc.detach_payment_method(
+        c.db, c.clock, principal.organization_id, payment_method_id, actor=principal.actor
+    )
+    return _one(c, t.payment_methods, payment_method_id, _methods)
+
+
+@api.post(
+    "/customers/{customer_id}/default_payment_method",
+    response_model=PaymentMethodOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def set_default_payment_method(
+    customer_id: Id, principal: OrgCustomer, body: DefaultPaymentMethodIn, c: ContainerDep
+) -> Response:
+    """Charge this method when nothing more specific is named; returns it."""
+    svc.set_default_payment_method(
+        c.db, c.clock, principal.organization_id, customer_id, body.payment_method_id, actor=principal.actor
+    )
+    return _one(c, t.payment_methods, body.payment_method_id, _methods)
+
+
+@api.post(
+    "/subscriptions/{subscription_id}/payment_method",
+    response_model=SubscriptionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def set_subscription_payment_method(
+    subscription_id: Id, principal: OrgSubscription, body: SubscriptionPaymentMethodIn, c: ContainerDep
+) -> Response:
+    """Charge this subscription's documents to a method of its own (null: the customer's default)."""
+    org = principal.organization_id
+    svc.set_subscription_payment_method(
+        c.db, c.clock, org, subscription_id, body.payment_method_id, actor=principal.actor
+    )
+    with c.db.read() as conn:
+        row = get_row(conn, Scope(org), t.subscriptions, subscription_id, "subscription")
+        return p.json_response(present_subscription(conn, Scope(org), row, []))
+
+
+# --- charges -------------------------------------------------------------------------------------------
+
+
+@api.post(
+    "/documents/{document_id}/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=PROVIDER_RESPONSES,
+)
+def charge_document(document_id: Id, principal: DocumentAccess, body: ChargeIn, c: ContainerDep) -> Response:
+    """Charge what is due now. The attempt is returned whatever the outcome: `succeeded`, `authorized`
+    (capture mode authorize), `failed` with the decline in `error`, or `unknown` when the provider's
+    answer was lost (settled automatically; the document is never charged twice)."""
+    if body.payment_method_id is not None:
+        with c.db.read() as conn:  # a customer's token names only its own methods
+            get_row(conn, _scope(principal), t.payment_methods, body.payment_method_id, "payment_method")
+    provider = _provider(c)
+    with _provider_errors():
+        outcome = svc.charge_document(
+            c.db,
+            c.clock,
+            provider,
+            principal.organization_id,
+            document_id,
+            method_id=body.payment_method_id,
+            actor=principal.actor,
+        )
+    return _payment_response(c, outcome.attempt_id, 201)
+
+
+@api.get("/documents/{document_id}/payments", response_model=ListOut[PaymentOut])
+def list_document_payments(
+    document_id: Id, request: Request, principal: DocumentAccess, c: ContainerDep
+) -> Response:
+    """Every attempt to collect this document, oldest first (for an invoice a paid proforma became, the
+    proforma's attempts too)."""
+    pa, pc = t.payment_attempts.c, t.payment_captures.c
+    paid_here = select(pc.attempt_id).where(pc.document_id == document_id)
+    query = _scope(principal).apply(select(t.payment_attempts), t.payment_attempts)
+    query = query.where(or_(pa.document_id == document_id, pa.id.in_(paid_here))).order_by(pa.id)
+    with c.db.read() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        return p.json_response(envelope(request, _payments(conn, rows), False))
+
+
+@api.get("/payments", response_model=ListOut[PaymentOut])
+def list_payments(
+    request: Request,
+    principal: PrincipalDep,
+    c: ContainerDep,
+    page: PageDep,
+    document_id: Annotated[Id | None, Query()] = None,
+    customer_id: Annotated[Id | None, Query()] = None,
+    status: Annotated[PaymentStatus | None, Query()] = None,
+) -> Response:
+    """Payment attempts, newest first; a customer token sees its own only."""
+    pa = t.payment_attempts.c
+    where = [
+        clause
+        for clause in (
+            pa.document_id == document_id if document_id is not None else None,
+            pa.customer_id == customer_id if customer_id is not None else None,
+            pa.status == status if status is not None else None,
+        )
+        if clause is not None
+    ]
+    with c.db.read() as conn:
+        rows, more = page_rows(
+            conn,
+            _scope(principal),
+            t.payment_attempts,
+            limit=page.limit,
+            starting_after=page.starting_after,
+            ending_before=page.ending_before,
+            where=where,
+        )
+        return p.json_response(envelope(request, _payments(conn, rows), more))
+
+
+@api.get("/payments/{payment_id}", response_model=PaymentOut)
+def get_payment(payment_id: Id, principal: PrincipalDep, c: ContainerDep) -> Response:
+    with c.db.read() as conn:
+        row = get_row(conn, _scope(principal), t.payment_attempts, payment_id, "payment")
+        return p.json_response(_payments(conn, [row])[0])
+
+
+@api.post(
+    "/payments/{payment_id}/capture",
+    response_model=PaymentOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses={**PROVIDER_RESPONSES, 202: ACCEPTED},
+)
+def capture_payment(payment_id: Id, attempt: OrgPayment, body: CaptureIn, c: ContainerDep) -> Response:
+    """Capture an authorisation, all of it or part (once; the rest is released)."""
+    amount = _minor(body.amount, currency(attempt["currency"]))
+    provider = _provider(c)
+    try:
+        with _provider_errors():
+            svc.capture_payment(
+                c.db, c.clock, provider, attempt["organization_id"], payment_id, amount_minor=amount
+            )
+    except OutcomeUnknown:
+        return _payment_response(c, payment_id, 202)
+    return _payment_response(c, payment_id)
+
+
+@api.post(
+    "/payments/{payment_id}/void",
+    response_model=PaymentOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses={**PROVIDER_RESPONSES, 202: ACCEPTED},
+)
+def void_payment(payment_id: Id, attempt: OrgPayment, c: ContainerDep) -> Response:
+    """Release an authorisation that will not be captured."""
+    provider = _provider(c)
+    try:
+        with _provider_errors():
+            svc.void_payment(c.db, c.clock, provider, attempt["organization_id"], payment_id)
+    except OutcomeUnknown:
+        return _payment_response(c, payment_id, 202)
+    return _payment_response(c, payment_id)
+
+
+# --- refunds -------------------------------------------------------------------------------------------
+
+
+@api.post(
+    "/documents/{document_id}/refunds",
+    status_code=201,
+    response_model=ListOut[RefundOut],
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses={
+        **PROVIDER_RESPONSES,
+        202: {"description": "Some refunds await the provider's answer", "model": ListOut[RefundOut]},
+    },
+)
+def refund_document(
+    document_id: Id, request: Request, doc: OrgDocument, body: RefundIn, c: ContainerDep, principal: OrgDep
+) -> Response:
+    """Give money back (all that is refundable by default; any number of partial refunds up to what was
+    captured). On a final invoice each refund goes with a credit note (`credit_note_id`)."""
+    amount = _minor(body.amount, currency(doc["currency"]))
+    provider = _provider(c)
+    with _provider_errors():
+        ids = svc.refund_payment(
+            c.db,
+            c.clock,
+            provider,
+            principal.organization_id,
+            document_id,
+            amount_minor=amount,
+            reason=body.reason,
+            actor=principal.actor,
+        )
+    with c.db.read() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(t.payment_refunds)
+                .where(t.payment_refunds.c.id.in_(ids))
+                .order_by(t.payment_refunds.c.id)
+            ).mappings()
+        ]
+        data = _refunds(conn, rows)
+    status = 202 if any(r["status"] == "pending" for r in data) else 201
+    return p.json_response(envelope(request, data, False), status)
+
+
+@api.get("/documents/{document_id}/refunds", response_model=ListOut[RefundOut])
+def list_refunds(document_id: Id, request: Request, principal: DocumentAccess, c: ContainerDep) -> Response:
+    """Refunds of money paid for this document, oldest first."""
+    pr = t.payment_refunds.c
+    with c.db.read() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(t.payment_refunds)
+                .where(pr.organization_id == principal.organization_id, pr.document_id == document_id)
+                .order_by(pr.id)
+            ).mappings()
+        ]
+        return p.json_response(envelope(request, _refunds(conn, rows), False))
+
+
+# --- collection settings -------------------------------------------------------------------------------
+
+
+@api.get("/payment_settings", response_model=PaymentSettingsOut)
+def get_payment_settings(principal: OrgDep, c: ContainerDep) -> Response:
+    """How the organisation collects: automatically at issue or not, sale or authorise-then-capture,
+    the retry schedule after a failed automatic charge and what happens after the last retry."""
+    o = t.organizations.c
+    with c.db.read() as conn:
+        row = (
+            conn.execute(
+                select(o.auto_collect, o.capture_mode, o.retry_days, o.retry_final_action).where(
+                    o.id == principal.organization_id
+                )
+            )
+            .mappings()
+            .one()
+        )
+    return p.json_response(_settings(row))
+
+
+def _update_settings(body: PaymentSettingsIn, principal: Principal, c: Container) -> Response:
+    after = svc.update_payment_settings(
+        c.db,
+        c.clock,
+        principal.organization_id,
+        auto_collect=body.auto_collect,
+        capture_mode=body.capture_mode,
+        retry_days=body.retry_days,
+        retry_final_action=body.retry_final_action,
+        actor=principal.actor,
+    )
+    return p.json_response(_settings(after))
+
+
+@api.patch("/payment_settings", response_model=PaymentSettingsOut)
+def patch_payment_settings(body: PaymentSettingsIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """Change the fields given; the others stay."""
+    return _update_settings(body, principal, c)
+
+
+@api.post("/payment_settings", response_model=PaymentSettingsOut, openapi_extra=IDEMPOTENCY_HEADER)
+def update_payment_settings(body: PaymentSettingsIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """The same as PATCH, for clients that update with POST like the rest of this API."""
+    return _update_settings(body, principal, c)
+
+
+# --- the provider's webhooks ---------------------------------------------------------------------------
+
+
+@inbound.post(
+    "/webhooks/gateway",
+    response_model=InboundWebhookOut,
+    responses={503: {**PROBLEMS[400], "description": "Payments not configured"}},
+)
+async def gateway_webhook(request: Request, c: ContainerDep) -> Response:
+    """Charge updates from the payment provider, verified by their signature (400 if it does not
+    verify). Each event is applied once (a replay answers `duplicate: true`) and in any order."""
+    provider = _provider(c)
+    body = await request.body()
+    try:
+        event = provider.parse_webhook(body, request.headers)
+    except InvalidWebhook as exc:
+        raise ApiError(400, f"the webhook does not verify: {exc}", code="invalid_webhook") from None
+    new = await run_in_threadpool(svc.handle_provider_event, c.db, c.clock, provider.name, event)
+    return p.json_response({"received": True, "duplicate": not new})
