@@ -364,6 +364,50 @@ def test_partial_capture(db: Database, clock: FixedClock, tmp_path: Path) -> Non
         assert_consistent(db, s.gateway)
 
 
+def test_capture_and_refund_while_the_gateway_is_down(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """A capture or refund whose call fails is accepted (202) and left pending; once the gateway is back,
+    the janitor sends it again with the same idempotency key and settles it."""
+    with stack(db, clock, tmp_path) as s:
+        s.http.patch("/api/v1/payment_settings", json={"capture_mode": "authorize"})
+        s.add_card(cards.SUCCESS)
+        total = s.document()["total"]
+        attempt = s.charge()
+        assert attempt["status"] == "authorized"
+        port = int(s.gateway.url.rsplit(":", 1)[1])
+        hook = f"{s.base}/api/v1/webhooks/gateway"
+        args = ("--timeout-seconds", str(GATEWAY_HOLD))
+
+        s.gateway.kill()
+        r = s.http.post(f"/api/v1/payments/{attempt['id']}/capture", json={})
+        assert r.status_code == 202, r.text
+        assert (r.json()["status"], r.json()["captured_amount"]) == ("authorized", "0.00")
+        assert s.document()["status"] == "open"
+        with gateway_process(tmp_path, port=port, webhook_url=hook, extra_args=args) as gw:
+            clock.advance(timedelta(minutes=5))
+            assert settle_unknown(db, clock, gw.provider()) == 1
+            assert s.get(f"/api/v1/payments/{attempt['id']}")["captured_amount"] == total
+            assert s.document()["status"] == "paid"
+            gw.kill()
+
+        clock.advance(timedelta(minutes=1))
+        r = s.http.post(
+            f"/api/v1/documents/{s.invoice_id}/refunds", json={"amount": "2.00", "reason": "late"}
+        )
+        assert r.status_code == 202, r.text
+        [pending] = r.json()["data"]
+        assert (pending["status"], pending["credit_note_id"]) == ("pending", None)
+        with gateway_process(tmp_path, port=port, webhook_url=hook, extra_args=args) as gw:
+            clock.advance(timedelta(minutes=5))
+            assert settle_unknown(db, clock, gw.provider()) == 1
+            [refund] = s.get(f"/api/v1/documents/{s.invoice_id}/refunds")["data"]
+            assert (refund["id"], refund["status"], refund["amount"]) == (pending["id"], "succeeded", "2.00")
+            assert refund["credit_note_id"] is not None
+            assert s.document()["amount_refunded"] == "2.00"
+            assert_consistent(db, gw)
+
+
 def test_partial_and_full_refunds_and_over_refund_refused(
     db: Database, clock: FixedClock, tmp_path: Path
 ) -> None:

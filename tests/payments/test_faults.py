@@ -44,7 +44,7 @@ from fiscus.services.payments import (
     run_collection,
     settle_unknown,
 )
-from fiscus.services.reconcile import reconcile
+from fiscus.services.reconcile import reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec
 from tests.api_support import free_port
 from tests.builders import Tenant, make_customer, make_tenant
@@ -464,6 +464,7 @@ def _check_invariants(run: Run) -> tuple[Counter[str], Counter[str]]:
 
     bad = {k: v for k, v in reconcile(db).items() if v}
     assert not bad, bad
+    assert reconcile_with_provider(db, run.provider) == []
     return statuses, Counter(str(c["status"]) for c in gateway_charges)
 
 

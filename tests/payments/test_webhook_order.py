@@ -45,7 +45,7 @@ from fiscus.services.payments import (
     settle_unknown,
     update_payment_settings,
 )
-from fiscus.services.reconcile import reconcile
+from fiscus.services.reconcile import reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec
 from tests.builders import make_customer, make_tenant
 from tests.payments_support import gateway_process
@@ -293,46 +293,47 @@ def test_webhooks_settle_the_same_way_in_any_order_and_replays_change_nothing(
         events = receiver.wait_for(key, 4)
         time.sleep(0.2)
         assert len(receiver.for_reference(key)) == 4
-    assert [d.event["type"] for d in events] == [
-        "charge.succeeded",
-        "charge.captured",
-        "charge.refunded",
-        "charge.refunded",
-    ]
-    assert events[0].event["data"]["status"] == "authorized"
-    before = payment_state(db, doc_id)
-    assert before["attempts"] == [("unknown", total, 0, None, None)]
+        assert [d.event["type"] for d in events] == [
+            "charge.succeeded",
+            "charge.captured",
+            "charge.refunded",
+            "charge.refunded",
+        ]
+        assert events[0].event["data"]["status"] == "authorized"
+        before = payment_state(db, doc_id)
+        assert before["attempts"] == [("unknown", total, 0, None, None)]
 
-    verifier = gw.provider()
-    for forged in _forgeries(events[1]):
+        verifier = gw.provider()
+        for forged in _forgeries(events[1]):
+            with pytest.raises(InvalidWebhook):
+                verifier.parse_webhook(forged.body, forged.headers)
         with pytest.raises(InvalidWebhook):
-            verifier.parse_webhook(forged.body, forged.headers)
-    with pytest.raises(InvalidWebhook):
-        GatewayProvider(gw.url).parse_webhook(events[1].body, events[1].headers)  # no secret: refuse all
-    assert payment_state(db, doc_id) == before
-    start = clock.now()
-    rng = random.Random(1234)
-    finals: list[dict[str, Any]] = []
-    replays = 0
-    for sequence in _orders(rng, events):
-        copy = copy_database(db, request, tmp_path)
-        clock = FixedClock(start)
-        try:
-            seen: set[str] = set()
-            for delivery in sequence:
-                event = verifier.parse_webhook(delivery.body, delivery.headers)
-                new = handle_provider_event(copy, clock, PROVIDER, event)
-                assert new is (event.event_id not in seen)
-                replays += not new
-                seen.add(event.event_id)
-            final = payment_state(copy, doc_id)
-            clock.advance(timedelta(minutes=5))
-            assert settle_unknown(copy, clock, verifier) == 0
-            assert payment_state(copy, doc_id) == final
-            _clean(copy)
-            finals.append(final)
-        finally:
-            drop_copy(copy, request)
+            GatewayProvider(gw.url).parse_webhook(events[1].body, events[1].headers)  # no secret: refuse all
+        assert payment_state(db, doc_id) == before
+        start = clock.now()
+        rng = random.Random(1234)
+        finals: list[dict[str, Any]] = []
+        replays = 0
+        for sequence in _orders(rng, events):
+            copy = copy_database(db, request, tmp_path)
+            clock = FixedClock(start)
+            try:
+                seen: set[str] = set()
+                for delivery in sequence:
+                    event = verifier.parse_webhook(delivery.body, delivery.headers)
+                    new = handle_provider_event(copy, clock, PROVIDER, event)
+                    assert new is (event.event_id not in seen)
+                    replays += not new
+                    seen.add(event.event_id)
+                final = payment_state(copy, doc_id)
+                clock.advance(timedelta(minutes=5))
+                assert settle_unknown(copy, clock, verifier) == 0
+                assert payment_state(copy, doc_id) == final
+                _clean(copy)
+                assert reconcile_with_provider(copy, verifier) == []
+                finals.append(final)
+            finally:
+                drop_copy(copy, request)
     assert len(finals) == 24
     assert replays == 48
     money = {json.dumps({k: v for k, v in f.items() if k not in GRANULAR}, sort_keys=True) for f in finals}
