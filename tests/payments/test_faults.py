@@ -546,7 +546,7 @@ def test_an_invoice_due_for_collection_is_collected_after_a_lost_manual_charge(
     add_card(db, clock, gw.provider(), tenant.org_id, cid, token=gw.tokenise(cards.SUCCESS))
     order = create_order(db, clock, tenant.org_id, cid, [ItemSpec(tenant.one_off, 1)])
     doc_id = bill_order_now(db, clock, tenant.org_id, order)  # due for automatic collection now
-    lost = charge_document(db, clock, LostRequest(gw.provider()), tenant.org_id, doc_id, trigger=Trigger.API)  # type: ignore[arg-type]
+    lost = charge_document(db, clock, LostRequest(gw.provider()), tenant.org_id, doc_id, trigger=Trigger.API)
     assert lost.status.value == "unknown"
     summary = run_collection(db, clock, gw.provider())
     assert (summary.attempted, summary.skipped) == (0, 1)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -83,6 +84,11 @@ def leaks(haystack: str | bytes) -> list[str]:
     return found
 
 
+def context(haystack: str) -> list[str]:
+    """Where the leaks are, with some text around them (for the failure message)."""
+    return [haystack[max(0, i - 80) : i + 40] for s in leaks(haystack) if (i := haystack.find(s)) >= 0]
+
+
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
     with webhook_receiver() as r:
@@ -93,6 +99,13 @@ def receiver() -> Iterator[WebhookReceiver]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver) -> Iterator[GatewayProcess]:
     with gateway_process(tmp_path_factory.mktemp("gw"), webhook_url=receiver.url) as gw:
         yield gw
+
+
+def _post(base: str | TestClient, path: str, **kwargs: Any) -> Any:
+    """POST to the gateway in process (a TestClient) or over HTTP (its URL)."""
+    if isinstance(base, TestClient):
+        return base.post(path, **kwargs)
+    return httpx.post(f"{base}{path}", **kwargs)
 
 
 def hosted_tokenise(
@@ -109,10 +122,7 @@ def hosted_tokenise(
         "return_url": "http://127.0.0.1:8000/pay/return?invoice=7",
         "state": uuid.uuid4().hex,
     }
-    if isinstance(base, TestClient):
-        r = base.post("/hosted/tokenize", data=form, follow_redirects=False)
-    else:
-        r = httpx.post(f"{base}/hosted/tokenize", data=form, follow_redirects=False)
+    r = _post(base, "/hosted/tokenize", data=form, follow_redirects=False)
     assert r.status_code == 303, r.text
     location = r.headers["location"]
     assert not leaks(location), location
@@ -123,10 +133,7 @@ def hosted_tokenise(
 def api_tokenise(base: str | TestClient, number: str, cvc: str) -> str:
     body = {"card_number": number, "exp_month": 11, "exp_year": 2032, "cvc": cvc, "holder": HOLDER}
     headers = {"Idempotency-Key": uuid.uuid4().hex}
-    if isinstance(base, TestClient):
-        r = base.post("/v1/payment_methods", json=body, headers=headers)
-    else:
-        r = httpx.post(f"{base}/v1/payment_methods", json=body, headers=headers)
+    r = _post(base, "/v1/payment_methods", json=body, headers=headers)
     assert r.status_code == 201, r.text
     assert not leaks(r.text)
     return str(r.json()["token"])
@@ -283,7 +290,7 @@ def test_card_numbers_and_cvcs_appear_in_no_database_and_no_log(
         ("stderr", err),
         ("gateway process log", gateway_log),
     ):
-        assert not leaks(logged), (name, leaks(logged))
+        assert not leaks(logged), (name, context(logged))
     del tmp_path
 
 

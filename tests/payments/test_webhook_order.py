@@ -272,7 +272,7 @@ def test_webhooks_settle_the_same_way_in_any_order_and_replays_change_nothing(
         add_card(db, clock, provider, tenant.org_id, cid, token=gw.tokenise(cards.SUCCESS))
         order = create_order(db, clock, tenant.org_id, cid, [ItemSpec(tenant.one_off, 3)])
         doc_id = bill_order_now(db, clock, tenant.org_id, order)
-        outcome = charge_document(db, clock, LostAnswer(provider), tenant.org_id, doc_id)  # type: ignore[arg-type]
+        outcome = charge_document(db, clock, LostAnswer(provider), tenant.org_id, doc_id)
         assert outcome.status is AttemptStatus.UNKNOWN
         with db.read() as conn:
             key = conn.execute(
@@ -346,12 +346,12 @@ def test_webhooks_settle_the_same_way_in_any_order_and_replays_change_nothing(
     assert final["attempts"] == [("succeeded", total, total, charge_id, None)]
     assert final["captures"] == [("succeeded", total, doc_id)]
     assert final["credit_note_total"] == 800
-    shapes = {json.dumps([f[k] for k in GRANULAR]) for f in finals}
-    if len(shapes) > 1:
+    splits = sorted({tuple(amount for _status, amount, _note in f["refunds"]) for f in finals})
+    if len(splits) > 1:
         pytest.xfail(
             "known limit: a charge.refunded event carries only the charge's cumulative refunded amount, so "
             "when the later refund's event comes first both refunds are recorded as one (one credit note "
-            f"instead of two); shapes seen: {sorted(shapes)}"
+            f"instead of two); refund rows seen across orders: {splits}"
         )
     assert final["refunds"] == [("succeeded", 300, True), ("succeeded", 500, True)]
     assert final["credit_notes"] == 2

@@ -1423,9 +1423,8 @@ def _unschedule(db: Database, clock: Clock, document_id: int) -> None:
         conn.execute(
             update(t.documents)
             .where(t.documents.c.id == document_id, t.documents.c.next_payment_attempt_at.is_not(None))
-            .values(next_payment_attempt_at=None)
+            .values(next_payment_attempt_at=None, updated_at=clock.now())
         )
-    del clock
 
 
 def settle_unknown(

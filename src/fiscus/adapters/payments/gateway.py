@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -95,7 +96,7 @@ class GatewayProvider:
         return data
 
     def describe_card(self, token: str) -> CardDetails:
-        body = self._call("GET", f"/v1/payment_methods/{token}")
+        body = self._call("GET", f"/v1/payment_methods/{quote(token, safe='')}")
         return CardDetails(
             token=body["token"],
             brand=body["brand"],
