@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import json
 from datetime import timedelta
 
@@ -75,10 +77,12 @@ def test_catalog_customer_subscription_and_billing_flow(db: Database, clock: Fix
         assert upcoming.json()["total"] == "37.20"  # 2 × 15.50 + 20 %
         run = api.post("/api/v1/billing_runs", json={}, headers=h)
         assert run.status_code == 202
-        for _ in range(200):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             state = api.get(f"/api/v1/billing_runs/{run.json()['id']}", headers=h).json()
             if state["status"] == "finished":
                 break
+            time.sleep(0.05)
         assert state["status"] == "finished"
         assert state["documents_created"] == 1
         docs = api.get("/api/v1/documents", params={"subscription_id": sid, "expand[]": "lines"}, headers=h)
