@@ -1389,7 +1389,7 @@ def run_collection(
             # A charge from the API or the hosted page is in flight: come back once the janitor has
             # settled it, rather than dropping the document from the schedule (if that charge never
             # happened, nothing else would collect the document).
-            _postpone(db, doc_id, now + SETTLE_GRACE)
+            _postpone(db, clock, doc_id, now + SETTLE_GRACE)
             counts["skipped"] += 1
             continue
         trigger = Trigger.RETRY if tried else Trigger.AUTOMATIC
@@ -1409,12 +1409,12 @@ def run_collection(
     return CollectionSummary(**counts)
 
 
-def _postpone(db: Database, document_id: int, at: datetime) -> None:
+def _postpone(db: Database, clock: Clock, document_id: int, at: datetime) -> None:
     with db.write() as conn:
         conn.execute(
             update(t.documents)
             .where(t.documents.c.id == document_id, t.documents.c.next_payment_attempt_at.is_not(None))
-            .values(next_payment_attempt_at=at)
+            .values(next_payment_attempt_at=at, updated_at=clock.now())
         )
 
 
