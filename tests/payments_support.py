@@ -62,8 +62,10 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited: {log_path.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/v1/ledger", timeout=1).status_code == 200:
+            r = httpx.get(f"{url}/v1/health", timeout=1)
+            if r.status_code == 200 and r.json().get("pid") == process.pid:
                 return
+            time.sleep(0.05)  # someone else holds the port; our process will exit and say why
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("gateway did not start")

@@ -1472,7 +1472,8 @@ class GatewayProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the gateway exited ({self.process.returncode}); see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/v1/ledger", timeout=1.0).status_code == 200:
+                r = httpx.get(f"{self.url}/v1/health", timeout=1.0)
+                if r.status_code == 200 and r.json().get("pid") == self.process.pid:
                     return self.url
             except httpx.TransportError:
                 pass

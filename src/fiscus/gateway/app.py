@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
 import re
 import threading
@@ -442,6 +443,11 @@ def create_gateway_app(
     async def list_charges(idempotency_key: Annotated[str | None, Query()] = None) -> JSONResponse:
         """With `idempotency_key`: the charge that key created, if any; how an unknown outcome is settled."""
         return JSONResponse({"data": await run_in_threadpool(ledger.list_charges, idempotency_key)})
+
+    @app.get("/v1/health")
+    async def health() -> JSONResponse:
+        """Up, and which process answers: a starter can tell its own gateway from another on the port."""
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     @app.get("/v1/ledger")
     async def get_ledger() -> JSONResponse:
