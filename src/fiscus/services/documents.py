@@ -124,9 +124,12 @@ def issue_document(db: Database, clock: Clock, org_id: int, document_id: int, *,
 
 
 def void_document(db: Database, clock: Clock, org_id: int, document_id: int, *, actor: str = "cli") -> None:
+    from fiscus.services.payments import refuse_while_card_payment_in_flight
+
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
+        refuse_while_card_payment_in_flight(conn, doc, "a void invoice must not keep the money")
         apply_document_action(conn, doc, DocumentAction.VOID, {"voided_at": now}, actor, now)
 
 

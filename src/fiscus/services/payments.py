@@ -734,6 +734,21 @@ def record_payment(
     )
 
 
+def refuse_while_card_payment_in_flight(conn: Connection, doc: dict[str, Any], why: str) -> None:
+    """A charge that is pending, unknown or authorised may have moved (or holds) the customer's money:
+    until it settles, nothing else may decide what the document is owed."""
+    pa = t.payment_attempts.c
+    in_flight = conn.execute(
+        select(pa.status).where(pa.document_id == doc["id"], pa.status.in_([s.value for s in IN_FLIGHT]))
+    ).scalar_one_or_none()
+    if in_flight is not None:
+        raise InvalidStateError(
+            f"a card payment for this document is {in_flight} ({why}); wait until it has settled"
+            + (" or void the authorisation" if in_flight == AttemptStatus.AUTHORIZED.value else ""),
+            status=doc["status"],
+        )
+
+
 def record_external_payment(
     conn: Connection, clock: Clock, doc: dict[str, Any], actor: str, now: datetime
 ) -> None:
@@ -742,17 +757,7 @@ def record_external_payment(
     due = due_of(doc)
     if due <= 0:
         raise InvalidStateError("nothing is due on this document", status=doc["status"])
-    pa = t.payment_attempts.c
-    in_flight = conn.execute(
-        select(pa.status).where(pa.document_id == doc["id"], pa.status.in_([s.value for s in IN_FLIGHT]))
-    ).scalar_one_or_none()
-    if in_flight is not None:
-        # The card may have been charged (or is held): recording a payment as well would collect twice.
-        raise InvalidStateError(
-            f"a card payment for this document is {in_flight}; wait until it has settled"
-            + (" or void the authorisation" if in_flight == AttemptStatus.AUTHORIZED.value else ""),
-            status=doc["status"],
-        )
+    refuse_while_card_payment_in_flight(conn, doc, "recording a payment as well would collect twice")
     key = f"fiscus_ext_{secrets.token_urlsafe(18)}"
     attempt_id = int(
         conn.execute(
