@@ -147,3 +147,46 @@ def test_authorise_then_partial_capture_then_refunds(
     doc = _doc(db, doc_id)
     assert doc["amount_refunded_minor"] == total - 100
     _clean(db)
+
+
+def test_a_card_token_is_one_customers_card(db: Database, clock: FixedClock, gateway: GatewayProcess) -> None:
+    """Attaching the same token again returns the same method; after a detach it is the same record in
+    use again; another customer, in this organisation or another, is refused, and the database refuses
+    it too (a unique constraint), whatever the service checks."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from fiscus.services.payments import detach_payment_method
+
+    tenant = make_tenant(db, clock, "bg")
+    other_tenant = make_tenant(db, clock, "bg", slug="other-shop")
+    first, second = make_customer(db, clock, tenant, 0), make_customer(db, clock, tenant, 1)
+    stranger = make_customer(db, clock, other_tenant, 0)
+    token = gateway.tokenise(cards.SUCCESS)
+    provider = gateway.provider()
+    method = add_card(db, clock, provider, tenant.org_id, first, token=token)
+    assert add_card(db, clock, provider, tenant.org_id, first, token=token) == method
+    for org, customer in ((tenant.org_id, second), (other_tenant.org_id, stranger)):
+        with pytest.raises(InvalidFieldError) as refused:
+            add_card(db, clock, provider, org, customer, token=token)
+        assert refused.value.field == "token"
+
+    detach_payment_method(db, clock, tenant.org_id, method)
+    clock.advance(timedelta(minutes=1))
+    assert add_card(db, clock, provider, tenant.org_id, first, token=token, make_default=True) == method
+    with db.read() as conn:
+        row = conn.execute(select(t.payment_methods).where(t.payment_methods.c.id == method)).mappings().one()
+        default = conn.execute(
+            select(t.customers.c.default_payment_method_id).where(t.customers.c.id == first)
+        ).scalar_one()
+        actions = conn.execute(
+            select(t.audit_events.c.action)
+            .where(t.audit_events.c.entity_type == "payment_method", t.audit_events.c.entity_id == method)
+            .order_by(t.audit_events.c.id)
+        ).scalars()
+        assert (row["status"], default) == ("active", method)
+        assert list(actions) == ["attached", "detached", "reattached"]
+
+    with pytest.raises(IntegrityError), db.write() as conn:
+        values = {k: v for k, v in row.items() if k != "id"}
+        conn.execute(insert(t.payment_methods).values({**values, "organization_id": other_tenant.org_id}))

@@ -349,11 +349,6 @@ def test_webhooks_settle_the_same_way_in_any_order_and_replays_change_nothing(
     assert final["captures"] == [("succeeded", total, doc_id)]
     assert final["credit_note_total"] == 800
     splits = sorted({tuple(amount for _status, amount, _note in f["refunds"]) for f in finals})
-    if len(splits) > 1:
-        pytest.xfail(
-            "known limit: a charge.refunded event carries only the charge's cumulative refunded amount, so "
-            "when the later refund's event comes first both refunds are recorded as one (one credit note "
-            f"instead of two); refund rows seen across orders: {splits}"
-        )
+    assert splits == [(300, 500)], "each refund is recorded once, with its own credit note, in any order"
     assert final["refunds"] == [("succeeded", 300, True), ("succeeded", 500, True)]
     assert final["credit_notes"] == 2

@@ -121,6 +121,16 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundLine:
+    """One refund of a charge as the provider lists it; `reference` is the idempotency key it was made
+    with, which is how Fiscus knows its own refunds from ones made in the provider's dashboard."""
+
+    refund_id: str
+    amount_minor: int
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeSnapshot:
     """A provider's view of one charge at one moment: amounts only grow, so applying an older
     snapshot after a newer one changes nothing (webhooks may come in any order)."""
@@ -133,6 +143,8 @@ class ChargeSnapshot:
     decline_code: str | None = None
     message: str | None = None
     reference: str | None = None
+    refunds: tuple[RefundLine, ...] | None = None
+    """Each refund, oldest first, when the provider lists them (None: only the total is known)."""
 
 
 def attempt_status(snapshot: ChargeSnapshot) -> AttemptStatus:

@@ -420,8 +420,8 @@ class Ledger:
 
     @staticmethod
     def _charge_json(conn: Connection, charge_id: str) -> Json:
-        row = conn.execute(select(charges).where(charges.c.id == charge_id)).one()
-        return _charge_row_json(row)
+        [body] = _charges_json(conn, [conn.execute(select(charges).where(charges.c.id == charge_id)).one()])
+        return body
 
     def get_payment_method(self, token: str) -> Json:
         """The card facts behind a token (what a shop shows as "Visa •••• 4242")."""
@@ -434,9 +434,10 @@ class Ledger:
     def get_charge(self, charge_id: str) -> Json:
         with self._read() as conn:
             row = conn.execute(select(charges).where(charges.c.id == charge_id)).first()
-        if row is None:
-            raise GatewayError(404, "no_such_charge", f"No charge {charge_id!r}.")
-        return _charge_row_json(row)
+            if row is None:
+                raise GatewayError(404, "no_such_charge", f"No charge {charge_id!r}.")
+            [body] = _charges_json(conn, [row])
+        return body
 
     def list_charges(self, idempotency_key: str | None) -> list[Json]:
         """All charges, or the one created by a given Idempotency-Key (settling an unknown outcome)."""
@@ -444,15 +445,14 @@ class Ledger:
         if idempotency_key is not None:
             query = query.where(charges.c.idempotency_key == idempotency_key)
         with self._read() as conn:
-            return [_charge_row_json(row) for row in conn.execute(query)]
+            return _charges_json(conn, list(conn.execute(query)))
 
     def ledger(self) -> Json:
         """Every charge, capture and refund, in insertion order, for reconciliation."""
         with self._read() as conn:
-            all_charges = [
-                _charge_row_json(row)
-                for row in conn.execute(select(charges).order_by(literal_column("charges.rowid")))
-            ]
+            all_charges = _charges_json(
+                conn, list(conn.execute(select(charges).order_by(literal_column("charges.rowid"))))
+            )
             all_captures = [
                 _movement_json(row)
                 for row in conn.execute(
@@ -476,6 +476,28 @@ def _payment_method_json(row: Any) -> Json:
     fields = ("token", "brand", "last4", "exp_month", "exp_year", "fingerprint")
     mapping = row if isinstance(row, dict) else row._mapping
     return {name: mapping[name] for name in fields}
+
+
+def _charges_json(conn: Connection, rows: list[Any]) -> list[Json]:
+    """Charges with their refunds, oldest first: each refund named by its id and the idempotency key it
+    was made with (`reference`), so a merchant can tell its own refunds from ones made elsewhere."""
+    lines: dict[str, list[Json]] = {row.id: [] for row in rows}
+    if lines:
+        query = (
+            select(refunds)
+            .where(refunds.c.charge_id.in_(list(lines)))
+            .order_by(literal_column("refunds.rowid"))
+        )
+        for refund in conn.execute(query):
+            lines[refund.charge_id].append(
+                {
+                    "id": refund.id,
+                    "amount": refund.amount,
+                    "reference": refund.idempotency_key,
+                    "created_at": refund.created_at,
+                }
+            )
+    return [{**_charge_row_json(row), "refunds": lines[row.id]} for row in rows]
 
 
 def _charge_row_json(row: Any) -> Json:

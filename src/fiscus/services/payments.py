@@ -36,6 +36,7 @@ from fiscus.domain.payments import (
     UNSETTLED,
     AttemptStatus,
     CaptureMode,
+    CardDetails,
     ChargeSnapshot,
     FinalAction,
     InboundEvent,
@@ -90,27 +91,51 @@ def add_card(
         if exc.status == 404:
             raise InvalidFieldError("token", "the payment provider knows no such payment method") from None
         raise
+    for _ in range(2):
+        try:
+            return _attach_card(
+                db, clock, provider.name, org_id, customer_id, card, holder, make_default, actor
+            )
+        except IntegrityError:
+            continue  # attached at the same moment by another request: the second pass sees it
+    raise InvalidFieldError("token", "this payment method is being attached elsewhere; try again")
+
+
+def _attach_card(
+    db: Database,
+    clock: Clock,
+    provider: str,
+    org_id: int,
+    customer_id: int,
+    card: CardDetails,
+    holder: str,
+    make_default: bool,
+    actor: str,
+) -> int:
     now = clock.now()
     pm = t.payment_methods.c
     with db.write() as conn:
         customer = get_scoped(conn, t.customers, org_id, customer_id, field="customer_id", lock=True)
         # Any organisation's: one gateway serves them all, so a token is one customer's card wherever
-        # it was attached (the same card tokenised again gets a new token).
+        # it was attached (the same card tokenised again gets a new token). A unique constraint makes
+        # this hold under concurrency too.
         existing = conn.execute(
-            select(pm.id, pm.customer_id, pm.organization_id).where(
-                pm.provider == provider.name, pm.provider_token == token
+            select(pm.id, pm.customer_id, pm.organization_id, pm.status).where(
+                pm.provider == provider, pm.provider_token == card.token
             )
         ).first()
-        if existing is not None:
-            if existing.organization_id != org_id or existing.customer_id != customer_id:
-                raise InvalidFieldError("token", "this payment method belongs to another customer")
+        if existing is not None and (
+            existing.organization_id != org_id or existing.customer_id != customer_id
+        ):
+            raise InvalidFieldError("token", "this payment method belongs to another customer")
+        if existing is not None and existing.status == "active":
             return int(existing.id)
         values = {
             "organization_id": org_id,
             "customer_id": customer_id,
             "type": "card",
             "network": card.brand,
-            "provider": provider.name,
+            "provider": provider,
             "provider_token": card.token,
             "brand": card.brand,
             "last4": card.last4,
@@ -119,22 +144,21 @@ def add_card(
             "fingerprint": card.fingerprint,
             "holder": holder[:200],
             "status": "active",
-            "created_at": now,
             "updated_at": now,
         }
-        method_id = int(
-            conn.execute(insert(t.payment_methods).values(**values).returning(pm.id)).scalar_one()
-        )
+        if existing is None:
+            values["created_at"] = now
+            method_id = int(
+                conn.execute(insert(t.payment_methods).values(**values).returning(pm.id)).scalar_one()
+            )
+            before, action = None, "attached"
+        else:  # detached earlier and attached again: the same record, in use again
+            method_id = int(existing.id)
+            conn.execute(update(t.payment_methods).where(pm.id == method_id).values(**values))
+            before, action = {"status": "detached"}, "reattached"
         audit = [
             audit_row(
-                org_id,
-                "payment_method",
-                method_id,
-                "attached",
-                actor,
-                now,
-                None,
-                jsonable(values, METHOD_KEYS),
+                org_id, "payment_method", method_id, action, actor, now, before, jsonable(values, METHOD_KEYS)
             )
         ]
         if make_default or customer["default_payment_method_id"] is None:
@@ -613,7 +637,7 @@ def apply_charge_snapshot(
         if target is AttemptStatus.AUTHORIZED:
             _event(conn, attempt, "payment.authorized", now)
     _follow_captures(conn, clock, attempt, snapshot.captured_minor, actor, now)
-    _follow_refunds(conn, clock, attempt, snapshot.refunded_minor, actor, now)
+    _follow_refunds(conn, clock, attempt, snapshot, actor, now)
 
 
 def _sum(conn: Connection, table: Any, attempt_id: int, statuses: tuple[str, ...]) -> int:
@@ -798,12 +822,20 @@ def record_external_payment(
 
 
 def _follow_refunds(
-    conn: Connection, clock: Clock, attempt: dict[str, Any], refunded: int, actor: str, now: datetime
+    conn: Connection,
+    clock: Clock,
+    attempt: dict[str, Any],
+    snapshot: ChargeSnapshot,
+    actor: str,
+    now: datetime,
 ) -> None:
-    """A refund the provider reports that Fiscus has not recorded (made in the provider's dashboard) is
-    recorded, with its credit note, like one Fiscus made."""
+    """Refunds the provider reports that Fiscus has not recorded (made in the provider's dashboard) are
+    recorded, each with its credit note, like one Fiscus made. Refunds the provider lists are matched by
+    id, or by the idempotency key of one of Fiscus's own still pending, so reports in any order record
+    the same refunds; what the list leaves out of the total (a provider that lists none, or only the
+    latest) is recorded as one refund."""
     recorded = _sum(conn, t.payment_refunds, attempt["id"], ("succeeded", "pending"))
-    if refunded <= recorded:
+    if snapshot.refunded_minor <= recorded and not snapshot.refunds:
         return
     doc_id = conn.execute(
         select(t.payment_captures.c.document_id)
@@ -812,6 +844,69 @@ def _follow_refunds(
     ).scalar_one_or_none()
     if doc_id is None:
         return
+    if snapshot.refunds:
+        _follow_listed_refunds(conn, clock, attempt, doc_id, snapshot, actor, now)
+        recorded = _sum(conn, t.payment_refunds, attempt["id"], ("succeeded", "pending"))
+    if snapshot.refunded_minor > recorded:
+        key = f"{attempt['idempotency_key']}:external-refund:{recorded}"
+        amount = snapshot.refunded_minor - recorded
+        _record_provider_refund(conn, clock, attempt, doc_id, amount, None, key, actor)
+
+
+def _follow_listed_refunds(
+    conn: Connection,
+    clock: Clock,
+    attempt: dict[str, Any],
+    doc_id: int,
+    snapshot: ChargeSnapshot,
+    actor: str,
+    now: datetime,
+) -> None:
+    pr = t.payment_refunds.c
+    lines = snapshot.refunds or ()
+    ours = conn.execute(
+        select(pr.id, pr.status, pr.amount_minor, pr.idempotency_key, pr.provider_refund_id).where(
+            pr.attempt_id == attempt["id"]
+        )
+    ).all()
+    by_id = {r.provider_refund_id: r for r in ours if r.provider_refund_id}
+    by_key = {r.idempotency_key: r for r in ours}
+    fresh = []
+    for line in lines:
+        mine = by_id.get(line.refund_id) or (by_key.get(line.reference) if line.reference else None)
+        if mine is None:
+            fresh.append(line)
+        elif mine.status == "pending":
+            _settle_refund(conn, clock, mine.id, line.refund_id, actor, now)
+    listed = {line.refund_id for line in lines}
+    references = {line.reference for line in lines}
+    unlisted = sum(
+        r.amount_minor
+        for r in ours
+        if r.status == "succeeded"
+        and r.provider_refund_id not in listed
+        and r.idempotency_key not in references
+    )
+    known = sum(line.amount_minor for line in lines if line not in fresh)
+    room = snapshot.refunded_minor - known - unlisted  # refunds once recorded from a total count too
+    for line in fresh:
+        if line.amount_minor > room:
+            break
+        key = f"{attempt['idempotency_key']}:refund:{line.refund_id}"
+        _record_provider_refund(conn, clock, attempt, doc_id, line.amount_minor, line.refund_id, key, actor)
+        room -= line.amount_minor
+
+
+def _record_provider_refund(
+    conn: Connection,
+    clock: Clock,
+    attempt: dict[str, Any],
+    doc_id: int,
+    amount_minor: int,
+    provider_refund_id: str | None,
+    key: str,
+    actor: str,
+) -> None:
     refund_id = int(
         conn.execute(
             insert(t.payment_refunds)
@@ -819,16 +914,16 @@ def _follow_refunds(
                 organization_id=attempt["organization_id"],
                 attempt_id=attempt["id"],
                 document_id=doc_id,
-                amount_minor=refunded - recorded,
+                amount_minor=amount_minor,
                 status="pending",
-                idempotency_key=f"{attempt['idempotency_key']}:external-refund:{recorded}",
+                idempotency_key=key,
                 reason="refunded at the payment provider",
-                created_at=now,
+                created_at=clock.now(),
             )
             .returning(t.payment_refunds.c.id)
         ).scalar_one()
     )
-    _settle_refund(conn, clock, refund_id, None, actor, now)
+    _settle_refund(conn, clock, refund_id, provider_refund_id, actor, clock.now())
 
 
 def _settle_failed(

@@ -651,7 +651,8 @@ payment_methods = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    UniqueConstraint("organization_id", "provider", "provider_token"),
+    # One gateway serves every organisation: a token is one customer's card wherever it is attached.
+    UniqueConstraint("provider", "provider_token"),
     CheckConstraint("type IN ('card', 'bank_account', 'external')", name="type"),
     CheckConstraint("status IN ('active', 'detached')", name="status"),
 )
@@ -737,6 +738,7 @@ payment_refunds = Table(
     Column("status", String(16), nullable=False),
     Column("idempotency_key", String(100), nullable=False, unique=True),
     Column("provider_refund_id", String(100), nullable=True),
+    UniqueConstraint("attempt_id", "provider_refund_id"),
     # The credit note that documents the refund on a final invoice (issued when the money went back).
     Column("credit_note_id", Id, ForeignKey("documents.id"), nullable=True),
     Column("reason", Text, nullable=False, server_default=""),

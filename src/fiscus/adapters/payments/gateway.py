@@ -23,6 +23,7 @@ from fiscus.domain.payments import (
     ProviderError,
     ProviderLedger,
     ProviderUnreachable,
+    RefundLine,
     RefundSnapshot,
 )
 
@@ -43,6 +44,9 @@ def _snapshot(body: Mapping[str, Any]) -> ChargeSnapshot:
         decline_code=body.get("decline_code"),
         message=body.get("message"),
         reference=body.get("reference"),
+        refunds=None
+        if body.get("refunds") is None
+        else tuple(RefundLine(str(r["id"]), int(r["amount"]), r.get("reference")) for r in body["refunds"]),
     )
 
 
