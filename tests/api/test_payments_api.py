@@ -345,10 +345,20 @@ def test_declines_show_the_error(
     [cid] = shop.customers
     doc_id = shop.invoices[cid]
     _add_card(client, gateway, shop.h, cid, number)
+    untried = client.get(f"/api/v1/documents/{doc_id}", headers=shop.h).json()  # rendered and cached
+    assert (untried["payment_attempt_count"], untried["last_payment_attempt_at"]) == (0, None)
     r = client.post(f"/api/v1/documents/{doc_id}/payments", json={}, headers=shop.h)
     assert r.status_code == 201, r.text
     attempt = r.json()
     assert attempt["status"] == "failed"
+    # the clock has not moved, and the document shows the attempt all the same (listed too)
+    for doc in (
+        client.get(f"/api/v1/documents/{doc_id}", headers=shop.h).json(),
+        client.get("/api/v1/documents", headers=shop.h).json()["data"][0],
+    ):
+        assert doc["payment_attempt_count"] == 1
+        assert doc["last_payment_attempt_at"] == attempt["created_at"]
+        assert doc["last_payment_attempt_status"] == "failed"
     assert attempt["error"]["code"] == code
     assert attempt["error"]["message"]
     assert attempt["hard_decline"] is hard

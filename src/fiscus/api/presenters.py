@@ -14,6 +14,7 @@ from fastapi import Response
 from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.money import Currency, currency
 from fiscus.queries.documents import DocumentView, Stamp
+from fiscus.queries.payments import DocumentPayments
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
@@ -162,8 +163,10 @@ def pdf_path(document_id: int) -> str:
     return f"/api/v1/documents/{document_id}/pdf"
 
 
-def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
+def document(doc: DocumentView, payments: DocumentPayments | None, *, lines: bool) -> dict[str, Any]:
+    """The native document; `payments` is its payment history (None: nobody tried to charge it)."""
     cur = doc.currency
+    history = payments or DocumentPayments(doc.id)
     out: dict[str, Any] = {
         "id": doc.id,
         "object": "document",
@@ -211,6 +214,9 @@ def document(doc: DocumentView, *, lines: bool) -> dict[str, Any]:
         "amount_credited": money(doc.amount_credited_minor, cur),
         "amount_refunded": money(doc.amount_refunded_minor, cur),
         "next_payment_attempt_at": doc.next_payment_attempt_at,
+        "payment_attempt_count": history.attempt_count,
+        "last_payment_attempt_at": history.last_attempt_at,
+        "last_payment_attempt_status": history.last_attempt_status and history.last_attempt_status.value,
     }
     if lines:
         out["lines"] = [

@@ -414,6 +414,11 @@ class DocumentOut(Out):
     amount_credited: MoneyOut
     amount_refunded: MoneyOut
     next_payment_attempt_at: datetime | None
+    payment_attempt_count: int = Field(description="Card charges tried for this document (or its proforma)")
+    last_payment_attempt_at: datetime | None
+    last_payment_attempt_status: (
+        Literal["pending", "unknown", "authorized", "succeeded", "failed", "canceled"] | None
+    )
     lines: list[LineOut] | None = None
     customer: CustomerOut | None = None
     subscription: SubscriptionOut | None = None

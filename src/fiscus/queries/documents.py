@@ -70,9 +70,9 @@ class TaxView:
     note: str
 
 
-Stamp = tuple[datetime, str, int, int]
-"""What identifies a version of a document for caching its rendering: every mutable column (state
-changes move all three; two changes at one instant still differ in status or amount paid)."""
+Stamp = int
+"""What identifies a version of a document for caching its rendering: its revision, which every change
+to the row moves (see `documents.revision`)."""
 
 
 @dataclass(slots=True)
@@ -111,13 +111,14 @@ class DocumentView:
     amount_credited_minor: int = 0
     amount_refunded_minor: int = 0
     next_payment_attempt_at: datetime | None = None
+    revision: int = 1
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
 
     @property
     def stamp(self) -> Stamp:
-        return (self.updated_at, self.status.value, self.amount_paid_minor, self.amount_credited_minor)
+        return self.revision
 
     @property
     def amount_due_minor(self) -> int:
@@ -212,7 +213,7 @@ def offset_document_ids(
 def offset_document_stamps(
     conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
 ) -> list[tuple[int, Stamp]]:
-    """Newest first, (id, updated_at), for page-number dialects serving cached renderings."""
+    """Newest first, (id, stamp), for page-number dialects serving cached renderings."""
     query = (
         _filtered_ids(scope, filters)
         .add_columns(*_STAMP)
@@ -220,7 +221,7 @@ def offset_document_stamps(
         .offset(offset)
         .limit(limit)
     )
-    return [(int(r[0]), (r[1], r[2], r[3], r[4])) for r in conn.execute(query)]
+    return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
 
 
 def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:
@@ -255,19 +256,14 @@ def page_documents(
     return _assemble(conn, headers, [r.id for r in rows], lines=lines, products=products), has_more
 
 
-_STAMP = (
-    t.documents.c.updated_at,
-    t.documents.c.status,
-    t.documents.c.amount_paid_minor,
-    t.documents.c.amount_credited_minor,
-)
+_STAMP = (t.documents.c.revision,)
 
 
 def document_stamp(conn: Connection, scope: Scope, document_id: int) -> Stamp | None:
     """The stamp of a document the scope can see, or None."""
     query = scope.apply(select(*_STAMP), t.documents).where(t.documents.c.id == document_id)
     row = conn.execute(query).one_or_none()
-    return None if row is None else (row[0], row[1], row[2], row[3])
+    return None if row is None else int(row[0])
 
 
 def page_document_stamps(
@@ -285,7 +281,7 @@ def page_document_stamps(
     rows, has_more = cursor_rows(
         conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
     )
-    return [(int(r[0]), (r[1], r[2], r[3], r[4])) for r in map(tuple, rows)], has_more
+    return [(int(r[0]), int(r[1])) for r in map(tuple, rows)], has_more
 
 
 def load_documents(
@@ -400,6 +396,7 @@ def _assemble(
                 amount_paid_minor=h["amount_paid_minor"],
                 amount_refunded_minor=h["amount_refunded_minor"],
                 next_payment_attempt_at=h["next_payment_attempt_at"],
+                revision=h["revision"],
                 period_start=h["period_start"],
                 period_end=h["period_end"],
                 issue_date=h["issue_date"],

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -299,6 +300,9 @@ documents = Table(
     Column("voided_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Moves by one with every UPDATE of the row (rendered into the statement by SQLAlchemy): what a
+    # cached rendering is keyed by, exact even when two changes share an instant.
+    Column("revision", Integer, nullable=False, server_default="1", onupdate=literal_column("revision") + 1),
     UniqueConstraint("organization_id", "type", "series", "sequence"),
     CheckConstraint("type IN ('proforma', 'invoice', 'credit_note')", name="type"),
     CheckConstraint(

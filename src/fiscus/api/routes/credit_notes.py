@@ -12,6 +12,7 @@ from fiscus.api.deps import ContainerDep, OrgDep
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, envelope, router
 from fiscus.api.schemas import Amount, DocumentOut, Id, In, ListOut, Quantity
 from fiscus.queries.documents import get_document, load_documents
+from fiscus.queries.payments import document_payments
 from fiscus.queries.scope import Scope
 from fiscus.services import credit_notes as svc
 
@@ -63,7 +64,7 @@ def create_credit_note(document_id: Id, body: CreditNoteIn, principal: OrgDep, c
     )
     with c.db.read() as conn:
         doc = get_document(conn, Scope(principal.organization_id), note_id)
-    return p.json_response(p.document(doc, lines=True), status=201)
+    return p.json_response(p.document(doc, None, lines=True), status=201)
 
 
 @api.get("/documents/{document_id}/credit_notes", response_model=ListOut[DocumentOut])
@@ -74,4 +75,7 @@ def list_credit_notes(document_id: Id, request: Request, principal: OrgDep, c: C
         get_document(conn, scope, document_id, lines=False)
         ids = svc.list_credit_notes(conn, principal.organization_id, document_id)
         docs = sorted(load_documents(conn, scope, ids), key=lambda d: d.id)
-    return p.json_response(envelope(request, [p.document(d, lines=True) for d in docs], False))
+        history = document_payments(conn, scope, ids)
+    return p.json_response(
+        envelope(request, [p.document(d, history.get(d.id), lines=True) for d in docs], False)
+    )

@@ -29,6 +29,7 @@ from fiscus.queries.documents import (
     load_documents,
     page_document_stamps,
 )
+from fiscus.queries.payments import document_payments
 from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
 from fiscus.services import documents as svc
@@ -45,7 +46,7 @@ EXPANDABLE = {"lines", "customer", "subscription"}
 def _present(c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[str]) -> dict[str, Any]:
     with c.db.read() as conn:
         doc = get_document(conn, scope, document_id)
-        out = p.document(doc, lines=True)
+        out = p.document(doc, document_payments(conn, scope, [doc.id]).get(doc.id), lines=True)
         if "customer" in expand:
             out["customer"] = p.customer(
                 get_row(conn, Scope(scope.organization_id), t.customers, doc.customer_id, "customer")
@@ -143,8 +144,9 @@ def list_documents(request: Request) -> Response:
         )
         rendered = {doc_id: cache.get((doc_id, stamp, variant)) for doc_id, stamp in stamps}
         missing = [doc_id for doc_id, body in rendered.items() if body is None]
+        history = document_payments(conn, scope, missing)
         for doc in load_documents(conn, scope, missing, lines=lines, products=False):
-            body = p.encode(p.document(doc, lines=lines))
+            body = p.encode(p.document(doc, history.get(doc.id), lines=lines))
             cache.put((doc.id, doc.stamp, variant), body)
             rendered[doc.id] = body
     items = [body for body in rendered.values() if body is not None]
@@ -165,8 +167,10 @@ def get_document_route(
             raise NotFoundError("document", document_id)
 
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
+            history = document_payments(conn, scope, ids)
             return [
-                (d.id, d.stamp, p.encode(p.document(d, lines=True))) for d in load_documents(conn, scope, ids)
+                (d.id, d.stamp, p.encode(p.document(d, history.get(d.id), lines=True)))
+                for d in load_documents(conn, scope, ids)
             ]
 
         [body] = p.cached_items(cache, [(document_id, stamp)], "native", render)
