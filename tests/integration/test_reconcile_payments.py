@@ -269,7 +269,7 @@ def test_ledger_mismatches_are_found(db: Database, clock: FixedClock, gateway: G
     assert _provider_problems(db, gateway) == []
 
     # A Fiscus charge id the gateway never issued: its own charge is missing, and the gateway's charge
-    # with its reference is not the one Fiscus recorded.
+    # with its reference is not the one Fiscus recorded, nor is its refund Fiscus's refund of that charge.
     with db.write() as conn:
         conn.execute(
             text("UPDATE payment_attempts SET provider_charge_id = 'ch_nobody' WHERE id = :a"),
@@ -277,6 +277,7 @@ def test_ledger_mismatches_are_found(db: Database, clock: FixedClock, gateway: G
         )
     assert sorted(_provider_problems(db, gateway)) == [
         "charge_missing_at_provider",
+        "refund_differs",
         "second_charge_for_attempt",
     ]
     with db.write() as conn:
@@ -295,11 +296,25 @@ def test_ledger_mismatches_are_found(db: Database, clock: FixedClock, gateway: G
         )
     assert _provider_problems(db, gateway) == []
 
+    # A Fiscus refund whose amount was edited: the total differs, and so does that one refund.
+    with db.write() as conn:
+        conn.execute(
+            text("UPDATE payment_refunds SET amount_minor = amount_minor + 1 WHERE attempt_id = :a"),
+            {"a": sold["id"]},
+        )
+    assert sorted(_provider_problems(db, gateway)) == ["refund_differs", "refunded_amount_differs"]
+    with db.write() as conn:
+        conn.execute(
+            text("UPDATE payment_refunds SET amount_minor = amount_minor - 1 WHERE attempt_id = :a"),
+            {"a": sold["id"]},
+        )
+    assert _provider_problems(db, gateway) == []
+
     # A refund made in the gateway's dashboard that Fiscus has not heard of (no webhook here).
     _gateway_post(
         gateway, f"/v1/charges/{sold['provider_charge_id']}/refunds", {"amount": 100}, "dash-refund"
     )
-    assert _provider_problems(db, gateway) == ["refunded_amount_differs"]
+    assert sorted(_provider_problems(db, gateway)) == ["refund_missing_in_fiscus", "refunded_amount_differs"]
 
     # Charges made at the gateway directly: one nobody knows, one more for a Fiscus attempt's reference.
     token = gateway.tokenise(cards.SUCCESS)
@@ -307,6 +322,7 @@ def test_ledger_mismatches_are_found(db: Database, clock: FixedClock, gateway: G
     _gateway_post(gateway, "/v1/charges", {**charge, "reference": "somebody-else"}, "direct-1")
     _gateway_post(gateway, "/v1/charges", {**charge, "reference": sold["idempotency_key"]}, "direct-2")
     assert sorted(_provider_problems(db, gateway)) == [
+        "refund_missing_in_fiscus",
         "refunded_amount_differs",
         "second_charge_for_attempt",
         "unknown_charge_at_provider",

@@ -22,7 +22,7 @@ from sqlalchemy import Subquery, Table, func, select, text
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
-from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, attempt_status
+from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, ProviderLedger, attempt_status
 
 CHECKS: Final[dict[str, str]] = {
     "one_live_document_per_period": """
@@ -316,6 +316,53 @@ def reconcile_with_provider(db: Database, provider: PaymentProvider) -> list[Vio
                 status=owner.status.value,
                 captured=charge.captured_minor,
             )
+    out += _refunds_one_to_one(db, provider, ledger)
+    return out
+
+
+def _refunds_one_to_one(db: Database, provider: PaymentProvider, ledger: ProviderLedger) -> list[Violation]:
+    """Where the provider lists a charge's refunds: each is one Fiscus refund of the same amount (by the
+    provider's refund id, or by Fiscus's idempotency key while it is still pending), and each Fiscus refund
+    the provider numbered is in its list."""
+    a, r = t.payment_attempts.c, t.payment_refunds.c
+    query = (
+        select(a.provider_charge_id, r.id, r.idempotency_key, r.provider_refund_id, r.amount_minor, r.status)
+        .join(t.payment_attempts, a.id == r.attempt_id)
+        .where(a.provider == provider.name, r.status != "failed")
+        .order_by(r.id)
+    )
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    by_id = {row.provider_refund_id: row for row in rows if row.provider_refund_id is not None}
+    by_key = {row.idempotency_key: row for row in rows}
+    out: list[Violation] = []
+
+    def bad(problem: str, **row: object) -> None:
+        out.append(Violation(PROVIDER_CHECK, {"problem": problem, **row}))
+
+    listed: set[str] = set()
+    for charge in sorted(ledger.charges.values(), key=lambda ch: ch.charge_id):
+        for line in charge.refunds or ():
+            listed.add(line.refund_id)
+            mine = by_id.get(line.refund_id)
+            if mine is None and line.reference is not None:
+                mine = by_key.get(line.reference)
+                if mine is not None and mine.status != "pending":
+                    mine = None  # settled under another provider id: not this one
+            if mine is None:
+                bad("refund_missing_in_fiscus", charge_id=charge.charge_id, refund_id=line.refund_id)
+            elif mine.amount_minor != line.amount_minor or mine.provider_charge_id != charge.charge_id:
+                bad(
+                    "refund_differs",
+                    refund_id=mine.id,
+                    provider_refund_id=line.refund_id,
+                    fiscus=mine.amount_minor,
+                    provider=line.amount_minor,
+                )
+    for provider_id, row in sorted(by_id.items()):
+        held = ledger.charges.get(row.provider_charge_id or "")
+        if held is not None and held.refunds is not None and provider_id not in listed:
+            bad("refund_missing_at_provider", refund_id=row.id, provider_refund_id=provider_id)
     return out
 
 
