@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -33,14 +33,15 @@ from fiscus.adapters.db.context import (
 from fiscus.adapters.db.documents import NewDocument, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.credit_notes import CreditMode, CreditRequest
+from fiscus.domain.documents import ComputedDocument, DocumentType, LineInput, LineKind, compute_document
 from fiscus.domain.errors import DomainError
-from fiscus.domain.money import currency, from_minor
+from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.periods import Interval
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus, due_periods
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
-from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.credit_notes import apply_customer_credit, credit_disposition_for, credit_invoice
 from fiscus.services.payments import schedule_collection
 
 log = logging.getLogger(__name__)
@@ -300,10 +301,11 @@ def _bill_subscription_batch(
     orgs = load_orgs(conn, {r["organization_id"] for r in subs})
     customers = load_customers(conn, None, {r["customer_id"] for r in subs})
     docs: list[NewDocument] = []
+    held: list[HeldCredits] = []
     updates: list[dict[str, Any]] = []
     for sub in subs:
         try:
-            sub_docs, change = _bill_one(
+            sub_docs, change, sub_held = _bill_one(
                 sub,
                 orgs[sub["organization_id"]],
                 customers[sub["customer_id"]],
@@ -317,9 +319,10 @@ def _bill_subscription_batch(
             log.warning("subscription %s not billed: %s", sub["id"], exc)
             continue
         docs.extend(sub_docs)
+        held.extend(sub_held)
         updates.append(change)
     now = clock.now()
-    _persist_split(conn, docs, now, clock, actor, run_id)
+    _persist_split(conn, docs, now, clock, actor, run_id, held)
     if updates:
         conn.execute(
             update(t.subscriptions)
@@ -338,9 +341,19 @@ def _bill_subscription_batch(
 
 
 def _persist_split(
-    conn: Connection, docs: list[NewDocument], now: datetime, clock: Clock, actor: str, run_id: int
+    conn: Connection,
+    docs: list[NewDocument],
+    now: datetime,
+    clock: Clock,
+    actor: str,
+    run_id: int,
+    held: Sequence[HeldCredits] = (),
 ) -> None:
-    """Organisations that issue automatically get numbers now; the others keep drafts to issue later."""
+    """Organisations that issue automatically get numbers now; the others keep drafts to issue later.
+    Held proration credits become credit notes first, so the customer's credit can pay the new
+    documents."""
+    for h in held:
+        _issue_held_credits(conn, clock, h, actor, now)
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
     issued = persist_documents(
@@ -358,6 +371,63 @@ def _persist_split(
     schedule_collection(conn, issued, now)
 
 
+def _issue_held_credits(conn: Connection, clock: Clock, held: HeldCredits, actor: str, now: datetime) -> None:
+    doc = held.document
+    cur = doc.computed.currency
+    try:
+        with conn.begin_nested():
+            for period_end, amount, pending_ids in held.groups:
+                invoice_id = _period_invoice(conn, doc.subscription_id, period_end)
+                disposition = (
+                    None
+                    if invoice_id is None
+                    else credit_disposition_for(conn, doc.org.id, invoice_id, amount)
+                )
+                if invoice_id is None or disposition is None:
+                    raise _NoInvoiceToCredit
+                note_id = credit_invoice(
+                    conn,
+                    clock,
+                    doc.org.id,
+                    invoice_id,
+                    CreditRequest(CreditMode.AMOUNT, amount=from_minor(amount, cur)),
+                    "Unused time after a change of plan",
+                    disposition,
+                    actor,
+                    now,
+                )
+                conn.execute(
+                    update(t.pending_items)
+                    .where(t.pending_items.c.id.in_(pending_ids))
+                    .values(document_id=note_id)
+                )
+    except (_NoInvoiceToCredit, DomainError) as exc:
+        log.info("proration credit of subscription %s stays on its document: %r", doc.subscription_id, exc)
+        doc.computed = held.with_credits
+        doc.pending_item_ids += [pid for _end, _amount, ids in held.groups for pid in ids]
+
+
+class _NoInvoiceToCredit(Exception):
+    """No final invoice of the credited period can take the whole credit."""
+
+
+def _period_invoice(conn: Connection, subscription_id: int | None, period_end: datetime) -> int | None:
+    """The final invoice that billed a subscription period: its document, or the invoice its proforma
+    became."""
+    sp, d = t.subscription_periods.c, t.documents.c
+    row = conn.execute(
+        select(d.id, d.type)
+        .join(t.subscription_periods, sp.document_id == d.id)
+        .where(sp.subscription_id == subscription_id, sp.period_end == period_end)
+    ).first()
+    if row is None or row.type == DocumentType.INVOICE.value:
+        return None if row is None else int(row.id)
+    converted = conn.execute(
+        select(d.id).where(d.converted_from_id == row.id, d.type == DocumentType.INVOICE.value)
+    ).scalar_one_or_none()
+    return None if converted is None else int(converted)
+
+
 def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:
     """Customers holding credit (a cheap check, so a batch without any pays nothing for the feature)."""
     if not customer_ids:
@@ -370,6 +440,21 @@ def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]
     )
 
 
+@dataclass(slots=True)
+class HeldCredits:
+    """Proration credits kept off a subscription document they would turn negative (a downgrade whose
+    unused time is worth more than the next charge). Each group is issued as a credit note on the invoice
+    that billed its period, as Lago does, and the customer's credit then pays the new invoice; where no
+    invoice can take it (a proforma not yet paid, a draft-only organisation, too little left to credit)
+    the lines go back on the document as before."""
+
+    document: NewDocument
+    with_credits: ComputedDocument
+    """The document with the credit lines, for when they go back on it."""
+    groups: list[tuple[datetime, int, list[int]]]
+    """(end of the credited period, credit in minor units incl. tax, its pending item ids)."""
+
+
 def _bill_one(
     sub: dict[str, Any],
     org: OrgContext,
@@ -378,13 +463,14 @@ def _bill_one(
     pending: list[dict[str, Any]],
     prices: dict[int, PriceContext],
     at: datetime,
-) -> tuple[list[NewDocument], dict[str, Any]]:
+) -> tuple[list[NewDocument], dict[str, Any], list[HeldCredits]]:
     """The documents for one subscription's due periods, and the subscription's new position."""
     schedule = Schedule(sub["billing_anchor"], Interval.parse(sub["interval"], sub["interval_count"]), org.tz)
     periods = due_periods(schedule, sub["next_period_start"], at, sub["cancel_at"])
     cur = currency(sub["currency"])
     doc_type = DocumentType(org.row["subscription_document"])
-    docs = []
+    docs: list[NewDocument] = []
+    held: list[HeldCredits] = []
     for k, period in enumerate(periods):
         ratio = schedule.charge_ratio(period)
         lines = [
@@ -410,18 +496,19 @@ def _bill_one(
                     description=p["description"],
                 )
             )
-        docs.append(
-            NewDocument(
-                org=org,
-                customer=customer,
-                doc_type=doc_type,
-                computed=compute_document(cur, lines, org.rounding),
-                subscription_id=sub["id"],
-                period=period,
-                billed_period=True,
-                pending_item_ids=[p["id"] for p in carried],
-            )
+        doc = NewDocument(
+            org=org,
+            customer=customer,
+            doc_type=doc_type,
+            computed=compute_document(cur, lines, org.rounding),
+            subscription_id=sub["id"],
+            period=period,
+            billed_period=True,
+            pending_item_ids=[p["id"] for p in carried],
         )
+        docs.append(doc)
+        if doc.computed.total_minor < 0 and org.row["auto_issue"]:
+            held.append(_hold_credits(doc, carried, lines, len(items), cur, org))
     next_start = periods[-1].end if periods else sub["next_period_start"]
     status = SubscriptionStatus(sub["status"])
     ended_at = sub["ended_at"]
@@ -437,7 +524,39 @@ def _bill_one(
         "status": status.value,
         "ended_at": ended_at,
     }
-    return docs, change
+    return docs, change, held
+
+
+def _hold_credits(
+    doc: NewDocument,
+    carried: list[dict[str, Any]],
+    lines: list[LineInput],
+    periodic: int,
+    cur: Currency,
+    org: OrgContext,
+) -> HeldCredits:
+    """Take the credit lines off a document that would be negative (see `HeldCredits`); `lines` are its
+    `periodic` subscription lines followed by one line per carried pending item."""
+    kept = lines[:periodic]
+    credits: dict[datetime, list[tuple[dict[str, Any], LineInput]]] = defaultdict(list)
+    for p, line in zip(carried, lines[periodic:], strict=True):
+        if p["sign"] < 0:
+            credits[p["period_end"]].append((p, line))
+        else:
+            kept.append(line)
+    groups = [
+        (
+            period_end,
+            -compute_document(cur, [line for _p, line in group], org.rounding).total_minor,
+            [p["id"] for p, _line in group],
+        )
+        for period_end, group in sorted(credits.items())
+    ]
+    with_credits = doc.computed
+    credited = {pid for _end, _amount, ids in groups for pid in ids}
+    doc.computed = compute_document(cur, kept, org.rounding)
+    doc.pending_item_ids = [pid for pid in doc.pending_item_ids if pid not in credited]
+    return HeldCredits(doc, with_credits, groups)
 
 
 def _line(
@@ -583,7 +702,7 @@ def preview_next_document(db: Database, org_id: int, subscription_id: int) -> Ne
         prices = load_prices(conn, org_id, {p for p, _ in items} | {p["price_id"] for p in pending})
         org = load_orgs(conn, [org_id])[org_id]
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-    docs, _change = _bill_one(sub, org, customer, items, pending, prices, sub["next_period_start"])
+    docs, _change, _held = _bill_one(sub, org, customer, items, pending, prices, sub["next_period_start"])
     if not docs:
         return NextDocumentPreview(None, None, None)
     doc = docs[0]

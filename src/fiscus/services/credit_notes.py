@@ -121,6 +121,12 @@ def credit_invoice(
     note = compute_credit_note(cur, _creditable_lines(conn, invoice, previous), request)
     total = note.computed.total_minor
     _check_disposition(cur, invoice, previous, credit_disposition, total)
+    if credit_disposition is CreditDisposition.REDUCE_DUE:
+        from fiscus.services.payments import refuse_while_card_payment_in_flight
+
+        refuse_while_card_payment_in_flight(
+            conn, invoice, "the charge is for the amount due before the credit"
+        )
 
     org = load_org(conn, org_id)
     customer = load_customers(conn, org_id, [invoice["customer_id"]])[invoice["customer_id"]]
@@ -205,6 +211,27 @@ def credit_invoice(
     if credit_disposition is CreditDisposition.REDUCE_DUE:
         _settle_if_covered(conn, {**invoice, "amount_credited_minor": credited}, actor, now)
     return note_id
+
+
+def credit_disposition_for(
+    conn: Connection, org_id: int, invoice_id: int, amount_minor: int
+) -> CreditDisposition | None:
+    """How a credit nobody asked for (a downgrade's unused time) can go on an invoice whole: as the
+    customer's balance if that much was paid and not given back, else off what is still due; None if
+    neither can take it."""
+    invoice = get_scoped(conn, t.documents, org_id, invoice_id)
+    if invoice["type"] != DocumentType.INVOICE.value or DocumentStatus(invoice["status"]) not in (
+        CREDITABLE_STATUSES
+    ):
+        return None
+    previous = _previous_credit_notes(conn, org_id, invoice_id)
+    for disposition in (CreditDisposition.CUSTOMER_CREDIT, CreditDisposition.REDUCE_DUE):
+        try:
+            _check_disposition(currency(invoice["currency"]), invoice, previous, disposition, amount_minor)
+        except InvalidFieldError:
+            continue
+        return disposition
+    return None
 
 
 def apply_customer_credit(
