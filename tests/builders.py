@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypedDict
 
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
@@ -25,7 +26,17 @@ class Tenant:
     currency: str
 
 
-ORGS = {
+class OrgProfile(TypedDict):
+    legal_name: str
+    country: str
+    timezone: str
+    default_currency: str
+    vat_id: str | None
+    rates: tuple[str, str, str | None] | None
+    prices: tuple[str, str, str, str]
+
+
+ORGS: dict[str, OrgProfile] = {
     "bg": {
         "legal_name": "Хостинг ЕООД",
         "country": "BG",
@@ -90,18 +101,18 @@ def make_tenant(
     rates = spec["rates"]
     tax_rates = []
     if rates is not None:
-        country, std, red = rates  # type: ignore[misc]
+        country, std, red = rates
         tax_rates = standard_rates(country, Decimal(std), Decimal(red) if red else None)
     org_id = create_organization(
         db,
         clock,
         OrganizationSpec(
             slug=slug or f"{kind}-org",
-            legal_name=str(spec["legal_name"]),
-            country=str(spec["country"]),
-            timezone=str(spec["timezone"]),
-            default_currency=str(spec["default_currency"]),
-            vat_id=spec["vat_id"],  # type: ignore[arg-type]
+            legal_name=spec["legal_name"],
+            country=spec["country"],
+            timezone=spec["timezone"],
+            default_currency=spec["default_currency"],
+            vat_id=spec["vat_id"],
             vat_registered=rates is not None,
             tax_rates=tax_rates,
             subscription_document=subscription_document,
@@ -114,8 +125,8 @@ def make_tenant(
             ],
         ),
     )
-    cur = str(spec["default_currency"])
-    monthly_p, big_p, yearly_p, one_p = spec["prices"]  # type: ignore[misc]
+    cur = spec["default_currency"]
+    monthly_p, big_p, yearly_p, one_p = spec["prices"]
     product = create_product(
         db,
         clock,
@@ -173,5 +184,5 @@ def make_customer(db: Database, clock: Clock, tenant: Tenant, n: int = 0, **kw: 
             email=kw.pop("email", f"c{n}@example.com"),
             country=country or org_country,
             **kw,
-        ),  # type: ignore[arg-type]
+        ),
     )

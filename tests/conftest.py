@@ -35,7 +35,7 @@ class _PgState:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[ThrowawayPostgres]:
+def pg_cluster() -> ThrowawayPostgres:
     if find_pg_bin() is None:
         pytest.skip(
             "PostgreSQL leg skipped: no PostgreSQL server binaries (set FISCUS_PG_BIN or install postgresql)"

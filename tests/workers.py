@@ -28,9 +28,9 @@ def bill(url: str, at: datetime, batch_size: int, start: Event, out: Any) -> Non
 def issue(url: str, org_id: int, doc_ids: list[int], seed: int, start: Event, out: Any) -> None:
     """Issue each draft, aborting about 10% of transactions after the number was allocated."""
     import fiscus.services.documents as documents
+    from fiscus.adapters.db.documents import number_documents as allocate
 
     rng = random.Random(seed)
-    allocate = documents.number_documents
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         numbered = allocate(*args, **kwargs)
@@ -38,7 +38,8 @@ def issue(url: str, org_id: int, doc_ids: list[int], seed: int, start: Event, ou
             raise InjectedAbort
         return numbered
 
-    documents.number_documents = flaky  # type: ignore[assignment]
+    # Rebind the name inside the service module, which calls it as a global of its own.
+    vars(documents)["number_documents"] = flaky
     db = Database(url)
     clock = SystemClock()
     aborts = 0

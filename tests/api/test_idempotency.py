@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
-from fiscus.api.routes import customers as customer_routes
 from fiscus.domain.clock import FixedClock
+from fiscus.services import customers as customer_services
 from tests.api_support import api_client, auth, build_world, live_server, make_app
 
 BODY = {"name": "Ada", "email": "ada@example.com", "country": "BG"}
@@ -65,13 +65,13 @@ def test_a_concurrent_duplicate_gets_409(
     db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = build_world(db, clock)
-    original = customer_routes.svc.create_customer
+    original = customer_services.create_customer  # what fiscus.api.routes.customers calls as svc
 
     def slow(*args: Any, **kwargs: Any) -> int:
         time.sleep(1.0)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(customer_routes.svc, "create_customer", slow)
+    monkeypatch.setattr(customer_services, "create_customer", slow)
     start = customers(db)
     with live_server(make_app(db, clock)) as base:
         headers = {**auth(a.key), "Idempotency-Key": "race"}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -61,7 +62,7 @@ OWNED = [
 ]
 
 
-def _ids(db: Database, table: t.Table, org_id: int, customer_id: int | None = None) -> list[int]:  # type: ignore[name-defined]
+def _ids(db: Database, table: Table, org_id: int, customer_id: int | None = None) -> list[int]:
     query = select(table.c.id).where(table.c.organization_id == org_id)
     if customer_id is not None and "customer_id" in table.c:
         query = query.where(table.c.customer_id == customer_id)
@@ -173,7 +174,7 @@ def test_customer_token_sees_only_its_own_documents(db: Database, clock: FixedCl
 
 
 DIALECT_DETAILS = ["/v1/billing/invoices/{id}/", "/invoices/{id}", "/v1/invoices/{id}"]
-DIALECT_LISTS = {
+DIALECT_LISTS: dict[str, Callable[[Any], list[int]]] = {
     "/v1/billing/invoices/?pageSize=100": lambda body: [r["id"] for r in body["results"]],
     "/invoices?limit=100": lambda body: [int(r["id"]) for r in body["data"]["items"]],
     "/v1/invoices": lambda body: [r["id"] for r in body["data"]],

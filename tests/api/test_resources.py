@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -17,7 +17,7 @@ from tests.api_support import api_client, auth, build_world
 from tests.builders import make_tenant
 
 
-def count(db: Database, table: t.Table) -> int:  # type: ignore[name-defined]
+def count(db: Database, table: Table) -> int:
     with db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
@@ -206,7 +206,7 @@ def test_cursor_pagination_walks_every_document_once(db: Database, clock: FixedC
     h = auth(worlds[0].key)
     with api_client(db, clock) as api:
         seen: list[int] = []
-        params: dict[str, object] = {"limit": 3}
+        params: dict[str, int | str] = {"limit": 3}
         while True:
             page = api.get("/api/v1/documents", params=params, headers=h).json()
             seen += [d["id"] for d in page["data"]]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fiscus.adapters.db import tables as t
@@ -37,7 +39,7 @@ from fiscus.services.subscriptions import (
 from tests.builders import make_customer, make_tenant
 
 
-def docs(db: Database, **where: object) -> list[dict[str, object]]:
+def docs(db: Database, **where: object) -> list[dict[str, Any]]:
     query = select(t.documents).order_by(t.documents.c.id)
     for k, v in where.items():
         query = query.where(t.documents.c[k] == v)
@@ -45,7 +47,7 @@ def docs(db: Database, **where: object) -> list[dict[str, object]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def count(db: Database, table: t.Table) -> int:  # type: ignore[name-defined]
+def count(db: Database, table: Table) -> int:
     with db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
@@ -260,7 +262,7 @@ def test_bad_customer_input_names_the_field_and_writes_nothing(
     before = count(db, t.customers), count(db, t.audit_events)
     base = {"name": "X", "email": "x@example.com", "country": "BG"}
     with pytest.raises(InvalidFieldError) as exc:
-        create_customer(db, clock, tenant.org_id, CustomerSpec(**{**base, **spec}))  # type: ignore[arg-type]
+        create_customer(db, clock, tenant.org_id, CustomerSpec(**{**base, **spec}))
     assert exc.value.field == field
     assert (count(db, t.customers), count(db, t.audit_events)) == before
 
@@ -269,7 +271,7 @@ def test_bad_subscription_and_order_input_writes_nothing(db: Database, clock: Fi
     tenant = make_tenant(db, clock, "bg")
     other = make_tenant(db, clock, "us", slug="other")
     customer = make_customer(db, clock, tenant)
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (
             lambda: create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, "-1")]),
             "items.0.quantity",
@@ -411,7 +413,8 @@ class FakeRegistry:
     """Stands in for VIES: the suite never calls the real service."""
 
     def __init__(self, registered: set[str], reachable: bool = True) -> None:
-        self.registered, self.reachable, self.asked = registered, reachable, []  # type: ignore[var-annotated]
+        self.registered, self.reachable = registered, reachable
+        self.asked: list[str] = []
 
     def check(self, vat_id: str) -> VatCheck:
         self.asked.append(vat_id)

@@ -135,7 +135,7 @@ def test_demo_history_pays_through_the_gateway(db: Database, tmp_path: Path) -> 
         a, o = t.payment_attempts.c, t.organizations.c
         with db.read() as conn:
             attempts = conn.execute(
-                select(a, o.slug, o.retry_days)
+                select(t.payment_attempts, o.slug, o.retry_days)
                 .join(t.organizations, o.id == a.organization_id)
                 .where(a.provider == "test_gateway")
                 .order_by(a.id)

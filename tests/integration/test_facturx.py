@@ -146,7 +146,9 @@ def _assert_embeds(doc: DocumentView, xml: bytes, tmp_path: Path) -> None:
     assert "factur-x.xml" in reader.attachments
     assert doc.issued_at is not None
     assert reader.metadata is not None
-    assert reader.metadata["/ModDate"] == doc.issued_at.astimezone(UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
+    mod_date = reader.metadata["/ModDate"]
+    assert isinstance(mod_date, str)  # a TextStringObject
+    assert mod_date == doc.issued_at.astimezone(UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
     assert doc.number is not None
     assert doc.number in reader.pages[0].extract_text()
 

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -59,7 +60,7 @@ def pay_with(
     exp_year: str = "2099",
     cvc: str = "123",
     state: str | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     """Submit the page's card form to the gateway and follow its redirect back to Fiscus's return URL
     (not further): the response is Fiscus's answer to the return."""
     form = card_form(html)
@@ -79,7 +80,7 @@ def pay_with(
     return follow(client, gateway_answer.headers["location"])
 
 
-def follow(client: TestClient, location: str) -> httpx.Response:
+def follow(client: TestClient, location: str) -> httpx2.Response:
     parts = urlsplit(location)
     return client.get(f"{parts.path}?{parts.query}" if parts.query else parts.path, follow_redirects=False)
 

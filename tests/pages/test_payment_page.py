@@ -415,7 +415,7 @@ def test_no_card_number_reaches_fiscus(
     path = link_of(db, clock, tenant.org_id, doc_id)
     numbers = [cards.DO_NOT_HONOR, cards.SUCCESS]
     pages = [_paid_through_page(client, path, n) for n in numbers]
-    dumped = []
+    dumped: list[str] = []
     with db.read() as conn:
         for table in t.metadata.sorted_tables:
             dumped.extend(str(row) for row in conn.execute(select(table)))

@@ -516,6 +516,34 @@ def test_voiding_while_a_charge_is_unknown_is_refused(
     assert status == "open"
 
 
+def test_a_credit_off_the_due_while_a_charge_is_unknown_is_refused(
+    db: Database, clock: FixedClock, lone_gateway: GatewayProcess
+) -> None:
+    """The charge in flight is for the amount due before the credit: lowering the due now could leave the
+    customer charged more than they owe."""
+    from decimal import Decimal
+
+    from fiscus.services.credit_notes import issue_credit_note
+
+    org, doc_id = _unknown_charge(db, clock, lone_gateway)
+    with pytest.raises(InvalidStateError, match="unknown"):
+        issue_credit_note(
+            db,
+            clock,
+            org,
+            doc_id,
+            mode="amount",
+            amount=Decimal("1.00"),
+            reason="goodwill",
+            disposition="reduce_due",
+        )
+    with db.read() as conn:
+        notes = conn.execute(
+            select(t.documents.c.id).where(t.documents.c.corrected_document_id == doc_id)
+        ).all()
+    assert notes == []
+
+
 class LostRequest:
     """The charge request is lost before it reaches the gateway, and Fiscus cannot tell (a timeout)."""
 
