@@ -251,6 +251,33 @@ def _claim(conn: Connection, query: Any, batch_size: int) -> list[dict[str, Any]
     ]
 
 
+def _billing_inputs(
+    conn: Connection, org_id: int | None, sub_ids: list[int]
+) -> tuple[dict[int, list[tuple[int, Decimal]]], dict[int, list[dict[str, Any]]], dict[int, PriceContext]]:
+    """What billing the given subscriptions needs besides their rows: items (price, quantity) and
+    unbilled pending items per subscription, and every price either names."""
+    items: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    si = t.subscription_items.c
+    for r in conn.execute(
+        select(si.subscription_id, si.price_id, si.quantity)
+        .where(si.subscription_id.in_(sub_ids))
+        .order_by(si.id)
+    ):
+        items[r.subscription_id].append((r.price_id, r.quantity))
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    pi = t.pending_items.c
+    for row in conn.execute(
+        select(t.pending_items)
+        .where(pi.subscription_id.in_(sub_ids), pi.document_id.is_(None))
+        .order_by(pi.id)
+    ).mappings():
+        pending[row["subscription_id"]].append(dict(row))
+    price_ids = {p for lst in items.values() for p, _q in lst} | {
+        p["price_id"] for lst in pending.values() for p in lst
+    }
+    return items, pending, load_prices(conn, org_id, price_ids)
+
+
 def _bill_subscription_batch(
     conn: Connection,
     clock: Clock,
@@ -274,30 +301,7 @@ def _bill_subscription_batch(
     subs = _claim(conn, query, batch_size)
     if not subs:
         return 0, []
-    sub_ids = [r["id"] for r in subs]
-    items: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
-    for r in conn.execute(
-        select(
-            t.subscription_items.c.subscription_id,
-            t.subscription_items.c.price_id,
-            t.subscription_items.c.quantity,
-        )
-        .where(t.subscription_items.c.subscription_id.in_(sub_ids))
-        .order_by(t.subscription_items.c.id)
-    ):
-        items[r.subscription_id].append((r.price_id, r.quantity))
-    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    pi = t.pending_items.c
-    for row in conn.execute(
-        select(t.pending_items)
-        .where(pi.subscription_id.in_(sub_ids), pi.document_id.is_(None))
-        .order_by(pi.id)
-    ).mappings():
-        pending[row["subscription_id"]].append(dict(row))
-    price_ids = {p for lst in items.values() for p, _q in lst} | {
-        p["price_id"] for lst in pending.values() for p in lst
-    }
-    prices = load_prices(conn, None, price_ids)
+    items, pending, prices = _billing_inputs(conn, None, [r["id"] for r in subs])
     orgs = load_orgs(conn, {r["organization_id"] for r in subs})
     customers = load_customers(conn, None, {r["customer_id"] for r in subs})
     docs: list[NewDocument] = []
@@ -682,27 +686,12 @@ def preview_next_document(db: Database, org_id: int, subscription_id: int) -> Ne
         sub = get_scoped(conn, t.subscriptions, org_id, subscription_id)
         if SubscriptionStatus(sub["status"]) not in BILLABLE_STATUSES:
             return NextDocumentPreview(None, None, None)
-        items = [
-            (r.price_id, r.quantity)
-            for r in conn.execute(
-                select(t.subscription_items.c.price_id, t.subscription_items.c.quantity)
-                .where(t.subscription_items.c.subscription_id == subscription_id)
-                .order_by(t.subscription_items.c.id)
-            )
-        ]
-        pi = t.pending_items.c
-        pending = [
-            dict(r)
-            for r in conn.execute(
-                select(t.pending_items)
-                .where(pi.subscription_id == subscription_id, pi.document_id.is_(None))
-                .order_by(pi.id)
-            ).mappings()
-        ]
-        prices = load_prices(conn, org_id, {p for p, _ in items} | {p["price_id"] for p in pending})
+        items, pending, prices = _billing_inputs(conn, org_id, [subscription_id])
         org = load_orgs(conn, [org_id])[org_id]
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-    docs, _change, _held = _bill_one(sub, org, customer, items, pending, prices, sub["next_period_start"])
+    docs, _change, _held = _bill_one(
+        sub, org, customer, items[subscription_id], pending[subscription_id], prices, sub["next_period_start"]
+    )
     if not docs:
         return NextDocumentPreview(None, None, None)
     doc = docs[0]

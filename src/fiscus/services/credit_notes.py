@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -26,6 +25,7 @@ from fiscus.adapters.db.documents import (
     audit_row,
     outbox_row,
     persist_documents,
+    stored_line_input,
 )
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
@@ -41,8 +41,6 @@ from fiscus.domain.documents import (
     DocumentAction,
     DocumentStatus,
     DocumentType,
-    LineInput,
-    LineKind,
     SettledLine,
     transition,
 )
@@ -50,7 +48,6 @@ from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.payments import amount_due
 from fiscus.domain.periods import Period
-from fiscus.domain.tax import LineTax, TaxTreatment
 from fiscus.services.common import get_scoped
 
 CREDITABLE_STATUSES = frozenset({DocumentStatus.OPEN, DocumentStatus.PAID, DocumentStatus.UNCOLLECTIBLE})
@@ -437,26 +434,7 @@ def _creditable_lines(
     for r in conn.execute(
         select(t.document_lines).where(dl.document_id == invoice["id"]).order_by(dl.position)
     ).mappings():
-        source = LineInput(
-            description=r["description"],
-            quantity=r["quantity"],
-            unit_price=r["unit_price"],
-            tax=LineTax(
-                TaxTreatment(r["tax_treatment"]),
-                r["tax_rate"],
-                notes.get((r["tax_treatment"], Decimal(r["tax_rate"])), ""),
-            ),
-            tax_inclusive=r["tax_inclusive"],
-            ratio=Fraction(r["ratio"]),
-            kind=LineKind(r["kind"]),
-            product_id=r["product_id"],
-            variant_id=r["variant_id"],
-            price_id=r["price_id"],
-            period_start=r["period_start"],
-            period_end=r["period_end"],
-            subscription_period_id=r["subscription_period_id"],
-            order_id=r["order_id"],
-        )
+        source = stored_line_input(r, notes.get((r["tax_treatment"], Decimal(r["tax_rate"])), ""))
         amount, tax = taken.get(int(r["position"]), (0, 0))
         out.append(
             CreditableLine(

@@ -8,7 +8,6 @@ else ever changes an issued document.
 from __future__ import annotations
 
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -24,6 +23,7 @@ from fiscus.adapters.db.documents import (
     number_documents,
     outbox_row,
     persist_documents,
+    stored_line_input,
 )
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
@@ -32,15 +32,13 @@ from fiscus.domain.documents import (
     DocumentAction,
     DocumentStatus,
     DocumentType,
-    LineInput,
-    LineKind,
     SettledLine,
     TaxBreakdownRow,
     transition,
 )
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Period
-from fiscus.domain.tax import LineTax, TaxTreatment
+from fiscus.domain.tax import TaxTreatment
 from fiscus.services.common import get_scoped
 from fiscus.services.payments import schedule_collection
 
@@ -219,22 +217,7 @@ def _stored_computed(conn: Connection, doc: dict[str, Any]) -> ComputedDocument:
         .where(t.document_lines.c.document_id == doc["id"])
         .order_by(t.document_lines.c.position)
     ).mappings():
-        source = LineInput(
-            description=r["description"],
-            quantity=r["quantity"],
-            unit_price=r["unit_price"],
-            tax=LineTax(TaxTreatment(r["tax_treatment"]), r["tax_rate"], ""),
-            tax_inclusive=r["tax_inclusive"],
-            ratio=Fraction(r["ratio"]),
-            kind=LineKind(r["kind"]),
-            product_id=r["product_id"],
-            variant_id=r["variant_id"],
-            price_id=r["price_id"],
-            period_start=r["period_start"],
-            period_end=r["period_end"],
-            subscription_period_id=r["subscription_period_id"],
-            order_id=r["order_id"],
-        )
+        source = stored_line_input(r)
         lines.append(SettledLine(source, r["amount_minor"], r["tax_minor"]))
     breakdown = [
         TaxBreakdownRow(TaxTreatment(r["treatment"]), r["rate"], r["base_minor"], r["tax_minor"], r["note"])

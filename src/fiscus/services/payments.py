@@ -1071,32 +1071,29 @@ def _subscription_status(
     )
 
 
-def _subscription_past_due(conn: Connection, doc: dict[str, Any], actor: str, now: datetime) -> None:
+def _locked_subscription(conn: Connection, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The subscription a document bills, locked; None for a document of orders."""
     if doc["subscription_id"] is None:
-        return
-    sub = (
+        return None
+    return dict(
         conn.execute(
             select(t.subscriptions).where(t.subscriptions.c.id == doc["subscription_id"]).with_for_update()
         )
         .mappings()
         .one()
     )
-    if sub["status"] == SubscriptionStatus.ACTIVE.value:
-        _subscription_status(conn, dict(sub), SubscriptionStatus.PAST_DUE, actor, now)
+
+
+def _subscription_past_due(conn: Connection, doc: dict[str, Any], actor: str, now: datetime) -> None:
+    sub = _locked_subscription(conn, doc)
+    if sub is not None and sub["status"] == SubscriptionStatus.ACTIVE.value:
+        _subscription_status(conn, sub, SubscriptionStatus.PAST_DUE, actor, now)
 
 
 def _subscription_recovered(conn: Connection, doc: dict[str, Any], actor: str, now: datetime) -> None:
     """A past-due subscription is active again once none of its documents is still owed."""
-    if doc["subscription_id"] is None:
-        return
-    sub = (
-        conn.execute(
-            select(t.subscriptions).where(t.subscriptions.c.id == doc["subscription_id"]).with_for_update()
-        )
-        .mappings()
-        .one()
-    )
-    if sub["status"] != SubscriptionStatus.PAST_DUE.value:
+    sub = _locked_subscription(conn, doc)
+    if sub is None or sub["status"] != SubscriptionStatus.PAST_DUE.value:
         return
     d, pa = t.documents.c, t.payment_attempts.c
     failed_docs = select(pa.document_id).where(pa.status == AttemptStatus.FAILED.value)
@@ -1110,7 +1107,7 @@ def _subscription_recovered(conn: Connection, doc: dict[str, Any], actor: str, n
         )
     ).scalar_one()
     if not still_owed:
-        _subscription_status(conn, dict(sub), SubscriptionStatus.ACTIVE, actor, now)
+        _subscription_status(conn, sub, SubscriptionStatus.ACTIVE, actor, now)
 
 
 def _event(conn: Connection, attempt: dict[str, Any], type_: str, now: datetime, **extra: Any) -> None:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -15,13 +16,35 @@ from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import CustomerContext, OrgContext
-from fiscus.domain.documents import ComputedDocument, DocumentStatus, DocumentType
+from fiscus.domain.documents import ComputedDocument, DocumentStatus, DocumentType, LineInput, LineKind
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import from_minor
 from fiscus.domain.numbering import format_number
 from fiscus.domain.periods import Period, local_date
+from fiscus.domain.tax import LineTax, TaxTreatment
 
 DEFAULT_SERIES = "default"
+
+
+def stored_line_input(row: Any, tax_note: str = "") -> LineInput:
+    """A stored `document_lines` row as the line it was computed from (for reusing or crediting its
+    settled figures, never recomputing them)."""
+    return LineInput(
+        description=row["description"],
+        quantity=row["quantity"],
+        unit_price=row["unit_price"],
+        tax=LineTax(TaxTreatment(row["tax_treatment"]), row["tax_rate"], tax_note),
+        tax_inclusive=row["tax_inclusive"],
+        ratio=Fraction(row["ratio"]),
+        kind=LineKind(row["kind"]),
+        product_id=row["product_id"],
+        variant_id=row["variant_id"],
+        price_id=row["price_id"],
+        period_start=row["period_start"],
+        period_end=row["period_end"],
+        subscription_period_id=row["subscription_period_id"],
+        order_id=row["order_id"],
+    )
 
 
 @dataclass(slots=True)
