@@ -138,7 +138,8 @@ def worker(
     from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
-    from fiscus.services.payments import run_collection, settle_unknown
+    from fiscus.services.payments.collection import run_collection
+    from fiscus.services.payments.janitor import settle_unknown
     from fiscus.services.rendering import documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 

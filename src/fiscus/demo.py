@@ -59,14 +59,12 @@ from fiscus.services.documents import mark_paid
 from fiscus.services.orders import create_order
 from fiscus.services.organizations import OrganizationSpec, SeriesSpec, create_organization, standard_rates
 from fiscus.services.payment_links import link_secret, payment_url
-from fiscus.services.payments import (
-    add_card,
-    capture_payment,
-    refund_payment,
-    run_collection,
-    settle_unknown,
-    update_payment_settings,
-)
+from fiscus.services.payments.captures import capture_payment
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.refunds import refund_payment
+from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.subscriptions import (
     ItemSpec,
     cancel_subscription,

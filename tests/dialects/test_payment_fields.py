@@ -28,7 +28,10 @@ from fiscus.services.billing_run import run_billing
 from fiscus.services.documents import issue_document
 from fiscus.services.orders import create_order
 from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_url
-from fiscus.services.payments import add_card, charge_document, refund_payment, run_collection
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.refunds import refund_payment
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, live_server, make_app
 from tests.builders import make_customer, make_tenant

@@ -25,7 +25,9 @@ from fiscus.queries.scope import Scope
 from fiscus.services.credit_notes import issue_credit_note
 from fiscus.services.documents import void_document
 from fiscus.services.payment_links import link_secret
-from fiscus.services.payments import add_card, settle_unknown, update_payment_settings
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.settings import update_payment_settings
 from tests.api_support import make_app
 from tests.builders import make_tenant
 from tests.pages.support import PUBLIC_URL, billed_document, card_form, follow, link_of, pay_with

@@ -45,7 +45,8 @@ from fiscus.pages.signing import issue_state, open_result, seal_result, state_is
 from fiscus.queries.documents import DocumentView, get_document
 from fiscus.queries.scope import Scope
 from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
-from fiscus.services.payments import add_card, charge_document
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.methods import add_card
 
 ACTOR: Final = "hosted_page"
 COLLECTABLE: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})

@@ -42,7 +42,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit, credit_disposition_for, credit_invoice
-from fiscus.services.payments import schedule_collection
+from fiscus.services.payments.collection import schedule_collection
 
 log = logging.getLogger(__name__)
 

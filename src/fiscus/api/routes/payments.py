@@ -54,8 +54,8 @@ from fiscus.domain.payments import OutcomeUnknown, PaymentProvider, ProviderErro
 from fiscus.queries.documents import document_stamp
 from fiscus.queries.rows import get_row, page_rows
 from fiscus.queries.scope import Scope
-from fiscus.services import payments as svc
 from fiscus.services.access import Principal
+from fiscus.services.payments import captures, charging, methods, provider_events, refunds, settings
 
 api = router("payments")
 inbound = APIRouter(prefix="/api/v1", tags=["payments"], responses=PROBLEMS)
@@ -326,7 +326,7 @@ def add_payment_method(
     may add a card to its own customer."""
     provider = _provider(c)
     with _provider_errors():
-        method_id = svc.add_card(
+        method_id = methods.add_card(
             c.db,
             c.clock,
             provider,
@@ -381,7 +381,7 @@ def detach_payment_method(payment_method_id: Id, principal: OrgDep, c: Container
         get_row(
             conn, Scope(principal.organization_id), t.payment_methods, payment_method_id, "payment_method"
         )
-    svc.detach_payment_method(
+    methods.detach_payment_method(
         c.db, c.clock, principal.organization_id, payment_method_id, actor=principal.actor
     )
     return _one(c, t.payment_methods, payment_method_id, _methods)
@@ -396,7 +396,7 @@ def set_default_payment_method(
     customer_id: Id, principal: OrgCustomer, body: DefaultPaymentMethodIn, c: ContainerDep
 ) -> Response:
     """Charge this method when nothing more specific is named; returns it."""
-    svc.set_default_payment_method(
+    methods.set_default_payment_method(
         c.db, c.clock, principal.organization_id, customer_id, body.payment_method_id, actor=principal.actor
     )
     return _one(c, t.payment_methods, body.payment_method_id, _methods)
@@ -412,7 +412,7 @@ def set_subscription_payment_method(
 ) -> Response:
     """Charge this subscription's documents to a method of its own (null: the customer's default)."""
     org = principal.organization_id
-    svc.set_subscription_payment_method(
+    methods.set_subscription_payment_method(
         c.db, c.clock, org, subscription_id, body.payment_method_id, actor=principal.actor
     )
     with c.db.read() as conn:
@@ -439,7 +439,7 @@ def charge_document(document_id: Id, principal: DocumentAccess, body: ChargeIn, 
             get_row(conn, _scope(principal), t.payment_methods, body.payment_method_id, "payment_method")
     provider = _provider(c)
     with _provider_errors():
-        outcome = svc.charge_document(
+        outcome = charging.charge_document(
             c.db,
             c.clock,
             provider,
@@ -519,7 +519,7 @@ def capture_payment(payment_id: Id, attempt: OrgPayment, body: CaptureIn, c: Con
     provider = _provider(c)
     try:
         with _provider_errors():
-            svc.capture_payment(
+            captures.capture_payment(
                 c.db, c.clock, provider, attempt["organization_id"], payment_id, amount_minor=amount
             )
     except OutcomeUnknown:
@@ -538,7 +538,7 @@ def void_payment(payment_id: Id, attempt: OrgPayment, c: ContainerDep) -> Respon
     provider = _provider(c)
     try:
         with _provider_errors():
-            svc.void_payment(c.db, c.clock, provider, attempt["organization_id"], payment_id)
+            captures.void_payment(c.db, c.clock, provider, attempt["organization_id"], payment_id)
     except OutcomeUnknown:
         return _payment_response(c, payment_id, 202)
     return _payment_response(c, payment_id)
@@ -565,7 +565,7 @@ def refund_document(
     amount = _minor(body.amount, currency(doc["currency"]))
     provider = _provider(c)
     with _provider_errors():
-        ids = svc.refund_payment(
+        ids = refunds.refund_payment(
             c.db,
             c.clock,
             provider,
@@ -627,7 +627,7 @@ def get_payment_settings(principal: OrgDep, c: ContainerDep) -> Response:
 
 
 def _update_settings(body: PaymentSettingsIn, principal: Principal, c: Container) -> Response:
-    after = svc.update_payment_settings(
+    after = settings.update_payment_settings(
         c.db,
         c.clock,
         principal.organization_id,
@@ -669,5 +669,5 @@ async def gateway_webhook(request: Request, c: ContainerDep) -> Response:
         event = provider.parse_webhook(body, request.headers)
     except InvalidWebhook as exc:
         raise ApiError(400, f"the webhook does not verify: {exc}", code="invalid_webhook") from None
-    new = await run_in_threadpool(svc.handle_provider_event, c.db, c.clock, provider.name, event)
+    new = await run_in_threadpool(provider_events.handle_provider_event, c.db, c.clock, provider.name, event)
     return p.json_response({"received": True, "duplicate": not new})

@@ -1,0 +1,80 @@
+"""An attempt's records as every step of collecting sees them: locked for settling, summed, reported
+as an outcome and as an outbox event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.documents import append_outbox, outbox_row
+from fiscus.domain.money import currency, from_minor
+from fiscus.domain.payments import AttemptStatus
+
+ATTEMPT_KEYS = ("status", "amount_minor", "authorized_minor", "provider_charge_id", "error_code")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    attempt_id: int
+    status: AttemptStatus
+    error_code: str | None
+    error_message: str | None
+    document_id: int
+    paid_document_id: int | None
+    """The document the money paid: the invoice itself, or the invoice a paid proforma became."""
+
+
+def locked_attempt(conn: Connection, attempt_id: int) -> dict[str, Any]:
+    row = (
+        conn.execute(
+            select(t.payment_attempts).where(t.payment_attempts.c.id == attempt_id).with_for_update()
+        )
+        .mappings()
+        .one()
+    )
+    return dict(row)
+
+
+def attempt_outcome(conn: Connection, attempt_id: int) -> AttemptOutcome:
+    a = conn.execute(select(t.payment_attempts).where(t.payment_attempts.c.id == attempt_id)).mappings().one()
+    paid_doc = conn.execute(
+        select(t.payment_captures.c.document_id).where(t.payment_captures.c.attempt_id == attempt_id).limit(1)
+    ).scalar_one_or_none()
+    return AttemptOutcome(
+        a["id"], AttemptStatus(a["status"]), a["error_code"], a["error_message"], a["document_id"], paid_doc
+    )
+
+
+def touch_document(conn: Connection, document_id: int, now: datetime, **values: Any) -> None:
+    conn.execute(update(t.documents).where(t.documents.c.id == document_id).values(updated_at=now, **values))
+
+
+def sum_amounts(conn: Connection, table: Any, attempt_id: int, statuses: tuple[str, ...]) -> int:
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(table.c.amount_minor), 0)).where(
+                table.c.attempt_id == attempt_id, table.c.status.in_(statuses)
+            )
+        ).scalar_one()
+    )
+
+
+def payment_event(conn: Connection, attempt: dict[str, Any], type_: str, now: datetime, **extra: Any) -> None:
+    cur = currency(attempt["currency"])
+    payload = {
+        "id": attempt["id"],
+        "document_id": attempt["document_id"],
+        "customer_id": attempt["customer_id"],
+        "payment_method_id": attempt["payment_method_id"],
+        "currency": cur.code,
+        "amount": str(from_minor(extra.pop("amount_minor", attempt["amount_minor"]), cur)),
+        "status": attempt["status"],
+        **extra,
+    }
+    append_outbox(
+        conn, [outbox_row(attempt["organization_id"], type_, "payment_attempt", attempt["id"], now, payload)]
+    )
