@@ -26,7 +26,8 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
 from fiscus.services.access import create_api_key, create_customer_token, revoke_api_key
-from fiscus.services.billing_run import BillingRunSummary, count_due, execute_pending_runs, run_billing
+from fiscus.services.billing_requests import execute_pending_runs
+from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
 from fiscus.services.reconcile import reconcile
 
 app = typer.Typer(
