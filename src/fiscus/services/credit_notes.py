@@ -47,9 +47,8 @@ from fiscus.domain.documents import (
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.payments import amount_due
-from fiscus.domain.periods import Period
 from fiscus.services.common import get_scoped
-from fiscus.services.document_state import refuse_while_card_payment_in_flight
+from fiscus.services.document_state import refuse_while_card_payment_in_flight, stored_period
 
 CREDITABLE_STATUSES = frozenset({DocumentStatus.OPEN, DocumentStatus.PAID, DocumentStatus.UNCOLLECTIBLE})
 MAX_REASON = 1000
@@ -126,18 +125,13 @@ def credit_invoice(
 
     org = load_org(conn, org_id)
     customer = load_customers(conn, org_id, [invoice["customer_id"]])[invoice["customer_id"]]
-    period = (
-        Period(invoice["period_start"], invoice["period_end"])
-        if invoice["period_start"] and invoice["period_end"]
-        else None
-    )
     shell = NewDocument(
         org=org,
         customer=customer,
         doc_type=DocumentType.CREDIT_NOTE,
         computed=note.computed,
         subscription_id=invoice["subscription_id"],
-        period=period,
+        period=stored_period(invoice),
     )
     [note_id] = persist_documents(conn, [shell], now=now, issue=True, actor=actor, issued_at_fn=clock.now)
     _renumber_lines(conn, note_id, note.positions)

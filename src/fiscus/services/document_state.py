@@ -102,18 +102,13 @@ def convert_within(
             select(t.document_orders.c.order_id).where(t.document_orders.c.document_id == proforma["id"])
         ).scalars()
     )
-    period = (
-        Period(proforma["period_start"], proforma["period_end"])
-        if proforma["period_start"] and proforma["period_end"]
-        else None
-    )
     invoice = NewDocument(
         org=org,
         customer=customer,
         doc_type=DocumentType.INVOICE,
         computed=stored_computed(conn, proforma),
         subscription_id=proforma["subscription_id"],
-        period=period,
+        period=stored_period(proforma),
         order_ids=order_ids,
         converted_from_id=proforma["id"],
     )
@@ -121,6 +116,19 @@ def convert_within(
         conn, [invoice], now=now, issue=True, actor=actor, issued_at_fn=clock.now
     )
     return invoice_id
+
+
+def locked_document(conn: Connection, document_id: int) -> dict[str, Any]:
+    """A document row, locked for the rest of the caller's transaction."""
+    row = conn.execute(select(t.documents).where(t.documents.c.id == document_id).with_for_update())
+    return dict(row.mappings().one())
+
+
+def stored_period(doc: dict[str, Any]) -> Period | None:
+    """The period a stored document bills, if it bills one (a document of orders does not)."""
+    if doc["period_start"] and doc["period_end"]:
+        return Period(doc["period_start"], doc["period_end"])
+    return None
 
 
 def stored_computed(conn: Connection, doc: dict[str, Any]) -> ComputedDocument:

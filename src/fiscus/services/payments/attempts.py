@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db.documents import append_outbox, outbox_row
+from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import AttemptStatus
 
@@ -47,6 +47,20 @@ def attempt_outcome(conn: Connection, attempt_id: int) -> AttemptOutcome:
     return AttemptOutcome(
         a["id"], AttemptStatus(a["status"]), a["error_code"], a["error_message"], a["document_id"], paid_doc
     )
+
+
+def audit_attempt(
+    conn: Connection,
+    org_id: int,
+    attempt_id: int,
+    action: str,
+    actor: str,
+    now: datetime,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    """The audit row of one change of an attempt."""
+    append_audit(conn, [audit_row(org_id, "payment_attempt", attempt_id, action, actor, now, before, after)])
 
 
 def touch_document(conn: Connection, document_id: int, now: datetime, **values: Any) -> None:

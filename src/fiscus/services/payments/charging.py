@@ -10,7 +10,6 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db.documents import append_audit, audit_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
@@ -31,6 +30,7 @@ from fiscus.services.payments.attempts import (
     ATTEMPT_KEYS,
     AttemptOutcome,
     attempt_outcome,
+    audit_attempt,
     locked_attempt,
     touch_document,
 )
@@ -102,21 +102,7 @@ def charge_document(
             ) from None
         planned = {"next_payment_attempt_at": None} if trigger in (Trigger.AUTOMATIC, Trigger.RETRY) else {}
         touch_document(conn, document_id, now, **planned)
-        append_audit(
-            conn,
-            [
-                audit_row(
-                    org_id,
-                    "payment_attempt",
-                    attempt_id,
-                    "started",
-                    actor,
-                    now,
-                    None,
-                    jsonable(values, ATTEMPT_KEYS),
-                )
-            ],
-        )
+        audit_attempt(conn, org_id, attempt_id, "started", actor, now, None, jsonable(values, ATTEMPT_KEYS))
     token = method["provider_token"]
     try:
         snapshot = provider.charge(
@@ -150,20 +136,15 @@ def _mark_unknown(db: Database, clock: Clock, attempt_id: int, why: str, actor: 
                 .values(status=AttemptStatus.UNKNOWN.value, error_message=why[:500], updated_at=now)
             )
             touch_document(conn, attempt["document_id"], now)
-            append_audit(
+            audit_attempt(
                 conn,
-                [
-                    audit_row(
-                        attempt["organization_id"],
-                        "payment_attempt",
-                        attempt_id,
-                        "unknown",
-                        actor,
-                        now,
-                        {"status": "pending"},
-                        {"status": "unknown", "why": why[:200]},
-                    )
-                ],
+                attempt["organization_id"],
+                attempt_id,
+                "unknown",
+                actor,
+                now,
+                {"status": "pending"},
+                {"status": "unknown", "why": why[:200]},
             )
         return attempt_outcome(conn, attempt_id)
 

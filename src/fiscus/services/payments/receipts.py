@@ -20,6 +20,7 @@ from fiscus.services.document_state import (
     apply_document_action,
     convert_within,
     due_of,
+    locked_document,
     refuse_while_card_payment_in_flight,
 )
 from fiscus.services.payments.attempts import touch_document
@@ -31,11 +32,7 @@ def payable_document(
 ) -> dict[str, Any]:
     """The document money for this attempt pays: the attempt's invoice; for a proforma, the final invoice
     it converts into on its first payment (with its own number, linked to the proforma and its orders)."""
-    doc = dict(
-        conn.execute(select(t.documents).where(t.documents.c.id == attempt["document_id"]).with_for_update())
-        .mappings()
-        .one()
-    )
+    doc = locked_document(conn, attempt["document_id"])
     if doc["type"] != DocumentType.PROFORMA.value:
         return doc
     invoice_id = conn.execute(
@@ -43,11 +40,7 @@ def payable_document(
     ).scalar_one_or_none()
     if invoice_id is None:
         invoice_id = convert_within(conn, clock, doc, actor, now)
-    return dict(
-        conn.execute(select(t.documents).where(t.documents.c.id == invoice_id).with_for_update())
-        .mappings()
-        .one()
-    )
+    return locked_document(conn, invoice_id)
 
 
 def record_payment(

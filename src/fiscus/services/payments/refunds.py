@@ -26,6 +26,7 @@ from fiscus.domain.payments import (
 )
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import credit_invoice
+from fiscus.services.document_state import locked_document
 from fiscus.services.payments.attempts import payment_event, sum_amounts, touch_document
 
 
@@ -159,11 +160,7 @@ def settle_refund(
     )
     if refund["status"] != "pending":
         return
-    doc = dict(
-        conn.execute(select(t.documents).where(t.documents.c.id == refund["document_id"]).with_for_update())
-        .mappings()
-        .one()
-    )
+    doc = locked_document(conn, refund["document_id"])
     org_id = doc["organization_id"]
     cur = currency(doc["currency"])
     credit_note_id = None

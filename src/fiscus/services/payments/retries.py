@@ -14,8 +14,8 @@ from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row,
 from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.payments import AttemptStatus, FinalAction, RetryPolicy, Trigger, is_hard_decline
 from fiscus.domain.subscriptions import SubscriptionStatus
-from fiscus.services.document_state import apply_document_action, due_of
-from fiscus.services.payments.attempts import payment_event, touch_document
+from fiscus.services.document_state import apply_document_action, due_of, locked_document
+from fiscus.services.payments.attempts import audit_attempt, payment_event, touch_document
 
 
 def settle_failed(
@@ -37,27 +37,18 @@ def settle_failed(
         )
     )
     org_id = attempt["organization_id"]
-    append_audit(
+    audit_attempt(
         conn,
-        [
-            audit_row(
-                org_id,
-                "payment_attempt",
-                attempt["id"],
-                "failed",
-                actor,
-                now,
-                {"status": attempt["status"]},
-                {"status": "failed", "error_code": code, "hard_decline": hard},
-            )
-        ],
+        org_id,
+        attempt["id"],
+        "failed",
+        actor,
+        now,
+        {"status": attempt["status"]},
+        {"status": "failed", "error_code": code, "hard_decline": hard},
     )
     payment_event(conn, attempt, "payment.failed", now, error_code=code, error_message=message)
-    doc = dict(
-        conn.execute(select(t.documents).where(t.documents.c.id == attempt["document_id"]).with_for_update())
-        .mappings()
-        .one()
-    )
+    doc = locked_document(conn, attempt["document_id"])
     values: dict[str, Any] = {}
     final = False
     if Trigger(attempt["trigger"]) in (Trigger.AUTOMATIC, Trigger.RETRY):

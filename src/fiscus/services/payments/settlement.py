@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db.documents import append_audit, audit_row
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, ChargeSnapshot, attempt_status
-from fiscus.services.payments.attempts import payment_event, sum_amounts, touch_document
+from fiscus.services.payments.attempts import audit_attempt, payment_event, sum_amounts, touch_document
 from fiscus.services.payments.receipts import payable_document, record_payment
 from fiscus.services.payments.refunds import record_provider_refund, settle_refund
 from fiscus.services.payments.retries import settle_failed
@@ -54,20 +53,15 @@ def apply_charge_snapshot(
             .where(t.payment_attempts.c.id == attempt_id)
             .values(status=target.value, authorized_minor=authorized, settled_at=now, updated_at=now)
         )
-        append_audit(
+        audit_attempt(
             conn,
-            [
-                audit_row(
-                    org_id,
-                    "payment_attempt",
-                    attempt_id,
-                    target.value,
-                    actor,
-                    now,
-                    {"status": current.value},
-                    {"status": target.value, "provider_charge_id": snapshot.charge_id},
-                )
-            ],
+            org_id,
+            attempt_id,
+            target.value,
+            actor,
+            now,
+            {"status": current.value},
+            {"status": target.value, "provider_charge_id": snapshot.charge_id},
         )
         touch_document(conn, attempt["document_id"], now)
         attempt = {**attempt, "status": target.value, "authorized_minor": authorized}
