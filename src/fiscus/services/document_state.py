@@ -61,6 +61,8 @@ def apply_document_action(
     actor: str,
     now: datetime,
 ) -> dict[str, Any]:
+    """Move a (locked) document by `action` if the state machine allows it, with `values` written
+    alongside, its audit row and its outbox event; returns the row as it now is."""
     doc_type = DocumentType(doc["type"])
     target = transition(doc_type, DocumentStatus(doc["status"]), action)
     values = {**values, "status": target.value, "updated_at": now}
@@ -93,6 +95,8 @@ def apply_document_action(
 def convert_within(
     conn: Connection, clock: Clock, proforma: dict[str, Any], actor: str, now: datetime
 ) -> int:
+    """Convert a (locked) issued proforma into its final invoice, issued with its own number and the
+    proforma's figures and orders; returns the invoice's id."""
     org_id = proforma["organization_id"]
     apply_document_action(conn, proforma, DocumentAction.CONVERT, {}, actor, now)
     org = load_org(conn, org_id)
@@ -157,6 +161,7 @@ def stored_computed(conn: Connection, doc: dict[str, Any]) -> ComputedDocument:
 
 
 def due_of(doc: dict[str, Any]) -> int:
+    """What is still owed on an open or uncollectible invoice or proforma (0 otherwise)."""
     if DocumentStatus(doc["status"]) not in COLLECTABLE or doc["type"] == DocumentType.CREDIT_NOTE.value:
         return 0
     return amount_due(

@@ -1,8 +1,9 @@
 """Document state changes: issue, void, mark uncollectible, record payment, convert a proforma.
 
 Each is one transaction that locks the document row, asks the domain state machine whether the move
-is allowed, writes the new state, and appends the audit row and the outbox event alongside. Nothing
-else ever changes an issued document.
+is allowed, writes the new state, and appends the audit row and the outbox event alongside. The moves
+themselves are `services.document_state`'s, which credit notes and payments apply inside their own
+transactions; nothing else ever changes an issued document.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class AttemptOutcome:
 
 
 def locked_attempt(conn: Connection, attempt_id: int) -> dict[str, Any]:
+    """An attempt row locked for settling, so two settlements of one attempt run one after the other."""
     row = (
         conn.execute(
             select(t.payment_attempts).where(t.payment_attempts.c.id == attempt_id).with_for_update()
@@ -40,6 +41,7 @@ def locked_attempt(conn: Connection, attempt_id: int) -> dict[str, Any]:
 
 
 def attempt_outcome(conn: Connection, attempt_id: int) -> AttemptOutcome:
+    """What a caller learns of an attempt once a step has run: its status, error and what it paid."""
     a = conn.execute(select(t.payment_attempts).where(t.payment_attempts.c.id == attempt_id)).mappings().one()
     paid_doc = conn.execute(
         select(t.payment_captures.c.document_id).where(t.payment_captures.c.attempt_id == attempt_id).limit(1)
@@ -64,10 +66,12 @@ def audit_attempt(
 
 
 def touch_document(conn: Connection, document_id: int, now: datetime, **values: Any) -> None:
+    """Move a document's stamp (and write `values`): cached renderings and presenters follow it."""
     conn.execute(update(t.documents).where(t.documents.c.id == document_id).values(updated_at=now, **values))
 
 
 def sum_amounts(conn: Connection, table: Any, attempt_id: int, statuses: tuple[str, ...]) -> int:
+    """Σ of an attempt's captures or refunds (`table`) in the given statuses."""
     return int(
         conn.execute(
             select(func.coalesce(func.sum(table.c.amount_minor), 0)).where(
@@ -78,6 +82,7 @@ def sum_amounts(conn: Connection, table: Any, attempt_id: int, statuses: tuple[s
 
 
 def payment_event(conn: Connection, attempt: dict[str, Any], type_: str, now: datetime, **extra: Any) -> None:
+    """The outbox event of an attempt's change (`payment.succeeded`, `payment.failed`, ...)."""
     cur = currency(attempt["currency"])
     payload = {
         "id": attempt["id"],

@@ -75,6 +75,7 @@ def send_capture(
     amount: int,
     actor: str,
 ) -> AttemptOutcome:
+    """Send a recorded capture (again: its key makes a re-send harmless) and settle the attempt."""
     try:
         snapshot = provider.capture(charge_id=attempt["provider_charge_id"], amount_minor=amount, key=key)
     except (OutcomeUnknown, ProviderUnreachable) as exc:

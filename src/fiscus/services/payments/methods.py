@@ -154,6 +154,7 @@ def _set_default(
 def active_method(
     conn: Connection, org_id: int, method_id: int, customer_id: int, field: str
 ) -> dict[str, Any]:
+    """A method of this customer that may still be charged, or an error on `field`."""
     method = get_scoped(conn, t.payment_methods, org_id, method_id, field=field)
     if method["customer_id"] != customer_id:
         raise InvalidFieldError(field, "the payment method belongs to another customer")
@@ -260,6 +261,8 @@ def set_subscription_payment_method(
 
 
 def resolve_method(conn: Connection, doc: dict[str, Any], method_id: int | None) -> dict[str, Any] | None:
+    """The method a charge uses: the given one, else the subscription's, else the customer's
+    default (a detached one is skipped); None when there is none."""
     org_id = doc["organization_id"]
     if method_id is not None:
         return active_method(conn, org_id, method_id, doc["customer_id"], "payment_method_id")

@@ -153,6 +153,8 @@ def send_refund(
 def settle_refund(
     conn: Connection, clock: Clock, refund_id: int, provider_refund_id: str | None, actor: str, now: datetime
 ) -> None:
+    """A refund the provider made: record it, issue its credit note on a final invoice and raise
+    what the document had refunded (once: a refund no longer pending is left alone)."""
     refund = dict(
         conn.execute(select(t.payment_refunds).where(t.payment_refunds.c.id == refund_id).with_for_update())
         .mappings()
@@ -229,6 +231,7 @@ def record_provider_refund(
     key: str,
     actor: str,
 ) -> None:
+    """Record a refund made at the provider (its dashboard), then settle it like one of Fiscus's."""
     refund_id = int(
         conn.execute(
             insert(t.payment_refunds)

@@ -68,7 +68,7 @@ def apply_charge_snapshot(
         if target is AttemptStatus.AUTHORIZED:
             payment_event(conn, attempt, "payment.authorized", now)
     _follow_captures(conn, clock, attempt, snapshot.captured_minor, actor, now)
-    follow_refunds(conn, clock, attempt, snapshot, actor, now)
+    _follow_refunds(conn, clock, attempt, snapshot, actor, now)
 
 
 def _follow_captures(
@@ -114,7 +114,7 @@ def _follow_captures(
     record_payment(conn, clock, target_doc, delta, actor, now)
 
 
-def follow_refunds(
+def _follow_refunds(
     conn: Connection,
     clock: Clock,
     attempt: dict[str, Any],
