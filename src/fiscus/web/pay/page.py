@@ -9,11 +9,8 @@ get the same 404 page, so the page is no oracle for which documents exist.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -21,8 +18,6 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import Connection, or_, select
 
 from fiscus.adapters.db import tables as t
@@ -40,12 +35,14 @@ from fiscus.domain.payments import (
     ProviderUnreachable,
     Trigger,
 )
-from fiscus.pages.labels import page_labels
-from fiscus.pages.signing import issue_state, open_result, seal_result, state_is_valid
 from fiscus.queries.documents import DocumentView, get_document
 from fiscus.queries.scope import Scope
 from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
 from fiscus.services.payments import add_card, charge_document
+from fiscus.web.i18n import language_of
+from fiscus.web.pay.labels import page_labels
+from fiscus.web.pay.signing import issue_state, open_result, seal_result, state_is_valid
+from fiscus.web.rendering import asset, csp_hash, html, security_headers, templates
 
 ACTOR: Final = "hosted_page"
 COLLECTABLE: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})
@@ -60,15 +57,9 @@ FIELD_OF_ERROR: Final = {
 }
 """The gateway's card form errors and the field each is about (for aria-describedby and focus)."""
 
-_TEMPLATES = Environment(
-    loader=PackageLoader("fiscus.pages", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-CSS: Final = files("fiscus.pages").joinpath("templates/pay.css").read_text(encoding="utf-8")
-CSS_HASH: Final = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+_TEMPLATES = templates("fiscus.web.pay")
+CSS: Final = asset("pay.css")
+"""Inlined in every page and pinned by its hash in the CSP: one request, no stylesheet from elsewhere."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -94,27 +85,16 @@ def _origin(url: str) -> str | None:
 
 
 def _headers(form_origins: tuple[str, ...] = ()) -> dict[str, str]:
-    """No caching (the page shows a payment's state and a one-time form), no referrer (the link is the
-    key to the page), and a CSP allowing only the inline stylesheet and forms posted to the gateway."""
-    form_action = " ".join(["'self'", *dict.fromkeys(form_origins)])
-    return {
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": (
-            f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; "
-            f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
-        ),
-    }
+    """The surfaces' strict headers (the link is the key to the page: no referrer); the CSP allows only
+    the inline stylesheet and forms posted to the gateway."""
+    return security_headers(style_src=csp_hash(CSS), form_origins=form_origins)
 
 
 def _html(
     template: str, context: dict[str, Any], *, status: int = 200, form_origins: tuple[str, ...] = ()
 ) -> Response:
-    body = _TEMPLATES.get_template(template).render({"css": CSS, "refresh": 0, **context})
-    return HTMLResponse(body, status_code=status, headers=_headers(form_origins))
+    context = {"css": CSS, "refresh": 0, **context}
+    return html(_TEMPLATES, template, context, status=status, headers=_headers(form_origins))
 
 
 def _message(
@@ -408,7 +388,7 @@ def payment_return(link: str, request: Request) -> Response:
     doc, secret = linked.doc, linked.secret
     query = request.query_params
     if not state_is_valid(secret, doc.id, query.get("state", ""), c.clock.now()):
-        lang = str(doc.buyer.get("locale") or "en").replace("-", "_").split("_")[0]
+        lang = language_of(doc.buyer.get("locale"))
         labels = page_labels(lang)
         return _message(
             labels, lang, labels["expired_title"], labels["expired_text"], status=400, back_url=linked.path
