@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from fiscus.demo import bg_vps, kz_marketplace, us_saas
+from fiscus.demo.bg_vps import scenario as bg_vps
+from fiscus.demo.kz_marketplace import scenario as kz_marketplace
 from fiscus.demo.scenario import Scenario
+from fiscus.demo.us_saas import scenario as us_saas
 
 SCENARIOS: Final[tuple[Callable[[], Scenario], ...]] = (
-    kz_marketplace.scenario,
-    bg_vps.scenario,
-    us_saas.scenario,
+    kz_marketplace,
+    bg_vps,
+    us_saas,
 )
 
 
