@@ -54,15 +54,15 @@ def seed_demo(
     created = False
     payments = Payments(gateway_url) if gateway_url else None
     try:
-        for od in definitions():
-            slug = od.spec.slug
+        for scenario in definitions():
+            slug = scenario.spec.slug
             if slug in existing:
                 err.print(f"[dim]{slug}: already seeded[/dim]")
                 continue
             began = time.perf_counter_ns()
             sim = Simulation(
                 db,
-                od,
+                scenario,
                 random.Random(f"{seed}:{slug}"),
                 now - HISTORY,
                 now,

@@ -42,28 +42,28 @@ class Simulation:
     def __init__(
         self,
         db: Database,
-        od: Scenario,
+        scenario: Scenario,
         rng: random.Random,
         start: datetime,
         now: datetime,
         payments: Payments | None = None,
         pay_rng: random.Random | None = None,
     ):
-        self.db, self.od, self.rng, self.start, self.now = db, od, rng, start, now
+        self.db, self.scenario, self.rng, self.start, self.now = db, scenario, rng, start, now
         self.payments = payments
         self.pay_rng = pay_rng or random.Random(0)
         """Payment choices draw from their own stream, so the billing history is the same either way."""
         self.clock = SimulationClock(start)
         self.catalog = Catalog()
-        self.planner = Planner(od, rng, self.catalog, start, now)
+        self.planner = Planner(scenario, rng, self.catalog, start, now)
         self.org_id = 0
         self.last_document = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
     def run(self, clock: Clock) -> int:
-        self.org_id = create_organization(self.db, self.clock, self.od.spec, actor="demo")
-        collection = self.od.collection
+        self.org_id = create_organization(self.db, self.clock, self.scenario.spec, actor="demo")
+        collection = self.scenario.collection
         update_payment_settings(
             self.db,
             self.clock,
@@ -78,7 +78,7 @@ class Simulation:
                 self.db, self.clock, self.org_id, collection, self.payments, self.pay_rng, self.start
             )
         self._create_catalog()
-        customers = self.od.customers(self.rng)
+        customers = self.scenario.customers(self.rng)
         plans = [
             self.planner.heavy(spec) if index == 0 else self.planner.customer(spec)
             for index, spec in enumerate(customers)
@@ -112,8 +112,8 @@ class Simulation:
             self.cards.collect()
 
     def _create_catalog(self) -> None:
-        code = self.od.spec.default_currency
-        for product in self.od.products:
+        code = self.scenario.spec.default_currency
+        for product in self.scenario.products:
             pid = create_product(self.db, self.clock, self.org_id, product.spec, actor="demo")
             for offer in product.offers:
                 vid = create_variant(
@@ -201,12 +201,12 @@ class Simulation:
         payers = self.cards.payers if self.cards is not None else {}
         for row in rows:
             self.last_document = max(self.last_document, row.id)
-            if row.type != self.od.pay_type.value or row.status != DocumentStatus.OPEN.value:
+            if row.type != self.scenario.pay_type.value or row.status != DocumentStatus.OPEN.value:
                 continue
             if row.total_minor <= 0 or payers.get(row.customer_id, Payer.BANK) is not Payer.BANK:
                 continue
-            if self.rng.randrange(100) < self.od.paid_percent:
-                when = row.issued_at + timedelta(days=self.rng.randint(1, self.od.pay_within_days))
+            if self.rng.randrange(100) < self.scenario.paid_percent:
+                when = row.issued_at + timedelta(days=self.rng.randint(1, self.scenario.pay_within_days))
                 self.clock.at(
                     when + self.planner.minutes(),
                     partial(mark_paid, self.db, self.clock, self.org_id, row.id, actor="demo"),
