@@ -60,6 +60,7 @@ FIELD_OF_ERROR: Final = {
 _TEMPLATES = templates("fiscus.web.pay")
 CSS: Final = asset("pay.css")
 """Inlined in every page and pinned by its hash in the CSP: one request, no stylesheet from elsewhere."""
+STYLE_SRC: Final = csp_hash(CSS)
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,7 +88,7 @@ def _origin(url: str) -> str | None:
 def _headers(form_origins: tuple[str, ...] = ()) -> dict[str, str]:
     """The surfaces' strict headers (the link is the key to the page: no referrer); the CSP allows only
     the inline stylesheet and forms posted to the gateway."""
-    return security_headers(style_src=csp_hash(CSS), form_origins=form_origins)
+    return security_headers(style_src=STYLE_SRC, form_origins=form_origins)
 
 
 def _html(
