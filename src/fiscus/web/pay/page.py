@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Connection, or_, select
 
-from fiscus.adapters.db import tables as t
 from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
@@ -36,6 +34,13 @@ from fiscus.domain.payments import (
     Trigger,
 )
 from fiscus.queries.documents import DocumentView, get_document
+from fiscus.queries.payment_page import (
+    attempt_of,
+    document_organization,
+    latest_attempt,
+    number_and_status,
+    paying_capture,
+)
 from fiscus.queries.scope import Scope
 from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
 from fiscus.services.payments import add_card, charge_document
@@ -139,9 +144,8 @@ def _open_link(c: Container, link: str) -> Linked | None:
         return None
     doc_id, signature = parsed
     secret = link_secret(c.db, c.clock, c.settings.secret_key)
-    d = t.documents.c
     with c.db.read() as conn:
-        org_id = conn.execute(select(d.organization_id).where(d.id == doc_id)).scalar_one_or_none()
+        org_id = document_organization(conn, doc_id)
         # The signature is checked for an unknown id too, so both cost the same.
         if not is_valid(secret, org_id or 0, doc_id, signature) or org_id is None:
             return None
@@ -152,72 +156,6 @@ def _open_link(c: Container, link: str) -> Linked | None:
     if doc.type is DocumentType.CREDIT_NOTE or doc.status is DocumentStatus.DRAFT:
         return None
     return Linked(doc, secret)
-
-
-def _latest_attempt(conn: Connection, document_id: int) -> dict[str, Any] | None:
-    a = t.payment_attempts.c
-    row = (
-        conn.execute(
-            select(t.payment_attempts).where(a.document_id == document_id).order_by(a.id.desc()).limit(1)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    return None if row is None else dict(row)
-
-
-def _attempt(conn: Connection, document_id: int, attempt_id: object) -> dict[str, Any] | None:
-    """An attempt named by a result, only if it is one of this document's."""
-    if not isinstance(attempt_id, int):
-        return None
-    a = t.payment_attempts.c
-    row = (
-        conn.execute(select(t.payment_attempts).where(a.id == attempt_id, a.document_id == document_id))
-        .mappings()
-        .one_or_none()
-    )
-    return None if row is None else dict(row)
-
-
-def _receipt_row(conn: Connection, document_id: int, attempt_id: int | None = None) -> dict[str, Any] | None:
-    """The latest succeeded capture paying this document, or paid by an attempt on it (a proforma's
-    money pays the invoice it became), with the card charged and the paid document's number."""
-    c, a, pm, d = t.payment_captures.c, t.payment_attempts.c, t.payment_methods.c, t.documents.c
-    query = (
-        select(
-            c.amount_minor,
-            c.settled_at,
-            c.created_at,
-            a.id.label("attempt_id"),
-            a.currency,
-            pm.brand,
-            pm.last4,
-            d.number,
-        )
-        .select_from(
-            t.payment_captures.join(t.payment_attempts, a.id == c.attempt_id)
-            .join(t.documents, d.id == c.document_id)
-            .outerjoin(t.payment_methods, pm.id == a.payment_method_id)
-        )
-        .where(c.status == "succeeded", or_(c.document_id == document_id, a.document_id == document_id))
-        .order_by(c.id.desc())
-        .limit(1)
-    )
-    if attempt_id is not None:
-        query = query.where(a.id == attempt_id)
-    row = conn.execute(query).mappings().one_or_none()
-    return None if row is None else dict(row)
-
-
-def _number_of(conn: Connection, org_id: int, document_id: int | None) -> tuple[str | None, str | None]:
-    """Number and status of a related document of the same organisation."""
-    if document_id is None:
-        return None, None
-    d = t.documents.c
-    row = conn.execute(
-        select(d.number, d.status).where(d.id == document_id, d.organization_id == org_id)
-    ).one_or_none()
-    return (None, None) if row is None else (row.number, row.status)
 
 
 # --- the page ----------------------------------------------------------------------------------------
@@ -262,12 +200,12 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
     doc, secret = linked.doc, linked.secret
     result = open_result(secret, doc.id, sealed) if sealed else None
     with c.db.read() as conn:
-        converted_from, _ = _number_of(conn, doc.organization_id, doc.converted_from_id)
-        converted_to, converted_to_status = _number_of(conn, doc.organization_id, doc.converted_to_id)
-        latest = _latest_attempt(conn, doc.id)
-        shown = _attempt(conn, doc.id, result.get("a")) if result else None
-        receipt_row = _receipt_row(conn, doc.id)
-        shown_receipt = _receipt_row(conn, doc.id, shown["id"]) if shown else None
+        converted_from, _ = number_and_status(conn, doc.organization_id, doc.converted_from_id)
+        converted_to, converted_to_status = number_and_status(conn, doc.organization_id, doc.converted_to_id)
+        latest = latest_attempt(conn, doc.id)
+        shown = attempt_of(conn, doc.id, result.get("a")) if result else None
+        receipt_row = paying_capture(conn, doc.id)
+        shown_receipt = paying_capture(conn, doc.id, shown["id"]) if shown else None
     vm = build_view_model(doc, converted_from_number=converted_from)
     labels = page_labels(vm["language"])
     loc = Locale.parse(vm["locale"])
