@@ -22,6 +22,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.money import currency
 from fiscus.domain.tax import EU_MEMBER_STATES
 from fiscus.services import org_settings
 from fiscus.services import validation as v
@@ -59,9 +60,20 @@ STANDARD_VAT: Final = {
 LOCALE_OF: Final = {"BG": "bg", "KZ": "kk", "RU": "ru"}
 
 
+CURRENCY_OF: Final = {"BG": "EUR"}
+"""Where babel's territory data lags (Bulgaria adopted the euro on 1 January 2026)."""
+
+
 def default_currency(country: str) -> str:
-    found = get_territory_currencies(country)
-    return str(found[0]) if found else "EUR"
+    """The country's currency, among those the domain can bill (ISO 4217 with minor units)."""
+    if country in CURRENCY_OF:
+        return CURRENCY_OF[country]
+    for code in get_territory_currencies(country):
+        try:
+            return currency(str(code)).code
+        except InvalidFieldError:
+            continue
+    return "EUR"
 
 
 def default_timezone(country: str) -> str:

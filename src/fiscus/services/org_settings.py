@@ -201,47 +201,59 @@ def _record(
     append_outbox(conn, [outbox_row(org_id, "organization.updated", "organization", org_id, now, payload)])
 
 
+def _sandboxes(conn: Connection, org_id: int) -> list[int]:
+    """Test-mode sandboxes made beside this organisation: they follow its settings (not its numbers)."""
+    o_ = t.organizations.c
+    return [int(i) for i in conn.execute(select(o_.id).where(o_.sandbox_of == org_id).order_by(o_.id)).scalars()]
+
+
 def update_settings(
     db: Database, clock: Clock, org_id: int, changes: Mapping[str, Any], *, actor: str = "cli"
 ) -> tuple[str, ...]:
-    """Apply settings changes; returns the columns that changed (none: nothing written)."""
+    """Apply settings changes to an organisation and its sandboxes; returns the columns that changed
+    on the organisation itself (none: nothing written)."""
     with db.write() as conn:
         before = _locked_org(conn, org_id)
         values = validate_changes(before, changes)
         _record(conn, clock, org_id, before, values, actor, "updated")
+        for sandbox in _sandboxes(conn, org_id):
+            mirror = _locked_org(conn, sandbox)
+            _record(conn, clock, sandbox, mirror, validate_changes(mirror, changes), actor, "updated")
         return tuple(k for k, val in values.items() if before.get(k) != val)
 
 
 def set_logo(db: Database, clock: Clock, org_id: int, logo: Logo, *, actor: str = "cli") -> str:
-    """Store a checked logo (bytes kept by hash, never overwritten) and make it the current one."""
+    """Store a checked logo (bytes kept by hash, never overwritten) and make it the current one, here
+    and in the organisation's sandboxes."""
+    lg = t.organization_logos.c
     with db.write() as conn:
-        before = _locked_org(conn, org_id)
-        known = conn.execute(
-            select(t.organization_logos.c.id).where(
-                t.organization_logos.c.organization_id == org_id, t.organization_logos.c.sha256 == logo.sha256
-            )
-        ).scalar_one_or_none()
-        if known is None:
-            conn.execute(
-                insert(t.organization_logos).values(
-                    organization_id=org_id,
-                    sha256=logo.sha256,
-                    content_type=logo.content_type,
-                    width=logo.width,
-                    height=logo.height,
-                    data=logo.data,
-                    created_at=clock.now(),
+        for target in (org_id, *_sandboxes(conn, org_id)):
+            before = _locked_org(conn, target)
+            known = conn.execute(
+                select(lg.id).where(lg.organization_id == target, lg.sha256 == logo.sha256)
+            ).scalar_one_or_none()
+            if known is None:
+                conn.execute(
+                    insert(t.organization_logos).values(
+                        organization_id=target,
+                        sha256=logo.sha256,
+                        content_type=logo.content_type,
+                        width=logo.width,
+                        height=logo.height,
+                        data=logo.data,
+                        created_at=clock.now(),
+                    )
                 )
-            )
-        _record(conn, clock, org_id, before, {"logo_sha256": logo.sha256}, actor, "logo_set")
+            _record(conn, clock, target, before, {"logo_sha256": logo.sha256}, actor, "logo_set")
     return logo.sha256
 
 
 def remove_logo(db: Database, clock: Clock, org_id: int, *, actor: str = "cli") -> None:
     """The next documents carry no logo; stored bytes stay for the documents that froze them."""
     with db.write() as conn:
-        before = _locked_org(conn, org_id)
-        _record(conn, clock, org_id, before, {"logo_sha256": None}, actor, "logo_removed")
+        for target in (org_id, *_sandboxes(conn, org_id)):
+            before = _locked_org(conn, target)
+            _record(conn, clock, target, before, {"logo_sha256": None}, actor, "logo_removed")
 
 
 def set_series(
