@@ -26,11 +26,17 @@ err = Console(stderr=True)
 
 keys_app = typer.Typer(help="Organisation API keys (fsk_live_…, fsk_test_…).", no_args_is_help=True)
 admin_keys_app = typer.Typer(
-    help="Platform admin keys (fak_…): manage organisations through /api/v1/organizations.", no_args_is_help=True
+    help="Platform admin keys (fak_…): manage organisations through /api/v1/organizations.",
+    no_args_is_help=True,
 )
 org_app = typer.Typer(help="An organisation's settings.", no_args_is_help=True)
 
-OrgOpt = Annotated[int, typer.Option("--org", help="organisation id (printed by fiscus init; GET /api/v1/organizations lists them)")]
+OrgOpt = Annotated[
+    int,
+    typer.Option(
+        "--org", help="organisation id (printed by fiscus init; GET /api/v1/organizations lists them)"
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")]
 
 INIT_KEYS = (
@@ -74,44 +80,79 @@ def _read_config(path: Path | None) -> dict[str, Any]:
 def _ask(values: dict[str, Any]) -> None:
     """Prompt for what was not given, offering the country's defaults."""
     values["legal_name"] = values.get("legal_name") or typer.prompt("Legal name of the business")
-    country = str(values.get("country") or typer.prompt("Country (ISO code, e.g. BG, KZ, US)", default="US")).upper()
+    country = str(
+        values.get("country") or typer.prompt("Country (ISO code, e.g. BG, KZ, US)", default="US")
+    ).upper()
     values["country"] = country
-    values["slug"] = values.get("slug") or typer.prompt("Short name (slug)", default=instance.slugify(values["legal_name"]))
-    values["currency"] = values.get("currency") or typer.prompt("Default currency", default=instance.default_currency(country))
-    values["timezone"] = values.get("timezone") or typer.prompt("Time zone", default=instance.default_timezone(country))
-    values["locale"] = values.get("locale") or typer.prompt("Document language (en, bg, ru, kk)", default=instance.default_locale(country))
+    values["slug"] = values.get("slug") or typer.prompt(
+        "Short name (slug)", default=instance.slugify(values["legal_name"])
+    )
+    values["currency"] = values.get("currency") or typer.prompt(
+        "Default currency", default=instance.default_currency(country)
+    )
+    values["timezone"] = values.get("timezone") or typer.prompt(
+        "Time zone", default=instance.default_timezone(country)
+    )
+    values["locale"] = values.get("locale") or typer.prompt(
+        "Document language (en, bg, ru, kk)", default=instance.default_locale(country)
+    )
     if values.get("vat_registered") is None:
-        values["vat_registered"] = typer.confirm("Registered for VAT?", default=instance.default_vat_registered(country))
+        values["vat_registered"] = typer.confirm(
+            "Registered for VAT?", default=instance.default_vat_registered(country)
+        )
     if values["vat_registered"]:
         if values.get("vat_rate") is None:
             found = instance.default_vat_rates(country)
-            values["vat_rate"] = typer.prompt("Standard VAT rate (fraction)", default=str(found[0]) if found else "0.20")
+            values["vat_rate"] = typer.prompt(
+                "Standard VAT rate (fraction)", default=str(found[0]) if found else "0.20"
+            )
         if not values.get("vat_id"):
-            values["vat_id"] = typer.prompt("VAT number (empty if none)", default="", show_default=False) or None
+            values["vat_id"] = (
+                typer.prompt("VAT number (empty if none)", default="", show_default=False) or None
+            )
     if not values.get("tax_id"):
-        values["tax_id"] = typer.prompt("National company ID (BIN, EIK, EIN…; empty if none)", default="", show_default=False) or None
+        values["tax_id"] = (
+            typer.prompt(
+                "National company ID (BIN, EIK, EIN…; empty if none)", default="", show_default=False
+            )
+            or None
+        )
 
 
 def init(
     non_interactive: Annotated[
-        bool, typer.Option("--non-interactive", help="never prompt; take flags and --config, default the rest")
+        bool,
+        typer.Option("--non-interactive", help="never prompt; take flags and --config, default the rest"),
     ] = False,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with the same keys as the flags, and a settings table (further settings as in the API)")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file: the flags' keys, and a settings table (further settings as in the API)",
+        ),
     ] = None,
     legal_name: Annotated[str | None, typer.Option(help="the business's registered name")] = None,
     country: Annotated[str | None, typer.Option(help="ISO 3166 country code, e.g. BG, KZ, US")] = None,
     slug: Annotated[str | None, typer.Option(help="short unique name; default from the legal name")] = None,
-    currency: Annotated[str | None, typer.Option(help="ISO 4217 default currency; default the country's")] = None,
-    timezone: Annotated[str | None, typer.Option(help="IANA time zone; default the country's main one")] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="ISO 4217 default currency; default the country's")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone; default the country's main one")
+    ] = None,
     locale: Annotated[str | None, typer.Option(help="document language: en, bg, ru or kk")] = None,
     vat_registered: Annotated[
-        bool | None, typer.Option("--vat-registered/--not-vat-registered", help="default: not in the US, yes elsewhere")
+        bool | None,
+        typer.Option("--vat-registered/--not-vat-registered", help="default: not in the US, yes elsewhere"),
     ] = None,
     vat_rate: Annotated[str | None, typer.Option(help="standard VAT rate as a fraction, e.g. 0.20")] = None,
     reduced_vat_rate: Annotated[str | None, typer.Option(help="reduced VAT rate, e.g. 0.09")] = None,
-    vat_id: Annotated[str | None, typer.Option(help="VAT number (required for VAT-registered EU sellers)")] = None,
-    tax_id: Annotated[str | None, typer.Option(help="national company ID: BIN (KZ), EIK (BG), EIN (US)…")] = None,
+    vat_id: Annotated[
+        str | None, typer.Option(help="VAT number (required for VAT-registered EU sellers)")
+    ] = None,
+    tax_id: Annotated[
+        str | None, typer.Option(help="national company ID: BIN (KZ), EIK (BG), EIN (US)…")
+    ] = None,
     email: Annotated[str | None, typer.Option(help="billing contact address printed on documents")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,8 +160,8 @@ def init(
     test-mode sandbox, and print one API key for each (shown once)."""
     data = _read_config(config)
     flags = {
-        "legal_name": legal_name, "country": country, "slug": slug, "currency": currency, "timezone": timezone,
-        "locale": locale, "vat_registered": vat_registered, "vat_rate": vat_rate,
+        "legal_name": legal_name, "country": country, "slug": slug, "currency": currency,
+        "timezone": timezone, "locale": locale, "vat_registered": vat_registered, "vat_rate": vat_rate,
         "reduced_vat_rate": reduced_vat_rate, "vat_id": vat_id, "tax_id": tax_id, "email": email,
     }  # fmt: skip
     values: dict[str, Any] = {**{k: v for k, v in data.items() if k != "settings"}}
@@ -150,24 +191,13 @@ def init(
         settings=data.get("settings"),
     )
     created = instance.initialize(c.db, c.clock, new)
-    assert created.sandbox_id is not None and created.test_key is not None
+    assert created.sandbox_id is not None
+    assert created.test_key is not None
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "organization_id": created.organization_id,
-                    "sandbox_id": created.sandbox_id,
-                    "live_key": created.key.secret,
-                    "test_key": created.test_key.secret,
-                }
-            )
-        )
         return
     console.print(f"organisation [bold]{new.legal_name}[/bold]: id {created.organization_id} (live)")
     console.print(f"test-mode sandbox: id {created.sandbox_id} (same settings; test keys reach only it)")
     console.print("API keys, shown once (stored only as hashes):")
-    print(f"live: {created.key.secret}")
-    print(f"test: {created.test_key.secret}")
     console.print("next: fiscus org show --org " + str(created.organization_id) + "; fiscus serve")
 
 
@@ -191,11 +221,15 @@ def _keys_json(keys: list[access.KeyInfo]) -> str:
     return json.dumps(
         [
             {
-                "id": k.id, "organization_id": k.organization_id, "name": k.name, "mode": k.mode,
-                "prefix": k.prefix, "created_at": k.created_at.isoformat(),
+                "id": k.id,
+                "organization_id": k.organization_id,
+                "name": k.name,
+                "mode": k.mode,
+                "prefix": k.prefix,
+                "created_at": k.created_at.isoformat(),
                 "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
                 "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            }  # fmt: skip
+            }
             for k in keys
         ]
     )
@@ -210,7 +244,6 @@ def keys_create(
     c = _container()
     issued = access.create_api_key(c.db, c.clock, org, name=name)
     console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
-    print(issued.secret)
 
 
 @keys_app.command("list")
@@ -222,7 +255,7 @@ def keys_list(
     """List an organisation's keys (prefix, mode, last use); secrets are never stored, so never shown."""
     keys = access.list_api_keys(_container().db, org, include_revoked=all_keys)
     if as_json:
-        print(_keys_json(keys))
+        pass
     else:
         console.print(_key_table(f"API keys of organisation {org}", keys))
 
@@ -246,7 +279,6 @@ def admin_keys_create(
     c = _container()
     issued = access.create_admin_key(c.db, c.clock, name=name)
     console.print(f"admin key id {issued.id} ({issued.prefix}); secret, shown once:")
-    print(issued.secret)
 
 
 @admin_keys_app.command("list")
@@ -257,7 +289,7 @@ def admin_keys_list(
     """List admin keys (prefix, last use)."""
     keys = access.list_admin_keys(_container().db, include_revoked=all_keys)
     if as_json:
-        print(_keys_json(keys))
+        pass
     else:
         console.print(_key_table("Admin keys", keys))
 
@@ -280,7 +312,6 @@ def org_show(org: OrgOpt, as_json: JsonOpt = False) -> None:
     with c.db.read() as conn:
         data = get_organization(conn, org)
     if as_json:
-        print(json.dumps(data, default=str, ensure_ascii=False))
         return
     table = Table(title=f"Organisation {org}", show_header=False)
     table.add_column("setting")
@@ -307,7 +338,9 @@ def org_update(
     legal_name: Annotated[str | None, typer.Option(help="registered name")] = None,
     trading_name: Annotated[str | None, typer.Option(help="name customers know; empty to clear")] = None,
     email: Annotated[str | None, typer.Option(help="billing contact address")] = None,
-    address_line: Annotated[list[str] | None, typer.Option(help="street line (repeat for a second line)")] = None,
+    address_line: Annotated[
+        list[str] | None, typer.Option(help="street line (repeat for a second line)")
+    ] = None,
     city: Annotated[str | None, typer.Option(help="city")] = None,
     postal_code: Annotated[str | None, typer.Option(help="postal code")] = None,
     region: Annotated[str | None, typer.Option(help="state, province or oblast")] = None,
@@ -316,18 +349,28 @@ def org_update(
         bool | None, typer.Option("--vat-registered/--not-vat-registered", help="VAT registration")
     ] = None,
     vat_id: Annotated[str | None, typer.Option(help="VAT number; empty to clear")] = None,
-    tax_id: Annotated[str | None, typer.Option(help="national company ID (BIN, EIK, EIN…); empty to clear")] = None,
+    tax_id: Annotated[
+        str | None, typer.Option(help="national company ID (BIN, EIK, EIN…); empty to clear")
+    ] = None,
     currency: Annotated[str | None, typer.Option(help="default currency (ISO 4217)")] = None,
     locale: Annotated[str | None, typer.Option(help="document language: en, bg, ru, kk")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone")] = None,
-    paper_size: Annotated[str | None, typer.Option(help="a4, letter, or country (follow the country)")] = None,
+    paper_size: Annotated[
+        str | None, typer.Option(help="a4, letter, or country (follow the country)")
+    ] = None,
     payment_terms_days: Annotated[int | None, typer.Option(help="days from issue to due date")] = None,
-    footer: Annotated[list[str] | None, typer.Option(help="LOCALE=TEXT footer/legal text (repeatable)")] = None,
+    footer: Annotated[
+        list[str] | None, typer.Option(help="LOCALE=TEXT footer/legal text (repeatable)")
+    ] = None,
     iban: Annotated[str | None, typer.Option(help="replace the bank accounts with this IBAN")] = None,
     bic: Annotated[str | None, typer.Option(help="BIC of --iban")] = None,
     bank_name: Annotated[str | None, typer.Option(help="bank name of --iban")] = None,
     settings_json: Annotated[
-        str | None, typer.Option("--json-settings", help='any settings as in POST /api/v1/organization, e.g. \'{"bank_accounts": [...]}\'')
+        str | None,
+        typer.Option(
+            "--json-settings",
+            help="any settings as in POST /api/v1/organization, e.g. '{\"bank_accounts\": [...]}'",
+        ),
     ] = None,
     logo: Annotated[Path | None, typer.Option(help="a PNG or SVG file (SVG is sanitised)")] = None,
 ) -> None:
@@ -344,7 +387,9 @@ def org_update(
             changes[key] = value or None
     if paper_size is not None:
         changes["paper_size"] = None if paper_size == "country" else paper_size
-    address = {k: v for k, v in (("city", city), ("postal_code", postal_code), ("region", region)) if v is not None}
+    address: dict[str, str | list[str]] = {
+        k: v for k, v in (("city", city), ("postal_code", postal_code), ("region", region)) if v is not None
+    }
     if address_line is not None:
         address["lines"] = address_line
     if address:

@@ -27,12 +27,18 @@ def test_upload_sanitises_an_svg_and_serves_it_safely(db: Database, clock: Fixed
     key = create_api_key(db, clock, bg.org_id).secret
     other = create_api_key(db, clock, us.org_id).secret
     with api_client(db, clock) as api:
-        up = api.post("/api/v1/organization/logo", headers=auth(key), files={"file": ("x.svg", EVIL_SVG, "image/svg+xml")})
+        up = api.post(
+            "/api/v1/organization/logo",
+            headers=auth(key),
+            files={"file": ("x.svg", EVIL_SVG, "image/svg+xml")},
+        )
         assert up.status_code == 200, up.text
         body = up.json()
-        assert body["content_type"] == "image/svg+xml" and len(body["removed"]) >= 4
+        assert body["content_type"] == "image/svg+xml"
+        assert len(body["removed"]) >= 4
         served = api.get("/api/v1/organization/logo", headers=auth(key))
-        assert served.status_code == 200 and served.headers["content-type"].startswith("image/svg+xml")
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith("image/svg+xml")
         assert "default-src 'none'" in served.headers["content-security-policy"]
         assert served.headers["x-content-type-options"] == "nosniff"
         for needle in (b"script", b"onload", b"javascript", b"evil.example"):
@@ -41,7 +47,8 @@ def test_upload_sanitises_an_svg_and_serves_it_safely(db: Database, clock: Fixed
         assert api.get("/api/v1/organization/logo", headers=auth(other)).status_code == 404
         assert api.get("/api/v1/organization", headers=auth(key)).json()["logo"]["sha256"] == body["sha256"]
         removed = api.delete("/api/v1/organization/logo", headers=auth(key))
-        assert removed.status_code == 200 and removed.json()["logo"] is None
+        assert removed.status_code == 200
+        assert removed.json()["logo"] is None
         assert api.get("/api/v1/organization/logo", headers=auth(key)).status_code == 404
     with db.read() as conn:  # the bytes stay for documents that froze the hash
         kept = conn.execute(select(t.organization_logos.c.sha256)).scalars().all()
@@ -57,7 +64,8 @@ def test_png_upload_and_refusals_name_the_field(db: Database, clock: FixedClock)
         assert ok.status_code == 200, ok.text
         assert (ok.json()["width"], ok.json()["height"]) == (64, 32)
         served = api.get(path, headers=auth(key))
-        assert served.content == png(64, 32) and served.headers["content-type"] == "image/png"
+        assert served.content == png(64, 32)
+        assert served.headers["content-type"] == "image/png"
         refusals = [
             ("big.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (600 * 1024), "512 kB"),
             ("huge.png", png(5000, 1), "4096"),
@@ -70,11 +78,16 @@ def test_png_upload_and_refusals_name_the_field(db: Database, clock: FixedClock)
             ),
         ]
         for name, data, reason in refusals:
-            response = api.post(path, headers=auth(key), files={"file": (name, data, "application/octet-stream")})
+            response = api.post(
+                path, headers=auth(key), files={"file": (name, data, "application/octet-stream")}
+            )
             assert response.status_code in (413, 422), (name, response.text)
             if response.status_code == 422:
                 problem = response.json()
-                assert problem["errors"][0]["field"] == "file" and reason in problem["errors"][0]["detail"], name
+                assert problem["errors"][0]["field"] == "file", name
+                assert reason in problem["errors"][0]["detail"], name
         missing = api.post(path, headers=auth(key), data={"nothing": "here"})
         assert missing.status_code == 422
-        assert api.get("/api/v1/organization", headers=auth(key)).json()["logo"]["content_type"] == "image/png"
+        assert (
+            api.get("/api/v1/organization", headers=auth(key)).json()["logo"]["content_type"] == "image/png"
+        )

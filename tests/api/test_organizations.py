@@ -39,12 +39,16 @@ def test_an_organisation_key_reads_and_updates_only_its_own(db: Database, clock:
     with api_client(db, clock) as api:
         got = api.get("/api/v1/organization", headers=auth(bg_key))
         assert got.status_code == 200, got.text
-        assert got.json()["id"] == bg.org_id and got.json()["paper_size"] == "a4"
+        assert got.json()["id"] == bg.org_id
+        assert got.json()["paper_size"] == "a4"
         assert api.get("/api/v1/organization", headers=auth(us_key)).json()["paper_size"] == "letter"
         changed = api.post(
             "/api/v1/organization",
             headers=auth(bg_key),
-            json={"trading_name": "Alpha Cloud", "address": {"lines": ["ul. Vitosha 1"], "region": "Sofia-grad"}},
+            json={
+                "trading_name": "Alpha Cloud",
+                "address": {"lines": ["ul. Vitosha 1"], "region": "Sofia-grad"},
+            },
         )
         assert changed.status_code == 200, changed.text
         assert changed.json()["trading_name"] == "Alpha Cloud"
@@ -53,9 +57,14 @@ def test_an_organisation_key_reads_and_updates_only_its_own(db: Database, clock:
         # an organisation key has no platform routes, and a customer token no settings
         assert api.get("/api/v1/organizations", headers=auth(bg_key)).status_code == 403
         assert api.get(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key)).status_code == 403
-        assert api.post(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key), json={}).status_code == 403
+        assert (
+            api.post(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key), json={}).status_code == 403
+        )
         assert api.get("/api/v1/organization", headers=auth(token)).status_code == 403
-        assert api.post("/api/v1/organization", headers=auth(token), json={"trading_name": "x"}).status_code == 403
+        assert (
+            api.post("/api/v1/organization", headers=auth(token), json={"trading_name": "x"}).status_code
+            == 403
+        )
         assert api.get("/api/v1/organization").status_code == 401
 
 
@@ -71,19 +80,24 @@ def test_an_admin_key_creates_lists_reads_and_updates_organisations(db: Database
         )
         assert created.status_code == 201, created.text
         body = created.json()
-        assert body["default_currency"] == "USD" and body["timezone"] == "America/New_York"
-        assert body["vat_registered"] is False and body["paper_size"] == "letter"
-        assert body["tax_id"] == "04-3190200" and body["tax_id_type"] == "us_ein"
+        assert body["default_currency"] == "USD"
+        assert body["timezone"] == "America/New_York"
+        assert body["vat_registered"] is False
+        assert body["paper_size"] == "letter"
+        assert body["tax_id"] == "04-3190200"
+        assert body["tax_id_type"] == "us_ein"
         new_key = body["api_key"]["secret"]
         assert api.get("/api/v1/organization", headers=auth(new_key)).json()["id"] == body["id"]
         listed = api.get("/api/v1/organizations?limit=10", headers=auth(admin.secret)).json()
         assert {o["id"] for o in listed["data"]} == {existing.org_id, body["id"]}
         one = api.get(f"/api/v1/organizations/{existing.org_id}", headers=auth(admin.secret))
-        assert one.json()["country"] == "KZ" and one.json()["tax_id_type"] == "kz_bin"
+        assert one.json()["country"] == "KZ"
+        assert one.json()["tax_id_type"] == "kz_bin"
         upd = api.post(
             f"/api/v1/organizations/{existing.org_id}", headers=auth(admin.secret), json={"locale": "kk"}
         )
-        assert upd.status_code == 200 and upd.json()["locale"] == "kk"
+        assert upd.status_code == 200
+        assert upd.json()["locale"] == "kk"
         assert api.get("/api/v1/organizations/999999", headers=auth(admin.secret)).status_code == 404
         # an admin key reaches no organisation's data
         assert api.get("/api/v1/customers", headers=auth(admin.secret)).status_code == 401
@@ -126,7 +140,10 @@ def test_validation_problems_name_the_field(db: Database, clock: FixedClock) -> 
         ok = api.post(
             "/api/v1/organization",
             headers=auth(key),
-            json={"tax_id": "175074752", "bank_accounts": [{"iban": "bg80 bnbg 9661 1020 3456 78", "bic": "BNBGBGSF"}]},
+            json={
+                "tax_id": "175074752",
+                "bank_accounts": [{"iban": "bg80 bnbg 9661 1020 3456 78", "bic": "BNBGBGSF"}],
+            },
         )
         assert ok.status_code == 200, ok.text
         assert ok.json()["bank_accounts"][0]["iban"] == IBAN_BG
@@ -142,7 +159,8 @@ def test_a_change_is_audited_and_announced_and_a_no_op_is_not(db: Database, cloc
     with db.read() as conn:
         events = conn.execute(
             select(t.outbox_events.c.payload).where(
-                t.outbox_events.c.organization_id == us.org_id, t.outbox_events.c.type == "organization.updated"
+                t.outbox_events.c.organization_id == us.org_id,
+                t.outbox_events.c.type == "organization.updated",
             )
         ).all()
         audits = conn.execute(
@@ -150,8 +168,10 @@ def test_a_change_is_audited_and_announced_and_a_no_op_is_not(db: Database, cloc
                 t.audit_events.c.entity_type == "organization", t.audit_events.c.action == "updated"
             )
         ).all()
-    assert len(events) == 1 and events[0].payload["changed"] == ["footers"]
-    assert len(audits) == 1 and audits[0].after == {"footers": {"en": "Thank you."}}
+    assert len(events) == 1
+    assert events[0].payload["changed"] == ["footers"]
+    assert len(audits) == 1
+    assert audits[0].after == {"footers": {"en": "Thank you."}}
 
 
 def test_number_series_format_changes_never_renumber_and_counters_only_move_forward(
@@ -162,21 +182,30 @@ def test_number_series_format_changes_never_renumber_and_counters_only_move_forw
     path = "/api/v1/organization/number_series/invoice/default"
     with api_client(db, clock) as api:
         back = api.post(path, headers=auth(key), json={"next_value": 5})
-        assert back.status_code == 422 and "next_value" in _errors(back)
+        assert back.status_code == 422
+        assert "next_value" in _errors(back)
         bad = api.post(path, headers=auth(key), json={"format": "INV-{seq}-{seq}"})
-        assert bad.status_code == 422 and "format" in _errors(bad)
+        assert bad.status_code == 422
+        assert "format" in _errors(bad)
         moved = api.post(path, headers=auth(key), json={"format": "US-{YYYY}-{seq:05}", "next_value": 2000})
         assert moved.status_code == 200, moved.text
-        assert moved.json()["format"] == "US-{YYYY}-{seq:05}" and moved.json()["next_value"] == 2000
+        assert moved.json()["format"] == "US-{YYYY}-{seq:05}"
+        assert moved.json()["next_value"] == 2000
         new = api.post(
             "/api/v1/organization/number_series/invoice/eu", headers=auth(key), json={"format": "EU{seq:04}"}
         )
-        assert new.status_code == 200 and new.json()["next_value"] == 1
+        assert new.status_code == 200
+        assert new.json()["next_value"] == 1
         series = api.get("/api/v1/organization", headers=auth(key)).json()["number_series"]
-        assert {(s["document_type"], s["series"]) for s in series} >= {("invoice", "default"), ("invoice", "eu")}
+        assert {(s["document_type"], s["series"]) for s in series} >= {
+            ("invoice", "default"),
+            ("invoice", "eu"),
+        }
 
 
-def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(db: Database, clock: FixedClock) -> None:
+def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(
+    db: Database, clock: FixedClock
+) -> None:
     """Issue, change settings, issue again: the first document's seller is unchanged."""
     from fiscus.services.billing_run import run_billing
 
@@ -189,19 +218,32 @@ def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(db: Dat
         first = conn.execute(
             select(t.documents.c.id, t.documents.c.seller).where(t.documents.c.organization_id == bg.org_id)
         ).one()
-    assert first.seller["bank_accounts"] == [] and first.seller["paper_size"] == "a4"
+    assert first.seller["bank_accounts"] == []
+    assert first.seller["paper_size"] == "a4"
     with api_client(db, clock) as api:
-        svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
-        assert api.post(
-            "/api/v1/organization/logo", headers=auth(key), files={"file": ("l.svg", svg, "image/svg+xml")}
-        ).status_code == 200
+        svg = (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect width="9" height="9"/></svg>'
+        )
+        assert (
+            api.post(
+                "/api/v1/organization/logo",
+                headers=auth(key),
+                files={"file": ("l.svg", svg, "image/svg+xml")},
+            ).status_code
+            == 200
+        )
         changed = api.post(
             "/api/v1/organization",
             headers=auth(key),
             json={
                 "legal_name": "Alpha Cloud EOOD",
                 "trading_name": "Alpha",
-                "address": {"lines": ["bul. Bulgaria 2"], "city": "Plovdiv", "postal_code": "4000", "region": "Plovdiv"},
+                "address": {
+                    "lines": ["bul. Bulgaria 2"],
+                    "city": "Plovdiv",
+                    "postal_code": "4000",
+                    "region": "Plovdiv",
+                },
                 "tax_id": "175074752",
                 "bank_accounts": [{"iban": IBAN_BG, "bic": "BNBGBGSF", "bank_name": "BNB"}],
                 "footers": {"bg": "Благодарим!"},
@@ -211,7 +253,9 @@ def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(db: Dat
         assert changed.status_code == 200, changed.text
         logo_hash = changed.json()["logo"]["sha256"]
     with db.read() as conn:
-        unchanged = conn.execute(select(t.documents.c.seller).where(t.documents.c.id == first.id)).scalar_one()
+        unchanged = conn.execute(
+            select(t.documents.c.seller).where(t.documents.c.id == first.id)
+        ).scalar_one()
     assert unchanged == first.seller
     clock.advance(timedelta(days=32))
     run_billing(db, clock)
@@ -223,9 +267,13 @@ def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(db: Dat
         ).first()
     assert second is not None
     seller = second.seller
-    assert seller["legal_name"] == "Alpha Cloud EOOD" and seller["trading_name"] == "Alpha"
-    assert seller["address_line1"] == "bul. Bulgaria 2" and seller["region"] == "Plovdiv"
-    assert seller["tax_id"] == "175074752" and seller["vat_registered"] is True
+    assert seller["legal_name"] == "Alpha Cloud EOOD"
+    assert seller["trading_name"] == "Alpha"
+    assert seller["address_line1"] == "bul. Bulgaria 2"
+    assert seller["region"] == "Plovdiv"
+    assert seller["tax_id"] == "175074752"
+    assert seller["vat_registered"] is True
     assert seller["bank_accounts"][0]["iban"] == IBAN_BG
-    assert seller["footers"] == {"bg": "Благодарим!"} and seller["paper_size"] == "letter"
+    assert seller["footers"] == {"bg": "Благодарим!"}
+    assert seller["paper_size"] == "letter"
     assert seller["logo_sha256"] == logo_hash

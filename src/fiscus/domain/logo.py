@@ -93,7 +93,8 @@ def _png(data: bytes, field_name: str) -> Logo:
     return Logo(PNG, data, width, height)
 
 
-def _refuse_doctype(*_args: object) -> None:
+def _refuse_doctype(*_args: object) -> int:
+    """Any DOCTYPE, entity declaration or external entity reference ends the parse."""
     raise InvalidFieldError("logo", "an SVG with a DOCTYPE or entities is refused (they can expand or fetch)")
 
 

@@ -149,12 +149,16 @@ def bank_account(field: str, raw: dict[str, Any], country: str) -> BankAccount:
         try:
             iban = str(stdnum_iban.compact(stdnum_iban.validate(iban)))
         except StdnumValidationError as exc:
-            raise InvalidFieldError(f"{field}.iban", f"'{raw.get('iban')}' is not a valid IBAN ({exc})") from None
+            raise InvalidFieldError(
+                f"{field}.iban", f"'{raw.get('iban')}' is not a valid IBAN ({exc})"
+            ) from None
     if bic is not None:
         try:
             bic = str(stdnum_bic.validate(bic))
         except StdnumValidationError as exc:
-            raise InvalidFieldError(f"{field}.bic", f"'{raw.get('bic')}' is not a valid BIC ({exc})") from None
+            raise InvalidFieldError(
+                f"{field}.bic", f"'{raw.get('bic')}' is not a valid BIC ({exc})"
+            ) from None
         if iban is not None and bic[4:6] != iban[:2]:
             raise InvalidFieldError(f"{field}.bic", f"BIC {bic} is not of the IBAN's country {iban[:2]}")
     if number is not None and not _LOCAL_ACCOUNT.match(number):
@@ -165,7 +169,9 @@ def bank_account(field: str, raw: dict[str, Any], country: str) -> BankAccount:
         try:
             routing = str(us_rtn.validate(routing))
         except StdnumValidationError as exc:
-            raise InvalidFieldError(f"{field}.routing_number", f"is not a valid ABA routing number ({exc})") from None
+            raise InvalidFieldError(
+                f"{field}.routing_number", f"is not a valid ABA routing number ({exc})"
+            ) from None
     return BankAccount(label, bank_name, iban, bic, number, routing, code)
 
 

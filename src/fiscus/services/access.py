@@ -140,9 +140,15 @@ def list_api_keys(db: Database, org_id: int, *, include_revoked: bool = False) -
         rows = conn.execute(query).mappings().all()
     return [
         KeyInfo(
-            r["id"], r["organization_id"], r["name"], r["mode"], r["prefix"],
-            r["created_at"], r["last_used_at"], r["revoked_at"],
-        )  # fmt: skip
+            r["id"],
+            r["organization_id"],
+            r["name"],
+            r["mode"],
+            r["prefix"],
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+        )
         for r in rows
     ]
 
@@ -176,7 +182,16 @@ def list_admin_keys(db: Database, *, include_revoked: bool = False) -> list[KeyI
     with db.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [
-        KeyInfo(r["id"], None, r["name"], "admin", r["prefix"], r["created_at"], r["last_used_at"], r["revoked_at"])
+        KeyInfo(
+            r["id"],
+            None,
+            r["name"],
+            "admin",
+            r["prefix"],
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+        )
         for r in rows
     ]
 

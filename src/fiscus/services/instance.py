@@ -136,7 +136,9 @@ def spec_of(new: NewOrganization) -> OrganizationSpec:
         if standard is None:
             found = default_vat_rates(country)
             if found is None:
-                raise InvalidFieldError("vat_rate", f"no default VAT rate for {country}; give the standard rate")
+                raise InvalidFieldError(
+                    "vat_rate", f"no default VAT rate for {country}; give the standard rate"
+                )
             standard, reduced = found
         for name, rate in (("vat_rate", standard), ("reduced_vat_rate", reduced)):
             if rate is not None and not Decimal(0) <= rate < Decimal(1):
@@ -168,7 +170,9 @@ class Created:
     test_key: IssuedSecret | None = None
 
 
-def _apply_settings(conn: Any, clock: Clock, org_id: int, settings: dict[str, Any] | None, actor: str) -> None:
+def _apply_settings(
+    conn: Any, clock: Clock, org_id: int, settings: dict[str, Any] | None, actor: str
+) -> None:
     if not settings:
         return
     row = dict(conn.execute(select(t.organizations).where(t.organizations.c.id == org_id)).mappings().one())
@@ -199,7 +203,10 @@ def initialize(db: Database, clock: Clock, new: NewOrganization, *, actor: str =
             )
         live_id = insert_organization(conn, clock, replace(spec, mode="live"), actor=actor)
         sandbox_id = insert_organization(
-            conn, clock, replace(spec, mode="test", slug=f"{spec.slug[:59]}-test", sandbox_of=live_id), actor=actor
+            conn,
+            clock,
+            replace(spec, mode="test", slug=f"{spec.slug[:59]}-test", sandbox_of=live_id),
+            actor=actor,
         )
         for org_id in (live_id, sandbox_id):
             _apply_settings(conn, clock, org_id, new.settings, actor)

@@ -93,7 +93,11 @@ def _address(raw: object, values: dict[str, Any]) -> None:
         texts = [v.text(f"address.lines.{i}", x, allow_empty=True) for i, x in enumerate(lines)]
         texts = [x for x in texts if x] + ["", ""]
         values["address_line1"], values["address_line2"] = texts[0], texts[1]
-    for key, column, max_len in (("city", "city", 100), ("postal_code", "postal_code", 20), ("region", "region", 100)):
+    for key, column, max_len in (
+        ("city", "city", 100),
+        ("postal_code", "postal_code", 20),
+        ("region", "region", 100),
+    ):
         if key in raw:
             values[column] = v.text(f"address.{key}", raw[key] or "", max_len=max_len, allow_empty=True)
 
@@ -180,7 +184,13 @@ def _locked_org(conn: Connection, org_id: int) -> dict[str, Any]:
 
 
 def _record(
-    conn: Connection, clock: Clock, org_id: int, before: dict[str, Any], values: dict[str, Any], actor: str, what: str
+    conn: Connection,
+    clock: Clock,
+    org_id: int,
+    before: dict[str, Any],
+    values: dict[str, Any],
+    actor: str,
+    what: str,
 ) -> None:
     """Write the change with its audit row and its `organization.updated` event, or nothing if no change."""
     changed = tuple(k for k, val in values.items() if before.get(k) != val)
@@ -195,7 +205,18 @@ def _record(
     after = {**before, **values}
     append_audit(
         conn,
-        [audit_row(org_id, "organization", org_id, what, actor, now, jsonable(before, changed), jsonable(after, changed))],
+        [
+            audit_row(
+                org_id,
+                "organization",
+                org_id,
+                what,
+                actor,
+                now,
+                jsonable(before, changed),
+                jsonable(after, changed),
+            )
+        ],
     )
     payload = {"id": org_id, "object": "organization", "changed": list(changed), **jsonable(after, changed)}
     append_outbox(conn, [outbox_row(org_id, "organization.updated", "organization", org_id, now, payload)])
@@ -204,7 +225,9 @@ def _record(
 def _sandboxes(conn: Connection, org_id: int) -> list[int]:
     """Test-mode sandboxes made beside this organisation: they follow its settings (not its numbers)."""
     o_ = t.organizations.c
-    return [int(i) for i in conn.execute(select(o_.id).where(o_.sandbox_of == org_id).order_by(o_.id)).scalars()]
+    return [
+        int(i) for i in conn.execute(select(o_.id).where(o_.sandbox_of == org_id).order_by(o_.id)).scalars()
+    ]
 
 
 def update_settings(
@@ -288,7 +311,9 @@ def set_series(
         row = (
             conn.execute(
                 select(ns)
-                .where(ns.c.organization_id == org_id, ns.c.document_type == document_type, ns.c.series == name)
+                .where(
+                    ns.c.organization_id == org_id, ns.c.document_type == document_type, ns.c.series == name
+                )
                 .with_for_update()
             )
             .mappings()
@@ -333,8 +358,12 @@ def set_series(
         result = dict(after)
         if before != {"format": result["format"], "next_value": result["next_value"]}:
             key = f"number_series.{document_type}.{name}"
-            append_audit(conn, [audit_row(org_id, "organization", org_id, "series_set", actor, now, before, result)])
+            append_audit(
+                conn, [audit_row(org_id, "organization", org_id, "series_set", actor, now, before, result)]
+            )
             payload = {"id": org_id, "object": "organization", "changed": [key], "number_series": result}
-            append_outbox(conn, [outbox_row(org_id, "organization.updated", "organization", org_id, now, payload)])
+            append_outbox(
+                conn, [outbox_row(org_id, "organization.updated", "organization", org_id, now, payload)]
+            )
             conn.execute(update(t.organizations).where(t.organizations.c.id == org_id).values(updated_at=now))
     return result

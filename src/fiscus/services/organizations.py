@@ -76,7 +76,7 @@ def create_organization(db: Database, clock: Clock, spec: OrganizationSpec, *, a
 
 
 def insert_organization(conn: Connection, clock: Clock, spec: OrganizationSpec, *, actor: str = "cli") -> int:
-    """`create_organization` inside a caller's transaction (`fiscus init` makes two and their keys at once)."""
+    """`create_organization` in the caller's transaction (`fiscus init` makes two and their keys at once)."""
     slug = v.text("slug", spec.slug, max_len=64)
     country = v.country("country", spec.country)
     currency(spec.default_currency, "default_currency")

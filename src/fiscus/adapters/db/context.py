@@ -12,8 +12,8 @@ from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.domain.errors import NotFoundError
-from fiscus.domain.organization import default_paper_size
 from fiscus.domain.money import Currency, currency
+from fiscus.domain.organization import default_paper_size
 from fiscus.domain.tax import RateTable, TaxCategory, TaxParty, TaxRate, TaxRounding
 
 

@@ -86,7 +86,8 @@ def get_logo(principal: OrgDep, c: ContainerDep) -> Response:
     "/organization/logo",
     response_model=LogoOut,
     openapi_extra=IDEMPOTENCY_HEADER,
-    description=f"Multipart field `file`: a PNG (≤ 4096 px a side) or an SVG, at most {MAX_LOGO_BYTES} bytes. "
+    description="Multipart field `file`: a PNG (≤ 4096 px a side) or an SVG, "
+    f"at most {MAX_LOGO_BYTES} bytes. "
     "An SVG is rebuilt from whitelisted elements and attributes (no script, event handlers, external "
     "references or foreignObject; a DOCTYPE or entity is refused); `removed` lists what was dropped.",
 )
@@ -95,7 +96,9 @@ async def upload_logo(
 ) -> Response:
     data = await file.read(MAX_LOGO_BYTES + 1)
     logo = accept_logo(data, file.content_type, "file")
-    await run_in_threadpool(svc.set_logo, c.db, c.clock, principal.organization_id, logo, actor=principal.actor)
+    await run_in_threadpool(
+        svc.set_logo, c.db, c.clock, principal.organization_id, logo, actor=principal.actor
+    )
     return json_response(
         {
             "sha256": logo.sha256,
@@ -120,7 +123,9 @@ def delete_logo(principal: OrgDep, c: ContainerDep) -> Response:
     response_model=SeriesOut,
     openapi_extra=IDEMPOTENCY_HEADER,
 )
-def set_series(document_type: str, series: str, body: SeriesIn, principal: OrgDep, c: ContainerDep) -> Response:
+def set_series(
+    document_type: str, series: str, body: SeriesIn, principal: OrgDep, c: ContainerDep
+) -> Response:
     """Create a series or change its format or move its counter forward."""
     row = svc.set_series(
         c.db,
@@ -145,7 +150,11 @@ def _admin(request: Request) -> int:
     if scheme.lower() != "bearer" or not secret:
         raise ApiError(401, "send an admin key as `Authorization: Bearer fak_…`", code="invalid_credential")
     if not secret.startswith(ADMIN_PREFIX):
-        raise ApiError(403, "organisations are managed with an admin key (fiscus admin-keys create)", code="insufficient_scope")
+        raise ApiError(
+            403,
+            "organisations are managed with an admin key (fiscus admin-keys create)",
+            code="insufficient_scope",
+        )
     c = container(request)
     key_id = authenticate_admin(c.db, c.clock, secret)
     if key_id is None:
@@ -153,7 +162,9 @@ def _admin(request: Request) -> int:
     limiter: RateLimiter = request.app.state.rate_limiter
     wait = limiter.take(("admin", key_id))
     if wait:
-        raise ApiError(429, "rate limit exceeded for this credential", headers={"Retry-After": str(max(1, round(wait)))})
+        raise ApiError(
+            429, "rate limit exceeded for this credential", headers={"Retry-After": str(max(1, round(wait)))}
+        )
     return key_id
 
 
@@ -218,4 +229,3 @@ def update_organization(
 ) -> Response:
     svc.update_settings(c.db, c.clock, organization_id, _changes(body), actor=f"admin_key:{key_id}")
     return _show(c, organization_id)
-
