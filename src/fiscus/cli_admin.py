@@ -194,10 +194,22 @@ def init(
     assert created.sandbox_id is not None
     assert created.test_key is not None
     if as_json:
+        print(
+            json.dumps(
+                {
+                    "organization_id": created.organization_id,
+                    "sandbox_id": created.sandbox_id,
+                    "live_key": created.key.secret,
+                    "test_key": created.test_key.secret,
+                }
+            )
+        )
         return
     console.print(f"organisation [bold]{new.legal_name}[/bold]: id {created.organization_id} (live)")
     console.print(f"test-mode sandbox: id {created.sandbox_id} (same settings; test keys reach only it)")
     console.print("API keys, shown once (stored only as hashes):")
+    print(f"live: {created.key.secret}")
+    print(f"test: {created.test_key.secret}")
     console.print("next: fiscus org show --org " + str(created.organization_id) + "; fiscus serve")
 
 
@@ -244,6 +256,7 @@ def keys_create(
     c = _container()
     issued = access.create_api_key(c.db, c.clock, org, name=name)
     console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
+    print(issued.secret)
 
 
 @keys_app.command("list")
@@ -255,7 +268,7 @@ def keys_list(
     """List an organisation's keys (prefix, mode, last use); secrets are never stored, so never shown."""
     keys = access.list_api_keys(_container().db, org, include_revoked=all_keys)
     if as_json:
-        pass
+        print(_keys_json(keys))
     else:
         console.print(_key_table(f"API keys of organisation {org}", keys))
 
@@ -279,6 +292,7 @@ def admin_keys_create(
     c = _container()
     issued = access.create_admin_key(c.db, c.clock, name=name)
     console.print(f"admin key id {issued.id} ({issued.prefix}); secret, shown once:")
+    print(issued.secret)
 
 
 @admin_keys_app.command("list")
@@ -289,7 +303,7 @@ def admin_keys_list(
     """List admin keys (prefix, last use)."""
     keys = access.list_admin_keys(_container().db, include_revoked=all_keys)
     if as_json:
-        pass
+        print(_keys_json(keys))
     else:
         console.print(_key_table("Admin keys", keys))
 
@@ -312,6 +326,7 @@ def org_show(org: OrgOpt, as_json: JsonOpt = False) -> None:
     with c.db.read() as conn:
         data = get_organization(conn, org)
     if as_json:
+        print(json.dumps(data, default=str, ensure_ascii=False))
         return
     table = Table(title=f"Organisation {org}", show_header=False)
     table.add_column("setting")
