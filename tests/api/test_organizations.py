@@ -177,11 +177,20 @@ def test_a_change_is_audited_and_announced_and_a_no_op_is_not(db: Database, cloc
 def test_number_series_format_changes_never_renumber_and_counters_only_move_forward(
     db: Database, clock: FixedClock
 ) -> None:
+    from fiscus.services.billing_run import run_billing
+
     us = make_tenant(db, clock, "us", slug="num-us")
     key = create_api_key(db, clock, us.org_id).secret
+    customer = make_customer(db, clock, us, 4)
+    create_subscription(db, clock, us.org_id, customer, [ItemSpec(us.monthly, 1)])
+    run_billing(db, clock)
+    numbers = select(t.documents.c.id, t.documents.c.number).where(t.documents.c.organization_id == us.org_id)
+    with db.read() as conn:
+        issued = conn.execute(numbers).one()
+    assert issued.number == "0000001590"  # the builder's series: {seq:010} from 1590
     path = "/api/v1/organization/number_series/invoice/default"
     with api_client(db, clock) as api:
-        back = api.post(path, headers=auth(key), json={"next_value": 5})
+        back = api.post(path, headers=auth(key), json={"next_value": 1591 - 1})
         assert back.status_code == 422
         assert "next_value" in _errors(back)
         bad = api.post(path, headers=auth(key), json={"format": "INV-{seq}-{seq}"})
@@ -201,6 +210,13 @@ def test_number_series_format_changes_never_renumber_and_counters_only_move_forw
             ("invoice", "default"),
             ("invoice", "eu"),
         }
+    clock.advance(timedelta(days=32))
+    run_billing(db, clock)
+    with db.read() as conn:
+        after = {r.id: r.number for r in conn.execute(numbers)}
+    assert after[issued.id] == "0000001590"  # the issued number is kept
+    (second,) = [n for i, n in after.items() if i != issued.id]
+    assert second == f"US-{clock.now().year}-02000"
 
 
 def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(

@@ -137,9 +137,12 @@ def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> 
                 raise InvalidFieldError(key, "must be a whole number of days between 0 and 365")
             values[key] = raw
         elif key == "bank_accounts":
+            raw = [] if raw is None else raw
             if not isinstance(raw, list):
                 raise InvalidFieldError(key, "must be a list of accounts")
             values[key] = raw  # checked below, against the resulting country
+        elif key == "footers" and raw is None:
+            values[key] = {}
         elif key == "footers":
             if not isinstance(raw, Mapping):
                 raise InvalidFieldError(key, 'must be an object of locale to text, e.g. {"en": "…"}')
