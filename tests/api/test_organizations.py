@@ -56,10 +56,16 @@ def test_an_organisation_key_reads_and_updates_only_its_own(db: Database, clock:
         assert api.get("/api/v1/organization", headers=auth(us_key)).json()["trading_name"] is None
         # an organisation key has no platform routes, and a customer token no settings
         assert api.get("/api/v1/organizations", headers=auth(bg_key)).status_code == 403
-        assert api.get(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key)).status_code == 403
-        assert (
-            api.post(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key), json={}).status_code == 403
-        )
+        assert api.post("/api/v1/organizations", headers=auth(bg_key), json={}).status_code == 403
+        # another organisation is a 404, never its data; its own id is the same as /organization
+        assert api.get(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key)).status_code == 404
+        sneaky = api.post(f"/api/v1/organizations/{us.org_id}", headers=auth(bg_key), json={"locale": "bg"})
+        assert sneaky.status_code == 404
+        assert api.get("/api/v1/organization", headers=auth(us_key)).json()["locale"] == "en"
+        own = api.get(f"/api/v1/organizations/{bg.org_id}", headers=auth(bg_key))
+        assert own.status_code == 200
+        assert own.json()["trading_name"] == "Alpha Cloud"
+        assert api.get(f"/api/v1/organizations/{bg.org_id}", headers=auth(token)).status_code == 403
         assert api.get("/api/v1/organization", headers=auth(token)).status_code == 403
         assert (
             api.post("/api/v1/organization", headers=auth(token), json={"trading_name": "x"}).status_code

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from fiscus.api.deps import ContainerDep, OrgDep, RateLimiter, container
+from fiscus.api.deps import ContainerDep, OrgDep, RateLimiter, container, resolve_principal
 from fiscus.api.errors import ApiError
 from fiscus.api.org_schemas import (
     LogoOut,
@@ -24,6 +24,7 @@ from fiscus.api.presenters import json_response
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PROBLEMS, EndingBefore, Limit, StartingAfter, router
 from fiscus.api.schemas import Id
 from fiscus.bootstrap import Container
+from fiscus.domain.errors import NotFoundError
 from fiscus.domain.logo import MAX_LOGO_BYTES, accept_logo
 from fiscus.queries import organizations as q
 from fiscus.services import instance
@@ -171,6 +172,23 @@ def _admin(request: Request) -> int:
 AdminDep = Annotated[int, Depends(_admin)]
 
 
+def _admin_or_own(request: Request, organization_id: Id) -> str:
+    """An admin key reaches any organisation; an organisation key only its own, and another's id is a
+    404 like every other tenant's object. Returns the actor for the audit trail."""
+    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
+    if secret.startswith(ADMIN_PREFIX):
+        return f"admin_key:{_admin(request)}"
+    principal = resolve_principal(request)
+    if principal.is_customer:
+        raise ApiError(403, "customer tokens cannot read organisation settings", code="insufficient_scope")
+    if principal.organization_id != organization_id:
+        raise NotFoundError("organization", organization_id)
+    return principal.actor
+
+
+ActorDep = Annotated[str, Depends(_admin_or_own)]
+
+
 @admin.post("/organizations", status_code=201, response_model=OrganizationCreatedOut)
 def create_organization(body: OrganizationCreateIn, key_id: AdminDep, c: ContainerDep) -> Response:
     """A new organisation with a first API key of its mode (the secret is in this response only)."""
@@ -219,13 +237,15 @@ def list_organizations(
 
 
 @admin.get("/organizations/{organization_id}", response_model=OrganizationOut)
-def get_organization(organization_id: Id, key_id: AdminDep, c: ContainerDep) -> Response:
+def get_organization(organization_id: Id, actor: ActorDep, c: ContainerDep) -> Response:
+    """Any organisation with an admin key; its own with an organisation key (another's is a 404)."""
     return _show(c, organization_id)
 
 
 @admin.post("/organizations/{organization_id}", response_model=OrganizationOut)
 def update_organization(
-    organization_id: Id, body: OrganizationPatchIn, key_id: AdminDep, c: ContainerDep
+    organization_id: Id, body: OrganizationPatchIn, actor: ActorDep, c: ContainerDep
 ) -> Response:
-    svc.update_settings(c.db, c.clock, organization_id, _changes(body), actor=f"admin_key:{key_id}")
+    """Change any organisation's settings with an admin key, or one's own with its key."""
+    svc.update_settings(c.db, c.clock, organization_id, _changes(body), actor=actor)
     return _show(c, organization_id)
