@@ -299,3 +299,19 @@ def test_issued_documents_keep_their_seller_and_new_ones_show_the_change(
     assert seller["footers"] == {"bg": "Благодарим!"}
     assert seller["paper_size"] == "letter"
     assert seller["logo_sha256"] == logo_hash
+
+
+def test_the_sandbox_follows_its_organisation_but_not_the_other_way(db: Database, clock: FixedClock) -> None:
+    from fiscus.services.instance import NewOrganization, initialize
+
+    created = initialize(db, clock, NewOrganization(legal_name="Acme Inc.", country="US"))
+    assert created.test_key is not None
+    live, test = created.key.secret, created.test_key.secret
+    with api_client(db, clock) as api:
+        assert api.get("/api/v1/organization", headers=auth(test)).json()["mode"] == "test"
+        api.post("/api/v1/organization", headers=auth(live), json={"trading_name": "Acme"})
+        assert api.get("/api/v1/organization", headers=auth(test)).json()["trading_name"] == "Acme"
+        api.post("/api/v1/organization", headers=auth(test), json={"trading_name": "Acme (test)"})
+        assert api.get("/api/v1/organization", headers=auth(live)).json()["trading_name"] == "Acme"
+        own_sandbox = api.get(f"/api/v1/organizations/{created.sandbox_id}", headers=auth(live))
+        assert own_sandbox.status_code == 404  # a separate organisation, reached by its own (test) key
