@@ -315,3 +315,23 @@ def test_the_sandbox_follows_its_organisation_but_not_the_other_way(db: Database
         assert api.get("/api/v1/organization", headers=auth(live)).json()["trading_name"] == "Acme"
         own_sandbox = api.get(f"/api/v1/organizations/{created.sandbox_id}", headers=auth(live))
         assert own_sandbox.status_code == 404  # a separate organisation, reached by its own (test) key
+
+
+def test_an_admin_creates_a_vat_registered_organisation_with_its_rate_as_a_string(
+    db: Database, clock: FixedClock
+) -> None:
+    admin = create_admin_key(db, clock).secret
+    body = {"legal_name": "Steppe LLP", "country": "KZ", "vat_rate": 0.12, "tax_id": "180440012349"}
+    with api_client(db, clock) as api:
+        refused = api.post("/api/v1/organizations", headers=auth(admin), json=body)
+        assert refused.status_code == 422
+        assert "vat_rate" in _errors(refused)
+        created = api.post("/api/v1/organizations", headers=auth(admin), json={**body, "vat_rate": "0.12"})
+        assert created.status_code == 201, created.text
+        assert created.json()["vat_registered"] is True
+        assert created.json()["default_currency"] == "KZT"
+    with db.read() as conn:
+        rates = conn.execute(
+            select(t.tax_rates.c.rate).where(t.tax_rates.c.organization_id == created.json()["id"])
+        ).scalars()
+        assert str(max(rates)) == "0.12"

@@ -8,12 +8,11 @@ national ID, IBAN/BIC) are the service's, and come back as the same RFC 9457 pro
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
 
-from fiscus.api.schemas import Country, Currency, In, Out
+from fiscus.api.schemas import Country, Currency, In, Out, Quantity
 
 DocumentKind = Literal["invoice", "proforma"]
 Locale = Literal["en", "bg", "ru", "kk"]
@@ -73,8 +72,8 @@ class OrganizationCreateIn(In):
     timezone: str | None = Field(None, max_length=64)
     locale: Locale | None = None
     vat_registered: bool | None = Field(None, description="default: false in the US, true elsewhere")
-    vat_rate: Decimal | None = Field(None, description="standard VAT rate as a fraction, e.g. 0.20")
-    reduced_vat_rate: Decimal | None = None
+    vat_rate: Quantity | None = Field(None, description='standard VAT rate as a decimal string, e.g. "0.20"')
+    reduced_vat_rate: Quantity | None = Field(None, description='e.g. "0.09"')
     vat_id: str | None = Field(None, max_length=32)
     tax_id: str | None = Field(None, max_length=32)
     email: str | None = Field(None, max_length=254)
