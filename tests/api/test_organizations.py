@@ -335,3 +335,42 @@ def test_an_admin_creates_a_vat_registered_organisation_with_its_rate_as_a_strin
             select(t.tax_rates.c.rate).where(t.tax_rates.c.organization_id == created.json()["id"])
         ).scalars()
         assert str(max(rates)) == "0.12"
+
+
+def test_vat_registration_needs_a_rate_and_rates_reach_the_next_documents(
+    db: Database, clock: FixedClock
+) -> None:
+    us = make_tenant(db, clock, "us", slug="vat-us")
+    key = create_api_key(db, clock, us.org_id).secret
+    with api_client(db, clock) as api:
+        assert api.get("/api/v1/organization", headers=auth(key)).json()["vat_rates"] == {
+            "standard": None,
+            "reduced": None,
+        }
+        refused = api.post("/api/v1/organization", headers=auth(key), json={"vat_registered": True})
+        assert refused.status_code == 422
+        assert "vat_rates" in _errors(refused)
+        bad = api.post("/api/v1/organization", headers=auth(key), json={"vat_rates": {"standard": "1.5"}})
+        assert "vat_rates.standard" in _errors(bad)
+        only_reduced = api.post(
+            "/api/v1/organization", headers=auth(key), json={"vat_rates": {"reduced": "0.05"}}
+        )
+        assert "vat_rates.standard" in _errors(only_reduced)
+        ok = api.post(
+            "/api/v1/organization",
+            headers=auth(key),
+            json={"vat_registered": True, "vat_rates": {"standard": "0.0725", "reduced": "0.05"}},
+        )
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["vat_registered"] is True
+        assert ok.json()["vat_rates"] == {"standard": "0.0725", "reduced": "0.05"}
+        again = api.post(
+            "/api/v1/organization", headers=auth(key), json={"vat_rates": {"standard": "0.07250"}}
+        )
+        assert again.json()["vat_rates"]["standard"] == "0.0725"
+    with db.read() as conn:
+        events = conn.execute(
+            select(t.outbox_events.c.payload).where(t.outbox_events.c.type == "organization.updated")
+        ).all()
+    assert len(events) == 1  # the same rate written differently, the reduced one left out: no change
+    assert set(events[0].payload["changed"]) == {"vat_registered", "vat_rates"}

@@ -36,6 +36,16 @@ class BankAccountIn(In):
     currency: Currency | None = None
 
 
+class VatRatesIn(In):
+    standard: Quantity = Field(description='standard rate as a fraction, e.g. "0.20"')
+    reduced: Quantity | None = Field(None, description='e.g. "0.09"')
+
+
+class VatRatesOut(Out):
+    standard: str | None
+    reduced: str | None
+
+
 class OrganizationPatchIn(In):
     legal_name: str | None = Field(None, min_length=1, max_length=200)
     trading_name: str | None = Field(None, max_length=200)
@@ -44,6 +54,7 @@ class OrganizationPatchIn(In):
     country: Country | None = None
     vat_registered: bool | None = None
     vat_id: str | None = Field(None, max_length=32, description="VAT number, checked for the country")
+    vat_rates: VatRatesIn | None = Field(None, description="the country's rates for the next documents")
     tax_id: str | None = Field(
         None, max_length=32, description="national company ID: BIN (KZ), EIK (BG), EIN (US), or free form"
     )
@@ -134,6 +145,7 @@ class OrganizationOut(Out):
     country: str
     vat_registered: bool
     vat_id: str | None
+    vat_rates: VatRatesOut
     tax_id: str | None
     tax_id_type: str | None = Field(description="kz_bin, bg_eik, us_ein, or null where unknown")
     default_currency: str

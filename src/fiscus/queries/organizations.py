@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, select
 from fiscus.adapters.db import tables as t
 from fiscus.domain import organization as o
 from fiscus.domain.errors import NotFoundError
+from fiscus.domain.tax import TaxCategory
 from fiscus.queries.pagination import cursor_page
 
 
@@ -94,12 +96,37 @@ def _logos(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, dict[str, 
     return out
 
 
+def rate_text(rate: Decimal) -> str:
+    """A rate as plain decimal text without trailing zeros ("0.2", "0.055"), so equal rates compare equal."""
+    return format(rate.normalize(), "f")
+
+
+def current_rates(conn: Connection, org_id: int, country: str) -> dict[str, str | None]:
+    """The organisation's standard and reduced VAT rates for `country` (None where it has none)."""
+    tr = t.tax_rates.c
+    found = {
+        r.category: rate_text(r.rate)
+        for r in conn.execute(
+            select(tr.category, tr.rate).where(
+                tr.organization_id == org_id,
+                tr.country == country,
+                tr.category.in_([TaxCategory.STANDARD.value, TaxCategory.REDUCED.value]),
+            )
+        )
+    }
+    return {
+        "standard": found.get(TaxCategory.STANDARD.value),
+        "reduced": found.get(TaxCategory.REDUCED.value),
+    }
+
+
 def get_organization(conn: Connection, org_id: int) -> dict[str, Any]:
     row = conn.execute(select(t.organizations).where(t.organizations.c.id == org_id)).mappings().one_or_none()
     if row is None:
         raise NotFoundError("organization", org_id)
     data = dict(row)
-    return present(data, _series(conn, [org_id])[org_id], _logos(conn, [data]).get(org_id))
+    shown = present(data, _series(conn, [org_id])[org_id], _logos(conn, [data]).get(org_id))
+    return {**shown, "vat_rates": current_rates(conn, org_id, str(data["country"]))}
 
 
 def page_organizations(
@@ -121,7 +148,13 @@ def page_organizations(
     }
     series = _series(conn, page.ids)
     logos = _logos(conn, list(rows.values()))
-    return [present(rows[i], series[i], logos.get(i)) for i in page.ids], page.has_more
+    return [
+        {
+            **present(rows[i], series[i], logos.get(i)),
+            "vat_rates": current_rates(conn, i, str(rows[i]["country"])),
+        }
+        for i in page.ids
+    ], page.has_more
 
 
 def current_logo(conn: Connection, org_id: int) -> tuple[str, bytes, str]:

@@ -177,8 +177,11 @@ def _apply_settings(
         return
     row = dict(conn.execute(select(t.organizations).where(t.organizations.c.id == org_id)).mappings().one())
     values = org_settings.validate_changes(row, settings)
+    rates = values.pop("vat_rates", None)
     if values:
         conn.execute(t.organizations.update().where(t.organizations.c.id == org_id).values(**values))
+    if rates is not None:
+        org_settings.store_rates(conn, org_id, str(row["country"]), rates)
 
 
 def create_organization(db: Database, clock: Clock, new: NewOrganization, *, actor: str) -> Created:

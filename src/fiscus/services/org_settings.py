@@ -9,6 +9,7 @@ what is changed here reaches the next document only. Payment settings have their
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
@@ -24,8 +25,10 @@ from fiscus.domain.logo import Logo
 from fiscus.domain.money import currency
 from fiscus.domain.numbering import validate_format
 from fiscus.domain.tax import EU_MEMBER_STATES, TaxRounding, normalize_vat_id
+from fiscus.queries.organizations import current_rates, rate_text
 from fiscus.services import validation as v
 from fiscus.services.common import jsonable
+from fiscus.services.organizations import standard_rates
 
 SETTINGS: Final = (
     "legal_name",
@@ -53,10 +56,13 @@ SETTINGS: Final = (
     "tax_rounding",
     "facturx_enabled",
     "logo_sha256",
+    "vat_rates",
 )
 """Columns these use cases own (audit images and the event payload show them)."""
 
 ADDRESS_KEYS: Final = ("lines", "city", "postal_code", "region")
+PSEUDO: Final = frozenset({"vat_rates"})
+"""Settings kept outside the organisations row (the VAT rates live in tax_rates)."""
 
 
 def _optional_text(field: str, value: object, max_len: int) -> str | None:
@@ -100,6 +106,45 @@ def _address(raw: object, values: dict[str, Any]) -> None:
     ):
         if key in raw:
             values[column] = v.text(f"address.{key}", raw[key] or "", max_len=max_len, allow_empty=True)
+
+
+def _vat_rates(raw: object, current: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    """`{"standard": "0.20", "reduced": "0.09"}`: fractions in [0, 1), for the organisation's country.
+    A rate left out (or null) stays as it is; a reduced rate once set is changed, never dropped."""
+    if not isinstance(raw, Mapping) or set(raw) - {"standard", "reduced"}:
+        raise InvalidFieldError("vat_rates", 'must be {"standard": "0.20"} with an optional "reduced"')
+    out: dict[str, str | None] = {"standard": None, "reduced": None, **(current or {})}
+    for key in ("standard", "reduced"):
+        if raw.get(key) is None:
+            continue
+        rate = v.decimal(f"vat_rates.{key}", raw[key], minimum=Decimal(0))
+        if rate >= 1:
+            raise InvalidFieldError(f"vat_rates.{key}", "is a fraction below 1 (0.20 for 20 %)")
+        out[key] = rate_text(rate)
+    if out["standard"] is None:
+        raise InvalidFieldError("vat_rates.standard", "is required (the organisation has none yet)")
+    return out
+
+
+def store_rates(conn: Connection, org_id: int, country: str, rates: Mapping[str, str | None]) -> None:
+    """Upsert the country's rate set; documents keep the rates they were computed with (on their lines)."""
+    standard = Decimal(str(rates["standard"]))
+    reduced = Decimal(str(rates["reduced"])) if rates.get("reduced") else None
+    tr = t.tax_rates.c
+    for rate in standard_rates(country, standard, reduced):
+        where = (tr.organization_id == org_id, tr.country == country, tr.category == rate.category.value)
+        if conn.execute(select(tr.id).where(*where)).scalar_one_or_none() is None:
+            conn.execute(
+                insert(t.tax_rates).values(
+                    organization_id=org_id,
+                    country=country,
+                    category=rate.category.value,
+                    rate=rate.rate,
+                    note=rate.note,
+                )
+            )
+        else:
+            conn.execute(update(t.tax_rates).where(*where).values(rate=rate.rate))
 
 
 def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,6 +193,8 @@ def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> 
                 raise InvalidFieldError(key, 'must be an object of locale to text, e.g. {"en": "…"}')
             merged = {**dict(current.get("footers") or {}), **dict(raw)}
             values[key] = o.footers(key, merged)
+        elif key == "vat_rates":
+            values[key] = _vat_rates(raw, current.get("vat_rates"))
         elif key in ("subscription_document", "order_document"):
             values[key] = _document_kind(key, raw)
         elif key == "tax_rounding":
@@ -203,9 +250,11 @@ def _record(
     conn.execute(
         update(t.organizations)
         .where(t.organizations.c.id == org_id)
-        .values(**{k: values[k] for k in changed}, updated_at=now)
+        .values(**{k: values[k] for k in changed if k not in PSEUDO}, updated_at=now)
     )
     after = {**before, **values}
+    if "vat_rates" in changed:
+        store_rates(conn, org_id, str(after["country"]), values["vat_rates"])
     append_audit(
         conn,
         [
@@ -233,19 +282,37 @@ def _sandboxes(conn: Connection, org_id: int) -> list[int]:
     ]
 
 
+def _with_rates(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "vat_rates": current_rates(conn, int(row["id"]), str(row["country"]))}
+
+
+def _require_rates(conn: Connection, org_id: int, before: dict[str, Any], values: dict[str, Any]) -> None:
+    """A VAT-registered organisation bills with its country's standard rate: it must have one."""
+    after = {**before, **values}
+    if not after["vat_registered"]:
+        return
+    rates = values.get("vat_rates") or current_rates(conn, org_id, str(after["country"]))
+    if not rates.get("standard"):
+        raise InvalidFieldError(
+            "vat_rates", f'a VAT-registered organisation in {after["country"]} needs {{"standard": "0.20"}}'
+        )
+
+
 def update_settings(
     db: Database, clock: Clock, org_id: int, changes: Mapping[str, Any], *, actor: str = "cli"
 ) -> tuple[str, ...]:
     """Apply settings changes to an organisation and its sandboxes; returns the columns that changed
     on the organisation itself (none: nothing written)."""
     with db.write() as conn:
-        before = _locked_org(conn, org_id)
+        before = _with_rates(conn, _locked_org(conn, org_id))
         values = validate_changes(before, changes)
+        _require_rates(conn, org_id, before, values)
         _record(conn, clock, org_id, before, values, actor, "updated")
         for sandbox in _sandboxes(conn, org_id):
-            mirror = _locked_org(conn, sandbox)
+            mirror = _with_rates(conn, _locked_org(conn, sandbox))
             try:
                 mirrored = validate_changes(mirror, changes)
+                _require_rates(conn, sandbox, mirror, mirrored)
             except ValidationError:
                 continue  # the sandbox was changed on its own (by a test key) so that this does not fit it
             _record(conn, clock, sandbox, mirror, mirrored, actor, "updated")

@@ -53,6 +53,8 @@ def _changes(body: OrganizationPatchIn) -> dict[str, Any]:
         changes["bank_accounts"] = [a.model_dump(exclude_none=True) for a in body.bank_accounts]
     if body.address is not None:
         changes["address"] = body.address.model_dump(exclude_unset=True)
+    if body.vat_rates is not None:
+        changes["vat_rates"] = body.vat_rates.model_dump(exclude_unset=True)
     return changes
 
 
