@@ -367,6 +367,8 @@ def org_update(
     tax_id: Annotated[
         str | None, typer.Option(help="national company ID (BIN, EIK, EIN…); empty to clear")
     ] = None,
+    vat_rate: Annotated[str | None, typer.Option(help="standard VAT rate for the country, e.g. 0.20")] = None,
+    reduced_vat_rate: Annotated[str | None, typer.Option(help="reduced VAT rate, e.g. 0.09")] = None,
     currency: Annotated[str | None, typer.Option(help="default currency (ISO 4217)")] = None,
     locale: Annotated[str | None, typer.Option(help="document language: en, bg, ru, kk")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone")] = None,
@@ -411,6 +413,9 @@ def org_update(
         changes["address"] = address
     if footer:
         changes["footers"] = _footer(footer)
+    rates = {k: v for k, v in (("standard", vat_rate), ("reduced", reduced_vat_rate)) if v is not None}
+    if rates:
+        changes["vat_rates"] = rates
     if iban is not None:
         changes["bank_accounts"] = [{"iban": iban, "bic": bic, "bank_name": bank_name}]
     c = _container()

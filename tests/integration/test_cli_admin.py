@@ -161,6 +161,12 @@ def test_keys_admin_keys_and_org_update(db: Database, db_url: str, tmp_path: Pat
     assert data is not None
     assert b"script" not in data
     assert b"onload" not in data
+    registered = fiscus(db_url, "org", "update", "--org", org, "--vat-registered", "--vat-rate", "0.08")
+    assert registered.returncode == 0, registered.stderr
+    assert (
+        json.loads(fiscus(db_url, "org", "show", "--org", org, "--json").stdout)["vat_rates"]["standard"]
+        == "0.08"
+    )
     refused = fiscus(db_url, "org", "update", "--org", org, "--tax-id", "123")
     assert refused.returncode == 2
     assert "tax_id" in refused.stderr
