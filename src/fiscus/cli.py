@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
+from fiscus import cli_admin
 from fiscus.adapters.db import migrations
 from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
@@ -25,7 +26,7 @@ from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
-from fiscus.services.access import create_api_key, create_customer_token, revoke_api_key
+from fiscus.services.access import create_customer_token
 from fiscus.services.billing_requests import execute_pending_runs
 from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
 from fiscus.services.reconcile import reconcile
@@ -35,10 +36,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-keys_app = typer.Typer(help="Organisation API keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Customer tokens (read-only, one customer).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
+cli_admin.register(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -366,25 +366,6 @@ def gateway(
         timeout_seconds=timeout_seconds,
         slow_seconds=slow_seconds,
     )
-
-
-@keys_app.command("create")
-def keys_create(
-    org: Annotated[int, typer.Option(help="organisation id")],
-    name: Annotated[str, typer.Option()] = "default",
-) -> None:
-    """Create an API key; the secret is printed once and stored only as a hash."""
-    c = _container()
-    issued = create_api_key(c.db, c.clock, org, name=name)
-    console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
-    print(issued.secret)
-
-
-@keys_app.command("revoke")
-def keys_revoke(org: Annotated[int, typer.Option()], key_id: Annotated[int, typer.Argument()]) -> None:
-    c = _container()
-    revoke_api_key(c.db, c.clock, org, key_id)
-    console.print(f"key {key_id} revoked")
 
 
 @tokens_app.command("create")

@@ -28,6 +28,7 @@ from fiscus.api.routes import (
     documents,
     files,
     orders,
+    organizations,
     subscriptions,
     webhooks,
 )
@@ -83,8 +84,10 @@ def create_app(container: Container | None = None) -> FastAPI:
         files,
         billing_runs,
         webhooks,
+        organizations,
     ):
         app.include_router(module.api)
+    app.include_router(organizations.admin)
     app.include_router(payment_routes.api)
     app.include_router(payment_routes.inbound)
     for dialect in (billing, payments, vps):
