@@ -20,9 +20,9 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document
+from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document, line_amount_minor
 from fiscus.domain.errors import InvalidFieldError
-from fiscus.domain.money import Currency, allocate, from_minor, multiply, round_minor, to_minor
+from fiscus.domain.money import Currency, allocate, from_minor, round_minor, to_minor
 from fiscus.domain.tax import TaxTreatment
 
 
@@ -154,7 +154,7 @@ def _by_lines(
 
 
 def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) -> SettledLine:
-    """`quantity` of the invoiced units: the amount rounded once from quantity × unit price × ratio,
+    """`quantity` of the invoiced units: the amount rounded once from quantity × unit price,
     the tax the same share of the line's invoiced tax (so crediting every unit gives back exactly the
     invoiced tax, whatever the invoice's tax rounding was)."""
     src = c.line.source
@@ -162,7 +162,7 @@ def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) ->
         raise InvalidFieldError(field, "must be greater than zero")
     if quantity > src.quantity:
         raise InvalidFieldError(field, f"must not exceed the invoiced quantity {src.quantity}")
-    base = to_minor(round_minor(multiply(quantity * src.unit_price, src.ratio), cur), cur)
+    base = line_amount_minor(quantity, src.unit_price, cur)
     share = Decimal(c.line.tax_minor) * quantity / src.quantity
     tax = to_minor(round_minor(share.scaleb(-cur.exponent), cur), cur)
     amount = base - tax if src.tax_inclusive else base
