@@ -26,6 +26,7 @@ from fiscus.api.routes import (
     credit_notes,
     customers,
     documents,
+    einvoices,
     files,
     orders,
     subscriptions,
@@ -80,6 +81,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         documents,
         credit_notes,
         files,
+        einvoices,
         billing_runs,
         webhooks,
     ):
