@@ -36,7 +36,7 @@ class Schematron:
     """A compiled EN 16931 validation stylesheet; `check` returns the failed asserts of one XML."""
 
     def __init__(self, stylesheet: Path) -> None:
-        from saxonche import PySaxonProcessor
+        from saxonche import PySaxonProcessor  # type: ignore[import-not-found]
 
         self._processor = PySaxonProcessor(license=False)
         compiler = self._processor.new_xslt30_processor()

@@ -152,14 +152,25 @@ def _issuer(db: Database, clock: FixedClock) -> Tenant:
     clock.advance(timedelta(days=25))
     run_billing(db, clock)
     prorated = _latest(db, up)
-    credit = {"reason": "Correction", "disposition": "reduce_due"}
-    issue_credit_note(db, clock, tenant.org_id, prorated, mode="lines", lines=[(3, Decimal("0.5"))], **credit)
-    issue_credit_note(db, clock, tenant.org_id, prorated, mode="full", **credit)
-    issue_credit_note(
-        db, clock, tenant.org_id, orders["bg"], mode="amount", amount=Decimal("10.00"), **credit
-    )
-    issue_credit_note(db, clock, tenant.org_id, orders["bg"], mode="lines", lines=[(2, None)], **credit)
-    issue_credit_note(db, clock, tenant.org_id, orders["de"], mode="full", **credit)
+    org = tenant.org_id
+    for invoice, mode, lines, amount in (
+        (prorated, "lines", [(3, Decimal("0.5"))], None),  # part of the prorated charge
+        (prorated, "full", None, None),  # the rest, the negative proration line included
+        (orders["bg"], "amount", None, Decimal("10.00")),  # split over three rates
+        (orders["bg"], "lines", [(2, None)], None),
+        (orders["de"], "full", None, None),
+    ):
+        issue_credit_note(
+            db,
+            clock,
+            org,
+            invoice,
+            mode=mode,
+            lines=lines,
+            amount=amount,
+            reason="Fix",
+            disposition="reduce_due",
+        )
     return tenant
 
 

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fiscus.domain.documents import (
+    QUANTITY_PLACES,
     TRANSITIONS,
     DocumentAction,
     DocumentStatus,
     DocumentType,
-    QUANTITY_PLACES,
     LineInput,
     LineKind,
     compute_document,
