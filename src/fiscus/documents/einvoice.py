@@ -52,6 +52,9 @@ class Party:
     country: str
     vat_id: str | None
     legal_id: str | None
+    tax_number: str | None
+    """BT-32, the seller's tax registration without a country prefix (a Kazakh BIN): what BR-S-02
+    asks for when there is no VAT identifier."""
     line_one: str | None
     line_two: str | None
     city: str | None
@@ -154,17 +157,39 @@ def net_unit_price(line: LineView) -> Decimal:
     return _dec(multiply(line.unit_price, factor).normalize())
 
 
-def _party(snap: dict[str, Any], name: str, *, vat_id: str | None, legal_id: str | None) -> Party:
+def _party(
+    snap: dict[str, Any],
+    name: str,
+    *,
+    vat_id: str | None,
+    legal_id: str | None,
+    tax_number: str | None = None,
+) -> Party:
     return Party(
         name=name,
         country=str(snap["country"]),
         vat_id=vat_id or None,
         legal_id=legal_id or None,
+        tax_number=tax_number or None,
         line_one=snap.get("address_line1") or None,
         line_two=snap.get("address_line2") or None,
         city=snap.get("city") or None,
         postcode=snap.get("postal_code") or None,
     )
+
+
+def _vat_id(value: str | None) -> str | None:
+    """A VAT identifier as EN 16931 states it (BT-31, BT-48): with its ISO 3166 prefix (BR-CO-09). A
+    number without one (a Kazakh BIN) is not a VAT identifier in the standard's sense."""
+    return value if value and value[:2].isalpha() and value[:2].isupper() else None
+
+
+def _registration(vat_id: str | None, outside_scope: bool) -> str | None:
+    """The party's tax number as its legal registration identifier (BT-30, BT-47) where it cannot be
+    stated as a VAT identifier: a not-subject invoice (BR-O-02) or a number without a country prefix."""
+    if not vat_id:
+        return None
+    return vat_id if outside_scope or _vat_id(vat_id) is None else None
 
 
 def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) -> EInvoice:
@@ -210,11 +235,15 @@ def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) ->
         seller=_party(
             seller,
             seller["legal_name"],
-            vat_id=None if outside_scope else seller.get("vat_id"),
-            legal_id=seller.get("tax_id") or (seller.get("vat_id") if outside_scope else None),
+            vat_id=None if outside_scope else _vat_id(seller.get("vat_id")),
+            legal_id=seller.get("tax_id") or _registration(seller.get("vat_id"), outside_scope),
+            tax_number=None if outside_scope else _registration(seller.get("vat_id"), outside_scope),
         ),
         buyer=_party(
-            buyer, buyer["name"], vat_id=None if outside_scope else buyer.get("vat_id"), legal_id=None
+            buyer,
+            buyer["name"],
+            vat_id=None if outside_scope else _vat_id(buyer.get("vat_id")),
+            legal_id=_registration(buyer.get("vat_id"), outside_scope),
         ),
         period=_period(doc.period_start, doc.period_end, zone),
         corrected_number=corrected_number if doc.type is DocumentType.CREDIT_NOTE else None,

@@ -61,6 +61,8 @@ def _party(party: Any, p: Party) -> None:
     addr.country_id = p.country
     if p.vat_id:
         party.tax_registrations.add(TaxRegistration(id=("VA", p.vat_id)))
+    if p.tax_number:
+        party.tax_registrations.add(TaxRegistration(id=("FC", p.tax_number)))
 
 
 def _billing_period(target: Any, period: tuple[date, date]) -> None:

@@ -69,10 +69,11 @@ class _Writer:
             if value:
                 self.cbc(address, name, value)
         self.cbc(self.cac(address, "Country"), "IdentificationCode", p.country)
-        if p.vat_id:
-            scheme = self.cac(party, "PartyTaxScheme")
-            self.cbc(scheme, "CompanyID", p.vat_id)
-            self.cbc(self.cac(scheme, "TaxScheme"), "ID", "VAT")
+        for number, scheme_id in ((p.vat_id, "VAT"), (p.tax_number, "FC")):  # BT-31/48, BT-32
+            if number:
+                scheme = self.cac(party, "PartyTaxScheme")
+                self.cbc(scheme, "CompanyID", number)
+                self.cbc(self.cac(scheme, "TaxScheme"), "ID", scheme_id)
         legal = self.cac(party, "PartyLegalEntity")
         self.cbc(legal, "RegistrationName", p.name)
         if p.legal_id:
