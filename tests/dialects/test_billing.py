@@ -190,16 +190,18 @@ def _check_contract(
             for stamp in (item["start_at"], item["end_at"]):
                 assert stamp is None or TIMESTAMP.match(stamp), stamp
             quantity = line["quantity"]
-            if quantity == quantity.to_integral_value():
-                assert _is_int(item["count"])
-                assert item["count"] == quantity
-            else:
-                assert isinstance(item["count"], Decimal)
-                assert item["count"] == quantity
+            assert _is_int(item["count"])  # an integer in the seed, always (docs/dialects/billing.md)
             assert money.match(item["amount"]), item["amount"]
             assert Decimal(item["amount"]).scaleb(cur.exponent) == line["amount_minor"]
-            assert Decimal(item["price"]) == line["unit_price"]
-            assert re.match(rf"^\d+(\.\d{{{cur.exponent},}})?$", item["price"]), item["price"]
+            if quantity > 0 and quantity == quantity.to_integral_value():
+                assert item["count"] == quantity
+                assert Decimal(item["price"]) == line["unit_price"]
+                assert re.match(rf"^\d+(\.\d{{{cur.exponent},}})?$", item["price"]), item["price"]
+            else:  # a prorated, credit or fractional line: one item at what the line charges
+                charged = line["amount_minor"] + (line["tax_minor"] if line["tax_inclusive"] else 0)
+                assert item["count"] == 1
+                assert money.match(item["price"].lstrip("-")), item["price"]
+                assert Decimal(item["price"]).scaleb(cur.exponent) == charged
             product = products[line["product_id"]]
             integration = item["integration"]
             assert list(integration) == INTEGRATION_KEYS
@@ -257,8 +259,9 @@ def test_invoices_carry_every_documented_field_with_the_stored_figures(
     assert {i["captured_amount"] for i in jp} == {"0"}
     assert {i["refund_amount"] for i in kw} == {"0.000"}
     prices = {item["price"] for inv in jp + kw for item in inv["items"]}
-    assert {"3333.5", "10.1235", "500", "1.001"} <= prices
-    assert {item["count"] for inv in jp + kw for item in inv["items"]} == {3, Decimal("1.5")}
+    assert {"3333.5", "10.1235", "750", "1.502"} <= prices
+    # 1.5 units of 500 JPY and of 1.001 KWD: one item each, priced at the line's amount
+    assert {item["count"] for inv in jp + kw for item in inv["items"]} == {3, 1}
     orders = [inv for inv in jp + kw if inv["items"][0]["integration_period"] is None]
     assert len(orders) == 2
     assert all(o["start_at"] is None and o["end_at"] is None for o in orders)

@@ -33,7 +33,7 @@ from fiscus.adapters.db.context import (
 from fiscus.adapters.db.documents import NewDocument, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document, prorated_quantity
 from fiscus.domain.errors import DomainError
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Interval
@@ -407,8 +407,8 @@ def _line(
 ) -> LineInput:
     return LineInput(
         description=description or price.description,
-        quantity=quantity,
-        unit_price=price.unit_amount if sign > 0 else -price.unit_amount,
+        quantity=prorated_quantity(quantity, ratio, credit=sign < 0),
+        unit_price=price.unit_amount,
         tax=line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates),
         tax_inclusive=price.tax_inclusive,
         ratio=ratio,

@@ -209,9 +209,17 @@ def _unit_price(value: Decimal, cur: Currency) -> str:
     return format(exact, "f")
 
 
-def _count(quantity: Decimal) -> int | Decimal:
-    """A whole quantity as an integer; a fractional one as its exact decimal, never rounded."""
-    return int(quantity) if quantity == quantity.to_integral_value() else quantity.normalize()
+def _count_and_price(line: LineView, cur: Currency) -> tuple[int, str]:
+    """`count` is an integer in the seed document (a positive small integer field), so a whole positive
+    quantity is shown as it is, at the unit price; any other quantity (a prorated share of a period, a
+    proration credit's negative share, a fractional order quantity) is one item priced at what the line
+    charges (the gross for a tax-inclusive price, as `price` is then gross): count × price = the line
+    either way (docs/dialects/billing.md)."""
+    quantity = line.quantity
+    if quantity > 0 and quantity == quantity.to_integral_value():
+        return int(quantity), _unit_price(line.unit_price, cur)
+    charged = line.amount_minor + (line.tax_minor if line.tax_inclusive else 0)
+    return 1, _money(charged, cur)
 
 
 def _integration(line: LineView) -> dict[str, Any] | None:
@@ -242,6 +250,7 @@ def _integration(line: LineView) -> dict[str, Any] | None:
 
 def _item(doc: DocumentView, line: LineView) -> dict[str, Any]:
     variant = line.variant
+    count, price = _count_and_price(line, doc.currency)
     return {
         "id": line.id,
         "integration": _integration(line),
@@ -252,8 +261,8 @@ def _item(doc: DocumentView, line: LineView) -> dict[str, Any]:
         "type": None if line.product is None else line.product.row["type"],
         "start_at": _timestamp(line.period_start),
         "end_at": _timestamp(line.period_end),
-        "count": _count(line.quantity),
-        "price": _unit_price(line.unit_price, doc.currency),
+        "count": count,
+        "price": price,
         "amount": _money(line.amount_minor, doc.currency),
         "integration_period": line.subscription_period_id,
     }
@@ -529,8 +538,10 @@ Count = Annotated[
     int,
     WithJsonSchema(
         {
-            "anyOf": [{"type": "integer"}, {"type": "number"}],
-            "description": "The quantity: an integer, or its exact decimal when it is fractional.",
+            "type": "integer",
+            "minimum": 1,
+            "description": "The quantity when it is a whole positive number; 1 for a prorated, credit or "
+            "fractional line, whose `price` is then the line's amount.",
         }
     ),
 ]
