@@ -408,6 +408,11 @@ class DocumentOut(Out):
     converted_from_id: int | None
     converted_to_id: int | None
     pdf_url: str | None
+    hosted_url: str | None = Field(
+        description="The document's hosted page (signed link; the same as the billing dialect's "
+        "`transaction_url`): pay by card while due, the receipt once paid, the state once void or "
+        "converted. Null for drafts and credit notes."
+    )
     corrected_document_id: int | None
     reason: str | None
     credit_disposition: str | None

@@ -30,7 +30,7 @@ from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
 from fiscus.documents.view_model import build_view_model, format_minor
-from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.payments import (
@@ -44,7 +44,13 @@ from fiscus.pages.labels import page_labels
 from fiscus.pages.signing import issue_state, open_result, seal_result, state_is_valid
 from fiscus.queries.documents import DocumentView, get_document
 from fiscus.queries.scope import Scope
-from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
+from fiscus.services.payment_links import (
+    has_hosted_page,
+    is_valid,
+    link_secret,
+    parse_link,
+    payment_path,
+)
 from fiscus.services.payments import add_card, charge_document
 
 ACTOR: Final = "hosted_page"
@@ -168,7 +174,7 @@ def _open_link(c: Container, link: str) -> Linked | None:
             doc = get_document(conn, Scope(org_id), doc_id)
         except NotFoundError:
             return None
-    if doc.type is DocumentType.CREDIT_NOTE or doc.status is DocumentStatus.DRAFT:
+    if not has_hosted_page(doc.type, doc.status):
         return None
     return Linked(doc, secret)
 

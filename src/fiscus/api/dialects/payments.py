@@ -32,7 +32,14 @@ from sqlalchemy import Connection
 from typing_extensions import TypedDict
 
 from fiscus.api.deps import container, on_loop
-from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
+from fiscus.api.dialects.common import (
+    BILLED_TYPES,
+    billed_documents,
+    billed_period,
+    caller,
+    public_base,
+    scope_of,
+)
 from fiscus.api.errors import ApiError
 from fiscus.api.presenters import RenderedCache, cached_items, pdf_path
 from fiscus.config import Settings
@@ -108,8 +115,8 @@ class PaymentsInvoice(TypedDict):
     invoiceItems: list[str]
     subscriptionItems: list[PaymentsSubscriptionItem]
     lastPaymentAttemptDate: Instant | None
-    periodStart: Instant | None
-    periodEnd: Instant | None
+    periodStart: Instant
+    periodEnd: Instant
     createdAt: Instant
 
 
@@ -198,6 +205,7 @@ def _subscription_item(doc: DocumentView, line: LineView, facts: CollectionFacts
 
 
 def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
+    start, end = billed_period(doc)
     return {
         "id": str(doc.id),
         "paymentProfileId": facts.payment_profile_id,
@@ -213,8 +221,8 @@ def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
             _subscription_item(doc, line, facts) for line in doc.lines if line.kind not in INVOICE_ITEM_KINDS
         ],
         "lastPaymentAttemptDate": _maybe_instant(facts.last_payment_attempt_at),
-        "periodStart": _maybe_instant(doc.period_start),
-        "periodEnd": _maybe_instant(doc.period_end),
+        "periodStart": _instant(start),
+        "periodEnd": _instant(end),
         "createdAt": _instant(doc.created_at),
     }
 
