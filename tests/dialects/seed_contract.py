@@ -92,7 +92,9 @@ def _type_ok(kind: str, value: Any) -> bool:
     return True
 
 
-def violations(shape: Shape, value: Any, path: str = "$", nullable: frozenset[str] = frozenset()) -> list[str]:
+def violations(
+    shape: Shape, value: Any, path: str = "$", nullable: frozenset[str] = frozenset()
+) -> list[str]:
     """Every place where `value` breaks the seed's shape, as `path: problem` (generic paths, `[]` for any
     array element, so that the same fault on many documents counts under one name)."""
     if shape.kind == "null" or path in nullable:

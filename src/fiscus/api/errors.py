@@ -4,9 +4,11 @@ JSON pointers into the request."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +21,8 @@ from fiscus.domain.errors import (
     NotFoundError,
     ValidationError,
 )
+
+log = logging.getLogger(__name__)
 
 PROBLEM: Final = "application/problem+json"
 TYPE_BASE: Final = "https://fiscus.dev/problems/"
@@ -115,7 +119,31 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
 
 
-def install(app: FastAPI) -> None:
+Surface = tuple[str, Callable[[], Response]]
+"""A surface with an error shape of its own (a compatibility dialect): the base path it serves and its
+answer to a server error."""
+
+
+def _owner(path: str, surfaces: Sequence[Surface]) -> Callable[[], Response] | None:
+    for base, server_error in surfaces:
+        if path == base or path.startswith(base.rstrip("/") + "/"):
+            return server_error
+    return None
+
+
+def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
+    """Every refusal and failure in the shape of the surface that owns the path: RFC 9457 problems for
+    the native API, each dialect's own body for its paths (`surfaces`). A server error is never plain
+    text: the handler answers in that shape, then the server logs the exception as usual."""
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        server_error = _owner(request.url.path, surfaces)
+        if server_error is not None:
+            return server_error()
+        return problem(500, "an unexpected error occurred; it has been logged", code="internal_error")
+
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         return domain_problem(exc)

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -118,3 +119,59 @@ async def _too_large(send: Send, request_id: str, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+NATIVE_PREFIX = "/api/"
+
+
+class NulGuard:
+    """NUL characters in the native API's path or query string are refused at the edge with a 422
+    problem naming the parameter: PostgreSQL cannot store or compare them in text, so one reaching a
+    query would be a 500 (JSON bodies are checked by the request models, `schemas.In`). The dialects
+    parse their own parameters, as the systems they copy do, and are left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(NATIVE_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        field = _nul_field(path, bytes(scope.get("query_string", b"")))
+        if field is None:
+            await self.app(scope, receive, send)
+            return
+        where, name = field
+        body: dict[str, Any] = {
+            "type": "https://fiscus.dev/problems/validation_error",
+            "title": "The input is not valid",
+            "status": 422,
+            "detail": f"{name}: must not contain NUL characters",
+            "code": "validation_error",
+            "errors": [
+                {"pointer": f"/{where}/{name}", "field": name, "detail": "must not contain NUL characters"}
+            ],
+        }
+        payload = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 422,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _nul_field(path: str, query: bytes) -> tuple[str, str] | None:
+    """Where a NUL is: ("path", the path) or ("query", the parameter's name), or None."""
+    if "\x00" in path:
+        return "path", path.replace("\x00", "\\0")[:100]
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            return "query", key.replace("\x00", "\\0")[:100]
+    return None

@@ -51,6 +51,7 @@ from fiscus.api.dialects.billing_schema import (
 from fiscus.api.dialects.common import (
     BILLED_TYPES,
     billed_documents,
+    bounded_int,
     caller,
     hosted_links,
     public_base,
@@ -69,6 +70,8 @@ from fiscus.services.access import Principal
 
 LIST_PATH: Final = "/v1/billing/invoices/"
 DETAIL_PATH: Final = "/v1/billing/invoices/{id}/"
+BASE_PATH: Final = "/v1/billing/invoices"
+"""The paths this dialect owns (with or without the slash), errors included (`server_error`)."""
 
 ALLOW: Final = {"Allow": "GET, HEAD, OPTIONS"}
 REALM: Final = {"WWW-Authenticate": 'Bearer realm="api"'}
@@ -183,11 +186,8 @@ def _page_size(request: Request) -> int:
     raw = request.query_params.get("pageSize")
     if raw is None:
         return PAGE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        return PAGE_SIZE
-    if size <= 0:
+    size = bounded_int(raw)
+    if size is None or size <= 0:
         return PAGE_SIZE
     return min(size, MAX_PAGE_SIZE)
 
@@ -197,11 +197,8 @@ def _page_number(request: Request, num_pages: int) -> int:
     raw = request.query_params.get("page") or "1"
     if raw == "last":
         return num_pages
-    try:
-        number = int(raw)
-    except ValueError:
-        raise _Refusal(404, INVALID_PAGE) from None
-    if number < 1 or number > num_pages:
+    number = bounded_int(raw)
+    if number is None or number < 1 or number > num_pages:
         raise _Refusal(404, INVALID_PAGE)
     return number
 
@@ -283,11 +280,8 @@ def _retrieve(request: Request, raw_id: str) -> Response:
         return _metadata("Invoice Instance")
     if request.method not in ("GET", "HEAD"):
         raise _Refusal(405, f'Method "{request.method}" not allowed.')
-    try:
-        ident = int(pk)
-    except ValueError:
-        raise _Refusal(404, NOT_FOUND) from None
-    if not -(2**63) <= ident < 2**63:
+    ident = bounded_int(pk)
+    if ident is None or not -(2**63) <= ident < 2**63:
         raise _Refusal(404, NOT_FOUND)
     scope = scope_of(principal)
     with container(request).db.read() as conn:
@@ -297,6 +291,13 @@ def _retrieve(request: Request, raw_id: str) -> Response:
             raise _Refusal(404, NOT_FOUND)
         facts = payment_facts(conn, scope, found, hosted_links(request))
     return _json(present(found[0], facts[ident]))
+
+
+def server_error() -> Response:
+    """DRF's JSON server error view (`rest_framework.exceptions.server_error`, the `handler500` a JSON API
+    installs): `{"error": "Server Error (500)"}`. Installed for this dialect's paths by
+    `fiscus.api.errors.install`; details only in Fiscus's log."""
+    return Response(_ENCODER.encode({"error": "Server Error (500)"}), 500, media_type="application/json")
 
 
 def _metadata(name: str) -> Response:

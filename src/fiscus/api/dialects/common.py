@@ -23,6 +23,7 @@ __all__ = [
     "HostedLink",
     "billed_documents",
     "billed_period",
+    "bounded_int",
     "caller",
     "hosted_links",
     "line_period",
@@ -69,3 +70,18 @@ def line_period(doc: DocumentView, line: LineView) -> tuple[datetime, datetime]:
     if placed is not None:
         return placed, placed
     return billed_period(doc)
+
+
+def bounded_int(text: str, max_digits: int = 4300) -> int | None:
+    """Python's `int(text)` (surrounding whitespace, a sign, `_` between digits), or None where it
+    fails, without ever raising: a value with more than `max_digits` significant digits is None before
+    `int()` sees it, so Python's int-string limit (4,300 digits, a ValueError deep inside a handler) is
+    never reached and no caller needs a special case for it. Every integer a dialect reads from a path
+    or query that its own grammar (a bounded regex) does not already bound goes through here."""
+    body = text.strip().lstrip("+-").replace("_", "").lstrip("0")
+    if len(body) > max_digits:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None

@@ -49,6 +49,8 @@ from fiscus.queries.documents import DocumentView, LineView, Stamp, load_documen
 from fiscus.queries.payments import document_payments
 from fiscus.queries.scope import Scope
 
+BASE_PATH: Final = "/invoices"
+"""The paths this dialect owns, errors included (`server_error`)."""
 LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
@@ -238,6 +240,12 @@ def _error(
     return _json(body, status, headers)
 
 
+def server_error() -> Response:
+    """A server error in this dialect's one error shape (`code` `internal_error`, no details: those are in
+    Fiscus's log). Installed for this dialect's paths by `fiscus.api.errors.install`."""
+    return _error(500, "internal_error", "Server Error")
+
+
 def _refusal(exc: ApiError) -> Response:
     return _error(exc.status, exc.code, exc.detail, None, exc.headers)
 
@@ -350,7 +358,7 @@ def get_invoice(request: Request) -> Response:
 def router(settings: Settings) -> APIRouter:
     api = APIRouter(prefix=settings.dialect_payments_prefix, tags=["compatibility: payments"])
     api.add_api_route(
-        "/invoices",
+        BASE_PATH,
         on_loop(list_invoices),
         methods=["GET"],
         summary="List all invoices",
@@ -360,7 +368,7 @@ def router(settings: Settings) -> APIRouter:
         openapi_extra={"parameters": [PARAMETERS["limit"], PARAMETERS["startingAfter"]]},
     )
     api.add_api_route(
-        "/invoices/{invoiceId}",
+        BASE_PATH + "/{invoiceId}",
         on_loop(get_invoice),
         methods=["GET"],
         summary="Get an invoice by id",
