@@ -145,9 +145,7 @@ def _check_contract(
                 .where(t.document_orders.c.document_id.in_(ids))
             )
         }
-        ordered = {
-            r.id: r.created_at for r in conn.execute(select(t.orders.c.id, t.orders.c.created_at))
-        }
+        ordered = {r.id: r.created_at for r in conn.execute(select(t.orders.c.id, t.orders.c.created_at))}
         products = {r["id"]: r for r in conn.execute(select(t.products)).mappings()}
         variants = {r["id"]: r for r in conn.execute(select(t.variants)).mappings()}
     for inv in invoices:
@@ -194,7 +192,8 @@ def _check_contract(
             assert inv["transaction_url"] == transaction_urls[doc["id"]]
         else:  # signed with the installation's own key, on whatever base the server was reached at
             parsed = parse_link(inv["transaction_url"].rsplit("/", 1)[1])
-            assert parsed is not None and parsed[0] == doc["id"]
+            assert parsed is not None
+            assert parsed[0] == doc["id"]
             secret = link_secret(db, FixedClock(doc["created_at"]), None)
             assert is_valid(secret, doc["organization_id"], doc["id"], parsed[1])
         assert len(inv["items"]) == len(lines[doc["id"]])
