@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fiscus.domain.errors import (
     ConflictError,
@@ -131,18 +132,51 @@ def _owner(path: str, surfaces: Sequence[Surface]) -> Callable[[], Response] | N
     return None
 
 
+class ServerErrors:
+    """An unexpected exception becomes a 500 in the shape of the surface that owns the path, logged with
+    its traceback, and is not raised further: raised past the app, uvicorn would close the connection
+    under the client and Starlette would answer plain text. Added first, so it sits inside the request
+    id, access log and metrics middleware, which see the 500 like any other response."""
+
+    def __init__(self, app: ASGIApp, surfaces: Sequence[Surface] = ()) -> None:
+        self.app = app
+        self.surfaces = surfaces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            path = str(scope.get("path", ""))
+            log.exception("unhandled error on %s %s", scope.get("method"), path)
+            if started:  # a body already under way cannot be replaced: end it as it is
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            server_error = _owner(path, self.surfaces)
+            response = (
+                server_error()
+                if server_error is not None
+                else problem(500, "an unexpected error occurred; it has been logged", code="internal_error")
+            )
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
     """Every refusal and failure in the shape of the surface that owns the path: RFC 9457 problems for
-    the native API, each dialect's own body for its paths (`surfaces`). A server error is never plain
-    text: the handler answers in that shape, then the server logs the exception as usual."""
+    the native API, each dialect's own body for its paths (`surfaces`), server errors included
+    (`ServerErrors`)."""
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        server_error = _owner(request.url.path, surfaces)
-        if server_error is not None:
-            return server_error()
-        return problem(500, "an unexpected error occurred; it has been logged", code="internal_error")
+    app.add_middleware(ServerErrors, surfaces=surfaces)
 
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
