@@ -50,6 +50,15 @@ HTTP_CODES: Final = {
 }
 
 
+class FieldValueError(ValueError):
+    """A model-level validator's refusal of one field inside the model: `loc` is the field's path
+    below the model, appended to the pointer of the problem (pydantic would point at the model)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class ApiError(Exception):
     """An HTTP-level refusal raised by the edge itself (auth, idempotency, limits)."""
 
@@ -191,6 +200,9 @@ def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
         errors = []
         for err in exc.errors():
             loc = [p for p in err.get("loc", ()) if isinstance(p, int | str)]
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, FieldValueError):
+                loc.extend(inner.loc)
             errors.append(
                 {
                     "pointer": _pointer(loc),

@@ -38,9 +38,9 @@ class IdempotentRoute(APIRoute):
                     code="invalid_idempotency_key",
                     errors=[{"pointer": "/header/Idempotency-Key", "field": "Idempotency-Key"}],
                 )
-            if len(request.url.path) > MAX_PATH_LENGTH:
-                # No route's path is this long (ids have at most 19 digits): the handler refuses its
-                # parameters before anything is written, so there is nothing to claim or replay.
+            if len(request.url.path) > MAX_PATH_LENGTH or "\x00" in request.url.path:
+                # No route's path is this long (ids have at most 19 digits) or holds a NUL: the handler
+                # refuses its parameters before anything is written, so there is nothing to claim.
                 return await handler(request)
             principal = await run_in_threadpool(resolve_principal, request)
             c = container(request)

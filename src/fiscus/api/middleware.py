@@ -125,8 +125,8 @@ NATIVE_PREFIX = "/api/"
 
 
 class NulGuard:
-    """NUL characters in the native API's path or query string are refused at the edge with a 422
-    problem naming the parameter: PostgreSQL cannot store or compare them in text, so one reaching a
+    """NUL characters in the native API's query string are refused at the edge with a 422 problem
+    naming the parameter: PostgreSQL cannot store or compare them in text, so one reaching a
     query would be a 500 (JSON bodies are checked by the request models, `schemas.In`). The dialects
     parse their own parameters, as the systems they copy do, and are left alone."""
 
@@ -138,7 +138,7 @@ class NulGuard:
         if scope["type"] != "http" or not path.startswith(NATIVE_PREFIX):
             await self.app(scope, receive, send)
             return
-        field = _nul_field(path, bytes(scope.get("query_string", b"")))
+        field = _nul_field(bytes(scope.get("query_string", b"")))
         if field is None:
             await self.app(scope, receive, send)
             return
@@ -167,10 +167,9 @@ class NulGuard:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _nul_field(path: str, query: bytes) -> tuple[str, str] | None:
-    """Where a NUL is: ("path", the path) or ("query", the parameter's name), or None."""
-    if "\x00" in path:
-        return "path", path.replace("\x00", "\\0")[:100]
+def _nul_field(query: bytes) -> tuple[str, str] | None:
+    """Where a NUL is: ("query", the parameter's name), or None. A NUL in the path fails the path
+    parameter's own validation, which names it."""
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if "\x00" in key or "\x00" in value:
             return "query", key.replace("\x00", "\\0")[:100]
