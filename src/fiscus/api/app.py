@@ -33,7 +33,8 @@ from fiscus.api.routes import (
 )
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
-from fiscus.pages import payment as payment_page
+from fiscus.web import rendering as web
+from fiscus.web.pay import page as payment_page
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
@@ -98,6 +99,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
+    web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
