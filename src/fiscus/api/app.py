@@ -18,7 +18,7 @@ from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.api import errors
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
-from fiscus.api.middleware import NulGuard, ObservabilityMiddleware
+from fiscus.api.middleware import InputGuard, ObservabilityMiddleware
 from fiscus.api.presenters import RenderedCache
 from fiscus.api.routes import (
     billing_runs,
@@ -78,7 +78,7 @@ def create_app(container: Container | None = None) -> FastAPI:
             (settings.dialect_vps_prefix + vps.BASE_PATH, vps.server_error),
         ],
     )
-    app.add_middleware(NulGuard)
+    app.add_middleware(InputGuard)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
     )
