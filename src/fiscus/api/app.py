@@ -18,7 +18,7 @@ from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.api import errors
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
-from fiscus.api.middleware import ObservabilityMiddleware
+from fiscus.api.middleware import InputGuard, ObservabilityMiddleware
 from fiscus.api.presenters import RenderedCache
 from fiscus.api.routes import (
     billing_runs,
@@ -71,7 +71,16 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
     app.state.executor = executor
     app.state.rendered = RenderedCache()
-    errors.install(app)
+    settings = c.settings
+    errors.install(
+        app,
+        surfaces=[
+            (settings.dialect_billing_prefix + billing.BASE_PATH, billing.server_error),
+            (settings.dialect_payments_prefix + payments.BASE_PATH, payments.server_error),
+            (settings.dialect_vps_prefix + vps.BASE_PATH, vps.server_error),
+        ],
+    )
+    app.add_middleware(InputGuard)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
     )

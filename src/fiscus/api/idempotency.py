@@ -19,6 +19,8 @@ from fiscus.services import idempotency as store
 from fiscus.services.idempotency import ClaimState
 
 MAX_KEY_LENGTH = 255
+MAX_PATH_LENGTH = 500
+"""The stored request path's column width (`idempotency_keys.path`)."""
 
 
 class IdempotentRoute(APIRoute):
@@ -29,12 +31,17 @@ class IdempotentRoute(APIRoute):
             key = request.headers.get("idempotency-key")
             if request.method != "POST" or key is None:
                 return await handler(request)
-            if not key or len(key) > MAX_KEY_LENGTH:
+            if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
                 raise ApiError(
                     400,
-                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
                     code="invalid_idempotency_key",
+                    errors=[{"pointer": "/header/Idempotency-Key", "field": "Idempotency-Key"}],
                 )
+            if len(request.url.path) > MAX_PATH_LENGTH or "\x00" in request.url.path:
+                # No route's path is this long (ids have at most 19 digits) or holds a NUL: the handler
+                # refuses its parameters before anything is written, so there is nothing to claim.
+                return await handler(request)
             principal = await run_in_threadpool(resolve_principal, request)
             c = container(request)
             body = await request.body()

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from fiscus.api.errors import FieldValueError
+
 DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,12})?$"
 
 
@@ -92,17 +94,18 @@ def _not_a_number(value: Any) -> Any:
 QueryInstant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
-def _no_nul(value: Any) -> Any:
-    """NUL characters are refused everywhere: PostgreSQL cannot store them in text."""
+def _no_nul(value: Any, at: tuple[str | int, ...] = ()) -> Any:
+    """NUL characters are refused everywhere: PostgreSQL cannot store them in text. The error names
+    the field (`FieldValueError.loc`, which the problem's pointer carries)."""
     if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        raise FieldValueError("must not contain NUL characters", at)
     if isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
+            _no_nul(key, at)
+            _no_nul(item, (*at, str(key)))
     elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
+        for index, item in enumerate(value):
+            _no_nul(item, (*at, index))
     return value
 
 
@@ -408,6 +411,11 @@ class DocumentOut(Out):
     converted_from_id: int | None
     converted_to_id: int | None
     pdf_url: str | None
+    hosted_url: str | None = Field(
+        description="The document's hosted page (signed link; the same as the billing dialect's "
+        "`transaction_url`): pay by card while due, the receipt once paid, the state once void or "
+        "converted. Null for drafts and credit notes."
+    )
     corrected_document_id: int | None
     reason: str | None
     credit_disposition: str | None

@@ -23,7 +23,7 @@ from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
 from fiscus.documents.view_model import build_view_model, format_minor
-from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.payments import (
@@ -42,7 +42,13 @@ from fiscus.queries.payment_page import (
     paying_capture,
 )
 from fiscus.queries.scope import Scope
-from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
+from fiscus.services.payment_links import (
+    has_hosted_page,
+    is_valid,
+    link_secret,
+    parse_link,
+    payment_path,
+)
 from fiscus.services.payments.charging import charge_document
 from fiscus.services.payments.methods import add_card
 from fiscus.web.i18n import language_of
@@ -154,7 +160,7 @@ def _open_link(c: Container, link: str) -> Linked | None:
             doc = get_document(conn, Scope(org_id), doc_id)
         except NotFoundError:
             return None
-    if doc.type is DocumentType.CREDIT_NOTE or doc.status is DocumentStatus.DRAFT:
+    if not has_hosted_page(doc.type, doc.status):
         return None
     return Linked(doc, secret)
 
