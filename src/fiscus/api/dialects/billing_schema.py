@@ -80,7 +80,8 @@ class BillingInvoiceItem(BaseModel):
     price: Annotated[
         DecimalString,
         Field(
-            description="Unit price, exact (may be finer than the minor unit); the line's amount when `count` is 1 for another quantity."
+            description="Unit price, exact (may be finer than the minor unit); the line's amount when "
+            "`count` is 1 for another quantity."
         ),
     ]
     amount: Annotated[DecimalString, Field(description="Line net amount in the currency's minor units.")]
