@@ -16,4 +16,4 @@ def test_missing_validators_give_a_clear_reason(monkeypatch: pytest.MonkeyPatch,
 
 def test_the_validators_sit_beside_the_repository() -> None:
     repo = Path(__file__).resolve().parents[2]
-    assert en16931.VALIDATORS == repo.parent / "shared" / "validators" / "en16931"
+    assert repo.parent / "shared" / "validators" / "en16931" == en16931.VALIDATORS
