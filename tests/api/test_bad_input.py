@@ -116,8 +116,6 @@ def _ids(db: Database, world: OrgWorld, clock: FixedClock) -> dict[str, str]:
     secret = link_secret(db, clock, None)
     out["link"] = payment_path(secret, world.org_id, int(out["document_id"])).rsplit("/", 1)[1]
     out["rest"] = "pdf"
-    out["document_type"] = "invoice"  # an organisation's number series: a real one to reach the handler
-    out["series"] = "default"
     return out
 
 
