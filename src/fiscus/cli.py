@@ -26,6 +26,7 @@ from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
+from fiscus.logs import UVICORN_LOG_CONFIG
 from fiscus.services.access import create_customer_token
 from fiscus.services.billing_requests import execute_pending_runs
 from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
@@ -237,7 +238,11 @@ def serve(
         host=host or c.settings.host,
         port=port or c.settings.port,
         workers=workers,
-        log_level="warning",
+        log_config=UVICORN_LOG_CONFIG,
+        access_log=False,  # ObservabilityMiddleware logs each request, in JSON, with its request id
+        # uvicorn kills a worker process that has not answered its health check within 5 s; a child
+        # still importing the app on a busy machine took longer, and was killed and respawned forever.
+        timeout_worker_healthcheck=60,
     )
 
 
