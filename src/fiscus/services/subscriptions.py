@@ -28,6 +28,7 @@ from fiscus.domain.periods import Interval, Period, ensure_aware_utc
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus
 from fiscus.domain.tax import line_tax
 from fiscus.services import validation as v
+from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
 from fiscus.services.common import get_scoped, jsonable
 
 SUB_KEYS = (
@@ -144,8 +145,11 @@ def create_subscription(
 
 def cancel_subscription(
     db: Database, clock: Clock, org_id: int, subscription_id: int, *, at_period_end: bool, actor: str = "cli"
-) -> None:
-    """Cancel now (no further documents) or at the end of the current period (that period stays billed)."""
+) -> list[AheadOutcome]:
+    """Cancel now (no further documents) or at the end of the current period (that period stays billed).
+
+    A document already issued for a period after the end is voided or credited in the same transaction
+    (`services/cancellation.py` states the rule); what was done to each is returned and audited."""
     now = clock.now()
     with db.write() as conn:
         sub = get_scoped(conn, t.subscriptions, org_id, subscription_id, lock=True)
@@ -160,11 +164,15 @@ def cancel_subscription(
             event = "subscription.canceled"
         values["updated_at"] = now
         conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == subscription_id).values(**values))
+        ahead = settle_issued_ahead(conn, clock, sub, values.get("cancel_at") or now, actor, now)
         after = jsonable({**sub, **values}, SUB_KEYS)
+        if ahead:
+            after["issued_ahead"] = [a.as_json() for a in ahead]
         append_audit(
             conn, [audit_row(org_id, "subscription", subscription_id, "canceled", actor, now, before, after)]
         )
         append_outbox(conn, [outbox_row(org_id, event, "subscription", subscription_id, now, after)])
+    return ahead
 
 
 def _current_period_end(conn: Connection, sub: dict[str, Any], now: datetime) -> datetime:

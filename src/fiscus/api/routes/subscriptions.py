@@ -148,7 +148,9 @@ def update_subscription(
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def cancel_subscription(subscription_id: Id, body: CancelIn, principal: OrgDep, c: ContainerDep) -> Response:
-    svc.cancel_subscription(
+    """Cancel now or at the period end; `issued_ahead` lists documents already issued for a later period
+    and what the cancellation did to each (voided, or credited with the credit notes' ids)."""
+    ahead = svc.cancel_subscription(
         c.db,
         c.clock,
         principal.organization_id,
@@ -156,7 +158,11 @@ def cancel_subscription(subscription_id: Id, body: CancelIn, principal: OrgDep, 
         at_period_end=body.at_period_end,
         actor=principal.actor,
     )
-    return _get(c, principal.organization_id, subscription_id)
+    scope = Scope(principal.organization_id)
+    with c.db.read() as conn:
+        row = get_row(conn, scope, t.subscriptions, subscription_id, "subscription")
+        out = present(conn, scope, row, [])
+    return p.json_response({**out, "issued_ahead": [a.as_json() for a in ahead]})
 
 
 def _preview(computed: ComputedDocument | None, cur: Currency | None) -> dict[str, Any]:
