@@ -40,6 +40,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="Customer tokens (read-only, one customer).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+prices_app = typer.Typer(
+    help="Prices: archive (no new subscriptions or orders) or offer again.", no_args_is_help=True
+)
+app.add_typer(prices_app, name="prices")
 cli_admin.register(app)
 console = Console()
 err = Console(stderr=True)
@@ -438,6 +442,32 @@ def tokens_create(
     )
     console.print(f"token id {issued.id} ({issued.prefix}) for customer {customer}; secret, shown once:")
     print(issued.secret)
+
+
+@prices_app.command("archive")
+def prices_archive(
+    price: Annotated[int, typer.Argument(help="price id")],
+    org: Annotated[int, typer.Option(help="organisation id")],
+) -> None:
+    """Archive a price: no new subscriptions or orders on it; existing subscriptions keep being billed."""
+    from fiscus.services.catalog import set_price_active
+
+    c = _container()
+    set_price_active(c.db, c.clock, org, price, active=False)
+    console.print(f"price {price} archived")
+
+
+@prices_app.command("unarchive")
+def prices_unarchive(
+    price: Annotated[int, typer.Argument(help="price id")],
+    org: Annotated[int, typer.Option(help="organisation id")],
+) -> None:
+    """Offer an archived price again."""
+    from fiscus.services.catalog import set_price_active
+
+    c = _container()
+    set_price_active(c.db, c.clock, org, price, active=True)
+    console.print(f"price {price} offered again")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services import validation as v
 from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
+from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
 
 SUB_KEYS = (
@@ -57,11 +58,16 @@ class ItemSpec:
 
 
 def _validate_items(
-    conn: Connection, org_id: int, customer: CustomerContext, items: Sequence[ItemSpec]
+    conn: Connection,
+    org_id: int,
+    customer: CustomerContext,
+    items: Sequence[ItemSpec],
+    kept: Sequence[int] = (),
 ) -> tuple[list[tuple[int, Decimal]], Interval, str]:
     if not items:
         raise InvalidFieldError("items", "a subscription needs at least one item")
     prices = load_prices(conn, org_id, [i.price_id for i in items])
+    refuse_archived(conn, org_id, [i.price_id for i in items], allowed=kept)
     out: list[tuple[int, Decimal]] = []
     intervals = set()
     for n, item in enumerate(items):
@@ -280,7 +286,12 @@ def change_subscription(
             raise InvalidStateError(f"subscription {subscription_id} is {sub['status']} and cannot change")
         org = load_org(conn, org_id)
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-        checked, interval, _code = _validate_items(conn, org_id, customer, items)
+        current = conn.execute(
+            select(t.subscription_items.c.price_id).where(
+                t.subscription_items.c.subscription_id == subscription_id
+            )
+        ).scalars()
+        checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=list(current))
         if (interval.unit.value, interval.count) != (sub["interval"], sub["interval_count"]):
             raise InvalidFieldError("items", "a change must keep the subscription's billing interval")
         result = _proration(conn, org, customer, sub, checked, now)
