@@ -28,6 +28,7 @@ from fiscus.domain.periods import Interval, Period, ensure_aware_utc
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus
 from fiscus.domain.tax import line_tax
 from fiscus.services import validation as v
+from fiscus.services.billing_now import bill_subscription_within
 from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
 from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
@@ -100,9 +101,12 @@ def create_subscription(
     trial_days: int = 0,
     trial_end: datetime | None = None,
     billing_anchor: datetime | None = None,
+    bill_now: bool = False,
     actor: str = "cli",
 ) -> int:
-    """A subscription billed in advance from its start, or from the end of its trial."""
+    """A subscription billed in advance from its start, or from the end of its trial. With `bill_now`,
+    what is due at once (the first period, unless it is in a trial or starts later) is billed in the same
+    transaction by the billing run's code, instead of by the next run."""
     now = clock.now()
     start = ensure_aware_utc(start_at, "start_at") if start_at else now
     if trial_days < 0 or trial_days > 730:
@@ -146,6 +150,8 @@ def create_subscription(
         payload = jsonable({"id": sid, **row}, SUB_KEYS)
         append_audit(conn, [audit_row(org_id, "subscription", sid, "created", actor, now, None, payload)])
         append_outbox(conn, [outbox_row(org_id, "subscription.created", "subscription", sid, now, payload)])
+        if bill_now:
+            bill_subscription_within(conn, clock, org_id, int(sid), now, actor)
     return int(sid)
 
 
