@@ -36,7 +36,8 @@ def test_malformed_json_is_a_400_with_line_and_column(db: Database, clock: Fixed
     problem = r.json()
     assert problem["code"] == "malformed_json"
     assert (problem["line"], problem["column"]) == (3, 12)
-    assert "line 3, column 12" in problem["detail"] and "Expecting value" in problem["detail"]
+    assert "line 3, column 12" in problem["detail"]
+    assert "Expecting value" in problem["detail"]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
@@ -67,7 +68,8 @@ def test_a_body_without_a_json_content_type_is_a_415_naming_it(
 def test_wrong_fields_in_good_json_stay_a_422(db: Database, clock: FixedClock, key: str) -> None:
     with api_client(db, clock) as client:
         r = client.post("/api/v1/customers", json={"name": "Ada"}, headers=auth(key))
-    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
 
 
 def test_served_log_is_json_only_with_a_line_per_get(
@@ -116,4 +118,3 @@ def test_served_log_is_json_only_with_a_line_per_get(
     )
     assert any(p["method"] == "POST" and p["status"] == 400 for p in requests)
     assert any("Uvicorn running" in str(p.get("event")) for p in parsed)  # startup lines, as JSON
-
