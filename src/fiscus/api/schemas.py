@@ -292,6 +292,7 @@ class SubscriptionIn(In):
     trial_days: int = Field(0, ge=0, le=730)
     trial_end: Instant | None = None
     billing_anchor: Instant | None = None
+    billing: Literal["now", "next_run"] = Field("next_run", description='"now": bill at once, as Stripe does')
 
 
 class SubscriptionUpdate(In):

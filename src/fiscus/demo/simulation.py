@@ -6,8 +6,9 @@ every day. Bank-transfer customers' payments are recorded a few days after issue
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -158,7 +159,7 @@ class Simulation:
             self.org_id,
             customer_id,
             _specs(plan.items),
-            start_at=plan.start,
+            start_at=local_midnight(plan.start, self.scenario.spec.timezone),
             trial_days=plan.trial_days,
             actor="demo",
         )
@@ -215,3 +216,10 @@ class Simulation:
 
 def _specs(items: Items) -> list[ItemSpec]:
     return [ItemSpec(price_id, quantity) for price_id, quantity in items]
+
+
+def local_midnight(instant: datetime, zone: str) -> datetime:
+    """The start of `instant`'s day in the organisation's zone (in UTC): the demo's subscriptions start,
+    and so are anchored, at midnight where the organisation is, as a business's own would be."""
+    local = instant.astimezone(ZoneInfo(zone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)

@@ -102,6 +102,9 @@ organizations = Table(
     # A test-mode sandbox made alongside a live organisation (`fiscus init`) points at it.
     Column("sandbox_of", Id, ForeignKey("organizations.id"), nullable=True),
     Column("updated_at", UtcDateTime, nullable=True),
+    # Migration 0009: cancelling a subscription now voids ("void") or credits ("credit_note") a document
+    # already issued for a later period; a void only while nothing was paid and no card payment is in flight.
+    Column("cancel_issued_ahead", String(16), nullable=False, server_default="credit_note"),
     CheckConstraint("paper_size IN ('a4', 'letter')", name="paper_size"),
     CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
     CheckConstraint(
