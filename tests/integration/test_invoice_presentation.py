@@ -29,7 +29,10 @@ from tests.builders import Tenant, make_customer, make_tenant
 
 BASE = "http://pay.example.test"
 IBAN = "BG80BNBG96611020345678"
-LOGO = b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40"><rect width="120" height="40" fill="#1f6feb"/></svg>'
+LOGO = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40">'
+    b'<rect width="120" height="40" fill="#1f6feb"/></svg>'
+)
 OTHER_LOGO = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="20"/></svg>'
 )

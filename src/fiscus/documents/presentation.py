@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from decimal import Decimal
 from functools import cache
 from typing import Any, Final
@@ -84,6 +85,7 @@ def address_lines(party: dict[str, Any], language: str) -> list[str]:
         text = chunk
         for key, value in values.items():
             text = text.replace(f"%{key}", value)
+        text = re.sub(r",(?=\s\s|\s*$)", "", text)  # the comma before a field the party has not got
         for line in text.split("\n"):
             cleaned = line.strip(" ,")
             if cleaned:
