@@ -27,7 +27,7 @@ from tests.integration.test_invoice_presentation import pdftotext, qr_code
 from tests.pages.support import PUBLIC_URL, follow, pay_with
 from tests.payments_support import GatewayProcess, gateway_process
 
-IBAN = "BE68539007547034"
+IBAN = "BG80BNBG96611020345678"
 LOGO = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20">'
     b'<rect width="60" height="20" fill="#123"/></svg>'
@@ -64,7 +64,7 @@ def test_a_new_business_bills_and_gets_paid(
     logo = tmp_path / "logo.svg"
     logo.write_bytes(LOGO)
     update = fiscus(
-        db_url, "org", "update", "--org", org, "--iban", IBAN, "--bic", "GKCCBEBB", "--logo", str(logo)
+        db_url, "org", "update", "--org", org, "--iban", IBAN, "--bic", "BNBGBGSF", "--logo", str(logo)
     )
     assert update.returncode == 0, update.stderr
 
@@ -103,7 +103,7 @@ def test_a_new_business_bills_and_gets_paid(
         path = tmp_path / "invoice.pdf"
         path.write_bytes(pdf.content)
         text = pdftotext(path)
-        assert "BE68 5390 0754 7034" in text
+        assert "BG80 BNBG 9661 1020 3456 78" in text
         assert f"Payment reference: {doc['number']}" in text
         assert doc["hosted_url"] in text
         assert "Eval Pro — monthly" in text
