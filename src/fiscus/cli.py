@@ -192,7 +192,7 @@ def worker(
     from fiscus.services import idempotency
     from fiscus.services.payments.collection import run_collection
     from fiscus.services.payments.janitor import settle_unknown
-    from fiscus.services.rendering import documents_dir, render_pending_documents
+    from fiscus.services.rendering import document_links, documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 
     c = _container()
@@ -214,7 +214,9 @@ def worker(
             if summary.documents:
                 err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
             next_billing = now + interval
-        rendered = render_pending_documents(c.db, c.clock, shared_renderer(), documents_dir())
+        base = c.settings.public_url or f"http://{c.settings.host}:{c.settings.port}"
+        links = document_links(c.db, c.clock, base, c.settings.secret_key)
+        rendered = render_pending_documents(c.db, c.clock, shared_renderer(), documents_dir(), links=links)
         if rendered:
             err.print(f"worker {os.getpid()}: {rendered} PDFs rendered")
         dispatched, attempts = run_webhook_cycle(
