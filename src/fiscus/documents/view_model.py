@@ -24,7 +24,7 @@ from fiscus.domain.money import Currency, from_minor
 from fiscus.domain.periods import local_date
 from fiscus.queries.documents import DocumentView
 
-TEMPLATE_VERSION: Final = "1"
+TEMPLATE_VERSION: Final = "2"
 """Bumped whenever the printed layout or the model changes, and recorded with each stored file."""
 
 _PERCENT = "#,##0.###%"
@@ -158,6 +158,7 @@ def build_view_model(
         "locale": str(loc),
         "language": loc.language,
         "labels": labels,
+        "test_mode": not doc.livemode,
         "document": {
             "id": doc.id,
             "type": doc.type.value,

@@ -153,7 +153,8 @@ def _store(
 def render_pending_documents(
     db: Database, clock: Clock, renderer: Renderer, store_dir: Path, *, limit: int = 100
 ) -> int:
-    """Render up to `limit` issued documents that have no PDF yet; returns how many were rendered.
+    """Render up to `limit` issued documents that have no PDF yet, newest first (a fresh invoice is
+    rendered at once, before a backlog such as the demo's year); returns how many were rendered.
     Called by the worker loop after issuing, never inside the issuing transaction."""
     d = t.documents.c
     f = t.document_files.c
@@ -162,7 +163,7 @@ def render_pending_documents(
         candidates = conn.execute(
             select(d.organization_id, d.id)
             .where(d.status != DocumentStatus.DRAFT.value, ~has_pdf)
-            .order_by(d.id)
+            .order_by(d.id.desc())
             .limit(limit)
         ).all()
     by_org: dict[int, list[int]] = {}
