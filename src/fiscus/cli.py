@@ -271,7 +271,6 @@ def demo(
 
     import httpx
 
-    from fiscus.services.rendering import documents_dir
     from fiscus.demo import (
         GatewayProcess,
         WorkerProcess,
@@ -283,6 +282,7 @@ def demo(
         reset_gateway_ledger,
         seed_demo,
     )
+    from fiscus.services.rendering import documents_dir
 
     serving = not (no_serve or as_json)
     history_end = _parse_at(at)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pypdf
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -42,7 +44,12 @@ OWNED = {
     "/api/v1/orders": t.orders,
     "/api/v1/documents": t.documents,
 }
-DOCUMENT_GETS = ("/api/v1/documents/{id}", "/v1/billing/invoices/{id}/", "/invoices/{id}", "/v1/invoices/{id}")
+DOCUMENT_GETS = (
+    "/api/v1/documents/{id}",
+    "/v1/billing/invoices/{id}/",
+    "/invoices/{id}",
+    "/v1/invoices/{id}",
+)
 
 
 def _sandboxed(db: Database, clock: FixedClock) -> tuple[OrgWorld, str, OrgWorld, str]:
@@ -56,7 +63,8 @@ def _sandboxed(db: Database, clock: FixedClock) -> tuple[OrgWorld, str, OrgWorld
             .values(mode="test", sandbox_of=live.org_id)
         )
     test_key = create_api_key(db, clock, test.org_id, name="test").secret
-    assert test_key.startswith("fsk_test_") and live.key.startswith("fsk_live_")
+    assert test_key.startswith("fsk_test_")
+    assert live.key.startswith("fsk_live_")
     return live, live.key, test, test_key
 
 
@@ -75,7 +83,9 @@ def _listed(api: TestClient, key: str) -> dict[str, set[int]]:
         out[path] = {int(x["id"]) for x in response.json()["data"]}
     billing = api.get("/v1/billing/invoices/?pageSize=100", headers=h).json()
     out["billing"] = {int(x["id"]) for x in billing["results"]}
-    out["payments"] = {int(x["id"]) for x in api.get("/invoices?limit=100", headers=h).json()["data"]["items"]}
+    out["payments"] = {
+        int(x["id"]) for x in api.get("/invoices?limit=100", headers=h).json()["data"]["items"]
+    }
     out["vps"] = {int(x["id"]) for x in api.get("/v1/invoices?page=1", headers=h).json()["data"]}
     return out
 
@@ -111,9 +121,10 @@ def test_a_test_key_sees_test_data_only_on_every_list_and_get(db: Database, cloc
             org = api.get("/api/v1/organization", headers=auth(key)).json()
             assert (org["livemode"], org["mode"]) == (expected, "live" if expected else "test")
         # a customer token of the sandbox is a test-mode principal of test data too
-        cid, token = next(iter(test.tokens.items()))
+        _cid, token = next(iter(test.tokens.items()))
         docs = api.get("/api/v1/documents?limit=100", headers=auth(token)).json()["data"]
-        assert docs and {d["livemode"] for d in docs} == {False}
+        assert docs
+        assert {d["livemode"] for d in docs} == {False}
 
 
 def test_test_documents_have_their_own_series_and_never_consume_a_legal_number(
@@ -177,16 +188,15 @@ def test_test_documents_are_marked_test_on_the_pdf_and_the_hosted_page(
             assert ('data-testid="test-mode"' in page.text) is marked
 
 
-def test_test_mode_keys_are_kept_to_be_shown_again_and_live_keys_never(db: Database, clock: FixedClock) -> None:
-    live, live_key, test, test_key = _sandboxed(db, clock)
+def test_test_mode_keys_are_kept_to_be_shown_again_and_live_keys_never(
+    db: Database, clock: FixedClock
+) -> None:
+    live, _live_key, test, test_key = _sandboxed(db, clock)
     assert [k.secret for k in stored_test_keys(db, test.org_id)] == [test_key]
     assert stored_test_keys(db, live.org_id) == []
     with db.read() as conn:
         kept = conn.execute(select(t.api_keys.c.secret).where(t.api_keys.c.organization_id == live.org_id))
         assert set(kept.scalars()) == {None}
-    import pytest
-    from sqlalchemy.exc import IntegrityError
-
     with pytest.raises(IntegrityError), db.write() as conn:  # the database refuses a kept live secret
         conn.execute(
             t.api_keys.update().where(t.api_keys.c.organization_id == live.org_id).values(secret="fsk_live_x")

@@ -32,7 +32,11 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
         result = seed_demo(db, FixedClock(NOW), quiet=True)
         assert result.created
         # the data lives in test-mode sandboxes of (empty) live organisations
-        assert [o.slug for o in result.organizations] == ["kz-marketplace-test", "bg-vps-test", "us-saas-test"]
+        assert [o.slug for o in result.organizations] == [
+            "kz-marketplace-test",
+            "bg-vps-test",
+            "us-saas-test",
+        ]
         assert 45 <= sum(len(o.customer_ids) for o in result.organizations) <= 55
         assert set(result.totals) == {"KZT", "EUR", "USD"}
         payload = result.as_json()
@@ -45,7 +49,8 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
             assert len(modes) == 6
             for org in result.organizations:
                 assert modes[org.id] == ("test", org.live_id)
-                assert org.live_id is not None and modes[org.live_id] == ("live", None)
+                assert org.live_id is not None
+                assert modes[org.live_id] == ("live", None)
             live_ids = [org.live_id for org in result.organizations]
             assert conn.execute(select(func.count()).where(d.organization_id.in_(live_ids))).scalar_one() == 0
             assert (

@@ -40,8 +40,8 @@ from fiscus.demo.summary import (
 )
 
 __all__ = [
-    "SLUGS",
     "SANDBOX_SLUGS",
+    "SLUGS",
     "TEST_CARDS",
     "DemoOrganization",
     "DemoResult",

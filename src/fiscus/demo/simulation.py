@@ -24,8 +24,8 @@ from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import create_price, create_product, create_variant
 from fiscus.services.customers import create_customer
 from fiscus.services.documents import mark_paid
-from fiscus.services.orders import create_order
 from fiscus.services.instance import create_with_sandbox
+from fiscus.services.orders import create_order
 from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.subscriptions import (
     ItemSpec,
@@ -65,9 +65,7 @@ class Simulation:
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
     def run(self, clock: Clock) -> int:
-        self.live_id, self.org_id = create_with_sandbox(
-            self.db, self.clock, self.scenario.spec, actor="demo"
-        )
+        self.live_id, self.org_id = create_with_sandbox(self.db, self.clock, self.scenario.spec, actor="demo")
         collection = self.scenario.collection
         update_payment_settings(
             self.db,

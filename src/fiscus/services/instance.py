@@ -223,9 +223,7 @@ def sandbox_slug(slug: str) -> str:
     return f"{slug[:59]}-test"
 
 
-def create_with_sandbox(
-    db: Database, clock: Clock, spec: OrganizationSpec, *, actor: str
-) -> tuple[int, int]:
+def create_with_sandbox(db: Database, clock: Clock, spec: OrganizationSpec, *, actor: str) -> tuple[int, int]:
     """A live organisation from `spec` and its test-mode sandbox, in one transaction, without keys:
     (live id, sandbox id). The demo seeds its data into the sandbox, so it all shows TEST."""
     with db.write() as conn:
