@@ -144,8 +144,8 @@ class GatewayProcess:
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
 
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        """Block until it answers; returns its URL."""
+    def wait_ready(self, timeout: float = 90.0) -> str:
+        """Block until it answers (generously: a loaded machine starts Python slowly); returns its URL."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

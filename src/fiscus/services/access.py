@@ -346,7 +346,7 @@ def authenticate(db: Database, clock: Clock, secret: str) -> Principal | None:
     if secret.startswith(TOKEN_PREFIX):
         c = t.customer_tokens.c
         with db.read() as conn:
-            row = conn.execute(
+            found = conn.execute(
                 select(
                     c.id,
                     c.organization_id,
@@ -361,14 +361,14 @@ def authenticate(db: Database, clock: Clock, secret: str) -> Principal | None:
             ).one_or_none()
         now = clock.now()
         if (
-            row is None
-            or row.revoked_at is not None
-            or (row.expires_at is not None and row.expires_at <= now)
+            found is None
+            or found.revoked_at is not None
+            or (found.expires_at is not None and found.expires_at <= now)
         ):
             return None
-        _touch(db, clock, t.customer_tokens, row.id, row.last_used_at)
+        _touch(db, clock, t.customer_tokens, found.id, found.last_used_at)
         return Principal(
-            PrincipalKind.CUSTOMER, row.organization_id, row.id, customer_id=row.customer_id, mode=row.mode
+            PrincipalKind.CUSTOMER, found.organization_id, found.id, customer_id=found.customer_id, mode=found.mode
         )
     return None
 
