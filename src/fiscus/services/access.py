@@ -368,7 +368,11 @@ def authenticate(db: Database, clock: Clock, secret: str) -> Principal | None:
             return None
         _touch(db, clock, t.customer_tokens, found.id, found.last_used_at)
         return Principal(
-            PrincipalKind.CUSTOMER, found.organization_id, found.id, customer_id=found.customer_id, mode=found.mode
+            PrincipalKind.CUSTOMER,
+            found.organization_id,
+            found.id,
+            customer_id=found.customer_id,
+            mode=found.mode,
         )
     return None
 
