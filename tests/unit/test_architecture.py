@@ -12,18 +12,11 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "fiscus"
 MAX_LINES = 600
 SIZE_EXEMPT = ("fiscus/adapters/db/migrations/", "fiscus/adapters/db/tables.py")
 """Alembic revisions and the table definitions are long by nature: one schema, written out."""
-BEING_SPLIT = {
-    "fiscus/api/dialects/billing.py": "being split by the dialects work (issue 12)",
-}
-"""Modules over the limit whose split is under way in parallel work: reported by their own (non-strict)
-expected failure instead of failing the suite; remove an entry once its split has landed."""
 
 
 def _module_name(path: Path) -> str:
@@ -190,18 +183,9 @@ def _too_long(paths: list[str]) -> list[str]:
 
 def test_no_module_over_600_lines() -> None:
     paths = [p.relative_to(SRC).as_posix() for p in sorted((SRC / PACKAGE).rglob("*.py"))]
-    checked = [p for p in paths if not p.startswith(SIZE_EXEMPT) and p not in BEING_SPLIT]
+    checked = [p for p in paths if not p.startswith(SIZE_EXEMPT)]
     too_long = _too_long(checked)
     assert not too_long, (
         f"no module in src/ may exceed {MAX_LINES} lines (migrations and tables.py aside); split these by "
         "responsibility:\n  " + "\n  ".join(too_long)
-    )
-
-
-@pytest.mark.xfail(reason="; ".join(f"{k}: {v}" for k, v in BEING_SPLIT.items()), strict=False)
-def test_modules_being_split_are_under_600_lines() -> None:
-    present = [p for p in BEING_SPLIT if (SRC / p).exists()]
-    too_long = _too_long(present)
-    assert not too_long, f"still over {MAX_LINES} lines, their split under way elsewhere:\n  " + "\n  ".join(
-        too_long
     )

@@ -22,6 +22,20 @@ from fiscus.api import payment_presenters as pp
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, PrincipalDep
 from fiscus.api.errors import ApiError
+from fiscus.api.payment_schemas import (
+    CaptureIn,
+    ChargeIn,
+    DefaultPaymentMethodIn,
+    InboundWebhookOut,
+    PaymentMethodIn,
+    PaymentMethodOut,
+    PaymentOut,
+    PaymentSettingsIn,
+    PaymentSettingsOut,
+    RefundIn,
+    RefundOut,
+    SubscriptionPaymentMethodIn,
+)
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     PROBLEMS,
@@ -30,23 +44,7 @@ from fiscus.api.routes.common import (
     router,
 )
 from fiscus.api.routes.subscriptions import present as present_subscription
-from fiscus.api.schemas import (
-    CaptureIn,
-    ChargeIn,
-    DefaultPaymentMethodIn,
-    Id,
-    InboundWebhookOut,
-    ListOut,
-    PaymentMethodIn,
-    PaymentMethodOut,
-    PaymentOut,
-    PaymentSettingsIn,
-    PaymentSettingsOut,
-    RefundIn,
-    RefundOut,
-    SubscriptionOut,
-    SubscriptionPaymentMethodIn,
-)
+from fiscus.api.schemas import Id, ListOut, SubscriptionOut
 from fiscus.bootstrap import Container
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency, to_minor
