@@ -43,7 +43,7 @@ system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk,
 
 install: $(VENV)/.synced ## create .venv and install the locked dependencies
 
-demo: install ## seed the demo on SQLite, bill twelve months of history, serve on 127.0.0.1:8000
+demo: install ## seed the demo on SQLite (test mode), serve on 127.0.0.1:8000 with the worker and the test gateway; Ctrl-C stops all
 	$(BIN)/fiscus db upgrade
 	$(BIN)/fiscus demo
 

@@ -307,15 +307,30 @@ def demo(
     gateway_db: Annotated[
         Path, typer.Option(help="the test gateway's own ledger (SQLite file; reset with a fresh database)")
     ] = Path("./var/gateway.db"),
+    worker_interval: Annotated[
+        float,
+        typer.Option(min=0.1, help="seconds between the worker's billing runs while the demo serves"),
+    ] = 10.0,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="end the seeded history at this instant (ISO 8601; default now); the server and the "
+            "worker run on the wall clock, so they bill and charge what came due since"
+        ),
+    ] = None,
 ) -> None:
-    """Seed three demo organisations (idempotent), bill and collect twelve months of history through the
-    built-in test payment gateway (started as its own process), then serve with payments working."""
+    """Seed three demo organisations in test mode (idempotent), bill and collect twelve months of
+    history through the built-in test payment gateway (started as its own process), then serve the API
+    with a worker beside it (billing runs, collection with retries, PDFs, webhooks, the janitor), so new
+    invoices are charged and rendered while it runs. Ctrl-C stops the server, the worker and the
+    gateway. On a database seeded before, nothing is written: the same test keys are printed."""
     from contextlib import ExitStack
 
     import httpx
 
     from fiscus.demo import (
         GatewayProcess,
+        WorkerProcess,
         describe,
         find_payment_links,
         free_port,
@@ -324,8 +339,10 @@ def demo(
         reset_gateway_ledger,
         seed_demo,
     )
+    from fiscus.services.rendering import documents_dir
 
     serving = not (no_serve or as_json)
+    history_end = _parse_at(at)
     settings = Settings()
     migrations.upgrade(settings.database_url)
     # Two gateway processes share one ledger file: the history is seeded through one that sends no
@@ -350,7 +367,8 @@ def demo(
                 for_server = stack.enter_context(
                     GatewayProcess(gateway_db, serving_port, webhook_url=webhook_url, webhook_secret=secret)
                 )
-            result = seed_demo(c.db, c.clock, quiet=as_json, gateway_url=seeding_url)
+            clock = FixedClock(history_end) if history_end else c.clock
+            result = seed_demo(c.db, clock, quiet=as_json, gateway_url=seeding_url)
         except DomainError as exc:
             err.print(f"[red]demo failed:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -379,6 +397,11 @@ def demo(
             # it unwinds through the `with` block, which stops the gateway too.
             signal.signal(signal.SIGTERM, leave)
             signal.signal(signal.SIGHUP, leave)
+            stack.enter_context(WorkerProcess(worker_interval))
+            console.print(
+                f"Worker: billing runs every {worker_interval:g} s; charges, retries, PDFs "
+                f"({documents_dir()}), webhooks and the janitor in between. Ctrl-C stops everything."
+            )
             serve(host=None, port=None, workers=1)
 
 

@@ -142,6 +142,7 @@ class OrganizationOut(Out):
     object: Literal["organization"] = "organization"
     slug: str
     mode: Literal["live", "test"]
+    livemode: bool = Field(description="Stripe's name for mode == live")
     sandbox_of: int | None
     legal_name: str
     trading_name: str | None

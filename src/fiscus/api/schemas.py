@@ -383,6 +383,7 @@ class LineOut(Out):
 class DocumentOut(Out):
     id: int
     object: Literal["document"] = "document"
+    livemode: bool = Field(description="false for a test-mode document (marked TEST, own number series)")
     type: str
     status: str
     number: str | None

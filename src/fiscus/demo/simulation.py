@@ -25,8 +25,8 @@ from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import create_price, create_product, create_variant
 from fiscus.services.customers import create_customer
 from fiscus.services.documents import mark_paid
+from fiscus.services.instance import create_with_sandbox
 from fiscus.services.orders import create_order
-from fiscus.services.organizations import create_organization
 from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.subscriptions import (
     ItemSpec,
@@ -58,12 +58,15 @@ class Simulation:
         self.catalog = Catalog()
         self.planner = Planner(scenario, rng, self.catalog, start, now)
         self.org_id = 0
+        """The test-mode sandbox the year is seeded into (its documents show TEST)."""
+        self.live_id = 0
+        """The live organisation beside it, left empty: where the business would bill for real."""
         self.last_document = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
     def run(self, clock: Clock) -> int:
-        self.org_id = create_organization(self.db, self.clock, self.scenario.spec, actor="demo")
+        self.live_id, self.org_id = create_with_sandbox(self.db, self.clock, self.scenario.spec, actor="demo")
         collection = self.scenario.collection
         update_payment_settings(
             self.db,

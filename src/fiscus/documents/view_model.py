@@ -215,6 +215,7 @@ def build_view_model(
         "locale": str(loc),
         "language": loc.language,
         "labels": labels,
+        "test_mode": not doc.livemode,
         "document": {
             "id": doc.id,
             "type": doc.type.value,

@@ -26,6 +26,7 @@ def present(row: dict[str, Any], series: list[dict[str, Any]], logo: dict[str, A
         "object": "organization",
         "slug": row["slug"],
         "mode": row["mode"],
+        "livemode": row["mode"] == "live",
         "sandbox_of": row["sandbox_of"],
         "legal_name": row["legal_name"],
         "trading_name": row["trading_name"],

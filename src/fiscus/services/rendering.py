@@ -206,7 +206,8 @@ def render_pending_documents(
     limit: int = 100,
     links: DocumentLink | None = None,
 ) -> int:
-    """Render up to `limit` issued documents that have no PDF yet; returns how many were rendered.
+    """Render up to `limit` issued documents that have no PDF yet, newest first (a fresh invoice is
+    rendered at once, before a backlog such as the demo's year); returns how many were rendered.
     Called by the worker loop after issuing, never inside the issuing transaction."""
     d = t.documents.c
     f = t.document_files.c
@@ -215,7 +216,7 @@ def render_pending_documents(
         candidates = conn.execute(
             select(d.organization_id, d.id)
             .where(d.status != DocumentStatus.DRAFT.value, ~has_pdf)
-            .order_by(d.id)
+            .order_by(d.id.desc())
             .limit(limit)
         ).all()
     by_org: dict[int, list[int]] = {}

@@ -524,7 +524,11 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # A test-mode key's secret, kept so it can be shown again (test data only, as Stripe's dashboard
+    # does); a live key's is never stored, which the database enforces.
+    Column("secret", String(64), nullable=True),
     CheckConstraint("mode IN ('live', 'test')", name="mode"),
+    CheckConstraint("mode = 'test' OR secret IS NULL", name="secret_test_only"),
 )
 
 admin_keys = Table(
@@ -552,6 +556,8 @@ customer_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # Kept only for tokens of test-mode organisations (services/access.py), like test keys.
+    Column("secret", String(64), nullable=True),
 )
 
 idempotency_keys = Table(
