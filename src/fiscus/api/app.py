@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
-from fiscus.api import errors
+from fiscus.api import docs, errors
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import ObservabilityMiddleware
@@ -59,7 +59,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -69,6 +69,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.executor = executor
     app.state.rendered = RenderedCache()
     errors.install(app)
+    docs.install(app)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
     )
