@@ -84,7 +84,9 @@ def test_redoc_shows_the_operations_offline(db: Database, clock: FixedClock, bro
             operations = page.locator('[data-item-id^="tag/"] [data-item-id*="/operation/"]')
             operations.first.wait_for(state="attached", timeout=30_000)
             assert operations.count() > 50
-            summary = httpx.get(f"{base}/openapi.json").json()["paths"]["/api/v1/customers"]["post"]["summary"]
+            summary = httpx.get(f"{base}/openapi.json").json()["paths"]["/api/v1/customers"]["post"][
+                "summary"
+            ]
             page.locator("h2", has_text=summary).first.wait_for(timeout=10_000)
         finally:
             context.close()

@@ -1,6 +1,6 @@
 """The payments API as a client uses it, against the test gateway running as its own process: cards by
 token, defaults, charges and declines, captures, refunds with credit notes, settings, inbound webhooks;
-who may see what; bad input as 422 problems; 503 when payments are not configured."""
+who may see what; bad input as 422 problems; 409 when payments are not configured."""
 
 from __future__ import annotations
 
@@ -543,7 +543,7 @@ def test_bad_input_is_a_problem_naming_the_field(
     assert r.json()["auto_collect"] is False
 
 
-def test_503_when_payments_are_not_configured(
+def test_409_when_payments_are_not_configured(
     db: Database, clock: FixedClock, gateway: GatewayProcess
 ) -> None:
     shop = _shop(db, clock, "bg", "unconfigured")
@@ -558,10 +558,10 @@ def test_503_when_payments_are_not_configured(
             (f"/api/v1/documents/{doc}/refunds", {"reason": "x"}),
             ("/api/v1/webhooks/gateway", {}),
         ):
-            problem = _problem(api.post(path, json=body, headers=shop.h), 503)
+            problem = _problem(api.post(path, json=body, headers=shop.h), 409)
             assert problem["detail"] == "payments are not configured (FISCUS_GATEWAY_URL)"
             assert problem["code"] == "payments_not_configured"
-        # another tenant's ids are still 404, not 503
+        # another tenant's ids are still 404, not 409
         _problem(api.post(f"/api/v1/documents/{doc}/payments", json={}, headers=other.h), 404)
         # reading needs no provider
         assert api.get(f"/api/v1/customers/{cid}/payment_methods", headers=shop.h).json()["data"] == []
@@ -602,13 +602,13 @@ def test_inbound_webhooks_are_verified_and_deduplicated(
     body, headers = _signed(event)
     url = "/api/v1/webhooks/gateway"
 
-    _problem(client.post(url, content=body, headers={**headers, "webhook-signature": "v1,AAAA"}), 400)
+    _problem(client.post(url, content=body, headers={**headers, "webhook-signature": "v1,AAAA"}), 401)
     forged, forged_headers = _signed(
         event, secret="whsec_" + "Zm9yZ2VkLXNlY3JldC1mb3JnZWQtc2VjcmV0LTEyMzQ1Ng=="
     )
-    _problem(client.post(url, content=forged, headers=forged_headers), 400)
-    _problem(client.post(url, content=b"not json", headers=headers), 400)
-    _problem(client.post(url, content=body, headers={"content-type": "application/json"}), 400)
+    _problem(client.post(url, content=forged, headers=forged_headers), 401)
+    _problem(client.post(url, content=b"not json", headers=headers), 401)
+    _problem(client.post(url, content=body, headers={"content-type": "application/json"}), 401)
 
     r = client.post(url, content=body, headers=headers)
     assert r.status_code == 200, r.text

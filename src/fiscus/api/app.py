@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
-from fiscus.api import docs, errors
+from fiscus.api import docs, errors, operation_docs
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import ObservabilityMiddleware
@@ -111,4 +111,5 @@ def create_app(container: Container | None = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    operation_docs.apply(app)
     return app

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fiscus.domain.errors import (
     ConflictError,
     DomainError,
+    FieldConflictError,
     InvalidStateError,
     NotFoundError,
     ValidationError,
@@ -91,6 +92,10 @@ def _pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def _field_error(field: str, detail: str) -> dict[str, str]:
+    return {"pointer": _pointer(["body", *field.split(".")]), "field": field, "detail": detail}
+
+
 def status_of(exc: DomainError) -> int:
     for cls, status in STATUS:
         if isinstance(exc, cls):
@@ -112,6 +117,10 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         ]
     elif isinstance(exc, NotFoundError):
         extra["entity"] = exc.entity
+        if exc.field:
+            extra["errors"] = [_field_error(exc.field, exc.message)]
+    elif isinstance(exc, FieldConflictError):
+        extra["errors"] = [_field_error(p.field, p.message) for p in exc.problems]
     return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
 
 

@@ -8,9 +8,11 @@ organisation) can never be set by a client.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,21 +26,50 @@ from pydantic import (
     model_validator,
 )
 
-DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,12})?$"
+from fiscus.api.vocabularies import COUNTRIES, CURRENCIES, LOCALES, TIME_ZONES
+from fiscus.services.validation import EMAIL, WHITESPACE
+
+DECIMAL_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$"
+"""Decimal strings in and out: ASCII digits, at most 18 before the point and 12 after, no exponent."""
+NON_NEGATIVE_DECIMAL: Final = r"^[0-9]{1,18}(\.[0-9]{1,12})?$"
+POSITIVE_DECIMAL: Final = r"^(?![0.]*$)[0-9]{1,18}(\.[0-9]{1,12})?$"
+NOT_BLANK: Final = f"[^{WHITESPACE}]"
+EMPTY_OR_TEXT: Final = f"^$|{NOT_BLANK}"
+RFC3339: Final = re.compile(
+    r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""RFC 3339 date-times as the server takes them: years 1900 to 2999, an offset, no leap second, at
+most microseconds (a day that does not exist in its month is refused too)."""
+
+
+MAX_JSON_INTEGER: Final = 2**53 - 1
+"""The largest integer every JSON parser (and JavaScript) holds exactly: the bound of ids and counts."""
+
+
+def _known(values: frozenset[str], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"'{value}' is not {what}")
+        return value
+
+    return check
 
 
 def _decimal_string(value: Any) -> Any:
+    """A decimal string as DECIMAL_PATTERN spells it (no exponent, no spaces, ASCII digits), or an int."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError('must be a decimal string such as "12.50" (JSON numbers lose cents)')
     if isinstance(value, int):
+        if abs(value) > MAX_JSON_INTEGER:
+            raise ValueError(f"whole numbers above {MAX_JSON_INTEGER} go as decimal strings")
         return Decimal(value)
+    if not re.match(DECIMAL_PATTERN, value):
+        raise ValueError(f"'{value}' is not a decimal string such as \"12.50\"")
     try:
-        parsed = Decimal(value)
+        return Decimal(value)
     except InvalidOperation:
         raise ValueError(f"'{value}' is not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError("must be finite")
-    return parsed
 
 
 def _no_float_amount(value: Any) -> Any:
@@ -56,40 +87,104 @@ def _bounded(value: Decimal) -> Decimal:
     return value
 
 
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 Amount = Annotated[
     Decimal,
     BeforeValidator(_no_float_amount),
     AfterValidator(_bounded),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["12.50"]}),
+    AfterValidator(_positive),
+    WithJsonSchema({"type": "string", "pattern": POSITIVE_DECIMAL, "examples": ["12.50"]}),
 ]
-"""Money in: a decimal string only."""
-
+"""Money in (captures, refunds, credits): a decimal string greater than zero, never a JSON number."""
+NonNegativeAmount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float_amount),
+    AfterValidator(_bounded),
+    AfterValidator(_non_negative),
+    WithJsonSchema({"type": "string", "pattern": NON_NEGATIVE_DECIMAL, "examples": ["12.50"]}),
+]
+"""A price: a decimal string, zero or more."""
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_decimal_string),
     AfterValidator(_bounded),
+    AfterValidator(_positive),
     WithJsonSchema(
-        {"anyOf": [{"type": "string", "pattern": DECIMAL_PATTERN}, {"type": "integer"}], "examples": ["1", 3]}
+        {
+            "anyOf": [
+                {"type": "string", "pattern": POSITIVE_DECIMAL},
+                {"type": "integer", "minimum": 1, "maximum": MAX_JSON_INTEGER},
+            ],
+            "examples": ["1", 3],
+        }
     ),
 ]
+"""Units: greater than zero, as a decimal string (`"0.5"`) or a whole JSON number."""
 MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
-Currency = Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["EUR"])]
-Country = Annotated[str, Field(pattern="^[A-Za-z]{2}$", examples=["BG"])]
-Id = Annotated[int, Field(ge=1, le=2**62)]
-Instant = Annotated[AwareDatetime, Strict(), Field(examples=["2026-12-01T00:00:00Z"])]
+Currency = Annotated[
+    str,
+    AfterValidator(_known(CURRENCIES, "an ISO 4217 currency with minor units")),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES), "examples": ["EUR"]}),
+]
+Country = Annotated[
+    str,
+    AfterValidator(_known(COUNTRIES, "an ISO 3166-1 alpha-2 country code")),
+    WithJsonSchema({"type": "string", "enum": sorted(COUNTRIES), "examples": ["BG"]}),
+]
+Locale = Annotated[
+    str,
+    AfterValidator(_known(LOCALES, "a known locale (CLDR identifier, `_` or `-`)")),
+    WithJsonSchema({"type": "string", "enum": sorted(LOCALES), "examples": ["en_US"]}),
+]
+TimeZone = Annotated[
+    str,
+    AfterValidator(_known(TIME_ZONES, "an IANA time zone")),
+    WithJsonSchema({"type": "string", "enum": sorted(TIME_ZONES), "examples": ["Europe/Sofia"]}),
+]
+Id = Annotated[int, Field(ge=1, le=MAX_JSON_INTEGER)]
+EMAIL_PATTERN: Final = EMAIL.pattern
+Email = Annotated[
+    str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["ada@example.com"])
+]
+Text = Annotated[str, Field(pattern=NOT_BLANK)]
+"""Required text: at least one character that is not white space (it is stored stripped)."""
+
+
+def _rfc3339(value: Any) -> Any:
+    """Instants come in as RFC 3339 strings with an offset only: numbers are refused, not taken as
+    Unix time; years outside 1..9999 cannot be held."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset, e.g. 2026-12-01T00:00:00Z")
+    if not RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T00:00:00Z")
+    return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": RFC3339.pattern,
+            "examples": ["2026-12-01T00:00:00Z"],
+        }
+    ),
+]
 """An instant in: an RFC 3339 string with an offset; numbers and naive times are refused."""
-
-
-def _not_a_number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            float(value)  # float-ok: only detects numeric strings, which must not pass as timestamps
-        except ValueError:
-            return value
-    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T00:00:00Z")
-
-
-QueryInstant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+QueryInstant = Instant
 
 
 def _no_nul(value: Any) -> Any:
@@ -106,13 +201,28 @@ def _no_nul(value: Any) -> Any:
     return value
 
 
+def _whole_numbers(value: Any) -> Any:
+    """JSON Schema's `integer` includes `2.0`: such floats become ints before strict validation, other
+    floats stay floats (and are refused wherever an integer or a decimal string is expected)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Request bodies: strict (no `true` for 1, no `"1"` for 1), unknown fields refused, strings taken
+    as sent (services strip them), so the OpenAPI document states exactly what passes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_nul(cls, data: Any) -> Any:
-        return _no_nul(data)
+        return _whole_numbers(_no_nul(data))
 
 
 class Out(BaseModel):
@@ -144,23 +254,31 @@ class AddressOut(Out):
     country: str
 
 
+VAT_ID_NOTE: Final = (
+    "VAT or tax ID, checked offline for the customer's country (EU numbers by checksum and prefix, "
+    "e.g. `BG175074752`; a number that does not check out is 422)"
+)
+
+
 class CustomerIn(In):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=254)
+    name: Text = Field(min_length=1, max_length=200)
+    email: Email
     country: Country
-    currency: Currency | None = None
-    vat_id: str | None = Field(None, max_length=32)
-    locale: str | None = Field(None, max_length=16)
-    timezone: str | None = Field(None, max_length=64)
+    currency: Currency | None = Field(None, description="omitted: the organisation's default currency")
+    vat_id: Annotated[str, Field(pattern=NOT_BLANK)] | None = Field(
+        None, max_length=32, description=VAT_ID_NOTE
+    )
+    locale: Locale | None = Field(None, description="omitted: the organisation's locale")
+    timezone: TimeZone | None = Field(None, description="omitted: the organisation's time zone")
     address: AddressIn = AddressIn()
 
 
 class CustomerPatch(In):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, min_length=3, max_length=254)
-    vat_id: str | None = Field(None, max_length=32)
-    locale: str | None = Field(None, max_length=16)
-    timezone: str | None = Field(None, max_length=64)
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    email: Email | None = None
+    vat_id: str | None = Field(None, max_length=32, description=VAT_ID_NOTE + "; empty string: remove it")
+    locale: Locale | None = None
+    timezone: TimeZone | None = None
     address: AddressIn | None = None
 
 
@@ -181,12 +299,12 @@ class CustomerOut(Out):
 
 
 class ProductIn(In):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    slug: str = Field("", max_length=200)
+    code: Text = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    slug: str = Field("", max_length=200, pattern=EMPTY_OR_TEXT, description="empty: made from `code`")
     comment: str = Field("", max_length=5000)
     slogan: str = Field("", max_length=1000)
-    type: str = Field("integration", min_length=1, max_length=32)
+    type: Text = Field("integration", min_length=1, max_length=32)
     detail: str = Field("", max_length=20000)
     icon: str = Field("", max_length=500)
     image: str = Field("", max_length=500)
@@ -195,10 +313,10 @@ class ProductIn(In):
     extra: dict[str, Any] | list[Any] | None = None
     demo_enabled: bool = False
     demo_duration: str = Field("", max_length=32)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=50
     )
-    modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    modules: list[Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=50
     )
     visible: bool = True
@@ -228,9 +346,9 @@ class ProductOut(Out):
 
 
 class VariantIn(In):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    limits: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    code: Text = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    limits: list[Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=100
     )
 
@@ -250,12 +368,30 @@ TaxCategory = Literal["standard", "reduced", "zero", "exempt"]
 
 
 class PriceIn(In):
+    """A recurring price (`interval` set, billed every `interval_count` intervals) or a one-off price
+    (no `interval`, and then `interval_count` is 1 or omitted)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["interval"], "properties": {"interval": {"type": "string"}}},
+                {"properties": {"interval": {"type": "null"}, "interval_count": {"const": 1}}},
+            ]
+        }
+    )
+
     currency: Currency
-    unit_amount: Amount
+    unit_amount: NonNegativeAmount
     interval: Interval | None = None
     interval_count: int = Field(1, ge=1, le=120)
     tax_inclusive: bool = False
     tax_category: TaxCategory = "standard"
+
+    @model_validator(mode="after")
+    def _one_off_has_no_count(self) -> PriceIn:
+        if self.interval is None and self.interval_count != 1:
+            raise ValueError("a one-off price (no interval) has no interval_count")
+        return self
 
 
 class PriceOut(Out):
@@ -283,12 +419,31 @@ class ItemOut(Out):
 
 
 class SubscriptionIn(In):
+    """A trial is given by `trial_days` or by `trial_end`, not both; `trial_end` must be after the start
+    (`start_at`, or now when omitted); every item's price is recurring, in the customer's currency, and
+    all share one interval (409 otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["trial_days", "trial_end"],
+                "properties": {"trial_days": {"minimum": 1}, "trial_end": {"type": "string"}},
+            }
+        }
+    )
+
     customer_id: Id
     items: list[ItemIn] = Field(min_length=1, max_length=50)
-    start_at: Instant | None = None
+    start_at: Instant | None = Field(None, description="omitted: now")
     trial_days: int = Field(0, ge=0, le=730)
-    trial_end: Instant | None = None
+    trial_end: Instant | None = Field(None, description="after `start_at`; not with `trial_days`")
     billing_anchor: Instant | None = None
+
+    @model_validator(mode="after")
+    def _one_trial(self) -> SubscriptionIn:
+        if self.trial_days and self.trial_end:
+            raise ValueError("give trial_days or trial_end, not both")
+        return self
 
 
 class SubscriptionUpdate(In):
@@ -523,7 +678,7 @@ class RefundIn(In):
     amount: Annotated[Amount | None, Field(description="omitted: everything captured and not refunded")] = (
         None
     )
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class CardOut(Out):

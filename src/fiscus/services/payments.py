@@ -29,7 +29,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.credit_notes import CreditDisposition, CreditMode, CreditRequest
 from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import (
     IN_FLIGHT,
@@ -89,7 +89,7 @@ def add_card(
         card = provider.describe_card(token)
     except ProviderError as exc:
         if exc.status == 404:
-            raise InvalidFieldError("token", "the payment provider knows no such payment method") from None
+            raise NotFoundError("payment method", "with this token at the provider", field="token") from None
         raise
     for _ in range(2):
         try:
@@ -446,7 +446,7 @@ def charge_document(
             raise InvalidStateError("nothing is due on this document", status=doc["status"])
         method = _resolve_method(conn, doc, method_id)
         if method is None:
-            raise InvalidFieldError("payment_method_id", "the customer has no active payment method")
+            raise FieldConflictError("payment_method_id", "the customer has no active payment method")
         capture_mode = conn.execute(
             select(t.organizations.c.capture_mode).where(t.organizations.c.id == org_id)
         ).scalar_one()
@@ -1273,7 +1273,7 @@ def refund_payment(
                 )
         cur = currency(doc["currency"])
         if amount_minor > available:
-            raise InvalidFieldError(
+            raise FieldConflictError(
                 "amount",
                 f"exceeds what can be refunded: {from_minor(available, cur)} {cur.code} "
                 "captured and not yet refunded",

@@ -635,6 +635,10 @@ def _error(description: str) -> dict[str, Any]:
 _AUTH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     401: _error('Missing or bad credentials (`WWW-Authenticate: Bearer realm="api"`).'),
     406: _error("No acceptable media type in Accept (only application/json is rendered)."),
+    429: {
+        **_error('Rate limited: `{"detail": "Request was throttled. Expected available in N seconds."}`.'),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+    },
 }
 _PAGE_PARAMETERS: Final = [
     {
