@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,8 +70,8 @@ def _keep_documented_rules(path: str, body: dict[str, Any]) -> None:
 
 
 @schemathesis.hook
-def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
-    headers = case.headers or {}
+def before_call(context: Any, case: Case[Any], kwargs: dict[str, Any]) -> None:
+    headers: MutableMapping[str, Any] = case.headers or {}
     for name in list(headers):
         if name.lower() == "idempotency-key" and KEY_PATTERN.match(str(headers[name])):
             headers[name] = uuid.uuid4().hex

@@ -24,7 +24,7 @@ from tests.api_support import build_world, free_port
 from tests.payments_support import WEBHOOK_SECRET, gateway_process
 
 pytestmark = pytest.mark.slow
-EXAMPLES = int(os.environ.get("FISCUS_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("FISCUS_FUZZ_EXAMPLES", "5"))
 MIN_CASES = int(os.environ.get("FISCUS_FUZZ_MIN_CASES", "2000"))
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -42,7 +42,7 @@ class IdempotentRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        if "POST" in self.methods:
+        if "POST" in (self.methods or set()):
             extra = dict(self.openapi_extra or {})
             params = [p for p in extra.get("parameters", []) if p.get("name") != KEY_PARAMETER["name"]]
             extra["parameters"] = [*params, KEY_PARAMETER]
