@@ -182,7 +182,7 @@ def test_cards_by_token_default_list_and_detach(
 
     # an unknown token names the field
     r = client.post(f"/api/v1/customers/{cid}/payment_methods", json={"token": "pm_nope"}, headers=shop.h)
-    _problem(r, 422, "token")
+    _problem(r, 404, "token")
     with db.read() as conn:
         stored = json.dumps(
             [dict(r) for r in conn.execute(select(t.payment_methods)).mappings()], default=str
@@ -385,7 +385,7 @@ def test_refunds_with_credit_notes_and_over_refund_refused(
 
     over = str(Decimal(total) + Decimal("0.01"))
     body = _problem(
-        client.post(url, json={"amount": over, "reason": "too much"}, headers=shop.h), 422, "amount"
+        client.post(url, json={"amount": over, "reason": "too much"}, headers=shop.h), 409, "amount"
     )
     assert total in body["detail"]
     _problem(client.post(url, json={"amount": "1.001", "reason": "cents"}, headers=shop.h), 422, "amount")
@@ -423,7 +423,7 @@ def test_refunds_with_credit_notes_and_over_refund_refused(
     assert client.get(url, headers=auth(shop.tokens[cid])).json()["data"] == listed
     # nothing is left to refund
     _problem(client.post(url, json={"reason": "again"}, headers=shop.h), 409)
-    _problem(client.post(url, json={"amount": "0.01", "reason": "again"}, headers=shop.h), 422, "amount")
+    _problem(client.post(url, json={"amount": "0.01", "reason": "again"}, headers=shop.h), 409, "amount")
     [charge] = [c for c in _charges(gateway) if c["id"] == attempt["provider_charge_id"]]
     assert charge["refunded_amount"] == _minor(total)
     _clean(db)
@@ -486,7 +486,7 @@ def test_bad_input_is_a_problem_naming_the_field(
     doc = shop.invoices[first]
     # no card yet
     _problem(
-        client.post(f"/api/v1/documents/{doc}/payments", json={}, headers=shop.h), 422, "payment_method_id"
+        client.post(f"/api/v1/documents/{doc}/payments", json={}, headers=shop.h), 409, "payment_method_id"
     )
     foreign = _add_card(client, gateway, shop.h, second, cards.SUCCESS)
     r = client.post(
