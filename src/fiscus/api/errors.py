@@ -25,6 +25,7 @@ PROBLEM: Final = "application/problem+json"
 TYPE_BASE: Final = "https://fiscus.dev/problems/"
 
 STATUS: Final[list[tuple[type[DomainError], int]]] = [
+    (FieldConflictError, 409),
     (NotFoundError, 404),
     (ValidationError, 422),
     (InvalidStateError, 409),
@@ -119,8 +120,6 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         extra["entity"] = exc.entity
         if exc.field:
             extra["errors"] = [_field_error(exc.field, exc.message)]
-    elif isinstance(exc, FieldConflictError):
-        extra["errors"] = [_field_error(p.field, p.message) for p in exc.problems]
     return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
 
 

@@ -66,15 +66,12 @@ class ConflictError(DomainError):
     title = "The request conflicts with the current state"
 
 
-class FieldConflictError(InvalidStateError):
+class FieldConflictError(InvalidFieldError, InvalidStateError):
     """A well-formed field that the current data does not allow: it names an object that does not fit
     (a recurring price on an order, another currency) or asks for more than there is (a refund above
-    what was paid, a line already credited). 409, not 422: the same request would succeed against other
-    data; 422 is kept for what the request alone gets wrong, which the OpenAPI document states."""
+    what was paid, a line already credited). A field error (it names the field) answered 409, not 422:
+    the same request would succeed against other data; 422 is kept for what the request alone gets
+    wrong, which the OpenAPI document states."""
 
     code = "field_conflict"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.problems = [FieldProblem(field, message)]
+    title = "The field conflicts with the current state"
