@@ -315,7 +315,9 @@ def test_bad_subscription_and_order_input_writes_nothing(db: Database, clock: Fi
     for call, field in cases:
         with pytest.raises((ValidationError, NotFoundError)) as exc:
             call()
-        named = exc.value.field if isinstance(exc.value, NotFoundError) else exc.value.problems[0].field
+        error = exc.value
+        assert isinstance(error, NotFoundError | ValidationError)
+        named = error.field if isinstance(error, NotFoundError) else error.problems[0].field
         assert named == field  # unknown customers and prices are NotFoundError naming the field (404)
     assert [count(db, x) for x in tables] == before
 
