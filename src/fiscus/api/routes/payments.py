@@ -49,7 +49,7 @@ from fiscus.api.schemas import (
     SubscriptionPaymentMethodIn,
 )
 from fiscus.bootstrap import Container
-from fiscus.domain.errors import InvalidFieldError, NotFoundError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, PaymentProvider, ProviderError, ProviderUnreachable
 from fiscus.queries.documents import document_stamp
@@ -173,8 +173,8 @@ def _minor(amount: Decimal | None, cur: Currency) -> int | None:
         raise InvalidFieldError("amount", "must be greater than zero")
     try:
         return to_minor(amount, cur)
-    except ValueError:
-        raise InvalidFieldError(
+    except ValueError:  # the document's currency decides: 409, like every refusal that depends on data
+        raise FieldConflictError(
             "amount", f"has more decimals than {cur.code} allows ({cur.exponent})"
         ) from None
 
