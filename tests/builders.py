@@ -96,6 +96,7 @@ def make_tenant(
     auto_issue: bool = True,
     rounding: TaxRounding = TaxRounding.DOCUMENT,
     tax_inclusive: bool = False,
+    facturx: bool = False,
 ) -> Tenant:
     spec = ORGS[kind]
     rates = spec["rates"]
@@ -119,6 +120,7 @@ def make_tenant(
             order_document=order_document,
             auto_issue=auto_issue,
             tax_rounding=rounding,
+            facturx_enabled=facturx,
             series=[
                 SeriesSpec(DocumentType.INVOICE, "{seq:010}", 1590),
                 SeriesSpec(DocumentType.PROFORMA, "{seq:010}", 7390),

@@ -21,6 +21,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import PostgresUnavailable, ThrowawayPostgres, find_pg_bin
+from tests.en16931 import CII_XSLT, UBL_XSLT, Schematron, missing_reason
 
 if Path("/dev/shm").is_dir():
     os.environ.setdefault("FISCUS_PG_TMPDIR", "/dev/shm")
@@ -120,3 +121,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"database legs: {on_sqlite} tests passed on SQLite, {on_pg} passed on PostgreSQL"
         + (f", {pg_skipped} PostgreSQL tests skipped" if pg_skipped else "")
     )
+
+
+@pytest.fixture(scope="session")
+def en16931() -> tuple[Schematron, Schematron]:
+    """The official EN 16931 validators (CII, UBL), compiled once per session (per xdist worker)."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return Schematron(CII_XSLT), Schematron(UBL_XSLT)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
+from fiscus import cli_admin
 from fiscus.adapters.db import migrations
 from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
@@ -25,8 +26,9 @@ from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
-from fiscus.services.access import create_api_key, create_customer_token, revoke_api_key
-from fiscus.services.billing_run import BillingRunSummary, count_due, execute_pending_runs, run_billing
+from fiscus.services.access import create_customer_token
+from fiscus.services.billing_requests import execute_pending_runs
+from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
 from fiscus.services.reconcile import reconcile
 
 app = typer.Typer(
@@ -34,10 +36,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-keys_app = typer.Typer(help="Organisation API keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Customer tokens (read-only, one customer).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
+cli_admin.register(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -138,7 +139,8 @@ def worker(
     from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
-    from fiscus.services.payments import run_collection, settle_unknown
+    from fiscus.services.payments.collection import run_collection
+    from fiscus.services.payments.janitor import settle_unknown
     from fiscus.services.rendering import documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 
@@ -364,25 +366,6 @@ def gateway(
         timeout_seconds=timeout_seconds,
         slow_seconds=slow_seconds,
     )
-
-
-@keys_app.command("create")
-def keys_create(
-    org: Annotated[int, typer.Option(help="organisation id")],
-    name: Annotated[str, typer.Option()] = "default",
-) -> None:
-    """Create an API key; the secret is printed once and stored only as a hash."""
-    c = _container()
-    issued = create_api_key(c.db, c.clock, org, name=name)
-    console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
-    print(issued.secret)
-
-
-@keys_app.command("revoke")
-def keys_revoke(org: Annotated[int, typer.Option()], key_id: Annotated[int, typer.Argument()]) -> None:
-    c = _container()
-    revoke_api_key(c.db, c.clock, org, key_id)
-    console.print(f"key {key_id} revoked")
 
 
 @tokens_app.command("create")

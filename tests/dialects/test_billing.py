@@ -37,6 +37,7 @@ from fiscus.services.documents import (
     void_document,
 )
 from fiscus.services.orders import create_order
+from fiscus.services.payment_links import is_valid, link_secret, parse_link
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from fiscus.testing.bulk import bulk_customers, bulk_orders, bulk_subscriptions
 from tests.api_support import auth, build_world, live_server, make_app
@@ -123,7 +124,7 @@ def _check_contract(
     db: Database, invoices: list[dict[str, Any]], transaction_urls: dict[int, str] | None = None
 ) -> None:
     """Every documented field, with its type and format, equal to what the engine stored. Without
-    `transaction_urls` (payments not configured) no invoice has one; with them, exactly those given."""
+    `transaction_urls`, every issued one has a valid signed link; with them, exactly those given."""
     ids = [inv["id"] for inv in invoices]
     with db.read() as conn:
         docs = {
@@ -136,6 +137,15 @@ def _check_contract(
             .order_by(t.document_lines.c.document_id, t.document_lines.c.position)
         ).mappings():
             lines[r["document_id"]].append(r)
+        placed = {
+            r.document_id: r.created_at
+            for r in conn.execute(
+                select(t.document_orders.c.document_id, t.orders.c.created_at)
+                .join(t.orders, t.orders.c.id == t.document_orders.c.order_id)
+                .where(t.document_orders.c.document_id.in_(ids))
+            )
+        }
+        ordered = {r.id: r.created_at for r in conn.execute(select(t.orders.c.id, t.orders.c.created_at))}
         products = {r["id"]: r for r in conn.execute(select(t.products)).mappings()}
         variants = {r["id"]: r for r in conn.execute(select(t.variants)).mappings()}
     for inv in invoices:
@@ -165,19 +175,27 @@ def _check_contract(
         assert inv["captured_amount"] == _money(doc["amount_paid_minor"], cur.exponent)
         assert inv["refund_amount"] == _money(doc["amount_refunded_minor"], cur.exponent)
         assert inv["captured_at"] == _ts(paid.captured_at)
-        assert inv["start_at"] == _ts(doc["period_start"])
-        assert inv["end_at"] == _ts(doc["period_end"])
+        # a one-off order's document: the order's instant as both ends (one order per document here)
+        assert inv["start_at"] == _ts(doc["period_start"] or placed[doc["id"]])
+        assert inv["end_at"] == _ts(doc["period_end"] or placed[doc["id"]])
         assert inv["created_at"] == _ts(doc["created_at"])
-        for stamp in (inv["start_at"], inv["end_at"], inv["created_at"], inv["captured_at"]):
-            assert stamp is None or TIMESTAMP.match(stamp), stamp
+        for stamp in (inv["start_at"], inv["end_at"], inv["created_at"]):
+            assert TIMESTAMP.match(stamp), stamp
+        assert inv["captured_at"] is None or TIMESTAMP.match(inv["captured_at"])
         assert inv["errors"] == [
             {"id": i, "code": code, "description": message, "created_at": _ts(at), "invoice": on}
             for i, code, message, at, on in paid.errors
         ]
-        if transaction_urls is None:
+        if doc["status"] == "draft":
             assert inv["transaction_url"] is None
-        else:
-            assert inv["transaction_url"] == transaction_urls.get(doc["id"])
+        elif transaction_urls is not None:
+            assert inv["transaction_url"] == transaction_urls[doc["id"]]
+        else:  # signed with the installation's own key, on whatever base the server was reached at
+            parsed = parse_link(inv["transaction_url"].rsplit("/", 1)[1])
+            assert parsed is not None
+            assert parsed[0] == doc["id"]
+            secret = link_secret(db, FixedClock(doc["created_at"]), None)
+            assert is_valid(secret, doc["organization_id"], doc["id"], parsed[1])
         assert len(inv["items"]) == len(lines[doc["id"]])
         for item, line in zip(inv["items"], lines[doc["id"]], strict=True):
             assert list(item) == ITEM_KEYS
@@ -185,21 +203,24 @@ def _check_contract(
             assert item["invoice"] == doc["id"]
             assert item["integration_period"] == line["subscription_period_id"]
             assert (item["integration_period"] is None) == (line["kind"] == "order")
-            assert item["start_at"] == _ts(line["period_start"])
-            assert item["end_at"] == _ts(line["period_end"])
+            own = line["order_id"] is None or line["period_start"] is not None
+            assert item["start_at"] == _ts(line["period_start"] if own else ordered[line["order_id"]])
+            assert item["end_at"] == _ts(line["period_end"] if own else ordered[line["order_id"]])
             for stamp in (item["start_at"], item["end_at"]):
-                assert stamp is None or TIMESTAMP.match(stamp), stamp
+                assert TIMESTAMP.match(stamp), stamp
             quantity = line["quantity"]
-            if quantity == quantity.to_integral_value():
-                assert _is_int(item["count"])
-                assert item["count"] == quantity
-            else:
-                assert isinstance(item["count"], Decimal)
-                assert item["count"] == quantity
+            assert _is_int(item["count"])  # an integer in the seed, always (docs/dialects/billing.md)
             assert money.match(item["amount"]), item["amount"]
             assert Decimal(item["amount"]).scaleb(cur.exponent) == line["amount_minor"]
-            assert Decimal(item["price"]) == line["unit_price"]
-            assert re.match(rf"^\d+(\.\d{{{cur.exponent},}})?$", item["price"]), item["price"]
+            if quantity > 0 and quantity == quantity.to_integral_value():
+                assert item["count"] == quantity
+                assert Decimal(item["price"]) == line["unit_price"]
+                assert re.match(rf"^\d+(\.\d{{{cur.exponent},}})?$", item["price"]), item["price"]
+            else:  # a prorated, credit or fractional line: one item at what the line charges
+                charged = line["amount_minor"] + (line["tax_minor"] if line["tax_inclusive"] else 0)
+                assert item["count"] == 1
+                assert money.match(item["price"].lstrip("-")), item["price"]
+                assert Decimal(item["price"]).scaleb(cur.exponent) == charged
             product = products[line["product_id"]]
             integration = item["integration"]
             assert list(integration) == INTEGRATION_KEYS
@@ -257,11 +278,12 @@ def test_invoices_carry_every_documented_field_with_the_stored_figures(
     assert {i["captured_amount"] for i in jp} == {"0"}
     assert {i["refund_amount"] for i in kw} == {"0.000"}
     prices = {item["price"] for inv in jp + kw for item in inv["items"]}
-    assert {"3333.5", "10.1235", "500", "1.001"} <= prices
-    assert {item["count"] for inv in jp + kw for item in inv["items"]} == {3, Decimal("1.5")}
+    assert {"3333.5", "10.1235", "750", "1.502"} <= prices
+    # 1.5 units of 500 JPY and of 1.001 KWD: one item each, priced at the line's amount
+    assert {item["count"] for inv in jp + kw for item in inv["items"]} == {3, 1}
     orders = [inv for inv in jp + kw if inv["items"][0]["integration_period"] is None]
     assert len(orders) == 2
-    assert all(o["start_at"] is None and o["end_at"] is None for o in orders)
+    assert all(o["start_at"] == o["end_at"] == o["items"][0]["start_at"] for o in orders)
 
 
 def test_every_engine_status_has_its_dialect_status(db: Database, clock: FixedClock) -> None:

@@ -25,14 +25,12 @@ from fiscus.gateway import cards
 from fiscus.services.billing_run import run_billing
 from fiscus.services.documents import mark_paid
 from fiscus.services.orders import create_order
-from fiscus.services.payments import (
-    add_card,
-    capture_payment,
-    refund_payment,
-    run_collection,
-    settle_unknown,
-    update_payment_settings,
-)
+from fiscus.services.payments.captures import capture_payment
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.refunds import refund_payment
+from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.reconcile import CHECKS, PROVIDER_CHECK, reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import make_customer, make_tenant

@@ -19,13 +19,15 @@ from fiscus.documents.view_model import build_view_model
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
 from fiscus.gateway import cards
-from fiscus.pages.signing import issue_state, seal_result
 from fiscus.queries.documents import get_document
 from fiscus.queries.scope import Scope
 from fiscus.services.credit_notes import issue_credit_note
 from fiscus.services.documents import void_document
 from fiscus.services.payment_links import link_secret
-from fiscus.services.payments import add_card, settle_unknown, update_payment_settings
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.settings import update_payment_settings
+from fiscus.web.pay.signing import issue_state, seal_result
 from tests.api_support import make_app
 from tests.builders import make_tenant
 from tests.pages.support import PUBLIC_URL, billed_document, card_form, follow, link_of, pay_with

@@ -15,15 +15,13 @@ from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.payments import AttemptStatus
 from fiscus.gateway import cards
 from fiscus.services.billing_run import run_billing
-from fiscus.services.payments import (
-    add_card,
-    capture_payment,
-    charge_document,
-    refund_payment,
-    run_collection,
-    settle_unknown,
-    update_payment_settings,
-)
+from fiscus.services.payments.captures import capture_payment
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.refunds import refund_payment
+from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.reconcile import reconcile
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import make_customer, make_tenant
@@ -156,7 +154,7 @@ def test_a_card_token_is_one_customers_card(db: Database, clock: FixedClock, gat
     from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError
 
-    from fiscus.services.payments import detach_payment_method
+    from fiscus.services.payments.methods import detach_payment_method
 
     tenant = make_tenant(db, clock, "bg")
     other_tenant = make_tenant(db, clock, "bg", slug="other-shop")

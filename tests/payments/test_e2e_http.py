@@ -30,7 +30,10 @@ from fiscus.gateway import cards
 from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
 from fiscus.services.orders import bill_order_now, create_order
-from fiscus.services.payments import add_card, charge_document, run_collection, settle_unknown
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
 from fiscus.services.reconcile import reconcile
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, free_port, live_server, make_app

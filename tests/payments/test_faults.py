@@ -37,13 +37,11 @@ from fiscus.domain.payments import ChargeSnapshot, Trigger
 from fiscus.gateway import cards
 from fiscus.services.documents import mark_paid, void_document
 from fiscus.services.orders import bill_order_now, create_order
-from fiscus.services.payments import (
-    add_card,
-    charge_document,
-    handle_provider_event,
-    run_collection,
-    settle_unknown,
-)
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.provider_events import handle_provider_event
 from fiscus.services.reconcile import reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec
 from tests.api_support import free_port
@@ -70,7 +68,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.payments.gateway import GatewayProvider
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.payments import Trigger
-from fiscus.services.payments import charge_document
+from fiscus.services.payments.charging import charge_document
 
 url, gateway, now, org_id, doc_id, timeout = sys.argv[1:]
 db = Database(url)

@@ -33,18 +33,18 @@ from fiscus.domain.payments import AttemptStatus
 from fiscus.gateway import cards
 from fiscus.gateway.app import create_gateway_app
 from fiscus.services.orders import bill_order_now, create_order
-from fiscus.services.payments import (
+from fiscus.services.payments.captures import capture_payment
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.collection import run_collection
+from fiscus.services.payments.methods import (
     add_card,
-    capture_payment,
-    charge_document,
     detach_payment_method,
-    handle_provider_event,
-    refund_payment,
-    run_collection,
     set_default_payment_method,
     set_subscription_payment_method,
-    update_payment_settings,
 )
+from fiscus.services.payments.provider_events import handle_provider_event
+from fiscus.services.payments.refunds import refund_payment
+from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import Tenant, make_customer, make_tenant
 from tests.payments.test_webhook_order import WebhookReceiver, webhook_receiver

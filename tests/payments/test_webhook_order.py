@@ -38,13 +38,11 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.payments import AttemptStatus, ChargeSnapshot, OutcomeUnknown
 from fiscus.gateway import cards
 from fiscus.services.orders import bill_order_now, create_order
-from fiscus.services.payments import (
-    add_card,
-    charge_document,
-    handle_provider_event,
-    settle_unknown,
-    update_payment_settings,
-)
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.janitor import settle_unknown
+from fiscus.services.payments.methods import add_card
+from fiscus.services.payments.provider_events import handle_provider_event
+from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.reconcile import reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec
 from tests.builders import make_customer, make_tenant

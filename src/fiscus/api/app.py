@@ -18,7 +18,7 @@ from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.api import docs, errors, operation_docs
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
-from fiscus.api.middleware import ObservabilityMiddleware
+from fiscus.api.middleware import InputGuard, ObservabilityMiddleware
 from fiscus.api.presenters import RenderedCache
 from fiscus.api.routes import (
     billing_runs,
@@ -26,14 +26,17 @@ from fiscus.api.routes import (
     credit_notes,
     customers,
     documents,
+    einvoices,
     files,
     orders,
+    organizations,
     subscriptions,
     webhooks,
 )
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
-from fiscus.pages import payment as payment_page
+from fiscus.web import rendering as web
+from fiscus.web.pay import page as payment_page
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
@@ -68,7 +71,16 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(c.settings.rate_limit_per_second, c.settings.rate_limit_burst)
     app.state.executor = executor
     app.state.rendered = RenderedCache()
-    errors.install(app)
+    settings = c.settings
+    errors.install(
+        app,
+        surfaces=[
+            (settings.dialect_billing_prefix + billing.BASE_PATH, billing.server_error),
+            (settings.dialect_payments_prefix + payments.BASE_PATH, payments.server_error),
+            (settings.dialect_vps_prefix + vps.BASE_PATH, vps.server_error),
+        ],
+    )
+    app.add_middleware(InputGuard)
     docs.install(app)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
@@ -81,15 +93,19 @@ def create_app(container: Container | None = None) -> FastAPI:
         documents,
         credit_notes,
         files,
+        einvoices,
         billing_runs,
         webhooks,
+        organizations,
     ):
         app.include_router(module.api)
+    app.include_router(organizations.admin)
     app.include_router(payment_routes.api)
     app.include_router(payment_routes.inbound)
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
+    web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

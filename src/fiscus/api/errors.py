@@ -4,13 +4,16 @@ JSON pointers into the request."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fiscus.domain.errors import (
     ConflictError,
@@ -20,6 +23,8 @@ from fiscus.domain.errors import (
     NotFoundError,
     ValidationError,
 )
+
+log = logging.getLogger(__name__)
 
 PROBLEM: Final = "application/problem+json"
 TYPE_BASE: Final = "https://fiscus.dev/problems/"
@@ -45,6 +50,15 @@ HTTP_CODES: Final = {
     429: ("rate_limited", "Too many requests"),
     500: ("internal_error", "Internal server error"),
 }
+
+
+class FieldValueError(ValueError):
+    """A model-level validator's refusal of one field inside the model: `loc` is the field's path
+    below the model, appended to the pointer of the problem (pydantic would point at the model)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class ApiError(Exception):
@@ -123,7 +137,64 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
 
 
-def install(app: FastAPI) -> None:
+Surface = tuple[str, Callable[[], Response]]
+"""A surface with an error shape of its own (a compatibility dialect): the base path it serves and its
+answer to a server error."""
+
+
+def _owner(path: str, surfaces: Sequence[Surface]) -> Callable[[], Response] | None:
+    for base, server_error in surfaces:
+        if path == base or path.startswith(base.rstrip("/") + "/"):
+            return server_error
+    return None
+
+
+class ServerErrors:
+    """An unexpected exception becomes a 500 in the shape of the surface that owns the path, logged with
+    its traceback, and is not raised further: raised past the app, uvicorn would close the connection
+    under the client and Starlette would answer plain text. Added first, so it sits inside the request
+    id, access log and metrics middleware, which see the 500 like any other response."""
+
+    def __init__(self, app: ASGIApp, surfaces: Sequence[Surface] = ()) -> None:
+        self.app = app
+        self.surfaces = surfaces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            path = str(scope.get("path", ""))
+            log.exception("unhandled error on %s %s", scope.get("method"), path)
+            if started:  # a body already under way cannot be replaced: end it as it is
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            server_error = _owner(path, self.surfaces)
+            response = (
+                server_error()
+                if server_error is not None
+                else problem(500, "an unexpected error occurred; it has been logged", code="internal_error")
+            )
+            await response(scope, receive, send)
+
+
+def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
+    """Every refusal and failure in the shape of the surface that owns the path: RFC 9457 problems for
+    the native API, each dialect's own body for its paths (`surfaces`), server errors included
+    (`ServerErrors`)."""
+
+    app.add_middleware(ServerErrors, surfaces=surfaces)
+
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         return domain_problem(exc)
@@ -137,6 +208,9 @@ def install(app: FastAPI) -> None:
         errors = []
         for err in exc.errors():
             loc = [p for p in err.get("loc", ()) if isinstance(p, int | str)]
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, FieldValueError):
+                loc.extend(inner.loc)
             errors.append(
                 {
                     "pointer": _pointer(loc),

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from fiscus.api.errors import FieldValueError
 from fiscus.api.vocabularies import COUNTRIES, CURRENCIES, LOCALES, TIME_ZONES
 from fiscus.services.validation import EMAIL, WHITESPACE
 
@@ -182,17 +183,18 @@ Instant = Annotated[
 QueryInstant = Instant
 
 
-def _no_nul(value: Any) -> Any:
-    """NUL characters are refused everywhere: PostgreSQL cannot store them in text."""
+def _no_nul(value: Any, at: tuple[str | int, ...] = ()) -> Any:
+    """NUL characters are refused everywhere: PostgreSQL cannot store them in text. The error names
+    the field (`FieldValueError.loc`, which the problem's pointer carries)."""
     if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        raise FieldValueError("must not contain NUL characters", at)
     if isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
+            _no_nul(key, at)
+            _no_nul(item, (*at, str(key)))
     elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
+        for index, item in enumerate(value):
+            _no_nul(item, (*at, index))
     return value
 
 

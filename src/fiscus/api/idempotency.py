@@ -35,6 +35,8 @@ KEY_PARAMETER: dict[str, Any] = {
         "another body is 422 `idempotency_key_mismatch`; while the first request still runs, 409"
     ),
 }
+MAX_PATH_LENGTH = 500
+"""The stored request path's column width (`idempotency_keys.path`)."""
 
 
 class IdempotentRoute(APIRoute):
@@ -60,7 +62,12 @@ class IdempotentRoute(APIRoute):
                     400,
                     f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
                     code="invalid_idempotency_key",
+                    errors=[{"pointer": "/header/Idempotency-Key", "field": "Idempotency-Key"}],
                 )
+            if len(request.url.path) > MAX_PATH_LENGTH or "\x00" in request.url.path:
+                # No route's path is this long (ids have at most 19 digits) or holds a NUL: the handler
+                # refuses its parameters before anything is written, so there is nothing to claim.
+                return await handler(request)
             principal = await run_in_threadpool(resolve_principal, request)
             c = container(request)
             body = await request.body()

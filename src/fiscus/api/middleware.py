@@ -4,9 +4,11 @@ logs, Prometheus metrics, and a request body size limit."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -118,3 +120,120 @@ async def _too_large(send: Send, request_id: str, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+NATIVE_PREFIX = "/api/"
+
+
+MAX_INT_DIGITS = 4300
+"""Python's int-string limit: `json.loads` of a longer integer raises deep inside the body parser."""
+_LONG_DIGITS = re.compile(rb"\d{%d,}" % (MAX_INT_DIGITS + 1))
+
+
+class InputGuard:
+    """Two kinds of bad input to the native API refused at the edge with a 422 problem naming the field,
+    before anything can fail on them deeper down:
+
+    * a NUL character in the query string (PostgreSQL cannot store or compare it in text; JSON bodies
+      are checked by the request models, `schemas.In`, and path parameters by their own validation);
+    * an integer of more than 4,300 digits in a JSON body, which Python's JSON parser refuses with an
+      error that names nothing (the raw body is scanned for such a run of digits, and only then parsed
+      to find where it is).
+
+    The dialects parse their own parameters, as the systems they copy do, and are left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(NATIVE_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        nul = _nul_field(bytes(scope.get("query_string", b"")))
+        if nul is not None:
+            await _refuse(send, "query", nul, "must not contain NUL characters")
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        pointer = _oversized_int(body) if _LONG_DIGITS.search(body) else None
+        if pointer is not None:
+            await _refuse(send, "body", pointer, f"is too large (more than {MAX_INT_DIGITS} digits)")
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class _Oversized(str):
+    """An integer literal too long to convert, kept as text so the body can still be walked."""
+
+
+def _oversized_int(body: bytes) -> str | None:
+    """The JSON pointer (below /body) of the first integer longer than MAX_INT_DIGITS, or None (the
+    run of digits was inside a string, or the body is not JSON: the route's own parsing answers)."""
+
+    def parse_int(text: str) -> int | str:
+        return _Oversized(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
+
+    try:
+        document = json.loads(body, parse_int=parse_int)
+    except ValueError:
+        return None
+
+    def find(value: Any, at: str) -> str | None:
+        if isinstance(value, _Oversized):
+            return at or "/"
+        items = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        for key, item in items:
+            found = find(item, f"{at}/{str(key).replace('~', '~0').replace('/', '~1')}")
+            if found is not None:
+                return found
+        return None
+
+    return find(document, "")
+
+
+async def _refuse(send: Send, where: str, name: str, problem: str) -> None:
+    field = name.lstrip("/").replace("/", ".") if where == "body" else name
+    pointer = f"/{where}{name}" if where == "body" else f"/{where}/{name}"
+    body: dict[str, Any] = {
+        "type": "https://fiscus.dev/problems/validation_error",
+        "title": "The input is not valid",
+        "status": 422,
+        "detail": f"{field}: {problem}",
+        "code": "validation_error",
+        "errors": [{"pointer": pointer, "field": field, "detail": problem}],
+    }
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _nul_field(query: bytes) -> str | None:
+    """The name of a query parameter holding a NUL, or None."""
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            return key.replace("\x00", "\\0")[:100]
+    return None

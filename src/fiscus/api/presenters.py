@@ -163,8 +163,11 @@ def pdf_path(document_id: int) -> str:
     return f"/api/v1/documents/{document_id}/pdf"
 
 
-def document(doc: DocumentView, payments: DocumentPayments | None, *, lines: bool) -> dict[str, Any]:
-    """The native document; `payments` is its payment history (None: nobody tried to charge it)."""
+def document(
+    doc: DocumentView, payments: DocumentPayments | None, *, lines: bool, hosted_url: str | None = None
+) -> dict[str, Any]:
+    """The native document; `payments` is its payment history (None: nobody tried to charge it) and
+    `hosted_url` its hosted page (`fiscus.api.links`; None for drafts and credit notes)."""
     cur = doc.currency
     history = payments or DocumentPayments(doc.id)
     out: dict[str, Any] = {
@@ -208,6 +211,7 @@ def document(doc: DocumentView, payments: DocumentPayments | None, *, lines: boo
         "converted_from_id": doc.converted_from_id,
         "converted_to_id": doc.converted_to_id,
         "pdf_url": None if doc.status is DocumentStatus.DRAFT else pdf_path(doc.id),
+        "hosted_url": hosted_url,
         "corrected_document_id": doc.corrected_document_id,
         "reason": doc.reason,
         "credit_disposition": doc.credit_disposition,

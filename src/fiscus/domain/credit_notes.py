@@ -20,9 +20,9 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document
+from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document, line_amount_minor
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError
-from fiscus.domain.money import Currency, allocate, from_minor, multiply, round_minor, to_minor
+from fiscus.domain.money import Currency, allocate, from_minor, round_minor, to_minor
 from fiscus.domain.tax import TaxTreatment
 
 
@@ -98,12 +98,15 @@ def compute_credit_note(
     if open_total <= 0:
         raise FieldConflictError("mode", "the invoice is already fully credited")
     if request.mode is CreditMode.FULL:
-        parts = [_remainder(cur, c) for c in invoice_lines if c.open_gross_minor > 0]
+        # every line with something open, a proration credit (negative) too: the note then mirrors
+        # the invoice and its total is what the invoice still has open, not more
+        parts = [_remainder(cur, c) for c in invoice_lines if c.open_gross_minor != 0]
     elif request.mode is CreditMode.LINES:
-        parts = _by_lines(cur, by_position, request.lines)
+        parts = [p for p in _by_lines(cur, by_position, request.lines) if p[1].gross_minor > 0]
     else:
-        parts = _by_amount(cur, invoice_lines, request.amount, open_total)
-    parts = [p for p in parts if p[1].gross_minor > 0]
+        parts = [
+            p for p in _by_amount(cur, invoice_lines, request.amount, open_total) if p[1].gross_minor > 0
+        ]
     if not parts:
         raise FieldConflictError("mode", "nothing to credit")
     parts.sort(key=lambda p: p[0])
@@ -119,11 +122,12 @@ def _remainder(cur: Currency, c: CreditableLine) -> tuple[int, SettledLine]:
 
 def _settled(cur: Currency, c: CreditableLine, amount_minor: int, tax_minor: int) -> SettledLine:
     """A line crediting `amount_minor` net and `tax_minor` tax, printed as 1 × the net amount (a
-    share of an amount has no meaningful quantity)."""
+    share of an amount has no meaningful quantity); a negative amount (what is left of a proration
+    credit) as −1 × its size, since a price is never negative (EN 16931 BR-27, ADR 0006)."""
     source = replace(
         c.line.source,
-        quantity=Decimal(1),
-        unit_price=from_minor(amount_minor, cur),
+        quantity=Decimal(1 if amount_minor >= 0 else -1),
+        unit_price=from_minor(abs(amount_minor), cur),
         tax_inclusive=False,
         ratio=Fraction(1),
     )
@@ -144,6 +148,11 @@ def _by_lines(
         if sel.position in seen:
             raise InvalidFieldError(f"lines.{i}.position", f"line {sel.position} is named twice")
         seen.add(sel.position)
+        if c.line.amount_minor < 0:
+            raise FieldConflictError(
+                f"lines.{i}.position",
+                f"line {sel.position} is itself a credit; only a full credit note gives it back",
+            )
         if c.open_gross_minor <= 0:
             raise FieldConflictError(f"lines.{i}.position", f"line {sel.position} is already fully credited")
         if sel.quantity is None:
@@ -154,7 +163,7 @@ def _by_lines(
 
 
 def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) -> SettledLine:
-    """`quantity` of the invoiced units: the amount rounded once from quantity × unit price × ratio,
+    """`quantity` of the invoiced units: the amount rounded once from quantity × unit price,
     the tax the same share of the line's invoiced tax (so crediting every unit gives back exactly the
     invoiced tax, whatever the invoice's tax rounding was)."""
     src = c.line.source
@@ -162,7 +171,7 @@ def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) ->
         raise InvalidFieldError(field, "must be greater than zero")
     if quantity > src.quantity:
         raise FieldConflictError(field, f"must not exceed the invoiced quantity {src.quantity}")
-    base = to_minor(round_minor(multiply(quantity * src.unit_price, src.ratio), cur), cur)
+    base = line_amount_minor(quantity, src.unit_price, cur)
     share = Decimal(c.line.tax_minor) * quantity / src.quantity
     tax = to_minor(round_minor(share.scaleb(-cur.exponent), cur), cur)
     amount = base - tax if src.tax_inclusive else base

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Final
 
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
-from fiscus.domain.money import Currency, allocate, multiply, round_minor, to_minor
+from fiscus.domain.money import ROUNDING, Currency, allocate, multiply, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
 
 
@@ -88,9 +88,33 @@ class LineKind(StrEnum):
     PRORATION = "proration"
 
 
+QUANTITY_PLACES: Final = 10
+"""Decimal places of a prorated quantity (ADR 0006): enough that quantity × price equals the exact
+pro-rata amount to the minor unit except within 10⁻¹⁰ × quantity × price of a rounding tie."""
+
+
+def prorated_quantity(quantity: Decimal, ratio: Fraction, *, credit: bool = False) -> Decimal:
+    """Rounding boundary 0 (ADR 0006): the share `ratio` of `quantity` units as a decimal quantity,
+    rounded once to `QUANTITY_PLACES` with the engine's rounding mode; negative for a credit.
+
+    The period's share goes into the quantity, not the price, so every line reads
+    quantity × non-negative unit price = amount, which EN 16931 (BR-27) and any reader can check.
+    """
+    if ratio == 1:  # a whole period: the quantity as given, exact (an order's 3.333333333333 stays so)
+        return -quantity if credit else quantity
+    exact = multiply(quantity, ratio)
+    rounded = exact.quantize(Decimal(1).scaleb(-QUANTITY_PLACES), rounding=ROUNDING)
+    rounded = rounded.quantize(Decimal(1)) if rounded == rounded.to_integral_value() else rounded.normalize()
+    return -rounded if credit else rounded
+
+
 @dataclass(frozen=True, slots=True)
 class LineInput:
-    """A line before settlement: quantity × unit price × ratio (ratio < 1 for partial periods)."""
+    """A line before settlement: its amount is quantity × unit price, rounded once.
+
+    `ratio` records the share of a period the line covers (short first periods, proration); it is
+    already part of `quantity` (see `prorated_quantity`) and is kept only to be printed, never multiplied.
+    """
 
     description: str
     quantity: Decimal
@@ -145,10 +169,10 @@ class ComputedDocument:
     notes: list[str] = field(default_factory=list)
 
 
-def _line_amount_minor(line: LineInput, cur: Currency) -> int:
-    """Rounding boundary 1: the line amount, quantity × unit price × ratio, rounded once."""
-    exact = multiply(line.quantity * line.unit_price, line.ratio)
-    return to_minor(round_minor(exact, cur), cur)
+def line_amount_minor(quantity: Decimal, unit_price: Decimal, cur: Currency) -> int:
+    """Rounding boundary 1: the line amount, quantity × unit price, rounded once. Reconcile checks
+    every stored line against it."""
+    return to_minor(round_minor(quantity * unit_price, cur), cur)
 
 
 def _tax_minor(base_minor: int, rate: Decimal, inclusive: bool, cur: Currency) -> int:
@@ -161,9 +185,13 @@ def _tax_minor(base_minor: int, rate: Decimal, inclusive: bool, cur: Currency) -
 def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRounding) -> ComputedDocument:
     """Settle lines and taxes for one document in one currency."""
     for i, line in enumerate(inputs):
-        if line.quantity <= 0:
+        if line.unit_price < 0:  # EN 16931 BR-27; a credit is a negative quantity (ADR 0006)
+            raise InvalidFieldError(f"lines.{i}.unit_price", "must not be negative")
+        if line.kind is LineKind.ORDER and line.quantity <= 0:
             raise InvalidFieldError(f"lines.{i}.quantity", "must be greater than zero")
-    amounts = [_line_amount_minor(line, cur) for line in inputs]
+        if line.kind is LineKind.SUBSCRIPTION and line.quantity < 0:
+            raise InvalidFieldError(f"lines.{i}.quantity", "must not be negative")
+    amounts = [line_amount_minor(line.quantity, line.unit_price, cur) for line in inputs]
     taxes = [0] * len(inputs)
     if rounding is TaxRounding.LINE:
         for i, line in enumerate(inputs):

@@ -149,7 +149,7 @@ class VatRegistry(Protocol):
     def check(self, vat_id: str) -> VatCheck: ...
 
 
-def _kz_bin_valid(number: str) -> bool:
+def kz_bin_valid(number: str) -> bool:
     """Kazakhstan BIN/IIN: 12 digits, weighted mod-11 check digit with a second weight set."""
     if len(number) != 12 or not number.isdigit():
         return False
@@ -183,7 +183,7 @@ def normalize_vat_id(vat_id: str, country: str, field: str = "vat_id") -> str:
         return compact
     if country == "KZ":
         compact = raw.replace(" ", "").removeprefix("KZ")
-        if not _kz_bin_valid(compact):
+        if not kz_bin_valid(compact):
             raise InvalidFieldError(field, f"'{vat_id}' is not a valid Kazakhstan BIN/IIN")
         return compact
     module = get_cc_module(country.lower(), "vat")

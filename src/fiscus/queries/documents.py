@@ -115,6 +115,8 @@ class DocumentView:
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
+    ordered_at: dict[int, datetime] = field(default_factory=dict)
+    """When each billed order (`order_ids`) was placed (`orders.created_at`)."""
 
     @property
     def stamp(self) -> Stamp:
@@ -318,14 +320,18 @@ def _assemble(
         else {}
     )
     orders: dict[int, list[int]] = defaultdict(list)
+    ordered_at: dict[int, dict[int, datetime]] = defaultdict(dict)
     ordered = [i for i in found if headers[i]["subscription_id"] is None]  # only orders' documents
     if ordered:
+        links = t.document_orders.c
         for link in conn.execute(
-            select(t.document_orders.c.document_id, t.document_orders.c.order_id)
-            .where(t.document_orders.c.document_id.in_(ordered))
-            .order_by(t.document_orders.c.order_id)
+            select(links.document_id, links.order_id, t.orders.c.created_at)
+            .join(t.orders, t.orders.c.id == links.order_id)
+            .where(links.document_id.in_(ordered))
+            .order_by(links.order_id)
         ):
             orders[link.document_id].append(link.order_id)
+            ordered_at[link.document_id][link.order_id] = link.created_at
     taxes: dict[int, list[TaxView]] = defaultdict(list)
     for r in conn.execute(
         select(t.document_taxes)
@@ -418,6 +424,7 @@ def _assemble(
                 lines=line_views[doc_id],
                 taxes=taxes[doc_id],
                 order_ids=orders[doc_id],
+                ordered_at=ordered_at[doc_id],
             )
         )
     return out

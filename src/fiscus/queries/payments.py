@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, select, union
+from sqlalchemy import Connection, func, or_, select, union
 
 from fiscus.adapters.db import tables as t
 from fiscus.domain.payments import AttemptStatus
+from fiscus.queries.rows import page_rows
 from fiscus.queries.scope import Scope
 
 EXTERNAL: Final = "external"
@@ -176,3 +177,184 @@ def document_payments(
             **base[doc_id],
         )
     return out
+
+
+# --- the native API's payment records ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptMoney:
+    """What one attempt moved, as `/payments` shows it. The defaults are an attempt that moved nothing."""
+
+    card: tuple[str | None, str | None] | None = None
+    """The charged method's (brand, last4); None for a payment recorded outside Fiscus."""
+    captured_minor: int = 0
+    paid_document_id: int | None = None
+    """The document its captures paid (the invoice a paid proforma became)."""
+    captured_at: datetime | None = None
+    refunded_minor: int = 0
+
+
+def attempt_money(conn: Connection, attempts: list[dict[str, Any]]) -> dict[int, AttemptMoney]:
+    """Cards, captures and refunds of a page of attempts, keyed by attempt id, in three queries."""
+    ids = [r["id"] for r in attempts]
+    method_ids = {r["payment_method_id"] for r in attempts if r["payment_method_id"] is not None}
+    cards: dict[int, tuple[str | None, str | None]] = {}
+    captured: dict[int, tuple[int, int, Any]] = {}
+    refunded: dict[int, int] = {}
+    if method_ids:
+        pm = t.payment_methods.c
+        cards = {
+            i: (b, l4)
+            for i, b, l4 in conn.execute(select(pm.id, pm.brand, pm.last4).where(pm.id.in_(method_ids)))
+        }
+    if ids:
+        pc, pr = t.payment_captures.c, t.payment_refunds.c
+        captured = {
+            a: (int(total), int(doc), at)
+            for a, total, doc, at in conn.execute(
+                select(
+                    pc.attempt_id,
+                    func.sum(pc.amount_minor),
+                    func.min(pc.document_id),
+                    func.max(pc.settled_at),
+                )
+                .where(pc.attempt_id.in_(ids), pc.status == "succeeded")
+                .group_by(pc.attempt_id)
+            )
+        }
+        refunded = {
+            a: int(total)
+            for a, total in conn.execute(
+                select(pr.attempt_id, func.sum(pr.amount_minor))
+                .where(pr.attempt_id.in_(ids), pr.status == "succeeded")
+                .group_by(pr.attempt_id)
+            )
+        }
+    out: dict[int, AttemptMoney] = {}
+    for r in attempts:
+        method_id = r["payment_method_id"]
+        cap = captured.get(r["id"])
+        out[r["id"]] = AttemptMoney(
+            card=cards.get(method_id) if method_id is not None else None,
+            captured_minor=cap[0] if cap else 0,
+            paid_document_id=cap[1] if cap else None,
+            captured_at=cap[2] if cap else None,
+            refunded_minor=refunded.get(r["id"], 0),
+        )
+    return out
+
+
+def document_attempts(conn: Connection, scope: Scope, document_id: int) -> list[dict[str, Any]]:
+    """Every attempt to collect a document, oldest first: those made on it and, for an invoice a paid
+    proforma became, the proforma's attempt whose capture paid it."""
+    pa, pc = t.payment_attempts.c, t.payment_captures.c
+    paid_here = select(pc.attempt_id).where(pc.document_id == document_id)
+    query = scope.apply(select(t.payment_attempts), t.payment_attempts)
+    query = query.where(or_(pa.document_id == document_id, pa.id.in_(paid_here))).order_by(pa.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def attempts_page(
+    conn: Connection,
+    scope: Scope,
+    *,
+    document_id: int | None,
+    customer_id: int | None,
+    status: str | None,
+    limit: int,
+    starting_after: int | None,
+    ending_before: int | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of attempts, newest first, filtered by the criteria given (None: any)."""
+    pa = t.payment_attempts.c
+    where = [
+        clause
+        for clause in (
+            pa.document_id == document_id if document_id is not None else None,
+            pa.customer_id == customer_id if customer_id is not None else None,
+            pa.status == status if status is not None else None,
+        )
+        if clause is not None
+    ]
+    return page_rows(
+        conn,
+        scope,
+        t.payment_attempts,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+        where=where,
+    )
+
+
+def payment_methods_page(
+    conn: Connection,
+    scope: Scope,
+    customer_id: int,
+    *,
+    status: str | None,
+    limit: int,
+    starting_after: int | None,
+    ending_before: int | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of a customer's payment methods, newest first, active or detached or both."""
+    pm = t.payment_methods.c
+    where = [pm.customer_id == customer_id]
+    if status is not None:
+        where.append(pm.status == status)
+    return page_rows(
+        conn,
+        scope,
+        t.payment_methods,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+        where=where,
+    )
+
+
+def default_payment_methods(conn: Connection, customer_ids: Iterable[int]) -> dict[int, int | None]:
+    """Each customer's default payment method id (None: none set)."""
+    ids = set(customer_ids)
+    if not ids:
+        return {}
+    cu = t.customers.c
+    return {
+        row[0]: row[1]
+        for row in conn.execute(select(cu.id, cu.default_payment_method_id).where(cu.id.in_(ids)))
+    }
+
+
+def refunds_by_id(conn: Connection, refund_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The given refunds, oldest first (a refund request's records)."""
+    pr = t.payment_refunds.c
+    query = select(t.payment_refunds).where(pr.id.in_(list(refund_ids))).order_by(pr.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def document_refunds(conn: Connection, org_id: int, document_id: int) -> list[dict[str, Any]]:
+    """Refunds of money paid for a document, oldest first."""
+    pr = t.payment_refunds.c
+    query = (
+        select(t.payment_refunds)
+        .where(pr.organization_id == org_id, pr.document_id == document_id)
+        .order_by(pr.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def document_currencies(conn: Connection, document_ids: Iterable[int]) -> dict[int, str]:
+    """The currency code of each given document."""
+    ids = set(document_ids)
+    if not ids:
+        return {}
+    d = t.documents.c
+    return {row[0]: row[1] for row in conn.execute(select(d.id, d.currency).where(d.id.in_(ids)))}
+
+
+def payment_settings(conn: Connection, org_id: int) -> dict[str, Any]:
+    """How an organisation collects: automatic or not, capture mode, retry schedule, final action."""
+    o = t.organizations.c
+    query = select(o.auto_collect, o.capture_mode, o.retry_days, o.retry_final_action).where(o.id == org_id)
+    return dict(conn.execute(query).mappings().one())

@@ -4,6 +4,7 @@ A secret is shown once, at creation, and stored only as its SHA-256 (secrets are
 plain hash is enough; no slow hash is needed, unlike passwords). Keys carry their mode in the prefix
 (`fsk_live_…`, `fsk_test_…`) and reach only organisations of the same mode, so test and live data stay
 apart. Customer tokens (`fct_…`) are read-only and scoped to one customer of one organisation.
+Admin keys (`fak_…`) are the platform's: they manage organisations and reach none of their data.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, audit_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.services import validation as v
 from fiscus.services.common import get_scoped
 
 KEY_PREFIX = "fsk_"
 TOKEN_PREFIX = "fct_"
+ADMIN_PREFIX = "fak_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -69,43 +71,156 @@ class IssuedSecret:
 def create_api_key(
     db: Database, clock: Clock, org_id: int, *, name: str = "default", actor: str = "cli"
 ) -> IssuedSecret:
-    now = clock.now()
     with db.write() as conn:
-        mode = conn.execute(
-            select(t.organizations.c.mode).where(t.organizations.c.id == org_id)
-        ).scalar_one_or_none()
-        if mode is None:
-            raise InvalidFieldError("org", f"organization {org_id} does not exist")
-        secret = f"{KEY_PREFIX}{mode}_{secrets.token_urlsafe(24)}"
-        prefix = secret[: len(KEY_PREFIX) + len(mode) + 5] + "…"
+        return insert_api_key(conn, clock, org_id, name=name, actor=actor)
+
+
+def insert_api_key(
+    conn: Connection, clock: Clock, org_id: int, *, name: str = "default", actor: str = "cli"
+) -> IssuedSecret:
+    """A new key of the organisation's mode, inside the caller's transaction."""
+    now = clock.now()
+    mode = conn.execute(
+        select(t.organizations.c.mode).where(t.organizations.c.id == org_id)
+    ).scalar_one_or_none()
+    if mode is None:
+        raise InvalidFieldError("org", f"organization {org_id} does not exist")
+    secret = f"{KEY_PREFIX}{mode}_{secrets.token_urlsafe(24)}"
+    prefix = secret[: len(KEY_PREFIX) + len(mode) + 5] + "…"
+    key_id = conn.execute(
+        insert(t.api_keys)
+        .values(
+            organization_id=org_id,
+            name=v.text("name", name, max_len=100),
+            mode=mode,
+            prefix=prefix,
+            secret_hash=_hash(secret),
+            created_at=now,
+        )
+        .returning(t.api_keys.c.id)
+    ).scalar_one()
+    append_audit(
+        conn,
+        [
+            audit_row(
+                org_id,
+                "api_key",
+                key_id,
+                "created",
+                actor,
+                now,
+                None,
+                {"prefix": prefix, "name": name, "mode": mode},
+            )
+        ],
+    )
+    return IssuedSecret(int(key_id), secret, prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a list shows of a key: never the secret (it is not stored)."""
+
+    id: int
+    organization_id: int | None
+    name: str
+    mode: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def list_api_keys(db: Database, org_id: int, *, include_revoked: bool = False) -> list[KeyInfo]:
+    k = t.api_keys.c
+    query = select(t.api_keys).where(k.organization_id == org_id).order_by(k.id)
+    if not include_revoked:
+        query = query.where(k.revoked_at.is_(None))
+    with db.read() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        KeyInfo(
+            r["id"],
+            r["organization_id"],
+            r["name"],
+            r["mode"],
+            r["prefix"],
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+        )
+        for r in rows
+    ]
+
+
+# --- platform-level credentials -------------------------------------------------------------------
+
+
+def create_admin_key(db: Database, clock: Clock, *, name: str = "admin") -> IssuedSecret:
+    """A platform key: manages organisations (create, list, read, update), reads none of their data."""
+    secret = f"{ADMIN_PREFIX}{secrets.token_urlsafe(24)}"
+    prefix = secret[: len(ADMIN_PREFIX) + 5] + "…"
+    with db.write() as conn:
         key_id = conn.execute(
-            insert(t.api_keys)
+            insert(t.admin_keys)
             .values(
-                organization_id=org_id,
                 name=v.text("name", name, max_len=100),
-                mode=mode,
                 prefix=prefix,
                 secret_hash=_hash(secret),
-                created_at=now,
+                created_at=clock.now(),
             )
-            .returning(t.api_keys.c.id)
+            .returning(t.admin_keys.c.id)
         ).scalar_one()
-        append_audit(
-            conn,
-            [
-                audit_row(
-                    org_id,
-                    "api_key",
-                    key_id,
-                    "created",
-                    actor,
-                    now,
-                    None,
-                    {"prefix": prefix, "name": name, "mode": mode},
-                )
-            ],
-        )
     return IssuedSecret(int(key_id), secret, prefix)
+
+
+def list_admin_keys(db: Database, *, include_revoked: bool = False) -> list[KeyInfo]:
+    k = t.admin_keys.c
+    query = select(t.admin_keys).order_by(k.id)
+    if not include_revoked:
+        query = query.where(k.revoked_at.is_(None))
+    with db.read() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        KeyInfo(
+            r["id"],
+            None,
+            r["name"],
+            "admin",
+            r["prefix"],
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+        )
+        for r in rows
+    ]
+
+
+def revoke_admin_key(db: Database, clock: Clock, key_id: int) -> None:
+    with db.write() as conn:
+        row = conn.execute(
+            select(t.admin_keys.c.revoked_at).where(t.admin_keys.c.id == key_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("admin_key", key_id)
+        if row.revoked_at is not None:
+            raise InvalidStateError(f"admin key {key_id} is already revoked")
+        conn.execute(update(t.admin_keys).where(t.admin_keys.c.id == key_id).values(revoked_at=clock.now()))
+
+
+def authenticate_admin(db: Database, clock: Clock, secret: str) -> int | None:
+    """The id of a live admin key presented as `secret`, or None."""
+    if not secret.startswith(ADMIN_PREFIX):
+        return None
+    k = t.admin_keys.c
+    with db.read() as conn:
+        row = conn.execute(
+            select(k.id, k.revoked_at, k.last_used_at).where(k.secret_hash == _hash(secret))
+        ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    _touch(db, clock, t.admin_keys, row.id, row.last_used_at)
+    return int(row.id)
 
 
 def revoke_api_key(db: Database, clock: Clock, org_id: int, key_id: int, *, actor: str = "cli") -> None:

@@ -33,16 +33,16 @@ from fiscus.adapters.db.context import (
 from fiscus.adapters.db.documents import NewDocument, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.credit_notes import CreditMode, CreditRequest
-from fiscus.domain.documents import ComputedDocument, DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document, prorated_quantity
 from fiscus.domain.errors import DomainError
-from fiscus.domain.money import Currency, currency, from_minor
+from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Interval
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus, due_periods
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
-from fiscus.services.credit_notes import apply_customer_credit, credit_disposition_for, credit_invoice
-from fiscus.services.payments import schedule_collection
+from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
+from fiscus.services.payments.collection import schedule_collection
 
 log = logging.getLogger(__name__)
 
@@ -85,74 +85,6 @@ def count_due(db: Database, at: datetime, organization_id: int | None = None) ->
             subs = subs.where(s.organization_id == organization_id)
             orders = orders.where(o.organization_id == organization_id)
         return int(conn.execute(subs).scalar_one()), int(conn.execute(orders).scalar_one())
-
-
-def request_run(
-    db: Database, clock: Clock, *, at: datetime | None, organization_id: int | None, actor: str
-) -> int:
-    """Record a requested run (status `pending`); `execute_run` or a worker carries it out."""
-    with db.write() as conn:
-        return int(
-            conn.execute(
-                insert(t.billing_runs)
-                .values(
-                    organization_id=organization_id,
-                    at=at or clock.now(),
-                    status="pending",
-                    started_at=clock.now(),
-                    totals={},
-                    requested_by=actor,
-                )
-                .returning(t.billing_runs.c.id)
-            ).scalar_one()
-        )
-
-
-def execute_run(
-    db: Database, clock: Clock, run_id: int, *, batch_size: int = DEFAULT_BATCH
-) -> BillingRunSummary | None:
-    """Carry out a pending run; None if another process already took it."""
-    r = t.billing_runs.c
-    with db.write() as conn:
-        row = conn.execute(
-            update(t.billing_runs)
-            .where(r.id == run_id, r.status == "pending")
-            .values(status="running", started_at=clock.now())
-            .returning(r.at, r.organization_id, r.requested_by)
-        ).one_or_none()
-    if row is None:
-        return None
-    try:
-        return run_billing(
-            db,
-            clock,
-            at=row.at,
-            organization_id=row.organization_id,
-            batch_size=batch_size,
-            actor=row.requested_by or ACTOR,
-            run_id=run_id,
-        )
-    except Exception:
-        with db.write() as conn:
-            conn.execute(
-                update(t.billing_runs).where(r.id == run_id).values(status="failed", finished_at=clock.now())
-            )
-        raise
-
-
-def execute_pending_runs(db: Database, clock: Clock, *, batch_size: int = DEFAULT_BATCH) -> int:
-    """Run every requested run that no process has started (the worker calls this)."""
-    with db.read() as conn:
-        ids = (
-            conn.execute(
-                select(t.billing_runs.c.id)
-                .where(t.billing_runs.c.status == "pending")
-                .order_by(t.billing_runs.c.id)
-            )
-            .scalars()
-            .all()
-        )
-    return sum(1 for run_id in ids if execute_run(db, clock, run_id, batch_size=batch_size) is not None)
 
 
 def run_billing(
@@ -357,7 +289,7 @@ def _persist_split(
     Held proration credits become credit notes first, so the customer's credit can pay the new
     documents."""
     for h in held:
-        _issue_held_credits(conn, clock, h, actor, now)
+        issue_held_credits(conn, clock, h, actor, now)
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
     issued = persist_documents(
@@ -375,63 +307,6 @@ def _persist_split(
     schedule_collection(conn, issued, now)
 
 
-def _issue_held_credits(conn: Connection, clock: Clock, held: HeldCredits, actor: str, now: datetime) -> None:
-    doc = held.document
-    cur = doc.computed.currency
-    try:
-        with conn.begin_nested():
-            for period_end, amount, pending_ids in held.groups:
-                invoice_id = _period_invoice(conn, doc.subscription_id, period_end)
-                disposition = (
-                    None
-                    if invoice_id is None
-                    else credit_disposition_for(conn, doc.org.id, invoice_id, amount)
-                )
-                if invoice_id is None or disposition is None:
-                    raise _NoInvoiceToCredit
-                note_id = credit_invoice(
-                    conn,
-                    clock,
-                    doc.org.id,
-                    invoice_id,
-                    CreditRequest(CreditMode.AMOUNT, amount=from_minor(amount, cur)),
-                    "Unused time after a change of plan",
-                    disposition,
-                    actor,
-                    now,
-                )
-                conn.execute(
-                    update(t.pending_items)
-                    .where(t.pending_items.c.id.in_(pending_ids))
-                    .values(document_id=note_id)
-                )
-    except (_NoInvoiceToCredit, DomainError) as exc:
-        log.info("proration credit of subscription %s stays on its document: %r", doc.subscription_id, exc)
-        doc.computed = held.with_credits
-        doc.pending_item_ids += [pid for _end, _amount, ids in held.groups for pid in ids]
-
-
-class _NoInvoiceToCredit(Exception):
-    """No final invoice of the credited period can take the whole credit."""
-
-
-def _period_invoice(conn: Connection, subscription_id: int | None, period_end: datetime) -> int | None:
-    """The final invoice that billed a subscription period: its document, or the invoice its proforma
-    became."""
-    sp, d = t.subscription_periods.c, t.documents.c
-    row = conn.execute(
-        select(d.id, d.type)
-        .join(t.subscription_periods, sp.document_id == d.id)
-        .where(sp.subscription_id == subscription_id, sp.period_end == period_end)
-    ).first()
-    if row is None or row.type == DocumentType.INVOICE.value:
-        return None if row is None else int(row.id)
-    converted = conn.execute(
-        select(d.id).where(d.converted_from_id == row.id, d.type == DocumentType.INVOICE.value)
-    ).scalar_one_or_none()
-    return None if converted is None else int(converted)
-
-
 def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:
     """Customers holding credit (a cheap check, so a batch without any pays nothing for the feature)."""
     if not customer_ids:
@@ -442,21 +317,6 @@ def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]
             select(cc.customer_id).where(cc.customer_id.in_(sorted(customer_ids))).distinct()
         ).scalars()
     )
-
-
-@dataclass(slots=True)
-class HeldCredits:
-    """Proration credits kept off a subscription document they would turn negative (a downgrade whose
-    unused time is worth more than the next charge). Each group is issued as a credit note on the invoice
-    that billed its period, as Lago does, and the customer's credit then pays the new invoice; where no
-    invoice can take it (a proforma not yet paid, a draft-only organisation, too little left to credit)
-    the lines go back on the document as before."""
-
-    document: NewDocument
-    with_credits: ComputedDocument
-    """The document with the credit lines, for when they go back on it."""
-    groups: list[tuple[datetime, int, list[int]]]
-    """(end of the credited period, credit in minor units incl. tax, its pending item ids)."""
 
 
 def _bill_one(
@@ -512,7 +372,7 @@ def _bill_one(
         )
         docs.append(doc)
         if doc.computed.total_minor < 0 and org.row["auto_issue"]:
-            held.append(_hold_credits(doc, carried, lines, len(items), cur, org))
+            held.append(hold_credits(doc, carried, lines, len(items), cur, org))
     next_start = periods[-1].end if periods else sub["next_period_start"]
     status = SubscriptionStatus(sub["status"])
     ended_at = sub["ended_at"]
@@ -531,38 +391,6 @@ def _bill_one(
     return docs, change, held
 
 
-def _hold_credits(
-    doc: NewDocument,
-    carried: list[dict[str, Any]],
-    lines: list[LineInput],
-    periodic: int,
-    cur: Currency,
-    org: OrgContext,
-) -> HeldCredits:
-    """Take the credit lines off a document that would be negative (see `HeldCredits`); `lines` are its
-    `periodic` subscription lines followed by one line per carried pending item."""
-    kept = lines[:periodic]
-    credits: dict[datetime, list[tuple[dict[str, Any], LineInput]]] = defaultdict(list)
-    for p, line in zip(carried, lines[periodic:], strict=True):
-        if p["sign"] < 0:
-            credits[p["period_end"]].append((p, line))
-        else:
-            kept.append(line)
-    groups = [
-        (
-            period_end,
-            -compute_document(cur, [line for _p, line in group], org.rounding).total_minor,
-            [p["id"] for p, _line in group],
-        )
-        for period_end, group in sorted(credits.items())
-    ]
-    with_credits = doc.computed
-    credited = {pid for _end, _amount, ids in groups for pid in ids}
-    doc.computed = compute_document(cur, kept, org.rounding)
-    doc.pending_item_ids = [pid for pid in doc.pending_item_ids if pid not in credited]
-    return HeldCredits(doc, with_credits, groups)
-
-
 def _line(
     price: PriceContext,
     quantity: Decimal,
@@ -579,8 +407,8 @@ def _line(
 ) -> LineInput:
     return LineInput(
         description=description or price.description,
-        quantity=quantity,
-        unit_price=price.unit_amount if sign > 0 else -price.unit_amount,
+        quantity=prorated_quantity(quantity, ratio, credit=sign < 0),
+        unit_price=price.unit_amount,
         tax=line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates),
         tax_inclusive=price.tax_inclusive,
         ratio=ratio,

@@ -47,8 +47,8 @@ from fiscus.domain.documents import (
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.payments import amount_due
-from fiscus.domain.periods import Period
 from fiscus.services.common import get_scoped
+from fiscus.services.document_state import refuse_while_card_payment_in_flight, stored_period
 
 CREDITABLE_STATUSES = frozenset({DocumentStatus.OPEN, DocumentStatus.PAID, DocumentStatus.UNCOLLECTIBLE})
 MAX_REASON = 1000
@@ -72,7 +72,7 @@ def issue_credit_note(
     `reduce_due` lowers what is still owed and may not exceed it (an invoice settled by payments and
     credits becomes paid). `refund` and `customer_credit` give back money already paid and may not
     exceed it. `refund` through this call records the credit note for money given back outside Fiscus (a
-    refund through the payment provider, `services.payments.refund_payment`, issues its own);
+    refund through the payment provider, `services.payments.refunds.refund_payment`, issues its own);
     `customer_credit` adds the total to the customer's balance.
     """
     credit_mode = _mode(mode)
@@ -119,26 +119,19 @@ def credit_invoice(
     total = note.computed.total_minor
     _check_disposition(cur, invoice, previous, credit_disposition, total)
     if credit_disposition is CreditDisposition.REDUCE_DUE:
-        from fiscus.services.payments import refuse_while_card_payment_in_flight
-
         refuse_while_card_payment_in_flight(
             conn, invoice, "the charge is for the amount due before the credit"
         )
 
     org = load_org(conn, org_id)
     customer = load_customers(conn, org_id, [invoice["customer_id"]])[invoice["customer_id"]]
-    period = (
-        Period(invoice["period_start"], invoice["period_end"])
-        if invoice["period_start"] and invoice["period_end"]
-        else None
-    )
     shell = NewDocument(
         org=org,
         customer=customer,
         doc_type=DocumentType.CREDIT_NOTE,
         computed=note.computed,
         subscription_id=invoice["subscription_id"],
-        period=period,
+        period=stored_period(invoice),
     )
     [note_id] = persist_documents(conn, [shell], now=now, issue=True, actor=actor, issued_at_fn=clock.now)
     _renumber_lines(conn, note_id, note.positions)

@@ -16,7 +16,7 @@ from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidS
 from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
 from fiscus.services.common import get_scoped
-from fiscus.services.payments import schedule_collection
+from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.subscriptions import ItemSpec
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
+from fiscus.domain.documents import DocumentStatus, DocumentType
 
 SECRET_NAME: Final = "payment_links"
 PATH_PREFIX: Final = "/pay/"
@@ -56,8 +57,19 @@ def payment_path(secret: bytes, org_id: int, document_id: int) -> str:
     return f"{PATH_PREFIX}{document_id}.{sign(secret, org_id, document_id)}"
 
 
+HOSTED_TYPES: Final = frozenset({DocumentType.INVOICE, DocumentType.PROFORMA})
+
+
+def has_hosted_page(doc_type: DocumentType, status: DocumentStatus) -> bool:
+    """Whether a document has a hosted page: every issued invoice and proforma, whatever became of it
+    (open or uncollectible: the card form; paid: the receipt; void and converted: their state). A draft
+    was never sent to anyone and a credit note is not paid by its customer, so neither has one."""
+    return doc_type in HOSTED_TYPES and status is not DocumentStatus.DRAFT
+
+
 def payment_url(base_url: str, secret: bytes, org_id: int, document_id: int) -> str:
-    """The `transaction_url` of a document: where its customer pays it."""
+    """The hosted page of a document (native `hosted_url`, seed 000 `transaction_url`): where its
+    customer pays it, or sees that it is paid, void or replaced."""
     return f"{base_url.rstrip('/')}{payment_path(secret, org_id, document_id)}"
 
 

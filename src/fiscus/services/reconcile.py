@@ -1,7 +1,8 @@
 """Invariants checked against stored data (`fiscus reconcile`). Each query must return no rows.
 
 They restate, independently of the code that writes, what must always hold: one live document per
-subscription period, no overlapping periods, gapless numbers per series, totals that add up, an
+subscription period, no overlapping periods, gapless numbers per series, totals that add up, every
+line's quantity × unit price rounding to its amount with no negative price (checked in Python), an
 audit row for every issued document, and credits that add up (credit notes never exceed the invoice,
 an invoice's credited amount is its credit notes plus customer credit applied to it, no balance below 0).
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Subquery, Table, func, select, text
+from sqlalchemy import Connection, Subquery, Table, func, select, text
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.domain.documents import line_amount_minor
+from fiscus.domain.money import currency
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, ProviderLedger, attempt_status
 
 CHECKS: Final[dict[str, str]] = {
@@ -187,7 +190,54 @@ def reconcile(db: Database, *, limit: int = 20) -> dict[str, list[Violation]]:
         for name, sql in CHECKS.items():
             rows = conn.execute(text(sql)).mappings().fetchmany(limit)
             report[name] = [Violation(name, dict(r)) for r in rows]
+        report.update(_line_checks(conn, limit))
     return report
+
+
+LINE_AMOUNT_CHECK: Final = "line_amount_is_quantity_times_unit_price"
+PRICE_SIGN_CHECK: Final = "unit_price_not_negative"
+
+
+def _line_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
+    """Every stored line, in Python (quantities and prices are exact decimal text on SQLite, so SQL
+    cannot multiply them): quantity × unit price, rounded by the engine's one rule (ADR 0002), is the
+    line's amount (its gross for a tax-inclusive price), and no unit price is negative (EN 16931 BR-27,
+    ADR 0006). What the PDF, the API and the e-invoice print then recomputes to what was charged."""
+    found: dict[str, list[Violation]] = {LINE_AMOUNT_CHECK: [], PRICE_SIGN_CHECK: []}
+    dl, d = t.document_lines.c, t.documents.c
+    query = (
+        select(
+            dl.id,
+            dl.document_id,
+            dl.position,
+            d.currency,
+            dl.quantity,
+            dl.unit_price,
+            dl.tax_inclusive,
+            dl.amount_minor,
+            dl.tax_minor,
+        )
+        .join(t.documents, d.id == dl.document_id)
+        .order_by(dl.id)
+        .execution_options(yield_per=2000)
+    )
+    for r in conn.execute(query):
+        cur = currency(r.currency)
+        charged = r.amount_minor + (r.tax_minor if r.tax_inclusive else 0)
+        expected = line_amount_minor(r.quantity, r.unit_price, cur)
+        row = {"line_id": r.id, "document_id": r.document_id, "position": r.position}
+        if expected != charged and len(found[LINE_AMOUNT_CHECK]) < limit:
+            detail = {"quantity": str(r.quantity), "unit_price": str(r.unit_price)}
+            found[LINE_AMOUNT_CHECK].append(
+                Violation(
+                    LINE_AMOUNT_CHECK, {**row, **detail, "expected_minor": expected, "amount_minor": charged}
+                )
+            )
+        if r.unit_price < 0 and len(found[PRICE_SIGN_CHECK]) < limit:
+            found[PRICE_SIGN_CHECK].append(
+                Violation(PRICE_SIGN_CHECK, {**row, "unit_price": str(r.unit_price)})
+            )
+    return found
 
 
 PROVIDER_CHECK: Final = "matches_provider_ledger"

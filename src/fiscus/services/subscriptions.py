@@ -21,7 +21,7 @@ from fiscus.adapters.db.context import CustomerContext, OrgContext, load_custome
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import ComputedDocument, LineInput, LineKind, compute_document
+from fiscus.domain.documents import ComputedDocument, LineInput, LineKind, compute_document, prorated_quantity
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval, Period, ensure_aware_utc
@@ -235,8 +235,8 @@ def _proration(
             lines.append(
                 LineInput(
                     description=description,
-                    quantity=qty,
-                    unit_price=price.unit_amount if sign > 0 else -price.unit_amount,
+                    quantity=prorated_quantity(qty, ratio, credit=sign < 0),
+                    unit_price=price.unit_amount,
                     tax=line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates),
                     tax_inclusive=price.tax_inclusive,
                     ratio=ratio,

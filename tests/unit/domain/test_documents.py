@@ -8,12 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fiscus.domain.documents import (
+    QUANTITY_PLACES,
     TRANSITIONS,
     DocumentAction,
     DocumentStatus,
     DocumentType,
     LineInput,
+    LineKind,
     compute_document,
+    prorated_quantity,
     transition,
 )
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
@@ -34,27 +37,31 @@ RATES = [
 lines_strategy = st.lists(
     st.tuples(
         st.decimals(min_value=Decimal("0.001"), max_value=Decimal("1000"), places=3),
-        st.decimals(min_value=Decimal("-5000"), max_value=Decimal("100000"), places=6),
+        st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), places=6),
         st.sampled_from(RATES),
         st.booleans(),
         st.fractions(min_value=Fraction(1, 1000), max_value=Fraction(1)),
+        st.booleans(),
     ),
     min_size=1,
     max_size=15,
 )
 
 
-def _inputs(raw: list[tuple[Decimal, Decimal, Decimal, bool, Fraction]]) -> list[LineInput]:
+def _inputs(raw: list[tuple[Decimal, Decimal, Decimal, bool, Fraction, bool]]) -> list[LineInput]:
+    """Lines as the billing run makes them: the period's share folded into a (credit: negative)
+    quantity, the unit price as listed (ADR 0006)."""
     return [
         LineInput(
             description=f"line {i}",
-            quantity=q,
+            quantity=prorated_quantity(q, ratio, credit=credit),
             unit_price=p,
             tax=LineTax(TaxTreatment.STANDARD if r else TaxTreatment.ZERO, r, ""),
             tax_inclusive=inc,
             ratio=ratio,
+            kind=LineKind.PRORATION,
         )
-        for i, (q, p, r, inc, ratio) in enumerate(raw)
+        for i, (q, p, r, inc, ratio, credit) in enumerate(raw)
     ]
 
 
@@ -68,10 +75,13 @@ def test_total_is_the_sum_of_rounded_parts(raw: list, code: str, rounding: TaxRo
     assert doc.tax_minor == sum(line.tax_minor for line in doc.lines)
     assert sum(r.base_minor for r in doc.breakdown) == doc.subtotal_minor
     assert sum(r.tax_minor for r in doc.breakdown) == doc.tax_minor
-    for line, (q, p, _r, _inc, ratio) in zip(doc.lines, raw, strict=True):
-        exact = q * p * Decimal(ratio.numerator) / Decimal(ratio.denominator)
+    for line, (q, p, _r, _inc, ratio, credit) in zip(doc.lines, raw, strict=True):
+        quantity = line.source.quantity
+        assert (quantity < 0) == (credit and quantity != 0)
+        exact = q * Decimal(ratio.numerator) / Decimal(ratio.denominator)
+        assert abs(abs(quantity) - exact) <= Decimal("0.5").scaleb(-QUANTITY_PLACES)
         priced = line.gross_minor if line.source.tax_inclusive else line.amount_minor
-        assert priced == to_minor(round_minor(exact, cur), cur)
+        assert priced == to_minor(round_minor(quantity * p, cur), cur)  # printed quantity × printed price
 
 
 @settings(max_examples=300, deadline=None)
@@ -79,7 +89,7 @@ def test_total_is_the_sum_of_rounded_parts(raw: list, code: str, rounding: TaxRo
 def test_document_rounding_taxes_each_rate_once(raw: list, code: str) -> None:  # type: ignore[type-arg]
     """EN 16931 BR-S-09: a rate's tax equals its base times the rate, rounded (exclusive prices)."""
     cur = currency(code)
-    exclusive = [(q, p, r, False, ratio) for q, p, r, _inc, ratio in raw]
+    exclusive = [(q, p, r, False, ratio, credit) for q, p, r, _inc, ratio, credit in raw]
     doc = compute_document(cur, _inputs(exclusive), TaxRounding.DOCUMENT)
     for row in doc.breakdown:
         expected = round_minor(from_minor(row.base_minor, cur) * row.rate, cur)
@@ -88,8 +98,8 @@ def test_document_rounding_taxes_each_rate_once(raw: list, code: str) -> None:  
 
 def test_worked_example_eur_line_rounding() -> None:
     raw = [
-        (Decimal(3), Decimal("9.99"), Decimal("0.20"), False, Fraction(1)),
-        (Decimal(1), Decimal("0.015"), Decimal("0.20"), False, Fraction(1)),
+        (Decimal(3), Decimal("9.99"), Decimal("0.20"), False, Fraction(1), False),
+        (Decimal(1), Decimal("0.015"), Decimal("0.20"), False, Fraction(1), False),
     ]
     line = compute_document(currency("EUR"), _inputs(raw), TaxRounding.LINE)
     doc = compute_document(currency("EUR"), _inputs(raw), TaxRounding.DOCUMENT)
@@ -100,16 +110,36 @@ def test_worked_example_eur_line_rounding() -> None:
 
 
 def test_tax_inclusive_price_splits_gross_exactly() -> None:
-    raw = [(Decimal(1), Decimal("18"), Decimal("0.20"), True, Fraction(1))]
+    raw = [(Decimal(1), Decimal("18"), Decimal("0.20"), True, Fraction(1), False)]
     doc = compute_document(currency("EUR"), _inputs(raw), TaxRounding.DOCUMENT)
     assert (doc.subtotal_minor, doc.tax_minor, doc.total_minor) == (1500, 300, 1800)
 
 
-def test_quantity_must_be_positive() -> None:
-    raw = [(Decimal(0), Decimal("1"), Decimal("0.20"), False, Fraction(1))]
+def test_order_quantity_must_be_positive_and_no_price_negative() -> None:
+    tax = LineTax(TaxTreatment.STANDARD, Decimal("0.20"), "")
+    zero = LineInput("x", Decimal(0), Decimal(1), tax, kind=LineKind.ORDER)
     with pytest.raises(InvalidFieldError) as exc:
-        compute_document(currency("EUR"), _inputs(raw), TaxRounding.DOCUMENT)
+        compute_document(currency("EUR"), [zero], TaxRounding.DOCUMENT)
     assert exc.value.field == "lines.0.quantity"
+    negative = LineInput("credit", Decimal(-1), Decimal("-30"), tax, kind=LineKind.PRORATION)
+    with pytest.raises(InvalidFieldError) as exc:
+        compute_document(currency("EUR"), [negative], TaxRounding.DOCUMENT)
+    assert exc.value.field == "lines.0.unit_price"  # EN 16931 BR-27
+
+
+def test_a_proration_credit_is_a_negative_share_of_the_listed_price() -> None:
+    """The issue's example: 30.00 a month, 17/31 of it unused, credited as −0.5483870968 × 30.00."""
+    quantity = prorated_quantity(Decimal(1), Fraction(17, 31), credit=True)
+    assert quantity == Decimal("-0.5483870968")
+    assert prorated_quantity(Decimal(2), Fraction(1, 2)) == Decimal(1)
+    assert str(prorated_quantity(Decimal(3), Fraction(1, 4))) == "0.75"
+    tax = LineTax(TaxTreatment.STANDARD, Decimal("0.20"), "")
+    doc = compute_document(
+        currency("EUR"),
+        [LineInput("Unused time", quantity, Decimal("30.00"), tax, kind=LineKind.PRORATION)],
+        TaxRounding.DOCUMENT,
+    )
+    assert (doc.lines[0].amount_minor, doc.tax_minor) == (-1645, -329)
 
 
 ALL_PAIRS = [(t, s, a) for t in DocumentType for s in DocumentStatus for a in DocumentAction]

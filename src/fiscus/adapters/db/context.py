@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 from fiscus.adapters.db import tables as t
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import Currency, currency
+from fiscus.domain.organization import default_paper_size
 from fiscus.domain.tax import RateTable, TaxCategory, TaxParty, TaxRate, TaxRounding
 
 
@@ -35,8 +36,23 @@ class OrgContext:
             keys = ("legal_name", "email", "address_line1", "address_line2", "city", "postal_code", "country")
             cached = {k: self.row[k] for k in keys}
             cached.update(vat_id=self.row["vat_id"], tax_id=self.row["tax_id"], timezone=self.row["timezone"])
+            cached.update(seller_settings(self.row))
             self.row["_seller_snapshot"] = cached
         return cached
+
+
+def seller_settings(row: dict[str, Any]) -> dict[str, Any]:
+    """The settings a document freezes besides identity and address (migration 0008): what the PDF,
+    the page and Factur-X may print later must be what was true at issue, not what is true now."""
+    return {
+        "trading_name": row.get("trading_name"),
+        "region": row.get("region") or "",
+        "vat_registered": bool(row.get("vat_registered")),
+        "bank_accounts": list(row.get("bank_accounts") or []),
+        "footers": dict(row.get("footers") or {}),
+        "paper_size": row.get("paper_size") or default_paper_size(str(row["country"])),
+        "logo_sha256": row.get("logo_sha256"),
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -87,6 +88,21 @@ organizations = Table(
     Column("retry_days", Json, nullable=False, server_default=text("'[1, 3, 5, 7]'")),
     Column("retry_final_action", String(24), nullable=False, server_default="leave_open"),
     Column("created_at", UtcDateTime, nullable=False),
+    # Settings (migration 0008): what the next document's seller snapshot carries.
+    Column("trading_name", String(200), nullable=True),
+    Column("region", String(100), nullable=False, server_default=""),
+    # "a4" or "letter"; NULL follows the country (US, CA, MX… print on Letter).
+    Column("paper_size", String(8), nullable=True),
+    # [{label, iban, bic, account_number, routing_number, bank_name, currency}], in print order.
+    Column("bank_accounts", Json, nullable=False, server_default=text("'[]'")),
+    # Footer / legal text per locale: {"en": "...", "bg": "..."}.
+    Column("footers", Json, nullable=False, server_default=text("'{}'")),
+    # The current logo (organization_logos.sha256); documents freeze the hash, the bytes stay stored.
+    Column("logo_sha256", String(64), nullable=True),
+    # A test-mode sandbox made alongside a live organisation (`fiscus init`) points at it.
+    Column("sandbox_of", Id, ForeignKey("organizations.id"), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=True),
+    CheckConstraint("paper_size IN ('a4', 'letter')", name="paper_size"),
     CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
     CheckConstraint(
         "retry_final_action IN ('leave_open', 'mark_uncollectible', 'cancel_subscription')",
@@ -508,6 +524,19 @@ api_keys = Table(
     CheckConstraint("mode IN ('live', 'test')", name="mode"),
 )
 
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    _pk(),
+    # Platform-level credentials (`fak_…`): manage organisations, reach no organisation's data.
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
 customer_tokens = Table(
     "customer_tokens",
     metadata,
@@ -762,6 +791,23 @@ inbound_events = Table(
     Column("type", String(64), nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     UniqueConstraint("provider", "event_id"),
+)
+
+organization_logos = Table(
+    "organization_logos",
+    metadata,
+    _pk(),
+    _org(),
+    # Sanitised bytes (SVG re-serialised from a whitelist; PNG as uploaded after its checks). Never
+    # deleted while a document's snapshot may name the hash, so an old document renders its own logo.
+    Column("sha256", String(64), nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "sha256"),
+    CheckConstraint("content_type IN ('image/png', 'image/svg+xml')", name="content_type"),
 )
 
 instance_secrets = Table(

@@ -23,67 +23,56 @@ query."; the brief asks for "Not found."):
 
 Uncertain: whether the marketplace enabled the browsable API (assumed not: JSON only) and which
 parsers it lists in OPTIONS (assumed DRF's defaults). The payment fields (card, captures, refunds,
-payment errors, the hosted payment page) all come from `payment_facts`, over `fiscus.queries.payments`.
+payment errors, the hosted payment page) all come from `billing_present.payment_facts`; the OpenAPI
+models are in `billing_schema`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Callable, Mapping
+from typing import Final
 from urllib import parse
 
 import msgspec
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, WithJsonSchema
-from sqlalchemy import Connection
 
 from fiscus.api.deps import container, on_loop
+from fiscus.api.dialects.billing_present import payment_facts, present
+from fiscus.api.dialects.billing_schema import (
+    AUTH_ERRORS,
+    MAX_PAGE_SIZE,
+    PAGE_PARAMETERS,
+    PAGE_SIZE,
+    BillingInvoice,
+    BillingInvoicePage,
+    error_response,
+)
 from fiscus.api.dialects.common import (
     BILLED_TYPES,
-    PayLink,
     billed_documents,
+    bounded_int,
     caller,
-    pay_links,
+    hosted_links,
     public_base,
     scope_of,
 )
 from fiscus.api.errors import ApiError
 from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
-from fiscus.domain.documents import DocumentStatus
-from fiscus.domain.money import Currency, from_minor
 from fiscus.queries.documents import (
-    DocumentView,
-    LineView,
     Stamp,
     count_documents,
     load_documents,
     offset_document_stamps,
 )
-from fiscus.queries.payments import document_payments
-from fiscus.queries.scope import Scope
 from fiscus.services.access import Principal
 
 LIST_PATH: Final = "/v1/billing/invoices/"
 DETAIL_PATH: Final = "/v1/billing/invoices/{id}/"
-PAGE_SIZE: Final = 20
-MAX_PAGE_SIZE: Final = 100
+BASE_PATH: Final = "/v1/billing/invoices"
+"""The paths this dialect owns (with or without the slash), errors included (`server_error`)."""
 
-STATUS: Final[Mapping[DocumentStatus, str]] = {
-    DocumentStatus.DRAFT: "draft",
-    DocumentStatus.OPEN: "waiting",
-    DocumentStatus.PAID: "paid",
-    DocumentStatus.VOID: "canceled",
-    DocumentStatus.UNCOLLECTIBLE: "failed",
-    DocumentStatus.CONVERTED: "converted",
-}
-"""The engine's document status → the dialect's invoice status (the document shows "waiting")."""
-
-TIMESTAMP: Final = "%Y-%m-%dT%H:%M:%SZ"
 ALLOW: Final = {"Allow": "GET, HEAD, OPTIONS"}
 REALM: Final = {"WWW-Authenticate": 'Bearer realm="api"'}
 NOT_AUTHENTICATED: Final = "Authentication credentials were not provided."
@@ -100,72 +89,6 @@ _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 _PK: Final = re.compile(r"[^/.]+")
 _PK_WITH_SUFFIX: Final = re.compile(r"([^/.]+)\.([a-z0-9]+)")
 _DJANGO_SAFE: Final = "/:@&+$,-_.!~*'()"
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentError:
-    """A failed payment attempt on an invoice, as the dialect prints it in `errors`."""
-
-    id: int
-    code: str
-    description: str
-    created_at: datetime
-    invoice: int
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentFacts:
-    """What payments know about one document, in the dialect's terms. The defaults are a document nobody
-    tried to charge: no card, nothing captured or refunded, no failed attempt, no hosted payment page."""
-
-    card: int | None = None
-    captured_minor: int = 0
-    refunded_minor: int = 0
-    captured_at: datetime | None = None
-    errors: tuple[PaymentError, ...] = ()
-    transaction_url: str | None = None
-
-
-PAYABLE_AT_LINK: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE, DocumentStatus.PAID})
-"""Documents whose `transaction_url` is given: those the customer can still pay, and paid ones, whose page
-shows the receipt. Drafts (not issued), void and converted documents (the final invoice carries the
-debt) have nothing to pay."""
-
-
-def payment_facts(
-    conn: Connection, scope: Scope, docs: Sequence[DocumentView], pay_link: PayLink | None
-) -> dict[int, PaymentFacts]:
-    """The payment fields of a page of documents in two queries (`fiscus.queries.payments`):
-
-    * `card`: the payment method (card) of the last attempt, by id;
-    * `captured_amount` / `captured_at`: every capture received for the document (payments recorded
-      outside Fiscus included) and when the last one settled;
-    * `refund_amount`: what was refunded of it;
-    * `errors`: the failed attempts, oldest first (`description` is the provider's message);
-    * `transaction_url`: the signed hosted payment page, when payments are configured (`pay_link`)
-      and the document is payable or paid (`PAYABLE_AT_LINK`)."""
-    found = document_payments(conn, scope, [doc.id for doc in docs])
-    out: dict[int, PaymentFacts] = {}
-    for doc in docs:
-        url = None
-        if pay_link is not None and doc.type in BILLED_TYPES and doc.status in PAYABLE_AT_LINK:
-            url = pay_link(doc)
-        paid = found.get(doc.id)
-        if paid is None:
-            out[doc.id] = PaymentFacts(transaction_url=url)
-            continue
-        out[doc.id] = PaymentFacts(
-            card=paid.payment_method_id,
-            captured_minor=paid.captured_minor,
-            refunded_minor=paid.refunded_minor,
-            captured_at=paid.last_captured_at,
-            errors=tuple(
-                PaymentError(f.attempt_id, f.code, f.message, f.created_at, f.document_id)
-                for f in paid.failures
-            ),
-            transaction_url=url,
-        )
-    return out
 
 
 class _Refusal(Exception):
@@ -189,105 +112,6 @@ def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = N
 
 def _refused(exc: _Refusal) -> Response:
     return _json({"detail": exc.detail}, exc.status, exc.headers)
-
-
-def _timestamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime(TIMESTAMP)
-
-
-def _money(minor: int, cur: Currency) -> str:
-    return str(from_minor(minor, cur))
-
-
-def _unit_price(value: Decimal, cur: Currency) -> str:
-    """The stored unit price, exact: at least the currency's minor digits, more when the price has them
-    (a price may be finer than the minor unit; only line amounts are rounded)."""
-    exact = value.normalize()
-    exponent = exact.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -cur.exponent:
-        exact = exact.quantize(cur.quantum)
-    return format(exact, "f")
-
-
-def _count(quantity: Decimal) -> int | Decimal:
-    """A whole quantity as an integer; a fractional one as its exact decimal, never rounded."""
-    return int(quantity) if quantity == quantity.to_integral_value() else quantity.normalize()
-
-
-def _integration(line: LineView) -> dict[str, Any] | None:
-    if line.product is None:
-        return None
-    row = line.product.row
-    return {
-        "id": line.product.id,
-        "code": row["code"],
-        "name": row["name"],
-        "slug": row["slug"],
-        "comment": row["comment"],
-        "slogan": row["slogan"],
-        "type": row["type"],
-        "detail": row["detail"],
-        "icon": row["icon"],
-        "image": row["image"],
-        "image_alt": row["image_alt"],
-        "disabled": row["disabled"],
-        "extra": row["extra"],
-        "demo_enabled": row["demo_enabled"],
-        "demo_duration": row["demo_duration"],
-        "tags": list(row["tags"]),
-        "modules": list(row["modules"]),
-        "visable": row["visible"],
-    }
-
-
-def _item(doc: DocumentView, line: LineView) -> dict[str, Any]:
-    variant = line.variant
-    return {
-        "id": line.id,
-        "integration": _integration(line),
-        "variant": None
-        if variant is None
-        else {"id": variant.id, "name": variant.name, "code": variant.code, "limits": list(variant.limits)},
-        "invoice": doc.id,
-        "type": None if line.product is None else line.product.row["type"],
-        "start_at": _timestamp(line.period_start),
-        "end_at": _timestamp(line.period_end),
-        "count": _count(line.quantity),
-        "price": _unit_price(line.unit_price, doc.currency),
-        "amount": _money(line.amount_minor, doc.currency),
-        "integration_period": line.subscription_period_id,
-    }
-
-
-def present(doc: DocumentView, facts: PaymentFacts) -> dict[str, Any]:
-    """One invoice object, fields in the document's order."""
-    cur = doc.currency
-    return {
-        "id": doc.id,
-        "tenant": doc.customer_id,
-        "card": facts.card,
-        "currency": cur.code,
-        "status": STATUS[doc.status],
-        "total": _money(doc.total_minor, cur),
-        "captured_amount": _money(facts.captured_minor, cur),
-        "refund_amount": _money(facts.refunded_minor, cur),
-        "captured_at": _timestamp(facts.captured_at),
-        "start_at": _timestamp(doc.period_start),
-        "end_at": _timestamp(doc.period_end),
-        "items": [_item(doc, line) for line in doc.lines],
-        "errors": [
-            {
-                "id": e.id,
-                "code": e.code,
-                "description": e.description,
-                "created_at": _timestamp(e.created_at),
-                "invoice": e.invoice,
-            }
-            for e in facts.errors
-        ],
-        "transaction_url": facts.transaction_url,
-        "created_at": _timestamp(doc.created_at),
-    }
 
 
 def _negotiate(request: Request, suffix: str | None) -> None:
@@ -362,11 +186,8 @@ def _page_size(request: Request) -> int:
     raw = request.query_params.get("pageSize")
     if raw is None:
         return PAGE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        return PAGE_SIZE
-    if size <= 0:
+    size = bounded_int(raw)
+    if size is None or size <= 0:
         return PAGE_SIZE
     return min(size, MAX_PAGE_SIZE)
 
@@ -376,11 +197,8 @@ def _page_number(request: Request, num_pages: int) -> int:
     raw = request.query_params.get("page") or "1"
     if raw == "last":
         return num_pages
-    try:
-        number = int(raw)
-    except ValueError:
-        raise _Refusal(404, INVALID_PAGE) from None
-    if number < 1 or number > num_pages:
+    number = bounded_int(raw)
+    if number is None or number < 1 or number > num_pages:
         raise _Refusal(404, INVALID_PAGE)
     return number
 
@@ -410,7 +228,7 @@ def _list(request: Request) -> Response:
     scope = scope_of(principal)
     filters = billed_documents(issued_only=False)
     base = public_base(request)
-    links = pay_links(request)
+    links = hosted_links(request)
     cache: RenderedCache = request.app.state.rendered
     with container(request).db.read() as conn:
         count = count_documents(conn, scope, filters)
@@ -462,11 +280,8 @@ def _retrieve(request: Request, raw_id: str) -> Response:
         return _metadata("Invoice Instance")
     if request.method not in ("GET", "HEAD"):
         raise _Refusal(405, f'Method "{request.method}" not allowed.')
-    try:
-        ident = int(pk)
-    except ValueError:
-        raise _Refusal(404, NOT_FOUND) from None
-    if not -(2**63) <= ident < 2**63:
+    ident = bounded_int(pk)
+    if ident is None or not -(2**63) <= ident < 2**63:
         raise _Refusal(404, NOT_FOUND)
     scope = scope_of(principal)
     with container(request).db.read() as conn:
@@ -474,8 +289,15 @@ def _retrieve(request: Request, raw_id: str) -> Response:
         found = [d for d in found if d.type in BILLED_TYPES]
         if not found:
             raise _Refusal(404, NOT_FOUND)
-        facts = payment_facts(conn, scope, found, pay_links(request))
+        facts = payment_facts(conn, scope, found, hosted_links(request))
     return _json(present(found[0], facts[ident]))
+
+
+def server_error() -> Response:
+    """DRF's JSON server error view (`rest_framework.exceptions.server_error`, the `handler500` a JSON API
+    installs): `{"error": "Server Error (500)"}`. Installed for this dialect's paths by
+    `fiscus.api.errors.install`; details only in Fiscus's log."""
+    return Response(_ENCODER.encode({"error": "Server Error (500)"}), 500, media_type="application/json")
 
 
 def _metadata(name: str) -> Response:
@@ -509,163 +331,6 @@ def append_slash(request: Request) -> Response:
     return Response(status_code=301, headers={"Location": f"{bare}/{sep}{query}"})
 
 
-_TIMESTAMP_SCHEMA: Final = {
-    "type": "string",
-    "format": "date-time",
-    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
-    "examples": ["2023-11-07T05:31:56Z"],
-}
-_MONEY_SCHEMA: Final = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["4990.00"]}
-
-Timestamp = Annotated[str, WithJsonSchema(_TIMESTAMP_SCHEMA)]
-DecimalString = Annotated[str, WithJsonSchema(_MONEY_SCHEMA)]
-Link = Annotated[
-    str,
-    WithJsonSchema(
-        {"type": "string", "format": "uri", "examples": ["http://api.example.org/accounts/?page=4"]}
-    ),
-]
-Count = Annotated[
-    int,
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "number"}],
-            "description": "The quantity: an integer, or its exact decimal when it is fractional.",
-        }
-    ),
-]
-
-
-class BillingIntegration(BaseModel):
-    id: int
-    code: str
-    name: str
-    slug: str
-    comment: str
-    slogan: str
-    type: str
-    detail: str
-    icon: str
-    image: str
-    image_alt: str
-    disabled: bool
-    extra: Annotated[Any, Field(description="The product's stored JSON, or null.")]
-    demo_enabled: bool
-    demo_duration: str
-    tags: list[str]
-    modules: list[str]
-    visable: Annotated[bool, Field(description="The product's `visible` flag, in the document's spelling.")]
-
-
-class BillingVariant(BaseModel):
-    id: int
-    name: str
-    code: str
-    limits: list[str]
-
-
-class BillingInvoiceItem(BaseModel):
-    id: int
-    integration: BillingIntegration | None
-    variant: BillingVariant | None
-    invoice: int
-    type: str | None
-    start_at: Timestamp | None
-    end_at: Timestamp | None
-    count: Count
-    price: Annotated[
-        DecimalString, Field(description="Unit price, exact (may be finer than the minor unit).")
-    ]
-    amount: Annotated[DecimalString, Field(description="Line net amount in the currency's minor units.")]
-    integration_period: int | None
-
-
-class BillingInvoiceError(BaseModel):
-    id: int
-    code: str
-    description: str
-    created_at: Timestamp
-    invoice: int
-
-
-class BillingInvoice(BaseModel):
-    id: int
-    tenant: Annotated[int, Field(description="The customer's id.")]
-    card: Annotated[
-        int | None,
-        Field(description="The payment method (card) the last payment attempt charged; null before any."),
-    ]
-    currency: Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["KZT"])]
-    status: Literal["draft", "waiting", "paid", "canceled", "failed", "converted"]
-    total: DecimalString
-    captured_amount: Annotated[
-        DecimalString, Field(description="Money received for the invoice (captures, and payments recorded).")
-    ]
-    refund_amount: Annotated[DecimalString, Field(description="Money refunded of it.")]
-    captured_at: Annotated[Timestamp | None, Field(description="When the last capture settled.")]
-    start_at: Timestamp | None
-    end_at: Timestamp | None
-    items: list[BillingInvoiceItem]
-    errors: Annotated[list[BillingInvoiceError], Field(description="Failed payment attempts, oldest first.")]
-    transaction_url: Annotated[
-        str | None,
-        Field(
-            description="The hosted payment page (signed link) of an invoice that can be paid or is paid; "
-            "null for drafts, canceled and converted ones, and when payments are not configured."
-        ),
-    ]
-    created_at: Timestamp
-
-
-class BillingInvoicePage(BaseModel):
-    count: int
-    next: Link | None
-    previous: Link | None
-    results: list[BillingInvoice]
-
-
-class BillingDetail(BaseModel):
-    detail: str
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": BillingDetail, "description": description}
-
-
-_AUTH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    401: _error('Missing or bad credentials (`WWW-Authenticate: Bearer realm="api"`).'),
-    406: _error("No acceptable media type in Accept (only application/json is rendered)."),
-    429: {
-        **_error('Rate limited: `{"detail": "Request was throttled. Expected available in N seconds."}`.'),
-        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
-    },
-}
-_PAGE_PARAMETERS: Final = [
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "description": (
-            "A page number within the paginated result set: an integer from 1, or `last`. Not validated "
-            "up front, as in DRF: empty or absent is page 1, a repeated parameter counts by its last "
-            'value, anything else outside the pages is 404 `{"detail": "Invalid page."}`.'
-        ),
-        "schema": {"examples": [1, 2, "last"]},
-    },
-    {
-        "name": "pageSize",
-        "in": "query",
-        "required": False,
-        "description": (
-            f"Number of results to return per page: an integer, default {PAGE_SIZE}, capped at "
-            f"{MAX_PAGE_SIZE}. Never refused, as in DRF: a value that is not a positive integer gives "
-            "the default."
-        ),
-        "schema": {"examples": [PAGE_SIZE, MAX_PAGE_SIZE]},
-    },
-]
-
-
 def router(settings: Settings) -> APIRouter:
     r = APIRouter(prefix=settings.dialect_billing_prefix, tags=["compatibility: billing"])
     r.add_api_route(
@@ -673,8 +338,8 @@ def router(settings: Settings) -> APIRouter:
         on_loop(list_invoices),
         methods=["GET"],
         response_model=BillingInvoicePage,
-        responses={**_AUTH_ERRORS, 404: _error('`{"detail": "Invalid page."}`')},
-        openapi_extra={"parameters": _PAGE_PARAMETERS},
+        responses={**AUTH_ERRORS, 404: error_response('`{"detail": "Invalid page."}`')},
+        openapi_extra={"parameters": PAGE_PARAMETERS},
         operation_id="billing_invoices_list",
         summary="List invoices (billing dialect)",
     )
@@ -683,7 +348,7 @@ def router(settings: Settings) -> APIRouter:
         on_loop(retrieve_invoice),
         methods=["GET"],
         response_model=BillingInvoice,
-        responses={**_AUTH_ERRORS, 404: _error('`{"detail": "Not found."}`')},
+        responses={**AUTH_ERRORS, 404: error_response('`{"detail": "Not found."}`')},
         openapi_extra={
             "parameters": [
                 {

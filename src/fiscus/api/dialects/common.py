@@ -4,23 +4,32 @@ absolute base URL their links are built from. Each dialect is a thin presenter o
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import Request
 
-from fiscus.api.deps import container, resolve_principal
+from fiscus.api.deps import resolve_principal
 from fiscus.api.errors import ApiError
+from fiscus.api.links import HostedLink, hosted_links, public_base
 from fiscus.domain.documents import DocumentType
-from fiscus.queries.documents import DocumentFilters, DocumentView
+from fiscus.queries.documents import DocumentFilters, DocumentView, LineView
 from fiscus.queries.scope import Scope
 from fiscus.services.access import Principal
-from fiscus.services.payment_links import link_secret, payment_url
 
 BILLED_TYPES = (DocumentType.INVOICE, DocumentType.PROFORMA)
 
-PayLink = Callable[[DocumentView], str]
-"""A document → its hosted payment page (`transaction_url`)."""
+__all__ = [
+    "BILLED_TYPES",
+    "HostedLink",
+    "billed_documents",
+    "billed_period",
+    "bounded_int",
+    "caller",
+    "hosted_links",
+    "line_period",
+    "public_base",
+    "scope_of",
+]
 
 
 def caller(request: Request) -> Principal | ApiError:
@@ -35,36 +44,44 @@ def scope_of(principal: Principal) -> Scope:
     return Scope(principal.organization_id, principal.customer_id)
 
 
-def public_base(request: Request) -> str:
-    """scheme://host[:port] for absolute URLs: FISCUS_PUBLIC_URL when set, else the request's own host,
-    honouring X-Forwarded-Proto and X-Forwarded-Host from a reverse proxy."""
-    configured = container(request).settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    headers = request.headers
-    proto = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc)).split(",")[0].strip()
-    return f"{proto}://{host}"
-
-
 def billed_documents(*, issued_only: bool) -> DocumentFilters:
     return DocumentFilters(types=BILLED_TYPES, issued_only=issued_only)
 
 
-def pay_links(request: Request) -> PayLink | None:
-    """Signed hosted payment page URLs on this server's public base, or None when payments are not
-    configured (there is nowhere to pay). The signing key is read (made, on first use) only when a
-    link is actually built, so a page served from the rendering cache costs no query."""
-    c = container(request)
-    if c.payments is None:
+def billed_period(doc: DocumentView) -> tuple[datetime, datetime]:
+    """The period a dialect shows for a document (seed 000 `start_at`/`end_at`, seed 001
+    `periodStart`/`periodEnd`, which their documents show as date-times). A subscription document bills
+    its period. A one-off order has no period of its own: it is billed for the instant it was placed, so
+    its document shows the first order's instant to the last one's (both ends the same instant for one
+    order). A document with neither (none is made today) shows its own creation instant."""
+    if doc.period_start is not None and doc.period_end is not None:
+        return doc.period_start, doc.period_end
+    if doc.ordered_at:
+        return min(doc.ordered_at.values()), max(doc.ordered_at.values())
+    return doc.created_at, doc.created_at
+
+
+def line_period(doc: DocumentView, line: LineView) -> tuple[datetime, datetime]:
+    """A line's period: its own (a subscription or proration line), else the instant its order was
+    placed, else its document's period (`billed_period`)."""
+    if line.period_start is not None and line.period_end is not None:
+        return line.period_start, line.period_end
+    placed = doc.ordered_at.get(line.order_id) if line.order_id is not None else None
+    if placed is not None:
+        return placed, placed
+    return billed_period(doc)
+
+
+def bounded_int(text: str, max_digits: int = 4300) -> int | None:
+    """Python's `int(text)` (surrounding whitespace, a sign, `_` between digits), or None where it
+    fails, without ever raising: a value with more than `max_digits` significant digits is None before
+    `int()` sees it, so Python's int-string limit (4,300 digits, a ValueError deep inside a handler) is
+    never reached and no caller needs a special case for it. Every integer a dialect reads from a path
+    or query that its own grammar (a bounded regex) does not already bound goes through here."""
+    body = text.strip().lstrip("+-").replace("_", "").lstrip("0")
+    if len(body) > max_digits:
         return None
-    base = public_base(request)
-
-    @functools.cache
-    def secret() -> bytes:
-        return link_secret(c.db, c.clock, c.settings.secret_key)
-
-    def link(doc: DocumentView) -> str:
-        return payment_url(base, secret(), doc.organization_id, doc.id)
-
-    return link
+    try:
+        return int(text)
+    except ValueError:
+        return None

@@ -32,7 +32,14 @@ from sqlalchemy import Connection
 from typing_extensions import TypedDict
 
 from fiscus.api.deps import container, on_loop
-from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
+from fiscus.api.dialects.common import (
+    BILLED_TYPES,
+    billed_documents,
+    billed_period,
+    caller,
+    public_base,
+    scope_of,
+)
 from fiscus.api.errors import ApiError
 from fiscus.api.presenters import RenderedCache, cached_items, pdf_path
 from fiscus.config import Settings
@@ -42,6 +49,8 @@ from fiscus.queries.documents import DocumentView, LineView, Stamp, load_documen
 from fiscus.queries.payments import document_payments
 from fiscus.queries.scope import Scope
 
+BASE_PATH: Final = "/invoices"
+"""The paths this dialect owns, errors included (`server_error`)."""
 LIMIT_PATTERN: Final = r"^[0-9][0-9]?$|^100$"
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
@@ -108,8 +117,8 @@ class PaymentsInvoice(TypedDict):
     invoiceItems: list[str]
     subscriptionItems: list[PaymentsSubscriptionItem]
     lastPaymentAttemptDate: Instant | None
-    periodStart: Instant | None
-    periodEnd: Instant | None
+    periodStart: Instant
+    periodEnd: Instant
     createdAt: Instant
 
 
@@ -198,6 +207,7 @@ def _subscription_item(doc: DocumentView, line: LineView, facts: CollectionFacts
 
 
 def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
+    start, end = billed_period(doc)
     return {
         "id": str(doc.id),
         "paymentProfileId": facts.payment_profile_id,
@@ -213,8 +223,8 @@ def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
             _subscription_item(doc, line, facts) for line in doc.lines if line.kind not in INVOICE_ITEM_KINDS
         ],
         "lastPaymentAttemptDate": _maybe_instant(facts.last_payment_attempt_at),
-        "periodStart": _maybe_instant(doc.period_start),
-        "periodEnd": _maybe_instant(doc.period_end),
+        "periodStart": _instant(start),
+        "periodEnd": _instant(end),
         "createdAt": _instant(doc.created_at),
     }
 
@@ -228,6 +238,12 @@ def _error(
 ) -> Response:
     body: PaymentsError = {"error": {"code": code, "message": message, "param": param}}
     return _json(body, status, headers)
+
+
+def server_error() -> Response:
+    """A server error in this dialect's one error shape (`code` `internal_error`, no details: those are in
+    Fiscus's log). Installed for this dialect's paths by `fiscus.api.errors.install`."""
+    return _error(500, "internal_error", "Server Error")
 
 
 def _refusal(exc: ApiError) -> Response:
@@ -342,7 +358,7 @@ def get_invoice(request: Request) -> Response:
 def router(settings: Settings) -> APIRouter:
     api = APIRouter(prefix=settings.dialect_payments_prefix, tags=["compatibility: payments"])
     api.add_api_route(
-        "/invoices",
+        BASE_PATH,
         on_loop(list_invoices),
         methods=["GET"],
         summary="List all invoices",
@@ -352,7 +368,7 @@ def router(settings: Settings) -> APIRouter:
         openapi_extra={"parameters": [PARAMETERS["limit"], PARAMETERS["startingAfter"]]},
     )
     api.add_api_route(
-        "/invoices/{invoiceId}",
+        BASE_PATH + "/{invoiceId}",
         on_loop(get_invoice),
         methods=["GET"],
         summary="Get an invoice by id",

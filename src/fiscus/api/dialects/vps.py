@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -39,7 +38,14 @@ import msgspec
 from fastapi import APIRouter, Request, Response
 
 from fiscus.api.deps import container, on_loop
-from fiscus.api.dialects.common import BILLED_TYPES, billed_documents, caller, public_base, scope_of
+from fiscus.api.dialects.common import (
+    BILLED_TYPES,
+    billed_documents,
+    bounded_int,
+    caller,
+    public_base,
+    scope_of,
+)
 from fiscus.api.errors import ApiError
 from fiscus.api.presenters import RenderedCache, cached_items
 from fiscus.config import Settings
@@ -56,9 +62,12 @@ from fiscus.queries.documents import (
 log = logging.getLogger(__name__)
 
 LIST_PATH: Final = "/v1/invoices"
+BASE_PATH: Final = LIST_PATH
+"""The paths this dialect owns, errors included (`server_error`)."""
 PER_PAGE: Final = 30
 ON_EACH_SIDE: Final = 3
 PHP_INT_MAX: Final = 2**63 - 1
+PHP_INT_DIGITS: Final = len(str(PHP_INT_MAX))
 MODEL: Final = "App\\Models\\Invoice"
 PREVIOUS_LABEL: Final = "« Previous"
 NEXT_LABEL: Final = "Next »"
@@ -94,8 +103,8 @@ def filter_validate_int(value: str) -> int | None:
     stripped = value.strip(" \t\n\r\v")
     if not _DECIMAL_INT.fullmatch(stripped):
         return None
-    number = int(stripped)
-    return number if -PHP_INT_MAX - 1 <= number <= PHP_INT_MAX else None
+    number = bounded_int(stripped, max_digits=PHP_INT_DIGITS)
+    return number if number is not None and -PHP_INT_MAX - 1 <= number <= PHP_INT_MAX else None
 
 
 def resolve_page(query_string: str) -> int:
@@ -361,13 +370,10 @@ _SERVER_ERROR: Final = _json("Server Error", MESSAGE_SCHEMA, {"message": "Server
 # --- routes -----------------------------------------------------------------------------------------
 
 
-def _guarded(request: Request, work: Callable[[], Response]) -> Response:
-    """Laravel renders any unexpected failure as `{"message": "Server Error"}` without details."""
-    try:
-        return work()
-    except Exception:
-        log.exception("vps dialect request failed: %s", request.url.path)
-        return laravel_message(500, "Server Error")
+def server_error() -> Response:
+    """Laravel's rendering of any unexpected failure: `{"message": "Server Error"}`, no details (those
+    are in Fiscus's log). Installed for this dialect's paths by `fiscus.api.errors.install`."""
+    return laravel_message(500, "Server Error")
 
 
 def router(settings: Settings) -> APIRouter:
@@ -382,27 +388,24 @@ def router(settings: Settings) -> APIRouter:
         page = resolve_page(request.url.query)
         path = f"{public_base(request)}{prefix}{LIST_PATH}"
 
-        def work() -> Response:
-            filters = billed_documents(issued_only=True)
-            items: list[bytes] = []
-            cache: RenderedCache = request.app.state.rendered
-            with container(request).db.read() as conn:
-                total = count_documents(conn, scope, filters)
-                offset = (page - 1) * PER_PAGE
-                if offset < total:
-                    stamps = offset_document_stamps(conn, scope, filters, offset=offset, limit=PER_PAGE)
+        filters = billed_documents(issued_only=True)
+        items: list[bytes] = []
+        cache: RenderedCache = request.app.state.rendered
+        with container(request).db.read() as conn:
+            total = count_documents(conn, scope, filters)
+            offset = (page - 1) * PER_PAGE
+            if offset < total:
+                stamps = offset_document_stamps(conn, scope, filters, offset=offset, limit=PER_PAGE)
 
-                    def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
-                        docs = load_documents(conn, scope, ids, lines=False)
-                        return [(d.id, d.stamp, php_json(present(d))) for d in docs]
+                def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
+                    docs = load_documents(conn, scope, ids, lines=False)
+                    return [(d.id, d.stamp, php_json(present(d))) for d in docs]
 
-                    items = cached_items(cache, stamps, "vps", render)
-            paginator = LengthAwarePage(path, page, total, len(items))
-            rest = php_json(paginator.pagination_information())
-            body = b"".join((b'{"data":[', b",".join(items), b"],", rest[1:]))
-            return Response(body, media_type="application/json")
-
-        return _guarded(request, work)
+                items = cached_items(cache, stamps, "vps", render)
+        paginator = LengthAwarePage(path, page, total, len(items))
+        rest = php_json(paginator.pagination_information())
+        body = b"".join((b'{"data":[', b",".join(items), b"],", rest[1:]))
+        return Response(body, media_type="application/json")
 
     def show_invoice(request: Request) -> Response:
         principal = caller(request)
@@ -411,18 +414,15 @@ def router(settings: Settings) -> APIRouter:
         scope = scope_of(principal)
         raw_id = str(request.path_params["invoice"])
         not_found = laravel_message(404, f"No query results for model [{MODEL}] {raw_id}")
-        if not raw_id.isascii() or not raw_id.isdigit() or int(raw_id) > PHP_INT_MAX:
+        invoice_id = bounded_int(raw_id, max_digits=PHP_INT_DIGITS) if raw_id.isascii() else None
+        if invoice_id is None or not raw_id.isdigit() or invoice_id > PHP_INT_MAX:
             return not_found
-        invoice_id = int(raw_id)
 
-        def work() -> Response:
-            with container(request).db.read() as conn:
-                found = [d for d in load_documents(conn, scope, [invoice_id], lines=False) if listed(d)]
-            if not found:
-                return not_found
-            return laravel_json({"data": present(found[0])})
-
-        return _guarded(request, work)
+        with container(request).db.read() as conn:
+            found = [d for d in load_documents(conn, scope, [invoice_id], lines=False) if listed(d)]
+        if not found:
+            return not_found
+        return laravel_json({"data": present(found[0])})
 
     def method_not_allowed(request: Request) -> Response:
         path = raw_path(request)

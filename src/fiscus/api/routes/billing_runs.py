@@ -11,7 +11,7 @@ from fiscus.api.middleware import BILLING_DOCUMENTS, BILLING_RUNS
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PageDep, list_response, one_response, router
 from fiscus.api.schemas import BillingRunIn, BillingRunOut, Id, ListOut
 from fiscus.domain.clock import Clock
-from fiscus.services.billing_run import execute_run, request_run
+from fiscus.services.billing_requests import execute_run, request_run
 
 log = structlog.get_logger("fiscus.billing")
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, container, on_loop, resolve_principal
+from fiscus.api.links import hosted_links, public_base
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     DocumentExpand,
@@ -43,10 +44,14 @@ Type = Annotated[DocumentType | None, Query(description="proforma, invoice or cr
 EXPANDABLE = {"lines", "customer", "subscription"}
 
 
-def _present(c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[str]) -> dict[str, Any]:
+def _present(
+    request: Request, c: ContainerDep, scope: Scope, document_id: int, expand: Sequence[str]
+) -> dict[str, Any]:
+    link = hosted_links(request)
     with c.db.read() as conn:
         doc = get_document(conn, scope, document_id)
-        out = p.document(doc, document_payments(conn, scope, [doc.id]).get(doc.id), lines=True)
+        history = document_payments(conn, scope, [doc.id]).get(doc.id)
+        out = p.document(doc, history, lines=True, hosted_url=link(doc))
         if "customer" in expand:
             out["customer"] = p.customer(
                 get_row(conn, Scope(scope.organization_id), t.customers, doc.customer_id, "customer")
@@ -131,7 +136,8 @@ def list_documents(request: Request) -> Response:
         created_lt=query.created_lt,
     )
     lines = "lines" in query.expand
-    variant = "lines" if lines else "header"
+    variant = f"{'lines' if lines else 'header'}:{public_base(request)}"
+    link = hosted_links(request)
     cache: p.RenderedCache = request.app.state.rendered
     with container(request).db.read() as conn:
         stamps, has_more = page_document_stamps(
@@ -146,7 +152,7 @@ def list_documents(request: Request) -> Response:
         missing = [doc_id for doc_id, body in rendered.items() if body is None]
         history = document_payments(conn, scope, missing)
         for doc in load_documents(conn, scope, missing, lines=lines, products=False):
-            body = p.encode(p.document(doc, history.get(doc.id), lines=lines))
+            body = p.encode(p.document(doc, history.get(doc.id), lines=lines, hosted_url=link(doc)))
             cache.put((doc.id, doc.stamp, variant), body)
             rendered[doc.id] = body
     items = [body for body in rendered.values() if body is not None]
@@ -159,8 +165,9 @@ def get_document_route(
     request: Request, document_id: Id, scope: ScopeDep, c: ContainerDep, expand: DocumentExpand = None
 ) -> Response:
     if expand:
-        return p.json_response(_present(c, scope, document_id, expand))
+        return p.json_response(_present(request, c, scope, document_id, expand))
     cache: p.RenderedCache = request.app.state.rendered
+    link = hosted_links(request)
     with c.db.read() as conn:
         stamp = document_stamp(conn, scope, document_id)
         if stamp is None:
@@ -169,29 +176,29 @@ def get_document_route(
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
             history = document_payments(conn, scope, ids)
             return [
-                (d.id, d.stamp, p.encode(p.document(d, history.get(d.id), lines=True)))
+                (d.id, d.stamp, p.encode(p.document(d, history.get(d.id), lines=True, hosted_url=link(d))))
                 for d in load_documents(conn, scope, ids)
             ]
 
-        [body] = p.cached_items(cache, [(document_id, stamp)], "native", render)
+        [body] = p.cached_items(cache, [(document_id, stamp)], f"native:{public_base(request)}", render)
     return Response(body, media_type="application/json")
 
 
-def _act(c: ContainerDep, principal: OrgDep, document_id: int) -> Response:
-    return p.json_response(_present(c, Scope(principal.organization_id), document_id, []))
+def _act(request: Request, c: ContainerDep, principal: OrgDep, document_id: int) -> Response:
+    return p.json_response(_present(request, c, Scope(principal.organization_id), document_id, []))
 
 
 @api.post("/documents/{document_id}/issue", response_model=DocumentOut, openapi_extra=IDEMPOTENCY_HEADER)
-def issue(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+def issue(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     """Give a draft its legal number (gapless per series) and freeze seller and buyer."""
     svc.issue_document(c.db, c.clock, principal.organization_id, document_id, actor=principal.actor)
-    return _act(c, principal, document_id)
+    return _act(request, c, principal, document_id)
 
 
 @api.post("/documents/{document_id}/void", response_model=DocumentOut, openapi_extra=IDEMPOTENCY_HEADER)
-def void(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+def void(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     svc.void_document(c.db, c.clock, principal.organization_id, document_id, actor=principal.actor)
-    return _act(c, principal, document_id)
+    return _act(request, c, principal, document_id)
 
 
 @api.post(
@@ -199,25 +206,25 @@ def void(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     response_model=DocumentOut,
     openapi_extra=IDEMPOTENCY_HEADER,
 )
-def mark_uncollectible(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+def mark_uncollectible(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     svc.mark_uncollectible(c.db, c.clock, principal.organization_id, document_id, actor=principal.actor)
-    return _act(c, principal, document_id)
+    return _act(request, c, principal, document_id)
 
 
 @api.post("/documents/{document_id}/mark_paid", response_model=DocumentOut, openapi_extra=IDEMPOTENCY_HEADER)
-def mark_paid(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+def mark_paid(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     """Record payment received outside Fiscus. Paying a proforma converts it; the invoice is returned."""
     paid = svc.mark_paid(c.db, c.clock, principal.organization_id, document_id, actor=principal.actor)
-    return _act(c, principal, paid)
+    return _act(request, c, principal, paid)
 
 
 @api.post("/documents/{document_id}/convert", response_model=DocumentOut, openapi_extra=IDEMPOTENCY_HEADER)
-def convert(document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+def convert(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     """Turn an issued proforma into a final invoice with its own number; returns the invoice."""
     invoice = svc.convert_proforma(
         c.db, c.clock, principal.organization_id, document_id, actor=principal.actor
     )
-    return _act(c, principal, invoice)
+    return _act(request, c, principal, invoice)
 
 
 @api.get("/documents/{document_id}/audit_events", response_model=ListOut[AuditEventOut])

@@ -15,14 +15,28 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import Connection, func, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.payments.gateway import InvalidWebhook
+from fiscus.api import payment_presenters as pp
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, PrincipalDep
 from fiscus.api.errors import ApiError
+from fiscus.api.payment_schemas import (
+    CaptureIn,
+    ChargeIn,
+    DefaultPaymentMethodIn,
+    InboundWebhookOut,
+    PaymentMethodIn,
+    PaymentMethodOut,
+    PaymentOut,
+    PaymentSettingsIn,
+    PaymentSettingsOut,
+    RefundIn,
+    RefundOut,
+    SubscriptionPaymentMethodIn,
+)
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
     PROBLEMS,
@@ -31,32 +45,24 @@ from fiscus.api.routes.common import (
     router,
 )
 from fiscus.api.routes.subscriptions import present as present_subscription
-from fiscus.api.schemas import (
-    CaptureIn,
-    ChargeIn,
-    DefaultPaymentMethodIn,
-    Id,
-    InboundWebhookOut,
-    ListOut,
-    PaymentMethodIn,
-    PaymentMethodOut,
-    PaymentOut,
-    PaymentSettingsIn,
-    PaymentSettingsOut,
-    RefundIn,
-    RefundOut,
-    SubscriptionOut,
-    SubscriptionPaymentMethodIn,
-)
+from fiscus.api.schemas import Id, ListOut, SubscriptionOut
 from fiscus.bootstrap import Container
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, PaymentProvider, ProviderError, ProviderUnreachable
 from fiscus.queries.documents import document_stamp
-from fiscus.queries.rows import get_row, page_rows
+from fiscus.queries.payments import (
+    attempts_page,
+    document_attempts,
+    document_refunds,
+    payment_methods_page,
+    payment_settings,
+    refunds_by_id,
+)
+from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
-from fiscus.services import payments as svc
 from fiscus.services.access import Principal
+from fiscus.services.payments import captures, charging, methods, provider_events, refunds, settings
 
 api = router("payments")
 inbound = APIRouter(prefix="/api/v1", tags=["payments"], responses=PROBLEMS)
@@ -179,153 +185,18 @@ def _minor(amount: Decimal | None, cur: Currency) -> int | None:
         ) from None
 
 
-# --- presenting ----------------------------------------------------------------------------------------
-
-
-def _methods(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    customer_ids = {r["customer_id"] for r in rows}
-    defaults: dict[int, int | None] = {}
-    if customer_ids:
-        cu = t.customers.c
-        query = select(cu.id, cu.default_payment_method_id).where(cu.id.in_(customer_ids))
-        defaults = {row[0]: row[1] for row in conn.execute(query)}
-    keys = ("customer_id", "type", "network", "brand", "last4", "exp_month", "exp_year", "fingerprint")
-    return [
-        {
-            "id": r["id"],
-            "object": "payment_method",
-            **{k: r[k] for k in keys},
-            "holder": r["holder"],
-            "status": r["status"],
-            "is_default": defaults.get(r["customer_id"]) == r["id"],
-            "created_at": r["created_at"],
-            "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
-
-
-def _payments(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attempts with their card, captured and refunded amounts (the provider token is never shown)."""
-    ids = [r["id"] for r in rows]
-    method_ids = {r["payment_method_id"] for r in rows if r["payment_method_id"] is not None}
-    cards: dict[int, tuple[str | None, str | None]] = {}
-    captured: dict[int, tuple[int, int, Any]] = {}
-    refunded: dict[int, int] = {}
-    if method_ids:
-        pm = t.payment_methods.c
-        cards = {
-            i: (b, l4)
-            for i, b, l4 in conn.execute(select(pm.id, pm.brand, pm.last4).where(pm.id.in_(method_ids)))
-        }
-    if ids:
-        pc, pr = t.payment_captures.c, t.payment_refunds.c
-        captured = {
-            a: (int(total), int(doc), at)
-            for a, total, doc, at in conn.execute(
-                select(
-                    pc.attempt_id,
-                    func.sum(pc.amount_minor),
-                    func.min(pc.document_id),
-                    func.max(pc.settled_at),
-                )
-                .where(pc.attempt_id.in_(ids), pc.status == "succeeded")
-                .group_by(pc.attempt_id)
-            )
-        }
-        refunded = {
-            a: int(total)
-            for a, total in conn.execute(
-                select(pr.attempt_id, func.sum(pr.amount_minor))
-                .where(pr.attempt_id.in_(ids), pr.status == "succeeded")
-                .group_by(pr.attempt_id)
-            )
-        }
-    out = []
-    for r in rows:
-        cur = currency(r["currency"])
-        card = cards.get(r["payment_method_id"]) if r["payment_method_id"] is not None else None
-        cap = captured.get(r["id"])
-        out.append(
-            {
-                "id": r["id"],
-                "object": "payment",
-                "document_id": r["document_id"],
-                "paid_document_id": cap[1] if cap else None,
-                "customer_id": r["customer_id"],
-                "status": r["status"],
-                "amount": p.money(r["amount_minor"], cur),
-                "currency": cur.code,
-                "payment_method_id": r["payment_method_id"],
-                "card": {"brand": card[0], "last4": card[1]} if card else None,
-                "error": (
-                    {"code": r["error_code"], "message": r["error_message"] or ""}
-                    if r["error_code"] is not None
-                    else None
-                ),
-                "hard_decline": r["hard_decline"],
-                "trigger": r["trigger"],
-                "capture_mode": r["capture_mode"],
-                "provider": r["provider"],
-                "provider_charge_id": r["provider_charge_id"],
-                "authorized_amount": p.money(r["authorized_minor"], cur),
-                "captured_amount": p.money(cap[0] if cap else 0, cur),
-                "captured_at": cap[2] if cap else None,
-                "refunded_amount": p.money(refunded.get(r["id"], 0), cur),
-                "created_at": r["created_at"],
-                "settled_at": r["settled_at"],
-            }
-        )
-    return out
-
-
-def _refunds(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    doc_ids = {r["document_id"] for r in rows}
-    currencies: dict[int, str] = {}
-    if doc_ids:
-        d = t.documents.c
-        query = select(d.id, d.currency).where(d.id.in_(doc_ids))
-        currencies = {row[0]: row[1] for row in conn.execute(query)}
-    out = []
-    for r in rows:
-        cur = currency(currencies[r["document_id"]])
-        out.append(
-            {
-                "id": r["id"],
-                "object": "refund",
-                "document_id": r["document_id"],
-                "payment_id": r["attempt_id"],
-                "amount": p.money(r["amount_minor"], cur),
-                "currency": cur.code,
-                "status": r["status"],
-                "reason": r["reason"],
-                "credit_note_id": r["credit_note_id"],
-                "error_message": r["error_message"],
-                "created_at": r["created_at"],
-                "settled_at": r["settled_at"],
-            }
-        )
-    return out
-
-
-def _one(c: Container, table: Any, ident: int, present: Any, status: int = 200) -> Response:
+def _method_response(c: Container, org_id: int, method_id: int, status: int = 200) -> Response:
+    """A payment method the service just wrote, as the API shows it."""
     with c.db.read() as conn:
-        row = dict(conn.execute(select(table).where(table.c.id == ident)).mappings().one())
-        return p.json_response(present(conn, [row])[0], status)
+        row = get_row(conn, Scope(org_id), t.payment_methods, method_id, "payment_method")
+        return p.json_response(pp.payment_methods(conn, [row])[0], status)
 
 
-def _payment_response(c: Container, attempt_id: int, status: int = 200) -> Response:
-    return _one(c, t.payment_attempts, attempt_id, _payments, status)
-
-
-def _settings(row: Any) -> dict[str, Any]:
-    return {
-        "object": "payment_settings",
-        "auto_collect": bool(row["auto_collect"]),
-        "capture_mode": row["capture_mode"],
-        "retry_days": list(row["retry_days"]),
-        "retry_final_action": row["retry_final_action"],
-    }
+def _payment_response(c: Container, org_id: int, attempt_id: int, status: int = 200) -> Response:
+    """An attempt the service just wrote or settled, as the API shows it."""
+    with c.db.read() as conn:
+        row = get_row(conn, Scope(org_id), t.payment_attempts, attempt_id, "payment")
+        return p.json_response(pp.payments(conn, [row])[0], status)
 
 
 # --- payment methods -----------------------------------------------------------------------------------
@@ -345,7 +216,7 @@ def add_payment_method(
     may add a card to its own customer."""
     provider = _provider(c)
     with _provider_errors():
-        method_id = svc.add_card(
+        method_id = methods.add_card(
             c.db,
             c.clock,
             provider,
@@ -356,7 +227,7 @@ def add_payment_method(
             make_default=body.make_default,
             actor=principal.actor,
         )
-    return _one(c, t.payment_methods, method_id, _methods, 201)
+    return _method_response(c, principal.organization_id, method_id, 201)
 
 
 @api.get("/customers/{customer_id}/payment_methods", response_model=ListOut[PaymentMethodOut])
@@ -369,28 +240,24 @@ def list_payment_methods(
     status: Annotated[Literal["active", "detached"] | None, Query()] = None,
 ) -> Response:
     """The customer's payment methods, newest first; a customer token sees its own only."""
-    pm = t.payment_methods.c
-    where = [pm.customer_id == customer_id]
-    if status is not None:
-        where.append(pm.status == status)
     with c.db.read() as conn:
-        rows, more = page_rows(
+        rows, more = payment_methods_page(
             conn,
             _scope(principal),
-            t.payment_methods,
+            customer_id,
+            status=status,
             limit=page.limit,
             starting_after=page.starting_after,
             ending_before=page.ending_before,
-            where=where,
         )
-        return p.json_response(envelope(request, _methods(conn, rows), more))
+        return p.json_response(envelope(request, pp.payment_methods(conn, rows), more))
 
 
 @api.get("/payment_methods/{payment_method_id}", response_model=PaymentMethodOut)
 def get_payment_method(payment_method_id: Id, principal: PrincipalDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         row = get_row(conn, _scope(principal), t.payment_methods, payment_method_id, "payment_method")
-        return p.json_response(_methods(conn, [row])[0])
+        return p.json_response(pp.payment_methods(conn, [row])[0])
 
 
 @api.delete("/payment_methods/{payment_method_id}", response_model=PaymentMethodOut)
@@ -400,10 +267,10 @@ def detach_payment_method(payment_method_id: Id, principal: OrgDep, c: Container
         get_row(
             conn, Scope(principal.organization_id), t.payment_methods, payment_method_id, "payment_method"
         )
-    svc.detach_payment_method(
+    methods.detach_payment_method(
         c.db, c.clock, principal.organization_id, payment_method_id, actor=principal.actor
     )
-    return _one(c, t.payment_methods, payment_method_id, _methods)
+    return _method_response(c, principal.organization_id, payment_method_id)
 
 
 @api.post(
@@ -415,10 +282,10 @@ def set_default_payment_method(
     customer_id: Id, principal: OrgCustomer, body: DefaultPaymentMethodIn, c: ContainerDep
 ) -> Response:
     """Charge this method when nothing more specific is named; returns it."""
-    svc.set_default_payment_method(
+    methods.set_default_payment_method(
         c.db, c.clock, principal.organization_id, customer_id, body.payment_method_id, actor=principal.actor
     )
-    return _one(c, t.payment_methods, body.payment_method_id, _methods)
+    return _method_response(c, principal.organization_id, body.payment_method_id)
 
 
 @api.post(
@@ -431,7 +298,7 @@ def set_subscription_payment_method(
 ) -> Response:
     """Charge this subscription's documents to a method of its own (null: the customer's default)."""
     org = principal.organization_id
-    svc.set_subscription_payment_method(
+    methods.set_subscription_payment_method(
         c.db, c.clock, org, subscription_id, body.payment_method_id, actor=principal.actor
     )
     with c.db.read() as conn:
@@ -458,7 +325,7 @@ def charge_document(document_id: Id, principal: DocumentAccess, body: ChargeIn, 
             get_row(conn, _scope(principal), t.payment_methods, body.payment_method_id, "payment_method")
     provider = _provider(c)
     with _provider_errors():
-        outcome = svc.charge_document(
+        outcome = charging.charge_document(
             c.db,
             c.clock,
             provider,
@@ -467,7 +334,7 @@ def charge_document(document_id: Id, principal: DocumentAccess, body: ChargeIn, 
             method_id=body.payment_method_id,
             actor=principal.actor,
         )
-    return _payment_response(c, outcome.attempt_id, 201)
+    return _payment_response(c, principal.organization_id, outcome.attempt_id, 201)
 
 
 @api.get("/documents/{document_id}/payments", response_model=ListOut[PaymentOut])
@@ -476,13 +343,9 @@ def list_document_payments(
 ) -> Response:
     """Every attempt to collect this document, oldest first (for an invoice a paid proforma became, the
     proforma's attempts too)."""
-    pa, pc = t.payment_attempts.c, t.payment_captures.c
-    paid_here = select(pc.attempt_id).where(pc.document_id == document_id)
-    query = _scope(principal).apply(select(t.payment_attempts), t.payment_attempts)
-    query = query.where(or_(pa.document_id == document_id, pa.id.in_(paid_here))).order_by(pa.id)
     with c.db.read() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        return p.json_response(envelope(request, _payments(conn, rows), False))
+        rows = document_attempts(conn, _scope(principal), document_id)
+        return p.json_response(envelope(request, pp.payments(conn, rows), False))
 
 
 @api.get("/payments", response_model=ListOut[PaymentOut])
@@ -496,34 +359,25 @@ def list_payments(
     status: Annotated[PaymentStatus | None, Query()] = None,
 ) -> Response:
     """Payment attempts, newest first; a customer token sees its own only."""
-    pa = t.payment_attempts.c
-    where = [
-        clause
-        for clause in (
-            pa.document_id == document_id if document_id is not None else None,
-            pa.customer_id == customer_id if customer_id is not None else None,
-            pa.status == status if status is not None else None,
-        )
-        if clause is not None
-    ]
     with c.db.read() as conn:
-        rows, more = page_rows(
+        rows, more = attempts_page(
             conn,
             _scope(principal),
-            t.payment_attempts,
+            document_id=document_id,
+            customer_id=customer_id,
+            status=status,
             limit=page.limit,
             starting_after=page.starting_after,
             ending_before=page.ending_before,
-            where=where,
         )
-        return p.json_response(envelope(request, _payments(conn, rows), more))
+        return p.json_response(envelope(request, pp.payments(conn, rows), more))
 
 
 @api.get("/payments/{payment_id}", response_model=PaymentOut)
 def get_payment(payment_id: Id, principal: PrincipalDep, c: ContainerDep) -> Response:
     with c.db.read() as conn:
         row = get_row(conn, _scope(principal), t.payment_attempts, payment_id, "payment")
-        return p.json_response(_payments(conn, [row])[0])
+        return p.json_response(pp.payments(conn, [row])[0])
 
 
 @api.post(
@@ -538,12 +392,12 @@ def capture_payment(payment_id: Id, attempt: OrgPayment, body: CaptureIn, c: Con
     provider = _provider(c)
     try:
         with _provider_errors():
-            svc.capture_payment(
+            captures.capture_payment(
                 c.db, c.clock, provider, attempt["organization_id"], payment_id, amount_minor=amount
             )
     except OutcomeUnknown:
-        return _payment_response(c, payment_id, 202)
-    return _payment_response(c, payment_id)
+        return _payment_response(c, attempt["organization_id"], payment_id, 202)
+    return _payment_response(c, attempt["organization_id"], payment_id)
 
 
 @api.post(
@@ -557,10 +411,10 @@ def void_payment(payment_id: Id, attempt: OrgPayment, c: ContainerDep) -> Respon
     provider = _provider(c)
     try:
         with _provider_errors():
-            svc.void_payment(c.db, c.clock, provider, attempt["organization_id"], payment_id)
+            captures.void_payment(c.db, c.clock, provider, attempt["organization_id"], payment_id)
     except OutcomeUnknown:
-        return _payment_response(c, payment_id, 202)
-    return _payment_response(c, payment_id)
+        return _payment_response(c, attempt["organization_id"], payment_id, 202)
+    return _payment_response(c, attempt["organization_id"], payment_id)
 
 
 # --- refunds -------------------------------------------------------------------------------------------
@@ -584,7 +438,7 @@ def refund_document(
     amount = _minor(body.amount, currency(doc["currency"]))
     provider = _provider(c)
     with _provider_errors():
-        ids = svc.refund_payment(
+        ids = refunds.refund_payment(
             c.db,
             c.clock,
             provider,
@@ -595,15 +449,7 @@ def refund_document(
             actor=principal.actor,
         )
     with c.db.read() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                select(t.payment_refunds)
-                .where(t.payment_refunds.c.id.in_(ids))
-                .order_by(t.payment_refunds.c.id)
-            ).mappings()
-        ]
-        data = _refunds(conn, rows)
+        data = pp.refunds(conn, refunds_by_id(conn, ids))
     status = 202 if any(r["status"] == "pending" for r in data) else 201
     return p.json_response(envelope(request, data, False), status)
 
@@ -611,17 +457,9 @@ def refund_document(
 @api.get("/documents/{document_id}/refunds", response_model=ListOut[RefundOut])
 def list_refunds(document_id: Id, request: Request, principal: DocumentAccess, c: ContainerDep) -> Response:
     """Refunds of money paid for this document, oldest first."""
-    pr = t.payment_refunds.c
     with c.db.read() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                select(t.payment_refunds)
-                .where(pr.organization_id == principal.organization_id, pr.document_id == document_id)
-                .order_by(pr.id)
-            ).mappings()
-        ]
-        return p.json_response(envelope(request, _refunds(conn, rows), False))
+        rows = document_refunds(conn, principal.organization_id, document_id)
+        return p.json_response(envelope(request, pp.refunds(conn, rows), False))
 
 
 # --- collection settings -------------------------------------------------------------------------------
@@ -631,22 +469,13 @@ def list_refunds(document_id: Id, request: Request, principal: DocumentAccess, c
 def get_payment_settings(principal: OrgDep, c: ContainerDep) -> Response:
     """How the organisation collects: automatically at issue or not, sale or authorise-then-capture,
     the retry schedule after a failed automatic charge and what happens after the last retry."""
-    o = t.organizations.c
     with c.db.read() as conn:
-        row = (
-            conn.execute(
-                select(o.auto_collect, o.capture_mode, o.retry_days, o.retry_final_action).where(
-                    o.id == principal.organization_id
-                )
-            )
-            .mappings()
-            .one()
-        )
-    return p.json_response(_settings(row))
+        row = payment_settings(conn, principal.organization_id)
+    return p.json_response(pp.payment_settings(row))
 
 
 def _update_settings(body: PaymentSettingsIn, principal: Principal, c: Container) -> Response:
-    after = svc.update_payment_settings(
+    after = settings.update_payment_settings(
         c.db,
         c.clock,
         principal.organization_id,
@@ -656,7 +485,7 @@ def _update_settings(body: PaymentSettingsIn, principal: Principal, c: Container
         retry_final_action=body.retry_final_action,
         actor=principal.actor,
     )
-    return p.json_response(_settings(after))
+    return p.json_response(pp.payment_settings(after))
 
 
 @api.patch("/payment_settings", response_model=PaymentSettingsOut)
@@ -694,5 +523,5 @@ async def gateway_webhook(request: Request, c: ContainerDep) -> Response:
         event = provider.parse_webhook(body, request.headers)
     except InvalidWebhook as exc:
         raise ApiError(401, f"the webhook does not verify: {exc}", code="invalid_webhook") from None
-    new = await run_in_threadpool(svc.handle_provider_event, c.db, c.clock, provider.name, event)
+    new = await run_in_threadpool(provider_events.handle_provider_event, c.db, c.clock, provider.name, event)
     return p.json_response({"received": True, "duplicate": not new})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from fiscus.documents.labels import labels_for
+from fiscus.web.i18n import surface_labels
 
 PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -261,4 +261,4 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
 
 def page_labels(language: str) -> dict[str, str]:
     """The document's labels (as printed on the PDF) plus the page's own, in `language`."""
-    return {**labels_for(language), **PAGE_LABELS["en"], **PAGE_LABELS.get(language, {})}
+    return surface_labels(PAGE_LABELS, language)

@@ -9,11 +9,8 @@ get the same 404 page, so the page is no oracle for which documents exist.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -21,16 +18,12 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from sqlalchemy import Connection, or_, select
 
-from fiscus.adapters.db import tables as t
 from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
 from fiscus.documents.view_model import build_view_model, format_minor
-from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.payments import (
@@ -40,12 +33,28 @@ from fiscus.domain.payments import (
     ProviderUnreachable,
     Trigger,
 )
-from fiscus.pages.labels import page_labels
-from fiscus.pages.signing import issue_state, open_result, seal_result, state_is_valid
 from fiscus.queries.documents import DocumentView, get_document
+from fiscus.queries.payment_page import (
+    attempt_of,
+    document_organization,
+    latest_attempt,
+    number_and_status,
+    paying_capture,
+)
 from fiscus.queries.scope import Scope
-from fiscus.services.payment_links import is_valid, link_secret, parse_link, payment_path
-from fiscus.services.payments import add_card, charge_document
+from fiscus.services.payment_links import (
+    has_hosted_page,
+    is_valid,
+    link_secret,
+    parse_link,
+    payment_path,
+)
+from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.methods import add_card
+from fiscus.web.i18n import language_of
+from fiscus.web.pay.labels import page_labels
+from fiscus.web.pay.signing import issue_state, open_result, seal_result, state_is_valid
+from fiscus.web.rendering import asset, csp_hash, html, security_headers, templates
 
 ACTOR: Final = "hosted_page"
 COLLECTABLE: Final = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})
@@ -60,15 +69,10 @@ FIELD_OF_ERROR: Final = {
 }
 """The gateway's card form errors and the field each is about (for aria-describedby and focus)."""
 
-_TEMPLATES = Environment(
-    loader=PackageLoader("fiscus.pages", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-CSS: Final = files("fiscus.pages").joinpath("templates/pay.css").read_text(encoding="utf-8")
-CSS_HASH: Final = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+_TEMPLATES = templates("fiscus.web.pay")
+CSS: Final = asset("pay.css")
+"""Inlined in every page and pinned by its hash in the CSP: one request, no stylesheet from elsewhere."""
+STYLE_SRC: Final = csp_hash(CSS)
 
 router = APIRouter(include_in_schema=False)
 
@@ -94,27 +98,16 @@ def _origin(url: str) -> str | None:
 
 
 def _headers(form_origins: tuple[str, ...] = ()) -> dict[str, str]:
-    """No caching (the page shows a payment's state and a one-time form), no referrer (the link is the
-    key to the page), and a CSP allowing only the inline stylesheet and forms posted to the gateway."""
-    form_action = " ".join(["'self'", *dict.fromkeys(form_origins)])
-    return {
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": (
-            f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; "
-            f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
-        ),
-    }
+    """The surfaces' strict headers (the link is the key to the page: no referrer); the CSP allows only
+    the inline stylesheet and forms posted to the gateway."""
+    return security_headers(style_src=STYLE_SRC, form_origins=form_origins)
 
 
 def _html(
     template: str, context: dict[str, Any], *, status: int = 200, form_origins: tuple[str, ...] = ()
 ) -> Response:
-    body = _TEMPLATES.get_template(template).render({"css": CSS, "refresh": 0, **context})
-    return HTMLResponse(body, status_code=status, headers=_headers(form_origins))
+    context = {"css": CSS, "refresh": 0, **context}
+    return html(_TEMPLATES, template, context, status=status, headers=_headers(form_origins))
 
 
 def _message(
@@ -158,9 +151,8 @@ def _open_link(c: Container, link: str) -> Linked | None:
         return None
     doc_id, signature = parsed
     secret = link_secret(c.db, c.clock, c.settings.secret_key)
-    d = t.documents.c
     with c.db.read() as conn:
-        org_id = conn.execute(select(d.organization_id).where(d.id == doc_id)).scalar_one_or_none()
+        org_id = document_organization(conn, doc_id)
         # The signature is checked for an unknown id too, so both cost the same.
         if not is_valid(secret, org_id or 0, doc_id, signature) or org_id is None:
             return None
@@ -168,75 +160,9 @@ def _open_link(c: Container, link: str) -> Linked | None:
             doc = get_document(conn, Scope(org_id), doc_id)
         except NotFoundError:
             return None
-    if doc.type is DocumentType.CREDIT_NOTE or doc.status is DocumentStatus.DRAFT:
+    if not has_hosted_page(doc.type, doc.status):
         return None
     return Linked(doc, secret)
-
-
-def _latest_attempt(conn: Connection, document_id: int) -> dict[str, Any] | None:
-    a = t.payment_attempts.c
-    row = (
-        conn.execute(
-            select(t.payment_attempts).where(a.document_id == document_id).order_by(a.id.desc()).limit(1)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    return None if row is None else dict(row)
-
-
-def _attempt(conn: Connection, document_id: int, attempt_id: object) -> dict[str, Any] | None:
-    """An attempt named by a result, only if it is one of this document's."""
-    if not isinstance(attempt_id, int):
-        return None
-    a = t.payment_attempts.c
-    row = (
-        conn.execute(select(t.payment_attempts).where(a.id == attempt_id, a.document_id == document_id))
-        .mappings()
-        .one_or_none()
-    )
-    return None if row is None else dict(row)
-
-
-def _receipt_row(conn: Connection, document_id: int, attempt_id: int | None = None) -> dict[str, Any] | None:
-    """The latest succeeded capture paying this document, or paid by an attempt on it (a proforma's
-    money pays the invoice it became), with the card charged and the paid document's number."""
-    c, a, pm, d = t.payment_captures.c, t.payment_attempts.c, t.payment_methods.c, t.documents.c
-    query = (
-        select(
-            c.amount_minor,
-            c.settled_at,
-            c.created_at,
-            a.id.label("attempt_id"),
-            a.currency,
-            pm.brand,
-            pm.last4,
-            d.number,
-        )
-        .select_from(
-            t.payment_captures.join(t.payment_attempts, a.id == c.attempt_id)
-            .join(t.documents, d.id == c.document_id)
-            .outerjoin(t.payment_methods, pm.id == a.payment_method_id)
-        )
-        .where(c.status == "succeeded", or_(c.document_id == document_id, a.document_id == document_id))
-        .order_by(c.id.desc())
-        .limit(1)
-    )
-    if attempt_id is not None:
-        query = query.where(a.id == attempt_id)
-    row = conn.execute(query).mappings().one_or_none()
-    return None if row is None else dict(row)
-
-
-def _number_of(conn: Connection, org_id: int, document_id: int | None) -> tuple[str | None, str | None]:
-    """Number and status of a related document of the same organisation."""
-    if document_id is None:
-        return None, None
-    d = t.documents.c
-    row = conn.execute(
-        select(d.number, d.status).where(d.id == document_id, d.organization_id == org_id)
-    ).one_or_none()
-    return (None, None) if row is None else (row.number, row.status)
 
 
 # --- the page ----------------------------------------------------------------------------------------
@@ -281,12 +207,12 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
     doc, secret = linked.doc, linked.secret
     result = open_result(secret, doc.id, sealed) if sealed else None
     with c.db.read() as conn:
-        converted_from, _ = _number_of(conn, doc.organization_id, doc.converted_from_id)
-        converted_to, converted_to_status = _number_of(conn, doc.organization_id, doc.converted_to_id)
-        latest = _latest_attempt(conn, doc.id)
-        shown = _attempt(conn, doc.id, result.get("a")) if result else None
-        receipt_row = _receipt_row(conn, doc.id)
-        shown_receipt = _receipt_row(conn, doc.id, shown["id"]) if shown else None
+        converted_from, _ = number_and_status(conn, doc.organization_id, doc.converted_from_id)
+        converted_to, converted_to_status = number_and_status(conn, doc.organization_id, doc.converted_to_id)
+        latest = latest_attempt(conn, doc.id)
+        shown = attempt_of(conn, doc.id, result.get("a")) if result else None
+        receipt_row = paying_capture(conn, doc.id)
+        shown_receipt = paying_capture(conn, doc.id, shown["id"]) if shown else None
     vm = build_view_model(doc, converted_from_number=converted_from)
     labels = page_labels(vm["language"])
     loc = Locale.parse(vm["locale"])
@@ -408,7 +334,7 @@ def payment_return(link: str, request: Request) -> Response:
     doc, secret = linked.doc, linked.secret
     query = request.query_params
     if not state_is_valid(secret, doc.id, query.get("state", ""), c.clock.now()):
-        lang = str(doc.buyer.get("locale") or "en").replace("-", "_").split("_")[0]
+        lang = language_of(doc.buyer.get("locale"))
         labels = page_labels(lang)
         return _message(
             labels, lang, labels["expired_title"], labels["expired_text"], status=400, back_url=linked.path

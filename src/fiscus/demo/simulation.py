@@ -1,0 +1,217 @@
+"""Replaying one organisation's year through the services, at historical instants read from the
+simulation's clock: the catalog first, then each customer's arrival, subscriptions, plan changes,
+cancellations and orders, with a billing run every week and, with a gateway, the worker's payment jobs
+every day. Bank-transfer customers' payments are recorded a few days after issue."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import select
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.demo.clock import DAY, STEP, SimulationClock
+from fiscus.demo.collection import CardCollection, assign_payers
+from fiscus.demo.gateway import Payments
+from fiscus.demo.planning import CustomerPlan, Planner, SubPlan
+from fiscus.demo.scenario import Catalog, Items, Payer, Price, Scenario
+from fiscus.domain.clock import Clock
+from fiscus.domain.documents import DocumentStatus
+from fiscus.services.billing_run import run_billing
+from fiscus.services.catalog import create_price, create_product, create_variant
+from fiscus.services.customers import create_customer
+from fiscus.services.documents import mark_paid
+from fiscus.services.orders import create_order
+from fiscus.services.organizations import create_organization
+from fiscus.services.payments.settings import update_payment_settings
+from fiscus.services.subscriptions import (
+    ItemSpec,
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+)
+
+
+class Simulation:
+    """Replays one organisation's year: a time-ordered queue of service calls between weekly billing
+    runs, and with a gateway the worker's daily payment jobs (janitor, captures, collection)."""
+
+    def __init__(
+        self,
+        db: Database,
+        scenario: Scenario,
+        rng: random.Random,
+        start: datetime,
+        now: datetime,
+        payments: Payments | None = None,
+        pay_rng: random.Random | None = None,
+    ):
+        self.db, self.scenario, self.rng, self.start, self.now = db, scenario, rng, start, now
+        self.payments = payments
+        self.pay_rng = pay_rng or random.Random(0)
+        """Payment choices draw from their own stream, so the billing history is the same either way."""
+        self.clock = SimulationClock(start)
+        self.catalog = Catalog()
+        self.planner = Planner(scenario, rng, self.catalog, start, now)
+        self.org_id = 0
+        self.last_document = 0
+        self.cards: CardCollection | None = None
+        """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
+
+    def run(self, clock: Clock) -> int:
+        self.org_id = create_organization(self.db, self.clock, self.scenario.spec, actor="demo")
+        collection = self.scenario.collection
+        update_payment_settings(
+            self.db,
+            self.clock,
+            self.org_id,
+            capture_mode=collection.capture_mode,
+            retry_days=list(collection.retry_days),
+            retry_final_action=collection.final_action,
+            actor="demo",
+        )
+        if self.payments is not None:
+            self.cards = CardCollection(
+                self.db, self.clock, self.org_id, collection, self.payments, self.pay_rng, self.start
+            )
+        self._create_catalog()
+        customers = self.scenario.customers(self.rng)
+        plans = [
+            self.planner.heavy(spec) if index == 0 else self.planner.customer(spec)
+            for index, spec in enumerate(customers)
+        ]
+        payers = assign_payers(plans, collection, self.pay_rng, with_cards=self.cards is not None)
+        for plan, payer in zip(plans, payers, strict=True):
+            self.clock.at(plan.created, partial(self._start_customer, plan, payer))
+        if self.cards is not None:
+            for day, kind in collection.refunds:
+                when = self.start + timedelta(days=day, minutes=self.pay_rng.randint(1, 24 * 60 - 1))
+                self.clock.at(when, partial(self.cards.refund, kind))
+        tick = self.start
+        days = 0
+        while tick <= self.now:
+            self.clock.run_until(tick)
+            self.clock.set(tick)
+            if days % STEP.days == 0:
+                run_billing(self.db, self.clock, at=tick, organization_id=self.org_id, actor="demo")
+                self._schedule_payments()
+            self._collect()
+            tick += DAY
+            days += 1
+        self.clock.run_until(self.now)
+        run_billing(self.db, clock, at=self.now, organization_id=self.org_id, actor="demo")
+        self.clock.set(self.now)
+        self._collect()
+        return self.org_id
+
+    def _collect(self) -> None:
+        if self.cards is not None:
+            self.cards.collect()
+
+    def _create_catalog(self) -> None:
+        code = self.scenario.spec.default_currency
+        for product in self.scenario.products:
+            pid = create_product(self.db, self.clock, self.org_id, product.spec, actor="demo")
+            for offer in product.offers:
+                vid = create_variant(
+                    self.db,
+                    self.clock,
+                    self.org_id,
+                    pid,
+                    code=offer.code,
+                    name=offer.name,
+                    limits=list(offer.limits),
+                    actor="demo",
+                )
+                price_id = create_price(
+                    self.db,
+                    self.clock,
+                    self.org_id,
+                    vid,
+                    currency_code=code,
+                    unit_amount=offer.amount,
+                    interval=offer.interval,
+                    interval_count=offer.interval_count,
+                    tax_category=offer.tax_category.value,
+                    actor="demo",
+                )
+                self.catalog.prices.append(Price(price_id, product.spec.code, offer))
+
+    # -- replay: the service calls, each at its own historical instant
+
+    def _start_customer(self, plan: CustomerPlan, payer: Payer) -> None:
+        cid = create_customer(self.db, self.clock, self.org_id, plan.spec, actor="demo")
+        if self.cards is not None:
+            self.cards.welcome(cid, payer, plan.spec.name)
+        for sub in plan.subscriptions:
+            self.clock.at(sub.start, partial(self._start_subscription, cid, sub))
+        for when, items in plan.orders:
+            self.clock.at(when, partial(self._order, cid, items))
+
+    def _start_subscription(self, customer_id: int, plan: SubPlan) -> None:
+        sid = create_subscription(
+            self.db,
+            self.clock,
+            self.org_id,
+            customer_id,
+            _specs(plan.items),
+            start_at=plan.start,
+            trial_days=plan.trial_days,
+            actor="demo",
+        )
+        for when, items in plan.changes:
+            self.clock.at(
+                when,
+                partial(
+                    change_subscription, self.db, self.clock, self.org_id, sid, _specs(items), actor="demo"
+                ),
+            )
+        if plan.cancel is not None:
+            when, at_end = plan.cancel
+            self.clock.at(
+                when,
+                partial(
+                    cancel_subscription,
+                    self.db,
+                    self.clock,
+                    self.org_id,
+                    sid,
+                    at_period_end=at_end,
+                    actor="demo",
+                ),
+            )
+
+    def _order(self, customer_id: int, items: Items) -> None:
+        create_order(self.db, self.clock, self.org_id, customer_id, _specs(items), actor="demo")
+
+    def _schedule_payments(self) -> None:
+        """Customers without a card pay most new documents by bank transfer a few days after issue; the
+        rest stay open (for the hosted payment page). A downgrade can leave a document with a credit
+        total, which nobody pays. Card payers are charged by the collection jobs instead."""
+        d = t.documents.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(d.id, d.type, d.status, d.issued_at, d.total_minor, d.customer_id)
+                .where(d.organization_id == self.org_id, d.id > self.last_document)
+                .order_by(d.id)
+            ).all()
+        payers = self.cards.payers if self.cards is not None else {}
+        for row in rows:
+            self.last_document = max(self.last_document, row.id)
+            if row.type != self.scenario.pay_type.value or row.status != DocumentStatus.OPEN.value:
+                continue
+            if row.total_minor <= 0 or payers.get(row.customer_id, Payer.BANK) is not Payer.BANK:
+                continue
+            if self.rng.randrange(100) < self.scenario.paid_percent:
+                when = row.issued_at + timedelta(days=self.rng.randint(1, self.scenario.pay_within_days))
+                self.clock.at(
+                    when + self.planner.minutes(),
+                    partial(mark_paid, self.db, self.clock, self.org_id, row.id, actor="demo"),
+                )
+
+
+def _specs(items: Items) -> list[ItemSpec]:
+    return [ItemSpec(price_id, quantity) for price_id, quantity in items]
