@@ -82,6 +82,8 @@ def test_rate_limiting_is_answered_as_documented(db: Database, clock: FixedClock
             headers = {**auth(secret), "Accept": "application/json"}
             client.get("/api/v1/customers", headers=headers)  # spends the one request of the burst
             r = client.request(method.upper(), _url(path), headers=headers)
+            if r.status_code == 403 and _documented(op, 403, r.headers.get("content-type", "")):
+                continue  # a credential this operation refuses outright (admin-only routes)
             if r.status_code != 429 or not _documented(op, 429, r.headers.get("content-type", "")):
                 wrong.append(f"{method.upper()} {path}: {r.status_code} {r.headers.get('content-type')}")
             elif "retry-after" not in {h.lower() for h in r.headers}:

@@ -140,6 +140,14 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
     "GET /api/v1/payment_settings": ("Get the payment settings", ""),
     "PATCH /api/v1/payment_settings": ("Change the payment settings", ""),
     "POST /api/v1/payment_settings": ("Change the payment settings (POST)", ""),
+    "GET /api/v1/organization/logo": (
+        "Download the organisation's logo",
+        "The logo printed on the organisation's documents, as uploaded (404 when there is none).",
+    ),
+    "GET /api/v1/organizations": (
+        "List organisations",
+        "Every organisation of this installation; for the installation's admin credential only (403 else).",
+    ),
     "GET /healthz": ("Liveness", "200 while the process serves requests; touches nothing else."),
     "GET /readyz": (
         "Readiness",
