@@ -90,8 +90,8 @@ def test_redoc_shows_the_operations_offline(db: Database, clock: FixedClock, bro
             page.locator("h2", has_text=summary).first.wait_for(timeout=10_000)
         finally:
             context.close()
-    # ReDoc's "powered by" logo is its one remote request; its <img> hides itself when the load fails.
-    assert set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, blocked
+    # ReDoc's "powered by" logo points at its vendor's CDN; the page's policy keeps the browser from trying.
+    assert not blocked, blocked
 
 
 def test_the_docs_assets_are_served_locally(db: Database, clock: FixedClock) -> None:
