@@ -115,12 +115,12 @@ def main() -> None:
     )
     docs = {
         "invoice-us": (us, invoice(db, clock, us, [ItemSpec(us.monthly, 3), ItemSpec(us.monthly_big, 1)], name="Northwind LLC", locale="en", address_line1="500 Market St", city="San Francisco", postal_code="94105")),
-        "invoice-bg": (bg, invoice(db, clock, bg, [ItemSpec(bg.monthly, 2), ItemSpec(bg.monthly_big, 1)], name="Иван Петров ЕООД", locale="bg", address_line1="бул. България 12", city="Пловдив", postal_code="4000")),
+        "invoice-bulgaria": (bg, invoice(db, clock, bg, [ItemSpec(bg.monthly, 2), ItemSpec(bg.monthly_big, 1)], name="Иван Петров ЕООД", locale="bg", address_line1="бул. България 12", city="Пловдив", postal_code="4000")),
         "invoice-kz": (kz, invoice(db, clock, kz, [ItemSpec(kz.monthly, 1), ItemSpec(kz.monthly_big, 2)], name="ТОО «Дала»", locale="ru", address_line1="ул. Кенесары 40", city="Астана", postal_code="010000")),
     }
     for name, (tenant, doc_id) in docs.items():
         to_png(ensure_pdf(db, clock, renderer, work / "docs", tenant.org_id, doc_id, links=links), name)
-    tenant, doc_id = docs["invoice-bg"]
+    tenant, doc_id = docs["invoice-bulgaria"]
     with TestClient(make_app(db, clock, gateway_url="http://127.0.0.1:9")) as client:
         html = client.get(payment_path(link_secret(db, clock, None), tenant.org_id, doc_id)).text
     page = work / "page.html"
