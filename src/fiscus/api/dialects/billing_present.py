@@ -46,9 +46,9 @@ class PaymentError:
 class PaymentFacts:
     """What payments know about one document, in the dialect's terms. The defaults are a document nobody
     tried to charge: no card, nothing captured or refunded, no failed attempt (a draft has no hosted page
-    either)."""
+    either). `card` 0 is "no card" (ids start at 1)."""
 
-    card: int | None = None
+    card: int = 0
     captured_minor: int = 0
     refunded_minor: int = 0
     captured_at: datetime | None = None
@@ -77,7 +77,7 @@ def payment_facts(
             out[doc.id] = PaymentFacts(transaction_url=url)
             continue
         out[doc.id] = PaymentFacts(
-            card=paid.payment_method_id,
+            card=paid.payment_method_id or 0,
             captured_minor=paid.captured_minor,
             refunded_minor=paid.refunded_minor,
             captured_at=paid.last_captured_at,
@@ -92,10 +92,6 @@ def payment_facts(
 
 def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime(TIMESTAMP)
-
-
-def _maybe_timestamp(value: datetime | None) -> str | None:
-    return None if value is None else _timestamp(value)
 
 
 def _money(minor: int, cur: Currency) -> str:
@@ -168,7 +164,8 @@ def _item(doc: DocumentView, line: LineView) -> dict[str, Any]:
         "count": count,
         "price": price,
         "amount": _money(line.amount_minor, doc.currency),
-        "integration_period": line.subscription_period_id,
+        # an order line bills no subscription period: 0 (ids start at 1)
+        "integration_period": line.subscription_period_id or 0,
     }
 
 
@@ -185,7 +182,8 @@ def present(doc: DocumentView, facts: PaymentFacts) -> dict[str, Any]:
         "total": _money(doc.total_minor, cur),
         "captured_amount": _money(facts.captured_minor, cur),
         "refund_amount": _money(facts.refunded_minor, cur),
-        "captured_at": _maybe_timestamp(facts.captured_at),
+        # nothing captured ("0.00"): the document's issue instant, so the field always has a value
+        "captured_at": _timestamp(facts.captured_at or doc.created_at),
         "start_at": _timestamp(start),
         "end_at": _timestamp(end),
         "items": [_item(doc, line) for line in doc.lines],
