@@ -12,6 +12,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from fiscus.api.dialects.common import HostedLink, billed_period, line_period
+from fiscus.api.presenters import pdf_path
 from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.money import Currency, from_minor
 from fiscus.queries.documents import DocumentView, LineView
@@ -53,11 +54,11 @@ class PaymentFacts:
     refunded_minor: int = 0
     captured_at: datetime | None = None
     errors: tuple[PaymentError, ...] = ()
-    transaction_url: str | None = None
+    transaction_url: str = ""
 
 
 def payment_facts(
-    conn: Connection, scope: Scope, docs: Sequence[DocumentView], hosted_link: HostedLink
+    conn: Connection, scope: Scope, docs: Sequence[DocumentView], hosted_link: HostedLink, base_url: str
 ) -> dict[int, PaymentFacts]:
     """The payment fields of a page of documents in two queries (`fiscus.queries.payments`):
 
@@ -67,11 +68,12 @@ def payment_facts(
     * `refund_amount`: what was refunded of it;
     * `errors`: the failed attempts, oldest first (`description` is the provider's message);
     * `transaction_url`: the signed hosted page of every issued document (`fiscus.api.links`): the card
-      form while it is due, the receipt once paid, its state once void or converted."""
+      form while it is due, the receipt once paid, its state once void or converted. A draft has no
+      hosted page (it was never sent): its link is its PDF preview (`pdf_path`, the same credential)."""
     found = document_payments(conn, scope, [doc.id for doc in docs])
     out: dict[int, PaymentFacts] = {}
     for doc in docs:
-        url = hosted_link(doc)
+        url = hosted_link(doc) or f"{base_url}{pdf_path(doc.id)}"
         paid = found.get(doc.id)
         if paid is None:
             out[doc.id] = PaymentFacts(transaction_url=url)

@@ -74,8 +74,8 @@ class BillingInvoiceItem(BaseModel):
     variant: BillingVariant | None
     invoice: int
     type: str | None
-    start_at: Timestamp | None
-    end_at: Timestamp | None
+    start_at: Timestamp
+    end_at: Timestamp
     count: Count
     price: Annotated[
         DecimalString,
@@ -119,15 +119,16 @@ class BillingInvoice(BaseModel):
             "the invoice's created_at."
         ),
     ]
-    start_at: Timestamp | None
-    end_at: Timestamp | None
+    start_at: Timestamp
+    end_at: Timestamp
     items: list[BillingInvoiceItem]
     errors: Annotated[list[BillingInvoiceError], Field(description="Failed payment attempts, oldest first.")]
     transaction_url: Annotated[
-        str | None,
+        str,
         Field(
-            description="The hosted payment page (signed link) of an invoice that can be paid or is paid; "
-            "null for drafts, canceled and converted ones, and when payments are not configured."
+            description="The hosted page (signed link) of an issued invoice: the card form while due, the "
+            "receipt once paid, its state once canceled or converted; for a draft, its PDF preview "
+            "(the same credential as this API)."
         ),
     ]
     created_at: Timestamp

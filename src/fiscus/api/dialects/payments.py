@@ -108,7 +108,7 @@ class PaymentsInvoice(TypedDict):
     id: str
     paymentProfileId: str
     network: str
-    pdfUrl: str | None
+    pdfUrl: str
     status: Status
     totalPaymentAttempts: int
     subTotal: ExactNumber
@@ -157,7 +157,7 @@ class CollectionFacts:
     network: str = ""
     total_payment_attempts: int = 0
     last_payment_attempt_at: datetime | None = None
-    pdf_url: str | None = None
+    pdf_url: str = ""
 
 
 def collection_facts(
@@ -166,12 +166,12 @@ def collection_facts(
     """The payment and PDF fields of a page of invoices, keyed by document id, in two queries
     (`fiscus.queries.payments`): the payment profile (the payment method, by id) and network of the last
     payment attempt, how many attempts were made and when the last one started. `pdfUrl` is the
-    document's PDF (issued documents have one; it is rendered after issue, or on first request),
-    readable with the same credential."""
+    document's PDF (an issued one is rendered after issue, or on first request; a draft's is a preview
+    rendered on each request), readable with the same credential."""
     found = document_payments(conn, scope, [doc.id for doc in documents])
     out: dict[int, CollectionFacts] = {}
     for doc in documents:
-        pdf_url = None if doc.status is DocumentStatus.DRAFT else f"{base_url}{pdf_path(doc.id)}"
+        pdf_url = f"{base_url}{pdf_path(doc.id)}"
         paid = found.get(doc.id)
         if paid is None:
             out[doc.id] = CollectionFacts(pdf_url=pdf_url)

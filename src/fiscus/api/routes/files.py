@@ -11,7 +11,7 @@ from fiscus.api.routes.common import router
 from fiscus.api.schemas import Id
 from fiscus.domain.errors import NotFoundError
 from fiscus.queries.documents import document_exists
-from fiscus.services.rendering import documents_dir, ensure_pdf
+from fiscus.services.rendering import documents_dir, draft_preview, ensure_pdf
 
 api = router("documents")
 
@@ -22,11 +22,19 @@ api = router("documents")
     responses={200: {"content": {"application/pdf": {}}, "description": "The document's PDF"}},
 )
 def document_pdf(document_id: Id, c: ContainerDep, scope: ScopeDep) -> Response:
-    """The issued document's PDF, rendered once and served as stored. A customer token reaches only
-    its own customer's documents; anything else is 404, as if it did not exist."""
+    """The issued document's PDF, rendered once and served as stored; a draft's preview, rendered on
+    each request (it still changes). A customer token reaches only its own customer's documents;
+    anything else is 404, as if it did not exist."""
     with c.db.read() as conn:
         if not document_exists(conn, scope, document_id):
             raise NotFoundError("document", document_id)
+    preview = draft_preview(c.db, shared_renderer(), scope.organization_id, document_id)
+    if preview is not None:
+        return Response(
+            preview,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{document_id}-draft.pdf"', "Cache-Control": "no-store"},
+        )
     path = ensure_pdf(c.db, c.clock, shared_renderer(), documents_dir(), scope.organization_id, document_id)
     return FileResponse(
         path,
