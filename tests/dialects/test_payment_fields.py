@@ -262,7 +262,7 @@ def test_payment_page_links_follow_the_configured_key_with_or_without_payments(
         PUBLIC, key.encode(), draft_tenant.org_id, drafts[0]
     )
     assert unpaid[drafts[1]]["status"] == "draft"
-    assert unpaid[drafts[1]]["transaction_url"] is None
+    assert unpaid[drafts[1]]["transaction_url"] == f"{PUBLIC}/api/v1/documents/{drafts[1]}/pdf"
 
 
 def test_payments_dialect_shows_profile_network_and_attempts(
