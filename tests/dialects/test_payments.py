@@ -258,7 +258,7 @@ def check_against_engine(db: Database, item: dict[str, Any]) -> str:
     for sub_item, line in zip(item["subscriptionItems"], recurring, strict=True):
         assert list(sub_item) == ITEM_FIELDS
         assert sub_item["id"] == str(line["id"])
-        assert sub_item["network"] == paid.network
+        assert sub_item["network"] == (paid.network or "")
         assert sub_item["paymentProfileId"] == profile
         assert isinstance(sub_item["total"], Num)
         assert sub_item["total"] == str(from_minor(line["amount_minor"], cur))

@@ -501,12 +501,12 @@ def test_credentials_and_isolation(db: Database, clock: FixedClock) -> None:
         assert empty["data"] == []
         assert empty["meta"] | {"links": None} == {
             "current_page": 1,
-            "from": None,
+            "from": 0,
             "last_page": 1,
             "links": None,
             "path": path,
             "per_page": 30,
-            "to": None,
+            "to": 0,
             "total": 0,
         }
         check_links(empty, path, 1, 1, [1])
