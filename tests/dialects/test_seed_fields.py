@@ -45,6 +45,7 @@ from tests.dialects.seed_contract import (
 pytestmark = pytest.mark.slow
 NOW: Final = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
+
 def _shapes() -> dict[str, Shape]:
     billing = derive(seed_example("billing_list"))
     vps = derive(seed_example("vps_list"), SCHEMA_TYPES["vps"])
@@ -239,7 +240,9 @@ def test_a_draft_carries_every_field_and_its_links_open(db: Database, clock: Fix
         ]
         assert not faults, "\n".join(faults)
         billing = [inv for name, body in responses if name == "billing_list" for inv in body["results"]]
-        payments = [inv for name, body in responses if name == "payments_list" for inv in body["data"]["items"]]
+        payments = [
+            inv for name, body in responses if name == "payments_list" for inv in body["data"]["items"]
+        ]
         assert [inv["status"] for inv in billing] == ["draft", "draft"]
         assert [inv["status"] for inv in payments] == ["DRAFT", "DRAFT"]
         for inv in billing:

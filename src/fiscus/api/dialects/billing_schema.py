@@ -86,7 +86,8 @@ class BillingInvoiceItem(BaseModel):
     ]
     amount: Annotated[DecimalString, Field(description="Line net amount in the currency's minor units.")]
     integration_period: Annotated[
-        int, Field(description="The subscription period the line bills; 0 for an order line (ids start at 1).")
+        int,
+        Field(description="The subscription period the line bills; 0 for an order line (ids start at 1)."),
     ]
 
 

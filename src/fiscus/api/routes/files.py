@@ -33,7 +33,10 @@ def document_pdf(document_id: Id, c: ContainerDep, scope: ScopeDep) -> Response:
         return Response(
             preview,
             media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="{document_id}-draft.pdf"', "Cache-Control": "no-store"},
+            headers={
+                "Content-Disposition": f'inline; filename="{document_id}-draft.pdf"',
+                "Cache-Control": "no-store",
+            },
         )
     path = ensure_pdf(c.db, c.clock, shared_renderer(), documents_dir(), scope.organization_id, document_id)
     return FileResponse(
