@@ -195,10 +195,11 @@ def test_billing_dialect_shows_cards_captures_refunds_errors_and_the_payment_pag
     failed = _attempts(db, shop.declined)[0]
     assert declined["status"] == "waiting"
     assert declined["card"] == shop.declined_card
+    # nothing captured: "0.00", and `captured_at` is the document's own instant (never null)
     assert (declined["captured_amount"], declined["refund_amount"], declined["captured_at"]) == (
         "0.00",
         "0.00",
-        None,
+        declined["created_at"],
     )
     assert declined["errors"] == [
         {
@@ -262,7 +263,7 @@ def test_payment_page_links_follow_the_configured_key_with_or_without_payments(
         PUBLIC, key.encode(), draft_tenant.org_id, drafts[0]
     )
     assert unpaid[drafts[1]]["status"] == "draft"
-    assert unpaid[drafts[1]]["transaction_url"] is None
+    assert unpaid[drafts[1]]["transaction_url"] == f"{PUBLIC}/api/v1/documents/{drafts[1]}/pdf"
 
 
 def test_payments_dialect_shows_profile_network_and_attempts(

@@ -230,6 +230,20 @@ def render_pending_documents(
     return rendered
 
 
+def draft_preview(
+    db: Database, renderer: Renderer, org_id: int, document_id: int, *, links: DocumentLink | None = None
+) -> bytes | None:
+    """A draft's PDF, rendered on each request and never stored (a draft changes until it is issued, and
+    is no legal document: the PDF says "Draft" and carries no number); None for an issued document (its
+    PDF is `ensure_pdf`'s). Another organisation's document is NotFoundError."""
+    with db.read() as conn:
+        doc = get_scoped(conn, t.documents, org_id, document_id)
+    if doc["status"] != DocumentStatus.DRAFT.value:
+        return None
+    [(_, vm, _)] = _render_inputs(db, org_id, [document_id], links)
+    return renderer.render(vm)
+
+
 def ensure_pdf(
     db: Database,
     clock: Clock,

@@ -240,7 +240,7 @@ def _list(request: Request) -> Response:
 
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
             docs = load_documents(conn, scope, ids)
-            facts = payment_facts(conn, scope, docs, links)
+            facts = payment_facts(conn, scope, docs, links, base)
             return [(doc.id, doc.stamp, _ENCODER.encode(present(doc, facts[doc.id]))) for doc in docs]
 
         items = cached_items(cache, stamps, f"billing:{base}", render)
@@ -289,7 +289,7 @@ def _retrieve(request: Request, raw_id: str) -> Response:
         found = [d for d in found if d.type in BILLED_TYPES]
         if not found:
             raise _Refusal(404, NOT_FOUND)
-        facts = payment_facts(conn, scope, found, hosted_links(request))
+        facts = payment_facts(conn, scope, found, hosted_links(request), public_base(request))
     return _json(present(found[0], facts[ident]))
 
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from fiscus.api.dialects.common import HostedLink, billed_period, line_period
+from fiscus.api.presenters import pdf_path
 from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.money import Currency, from_minor
 from fiscus.queries.documents import DocumentView, LineView
@@ -46,18 +47,18 @@ class PaymentError:
 class PaymentFacts:
     """What payments know about one document, in the dialect's terms. The defaults are a document nobody
     tried to charge: no card, nothing captured or refunded, no failed attempt (a draft has no hosted page
-    either)."""
+    either). `card` 0 is "no card" (ids start at 1)."""
 
-    card: int | None = None
+    card: int = 0
     captured_minor: int = 0
     refunded_minor: int = 0
     captured_at: datetime | None = None
     errors: tuple[PaymentError, ...] = ()
-    transaction_url: str | None = None
+    transaction_url: str = ""
 
 
 def payment_facts(
-    conn: Connection, scope: Scope, docs: Sequence[DocumentView], hosted_link: HostedLink
+    conn: Connection, scope: Scope, docs: Sequence[DocumentView], hosted_link: HostedLink, base_url: str
 ) -> dict[int, PaymentFacts]:
     """The payment fields of a page of documents in two queries (`fiscus.queries.payments`):
 
@@ -67,17 +68,18 @@ def payment_facts(
     * `refund_amount`: what was refunded of it;
     * `errors`: the failed attempts, oldest first (`description` is the provider's message);
     * `transaction_url`: the signed hosted page of every issued document (`fiscus.api.links`): the card
-      form while it is due, the receipt once paid, its state once void or converted."""
+      form while it is due, the receipt once paid, its state once void or converted. A draft has no
+      hosted page (it was never sent): its link is its PDF preview (`pdf_path`, the same credential)."""
     found = document_payments(conn, scope, [doc.id for doc in docs])
     out: dict[int, PaymentFacts] = {}
     for doc in docs:
-        url = hosted_link(doc)
+        url = hosted_link(doc) or f"{base_url}{pdf_path(doc.id)}"
         paid = found.get(doc.id)
         if paid is None:
             out[doc.id] = PaymentFacts(transaction_url=url)
             continue
         out[doc.id] = PaymentFacts(
-            card=paid.payment_method_id,
+            card=paid.payment_method_id or 0,
             captured_minor=paid.captured_minor,
             refunded_minor=paid.refunded_minor,
             captured_at=paid.last_captured_at,
@@ -92,10 +94,6 @@ def payment_facts(
 
 def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime(TIMESTAMP)
-
-
-def _maybe_timestamp(value: datetime | None) -> str | None:
-    return None if value is None else _timestamp(value)
 
 
 def _money(minor: int, cur: Currency) -> str:
@@ -168,7 +166,8 @@ def _item(doc: DocumentView, line: LineView) -> dict[str, Any]:
         "count": count,
         "price": price,
         "amount": _money(line.amount_minor, doc.currency),
-        "integration_period": line.subscription_period_id,
+        # an order line bills no subscription period: 0 (ids start at 1)
+        "integration_period": line.subscription_period_id or 0,
     }
 
 
@@ -185,7 +184,8 @@ def present(doc: DocumentView, facts: PaymentFacts) -> dict[str, Any]:
         "total": _money(doc.total_minor, cur),
         "captured_amount": _money(facts.captured_minor, cur),
         "refund_amount": _money(facts.refunded_minor, cur),
-        "captured_at": _maybe_timestamp(facts.captured_at),
+        # nothing captured ("0.00"): the document's issue instant, so the field always has a value
+        "captured_at": _timestamp(facts.captured_at or doc.created_at),
         "start_at": _timestamp(start),
         "end_at": _timestamp(end),
         "items": [_item(doc, line) for line in doc.lines],

@@ -74,8 +74,8 @@ class BillingInvoiceItem(BaseModel):
     variant: BillingVariant | None
     invoice: int
     type: str | None
-    start_at: Timestamp | None
-    end_at: Timestamp | None
+    start_at: Timestamp
+    end_at: Timestamp
     count: Count
     price: Annotated[
         DecimalString,
@@ -85,7 +85,10 @@ class BillingInvoiceItem(BaseModel):
         ),
     ]
     amount: Annotated[DecimalString, Field(description="Line net amount in the currency's minor units.")]
-    integration_period: int | None
+    integration_period: Annotated[
+        int,
+        Field(description="The subscription period the line bills; 0 for an order line (ids start at 1)."),
+    ]
 
 
 class BillingInvoiceError(BaseModel):
@@ -100,8 +103,8 @@ class BillingInvoice(BaseModel):
     id: int
     tenant: Annotated[int, Field(description="The customer's id.")]
     card: Annotated[
-        int | None,
-        Field(description="The payment method (card) the last payment attempt charged; null before any."),
+        int,
+        Field(description="The payment method (card) the last payment attempt charged; 0 before any."),
     ]
     currency: Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["KZT"])]
     status: Literal["draft", "waiting", "paid", "canceled", "failed", "converted"]
@@ -110,16 +113,23 @@ class BillingInvoice(BaseModel):
         DecimalString, Field(description="Money received for the invoice (captures, and payments recorded).")
     ]
     refund_amount: Annotated[DecimalString, Field(description="Money refunded of it.")]
-    captured_at: Annotated[Timestamp | None, Field(description="When the last capture settled.")]
-    start_at: Timestamp | None
-    end_at: Timestamp | None
+    captured_at: Annotated[
+        Timestamp,
+        Field(
+            description="When the last capture settled; when nothing was captured (captured_amount 0.00) "
+            "the invoice's created_at."
+        ),
+    ]
+    start_at: Timestamp
+    end_at: Timestamp
     items: list[BillingInvoiceItem]
     errors: Annotated[list[BillingInvoiceError], Field(description="Failed payment attempts, oldest first.")]
     transaction_url: Annotated[
-        str | None,
+        str,
         Field(
-            description="The hosted payment page (signed link) of an invoice that can be paid or is paid; "
-            "null for drafts, canceled and converted ones, and when payments are not configured."
+            description="The hosted page (signed link) of an issued invoice: the card form while due, the "
+            "receipt once paid, its state once canceled or converted; for a draft, its PDF preview "
+            "(the same credential as this API)."
         ),
     ]
     created_at: Timestamp

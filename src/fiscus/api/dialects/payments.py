@@ -92,10 +92,10 @@ Instant = Annotated[
 
 class PaymentsSubscriptionItem(TypedDict):
     id: str
-    network: str | None
+    network: str
     total: ExactNumber
     currency: str
-    paymentProfileId: str | None
+    paymentProfileId: str
     priceId: str | None
     invoiceId: str
     subscriptionId: str | None
@@ -106,9 +106,9 @@ class PaymentsSubscriptionItem(TypedDict):
 
 class PaymentsInvoice(TypedDict):
     id: str
-    paymentProfileId: str | None
-    network: str | None
-    pdfUrl: str | None
+    paymentProfileId: str
+    network: str
+    pdfUrl: str
     status: Status
     totalPaymentAttempts: int
     subTotal: ExactNumber
@@ -116,7 +116,7 @@ class PaymentsInvoice(TypedDict):
     currency: str
     invoiceItems: list[str]
     subscriptionItems: list[PaymentsSubscriptionItem]
-    lastPaymentAttemptDate: Instant | None
+    lastPaymentAttemptDate: Instant
     periodStart: Instant
     periodEnd: Instant
     createdAt: Instant
@@ -147,13 +147,17 @@ class PaymentsError(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class CollectionFacts:
-    """What payments and PDFs know about one invoice, in the dialect's terms."""
+    """What payments and PDFs know about one invoice, in the dialect's terms. Before any payment attempt
+    the profile and network are "" (no payment profile yet: the method that will be charged can change
+    without the document's revision, which keys the rendering cache, so it is not shown) and the last
+    attempt date is None, shown as the document's `createdAt` (`totalPaymentAttempts` 0 says there was
+    none)."""
 
-    payment_profile_id: str | None = None
-    network: str | None = None
+    payment_profile_id: str = ""
+    network: str = ""
     total_payment_attempts: int = 0
     last_payment_attempt_at: datetime | None = None
-    pdf_url: str | None = None
+    pdf_url: str = ""
 
 
 def collection_facts(
@@ -162,19 +166,19 @@ def collection_facts(
     """The payment and PDF fields of a page of invoices, keyed by document id, in two queries
     (`fiscus.queries.payments`): the payment profile (the payment method, by id) and network of the last
     payment attempt, how many attempts were made and when the last one started. `pdfUrl` is the
-    document's PDF (issued documents have one; it is rendered after issue, or on first request),
-    readable with the same credential."""
+    document's PDF (an issued one is rendered after issue, or on first request; a draft's is a preview
+    rendered on each request), readable with the same credential."""
     found = document_payments(conn, scope, [doc.id for doc in documents])
     out: dict[int, CollectionFacts] = {}
     for doc in documents:
-        pdf_url = None if doc.status is DocumentStatus.DRAFT else f"{base_url}{pdf_path(doc.id)}"
+        pdf_url = f"{base_url}{pdf_path(doc.id)}"
         paid = found.get(doc.id)
         if paid is None:
             out[doc.id] = CollectionFacts(pdf_url=pdf_url)
             continue
         out[doc.id] = CollectionFacts(
-            payment_profile_id=None if paid.payment_method_id is None else str(paid.payment_method_id),
-            network=paid.network,
+            payment_profile_id="" if paid.payment_method_id is None else str(paid.payment_method_id),
+            network=paid.network or "",
             total_payment_attempts=paid.attempt_count,
             last_payment_attempt_at=paid.last_attempt_at,
             pdf_url=pdf_url,
@@ -184,10 +188,6 @@ def collection_facts(
 
 def _instant(at: datetime) -> str:
     return at.astimezone(UTC).strftime(INSTANT_FORMAT)
-
-
-def _maybe_instant(at: datetime | None) -> str | None:
-    return None if at is None else _instant(at)
 
 
 def _subscription_item(doc: DocumentView, line: LineView, facts: CollectionFacts) -> PaymentsSubscriptionItem:
@@ -222,7 +222,7 @@ def present(doc: DocumentView, facts: CollectionFacts) -> PaymentsInvoice:
         "subscriptionItems": [
             _subscription_item(doc, line, facts) for line in doc.lines if line.kind not in INVOICE_ITEM_KINDS
         ],
-        "lastPaymentAttemptDate": _maybe_instant(facts.last_payment_attempt_at),
+        "lastPaymentAttemptDate": _instant(facts.last_payment_attempt_at or doc.created_at),
         "periodStart": _instant(start),
         "periodEnd": _instant(end),
         "createdAt": _instant(doc.created_at),

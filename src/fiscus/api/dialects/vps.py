@@ -155,13 +155,14 @@ class LengthAwarePage:
         return f"{self.path}?page={max(page, 1)}"
 
     @property
-    def first_item(self) -> int | None:
-        return (self.current_page - 1) * self.per_page + 1 if self.count else None
+    def first_item(self) -> int:
+        """1-based position of the page's first invoice; 0 on an empty page (the seed shows an integer,
+        so never null: positions start at 1)."""
+        return (self.current_page - 1) * self.per_page + 1 if self.count else 0
 
     @property
-    def last_item(self) -> int | None:
-        first = self.first_item
-        return None if first is None else first + self.count - 1
+    def last_item(self) -> int:
+        return self.first_item + self.count - 1 if self.count else 0
 
     @property
     def previous_page_url(self) -> str | None:
@@ -277,7 +278,7 @@ def listed(doc: DocumentView) -> bool:
 
 _URL: Final = {"type": "string", "format": "uri", "example": "https://api.vpsbg.eu/v1/invoices?page=1"}
 _NULLABLE_URL: Final = {"anyOf": [_URL, {"type": "null"}]}
-_NULLABLE_INT: Final = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+_POSITION: Final = {"type": "integer", "minimum": 0, "description": "1-based position; 0 on an empty page"}
 INVOICE_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "required": ["id", "invoice_number", "created_at", "amount", "amount_with_vat", "type", "order_ids"],
@@ -317,7 +318,7 @@ PAGE_SCHEMA: Final[dict[str, Any]] = {
             "required": ["current_page", "from", "last_page", "links", "path", "per_page", "to", "total"],
             "properties": {
                 "current_page": {"type": "integer"},
-                "from": _NULLABLE_INT,
+                "from": _POSITION,
                 "last_page": {"type": "integer", "minimum": 1},
                 "links": {
                     "type": "array",
@@ -333,7 +334,7 @@ PAGE_SCHEMA: Final[dict[str, Any]] = {
                 },
                 "path": {"type": "string", "format": "uri"},
                 "per_page": {"type": "integer", "example": PER_PAGE},
-                "to": _NULLABLE_INT,
+                "to": _POSITION,
                 "total": {"type": "integer"},
             },
         },

@@ -12,7 +12,14 @@ from fiscus.api.routes.common import router
 from fiscus.api.schemas import Id
 from fiscus.domain.errors import NotFoundError
 from fiscus.queries.documents import document_exists
-from fiscus.services.rendering import document_links, document_number, documents_dir, ensure_pdf, pdf_filename
+from fiscus.services.rendering import (
+    document_links,
+    document_number,
+    documents_dir,
+    draft_preview,
+    ensure_pdf,
+    pdf_filename,
+)
 
 api = router("documents")
 
@@ -23,13 +30,24 @@ api = router("documents")
     responses={200: {"content": {"application/pdf": {}}, "description": "The document's PDF"}},
 )
 def document_pdf(document_id: Id, c: ContainerDep, scope: ScopeDep, request: Request) -> Response:
-    """The issued document's PDF, rendered once and served as stored. A customer token reaches only
-    its own customer's documents; anything else is 404, as if it did not exist."""
+    """The issued document's PDF, rendered once and served as stored; a draft's preview, rendered on
+    each request (it still changes). A customer token reaches only its own customer's documents;
+    anything else is 404, as if it did not exist."""
     with c.db.read() as conn:
         if not document_exists(conn, scope, document_id):
             raise NotFoundError("document", document_id)
         number = document_number(conn, scope.organization_id, document_id)
     links = document_links(c.db, c.clock, public_base(request), c.settings.secret_key)
+    preview = draft_preview(c.db, shared_renderer(), scope.organization_id, document_id, links=links)
+    if preview is not None:
+        return Response(
+            preview,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="{document_id}-draft.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
     path = ensure_pdf(
         c.db, c.clock, shared_renderer(), documents_dir(), scope.organization_id, document_id, links=links
     )
