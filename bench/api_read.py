@@ -432,7 +432,7 @@ def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> lis
         )
         server = Server(fixture.url, log_dir)
         try:
-            ready = server.start()
+            ready = server.start(timeout=300.0)
             say(f"[{target.name}] server pid {server.pid} ready in {ready:.1f}s: {' '.join(server.command)}")
             check_endpoints(server, fixture)
             if paths:
