@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 
+DEEP_PAGE = 10_000
 DEPTH_REQUESTS = 15
 """Sequential requests per page in the depth check; the median is reported."""
 
@@ -106,20 +107,22 @@ def depth_paths(db: Database, org_id: int) -> list[tuple[str, str, str]]:
             )
             return int(conn.execute(query).scalar_one())
 
-        deep20, last20 = id_at(10_000 * 20 - 21), id_at(total - 21)
-    pages = -(-total // 20), -(-total // 30)
+        pages = -(-total // 20), -(-total // 30)
+        deep = min(DEEP_PAGE, max(1, pages[1] // 2))  # page 10,000 when every list has one
+        deep20, last20 = id_at(deep * 20 - 21), id_at(total - 21)
+    label = f"page {deep:,}"
     return [
         ("native list of 20", "page 1", "/api/v1/documents?limit=20"),
-        ("native list of 20", "page 10,000", f"/api/v1/documents?limit=20&starting_after={deep20}"),
+        ("native list of 20", label, f"/api/v1/documents?limit=20&starting_after={deep20}"),
         ("native list of 20", "last page", f"/api/v1/documents?limit=20&starting_after={last20}"),
         ("seed 000 (DRF, 20)", "page 1", "/v1/billing/invoices/?pageSize=20"),
-        ("seed 000 (DRF, 20)", "page 10,000", "/v1/billing/invoices/?pageSize=20&page=10000"),
+        ("seed 000 (DRF, 20)", label, f"/v1/billing/invoices/?pageSize=20&page={deep}"),
         ("seed 000 (DRF, 20)", "last page", f"/v1/billing/invoices/?pageSize=20&page={pages[0]}"),
         ("seed 001 (cursor, 20)", "page 1", "/invoices?limit=20"),
-        ("seed 001 (cursor, 20)", "page 10,000", f"/invoices?limit=20&startingAfter={deep20}"),
+        ("seed 001 (cursor, 20)", label, f"/invoices?limit=20&startingAfter={deep20}"),
         ("seed 001 (cursor, 20)", "last page", f"/invoices?limit=20&startingAfter={last20}"),
         ("seed 002 (Laravel, 30)", "page 1", "/v1/invoices?page=1"),
-        ("seed 002 (Laravel, 30)", "page 10,000", "/v1/invoices?page=10000"),
+        ("seed 002 (Laravel, 30)", label, f"/v1/invoices?page={deep}"),
         ("seed 002 (Laravel, 30)", "last page", f"/v1/invoices?page={pages[1]}"),
     ]
 
