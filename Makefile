@@ -21,8 +21,8 @@ $(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
 	$(BIN)/uv sync --frozen --quiet
 	@touch $@
 
-# command:package; chromium drives the hosted payment page browser test (tests/pages), skipped without it
-APT_TOOLS := pdftoppm:poppler-utils wrk:wrk chromium:chromium
+# command:package; zbarimg decodes the QR codes of rendered PDFs (tests/documents); chromium drives the hosted payment page browser test (tests/pages), skipped without it
+APT_TOOLS := pdftoppm:poppler-utils zbarimg:zbar-tools wrk:wrk chromium:chromium
 
 system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk, chromium), installed only when missing
 	@missing=""; for pair in $(APT_TOOLS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
@@ -43,7 +43,7 @@ system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk,
 
 install: $(VENV)/.synced ## create .venv and install the locked dependencies
 
-demo: install ## seed the demo on SQLite, bill twelve months of history, serve on 127.0.0.1:8000
+demo: install ## seed the demo on SQLite (test mode), serve on 127.0.0.1:8000 with the worker and the test gateway; Ctrl-C stops all
 	$(BIN)/fiscus db upgrade
 	$(BIN)/fiscus demo
 

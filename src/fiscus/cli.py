@@ -26,7 +26,9 @@ from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
 from fiscus.domain.periods import ensure_aware_utc
+from fiscus.logs import UVICORN_LOG_CONFIG
 from fiscus.services.access import create_customer_token
+from fiscus.services.billing_preview import RunPreview, preview_run
 from fiscus.services.billing_requests import execute_pending_runs
 from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
 from fiscus.services.reconcile import reconcile
@@ -38,6 +40,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="Customer tokens (read-only, one customer).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+prices_app = typer.Typer(
+    help="Prices: archive (no new subscriptions or orders) or offer again.", no_args_is_help=True
+)
+app.add_typer(prices_app, name="prices")
 cli_admin.register(app)
 console = Console()
 err = Console(stderr=True)
@@ -96,16 +102,61 @@ def print_summary(summary: BillingRunSummary) -> None:
         err.print(f"[yellow]not billed:[/yellow] {what}: {why}")
 
 
+def print_preview(preview: RunPreview) -> None:
+    """What `fiscus bill` would issue (nothing is written)."""
+    table = Table(title=f"Dry run at {preview.at.isoformat()}: nothing is written")
+    for col in ("organisation", "customer", "source", "type", "period", "total"):
+        table.add_column(col, justify="right" if col == "total" else "left")
+    for d in preview.documents[:50]:
+        source = f"subscription {d.subscription_id}" if d.subscription_id else f"order {d.order_id}"
+        period = (
+            f"{d.period_start:%Y-%m-%d} – {d.period_end:%Y-%m-%d}" if d.period_start and d.period_end else ""
+        )
+        table.add_row(
+            str(d.organization_id), str(d.customer_id), source, d.doc_type, period, f"{d.total} {d.currency}"
+        )
+    console.print(table)
+    if len(preview.documents) > 50:
+        console.print(f"… and {len(preview.documents) - 50} more")
+    totals = ", ".join(f"{v} {k}" for k, v in preview.totals.items()) or "nothing"
+    console.print(f"would issue {len(preview.documents)} documents: {totals}")
+    for what, why in list(preview.failures.items())[:20]:
+        err.print(f"[yellow]would not bill:[/yellow] {what}: {why}")
+
+
 @app.command()
 def bill(
     at: Annotated[str | None, typer.Option(help="bill as of this instant (ISO 8601); default now")] = None,
     org: Annotated[int | None, typer.Option(help="only this organisation")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000)] = 250,
     quiet: bool = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be issued and write nothing")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="bill ahead of now without asking (needed without a terminal)")
+    ] = False,
 ) -> None:
-    """Bill every due subscription period and pending order exactly once."""
+    """Bill every due subscription period and pending order exactly once. Billing ahead of now (`--at` in
+    the future) issues legal documents early: it asks first on a terminal, and needs --yes otherwise."""
     when = _parse_at(at)
     c = _container()
+    if dry_run:
+        print_preview(preview_run(c.db, when or c.clock.now(), org))
+        return
+    if when is not None and when > c.clock.now() and not yes:
+        ahead = f"{when.isoformat()} is ahead of now ({c.clock.now().isoformat(timespec='seconds')})"
+        if not sys.stdin.isatty():
+            err.print(
+                f"[red]error:[/red] --at {ahead}: billing ahead issues documents early; "
+                "check with --dry-run, then pass --yes"
+            )
+            raise typer.Exit(2)
+        planned = preview_run(c.db, when, org)
+        print_preview(planned)
+        if not typer.confirm(f"--at {ahead}. Issue these {len(planned.documents)} documents now?"):
+            err.print("nothing billed")
+            raise typer.Exit(1)
     total_subs, total_orders = count_due(c.db, when or c.clock.now(), org)
     with Progress(
         TextColumn("billing"),
@@ -141,7 +192,7 @@ def worker(
     from fiscus.services import idempotency
     from fiscus.services.payments.collection import run_collection
     from fiscus.services.payments.janitor import settle_unknown
-    from fiscus.services.rendering import documents_dir, render_pending_documents
+    from fiscus.services.rendering import document_links, documents_dir, render_pending_documents
     from fiscus.worker.webhooks import run_webhook_cycle
 
     c = _container()
@@ -163,7 +214,9 @@ def worker(
             if summary.documents:
                 err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
             next_billing = now + interval
-        rendered = render_pending_documents(c.db, c.clock, shared_renderer(), documents_dir())
+        base = c.settings.public_url or f"http://{c.settings.host}:{c.settings.port}"
+        links = document_links(c.db, c.clock, base, c.settings.secret_key)
+        rendered = render_pending_documents(c.db, c.clock, shared_renderer(), documents_dir(), links=links)
         if rendered:
             err.print(f"worker {os.getpid()}: {rendered} PDFs rendered")
         dispatched, attempts = run_webhook_cycle(
@@ -237,7 +290,11 @@ def serve(
         host=host or c.settings.host,
         port=port or c.settings.port,
         workers=workers,
-        log_level="warning",
+        log_config=UVICORN_LOG_CONFIG,
+        access_log=False,  # ObservabilityMiddleware logs each request, in JSON, with its request id
+        # uvicorn kills a worker process that has not answered its health check within 5 s; a child
+        # still importing the app on a busy machine took longer, and was killed and respawned forever.
+        timeout_worker_healthcheck=60,
     )
 
 
@@ -250,15 +307,30 @@ def demo(
     gateway_db: Annotated[
         Path, typer.Option(help="the test gateway's own ledger (SQLite file; reset with a fresh database)")
     ] = Path("./var/gateway.db"),
+    worker_interval: Annotated[
+        float,
+        typer.Option(min=0.1, help="seconds between the worker's billing runs while the demo serves"),
+    ] = 10.0,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="end the seeded history at this instant (ISO 8601; default now); the server and the "
+            "worker run on the wall clock, so they bill and charge what came due since"
+        ),
+    ] = None,
 ) -> None:
-    """Seed three demo organisations (idempotent), bill and collect twelve months of history through the
-    built-in test payment gateway (started as its own process), then serve with payments working."""
+    """Seed three demo organisations in test mode (idempotent), bill and collect twelve months of
+    history through the built-in test payment gateway (started as its own process), then serve the API
+    with a worker beside it (billing runs, collection with retries, PDFs, webhooks, the janitor), so new
+    invoices are charged and rendered while it runs. Ctrl-C stops the server, the worker and the
+    gateway. On a database seeded before, nothing is written: the same test keys are printed."""
     from contextlib import ExitStack
 
     import httpx
 
     from fiscus.demo import (
         GatewayProcess,
+        WorkerProcess,
         describe,
         find_payment_links,
         free_port,
@@ -267,8 +339,10 @@ def demo(
         reset_gateway_ledger,
         seed_demo,
     )
+    from fiscus.services.rendering import documents_dir
 
     serving = not (no_serve or as_json)
+    history_end = _parse_at(at)
     settings = Settings()
     migrations.upgrade(settings.database_url)
     # Two gateway processes share one ledger file: the history is seeded through one that sends no
@@ -293,7 +367,8 @@ def demo(
                 for_server = stack.enter_context(
                     GatewayProcess(gateway_db, serving_port, webhook_url=webhook_url, webhook_secret=secret)
                 )
-            result = seed_demo(c.db, c.clock, quiet=as_json, gateway_url=seeding_url)
+            clock = FixedClock(history_end) if history_end else c.clock
+            result = seed_demo(c.db, clock, quiet=as_json, gateway_url=seeding_url)
         except DomainError as exc:
             err.print(f"[red]demo failed:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -322,6 +397,11 @@ def demo(
             # it unwinds through the `with` block, which stops the gateway too.
             signal.signal(signal.SIGTERM, leave)
             signal.signal(signal.SIGHUP, leave)
+            stack.enter_context(WorkerProcess(worker_interval))
+            console.print(
+                f"Worker: billing runs every {worker_interval:g} s; charges, retries, PDFs "
+                f"({documents_dir()}), webhooks and the janitor in between. Ctrl-C stops everything."
+            )
             serve(host=None, port=None, workers=1)
 
 
@@ -387,6 +467,32 @@ def tokens_create(
     )
     console.print(f"token id {issued.id} ({issued.prefix}) for customer {customer}; secret, shown once:")
     print(issued.secret)
+
+
+@prices_app.command("archive")
+def prices_archive(
+    price: Annotated[int, typer.Argument(help="price id")],
+    org: Annotated[int, typer.Option(help="organisation id")],
+) -> None:
+    """Archive a price: no new subscriptions or orders on it; existing subscriptions keep being billed."""
+    from fiscus.services.catalog import set_price_active
+
+    c = _container()
+    set_price_active(c.db, c.clock, org, price, active=False)
+    console.print(f"price {price} archived")
+
+
+@prices_app.command("unarchive")
+def prices_unarchive(
+    price: Annotated[int, typer.Argument(help="price id")],
+    org: Annotated[int, typer.Option(help="organisation id")],
+) -> None:
+    """Offer an archived price again."""
+    from fiscus.services.catalog import set_price_active
+
+    c = _container()
+    set_price_active(c.db, c.clock, org, price, active=True)
+    console.print(f"price {price} offered again")
 
 
 def main() -> None:

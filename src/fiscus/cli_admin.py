@@ -390,13 +390,20 @@ def org_update(
         ),
     ] = None,
     logo: Annotated[Path | None, typer.Option(help="a PNG or SVG file (SVG is sanitised)")] = None,
+    cancel_issued_ahead: Annotated[
+        str | None,
+        typer.Option(
+            help="cancelling a subscription now: 'void' a document issued for a later period (only if "
+            "nothing was paid and no card payment is in flight) or 'credit_note' it"
+        ),
+    ] = None,
 ) -> None:
     """Change settings; issued documents keep what they were issued with, the next ones show the change."""
     changes: dict[str, Any] = json.loads(settings_json) if settings_json else {}
     simple = {
         "legal_name": legal_name, "email": email, "country": country, "vat_registered": vat_registered,
         "default_currency": currency, "locale": locale, "timezone": timezone,
-        "payment_terms_days": payment_terms_days,
+        "payment_terms_days": payment_terms_days, "cancel_issued_ahead": cancel_issued_ahead,
     }  # fmt: skip
     changes.update({k: v for k, v in simple.items() if v is not None})
     for key, value in (("trading_name", trading_name), ("vat_id", vat_id), ("tax_id", tax_id)):

@@ -55,6 +55,8 @@ ID_TABLES: Final[dict[str, Table]] = {
     "id": t.documents,
     "invoice": t.documents,
 }
+PATH_DEFAULTS: Final = {"document_type": "invoice", "series": "main"}
+"""Valid values of the path parameters that are not ids, so a bad value in one is the only fault."""
 BODIES: Final[dict[tuple[str, str], Callable[[dict[str, str]], dict[str, Any]]]] = {
     ("POST", "/api/v1/customers"): lambda ids: {"name": "A", "email": "a@example.com", "country": "BG"},
     ("POST", "/api/v1/customers/{customer_id}"): lambda ids: {"name": "B"},
@@ -151,7 +153,7 @@ def _fill(path: str, ids: dict[str, str], bad: tuple[str, str] | None = None) ->
         name = match.group(1).split(":")[0]
         if bad is not None and name == bad[0]:
             return quote(bad[1], safe="")
-        return ids.get(name, "1")
+        return ids.get(name, PATH_DEFAULTS.get(name, "1"))
 
     return re.sub(r"\{([^}]+)\}", value, path)
 

@@ -31,7 +31,12 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
     try:
         result = seed_demo(db, FixedClock(NOW), quiet=True)
         assert result.created
-        assert [o.slug for o in result.organizations] == ["kz-marketplace", "bg-vps", "us-saas"]
+        # the data lives in test-mode sandboxes of (empty) live organisations
+        assert [o.slug for o in result.organizations] == [
+            "kz-marketplace-test",
+            "bg-vps-test",
+            "us-saas-test",
+        ]
         assert 45 <= sum(len(o.customer_ids) for o in result.organizations) <= 55
         assert set(result.totals) == {"KZT", "EUR", "USD"}
         payload = result.as_json()
@@ -39,7 +44,15 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
 
         d, lines = t.documents.c, t.document_lines.c
         with db.read() as conn:
-            assert conn.execute(select(func.count()).select_from(t.organizations)).scalar_one() == 3
+            o = t.organizations.c
+            modes = {r.id: (r.mode, r.sandbox_of) for r in conn.execute(select(o.id, o.mode, o.sandbox_of))}
+            assert len(modes) == 6
+            for org in result.organizations:
+                assert modes[org.id] == ("test", org.live_id)
+                assert org.live_id is not None
+                assert modes[org.live_id] == ("live", None)
+            live_ids = [org.live_id for org in result.organizations]
+            assert conn.execute(select(func.count()).where(d.organization_id.in_(live_ids))).scalar_one() == 0
             assert (
                 conn.execute(select(func.count()).select_from(t.documents)).scalar_one() == result.documents
             )
@@ -55,7 +68,7 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
                 ).scalar_one()
                 assert heaviest >= 70, org.slug
 
-            bg = next(o for o in result.organizations if o.slug == "bg-vps")
+            bg = next(o for o in result.organizations if o.slug == "bg-vps-test")
             numbers = {
                 kind: sorted(
                     conn.execute(
@@ -174,7 +187,7 @@ def test_demo_history_pays_through_the_gateway(db: Database, tmp_path: Path) -> 
         assert _rows(
             db,
             """SELECT d.id FROM documents d JOIN organizations o ON o.id = d.organization_id
-               WHERE o.slug = 'us-saas' AND d.status = 'uncollectible'""",
+               WHERE o.slug = 'us-saas-test' AND d.status = 'uncollectible'""",
         )
 
         # the lost answer: unknown, then settled by the janitor as the gateway's success
@@ -202,7 +215,7 @@ def test_demo_history_pays_through_the_gateway(db: Database, tmp_path: Path) -> 
                WHERE a.provider = 'test_gateway' AND a.capture_mode = 'authorize'""",
         )
         assert captures
-        assert all(c.slug == "bg-vps" and c.type == "invoice" and c.converted_from_id for c in captures)
+        assert all(c.slug == "bg-vps-test" and c.type == "invoice" and c.converted_from_id for c in captures)
         partial = [c for c in captures if c.amount_minor < c.authorized_minor]
         assert len(partial) == 1
         assert partial[0].status == "open"

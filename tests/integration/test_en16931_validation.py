@@ -261,9 +261,11 @@ def test_every_demo_document_passes_en16931(
         seed_demo(db, FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC)), quiet=True)
         with db.read() as conn:
             orgs = conn.execute(
-                select(t.organizations.c.id, t.organizations.c.slug).where(t.organizations.c.facturx_enabled)
+                select(t.organizations.c.id, t.organizations.c.slug).where(
+                    t.organizations.c.facturx_enabled, t.organizations.c.mode == "test"
+                )
             ).all()
-        assert [slug for _id, slug in orgs] == ["bg-vps"]
+        assert [slug for _id, slug in orgs] == ["bg-vps-test"]
         found = _validate(db, orgs[0].id, en16931)
         assert found.checked > 150
         assert found.fatal == []
@@ -271,7 +273,9 @@ def test_every_demo_document_passes_en16931(
         assert any(line.kind == "proration" and line.quantity < 0 for d in docs for line in d.lines)
         with db.read() as conn:
             others = conn.execute(
-                select(t.organizations.c.id).where(~t.organizations.c.facturx_enabled)
+                select(t.organizations.c.id).where(
+                    ~t.organizations.c.facturx_enabled, t.organizations.c.mode == "test"
+                )
             ).scalars()
         for org_id in others:  # KZT (a BIN, no VAT prefix) and USD (no VAT): valid once switched on
             assert _validate(db, org_id, en16931, direct=True).fatal == []

@@ -321,7 +321,7 @@ def test_every_demo_invoice_of_the_eu_issuer_obeys_en16931(db: Database, tmp_pat
     seed_demo(db, FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC)), quiet=True)
     with db.read() as conn:
         org_id = conn.execute(
-            select(t.organizations.c.id).where(t.organizations.c.slug == "bg-vps")
+            select(t.organizations.c.id).where(t.organizations.c.slug == "bg-vps-test")
         ).scalar_one()
     docs = _issued_invoices(db, org_id)
     assert len(docs) > 100

@@ -183,13 +183,28 @@ def test_hosted_card_does_not_replace_an_existing_default(
 
 
 @pytest.mark.parametrize(
-    ("number", "code"),
-    [(cards.DO_NOT_HONOR, "do_not_honor"), (cards.INSUFFICIENT_FUNDS, "insufficient_funds")],
+    ("number", "code", "kind", "locale", "text"),
+    [
+        (cards.DO_NOT_HONOR, "do_not_honor", "us", None, "The card issuer declined the payment."),
+        (cards.INSUFFICIENT_FUNDS, "insufficient_funds", "us", None, "The card has insufficient funds."),
+        (cards.DO_NOT_HONOR, "do_not_honor", "bg", "bg", "Банката издател отказа плащането."),
+        (cards.INSUFFICIENT_FUNDS, "insufficient_funds", "bg", "bg", "Недостатъчна наличност по картата."),
+    ],
 )
 def test_decline_shows_the_gateways_error_and_the_form_again(
-    db: Database, clock: FixedClock, client: TestClient, gateway: GatewayProcess, number: str, code: str
+    db: Database,
+    clock: FixedClock,
+    client: TestClient,
+    gateway: GatewayProcess,
+    number: str,
+    code: str,
+    kind: str,
+    locale: str | None,
+    text: str,
 ) -> None:
-    tenant, _cid, doc_id = billed_document(db, clock, "us")
+    """The provider's decline code is explained in the customer's language (its own English message
+    is kept in the attempt for the organisation)."""
+    tenant, _cid, doc_id = billed_document(db, clock, kind, locale=locale)
     path = link_of(db, clock, tenant.org_id, doc_id)
     html = _paid_through_page(client, path, number)
     assert _notice(html) == "declined"
@@ -200,7 +215,9 @@ def test_decline_shows_the_gateways_error_and_the_form_again(
             select(t.payment_attempts.c.error_message).where(t.payment_attempts.c.document_id == doc_id)
         ).scalar_one()
     assert message
-    assert _testid(html, "notice-message") == message
+    shown = _testid(html, "notice-message")
+    assert shown.startswith(text)
+    assert shown != message  # the provider's English is not what the customer reads
     assert card_form(html) is not None  # try again
     doc = _doc(db, doc_id)
     assert doc["status"] == "open"

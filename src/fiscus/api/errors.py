@@ -180,6 +180,52 @@ class ServerErrors:
             await response(scope, receive, send)
 
 
+JSON_TYPE: Final = "application/json"
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == JSON_TYPE or (media.startswith("application/") and media.endswith("+json"))
+
+
+def line_column(doc: str, pos: int) -> tuple[int, int]:
+    """1-based line and column of character `pos` in `doc`, as an editor shows them."""
+    line = doc.count("\n", 0, pos) + 1
+    return line, pos - (doc.rfind("\n", 0, pos) + 1) + 1
+
+
+def body_problem(request: Request, exc: RequestValidationError) -> JSONResponse | None:
+    """A body the route could not read at all, told apart from a body with wrong fields (422): JSON
+    that does not parse is a 400 saying where (line, column, what the parser expected), and a body
+    sent without a JSON content type is a 415 naming the expected one."""
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+            doc = exc.body if isinstance(exc.body, str) else ""
+            line, column = line_column(doc, loc[1])
+            reason = str((err.get("ctx") or {}).get("error", "invalid JSON"))
+            return problem(
+                400,
+                f"the body is not valid JSON: {reason} at line {line}, column {column}",
+                code="malformed_json",
+                title="Malformed JSON",
+                line=line,
+                column=column,
+                position=loc[1],
+            )
+    given = request.headers.get("content-type")
+    if not _is_json(given) and any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
+        sent = f"Content-Type {given.split(';', 1)[0].strip()!r}" if given else "no Content-Type"
+        return problem(
+            415,
+            f"this endpoint takes a JSON body: send Content-Type: {JSON_TYPE} (the request had {sent})",
+            code="unsupported_media_type",
+            headers={"Accept-Post": JSON_TYPE},
+            expected=JSON_TYPE,
+        )
+    return None
+
+
 def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
     """Every refusal and failure in the shape of the surface that owns the path: RFC 9457 problems for
     the native API, each dialect's own body for its paths (`surfaces`), server errors included
@@ -196,7 +242,10 @@ def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
         return problem(exc.status, exc.detail, code=exc.code, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        unreadable = body_problem(request, exc)
+        if unreadable is not None:
+            return unreadable
         errors = []
         for err in exc.errors():
             loc = [p for p in err.get("loc", ()) if isinstance(p, int | str)]

@@ -83,7 +83,7 @@ class ObservabilityMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(elapsed)
-            if status >= 500 or (scope.get("path", "").startswith("/api/") and method != "GET"):
+            if self.access_log or status >= 500:
                 log.info(
                     "request",
                     request_id=request_id,

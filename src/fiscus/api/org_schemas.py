@@ -72,6 +72,11 @@ class OrganizationPatchIn(In):
     auto_issue: bool | None = None
     tax_rounding: Literal["document", "line"] | None = None
     facturx_enabled: bool | None = None
+    cancel_issued_ahead: Literal["void", "credit_note"] | None = Field(
+        None,
+        description="cancelling a subscription now: void a document already issued for a later period "
+        "(only while nothing was paid and no card payment is in flight), else a full credit note",
+    )
 
 
 class OrganizationCreateIn(In):
@@ -137,6 +142,7 @@ class OrganizationOut(Out):
     object: Literal["organization"] = "organization"
     slug: str
     mode: Literal["live", "test"]
+    livemode: bool = Field(description="Stripe's name for mode == live")
     sandbox_of: int | None
     legal_name: str
     trading_name: str | None
@@ -162,6 +168,7 @@ class OrganizationOut(Out):
     auto_issue: bool
     tax_rounding: str
     facturx_enabled: bool
+    cancel_issued_ahead: str
     number_series: list[SeriesOut]
     payment_settings_url: str = Field(description="payment settings have their own endpoint")
     created_at: datetime

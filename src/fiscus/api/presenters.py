@@ -173,6 +173,7 @@ def document(
     out: dict[str, Any] = {
         "id": doc.id,
         "object": "document",
+        "livemode": doc.livemode,
         "type": doc.type.value,
         "status": doc.status.value,
         "number": doc.number,

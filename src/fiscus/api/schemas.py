@@ -292,6 +292,7 @@ class SubscriptionIn(In):
     trial_days: int = Field(0, ge=0, le=730)
     trial_end: Instant | None = None
     billing_anchor: Instant | None = None
+    billing: Literal["now", "next_run"] = Field("next_run", description='"now": bill at once, as Stripe does')
 
 
 class SubscriptionUpdate(In):
@@ -382,6 +383,7 @@ class LineOut(Out):
 class DocumentOut(Out):
     id: int
     object: Literal["document"] = "document"
+    livemode: bool = Field(description="false for a test-mode document (marked TEST, own number series)")
     type: str
     status: str
     number: str | None

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from fiscus.demo.gateway import (
     GatewayProcess,
+    WorkerProcess,
     free_port,
     gateway_process,
     new_webhook_secret,
     reset_gateway_ledger,
 )
 from fiscus.demo.printing import describe
-from fiscus.demo.registry import SLUGS
+from fiscus.demo.registry import SANDBOX_SLUGS, SLUGS
 from fiscus.demo.seed import is_seeded, seed_demo
 from fiscus.demo.summary import (
     TEST_CARDS,
@@ -39,12 +40,14 @@ from fiscus.demo.summary import (
 )
 
 __all__ = [
+    "SANDBOX_SLUGS",
     "SLUGS",
     "TEST_CARDS",
     "DemoOrganization",
     "DemoResult",
     "GatewayProcess",
     "PaymentLink",
+    "WorkerProcess",
     "describe",
     "find_payment_links",
     "free_port",

@@ -144,8 +144,8 @@ class GatewayProcess:
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
 
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        """Block until it answers; returns its URL."""
+    def wait_ready(self, timeout: float = 90.0) -> str:
+        """Block until it answers (generously: a loaded machine starts Python slowly); returns its URL."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -190,3 +190,29 @@ def gateway_process(
         ledger, port, webhook_url=webhook_url, webhook_secret=webhook_secret, log_path=log_path
     ) as gateway:
         yield gateway.wait_ready()
+
+
+class WorkerProcess:
+    """`fiscus worker` as its own process beside the demo's server, as production runs it: billing runs,
+    collection with retries, rendering, webhook delivery and the janitor. It inherits the environment
+    (database, gateway URL and secret) and the terminal, so its progress lines show; leaving the `with`
+    block stops it (SIGTERM: it finishes its cycle; killed if it has not within 10 s)."""
+
+    def __init__(self, interval: float) -> None:
+        args = [sys.executable, "-m", "fiscus.cli", "worker", "--interval", str(interval)]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -20,7 +20,7 @@ def describe(result: DemoResult, console: Console, settings: Settings, *, servin
         table = RichTable(title=Text(f"{org.name} ({org.slug})"), show_header=False, title_justify="left")
         table.add_column("what", style="bold")
         table.add_column("value")
-        table.add_row("id", str(org.id))
+        table.add_row("id", f"{org.id} (test mode; live organisation {org.live_id})")
         table.add_row("country", org.country)
         table.add_row("currency", org.currency)
         table.add_row("time zone", org.timezone)
@@ -37,14 +37,17 @@ def describe(result: DemoResult, console: Console, settings: Settings, *, servin
             table.add_row("card payments", _joined(org.payments.items()))
             table.add_row("refunds", str(org.refunds))
         console.print(table)
-    state = "seeded" if result.created else "already present"
+    state = "seeded" if result.created else "already present: nothing billed, charged or created"
     console.print(f"{result.documents} documents in all ({state}).")
     base = server_url(settings)
     console.print(f"Server: [bold]{base}[/bold]")
     for path in ("/healthz", "/readyz", "/docs"):
         console.print(f"  {base}{path}")
+    console.print(
+        "The demo's data is in test mode: test keys see only it, and its PDFs and hosted pages say TEST."
+    )
     for org in result.organizations:
-        console.print(f"{org.slug}: API key [bold]{org.api_key}[/bold]")
+        console.print(f"{org.slug}: test API key [bold]{org.api_key}[/bold]")
         if org.customer_ids:
             first = org.customer_ids[0]
             console.print(f"  customer {first} token {org.customer_tokens.get(first)}")
@@ -65,6 +68,12 @@ def describe(result: DemoResult, console: Console, settings: Settings, *, servin
         console.print(
             f"  test cards: {TEST_CARDS['success']} succeeds, {TEST_CARDS['decline']} is declined "
             "(any future expiry, any CVC)"
+        )
+    if result.organizations:
+        live = result.organizations[0].live_id
+        console.print(
+            f"Test keys are kept and shown again on every run; live keys never are: mint one with "
+            f"[bold]fiscus keys create --org {live}[/bold] (shown once)"
         )
     console.print("Bill what is due now: [bold]fiscus bill[/bold]")
     console.print("Check the invariants:  [bold]fiscus reconcile[/bold]")

@@ -10,6 +10,7 @@ from fiscus.demo.bg_vps import scenario as bg_vps
 from fiscus.demo.kz_marketplace import scenario as kz_marketplace
 from fiscus.demo.scenario import Scenario
 from fiscus.demo.us_saas import scenario as us_saas
+from fiscus.services.instance import sandbox_slug
 
 SCENARIOS: Final[tuple[Callable[[], Scenario], ...]] = (
     kz_marketplace,
@@ -25,3 +26,5 @@ def definitions() -> list[Scenario]:
 
 SLUGS: Final = tuple(s.spec.slug for s in definitions())
 """The demo organisations' slugs: how a seeded one is recognised."""
+SANDBOX_SLUGS: Final = tuple(sandbox_slug(slug) for slug in SLUGS)
+"""The test-mode sandboxes the demo's data lives in (their live organisations stay empty)."""

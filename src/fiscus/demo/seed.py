@@ -1,5 +1,6 @@
 """The demo's orchestrator: seed each registered organisation that does not exist yet by replaying its
-scenario, bill up to now, collect through the gateway, and hand out fresh credentials."""
+scenario into a test-mode sandbox, bill up to now, collect through the gateway, and hand out test-mode
+credentials (kept, so a second run shows the same ones and writes nothing)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ from fiscus.demo.registry import SLUGS, definitions
 from fiscus.demo.simulation import Simulation
 from fiscus.demo.summary import DemoResult, count, summary
 from fiscus.domain.clock import Clock
-from fiscus.services.access import create_api_key, create_customer_token
+from fiscus.services.access import (
+    create_api_key,
+    create_customer_token,
+    stored_customer_tokens,
+    stored_test_keys,
+)
 from fiscus.services.billing_run import run_billing
 from fiscus.services.payments.collection import run_collection
 from fiscus.services.payments.janitor import settle_unknown
 
 
 def is_seeded(db: Database) -> bool:
-    """Whether any demo organisation exists (the demo seeds only those that do not)."""
+    """Whether any demo organisation exists (the demo seeds only those that do not). Checked by the
+    live organisations' slugs: each is made in one transaction with its sandbox."""
     with db.read() as conn:
         return (
             conn.execute(select(t.organizations.c.id).where(t.organizations.c.slug.in_(SLUGS))).first()
@@ -81,10 +88,13 @@ def seed_demo(
                 f"[green]{slug}[/green]: {customers} customers, {documents} documents, "
                 f"{attempts} card payment attempts, {elapsed_ms} ms"
             )
-        run_billing(db, clock)
-        if payments is not None:
-            settle_unknown(db, clock, payments.provider)
-            run_collection(db, clock, payments.provider)
+        if created:
+            # Only after seeding: on a database seeded before, billing and collecting belong to the
+            # worker (`fiscus demo` runs one while it serves), so a second run writes nothing.
+            run_billing(db, clock)
+            if payments is not None:
+                settle_unknown(db, clock, payments.provider)
+                run_collection(db, clock, payments.provider)
     finally:
         if payments is not None:
             payments.close()
@@ -95,10 +105,15 @@ def seed_demo(
 
 
 def _issue_credentials(db: Database, clock: Clock, result: DemoResult) -> None:
-    """A fresh API key per organisation and a token per customer on every run: secrets are stored
-    only as hashes, so earlier ones cannot be shown again."""
+    """A test-mode API key per sandbox and a token per customer, made once: test-mode secrets are kept
+    (services/access.py says why), so later runs show the same ones and create nothing."""
     for org in result.organizations:
-        org.api_key = create_api_key(db, clock, org.id, name="demo", actor="demo").secret
-        org.customer_tokens = {
-            c: create_customer_token(db, clock, org.id, c, actor="demo").secret for c in org.customer_ids
-        }
+        kept = stored_test_keys(db, org.id, name="demo")
+        org.api_key = (
+            kept[0].secret if kept else create_api_key(db, clock, org.id, name="demo", actor="demo").secret
+        )
+        tokens = stored_customer_tokens(db, clock, org.id)
+        for c in org.customer_ids:
+            if c not in tokens:
+                tokens[c] = create_customer_token(db, clock, org.id, c, actor="demo").secret
+        org.customer_tokens = {c: tokens[c] for c in org.customer_ids}

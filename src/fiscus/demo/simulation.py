@@ -6,8 +6,9 @@ every day. Bank-transfer customers' payments are recorded a few days after issue
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -24,8 +25,8 @@ from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import create_price, create_product, create_variant
 from fiscus.services.customers import create_customer
 from fiscus.services.documents import mark_paid
+from fiscus.services.instance import create_with_sandbox
 from fiscus.services.orders import create_order
-from fiscus.services.organizations import create_organization
 from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.subscriptions import (
     ItemSpec,
@@ -57,12 +58,15 @@ class Simulation:
         self.catalog = Catalog()
         self.planner = Planner(scenario, rng, self.catalog, start, now)
         self.org_id = 0
+        """The test-mode sandbox the year is seeded into (its documents show TEST)."""
+        self.live_id = 0
+        """The live organisation beside it, left empty: where the business would bill for real."""
         self.last_document = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
     def run(self, clock: Clock) -> int:
-        self.org_id = create_organization(self.db, self.clock, self.scenario.spec, actor="demo")
+        self.live_id, self.org_id = create_with_sandbox(self.db, self.clock, self.scenario.spec, actor="demo")
         collection = self.scenario.collection
         update_payment_settings(
             self.db,
@@ -158,7 +162,7 @@ class Simulation:
             self.org_id,
             customer_id,
             _specs(plan.items),
-            start_at=plan.start,
+            start_at=local_midnight(plan.start, self.scenario.spec.timezone),
             trial_days=plan.trial_days,
             actor="demo",
         )
@@ -215,3 +219,10 @@ class Simulation:
 
 def _specs(items: Items) -> list[ItemSpec]:
     return [ItemSpec(price_id, quantity) for price_id, quantity in items]
+
+
+def local_midnight(instant: datetime, zone: str) -> datetime:
+    """The start of `instant`'s day in the organisation's zone (in UTC): the demo's subscriptions start,
+    and so are anchored, at midnight where the organisation is, as a business's own would be."""
+    local = instant.astimezone(ZoneInfo(zone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)

@@ -14,7 +14,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.payments.gateway import NAME as GATEWAY
 from fiscus.config import Settings
-from fiscus.demo.registry import SLUGS
+from fiscus.demo.registry import SANDBOX_SLUGS
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.money import currency, from_minor
@@ -25,9 +25,12 @@ from fiscus.services.payment_links import link_secret, payment_url
 @dataclass
 class DemoOrganization:
     id: int
+    """The test-mode sandbox holding the demo's data."""
     slug: str
     name: str
     customer_ids: list[int]
+    live_id: int | None = None
+    """The live organisation the sandbox belongs to (empty; its keys are never stored)."""
     country: str = ""
     currency: str = ""
     timezone: str = ""
@@ -76,6 +79,8 @@ class DemoResult:
                     "id": o.id,
                     "slug": o.slug,
                     "name": o.name,
+                    "livemode": False,
+                    "live_organization_id": o.live_id,
                     "api_key": o.api_key,
                     "customers": [{"id": c, "token": o.customer_tokens.get(c)} for c in o.customer_ids],
                     "payments": o.payments,
@@ -127,8 +132,8 @@ def summary(db: Database, created: bool) -> DemoResult:
     o, c, s, d = t.organizations.c, t.customers.c, t.subscriptions.c, t.documents.c
     out: list[DemoOrganization] = []
     with db.read() as conn:
-        rows = {r.slug: r for r in conn.execute(select(t.organizations).where(o.slug.in_(SLUGS)))}
-        for slug in SLUGS:
+        rows = {r.slug: r for r in conn.execute(select(t.organizations).where(o.slug.in_(SANDBOX_SLUGS)))}
+        for slug in SANDBOX_SLUGS:
             row = rows.get(slug)
             if row is None:
                 continue
@@ -156,6 +161,7 @@ def summary(db: Database, created: bool) -> DemoResult:
                     slug=slug,
                     name=row.legal_name,
                     customer_ids=list(customer_ids),
+                    live_id=row.sandbox_of,
                     country=row.country,
                     currency=row.default_currency,
                     timezone=row.timezone,
@@ -200,7 +206,7 @@ def find_payment_links(db: Database, clock: Clock, settings: Settings, limit: in
             .join(t.organizations, o.id == d.organization_id)
             .join(t.customers, c.id == d.customer_id)
             .where(
-                o.slug.in_(SLUGS),
+                o.slug.in_(SANDBOX_SLUGS),
                 o.capture_mode == "sale",
                 d.status == DocumentStatus.OPEN.value,
                 d.type.in_([DocumentType.INVOICE.value, DocumentType.PROFORMA.value]),

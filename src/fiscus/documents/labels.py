@@ -42,6 +42,7 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "converted_from": "Issued for proforma invoice {number}",
         "corrects": "Corrects invoice {number}",
         "reason": "Reason",
+        "test_mode": "Test mode: not a valid tax document",
         "page": "Page {page} of {pages}",
         "status_draft": "Draft",
         "status_open": "Unpaid",
@@ -90,6 +91,7 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "converted_from": "Издадена по проформа фактура {number}",
         "corrects": "Към фактура {number}",
         "reason": "Основание",
+        "test_mode": "Тестов режим: не е валиден данъчен документ",
         "page": "Страница {page} от {pages}",
         "status_draft": "Чернова",
         "status_open": "Неплатена",
@@ -138,6 +140,7 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "converted_from": "Выставлен по счёту на оплату {number}",
         "corrects": "Корректирует счёт {number}",
         "reason": "Причина",
+        "test_mode": "Тестовый режим: не является налоговым документом",
         "page": "Страница {page} из {pages}",
         "status_draft": "Черновик",
         "status_open": "Не оплачен",
@@ -186,6 +189,7 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "converted_from": "{number} төлем шоты бойынша берілді",
         "corrects": "{number} шот-фактураны түзетеді",
         "reason": "Себебі",
+        "test_mode": "Тест режимі: салық құжаты емес",
         "page": "{pages} беттің {page}-беті",
         "status_draft": "Жоба",
         "status_open": "Төленбеген",
@@ -203,6 +207,72 @@ LABELS: Final[dict[str, dict[str, str]]] = {
 }
 
 
+PAYMENT_LABELS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "bank_details": "Bank details",
+        "payment_reference": "Payment reference",
+        "pay_online": "Pay online",
+        "bank": "Bank",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "account_number": "Account",
+        "routing_number": "Routing number",
+        "qr_epc": "Scan with your banking app to pay by SEPA transfer.",
+        "qr_link": "Scan to open the payment page.",
+        "not_vat_registered": "The seller is not registered for VAT: no VAT is charged.",
+        "download_pdf": "Download PDF",
+    },
+    "bg": {
+        "bank_details": "Банкова сметка",
+        "payment_reference": "Основание за плащане",
+        "pay_online": "Плащане онлайн",
+        "bank": "Банка",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "account_number": "Сметка",
+        "routing_number": "Routing number",
+        "qr_epc": "Сканирайте с банковото си приложение, за да платите с SEPA превод.",
+        "qr_link": "Сканирайте, за да отворите страницата за плащане.",
+        "not_vat_registered": "Доставчикът не е регистриран по ЗДДС: не се начислява ДДС.",
+        "download_pdf": "Изтегляне на PDF",
+    },
+    "ru": {
+        "bank_details": "Банковские реквизиты",
+        "payment_reference": "Назначение платежа",
+        "pay_online": "Оплатить онлайн",
+        "bank": "Банк",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "account_number": "Счёт",
+        "routing_number": "Routing number",
+        "qr_epc": "Отсканируйте в банковском приложении для оплаты переводом SEPA.",
+        "qr_link": "Отсканируйте, чтобы открыть страницу оплаты.",
+        "not_vat_registered": "Продавец не зарегистрирован как плательщик НДС: НДС не начисляется.",
+        "download_pdf": "Скачать PDF",
+    },
+    "kk": {
+        "bank_details": "Банк деректемелері",
+        "payment_reference": "Төлем мақсаты",
+        "pay_online": "Онлайн төлеу",
+        "bank": "Банк",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "account_number": "Шот",
+        "routing_number": "Routing number",
+        "qr_epc": "SEPA аударымымен төлеу үшін банк қосымшасымен сканерлеңіз.",
+        "qr_link": "Төлем бетін ашу үшін сканерлеңіз.",
+        "not_vat_registered": "Сатушы ҚҚС төлеушісі ретінде тіркелмеген: ҚҚС есептелмейді.",
+        "download_pdf": "PDF жүктеу",
+    },
+}
+"""How to pay: bank details, the reference, the online link and its QR code (issue 13)."""
+
+
 def labels_for(language: str) -> dict[str, str]:
     """The labels of `language`, any key it lacks taken from English."""
-    return {**LABELS["en"], **LABELS.get(language, {})}
+    return {
+        **LABELS["en"],
+        **PAYMENT_LABELS["en"],
+        **LABELS.get(language, {}),
+        **PAYMENT_LABELS.get(language, {}),
+    }

@@ -19,12 +19,19 @@ from babel.dates import format_date
 from babel.numbers import NumberPattern, format_decimal, format_percent, parse_pattern
 
 from fiscus.documents.labels import labels_for
+from fiscus.documents.presentation import (
+    address_lines,
+    logo_data_uri,
+    payment_reference,
+    qr_for,
+    tax_id_label,
+)
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.money import Currency, from_minor
 from fiscus.domain.periods import local_date
 from fiscus.queries.documents import DocumentView
 
-TEMPLATE_VERSION: Final = "1"
+TEMPLATE_VERSION: Final = "2"
 """Bumped whenever the printed layout or the model changes, and recorded with each stored file."""
 
 _PERCENT = "#,##0.###%"
@@ -69,19 +76,57 @@ def _period(start: datetime | None, end: datetime | None, tz: ZoneInfo, locale: 
     return f"{_date(local_date(start, tz), locale)} – {_date(last, locale)}"
 
 
-def _party(party: dict[str, Any], *, name_key: str) -> dict[str, Any]:
-    address = [
-        party.get("address_line1") or "",
-        party.get("address_line2") or "",
-        " ".join(x for x in (party.get("postal_code") or "", party.get("city") or "") if x),
-        party.get("country") or "",
+def _party(party: dict[str, Any], *, name_key: str, language: str) -> dict[str, Any]:
+    """A party as printed: its address in its country's postal order and its tax IDs under the
+    labels of its own country (a Kazakh BIN, a Bulgarian EIK, a US EIN)."""
+    country = str(party.get("country") or "")
+    tax_ids = [
+        {"label": tax_id_label(country, kind, language), "value": str(party[kind])}
+        for kind in ("vat_id", "tax_id")
+        if party.get(kind)
     ]
     return {
         "name": str(party.get(name_key) or ""),
-        "address": [str(x) for x in address if x],
+        "address": address_lines(party, language),
         "email": str(party.get("email") or ""),
         "vat_id": str(party.get("vat_id") or ""),
         "tax_id": str(party.get("tax_id") or ""),
+        "tax_ids": tax_ids,
+    }
+
+
+def _bank_accounts(seller: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The frozen bank accounts as label/value rows, IBAN grouped by four as banks print it."""
+    out = []
+    for acc in seller.get("bank_accounts") or []:
+        rows: list[list[str]] = []
+        if acc.get("bank_name"):
+            rows.append([labels["bank"], str(acc["bank_name"])])
+        if acc.get("iban"):
+            iban = str(acc["iban"])
+            rows.append([labels["iban"], " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))])
+        if acc.get("bic"):
+            rows.append([labels["bic"], str(acc["bic"])])
+        if acc.get("account_number"):
+            rows.append([labels["account_number"], str(acc["account_number"])])
+        if acc.get("routing_number"):
+            rows.append([labels["routing_number"], str(acc["routing_number"])])
+        out.append({"label": str(acc.get("label") or ""), "rows": rows})
+    return out
+
+
+def _logo(logo: tuple[str, bytes] | None) -> dict[str, Any] | None:
+    """The logo the document froze, for both renderings: SVG as text and PNG as a byte list for
+    Typst (which reads no base64), and a data URI for the page (no request to fetch it)."""
+    if logo is None:
+        return None
+    content_type, data = logo
+    svg = content_type == "image/svg+xml"
+    return {
+        "format": "svg" if svg else "png",
+        "text": data.decode("utf-8") if svg else "",
+        "bytes": [] if svg else list(data),
+        "data_uri": logo_data_uri(content_type, data),
     }
 
 
@@ -105,11 +150,14 @@ def build_view_model(
     converted_from_number: str | None = None,
     corrected_number: str | None = None,
     payment_instructions: str | None = None,
+    hosted_url: str | None = None,
+    logo: tuple[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready model of `doc` in `locale` (default: the buyer's frozen locale).
 
     The numbers of related documents (the proforma an invoice was issued for, the invoice a credit
-    note corrects) are passed in because the view of one document does not carry them.
+    note corrects), the hosted page's link and the frozen logo's bytes (content type, data) are
+    passed in because the view of one document does not carry them.
     """
     loc = _locale(locale or str(doc.buyer.get("locale") or "en"))
     labels = labels_for(loc.language)
@@ -153,11 +201,21 @@ def build_view_model(
             amount=money(due_minor), date=_date(doc.due_date, loc), number=number
         )
     notes = list(dict.fromkeys([*doc.notes, *(x.note for x in doc.taxes if x.note)]))
+    vat_registered = bool(doc.seller.get("vat_registered", True))
+    payable = doc.type is not DocumentType.CREDIT_NOTE and due_minor > 0
+    reference = payment_reference(number) if payable else ""
+    url = hosted_url if payable else None
+    qr = (
+        qr_for(seller=doc.seller, cur=cur, amount_minor=due_minor, reference=reference, hosted_url=url)
+        if payable
+        else None
+    )
     return {
         "template_version": TEMPLATE_VERSION,
         "locale": str(loc),
         "language": loc.language,
         "labels": labels,
+        "test_mode": not doc.livemode,
         "document": {
             "id": doc.id,
             "type": doc.type.value,
@@ -175,8 +233,13 @@ def build_view_model(
             "currency": cur.code,
             "date": list(_fixed_date(doc).timetuple()[:3]),
         },
-        "seller": _party(doc.seller, name_key="legal_name"),
-        "buyer": _party(doc.buyer, name_key="name"),
+        "seller": _party(doc.seller, name_key="legal_name", language=loc.language),
+        "buyer": _party(doc.buyer, name_key="name", language=loc.language),
+        "logo": _logo(logo),
+        "paper": "us-letter" if doc.seller.get("paper_size") == "letter" else "a4",
+        "vat_registered": vat_registered,
+        "vat_note": "" if vat_registered else labels["not_vat_registered"],
+        "footer": str((doc.seller.get("footers") or {}).get(loc.language) or ""),
         "lines": lines,
         "taxes": taxes,
         "totals": {
@@ -187,7 +250,14 @@ def build_view_model(
             "amount_credited": money(doc.amount_credited_minor) if doc.amount_credited_minor else "",
             "amount_due": money(due_minor),
         },
-        "payment": {"status": labels.get(f"status_{doc.status.value}", ""), "instructions": instructions},
+        "payment": {
+            "status": labels.get(f"status_{doc.status.value}", ""),
+            "instructions": instructions,
+            "reference": reference,
+            "url": url or "",
+            "bank_accounts": _bank_accounts(doc.seller, labels) if payable else [],
+            "qr": qr,
+        },
         "notes": notes,
         "raw": {
             "currency": cur.code,

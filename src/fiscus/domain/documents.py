@@ -231,3 +231,17 @@ def assemble_document(cur: Currency, settled: list[SettledLine]) -> ComputedDocu
     tax_total = sum(s.tax_minor for s in settled)
     notes = sorted({row.note for row in breakdown if row.note})
     return ComputedDocument(cur, settled, breakdown, subtotal, tax_total, subtotal + tax_total, notes)
+
+
+def line_description(product: str, variant: str) -> str:
+    """A price's line text, "Product — variant", without saying the product twice: the words the
+    variant's name repeats from the end of the product's are dropped ("Eval Pro" + "Eval Pro, monthly"
+    or "Pro, monthly" → "Eval Pro — monthly"), and a variant that only repeats it leaves the product."""
+    product, variant = product.strip(), variant.strip()
+    p_words, v_words = product.split(), variant.split()
+    for n in range(min(len(p_words), len(v_words)), 0, -1):
+        head = [w.rstrip(",;:") for w in v_words[:n]]
+        if [w.casefold() for w in head] == [w.casefold() for w in p_words[-n:]]:
+            variant = " ".join(v_words[n:]).lstrip(",;:-–— ").strip()
+            break
+    return f"{product} — {variant}" if variant else product

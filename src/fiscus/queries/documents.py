@@ -112,6 +112,8 @@ class DocumentView:
     amount_refunded_minor: int = 0
     next_payment_attempt_at: datetime | None = None
     revision: int = 1
+    livemode: bool = True
+    """False for a document of a test-mode organisation: it carries a TEST mark and no legal number."""
     lines: list[LineView] = field(default_factory=list)
     taxes: list[TaxView] = field(default_factory=list)
     order_ids: list[int] = field(default_factory=list)
@@ -151,7 +153,14 @@ class DocumentFilters:
     issued_only: bool = False
 
 
-_HEADER = [c for c in t.documents.c if c.name != "billing_run_id"]
+_LIVEMODE = (
+    select(t.organizations.c.mode == "live")
+    .where(t.organizations.c.id == t.documents.c.organization_id)
+    .scalar_subquery()
+    .label("livemode")
+)
+"""Whether the document's organisation is live: a primary-key lookup per row, no extra statement."""
+_HEADER = [*(c for c in t.documents.c if c.name != "billing_run_id"), _LIVEMODE]
 
 
 def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
@@ -434,6 +443,7 @@ def _assemble(
                 amount_refunded_minor=h["amount_refunded_minor"],
                 next_payment_attempt_at=h["next_payment_attempt_at"],
                 revision=h["revision"],
+                livemode=bool(h["livemode"]),
                 period_start=h["period_start"],
                 period_end=h["period_end"],
                 issue_date=h["issue_date"],

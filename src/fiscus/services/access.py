@@ -5,6 +5,12 @@ plain hash is enough; no slow hash is needed, unlike passwords). Keys carry thei
 (`fsk_live_…`, `fsk_test_…`) and reach only organisations of the same mode, so test and live data stay
 apart. Customer tokens (`fct_…`) are read-only and scoped to one customer of one organisation.
 Admin keys (`fak_…`) are the platform's: they manage organisations and reach none of their data.
+
+Test-mode secrets (keys of a test-mode organisation and its customers' tokens) are also kept in plain
+text so they can be shown again (`stored_test_keys`, `stored_customer_tokens`), as Stripe shows test
+keys at any time: they reach only test data (made-up customers, the test gateway), which the same
+database holds in the clear anyway, so encrypting them with a key kept beside them would protect
+nothing. A live key's secret is never stored (a CHECK constraint refuses it).
 """
 
 from __future__ import annotations
@@ -95,6 +101,7 @@ def insert_api_key(
             mode=mode,
             prefix=prefix,
             secret_hash=_hash(secret),
+            secret=secret if mode == "test" else None,
             created_at=now,
         )
         .returning(t.api_keys.c.id)
@@ -245,6 +252,7 @@ def create_customer_token(
     now = clock.now()
     with db.write() as conn:
         get_scoped(conn, t.customers, org_id, customer_id, field="customer_id")
+        mode = conn.execute(select(t.organizations.c.mode).where(t.organizations.c.id == org_id)).scalar_one()
         secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(24)}"
         prefix = secret[: len(TOKEN_PREFIX) + 5] + "…"
         token_id = conn.execute(
@@ -254,6 +262,7 @@ def create_customer_token(
                 customer_id=customer_id,
                 prefix=prefix,
                 secret_hash=_hash(secret),
+                secret=secret if mode == "test" else None,
                 created_at=now,
                 expires_at=now + ttl if ttl else None,
             )
@@ -275,6 +284,35 @@ def create_customer_token(
             ],
         )
     return IssuedSecret(int(token_id), secret, prefix)
+
+
+def stored_test_keys(db: Database, org_id: int, *, name: str | None = None) -> list[IssuedSecret]:
+    """The unrevoked test-mode keys of an organisation whose secret was kept (oldest first)."""
+    k = t.api_keys.c
+    query = select(k.id, k.secret, k.prefix).where(
+        k.organization_id == org_id, k.mode == "test", k.secret.is_not(None), k.revoked_at.is_(None)
+    )
+    if name is not None:
+        query = query.where(k.name == name)
+    with db.read() as conn:
+        return [IssuedSecret(int(r.id), str(r.secret), r.prefix) for r in conn.execute(query.order_by(k.id))]
+
+
+def stored_customer_tokens(db: Database, clock: Clock, org_id: int) -> dict[int, str]:
+    """Per customer of a test-mode organisation, the newest usable token whose secret was kept."""
+    c = t.customer_tokens.c
+    now = clock.now()
+    query = (
+        select(c.customer_id, c.secret, c.expires_at)
+        .where(c.organization_id == org_id, c.secret.is_not(None), c.revoked_at.is_(None))
+        .order_by(c.id)
+    )
+    with db.read() as conn:
+        return {
+            int(r.customer_id): str(r.secret)
+            for r in conn.execute(query)
+            if r.expires_at is None or r.expires_at > now
+        }
 
 
 def revoke_customer_token(
@@ -308,20 +346,34 @@ def authenticate(db: Database, clock: Clock, secret: str) -> Principal | None:
     if secret.startswith(TOKEN_PREFIX):
         c = t.customer_tokens.c
         with db.read() as conn:
-            row = conn.execute(
+            found = conn.execute(
                 select(
-                    c.id, c.organization_id, c.customer_id, c.revoked_at, c.expires_at, c.last_used_at
-                ).where(c.secret_hash == _hash(secret))
+                    c.id,
+                    c.organization_id,
+                    c.customer_id,
+                    c.revoked_at,
+                    c.expires_at,
+                    c.last_used_at,
+                    t.organizations.c.mode,
+                )
+                .join(t.organizations, t.organizations.c.id == c.organization_id)
+                .where(c.secret_hash == _hash(secret))
             ).one_or_none()
         now = clock.now()
         if (
-            row is None
-            or row.revoked_at is not None
-            or (row.expires_at is not None and row.expires_at <= now)
+            found is None
+            or found.revoked_at is not None
+            or (found.expires_at is not None and found.expires_at <= now)
         ):
             return None
-        _touch(db, clock, t.customer_tokens, row.id, row.last_used_at)
-        return Principal(PrincipalKind.CUSTOMER, row.organization_id, row.id, customer_id=row.customer_id)
+        _touch(db, clock, t.customer_tokens, found.id, found.last_used_at)
+        return Principal(
+            PrincipalKind.CUSTOMER,
+            found.organization_id,
+            found.id,
+            customer_id=found.customer_id,
+            mode=found.mode,
+        )
     return None
 
 

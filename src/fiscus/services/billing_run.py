@@ -282,7 +282,7 @@ def _persist_split(
     now: datetime,
     clock: Clock,
     actor: str,
-    run_id: int,
+    run_id: int | None,
     held: Sequence[HeldCredits] = (),
 ) -> None:
     """Organisations that issue automatically get numbers now; the others keep drafts to issue later.

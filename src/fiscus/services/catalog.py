@@ -6,14 +6,15 @@ traced to the exact figure it came from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, insert, select
+from sqlalchemy import ColumnElement, Connection, Table, insert, select, update
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db.documents import append_audit, audit_row
+from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import ConflictError, InvalidFieldError
@@ -181,3 +182,50 @@ def create_price(
             ],
         )
     return int(price_id)
+
+
+def refuse_archived(
+    conn: Connection, org_id: int, price_ids: Sequence[int], *, allowed: Sequence[int] = ()
+) -> None:
+    """An archived price takes no new subscription or order (`allowed`: prices already on the
+    subscription being changed, which keep billing)."""
+    pr = t.prices.c
+    archived = set(
+        conn.execute(
+            select(pr.id).where(
+                pr.organization_id == org_id, pr.id.in_(list(price_ids)), pr.active.is_(False)
+            )
+        ).scalars()
+    ) - set(allowed)
+    for n, price_id in enumerate(price_ids):
+        if price_id in archived:
+            raise InvalidFieldError(
+                f"items.{n}.price_id",
+                f"price {price_id} is archived: it takes no new subscriptions or orders",
+            )
+
+
+def set_price_active(
+    db: Database, clock: Clock, org_id: int, price_id: int, *, active: bool, actor: str = "cli"
+) -> None:
+    """Archive a price (`active=False`: no new subscriptions or orders on it; existing subscriptions
+    keep being billed at it) or bring it back. Audited, and announced as `price.updated`."""
+    now = clock.now()
+    with db.write() as conn:
+        row = get_scoped(conn, t.prices, org_id, price_id, lock=True)
+        if bool(row["active"]) == active:
+            return
+        conn.execute(update(t.prices).where(t.prices.c.id == price_id).values(active=active))
+        what = "unarchived" if active else "archived"
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    org_id, "price", price_id, what, actor, now, {"active": not active}, {"active": active}
+                )
+            ],
+        )
+        append_outbox(
+            conn,
+            [outbox_row(org_id, "price.updated", "price", price_id, now, {"id": price_id, "active": active})],
+        )

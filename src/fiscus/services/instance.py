@@ -208,7 +208,7 @@ def initialize(db: Database, clock: Clock, new: NewOrganization, *, actor: str =
         sandbox_id = insert_organization(
             conn,
             clock,
-            replace(spec, mode="test", slug=f"{spec.slug[:59]}-test", sandbox_of=live_id),
+            replace(spec, mode="test", slug=sandbox_slug(spec.slug), sandbox_of=live_id),
             actor=actor,
         )
         for org_id in (live_id, sandbox_id):
@@ -216,3 +216,22 @@ def initialize(db: Database, clock: Clock, new: NewOrganization, *, actor: str =
         live_key = insert_api_key(conn, clock, live_id, name="init", actor=actor)
         test_key = insert_api_key(conn, clock, sandbox_id, name="init", actor=actor)
     return Created(live_id, live_key, sandbox_id, test_key)
+
+
+def sandbox_slug(slug: str) -> str:
+    """The slug of an organisation's test-mode sandbox (slugs are at most 64 characters)."""
+    return f"{slug[:59]}-test"
+
+
+def create_with_sandbox(db: Database, clock: Clock, spec: OrganizationSpec, *, actor: str) -> tuple[int, int]:
+    """A live organisation from `spec` and its test-mode sandbox, in one transaction, without keys:
+    (live id, sandbox id). The demo seeds its data into the sandbox, so it all shows TEST."""
+    with db.write() as conn:
+        live_id = insert_organization(conn, clock, replace(spec, mode="live", sandbox_of=None), actor=actor)
+        sandbox_id = insert_organization(
+            conn,
+            clock,
+            replace(spec, mode="test", slug=sandbox_slug(spec.slug), sandbox_of=live_id),
+            actor=actor,
+        )
+    return live_id, sandbox_id

@@ -15,6 +15,7 @@ from fiscus.domain.clock import Clock
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
+from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.subscriptions import ItemSpec
@@ -37,6 +38,7 @@ def create_order(
         if customer is None:
             raise InvalidFieldError("customer_id", f"customer {customer_id} does not exist")
         prices = load_prices(conn, org_id, [i.price_id for i in items])
+        refuse_archived(conn, org_id, [i.price_id for i in items])
         rows = []
         for n, item in enumerate(items):
             price = prices.get(item.price_id)

@@ -57,6 +57,7 @@ SETTINGS: Final = (
     "facturx_enabled",
     "logo_sha256",
     "vat_rates",
+    "cancel_issued_ahead",
 )
 """Columns these use cases own (audit images and the event payload show them)."""
 
@@ -197,6 +198,10 @@ def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> 
             values[key] = _vat_rates(raw, current.get("vat_rates"))
         elif key in ("subscription_document", "order_document"):
             values[key] = _document_kind(key, raw)
+        elif key == "cancel_issued_ahead":
+            if raw not in ("void", "credit_note"):
+                raise InvalidFieldError(key, "must be void or credit_note")
+            values[key] = raw
         elif key == "tax_rounding":
             if raw not in (r.value for r in TaxRounding):
                 raise InvalidFieldError(key, "must be document or line")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -29,9 +31,48 @@ from fiscus.domain.errors import NotFoundError
 from fiscus.queries.documents import DocumentView, load_documents
 from fiscus.queries.scope import Scope
 from fiscus.services.common import get_scoped
+from fiscus.services.payment_links import has_hosted_page, link_secret, payment_url
 
 PDF: Final = "pdf"
 DOCUMENTS_DIR_ENV: Final = "FISCUS_DOCUMENTS_DIR"
+
+
+DocumentLink = Callable[[int, int], "str | None"]
+"""(organisation id, document id) → the document's hosted page URL, printed with its QR code."""
+
+
+def document_links(db: Database, clock: Clock, base_url: str, secret_key: str | None) -> DocumentLink:
+    """Hosted page links on `base_url` (the instance's public URL), signed as the API signs them, so
+    the PDF's link is the document's `hosted_url`."""
+    secret = link_secret(db, clock, secret_key)
+
+    def link(org_id: int, document_id: int) -> str:
+        return payment_url(base_url, secret, org_id, document_id)
+
+    return link
+
+
+def frozen_logo(conn: Connection, sha256: str | None) -> tuple[str, bytes] | None:
+    """The logo bytes a document froze by hash (content-addressed: kept when the logo changes)."""
+    if not sha256:
+        return None
+    lg = t.organization_logos.c
+    row = conn.execute(select(lg.content_type, lg.data).where(lg.sha256 == sha256).limit(1)).first()
+    return None if row is None else (str(row.content_type), bytes(row.data))
+
+
+def document_number(conn: Connection, org_id: int, document_id: int) -> str | None:
+    d = t.documents.c
+    return conn.execute(
+        select(d.number).where(d.organization_id == org_id, d.id == document_id)
+    ).scalar_one_or_none()
+
+
+def pdf_filename(number: str | None, document_id: int) -> str:
+    """`<number>.pdf` for the download (`INV-2026-000042.pdf`), characters a file system or a header
+    would trip on replaced; the id only for a document without a number."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", number or "").strip("-.") or str(document_id)
+    return f"{stem}.pdf"
 
 
 class Renderer(Protocol):
@@ -68,7 +109,7 @@ def _related_numbers(conn: Connection, doc: DocumentView) -> dict[str, str | Non
 
 
 def _render_inputs(
-    db: Database, org_id: int, ids: list[int]
+    db: Database, org_id: int, ids: list[int], links: DocumentLink | None = None
 ) -> list[tuple[DocumentView, dict[str, Any], bool]]:
     """The views of the documents with their view models, read in one short read transaction."""
     with db.read() as conn:
@@ -81,7 +122,13 @@ def _render_inputs(
         out = []
         for doc in docs:
             numbers = _related_numbers(conn, doc)
-            vm = build_view_model(doc, **numbers)
+            hosted = (
+                links(doc.organization_id, doc.id)
+                if links is not None and has_hosted_page(doc.type, doc.status)
+                else None
+            )
+            logo = frozen_logo(conn, doc.seller.get("logo_sha256"))
+            vm = build_view_model(doc, **numbers, hosted_url=hosted, logo=logo)
             vm["corrected_number"] = numbers["corrected_number"]  # also for the e-invoice's reference
             out.append((doc, vm, facturx))
         return out
@@ -151,9 +198,16 @@ def _store(
 
 
 def render_pending_documents(
-    db: Database, clock: Clock, renderer: Renderer, store_dir: Path, *, limit: int = 100
+    db: Database,
+    clock: Clock,
+    renderer: Renderer,
+    store_dir: Path,
+    *,
+    limit: int = 100,
+    links: DocumentLink | None = None,
 ) -> int:
-    """Render up to `limit` issued documents that have no PDF yet; returns how many were rendered.
+    """Render up to `limit` issued documents that have no PDF yet, newest first (a fresh invoice is
+    rendered at once, before a backlog such as the demo's year); returns how many were rendered.
     Called by the worker loop after issuing, never inside the issuing transaction."""
     d = t.documents.c
     f = t.document_files.c
@@ -162,7 +216,7 @@ def render_pending_documents(
         candidates = conn.execute(
             select(d.organization_id, d.id)
             .where(d.status != DocumentStatus.DRAFT.value, ~has_pdf)
-            .order_by(d.id)
+            .order_by(d.id.desc())
             .limit(limit)
         ).all()
     by_org: dict[int, list[int]] = {}
@@ -170,14 +224,21 @@ def render_pending_documents(
         by_org.setdefault(int(org_id), []).append(int(doc_id))
     rendered = 0
     for org_id, ids in by_org.items():
-        for doc, vm, pdf_a in _render_inputs(db, org_id, ids):
+        for doc, vm, pdf_a in _render_inputs(db, org_id, ids, links):
             _store(db, clock, renderer, store_dir, doc, vm, pdf_a)
             rendered += 1
     return rendered
 
 
 def ensure_pdf(
-    db: Database, clock: Clock, renderer: Renderer, store_dir: Path, org_id: int, document_id: int
+    db: Database,
+    clock: Clock,
+    renderer: Renderer,
+    store_dir: Path,
+    org_id: int,
+    document_id: int,
+    *,
+    links: DocumentLink | None = None,
 ) -> Path:
     """The stored PDF of an issued document of `org_id`, rendered now if the worker has not yet.
 
@@ -194,5 +255,5 @@ def ensure_pdf(
         ).scalar_one_or_none()
     if stored is not None and Path(stored).is_file():
         return Path(stored)
-    [(view, vm, pdf_a)] = _render_inputs(db, org_id, [document_id])
+    [(view, vm, pdf_a)] = _render_inputs(db, org_id, [document_id], links)
     return _store(db, clock, renderer, store_dir, view, vm, pdf_a).path

@@ -28,6 +28,9 @@ from fiscus.domain.periods import Interval, Period, ensure_aware_utc
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus
 from fiscus.domain.tax import line_tax
 from fiscus.services import validation as v
+from fiscus.services.billing_now import bill_subscription_within
+from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
+from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
 
 SUB_KEYS = (
@@ -56,11 +59,16 @@ class ItemSpec:
 
 
 def _validate_items(
-    conn: Connection, org_id: int, customer: CustomerContext, items: Sequence[ItemSpec]
+    conn: Connection,
+    org_id: int,
+    customer: CustomerContext,
+    items: Sequence[ItemSpec],
+    kept: Sequence[int] = (),
 ) -> tuple[list[tuple[int, Decimal]], Interval, str]:
     if not items:
         raise InvalidFieldError("items", "a subscription needs at least one item")
     prices = load_prices(conn, org_id, [i.price_id for i in items])
+    refuse_archived(conn, org_id, [i.price_id for i in items], allowed=kept)
     out: list[tuple[int, Decimal]] = []
     intervals = set()
     for n, item in enumerate(items):
@@ -93,9 +101,12 @@ def create_subscription(
     trial_days: int = 0,
     trial_end: datetime | None = None,
     billing_anchor: datetime | None = None,
+    bill_now: bool = False,
     actor: str = "cli",
 ) -> int:
-    """A subscription billed in advance from its start, or from the end of its trial."""
+    """A subscription billed in advance from its start, or from the end of its trial. With `bill_now`,
+    what is due at once (the first period, unless it is in a trial or starts later) is billed in the same
+    transaction by the billing run's code, instead of by the next run."""
     now = clock.now()
     start = ensure_aware_utc(start_at, "start_at") if start_at else now
     if trial_days < 0 or trial_days > 730:
@@ -139,13 +150,18 @@ def create_subscription(
         payload = jsonable({"id": sid, **row}, SUB_KEYS)
         append_audit(conn, [audit_row(org_id, "subscription", sid, "created", actor, now, None, payload)])
         append_outbox(conn, [outbox_row(org_id, "subscription.created", "subscription", sid, now, payload)])
+        if bill_now:
+            bill_subscription_within(conn, clock, org_id, int(sid), now, actor)
     return int(sid)
 
 
 def cancel_subscription(
     db: Database, clock: Clock, org_id: int, subscription_id: int, *, at_period_end: bool, actor: str = "cli"
-) -> None:
-    """Cancel now (no further documents) or at the end of the current period (that period stays billed)."""
+) -> list[AheadOutcome]:
+    """Cancel now (no further documents) or at the end of the current period (that period stays billed).
+
+    A document already issued for a period after the end is voided or credited in the same transaction
+    (`services/cancellation.py` states the rule); what was done to each is returned and audited."""
     now = clock.now()
     with db.write() as conn:
         sub = get_scoped(conn, t.subscriptions, org_id, subscription_id, lock=True)
@@ -160,11 +176,15 @@ def cancel_subscription(
             event = "subscription.canceled"
         values["updated_at"] = now
         conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == subscription_id).values(**values))
+        ahead = settle_issued_ahead(conn, clock, sub, values.get("cancel_at") or now, actor, now)
         after = jsonable({**sub, **values}, SUB_KEYS)
+        if ahead:
+            after["issued_ahead"] = [a.as_json() for a in ahead]
         append_audit(
             conn, [audit_row(org_id, "subscription", subscription_id, "canceled", actor, now, before, after)]
         )
         append_outbox(conn, [outbox_row(org_id, event, "subscription", subscription_id, now, after)])
+    return ahead
 
 
 def _current_period_end(conn: Connection, sub: dict[str, Any], now: datetime) -> datetime:
@@ -272,7 +292,12 @@ def change_subscription(
             raise InvalidStateError(f"subscription {subscription_id} is {sub['status']} and cannot change")
         org = load_org(conn, org_id)
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-        checked, interval, _code = _validate_items(conn, org_id, customer, items)
+        current = conn.execute(
+            select(t.subscription_items.c.price_id).where(
+                t.subscription_items.c.subscription_id == subscription_id
+            )
+        ).scalars()
+        checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=list(current))
         if (interval.unit.value, interval.count) != (sub["interval"], sub["interval_count"]):
             raise InvalidFieldError("items", "a change must keep the subscription's billing interval")
         result = _proration(conn, org, customer, sub, checked, now)

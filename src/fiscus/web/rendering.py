@@ -43,8 +43,8 @@ def csp_hash(text: str) -> str:
 
 def security_headers(*, style_src: str, form_origins: tuple[str, ...] = ()) -> dict[str, str]:
     """No caching (pages show payment and account state and one-time forms), no referrer (a link may
-    be the key to a page), no framing, and a CSP that allows nothing but the given styles and forms
-    posted to this origin or `form_origins`."""
+    be the key to a page), no framing, and a CSP that allows nothing but the given styles, inline
+    (data:) images such as the seller's frozen logo, and forms posted to this origin or `form_origins`."""
     form_action = " ".join(["'self'", *dict.fromkeys(form_origins)])
     return {
         "Cache-Control": "no-store",
@@ -53,7 +53,7 @@ def security_headers(*, style_src: str, form_origins: tuple[str, ...] = ()) -> d
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": (
-            f"default-src 'none'; style-src {style_src}; "
+            f"default-src 'none'; style-src {style_src}; img-src data:; "
             f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
         ),
     }

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.domain.documents import line_description
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import Currency, currency
 from fiscus.domain.organization import default_paper_size
@@ -95,7 +96,7 @@ class PriceContext:
 
     @property
     def description(self) -> str:
-        return f"{self.product_name} — {self.variant_name}"
+        return line_description(self.product_name, self.variant_name)
 
 
 def load_orgs(conn: Connection, ids: Iterable[int]) -> dict[int, OrgContext]:

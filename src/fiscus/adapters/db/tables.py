@@ -102,6 +102,9 @@ organizations = Table(
     # A test-mode sandbox made alongside a live organisation (`fiscus init`) points at it.
     Column("sandbox_of", Id, ForeignKey("organizations.id"), nullable=True),
     Column("updated_at", UtcDateTime, nullable=True),
+    # Migration 0009: cancelling a subscription now voids ("void") or credits ("credit_note") a document
+    # already issued for a later period; a void only while nothing was paid and no card payment is in flight.
+    Column("cancel_issued_ahead", String(16), nullable=False, server_default="credit_note"),
     CheckConstraint("paper_size IN ('a4', 'letter')", name="paper_size"),
     CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
     CheckConstraint(
@@ -521,7 +524,11 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # A test-mode key's secret, kept so it can be shown again (test data only, as Stripe's dashboard
+    # does); a live key's is never stored, which the database enforces.
+    Column("secret", String(64), nullable=True),
     CheckConstraint("mode IN ('live', 'test')", name="mode"),
+    CheckConstraint("mode = 'test' OR secret IS NULL", name="secret_test_only"),
 )
 
 admin_keys = Table(
@@ -549,6 +556,8 @@ customer_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # Kept only for tokens of test-mode organisations (services/access.py), like test keys.
+    Column("secret", String(64), nullable=True),
 )
 
 idempotency_keys = Table(

@@ -104,3 +104,19 @@ def list_prices(
 @on_loop
 def get_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     return one_response(c, principal.organization_id, t.prices, price_id, "price", p.price)
+
+
+@api.post("/prices/{price_id}/archive", response_model=PriceOut, openapi_extra=IDEMPOTENCY_HEADER)
+def archive_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """No new subscriptions or orders on this price; existing subscriptions keep being billed at it."""
+    org = principal.organization_id
+    svc.set_price_active(c.db, c.clock, org, price_id, active=False, actor=principal.actor)
+    return one_response(c, org, t.prices, price_id, "price", p.price)
+
+
+@api.post("/prices/{price_id}/unarchive", response_model=PriceOut, openapi_extra=IDEMPOTENCY_HEADER)
+def unarchive_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """Offer an archived price again."""
+    org = principal.organization_id
+    svc.set_price_active(c.db, c.clock, org, price_id, active=True, actor=principal.actor)
+    return one_response(c, org, t.prices, price_id, "price", p.price)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.responses import FileResponse
 
 from fiscus.adapters.pdf.renderer import shared_renderer
 from fiscus.api.deps import ContainerDep, ScopeDep
+from fiscus.api.links import public_base
 from fiscus.api.routes.common import router
 from fiscus.api.schemas import Id
 from fiscus.domain.errors import NotFoundError
 from fiscus.queries.documents import document_exists
-from fiscus.services.rendering import documents_dir, ensure_pdf
+from fiscus.services.rendering import document_links, document_number, documents_dir, ensure_pdf, pdf_filename
 
 api = router("documents")
 
@@ -21,17 +22,21 @@ api = router("documents")
     response_class=FileResponse,
     responses={200: {"content": {"application/pdf": {}}, "description": "The document's PDF"}},
 )
-def document_pdf(document_id: Id, c: ContainerDep, scope: ScopeDep) -> Response:
+def document_pdf(document_id: Id, c: ContainerDep, scope: ScopeDep, request: Request) -> Response:
     """The issued document's PDF, rendered once and served as stored. A customer token reaches only
     its own customer's documents; anything else is 404, as if it did not exist."""
     with c.db.read() as conn:
         if not document_exists(conn, scope, document_id):
             raise NotFoundError("document", document_id)
-    path = ensure_pdf(c.db, c.clock, shared_renderer(), documents_dir(), scope.organization_id, document_id)
+        number = document_number(conn, scope.organization_id, document_id)
+    links = document_links(c.db, c.clock, public_base(request), c.settings.secret_key)
+    path = ensure_pdf(
+        c.db, c.clock, shared_renderer(), documents_dir(), scope.organization_id, document_id, links=links
+    )
     return FileResponse(
         path,
         media_type="application/pdf",
-        filename=f"{document_id}.pdf",
+        filename=pdf_filename(number, document_id),
         content_disposition_type="inline",
         headers={"Cache-Control": "private, max-age=3600"},
     )

@@ -24,6 +24,7 @@ from fiscus.api.presenters import json_response
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PROBLEMS, EndingBefore, Limit, StartingAfter, router
 from fiscus.api.schemas import Id
 from fiscus.bootstrap import Container
+from fiscus.domain.documents import DocumentType
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.logo import MAX_LOGO_BYTES, accept_logo
 from fiscus.queries import organizations as q
@@ -127,7 +128,7 @@ def delete_logo(principal: OrgDep, c: ContainerDep) -> Response:
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def set_series(
-    document_type: str, series: str, body: SeriesIn, principal: OrgDep, c: ContainerDep
+    document_type: DocumentType, series: str, body: SeriesIn, principal: OrgDep, c: ContainerDep
 ) -> Response:
     """Create a series or change its format or move its counter forward."""
     row = svc.set_series(

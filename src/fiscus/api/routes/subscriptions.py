@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
@@ -73,9 +73,18 @@ def create_subscription(body: SubscriptionIn, principal: OrgDep, c: ContainerDep
         trial_days=body.trial_days,
         trial_end=body.trial_end,
         billing_anchor=body.billing_anchor,
+        bill_now=body.billing == "now",
         actor=principal.actor,
     )
-    return _get(c, principal.organization_id, sid, status=201)
+    if body.billing != "now":
+        return _get(c, principal.organization_id, sid, status=201)
+    scope = Scope(principal.organization_id)
+    with c.db.read() as conn:
+        row = get_row(conn, scope, t.subscriptions, sid, "subscription")
+        out = present(conn, scope, row, [])
+        d = t.documents.c
+        billed = list(conn.execute(select(d.id).where(d.subscription_id == sid).order_by(d.id)).scalars())
+    return p.json_response({**out, "billed_document_ids": billed}, 201)
 
 
 @api.get("/subscriptions", response_model=ListOut[SubscriptionOut])
@@ -148,7 +157,9 @@ def update_subscription(
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def cancel_subscription(subscription_id: Id, body: CancelIn, principal: OrgDep, c: ContainerDep) -> Response:
-    svc.cancel_subscription(
+    """Cancel now or at the period end; `issued_ahead` lists documents already issued for a later period
+    and what the cancellation did to each (voided, or credited with the credit notes' ids)."""
+    ahead = svc.cancel_subscription(
         c.db,
         c.clock,
         principal.organization_id,
@@ -156,7 +167,11 @@ def cancel_subscription(subscription_id: Id, body: CancelIn, principal: OrgDep, 
         at_period_end=body.at_period_end,
         actor=principal.actor,
     )
-    return _get(c, principal.organization_id, subscription_id)
+    scope = Scope(principal.organization_id)
+    with c.db.read() as conn:
+        row = get_row(conn, scope, t.subscriptions, subscription_id, "subscription")
+        out = present(conn, scope, row, [])
+    return p.json_response({**out, "issued_ahead": [a.as_json() for a in ahead]})
 
 
 def _preview(computed: ComputedDocument | None, cur: Currency | None) -> dict[str, Any]:

@@ -41,6 +41,10 @@ from fiscus.services.payments.settlement import apply_charge_snapshot
 UNREACHABLE_CODE = "provider_unreachable"
 
 
+class ChargeNotDue(InvalidStateError):
+    """An automatic charge or retry that is no longer planned for now (another worker made it)."""
+
+
 def charge_document(
     db: Database,
     clock: Clock,
@@ -58,6 +62,12 @@ def charge_document(
     key = f"fiscus_att_{secrets.token_urlsafe(18)}"
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
+        scheduled = doc["next_payment_attempt_at"]
+        if trigger in (Trigger.AUTOMATIC, Trigger.RETRY) and (scheduled is None or scheduled > now):
+            # The worker's claim on a planned charge is this check under the document's row lock:
+            # another worker that read the same due list and got here first has cleared (or moved)
+            # the schedule, so a second process never makes the same planned attempt again.
+            raise ChargeNotDue("the planned charge of this document was taken by another process")
         if doc["type"] == DocumentType.CREDIT_NOTE.value:
             raise InvalidStateError("a credit note is not charged", type=doc["type"])
         if DocumentStatus(doc["status"]) not in COLLECTABLE:

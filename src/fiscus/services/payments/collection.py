@@ -15,7 +15,7 @@ from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, Trigger
-from fiscus.services.payments.charging import charge_document
+from fiscus.services.payments.charging import ChargeNotDue, charge_document
 from fiscus.services.payments.janitor import SETTLE_GRACE
 
 
@@ -83,6 +83,8 @@ def run_collection(
         trigger = Trigger.RETRY if tried else Trigger.AUTOMATIC
         try:
             outcome = charge_document(db, clock, provider, org_id, doc_id, trigger=trigger, actor=actor)
+        except ChargeNotDue:
+            continue  # another worker made this charge (or moved its retry) since the list was read
         except (InvalidStateError, InvalidFieldError, NotFoundError):
             _unschedule(db, clock, doc_id)
             counts["skipped"] += 1

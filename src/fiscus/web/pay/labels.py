@@ -259,6 +259,71 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
 }
 
 
+DECLINE_LABELS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "insufficient_funds": "The card has insufficient funds.",
+        "do_not_honor": "The card issuer declined the payment. Please contact your bank or use another card.",
+        "expired_card": "The card has expired.",
+        "processing_error": "The card could not be processed. Please try again.",
+        "card_declined": "The card was declined.",
+        "incorrect_cvc": "The security code (CVC) is incorrect.",
+        "lost_card": "The card was reported lost.",
+        "stolen_card": "The card was reported stolen.",
+        "fraudulent": "The payment was declined as suspected fraud.",
+        "generic_decline": "The card was declined.",
+    },
+    "bg": {
+        "insufficient_funds": "Недостатъчна наличност по картата.",
+        "do_not_honor": (
+            "Банката издател отказа плащането. Свържете се с банката си или използвайте друга карта."
+        ),
+        "expired_card": "Картата е с изтекла валидност.",
+        "processing_error": "Картата не можа да бъде обработена. Моля, опитайте отново.",
+        "card_declined": "Картата е отказана.",
+        "incorrect_cvc": "Кодът за сигурност (CVC) е грешен.",
+        "lost_card": "Картата е обявена за изгубена.",
+        "stolen_card": "Картата е обявена за открадната.",
+        "fraudulent": "Плащането е отказано поради съмнение за измама.",
+        "generic_decline": "Картата е отказана.",
+    },
+    "ru": {
+        "insufficient_funds": "На карте недостаточно средств.",
+        "do_not_honor": "Банк-эмитент отклонил платёж. Обратитесь в свой банк или используйте другую карту.",
+        "expired_card": "Срок действия карты истёк.",
+        "processing_error": "Не удалось обработать карту. Попробуйте ещё раз.",
+        "card_declined": "Карта отклонена.",
+        "incorrect_cvc": "Неверный код безопасности (CVC).",
+        "lost_card": "Карта заявлена как утерянная.",
+        "stolen_card": "Карта заявлена как украденная.",
+        "fraudulent": "Платёж отклонён по подозрению в мошенничестве.",
+        "generic_decline": "Карта отклонена.",
+    },
+    "kk": {
+        "insufficient_funds": "Картада қаражат жеткіліксіз.",
+        "do_not_honor": (
+            "Карта шығарған банк төлемді қабылдамады. "
+            "Банкіңізге хабарласыңыз немесе басқа картаны пайдаланыңыз."
+        ),
+        "expired_card": "Картаның мерзімі өтіп кеткен.",
+        "processing_error": "Картаны өңдеу мүмкін болмады. Қайталап көріңіз.",
+        "card_declined": "Карта қабылданбады.",
+        "incorrect_cvc": "Қауіпсіздік коды (CVC) қате.",
+        "lost_card": "Карта жоғалған деп хабарланған.",
+        "stolen_card": "Карта ұрланған деп хабарланған.",
+        "fraudulent": "Төлем алаяқтық күдігімен қабылданбады.",
+        "generic_decline": "Карта қабылданбады.",
+    },
+}
+"""Payment-provider decline codes in the customer's language; the provider's own text (in English) is
+shown only for a code not listed here."""
+
+
+def decline_message(language: str, code: str, provider_message: str) -> str:
+    """The customer's-language text of a decline `code`, else the provider's own message."""
+    table = DECLINE_LABELS.get(language, DECLINE_LABELS["en"])
+    return table.get(code) or DECLINE_LABELS["en"].get(code) or provider_message
+
+
 def page_labels(language: str) -> dict[str, str]:
     """The document's labels (as printed on the PDF) plus the page's own, in `language`."""
     return surface_labels(PAGE_LABELS, language)

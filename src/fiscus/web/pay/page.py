@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 
+from fiscus.adapters.pdf.renderer import shared_renderer
 from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
@@ -51,8 +53,9 @@ from fiscus.services.payment_links import (
 )
 from fiscus.services.payments.charging import charge_document
 from fiscus.services.payments.methods import add_card
+from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
 from fiscus.web.i18n import language_of
-from fiscus.web.pay.labels import page_labels
+from fiscus.web.pay.labels import decline_message, page_labels
 from fiscus.web.pay.signing import issue_state, open_result, seal_result, state_is_valid
 from fiscus.web.rendering import asset, csp_hash, html, security_headers, templates
 
@@ -213,7 +216,11 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
         shown = attempt_of(conn, doc.id, result.get("a")) if result else None
         receipt_row = paying_capture(conn, doc.id)
         shown_receipt = paying_capture(conn, doc.id, shown["id"]) if shown else None
-    vm = build_view_model(doc, converted_from_number=converted_from)
+        logo = frozen_logo(conn, doc.seller.get("logo_sha256"))
+    base = public_base(request)
+    vm = build_view_model(
+        doc, converted_from_number=converted_from, hosted_url=f"{base}{linked.path}", logo=logo
+    )
     labels = page_labels(vm["language"])
     loc = Locale.parse(vm["locale"])
     tz = _seller_tz(doc)
@@ -263,7 +270,9 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
                 "declined",
                 labels["declined_heading"],
                 labels["declined_text"],
-                message=shown["error_message"] or "",
+                message=decline_message(
+                    vm["language"], shown["error_code"] or "", shown["error_message"] or ""
+                ),
                 code=shown["error_code"] or "",
             )
         elif shown is not None and status is AttemptStatus.SUCCEEDED:
@@ -288,7 +297,6 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
     origins: tuple[str, ...] = ()
     gateway = c.settings.gateway_public_url or c.settings.gateway_url
     if can_pay and gateway:
-        base = public_base(request)
         form = {
             "action": f"{gateway.rstrip('/')}/hosted/tokenize",
             "return_url": f"{base}{linked.path}/return",
@@ -309,6 +317,7 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
         "form": form,
         "refresh": refresh,
         "show_instructions": form is None and due > 0 and notice is not None and notice["kind"] == "info",
+        "pdf_url": f"{linked.path}/pdf",
     }
     return _html("pay.html", context, form_origins=origins)
 
@@ -321,6 +330,28 @@ def payment_page(link: str, request: Request) -> Response:
     if linked is None:
         return _not_found()
     return _render_page(c, request, linked, request.query_params.get("result", ""))
+
+
+@router.get("/pay/{link}/pdf")
+def payment_page_pdf(link: str, request: Request) -> Response:
+    """The document's PDF for its customer: the signed link is the credential (no API key), so whoever
+    may see the page may download what it shows, as `<number>.pdf`."""
+    c = container(request)
+    linked = _open_link(c, link)
+    if linked is None:
+        return _not_found()
+    doc = linked.doc
+    links = document_links(c.db, c.clock, public_base(request), c.settings.secret_key)
+    path = ensure_pdf(
+        c.db, c.clock, shared_renderer(), documents_dir(), doc.organization_id, doc.id, links=links
+    )
+    return FileResponse(
+        path,
+        media_type="application/pdf",
+        filename=pdf_filename(doc.number, doc.id),
+        content_disposition_type="attachment",
+        headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"},
+    )
 
 
 @router.get("/pay/{link}/return")
