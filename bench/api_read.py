@@ -338,6 +338,7 @@ def parse_wrk(output: str) -> WrkResult:
 
 def wrk(url: str, connections: int, seconds: int, secret: str) -> WrkResult:
     command = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", "10s"]  # a million-document COUNT under load exceeds wrk's default 2 s
     command += ["-H", f"Authorization: Bearer {secret}", url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
