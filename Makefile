@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: help install system-deps bench-deps demo test lint fmt bench clean
+.PHONY: help install system-deps bench-deps demo test fuzz lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ demo: install ## seed the demo on SQLite (test mode), serve on 127.0.0.1:8000 wi
 
 test: install system-deps ## the whole suite, on SQLite and on a throwaway PostgreSQL
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+fuzz: install system-deps ## schemathesis (every phase, stateful too) on SQLite and PostgreSQL, >= 5,000 cases each
+	FISCUS_FUZZ_EXAMPLES=50 FISCUS_FUZZ_MIN_CASES=5000 $(BIN)/python -m pytest -n 2 -s -p no:cacheprovider tests/api/test_fuzz.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check src tests bench

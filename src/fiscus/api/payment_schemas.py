@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
+from fiscus.api.fields import Text
 from fiscus.api.schemas import Amount, Id, In, MoneyOut, Out
 
 RetryFinalAction = Literal["leave_open", "mark_uncollectible", "cancel_subscription"]
@@ -64,7 +65,7 @@ class RefundIn(In):
     amount: Annotated[Amount | None, Field(description="omitted: everything captured and not refunded")] = (
         None
     )
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class CardOut(Out):

@@ -1,4 +1,4 @@
-"""Request and response shapes of the native API (`/api/v1`).
+"""Request and response shapes of the native API (`/api/v1`); the field types live in `fields`.
 
 Money goes out as decimal strings with the currency's minor units (`"12.50"`, `"1500"` for JPY) and
 comes in as decimal strings only: a JSON number is refused, because a float cannot hold every cent.
@@ -9,113 +9,51 @@ organisation) can never be set by a client.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    Strict,
-    WithJsonSchema,
     model_validator,
 )
 
-from fiscus.api.errors import FieldValueError
-
-DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,12})?$"
-
-
-def _decimal_string(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError('must be a decimal string such as "12.50" (JSON numbers lose cents)')
-    if isinstance(value, int):
-        return Decimal(value)
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"'{value}' is not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError("must be finite")
-    return parsed
-
-
-def _no_float_amount(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError('amounts must be decimal strings such as "12.50"; JSON numbers are refused')
-    return _decimal_string(value)
-
-
-def _bounded(value: Decimal) -> Decimal:
-    if abs(value) >= Decimal(10) ** 18:
-        raise ValueError("is too large")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -12:
-        raise ValueError("has more than 12 decimal places")
-    return value
-
-
-Amount = Annotated[
-    Decimal,
-    BeforeValidator(_no_float_amount),
-    AfterValidator(_bounded),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["12.50"]}),
-]
-"""Money in: a decimal string only."""
-
-Quantity = Annotated[
-    Decimal,
-    BeforeValidator(_decimal_string),
-    AfterValidator(_bounded),
-    WithJsonSchema(
-        {"anyOf": [{"type": "string", "pattern": DECIMAL_PATTERN}, {"type": "integer"}], "examples": ["1", 3]}
-    ),
-]
-MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
-Currency = Annotated[str, Field(pattern="^[A-Z]{3}$", examples=["EUR"])]
-Country = Annotated[str, Field(pattern="^[A-Za-z]{2}$", examples=["BG"])]
-Id = Annotated[int, Field(ge=1, le=2**62)]
-Instant = Annotated[AwareDatetime, Strict(), Field(examples=["2026-12-01T00:00:00Z"])]
-"""An instant in: an RFC 3339 string with an offset; numbers and naive times are refused."""
-
-
-def _not_a_number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            float(value)  # float-ok: only detects numeric strings, which must not pass as timestamps
-        except ValueError:
-            return value
-    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T00:00:00Z")
-
-
-QueryInstant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
-
-
-def _no_nul(value: Any, at: tuple[str | int, ...] = ()) -> Any:
-    """NUL characters are refused everywhere: PostgreSQL cannot store them in text. The error names
-    the field (`FieldValueError.loc`, which the problem's pointer carries)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise FieldValueError("must not contain NUL characters", at)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key, at)
-            _no_nul(item, (*at, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _no_nul(item, (*at, index))
-    return value
-
-
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        return _no_nul(data)
+from fiscus.api.fields import (  # re-exported: routes import the field types from here too
+    EMPTY_OR_TEXT,
+    Email,
+    Locale,
+    NonNegativeAmount,
+    Text,
+    TimeZone,
+)
+from fiscus.api.fields import (
+    MAX_JSON_INTEGER as MAX_JSON_INTEGER,
+)
+from fiscus.api.fields import (
+    NOT_BLANK as NOT_BLANK,
+)
+from fiscus.api.fields import (
+    Amount as Amount,
+)
+from fiscus.api.fields import Country as Country
+from fiscus.api.fields import Currency as Currency
+from fiscus.api.fields import (
+    Id as Id,
+)
+from fiscus.api.fields import (
+    In as In,
+)
+from fiscus.api.fields import (
+    Instant as Instant,
+)
+from fiscus.api.fields import MoneyOut as MoneyOut
+from fiscus.api.fields import (
+    Quantity as Quantity,
+)
+from fiscus.api.fields import (
+    QueryInstant as QueryInstant,
+)
 
 
 class Out(BaseModel):
@@ -147,23 +85,31 @@ class AddressOut(Out):
     country: str
 
 
+VAT_ID_NOTE: Final = (
+    "VAT or tax ID, checked offline for the customer's country (EU numbers by checksum and prefix, "
+    "e.g. `BG175074752`; a number that does not check out is 422)"
+)
+
+
 class CustomerIn(In):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=254)
+    name: Text = Field(min_length=1, max_length=200)
+    email: Email
     country: Country
-    currency: Currency | None = None
-    vat_id: str | None = Field(None, max_length=32)
-    locale: str | None = Field(None, max_length=16)
-    timezone: str | None = Field(None, max_length=64)
+    currency: Currency | None = Field(None, description="omitted: the organisation's default currency")
+    vat_id: Annotated[str, Field(pattern=NOT_BLANK)] | None = Field(
+        None, max_length=32, description=VAT_ID_NOTE
+    )
+    locale: Locale | None = Field(None, description="omitted: the organisation's locale")
+    timezone: TimeZone | None = Field(None, description="omitted: the organisation's time zone")
     address: AddressIn = AddressIn()
 
 
 class CustomerPatch(In):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, min_length=3, max_length=254)
-    vat_id: str | None = Field(None, max_length=32)
-    locale: str | None = Field(None, max_length=16)
-    timezone: str | None = Field(None, max_length=64)
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    email: Email | None = None
+    vat_id: str | None = Field(None, max_length=32, description=VAT_ID_NOTE + "; empty string: remove it")
+    locale: Locale | None = None
+    timezone: TimeZone | None = None
     address: AddressIn | None = None
 
 
@@ -184,12 +130,12 @@ class CustomerOut(Out):
 
 
 class ProductIn(In):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    slug: str = Field("", max_length=200)
+    code: Text = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    slug: str = Field("", max_length=200, pattern=EMPTY_OR_TEXT, description="empty: made from `code`")
     comment: str = Field("", max_length=5000)
     slogan: str = Field("", max_length=1000)
-    type: str = Field("integration", min_length=1, max_length=32)
+    type: Text = Field("integration", min_length=1, max_length=32)
     detail: str = Field("", max_length=20000)
     icon: str = Field("", max_length=500)
     image: str = Field("", max_length=500)
@@ -198,10 +144,10 @@ class ProductIn(In):
     extra: dict[str, Any] | list[Any] | None = None
     demo_enabled: bool = False
     demo_duration: str = Field("", max_length=32)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=50
     )
-    modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    modules: list[Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=50
     )
     visible: bool = True
@@ -231,9 +177,9 @@ class ProductOut(Out):
 
 
 class VariantIn(In):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    limits: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    code: Text = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    limits: list[Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=100
     )
 
@@ -253,12 +199,30 @@ TaxCategory = Literal["standard", "reduced", "zero", "exempt"]
 
 
 class PriceIn(In):
+    """A recurring price (`interval` set, billed every `interval_count` intervals) or a one-off price
+    (no `interval`, and then `interval_count` is 1 or omitted)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["interval"], "properties": {"interval": {"type": "string"}}},
+                {"properties": {"interval": {"type": "null"}, "interval_count": {"const": 1}}},
+            ]
+        }
+    )
+
     currency: Currency
-    unit_amount: Amount
+    unit_amount: NonNegativeAmount
     interval: Interval | None = None
     interval_count: int = Field(1, ge=1, le=120)
     tax_inclusive: bool = False
     tax_category: TaxCategory = "standard"
+
+    @model_validator(mode="after")
+    def _one_off_has_no_count(self) -> PriceIn:
+        if self.interval is None and self.interval_count != 1:
+            raise ValueError("a one-off price (no interval) has no interval_count")
+        return self
 
 
 class PriceOut(Out):
@@ -286,13 +250,32 @@ class ItemOut(Out):
 
 
 class SubscriptionIn(In):
+    """A trial is given by `trial_days` or by `trial_end`, not both; `trial_end` must be after the start
+    (`start_at`, or now when omitted); every item's price is recurring, in the customer's currency, and
+    all share one interval (409 otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["trial_days", "trial_end"],
+                "properties": {"trial_days": {"minimum": 1}, "trial_end": {"type": "string"}},
+            }
+        }
+    )
+
     customer_id: Id
     items: list[ItemIn] = Field(min_length=1, max_length=50)
-    start_at: Instant | None = None
+    start_at: Instant | None = Field(None, description="omitted: now")
     trial_days: int = Field(0, ge=0, le=730)
-    trial_end: Instant | None = None
+    trial_end: Instant | None = Field(None, description="after `start_at`; not with `trial_days`")
     billing_anchor: Instant | None = None
     billing: Literal["now", "next_run"] = Field("next_run", description='"now": bill at once, as Stripe does')
+
+    @model_validator(mode="after")
+    def _one_trial(self) -> SubscriptionIn:
+        if self.trial_days and self.trial_end:
+            raise ValueError("give trial_days or trial_end, not both")
+        return self
 
 
 class SubscriptionUpdate(In):

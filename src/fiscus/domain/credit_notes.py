@@ -21,7 +21,7 @@ from enum import StrEnum
 from fractions import Fraction
 
 from fiscus.domain.documents import ComputedDocument, SettledLine, assemble_document, line_amount_minor
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.domain.money import Currency, allocate, from_minor, round_minor, to_minor
 from fiscus.domain.tax import TaxTreatment
 
@@ -96,7 +96,7 @@ def compute_credit_note(
     by_position = {c.position: c for c in invoice_lines}
     open_total = sum(c.open_gross_minor for c in invoice_lines)
     if open_total <= 0:
-        raise InvalidFieldError("mode", "the invoice is already fully credited")
+        raise FieldConflictError("mode", "the invoice is already fully credited")
     if request.mode is CreditMode.FULL:
         # every line with something open, a proration credit (negative) too: the note then mirrors
         # the invoice and its total is what the invoice still has open, not more
@@ -108,7 +108,7 @@ def compute_credit_note(
             p for p in _by_amount(cur, invoice_lines, request.amount, open_total) if p[1].gross_minor > 0
         ]
     if not parts:
-        raise InvalidFieldError("mode", "nothing to credit")
+        raise FieldConflictError("mode", "nothing to credit")
     parts.sort(key=lambda p: p[0])
     return CreditNote(_document(cur, [s for _pos, s in parts]), [pos for pos, _s in parts])
 
@@ -144,17 +144,17 @@ def _by_lines(
     for i, sel in enumerate(selections):
         c = by_position.get(sel.position)
         if c is None:
-            raise InvalidFieldError(f"lines.{i}.position", f"the invoice has no line {sel.position}")
+            raise FieldConflictError(f"lines.{i}.position", f"the invoice has no line {sel.position}")
         if sel.position in seen:
             raise InvalidFieldError(f"lines.{i}.position", f"line {sel.position} is named twice")
         seen.add(sel.position)
         if c.line.amount_minor < 0:
-            raise InvalidFieldError(
+            raise FieldConflictError(
                 f"lines.{i}.position",
                 f"line {sel.position} is itself a credit; only a full credit note gives it back",
             )
         if c.open_gross_minor <= 0:
-            raise InvalidFieldError(f"lines.{i}.position", f"line {sel.position} is already fully credited")
+            raise FieldConflictError(f"lines.{i}.position", f"line {sel.position} is already fully credited")
         if sel.quantity is None:
             out.append(_remainder(cur, c))
             continue
@@ -170,13 +170,13 @@ def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) ->
     if quantity <= 0:
         raise InvalidFieldError(field, "must be greater than zero")
     if quantity > src.quantity:
-        raise InvalidFieldError(field, f"must not exceed the invoiced quantity {src.quantity}")
+        raise FieldConflictError(field, f"must not exceed the invoiced quantity {src.quantity}")
     base = line_amount_minor(quantity, src.unit_price, cur)
     share = Decimal(c.line.tax_minor) * quantity / src.quantity
     tax = to_minor(round_minor(share.scaleb(-cur.exponent), cur), cur)
     amount = base - tax if src.tax_inclusive else base
     if amount > c.open_amount_minor or tax > c.open_tax_minor:
-        raise InvalidFieldError(
+        raise FieldConflictError(
             field,
             f"crediting {quantity} would exceed what is still open on line {c.position} "
             f"({from_minor(c.open_gross_minor, cur)} {cur.code})",
@@ -194,10 +194,10 @@ def _by_amount(
     if amount <= 0:
         raise InvalidFieldError("amount", "must be greater than zero")
     if round_minor(amount, cur) != amount:
-        raise InvalidFieldError("amount", f"has more decimals than {cur.code} allows ({cur.exponent})")
+        raise FieldConflictError("amount", f"has more decimals than {cur.code} allows ({cur.exponent})")
     gross = to_minor(amount, cur)
     if gross > open_total:
-        raise InvalidFieldError(
+        raise FieldConflictError(
             "amount",
             f"{amount} {cur.code} exceeds what is still creditable "
             f"({from_minor(open_total, cur)} {cur.code})",

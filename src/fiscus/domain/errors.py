@@ -50,6 +50,7 @@ class NotFoundError(DomainError):
     title = "No such object"
 
     def __init__(self, entity: str, ident: object, field: str | None = None) -> None:
+        """`field`: the request field that named the missing object (answered with its pointer)."""
         super().__init__(f"{entity} {ident} does not exist", entity=entity, id=str(ident))
         self.entity = entity
         self.field = field
@@ -63,3 +64,14 @@ class InvalidStateError(DomainError):
 class ConflictError(DomainError):
     code = "conflict"
     title = "The request conflicts with the current state"
+
+
+class FieldConflictError(InvalidFieldError, InvalidStateError):
+    """A well-formed field that the current data does not allow: it names an object that does not fit
+    (a recurring price on an order, another currency) or asks for more than there is (a refund above
+    what was paid, a line already credited). A field error (it names the field) answered 409, not 422:
+    the same request would succeed against other data; 422 is kept for what the request alone gets
+    wrong, which the OpenAPI document states."""
+
+    code = "field_conflict"
+    title = "The field conflicts with the current state"

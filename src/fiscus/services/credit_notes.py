@@ -44,7 +44,7 @@ from fiscus.domain.documents import (
     SettledLine,
     transition,
 )
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.payments import amount_due
 from fiscus.services.common import get_scoped
@@ -463,7 +463,7 @@ def _check_disposition(
         )
         limit, what = invoice["amount_paid_minor"] - returned, "the amount paid and not yet given back"
     if total > limit:
-        raise InvalidFieldError(
+        raise FieldConflictError(
             "disposition",
             f"{disposition.value}: the credit of {from_minor(total, cur)} {cur.code} exceeds {what} "
             f"({from_minor(max(0, limit), cur)} {cur.code})",

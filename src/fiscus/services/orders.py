@@ -12,7 +12,7 @@ from fiscus.adapters.db.context import load_customers, load_prices
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
 from fiscus.services.catalog import refuse_archived
@@ -36,18 +36,18 @@ def create_order(
     with db.write() as conn:
         customer = load_customers(conn, org_id, [customer_id]).get(customer_id)
         if customer is None:
-            raise InvalidFieldError("customer_id", f"customer {customer_id} does not exist")
+            raise NotFoundError("customer", customer_id, field="customer_id")
         prices = load_prices(conn, org_id, [i.price_id for i in items])
         refuse_archived(conn, org_id, [i.price_id for i in items])
         rows = []
         for n, item in enumerate(items):
             price = prices.get(item.price_id)
             if price is None:
-                raise InvalidFieldError(f"items.{n}.price_id", f"price {item.price_id} does not exist")
+                raise NotFoundError("price", item.price_id, field=f"items.{n}.price_id")
             if price.interval is not None:
-                raise InvalidFieldError(f"items.{n}.price_id", "a recurring price belongs on a subscription")
+                raise FieldConflictError(f"items.{n}.price_id", "a recurring price belongs on a subscription")
             if price.currency != customer.row["currency"]:
-                raise InvalidFieldError(
+                raise FieldConflictError(
                     f"items.{n}.price_id",
                     f"price currency {price.currency} differs from the customer's {customer.row['currency']}",
                 )

@@ -22,7 +22,7 @@ from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row,
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import ComputedDocument, LineInput, LineKind, compute_document, prorated_quantity
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval, Period, ensure_aware_utc
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, SubscriptionStatus
@@ -74,18 +74,18 @@ def _validate_items(
     for n, item in enumerate(items):
         price = prices.get(item.price_id)
         if price is None:
-            raise InvalidFieldError(f"items.{n}.price_id", f"price {item.price_id} does not exist")
+            raise NotFoundError("price", item.price_id, field=f"items.{n}.price_id")
         if price.interval is None:
-            raise InvalidFieldError(f"items.{n}.price_id", "a one-off price belongs on an order")
+            raise FieldConflictError(f"items.{n}.price_id", "a one-off price belongs on an order")
         if price.currency != customer.row["currency"]:
-            raise InvalidFieldError(
+            raise FieldConflictError(
                 f"items.{n}.price_id",
                 f"price currency {price.currency} differs from the customer's {customer.row['currency']}",
             )
         intervals.add((price.interval, price.interval_count))
         out.append((price.id, v.positive_quantity(f"items.{n}.quantity", item.quantity)))
     if len(intervals) > 1:
-        raise InvalidFieldError("items", "all items of a subscription must share one billing interval")
+        raise FieldConflictError("items", "all items of a subscription must share one billing interval")
     unit, count = intervals.pop()
     return out, Interval.parse(unit, count), customer.row["currency"]
 
@@ -122,7 +122,7 @@ def create_subscription(
     with db.write() as conn:
         customers = load_customers(conn, org_id, [customer_id])
         if customer_id not in customers:
-            raise InvalidFieldError("customer_id", f"customer {customer_id} does not exist")
+            raise NotFoundError("customer", customer_id, field="customer_id")
         checked, interval, code = _validate_items(conn, org_id, customers[customer_id], items)
         status = SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE
         row = {
@@ -299,7 +299,7 @@ def change_subscription(
         ).scalars()
         checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=list(current))
         if (interval.unit.value, interval.count) != (sub["interval"], sub["interval_count"]):
-            raise InvalidFieldError("items", "a change must keep the subscription's billing interval")
+            raise FieldConflictError("items", "a change must keep the subscription's billing interval")
         result = _proration(conn, org, customer, sub, checked, now)
         if preview:
             return result

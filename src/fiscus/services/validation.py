@@ -13,7 +13,10 @@ from babel import Locale, UnknownLocaleError
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import to_decimal
 
-_EMAIL: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+WHITESPACE: Final = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+r"""Python's `\s` (what str.strip() removes) spelled out, so the same class means the same in an
+OpenAPI (ECMA 262) pattern."""
+EMAIL: Final = re.compile(rf"^[^@{WHITESPACE}]{{1,64}}@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$")
 MAX_DECIMALS: Final = 12
 
 
@@ -53,7 +56,7 @@ def locale(field: str, value: str) -> str:
 
 def email(field: str, value: str) -> str:
     value = text(field, value, max_len=254)
-    if not _EMAIL.match(value):
+    if not EMAIL.match(value):
         raise InvalidFieldError(field, f"'{value}' is not an email address")
     return value
 

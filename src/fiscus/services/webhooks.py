@@ -27,7 +27,7 @@ from fiscus.services.common import get_scoped
 SECRET_PREFIX: Final = "whsec_"
 SECRET_BYTES: Final = 24
 MAX_EVENT_TYPES: Final = 100
-_EVENT_TYPE: Final = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$")
+EVENT_TYPE: Final = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$")
 
 
 def new_secret() -> str:
@@ -43,7 +43,7 @@ def parse_event_types(value: object) -> list[str]:
         raise InvalidFieldError("event_types", f"must have at most {MAX_EVENT_TYPES} entries")
     out: list[str] = []
     for i, item in enumerate(value):
-        if not isinstance(item, str) or len(item) > 64 or not _EVENT_TYPE.match(item):
+        if not isinstance(item, str) or len(item) > 64 or not EVENT_TYPE.match(item):
             raise InvalidFieldError(
                 f"event_types.{i}", "must be an event type such as invoice.issued, invoice.* or *"
             )

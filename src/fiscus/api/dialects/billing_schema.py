@@ -143,6 +143,12 @@ def error_response(description: str) -> dict[str, Any]:
 AUTH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     401: error_response('Missing or bad credentials (`WWW-Authenticate: Bearer realm="api"`).'),
     406: error_response("No acceptable media type in Accept (only application/json is rendered)."),
+    429: {
+        **error_response(
+            'Rate limited: `{"detail": "Request was throttled. Expected available in N seconds."}`.'
+        ),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+    },
 }
 PAGE_PARAMETERS: Final = [
     {

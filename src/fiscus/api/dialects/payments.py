@@ -273,7 +273,7 @@ PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "required": False,
         "description": "The ID of the last invoice in the previous page of results. Results will start "
         "after this invoice; an id this credential cannot list is refused with 400",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
     },
     "invoiceId": {
         "name": "invoiceId",

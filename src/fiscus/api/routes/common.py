@@ -73,17 +73,8 @@ def envelope(request: Request, data: list[dict[str, Any]], has_more: bool) -> di
     return {"object": "list", "data": data, "has_more": has_more, "url": request.url.path}
 
 
-IDEMPOTENCY_HEADER = {
-    "parameters": [
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "maxLength": 255},
-            "description": "retries with the same key and body replay the first response",
-        }
-    ]
-}
+IDEMPOTENCY_HEADER: dict[str, Any] = {}
+"""Kept for the routes that still name it: IdempotentRoute documents the header on every POST."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, envelope, router
-from fiscus.api.schemas import Amount, DocumentOut, Id, In, ListOut, Quantity
+from fiscus.api.schemas import MAX_JSON_INTEGER, NOT_BLANK, Amount, DocumentOut, Id, In, ListOut, Quantity
 from fiscus.queries.documents import get_document, load_documents
 from fiscus.queries.payments import document_payments
 from fiscus.queries.scope import Scope
@@ -20,26 +20,72 @@ api = router("documents")
 
 
 class CreditLineIn(In):
-    position: Annotated[int, Field(ge=1, description="the invoice line's position")]
+    position: Annotated[int, Field(ge=1, le=MAX_JSON_INTEGER, description="the invoice line's position")]
     quantity: Annotated[
         Quantity | None, Field(description="units to credit; omitted: all that is still open on the line")
     ] = None
 
 
 class CreditNoteIn(In):
+    """`lines` go with mode `lines` only (at least one, each position once), `amount` with mode
+    `amount` only; mode `full` takes neither."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "properties": {
+                        "mode": {"const": "full"},
+                        "lines": {"type": "null"},
+                        "amount": {"type": "null"},
+                    }
+                },
+                {
+                    "properties": {
+                        "mode": {"const": "lines"},
+                        "lines": {"type": "array"},
+                        "amount": {"type": "null"},
+                    },
+                    "required": ["lines"],
+                },
+                {
+                    "properties": {
+                        "mode": {"const": "amount"},
+                        "lines": {"type": "null"},
+                        "amount": {"type": "string"},
+                    },
+                    "required": ["amount"],
+                },
+            ]
+        }
+    )
+
     mode: Annotated[
         Literal["full", "lines", "amount"],
         Field(description="full: everything still open; lines: the named lines; amount: a gross amount"),
     ]
-    lines: Annotated[list[CreditLineIn] | None, Field(max_length=1000)] = None
+    lines: Annotated[
+        list[CreditLineIn] | None,
+        Field(min_length=1, max_length=1000, description="mode `lines`: each invoice line to credit, once"),
+    ] = None
     amount: Annotated[
         Amount | None, Field(description="gross amount (tax included), split over the invoice's rates")
     ] = None
-    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    reason: Annotated[str, Field(min_length=1, max_length=1000, pattern=NOT_BLANK)]
     disposition: Annotated[
         Literal["reduce_due", "refund", "customer_credit"],
         Field(description="lower what is due, refund what was paid, or keep it as customer credit"),
     ]
+
+    @model_validator(mode="after")
+    def _fields_fit_the_mode(self) -> CreditNoteIn:
+        if (self.lines is not None) != (self.mode == "lines"):
+            raise ValueError("`lines` is required with mode lines and refused with the others")
+        if (self.amount is not None) != (self.mode == "amount"):
+            raise ValueError("`amount` is required with mode amount and refused with the others")
+        if self.lines is not None and len({line.position for line in self.lines}) != len(self.lines):
+            raise ValueError("each line position may be named once")
+        return self
 
 
 @api.post(

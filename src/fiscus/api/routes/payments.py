@@ -3,7 +3,8 @@ organisation's collection settings, and the payment provider's inbound webhooks.
 
 Ownership is checked by dependencies, which FastAPI solves before it validates the body: another
 tenant's (or customer's) id is a 404 whatever the body says. Calls that need the payment provider answer
-503 when none is configured, after that check, so the 503 tells nothing about other tenants' ids.
+409 `payments_not_configured` when none is configured, after that check, so it tells nothing about other
+tenants' ids.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from fiscus.api.routes.common import (
 from fiscus.api.routes.subscriptions import present as present_subscription
 from fiscus.api.schemas import Id, ListOut, SubscriptionOut
 from fiscus.bootstrap import Container
-from fiscus.domain.errors import InvalidFieldError, NotFoundError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, PaymentProvider, ProviderError, ProviderUnreachable
 from fiscus.queries.documents import document_stamp
@@ -70,9 +71,24 @@ inbound = APIRouter(prefix="/api/v1", tags=["payments"], responses=PROBLEMS)
 NOT_CONFIGURED = "payments are not configured (FISCUS_GATEWAY_URL)"
 PROVIDER_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEMS,
+    409: {**PROBLEMS[409], "description": "Conflict with the current state, or `payments_not_configured`"},
     502: {**PROBLEMS[400], "description": "The payment provider refused the call"},
-    503: {**PROBLEMS[400], "description": "Payments not configured, or the provider unreachable"},
+    503: {**PROBLEMS[400], "description": "The payment provider is unreachable right now; try again"},
 }
+WEBHOOK_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1},
+        "description": text,
+    }
+    for name, text in (
+        ("webhook-id", "the event's id (replays of one id are applied once)"),
+        ("webhook-timestamp", "Unix seconds when it was signed (the signature covers it)"),
+        ("webhook-signature", "`v1,<base64 HMAC-SHA256>` over id.timestamp.body with the shared secret"),
+    )
+]
 ACCEPTED = {
     "description": "The provider's answer did not arrive (a timeout); the outcome is settled automatically",
     "model": PaymentOut,
@@ -133,8 +149,11 @@ OrgPayment = Annotated[dict[str, Any], Depends(_org_payment)]
 
 
 def _provider(c: Container) -> PaymentProvider:
+    """409, not 503: a server without a gateway stays that way until its operator configures one, so
+    "try again later" would be wrong; the request conflicts with the server's configured state (501 is
+    a 5xx, a server fault, and 403/404 would blame the credential or the object)."""
     if c.payments is None:
-        raise ApiError(503, NOT_CONFIGURED, code="payments_not_configured")
+        raise ApiError(409, NOT_CONFIGURED, code="payments_not_configured")
     return c.payments
 
 
@@ -160,8 +179,8 @@ def _minor(amount: Decimal | None, cur: Currency) -> int | None:
         raise InvalidFieldError("amount", "must be greater than zero")
     try:
         return to_minor(amount, cur)
-    except ValueError:
-        raise InvalidFieldError(
+    except ValueError:  # the document's currency decides: 409, like every refusal that depends on data
+        raise FieldConflictError(
             "amount", f"has more decimals than {cur.code} allows ({cur.exponent})"
         ) from None
 
@@ -487,16 +506,22 @@ def update_payment_settings(body: PaymentSettingsIn, principal: OrgDep, c: Conta
 @inbound.post(
     "/webhooks/gateway",
     response_model=InboundWebhookOut,
-    responses={503: {**PROBLEMS[400], "description": "Payments not configured"}},
+    responses={
+        401: {**PROBLEMS[401], "description": "The signature does not verify (`invalid_webhook`)"},
+        409: {**PROBLEMS[409], "description": "Payments not configured (`payments_not_configured`)"},
+    },
+    openapi_extra={"parameters": WEBHOOK_HEADERS},
+    summary="Receive a payment provider event",
 )
 async def gateway_webhook(request: Request, c: ContainerDep) -> Response:
-    """Charge updates from the payment provider, verified by their signature (400 if it does not
-    verify). Each event is applied once (a replay answers `duplicate: true`) and in any order."""
+    """Charge updates from the payment provider, signed the Standard Webhooks way (401 if the
+    signature does not verify). Each event is applied once (a replay answers `duplicate: true`) and
+    in any order."""
     provider = _provider(c)
     body = await request.body()
     try:
         event = provider.parse_webhook(body, request.headers)
     except InvalidWebhook as exc:
-        raise ApiError(400, f"the webhook does not verify: {exc}", code="invalid_webhook") from None
+        raise ApiError(401, f"the webhook does not verify: {exc}", code="invalid_webhook") from None
     new = await run_in_threadpool(provider_events.handle_provider_event, c.db, c.clock, provider.name, event)
     return p.json_response({"received": True, "duplicate": not new})

@@ -29,7 +29,6 @@ from fiscus.api.schemas import (
     SubscriptionUpdate,
 )
 from fiscus.domain.documents import ComputedDocument
-from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import Currency
 from fiscus.queries.rows import get_row, items_of, page_rows
 from fiscus.queries.scope import Scope
@@ -61,8 +60,6 @@ def _items(items: list[Any]) -> list[svc.ItemSpec]:
 
 @api.post("/subscriptions", status_code=201, response_model=SubscriptionOut, openapi_extra=IDEMPOTENCY_HEADER)
 def create_subscription(body: SubscriptionIn, principal: OrgDep, c: ContainerDep) -> Response:
-    if body.trial_days and body.trial_end:
-        raise InvalidFieldError("trial_end", "give trial_days or trial_end, not both")
     sid = svc.create_subscription(
         c.db,
         c.clock,

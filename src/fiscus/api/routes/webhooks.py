@@ -25,21 +25,34 @@ from fiscus.services import webhooks as svc
 api = router("webhooks")
 
 EventTypes = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    list[Annotated[str, Field(min_length=1, max_length=64, pattern=svc.EVENT_TYPE.pattern)]],
     Field(min_length=1, max_length=100, examples=[["*"], ["invoice.*", "customer.created"]]),
 ]
+PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+WEBHOOK_URL = (
+    r"^https?://(?=[^/:?#]{1,253}([:/?#]|$))"
+    r"(([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+    rf"|({OCTET}\.){{3}}{OCTET})"
+    rf"(:{PORT})?([/?#][!-~]*)?$"
+)
+"""An http(s) URL with a lower-case host name or an IPv4 address, no credentials and no space: what
+the SSRF guard can parse. Loopback and private destinations (`localhost`, 10.0.0.0/8, …) are then
+refused with 422 unless the server runs with FISCUS_WEBHOOKS_ALLOW_PRIVATE=true, and a name that
+resolves to one is refused again at each delivery."""
+Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=WEBHOOK_URL)]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
 class WebhookEndpointIn(In):
-    url: str = Field(min_length=1, max_length=2000, examples=["https://example.com/hooks/fiscus"])
+    url: Url = Field(examples=["https://example.com/hooks/fiscus"])
     event_types: EventTypes = Field(default_factory=lambda: ["*"])
     description: str = Field("", max_length=500)
     enabled: bool = True
 
 
 class WebhookEndpointPatch(In):
-    url: str | None = Field(None, min_length=1, max_length=2000)
+    url: Url | None = None
     event_types: EventTypes | None = None
     description: str | None = Field(None, max_length=500)
     enabled: bool | None = None

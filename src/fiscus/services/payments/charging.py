@@ -13,7 +13,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidStateError
 from fiscus.domain.payments import (
     UNSETTLED,
     AttemptStatus,
@@ -79,7 +79,7 @@ def charge_document(
             raise InvalidStateError("nothing is due on this document", status=doc["status"])
         method = resolve_method(conn, doc, method_id)
         if method is None:
-            raise InvalidFieldError("payment_method_id", "the customer has no active payment method")
+            raise FieldConflictError("payment_method_id", "the customer has no active payment method")
         capture_mode = conn.execute(
             select(t.organizations.c.capture_mode).where(t.organizations.c.id == org_id)
         ).scalar_one()

@@ -14,7 +14,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.payments import CardDetails, PaymentProvider, ProviderError
 from fiscus.services.common import get_scoped, jsonable
 
@@ -41,7 +41,7 @@ def add_card(
         card = provider.describe_card(token)
     except ProviderError as exc:
         if exc.status == 404:
-            raise InvalidFieldError("token", "the payment provider knows no such payment method") from None
+            raise NotFoundError("payment method", "with this token at the provider", field="token") from None
         raise
     for _ in range(2):
         try:

@@ -15,7 +15,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.credit_notes import CreditDisposition, CreditMode, CreditRequest
 from fiscus.domain.documents import DocumentType
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import (
     OutcomeUnknown,
@@ -73,7 +73,7 @@ def refund_payment(
                 )
         cur = currency(doc["currency"])
         if amount_minor > available:
-            raise InvalidFieldError(
+            raise FieldConflictError(
                 "amount",
                 f"exceeds what can be refunded: {from_minor(available, cur)} {cur.code} "
                 "captured and not yet refunded",
