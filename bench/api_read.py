@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
+from _scale import depth_check, depth_paths, multiply_documents
 from _setup import ANCHOR, CREATED, TZ, create_catalog, settle
 from billing_run import PostgresTarget, SqliteTarget, SqlTimes, Target
 from rich.console import Console
@@ -289,6 +290,7 @@ class Server:
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TIME = r"([\d.]+)(us|ms|s|m|h)"
+_MEAN = re.compile(rf"^\s*Latency\s+{_TIME}", re.MULTILINE)
 _P99 = re.compile(rf"^\s*99(?:\.0+)?%\s+{_TIME}\s*$", re.MULTILINE)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _TOTAL = re.compile(rf"(\d+) requests in {_TIME}")
@@ -306,6 +308,7 @@ class WrkResult:
     seconds: float
     rps: float
     p99_ms: float
+    mean_ms: float
     non_2xx: int
     """wrk's "Non-2xx or 3xx responses" (it counts statuses above 399)."""
     socket_errors: dict[str, int]
@@ -314,7 +317,8 @@ class WrkResult:
 
 def parse_wrk(output: str) -> WrkResult:
     rps, p99, total = _RPS.search(output), _P99.search(output), _TOTAL.search(output)
-    if not (rps and p99 and total):
+    mean = _MEAN.search(output)
+    if not (rps and p99 and total and mean):
         raise RuntimeError(f"could not parse wrk's output:\n{output}")
     non_2xx = _NON_2XX.search(output)
     sock = _SOCKET.search(output)
@@ -325,6 +329,7 @@ def parse_wrk(output: str) -> WrkResult:
         seconds=seconds_of(total.group(2), total.group(3)),
         rps=float(rps.group(1)),
         p99_ms=seconds_of(p99.group(1), p99.group(2)) * 1000,
+        mean_ms=seconds_of(mean.group(1), mean.group(2)) * 1000,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors={k: v for k, v in errors.items() if v},
         output=output,
@@ -333,6 +338,7 @@ def parse_wrk(output: str) -> WrkResult:
 
 def wrk(url: str, connections: int, seconds: int, secret: str) -> WrkResult:
     command = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", "10s"]  # a million-document COUNT under load exceeds wrk's default 2 s
     command += ["-H", f"Authorization: Bearer {secret}", url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
@@ -385,7 +391,8 @@ def measure(
     errors = f", socket errors {result.socket_errors}" if result.socket_errors else ""
     say(
         f"{tag} {result.requests:,} requests in {result.seconds:.2f}s = {result.rps:,.0f} req/s, "
-        f"p99 {result.p99_ms:.2f} ms, server CPU {cpu:.0%} (system {kernel:.0%}), 0 non-2xx{errors} "
+        f"mean {result.mean_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, server CPU {cpu:.0%} "
+        f"(system {kernel:.0%}), 0 non-2xx{errors} "
         f"(load avg {load})"
     )
     return Measurement(endpoint, db, connections, result, cpu, kernel)
@@ -413,6 +420,10 @@ def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> lis
     db, fixture = prepare(target)
     measurements: list[Measurement] = []
     try:
+        if args.documents > fixture.invoices:
+            total, seconds = multiply_documents(db, fixture.org_id, args.documents)
+            say(f"[{target.name}] bulk copy to {total:,} documents in {seconds:.1f}s (one transaction)")
+        paths = depth_paths(db, fixture.org_id) if args.documents > fixture.invoices else []
         db.dispose()  # the server has the database to itself
         say(
             f"[{target.name}] migrations {fixture.migrate_seconds:.2f}s, data set-up "
@@ -422,9 +433,11 @@ def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> lis
         )
         server = Server(fixture.url, log_dir)
         try:
-            ready = server.start()
+            ready = server.start(timeout=300.0)
             say(f"[{target.name}] server pid {server.pid} ready in {ready:.1f}s: {' '.join(server.command)}")
             check_endpoints(server, fixture)
+            if paths:
+                depth_check(server.base, fixture.secret, paths, say)
             for endpoint in ENDPOINTS:
                 for connections in args.connections:
                     found = measure(server, fixture, target.name, endpoint, connections, args.duration)
@@ -680,6 +693,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=ints, default=[16, 50], help="wrk connection counts (default 16,50)"
     )
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=0,
+        help="grow the organisation to this many documents by bulk copy (e.g. 1000000) and compare "
+        "page 1, page 10,000 and the last page of each list (default: the ~3,000 billed)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile one endpoint in-process")
     parser.add_argument(
         "--profile-db", type=dbs, default=["sqlite"], help="database(s) of --profile (default sqlite)"
@@ -724,6 +744,7 @@ def header(args: argparse.Namespace, targets: list[Target]) -> None:
         for line in target.describe():
             say(line)
     say(f"Server      fiscus serve --workers 1 on CPU {SERVER_CPU} (taskset); wrk -t1 on CPU {WRK_CPU};")
+    say(f"            stack: {server_stack()}")
     say("            PostgreSQL's backends are not pinned and share both CPUs")
     say(
         f"Run         {WARMUP_SECONDS}s warm-up + {args.duration}s timed per endpoint and connection count "
@@ -741,6 +762,20 @@ def header(args: argparse.Namespace, targets: list[Target]) -> None:
     say()
 
 
+def server_stack() -> str:
+    """What `fiscus serve` runs on: uvicorn picks uvloop and httptools when they are installed."""
+    import uvicorn
+
+    parts = [f"uvicorn {uvicorn.__version__}"]
+    for name in ("uvloop", "httptools"):
+        try:
+            module = importlib.import_module(name)
+            parts.append(f"{name} {getattr(module, '__version__', '?')}")
+        except ImportError:
+            parts.append(f"no {name} (asyncio / h11)")
+    return ", ".join(parts)
+
+
 def goal_of(m: Measurement) -> str:
     if m.endpoint.baseline:
         return "baseline"
@@ -755,7 +790,18 @@ def summary_table(measurements: list[Measurement]) -> Table:
         title=f"API reads, one worker on one core (goal: ≥ {GOAL_RPS:,} req/s and p99 ≤ "
         f"{GOAL_P99_MS:.0f} ms at {GOAL_CONNECTIONS} connections; information, not a pass/fail)"
     )
-    columns = ("endpoint", "db", "connections", "req/s", "p99 ms", "vs /healthz", "server CPU (sys)", "goal")
+    columns = (
+        "endpoint",
+        "db",
+        "connections",
+        "req/s",
+        "mean ms",
+        "p99 ms",
+        "p99/mean",
+        "vs /healthz",
+        "server CPU (sys)",
+        "goal",
+    )
     for col in columns:
         table.add_column(col, justify="left" if col in ("endpoint", "db", "goal") else "right")
     for m in measurements:
@@ -764,7 +810,9 @@ def summary_table(measurements: list[Measurement]) -> Table:
             m.db,
             str(m.connections),
             f"{m.result.rps:,.0f}",
+            f"{m.result.mean_ms:.1f}",
             f"{m.result.p99_ms:.1f}",
+            f"{m.result.p99_ms / m.result.mean_ms:.1f}x" if m.result.mean_ms else "-",
             f"{m.ratio:.2f}x" if m.ratio is not None else "-",
             f"{m.server_cpu:.0%} ({m.server_sys:.0%})",
             goal_of(m),

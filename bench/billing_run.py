@@ -447,6 +447,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10_000,
         help="on SQLite, run reconcile only for N up to this (default 10000); PostgreSQL: always",
     )
+    parser.add_argument("--runs", type=int, default=1, help="timed runs per N, each on a fresh database")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the batch_size=1 baseline (slow when disk is busy)"
+    )
     parser.add_argument(
         "--profile", action="store_true", help=f"also cProfile an N={PROFILE_N:,} run (top 25 cumulative)"
     )
@@ -542,8 +546,12 @@ def main(argv: list[str] | None = None) -> None:
         results: list[Result] = []
         baselines: dict[tuple[str, int], Baseline] = {}
         for target in targets:
-            for n in args.sizes:
+            for n in args.sizes * args.runs:
                 result = measure(target, n, args)
+                results.append(result)
+                if args.no_baseline:
+                    say()
+                    continue
                 key = (target.name, min(n, BASELINE_MAX))
                 if key not in baselines:
                     baselines[key] = measure_baseline(target, n)
@@ -557,7 +565,6 @@ def main(argv: list[str] | None = None) -> None:
                     f"= {rate / base.rate:.1f}x"
                 )
                 say()
-                results.append(result)
         console.print(summary_table(results))
         if args.profile:
             chosen = next((x for x in targets if x.name == args.profile_db), None)

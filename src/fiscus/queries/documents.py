@@ -222,17 +222,48 @@ def offset_document_ids(
 
 
 def offset_document_stamps(
-    conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
+    conn: Connection,
+    scope: Scope,
+    filters: DocumentFilters,
+    *,
+    offset: int,
+    limit: int,
+    total: int | None = None,
 ) -> list[tuple[int, Stamp]]:
-    """Newest first, (id, stamp), for page-number dialects serving cached renderings."""
-    query = (
-        _filtered_ids(scope, filters)
-        .add_columns(*_STAMP)
-        .order_by(t.documents.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
+    """Newest first, (id, stamp), for page-number dialects serving cached renderings.
+
+    Deep pages cost what the skipped index entries cost, never the skipped rows: the page's first id is
+    found by an id-only (index-only) seek, then the page is read by key. With the list's `total` (the
+    dialects count anyway), a page in the older half is counted from the oldest end, so the last page
+    costs what the first does.
+    """
+    d = t.documents.c
+    ids = _filtered_ids(scope, filters)
+    if total is not None and offset >= total:
+        return []
+    if total is not None and offset > total // 2:
+        skip = max(total - offset - limit, 0)
+        take = min(limit, total - offset)
+        if offset >= SEEK_OFFSET:
+            first = conn.execute(ids.order_by(d.id.asc()).offset(skip).limit(1)).scalar()
+            if first is None:
+                return []
+            ids = ids.where(d.id >= first)
+            skip = 0
+        query = ids.add_columns(*_STAMP).order_by(d.id.asc()).offset(skip).limit(take)
+        return [(int(r[0]), int(r[1])) for r in reversed(conn.execute(query).all())]
+    if offset >= SEEK_OFFSET:
+        first = conn.execute(ids.order_by(d.id.desc()).offset(offset).limit(1)).scalar()
+        if first is None:
+            return []
+        ids = ids.where(d.id <= first)
+        offset = 0
+    query = ids.add_columns(*_STAMP).order_by(d.id.desc()).offset(offset).limit(limit)
     return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
+
+
+SEEK_OFFSET = 1_000
+"""From this offset on, an id-only seek first: one extra query, but no row fetched for skipped entries."""
 
 
 def document_exists(conn: Connection, scope: Scope, document_id: int) -> bool:

@@ -329,7 +329,8 @@ documents = Table(
     ),
     CheckConstraint("total_minor = subtotal_minor + tax_minor", name="total"),
     CheckConstraint("(status = 'draft') = (sequence IS NULL)", name="numbered_iff_issued"),
-    Index("ix_documents_org_created", "organization_id", "id"),
+    # Covers the page-number dialects' id-only seek (type and status read from the index, ADR 0004).
+    Index("ix_documents_org_seek", "organization_id", "id", "type", "status"),
     # Covers the dialects' counts and filtered pages (type/status per organisation) without row lookups.
     Index("ix_documents_listing", "organization_id", "type", "status", "id"),
     Index(

@@ -235,7 +235,7 @@ def _list(request: Request) -> Response:
         num_pages = max(1, -(-count // page_size))
         number = _page_number(request, num_pages)
         stamps = offset_document_stamps(
-            conn, scope, filters, offset=(number - 1) * page_size, limit=page_size
+            conn, scope, filters, offset=(number - 1) * page_size, limit=page_size, total=count
         )
 
         def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:

@@ -396,7 +396,9 @@ def router(settings: Settings) -> APIRouter:
             total = count_documents(conn, scope, filters)
             offset = (page - 1) * PER_PAGE
             if offset < total:
-                stamps = offset_document_stamps(conn, scope, filters, offset=offset, limit=PER_PAGE)
+                stamps = offset_document_stamps(
+                    conn, scope, filters, offset=offset, limit=PER_PAGE, total=total
+                )
 
                 def render(ids: list[int]) -> list[tuple[int, Stamp, bytes]]:
                     docs = load_documents(conn, scope, ids, lines=False)
