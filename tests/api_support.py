@@ -89,9 +89,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app under a real uvicorn server on a free loopback port, in a thread."""
-    port = free_port()
+def live_server(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """The app under a real uvicorn server on a loopback port (a free one unless given: an app whose
+    public URL must be its own address is built for a port chosen first), in a thread."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

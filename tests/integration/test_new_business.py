@@ -1,10 +1,12 @@
 """The path a new business takes, with the CLI and the API only: `fiscus init` → settings with a logo
-and an IBAN → product, price, customer → subscription → `fiscus bill` → the PDF (its text has the
-IBAN, the payment reference and the link; its QR code is the hosted link) → paid on the hosted page
-→ the receipt. On SQLite and PostgreSQL.
+and an IBAN → product, price, customer → subscription created with `billing: "now"` (its invoice is
+issued in the same request, so no `fiscus bill` is needed) → the PDF (its text has the IBAN, the
+payment reference and the link; its QR code is the hosted link) → paid on the hosted page in Debian's
+Chromium (Playwright) → the receipt in the page, the invoice paid in the API and the card saved on the
+customer. On SQLite and PostgreSQL.
 
-The card is entered on the hosted page through the test gateway's real card form (HTTP, no browser);
-tests/pages/test_browser.py drives the same page in Chromium."""
+Fiscus runs under a real uvicorn server whose public URL is its own address, so the link the QR code
+decodes to is the one the browser opens; the page's card form posts to the test gateway process."""
 
 from __future__ import annotations
 
@@ -15,16 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+import httpx
 
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
 from fiscus.services.rendering import DOCUMENTS_DIR_ENV
-from tests.api_support import auth, make_app
+from tests.api_support import auth, free_port, live_server, make_app
 from tests.integration.test_cli import fiscus
 from tests.integration.test_invoice_presentation import pdftotext, qr_code
-from tests.pages.support import PUBLIC_URL, follow, pay_with
+from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, fill_card
 from tests.payments_support import GatewayProcess, gateway_process
 
 IBAN = "BG80BNBG96611020345678"
@@ -33,10 +35,14 @@ LOGO = (
     b'<rect width="60" height="20" fill="#123"/></svg>'
 )
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftotext") is None or shutil.which("zbarimg") is None,
-    reason="poppler-utils/zbar-tools missing",
-)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make install)")
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("pdftotext") is None or shutil.which("zbarimg") is None,
+        reason="poppler-utils/zbar-tools missing",
+    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install Debian's chromium"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,37 +74,37 @@ def test_a_new_business_bills_and_gets_paid(
     )
     assert update.returncode == 0, update.stderr
 
-    app = make_app(db, clock, gateway_url=gateway.url, public_url=PUBLIC_URL, gateway_timeout_seconds=1.0)
-    with TestClient(app, raise_server_exceptions=True) as api:
-        h = auth(key)
-        product = api.post("/api/v1/products", json={"code": "eval", "name": "Eval Pro"}, headers=h).json()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = make_app(db, clock, gateway_url=gateway.url, public_url=base, gateway_timeout_seconds=3.0)
+    with live_server(app, port), httpx.Client(base_url=base, headers=auth(key), timeout=30) as api:
+        product = api.post("/api/v1/products", json={"code": "eval", "name": "Eval Pro"}).json()
         variant = api.post(
-            f"/api/v1/products/{product['id']}/variants",
-            json={"code": "monthly", "name": "Eval Pro, monthly"},
-            headers=h,
+            f"/api/v1/products/{product['id']}/variants", json={"code": "monthly", "name": "Eval Pro, monthly"}
         ).json()
         price = api.post(
             f"/api/v1/variants/{variant['id']}/prices",
             json={"currency": "USD", "unit_amount": "49.00", "interval": "month"},
-            headers=h,
         ).json()
         customer = api.post(
             "/api/v1/customers",
             json={"name": "Northwind LLC", "email": "ap@northwind.example", "country": "US", "locale": "en"},
-            headers=h,
         ).json()
         sub = api.post(
             "/api/v1/subscriptions",
-            json={"customer_id": customer["id"], "items": [{"price_id": price["id"], "quantity": 1}]},
-            headers=h,
+            json={
+                "customer_id": customer["id"],
+                "items": [{"price_id": price["id"], "quantity": 1}],
+                "billing": "now",
+            },
         )
-        assert sub.status_code in (200, 201), sub.text
-        bill = fiscus(db_url, "bill", "--at", clock.now().isoformat())
-        assert bill.returncode == 0, bill.stderr
-        [doc] = api.get(f"/api/v1/documents?customer_id={customer['id']}", headers=h).json()["data"]
-        full = api.get(f"/api/v1/documents/{doc['id']}", headers=h).json()
-        assert [ln["description"] for ln in full["lines"]] == ["Eval Pro — monthly"]
-        pdf = api.get(f"/api/v1/documents/{doc['id']}/pdf", headers=h)
+        assert sub.status_code == 201, sub.text
+        [doc_id] = sub.json()["billed_document_ids"]
+        doc = api.get(f"/api/v1/documents/{doc_id}").json()
+        assert doc["status"] == "open"
+        assert [ln["description"] for ln in doc["lines"]] == ["Eval Pro — monthly"]
+        assert doc["hosted_url"].startswith(base + "/")
+        pdf = api.get(f"/api/v1/documents/{doc_id}/pdf")
         assert pdf.headers["content-disposition"] == f'inline; filename="{doc["number"]}.pdf"'
         path = tmp_path / "invoice.pdf"
         path.write_bytes(pdf.content)
@@ -107,10 +113,28 @@ def test_a_new_business_bills_and_gets_paid(
         assert f"Payment reference: {doc['number']}" in text
         assert doc["hosted_url"] in text
         assert "Eval Pro — monthly" in text
-        assert qr_code(path, tmp_path) == doc["hosted_url"]
+        link = qr_code(path, tmp_path)
+        assert link == doc["hosted_url"]
 
-        page_path = re.sub(r"^https?://[^/]+", "", doc["hosted_url"])
-        answer = pay_with(api, api.get(page_path).text, cards.SUCCESS)
-        paid = follow(api, answer.headers["location"]).text
-        assert 'data-testid="receipt"' in paid
-        assert api.get(f"/api/v1/documents/{doc['id']}", headers=h).json()["status"] == "paid"
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(15_000)
+                page.goto(link)
+                fill_card(page, cards.SUCCESS)
+                page.get_by_role("button").click()
+                page.wait_for_url(re.compile(r"[?&]result="))
+                assert page.url.startswith(base + "/pay/")
+                assert page.locator("[data-testid=notice]").get_attribute("data-kind") == "paid"
+                assert page.locator("[data-testid=receipt]").count() == 1
+                assert page.locator("[data-testid=receipt-card]").inner_text() == "Visa ending in 4242"
+                assert page.locator("[data-testid=card-form]").count() == 0
+            finally:
+                browser.close()
+
+        paid = api.get(f"/api/v1/documents/{doc_id}").json()
+        assert paid["status"] == "paid"
+        assert paid["amount_due"] == "0.00"
+        methods = api.get(f"/api/v1/customers/{customer['id']}/payment_methods").json()["data"]
+        assert [(m["brand"], m["last4"]) for m in methods] == [("visa", "4242")]

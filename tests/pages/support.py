@@ -1,10 +1,14 @@
-"""A customer's side of the hosted payment page without a browser: read the page's card form, post it
-to the gateway process as a browser would, follow the gateway's redirect back into Fiscus."""
+"""A customer's side of the hosted payment page: without a browser (read the page's card form, post it
+to the gateway process as a browser would, follow the gateway's redirect back into Fiscus), and the
+few things a test needs to drive it in Debian's Chromium instead."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,8 +26,21 @@ from fiscus.services.payment_links import link_secret, payment_path
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import Tenant, make_tenant
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 PUBLIC_URL = "http://127.0.0.1:9"
 """The Fiscus base URL the page puts in its return URL (loopback, so the gateway accepts it)."""
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+EN = ("Name on card", "Card number", "Month (MM)", "Year (YYYY)", "Security code (CVC)")
+
+
+def fill_card(page: Page, number: str, labels: tuple[str, ...] = EN) -> None:
+    """Type the card as a person does, finding each field by its visible label."""
+    values = ("Ada Lovelace", " ".join(re.findall("....", number)), "12", "2099", "123")
+    for label, value in zip(labels, values, strict=True):
+        page.get_by_label(label, exact=True).fill(value)
 
 
 @dataclass

@@ -20,15 +20,12 @@ from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
 from fiscus.services.access import create_api_key
 from tests.api_support import auth, live_server, make_app
-from tests.pages.support import billed_document, link_of
+from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, EN, billed_document, fill_card, link_of
 from tests.payments_support import GatewayProcess, gateway_process
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-EN = ("Name on card", "Card number", "Month (MM)", "Year (YYYY)", "Security code (CVC)")
 BG = ("Име върху картата", "Номер на картата", "Месец (ММ)", "Година (ГГГГ)", "Код за сигурност (CVC)")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts"
 """Where the screenshots are copied for a person to look at (gitignored, like all of var/)."""
@@ -59,13 +56,6 @@ class Shots:
         return path
 
 
-def _fill_card(page: Page, number: str, labels: tuple[str, ...]) -> None:
-    """Type the card as a person does, finding each field by its visible label."""
-    values = ("Ada Lovelace", " ".join(re.findall("....", number)), "12", "2099", "123")
-    for label, value in zip(labels, values, strict=True):
-        page.get_by_label(label, exact=True).fill(value)
-
-
 def test_pay_an_invoice_in_a_browser(
     db: Database, clock: FixedClock, gateway: GatewayProcess, tmp_path: Path, backend: str
 ) -> None:
@@ -85,7 +75,7 @@ def test_pay_an_invoice_in_a_browser(
             page.goto(base + link_of(db, clock, us.org_id, paid_id))
             assert page.locator("[data-testid=card-form]").count() == 1
             shots.take(page, "1-open")
-            _fill_card(page, cards.SUCCESS, EN)
+            fill_card(page, cards.SUCCESS, EN)
             page.get_by_role("button").click()
             page.wait_for_url(after_submit)
             notice = page.locator("[data-testid=notice]")
@@ -99,7 +89,7 @@ def test_pay_an_invoice_in_a_browser(
 
             # A declining card: the error is shown, nothing is captured, the form is there to retry.
             page.goto(base + link_of(db, clock, bg.org_id, declined_id))
-            _fill_card(page, cards.DO_NOT_HONOR, BG)
+            fill_card(page, cards.DO_NOT_HONOR, BG)
             page.get_by_role("button").click()
             page.wait_for_url(after_submit)
             assert page.locator("[data-testid=notice]").get_attribute("data-kind") == "declined"
