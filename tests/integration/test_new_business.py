@@ -16,8 +16,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
@@ -80,7 +80,8 @@ def test_a_new_business_bills_and_gets_paid(
     with live_server(app, port), httpx.Client(base_url=base, headers=auth(key), timeout=30) as api:
         product = api.post("/api/v1/products", json={"code": "eval", "name": "Eval Pro"}).json()
         variant = api.post(
-            f"/api/v1/products/{product['id']}/variants", json={"code": "monthly", "name": "Eval Pro, monthly"}
+            f"/api/v1/products/{product['id']}/variants",
+            json={"code": "monthly", "name": "Eval Pro, monthly"},
         ).json()
         price = api.post(
             f"/api/v1/variants/{variant['id']}/prices",
