@@ -36,7 +36,7 @@ def test_archived_price_takes_nothing_new_and_existing_subscriptions_continue(
             json={"customer_id": cid, "items": [{"price_id": tenant.monthly, "quantity": "1"}]},
             headers=auth(key),
         )
-        assert sub.status_code == 422
+        assert sub.status_code == 409  # well-formed, refused by the data: a field conflict
         assert sub.json()["errors"][0]["field"] == "items.0.price_id"
         assert "archived" in sub.json()["detail"]
         order = client.post(
@@ -51,7 +51,7 @@ def test_archived_price_takes_nothing_new_and_existing_subscriptions_continue(
             json={"customer_id": cid, "items": [{"price_id": tenant.one_off, "quantity": "1"}]},
             headers=auth(key),
         )
-        assert refused.status_code == 422
+        assert refused.status_code == 409
     # the existing subscription keeps its archived price, through a change that keeps it, and is billed
     change_subscription(db, clock, tenant.org_id, sid, [ItemSpec(tenant.monthly, 2)])
     clock.set(clock.now() + timedelta(days=1))

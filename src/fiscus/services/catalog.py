@@ -17,7 +17,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import ConflictError, InvalidFieldError
+from fiscus.domain.errors import ConflictError, FieldConflictError, InvalidFieldError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval
 from fiscus.domain.tax import TaxCategory
@@ -199,7 +199,7 @@ def refuse_archived(
     ) - set(allowed)
     for n, price_id in enumerate(price_ids):
         if price_id in archived:
-            raise InvalidFieldError(
+            raise FieldConflictError(
                 f"items.{n}.price_id",
                 f"price {price_id} is archived: it takes no new subscriptions or orders",
             )

@@ -47,6 +47,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         (404, "No such object (or another tenant's)"),
         (409, "Conflict with the current state"),
         (413, "Body too large"),
+        (415, "The body is not JSON (`Content-Type: application/json` expected)"),
         (422, "Invalid input; `errors` names the fields"),
         (429, "Rate limited"),
     )
