@@ -420,7 +420,7 @@ def test_partial_and_full_refunds_and_over_refund_refused(
         attempt = s.charge()
         url = f"/api/v1/documents/{s.invoice_id}/refunds"
         over = s.http.post(url, json={"amount": str(Decimal(total) + Decimal("0.01")), "reason": "too much"})
-        assert over.status_code == 422, over.text
+        assert over.status_code == 409, over.text
         assert [e["field"] for e in over.json()["errors"]] == ["amount"]
 
         clock.advance(timedelta(minutes=1))
@@ -430,7 +430,7 @@ def test_partial_and_full_refunds_and_over_refund_refused(
         doc = s.document()
         assert (doc["amount_refunded"], doc["amount_credited"], doc["status"]) == ("3.00", "3.00", "paid")
         over = s.http.post(url, json={"amount": str(Decimal(total) - Decimal("2.99")), "reason": "too much"})
-        assert over.status_code == 422, over.text
+        assert over.status_code == 409, over.text
 
         clock.advance(timedelta(minutes=1))
         [full] = s.post(url, {"reason": "cancelled"}, status=201)["data"]
@@ -445,7 +445,7 @@ def test_partial_and_full_refunds_and_over_refund_refused(
         assert s.get(f"/api/v1/payments/{attempt['id']}")["refunded_amount"] == total
         assert len(s.get(url)["data"]) == 2
         r = s.http.post(url, json={"amount": "0.01", "reason": "more"})
-        assert r.status_code == 422, r.text
+        assert r.status_code == 409, r.text
         [charge] = ledger_charges(s.gateway)
         assert charge["refunded_amount"] == minor(total)
         assert_consistent(db, s.gateway)
