@@ -41,7 +41,17 @@ system-deps: ## Debian packages the suite needs (PostgreSQL, poppler-utils, wrk,
 	  else echo "no PostgreSQL binaries at $(PG_BIN): the PostgreSQL leg of the suite will be skipped"; fi; \
 	fi
 
-install: $(VENV)/.synced ## create .venv and install the locked dependencies
+# Browser assets from the npm registry (package.json, package-lock.json): htmx is copied into the package's
+# static folder and served by Fiscus itself at /static/vendor/; axe-core stays in node_modules for the tests.
+VENDOR := src/fiscus/web/static/vendor
+$(VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	@touch $@
+
+install: $(VENV)/.synced $(VENDOR)/.installed ## create .venv, install the locked dependencies and the web assets
 
 demo: install ## seed the demo on SQLite (test mode), serve on 127.0.0.1:8000 with the worker and the test gateway; Ctrl-C stops all
 	$(BIN)/fiscus db upgrade
