@@ -69,7 +69,8 @@ def test_percentage_fee_min_and_max() -> None:
     assert compute_charge(charge, D(1000), EUR, events=10).amount == D("32.00")  # 29 + 3
     assert compute_charge(charge, D(10), EUR, events=1).amount == D(5)  # 0.59 topped up to the minimum
     capped = compute_charge(charge, D(10_000), EUR, events=10)
-    assert capped.amount == D(50) and capped.parts[-1].quantity == -1
+    assert capped.amount == D(50)
+    assert capped.parts[-1].quantity == -1
 
 
 def test_minimum_commitment_tops_up() -> None:
