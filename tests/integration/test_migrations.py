@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import downgrade, is_up_to_date, upgrade
+from fiscus.adapters.db import tables_usage  # noqa: F401  (registers its tables)
 from fiscus.adapters.db.tables import metadata
 from tests.conftest import new_database_url
 
