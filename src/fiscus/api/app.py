@@ -31,6 +31,7 @@ from fiscus.api.routes import (
     orders,
     organizations,
     subscriptions,
+    usage,
     webhooks,
 )
 from fiscus.api.routes import payments as payment_routes
@@ -97,6 +98,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        usage,
     ):
         app.include_router(module.api)
     app.include_router(organizations.admin)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from fiscus.adapters.db.engine import make_engine
 from fiscus.adapters.db import tables_usage  # noqa: F401  (registers its tables)
+from fiscus.adapters.db.engine import make_engine
 from fiscus.adapters.db.tables import metadata
 
 config = context.config

@@ -1,0 +1,86 @@
+"""Request and response shapes of usage billing: events, billable metrics, current usage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from fiscus.api.fields import Id, In, Instant, MoneyOut
+
+PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
+Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
+PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+
+
+class EventIn(In):
+    """One usage event. `transaction_id` is unique per organisation forever: sending it again is a
+    no-op. Decimal values go as strings (`"1.5"`); a JSON number with a fraction is refused."""
+
+    transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
+    customer_id: Id
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+    timestamp: Instant
+    properties: Annotated[dict[str, PropertyValue], Field(max_length=32)] = Field(default_factory=dict)
+
+
+class EventsIn(In):
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+
+class EventsOut(BaseModel):
+    object: Literal["event_batch"] = "event_batch"
+    received: int
+
+
+class MetricIn(In):
+    code: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    aggregation: Aggregation
+    field: PropertyName | None = None
+    filters: dict[
+        PropertyName,
+        Annotated[list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=50)],
+    ] = Field(default_factory=dict)
+    group_by: PropertyName | None = None
+    rounding: Literal["none", "round", "ceil", "floor"] = "none"
+    precision: Annotated[int, Field(ge=0, le=12)] = 0
+
+
+class MetricPatch(In):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MetricOut(BaseModel):
+    id: int
+    object: Literal["billable_metric"] = "billable_metric"
+    code: str
+    name: str
+    aggregation: Aggregation
+    field: str | None
+    filters: dict[str, list[str]]
+    group_by: str | None
+    rounding: str
+    precision: int
+    created_at: str
+
+
+class UsageGroupOut(BaseModel):
+    price_id: int
+    metric_code: str
+    group: str
+    quantity: str
+    events: int
+    amount: MoneyOut
+    tiers: list[dict[str, str | int | None]]
+
+
+class UsageOut(BaseModel):
+    object: Literal["usage"] = "usage"
+    customer_id: int
+    subscription_id: int
+    currency: str
+    period_start: str
+    period_end: str
+    amount: MoneyOut
+    charges: list[UsageGroupOut]
