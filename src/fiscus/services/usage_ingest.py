@@ -12,7 +12,6 @@ batches cannot deadlock.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +39,7 @@ from fiscus.domain.usage import (
     merge,
     partial_of,
 )
+from fiscus.queries.usage import bucket_partial
 from fiscus.services.usage_metrics import metric_of, metrics_by_code
 from fiscus.services.usage_settings import load_usage_settings
 
@@ -323,26 +323,3 @@ def _add_to_buckets(
         ),
         changes,
     )
-
-
-def bucket_partial(row: Mapping[str, Any]) -> Partial:
-    """A stored hour bucket as the domain's partial (its end is the hour's end)."""
-    return Partial(
-        end=row["hour"] + HOUR,
-        count=row["count"],
-        total=row["total"],
-        minimum=row["minimum"],
-        maximum=row["maximum"],
-        latest_at=row["latest_at"],
-        latest_id=row["latest_id"],
-        latest_value=row["latest_value"],
-        weighted=row["weighted"],
-    )
-
-
-def group_rows(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], list[Mapping[str, Any]]]:
-    """Rows by (metric, group)."""
-    out: dict[tuple[int, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for r in rows:
-        out[(r["metric_id"], r["group_value"])].append(r)
-    return out

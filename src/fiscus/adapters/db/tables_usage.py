@@ -165,3 +165,31 @@ usage_lines = Table(
     Index("ix_usage_lines_document", "organization_id", "document_id"),
     Index("ix_usage_lines_subscription", "organization_id", "subscription_id", "price_id", "period_start"),
 )
+
+usage_periods = Table(
+    "usage_periods",
+    metadata,
+    # A subscription period whose usage was billed (document NULL: nothing to bill); unique per start,
+    # the backstop of "a period's usage is billed once".
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=True),
+    Column("billed_at", UtcDateTime, nullable=False),
+    UniqueConstraint("subscription_id", "period_start"),
+    Index("ix_usage_periods_org_subscription", "organization_id", "subscription_id", "period_end"),
+)
+
+usage_cursors = Table(
+    "usage_cursors",
+    metadata,
+    # Where a subscription's usage billing stands: the next period to bill and when it is due (its end
+    # plus the grace window); NULL when everything up to the subscription's end is billed.
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), primary_key=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("next_start", UtcDateTime, nullable=False),
+    Column("next_due_at", UtcDateTime, nullable=True),
+    Index("ix_usage_cursors_due", "next_due_at"),
+)

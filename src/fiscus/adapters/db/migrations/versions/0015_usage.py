@@ -207,10 +207,65 @@ def upgrade() -> None:
         "usage_lines",
         ["organization_id", "subscription_id", "price_id", "period_start"],
     )
+    op.create_table(
+        "usage_periods",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column(
+            "organization_id",
+            Id,
+            sa.ForeignKey("organizations.id", name=op.f("fk_usage_periods_organization_id_organizations")),
+            nullable=False,
+        ),
+        sa.Column(
+            "subscription_id",
+            Id,
+            sa.ForeignKey("subscriptions.id", name=op.f("fk_usage_periods_subscription_id_subscriptions")),
+            nullable=False,
+        ),
+        sa.Column("period_start", UtcDateTime, nullable=False),
+        sa.Column("period_end", UtcDateTime, nullable=False),
+        sa.Column(
+            "document_id",
+            Id,
+            sa.ForeignKey("documents.id", name=op.f("fk_usage_periods_document_id_documents")),
+            nullable=True,
+        ),
+        sa.Column("billed_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_periods")),
+        sa.UniqueConstraint(
+            "subscription_id", "period_start", name=op.f("uq_usage_periods_subscription_id_period_start")
+        ),
+    )
+    op.create_index(
+        "ix_usage_periods_org_subscription",
+        "usage_periods",
+        ["organization_id", "subscription_id", "period_end"],
+    )
+    op.create_table(
+        "usage_cursors",
+        sa.Column(
+            "subscription_id",
+            Id,
+            sa.ForeignKey("subscriptions.id", name=op.f("fk_usage_cursors_subscription_id_subscriptions")),
+            nullable=False,
+        ),
+        sa.Column(
+            "organization_id",
+            Id,
+            sa.ForeignKey("organizations.id", name=op.f("fk_usage_cursors_organization_id_organizations")),
+            nullable=False,
+        ),
+        sa.Column("next_start", UtcDateTime, nullable=False),
+        sa.Column("next_due_at", UtcDateTime, nullable=True),
+        sa.PrimaryKeyConstraint("subscription_id", name=op.f("pk_usage_cursors")),
+    )
+    op.create_index("ix_usage_cursors_due", "usage_cursors", ["next_due_at"])
 
 
 def downgrade() -> None:
     for table in (
+        "usage_cursors",
+        "usage_periods",
         "usage_lines",
         "usage_prices",
         "usage_settings",

@@ -1,0 +1,358 @@
+"""Billing usage in arrears: each ended subscription period's usage charges become one document.
+
+Called by the billing run (`run_billing`, after the advance documents) in batches, one transaction
+each, claimed with `FOR UPDATE SKIP LOCKED` like the run's own batches. A period is billed once its
+end plus the organisation's grace window has passed (late events inside the grace still count); the
+`usage_periods` row (unique per subscription and start) makes billing a period twice impossible, and
+`usage_cursors` says which period is next and when it is due.
+
+Each charge is computed per group value from the hour buckets (`queries/usage.py: measure`) with the
+price's charge model (`domain/charges.py`); each part of it is one line (quantity × unit price,
+settled once), described with metric, group and tier, and dated with the period. `usage_lines` keeps
+what was measured (metric, group, quantity, events, tier breakdown) for the API and for adjustments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_usage as tu
+from fiscus.adapters.db.context import (
+    CustomerContext,
+    OrgContext,
+    PriceContext,
+    load_customers,
+    load_orgs,
+    load_prices,
+)
+from fiscus.adapters.db.documents import NewDocument, persist_documents
+from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.upsert import insert_for
+from fiscus.domain.charges import compute_charge
+from fiscus.domain.clock import Clock
+from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.errors import DomainError
+from fiscus.domain.money import currency
+from fiscus.domain.periods import Interval, Period
+from fiscus.domain.subscriptions import Schedule, due_periods
+from fiscus.domain.tax import line_tax
+from fiscus.queries.usage import GroupUsage, measure
+from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.payments.collection import schedule_collection
+from fiscus.services.usage_metrics import metric_of
+from fiscus.services.usage_prices import UsagePrice, load_usage_prices
+from fiscus.services.usage_settings import load_usage_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class UsageBatch:
+    subscriptions: int = 0
+    documents: list[NewDocument] = field(default_factory=list)
+    last_id: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One usage charge of one group, as billed: the first line's index and the lines it became."""
+
+    price_id: int
+    metric_id: int
+    group: str
+    quantity: Any
+    events: int
+    first_line: int
+    parts: list[dict[str, str | int | None]]
+
+
+def _candidates(
+    conn: Connection, at: datetime, org_id: int | None, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Subscriptions with a usage price whose next usage period may be due, claimed in id order."""
+    s, si, up, c = t.subscriptions.c, t.subscription_items.c, tu.usage_prices.c, tu.usage_cursors.c
+    with_usage = select(si.subscription_id).join(tu.usage_prices, up.price_id == si.price_id)
+    done_or_later = select(c.subscription_id).where((c.next_due_at.is_(None)) | (c.next_due_at > at))
+    query = (
+        select(t.subscriptions)
+        .where(s.id.in_(with_usage), s.id.not_in(done_or_later), s.id > after, s.start_at <= at)
+        .order_by(s.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=t.subscriptions)
+    )
+    if org_id is not None:
+        query = query.where(s.organization_id == org_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def bill_usage_batch(
+    conn: Connection,
+    clock: Clock,
+    at: datetime,
+    org_id: int | None,
+    after: int,
+    limit: int,
+    run_id: int | None,
+    actor: str,
+) -> UsageBatch:
+    """Bill every due usage period of the next `limit` subscriptions after id `after` (one transaction)."""
+    batch = UsageBatch(last_id=after)
+    subs = _candidates(conn, at, org_id, after, limit)
+    if not subs:
+        return batch
+    batch.last_id = subs[-1]["id"]
+    ids = [r["id"] for r in subs]
+    si = t.subscription_items.c
+    items: dict[int, list[int]] = defaultdict(list)
+    for sid, pid in conn.execute(
+        select(si.subscription_id, si.price_id).where(si.subscription_id.in_(ids)).order_by(si.id)
+    ):
+        items[sid].append(pid)
+    usage = load_usage_prices(conn, {p for ps in items.values() for p in ps})
+    prices = load_prices(conn, None, set(usage))
+    orgs = load_orgs(conn, {r["organization_id"] for r in subs})
+    customers = load_customers(conn, None, {r["customer_id"] for r in subs})
+    c = tu.usage_cursors.c
+    cursors = dict(
+        conn.execute(select(c.subscription_id, c.next_start).where(c.subscription_id.in_(ids))).all()
+    )
+    grace = {o: timedelta(hours=load_usage_settings(conn, o).grace_hours) for o in orgs}
+    now = clock.now()
+    planned: list[tuple[NewDocument | None, list[Measured], dict[str, Any], Period]] = []
+    cursor_rows = []
+    for sub in subs:
+        org = orgs[sub["organization_id"]]
+        schedule = Schedule(
+            sub["billing_anchor"], Interval.parse(sub["interval"], sub["interval_count"]), org.tz
+        )
+        start = cursors.get(sub["id"], sub["start_at"])
+        stop = sub["ended_at"] or sub["cancel_at"]
+        periods = [p for p in due_periods(schedule, start, at, stop) if p.end + grace[org.id] <= at]
+        sub_prices = [usage[p] for p in items[sub["id"]] if p in usage]
+        try:
+            for period in periods:
+                doc, measured = _period_document(
+                    conn, sub, org, customers[sub["customer_id"]], sub_prices, prices, period
+                )
+                planned.append((doc, measured, sub, period))
+        except DomainError as exc:
+            batch.failed[sub["id"]] = f"{exc.code}: {exc}"
+            log.warning("usage of subscription %s not billed: %s", sub["id"], exc)
+            continue
+        next_start = periods[-1].end if periods else start
+        upcoming = due_periods(schedule, next_start, next_start, stop)
+        next_due = upcoming[0].end + grace[org.id] if upcoming else None
+        cursor_rows.append(
+            {
+                "subscription_id": sub["id"],
+                "organization_id": org.id,
+                "next_start": next_start,
+                "next_due_at": next_due,
+            }
+        )
+        batch.subscriptions += 1
+    _persist(conn, clock, planned, now, actor, run_id)
+    if cursor_rows:
+        ins = insert_for(conn, tu.usage_cursors).values(cursor_rows)
+        conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["subscription_id"],
+                set_={"next_start": ins.excluded.next_start, "next_due_at": ins.excluded.next_due_at},
+            )
+        )
+    batch.documents = [d for d, _m, _s, _p in planned if d is not None]
+    return batch
+
+
+def usage_lines_for(
+    conn: Connection,
+    sub: dict[str, Any],
+    org: OrgContext,
+    customer: CustomerContext,
+    sub_prices: Sequence[UsagePrice],
+    prices: dict[int, PriceContext],
+    period: Period,
+) -> tuple[list[LineInput], list[Measured]]:
+    """The usage lines of one subscription period (also the upcoming-invoice preview's)."""
+    cur = currency(sub["currency"])
+    m = tu.billable_metrics.c
+    metrics = {
+        r["id"]: r
+        for r in conn.execute(
+            select(tu.billable_metrics).where(m.id.in_(sorted({p.metric_id for p in sub_prices})))
+        ).mappings()
+    }
+    lines: list[LineInput] = []
+    measured: list[Measured] = []
+    for up in sub_prices:
+        price, row = prices[up.price_id], metrics[up.metric_id]
+        metric = metric_of(dict(row))
+        tax = line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates)
+        groups = measure(conn, org.id, sub["customer_id"], up.metric_id, metric, period.start, period.end)
+        if not groups:  # no usage: the charge still shows, at zero (its minimum may apply)
+            groups = [GroupUsage("", Decimal(0), 0)]
+        for g in groups:
+            result = compute_charge(up.charge, g.quantity, cur, events=g.events)
+            first = len(lines)
+            parts: list[dict[str, str | int | None]] = []
+            for part in result.parts:
+                name = f"{row['name']}" + (f" · {g.group}" if g.group else "") + f" · {part.label}"
+                lines.append(
+                    LineInput(
+                        description=f"{price.description} — {name}",
+                        quantity=part.quantity,
+                        unit_price=part.unit_price,
+                        tax=tax,
+                        tax_inclusive=price.tax_inclusive,
+                        kind=LineKind.USAGE,
+                        product_id=price.product_id,
+                        variant_id=price.variant_id,
+                        price_id=price.id,
+                        period_start=period.start,
+                        period_end=period.end,
+                    )
+                )
+                parts.append(
+                    {
+                        "label": part.label,
+                        "tier": part.tier,
+                        "quantity": str(part.quantity),
+                        "unit_price": str(part.unit_price),
+                        "amount": str(part.amount),
+                    }
+                )
+            measured.append(Measured(up.price_id, up.metric_id, g.group, g.quantity, g.events, first, parts))
+    return lines, measured
+
+
+def _period_document(
+    conn: Connection,
+    sub: dict[str, Any],
+    org: OrgContext,
+    customer: CustomerContext,
+    sub_prices: Sequence[UsagePrice],
+    prices: dict[int, PriceContext],
+    period: Period,
+) -> tuple[NewDocument | None, list[Measured]]:
+    lines, measured = usage_lines_for(conn, sub, org, customer, sub_prices, prices, period)
+    computed = compute_document(currency(sub["currency"]), lines, org.rounding)
+    if computed.total_minor == 0 and all(line.amount_minor == 0 for line in computed.lines):
+        return None, measured  # nothing used and nothing owed: the period is marked billed, no document
+    doc = NewDocument(
+        org=org,
+        customer=customer,
+        doc_type=DocumentType(org.row["subscription_document"]),
+        computed=computed,
+        subscription_id=sub["id"],
+        period=period,
+    )
+    return doc, measured
+
+
+def _persist(
+    conn: Connection,
+    clock: Clock,
+    planned: list[tuple[NewDocument | None, list[Measured], dict[str, Any], Period]],
+    now: datetime,
+    actor: str,
+    run_id: int | None,
+) -> None:
+    docs = [(i, d) for i, (d, _m, _s, _p) in enumerate(planned) if d is not None]
+    auto = [(i, d) for i, d in docs if d.org.row["auto_issue"]]
+    manual = [(i, d) for i, d in docs if not d.org.row["auto_issue"]]
+    doc_ids: dict[int, int] = {}
+    issued = persist_documents(
+        conn,
+        [d for _i, d in auto],
+        now=now,
+        issue=True,
+        actor=actor,
+        issued_at_fn=clock.now,
+        billing_run_id=run_id,
+    )
+    doc_ids.update({i: did for (i, _d), did in zip(auto, issued, strict=True)})
+    drafts = persist_documents(
+        conn, [d for _i, d in manual], now=now, issue=False, actor=actor, billing_run_id=run_id
+    )
+    doc_ids.update({i: did for (i, _d), did in zip(manual, drafts, strict=True)})
+    if issued:
+        apply_customer_credit(conn, issued, now=now, actor=actor)
+        schedule_collection(conn, issued, now)
+    period_rows, line_rows = [], []
+    for i, (doc, measured, sub, period) in enumerate(planned):
+        did = doc_ids.get(i)
+        period_rows.append(
+            {
+                "organization_id": sub["organization_id"],
+                "subscription_id": sub["id"],
+                "period_start": period.start,
+                "period_end": period.end,
+                "document_id": did,
+                "billed_at": now,
+            }
+        )
+        if did is None or doc is None:
+            continue
+        for m in measured:
+            amount = sum(doc.computed.lines[m.first_line + k].amount_minor for k in range(len(m.parts)))
+            line_rows.append(
+                {
+                    "organization_id": sub["organization_id"],
+                    "document_id": did,
+                    "subscription_id": sub["id"],
+                    "price_id": m.price_id,
+                    "metric_id": m.metric_id,
+                    "group_value": m.group,
+                    "period_start": period.start,
+                    "period_end": period.end,
+                    "quantity": m.quantity,
+                    "events": m.events,
+                    "amount_minor": amount,
+                    "breakdown": [{**p, "position": m.first_line + k + 1} for k, p in enumerate(m.parts)],
+                }
+            )
+    if period_rows:
+        conn.execute(tu.usage_periods.insert(), period_rows)
+    if line_rows:
+        conn.execute(tu.usage_lines.insert(), line_rows)
+
+
+def bill_usage(
+    db: Database,
+    clock: Clock,
+    at: datetime,
+    *,
+    organization_id: int | None = None,
+    batch_size: int = 100,
+    run_id: int | None = None,
+    actor: str = "system:billing-run",
+) -> tuple[list[NewDocument], dict[int, str]]:
+    """Every due usage period, in batches (one transaction each); the documents made and the failures."""
+    docs: list[NewDocument] = []
+    failed: dict[int, str] = {}
+    after = 0
+    while True:
+        with db.write() as conn:
+            batch = bill_usage_batch(conn, clock, at, organization_id, after, batch_size, run_id, actor)
+            if batch.documents and run_id is not None:
+                runs = t.billing_runs.c
+                conn.execute(
+                    update(t.billing_runs)
+                    .where(runs.id == run_id)
+                    .values(documents_created=runs.documents_created + len(batch.documents))
+                )
+        docs.extend(batch.documents)
+        failed.update(batch.failed)
+        if batch.last_id == after:
+            return docs, failed
+        after = batch.last_id
