@@ -75,6 +75,12 @@ class UsageGroupOut(BaseModel):
     tiers: list[dict[str, str | int | None]]
 
 
+class DocumentUsageOut(UsageGroupOut):
+    object: Literal["usage_line"] = "usage_line"
+    period_start: str
+    period_end: str
+
+
 class UsageOut(BaseModel):
     object: Literal["usage"] = "usage"
     customer_id: int

@@ -18,7 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
+from fiscus.domain.errors import NotFoundError
 from fiscus.domain.usage import (
     HOUR,
     Aggregation,
@@ -156,3 +158,19 @@ def _levels(
             if matches(metric, props):
                 levels[group] += partial_of(metric, Event(tx, at, props), start).total
     return dict(levels)
+
+
+def document_usage(conn: Connection, org_id: int, document_id: int) -> list[dict[str, Any]]:
+    """A document's usage lines (404 for another tenant's document, [] for a document without usage)."""
+    d = t.documents.c
+    cur = conn.execute(select(d.currency).where(d.id == document_id, d.organization_id == org_id)).scalar()
+    if cur is None:
+        raise NotFoundError("document", document_id)
+    u, m = tu.usage_lines.c, tu.billable_metrics.c
+    rows = conn.execute(
+        select(tu.usage_lines, m.code.label("metric_code"))
+        .join(tu.billable_metrics, m.id == u.metric_id)
+        .where(u.organization_id == org_id, u.document_id == document_id)
+        .order_by(u.id)
+    ).mappings()
+    return [{**r, "currency": cur} for r in rows]

@@ -39,13 +39,14 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.upsert import insert_for
 from fiscus.domain.charges import compute_charge
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.documents import ComputedDocument, DocumentType, LineInput, LineKind, compute_document
 from fiscus.domain.errors import DomainError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval, Period
 from fiscus.domain.subscriptions import Schedule, due_periods
 from fiscus.domain.tax import line_tax
 from fiscus.queries.usage import GroupUsage, measure
+from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.usage_metrics import metric_of
@@ -69,6 +70,7 @@ class Measured:
 
     price_id: int
     metric_id: int
+    metric_code: str
     group: str
     quantity: Any
     events: int
@@ -231,7 +233,9 @@ def usage_lines_for(
                         "amount": str(part.amount),
                     }
                 )
-            measured.append(Measured(up.price_id, up.metric_id, g.group, g.quantity, g.events, first, parts))
+            measured.append(
+                Measured(up.price_id, up.metric_id, row["code"], g.group, g.quantity, g.events, first, parts)
+            )
     return lines, measured
 
 
@@ -356,3 +360,49 @@ def bill_usage(
         if batch.last_id == after:
             return docs, failed
         after = batch.last_id
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePreview:
+    """The usage of a subscription's current period as it would be billed now (written nowhere)."""
+
+    subscription: dict[str, Any]
+    period: Period
+    computed: ComputedDocument
+    measured: list[Measured]
+
+
+def preview_usage(db: Database, org_id: int, subscription_id: int, at: datetime) -> UsagePreview | None:
+    """The current period's usage charges, computed by the code that bills them (None: no usage price)."""
+    with db.read() as conn:
+        sub = get_scoped(conn, t.subscriptions, org_id, subscription_id, field="subscription")
+        si = t.subscription_items.c
+        price_ids = list(
+            conn.execute(select(si.price_id).where(si.subscription_id == subscription_id)).scalars()
+        )
+        usage = load_usage_prices(conn, price_ids)
+        if not usage:
+            return None
+        org = load_orgs(conn, [org_id])[org_id]
+        customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
+        prices = load_prices(conn, org_id, set(usage))
+        schedule = Schedule(
+            sub["billing_anchor"], Interval.parse(sub["interval"], sub["interval_count"]), org.tz
+        )
+        c = tu.usage_cursors.c
+        billed_to = conn.execute(select(c.next_start).where(c.subscription_id == subscription_id)).scalar()
+        start = max(billed_to or sub["start_at"], sub["start_at"])
+        at = max(at, start)
+        stop = sub["ended_at"] or sub["cancel_at"]
+        if stop is not None and stop <= start:
+            return None  # everything up to the subscription's end is billed
+        period = schedule.period_from(start)
+        while period.end <= at and (stop is None or period.end < stop):
+            period = schedule.period_from(period.end)
+        if stop is not None and period.end > stop:
+            period = Period(period.start, stop)
+        lines, measured = usage_lines_for(
+            conn, sub, org, customer, [usage[p] for p in price_ids if p in usage], prices, period
+        )
+    computed = compute_document(currency(sub["currency"]), lines, org.rounding)
+    return UsagePreview(sub, period, computed, measured)

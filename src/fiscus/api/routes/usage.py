@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import PageDep, list_response, router
 from fiscus.api.schemas import Id, ListOut
-from fiscus.api.usage_schemas import EventsIn, EventsOut, MetricIn, MetricOut, MetricPatch
-from fiscus.services import usage_ingest, usage_metrics
+from fiscus.api.usage_schemas import (
+    DocumentUsageOut,
+    EventsIn,
+    EventsOut,
+    MetricIn,
+    MetricOut,
+    MetricPatch,
+    UsageOut,
+)
+from fiscus.domain.errors import NotFoundError
+from fiscus.domain.money import currency
+from fiscus.queries import usage as usage_queries
+from fiscus.services import usage_billing, usage_ingest, usage_metrics
 
 api = router("usage")
 
@@ -90,3 +101,70 @@ def update_metric(metric_id: Id, body: MetricPatch, principal: OrgDep, c: Contai
 def delete_metric(metric_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     usage_metrics.delete_metric(c.db, c.clock, principal.organization_id, metric_id, actor=principal.actor)
     return Response(status_code=204)
+
+
+@api.get("/customers/{customer_id}/usage", response_model=UsageOut)
+def customer_usage(
+    customer_id: Id,
+    principal: OrgDep,
+    c: ContainerDep,
+    subscription: Annotated[Id, Query(description="the subscription whose current period is shown")],
+) -> Response:
+    """The current period's usage per usage price and group, and the amount so far (net), computed by the
+    code that bills it."""
+    preview = usage_billing.preview_usage(c.db, principal.organization_id, subscription, c.clock.now())
+    if preview is None or preview.subscription["customer_id"] != customer_id:
+        raise NotFoundError(
+            "usage", f"of subscription {subscription} for customer {customer_id}", field="subscription"
+        )
+    cur = preview.computed.currency
+    lines = preview.computed.lines
+    charges = []
+    for m in preview.measured:
+        amount = sum(lines[m.first_line + k].amount_minor for k in range(len(m.parts)))
+        charges.append(
+            {
+                "price_id": m.price_id,
+                "metric_code": m.metric_code,
+                "group": m.group,
+                "quantity": str(m.quantity),
+                "events": m.events,
+                "amount": p.money(amount, cur),
+                "tiers": m.parts,
+            }
+        )
+    return p.json_response(
+        {
+            "object": "usage",
+            "customer_id": customer_id,
+            "subscription_id": subscription,
+            "currency": cur.code,
+            "period_start": preview.period.start,
+            "period_end": preview.period.end,
+            "amount": p.money(preview.computed.subtotal_minor, cur),
+            "charges": charges,
+        }
+    )
+
+
+@api.get("/documents/{document_id}/usage", response_model=ListOut[DocumentUsageOut])
+def document_usage(document_id: Id, principal: OrgDep, c: ContainerDep, request: Request) -> Response:
+    """What each usage charge of a document measured: metric, group, quantity, events, tiers, period."""
+    with c.db.read() as conn:
+        rows = usage_queries.document_usage(conn, principal.organization_id, document_id)
+    data = [
+        {
+            "object": "usage_line",
+            "price_id": r["price_id"],
+            "metric_code": r["metric_code"],
+            "group": r["group_value"],
+            "period_start": r["period_start"],
+            "period_end": r["period_end"],
+            "quantity": str(r["quantity"]),
+            "events": r["events"],
+            "amount": p.money(r["amount_minor"], currency(r["currency"])),
+            "tiers": r["breakdown"],
+        }
+        for r in rows
+    ]
+    return p.json_response({"object": "list", "data": data, "has_more": False, "url": request.url.path})
