@@ -17,6 +17,7 @@ from fiscus.services.subscriptions import ItemSpec, create_subscription
 from fiscus.services.usage_ingest import EventIn, ingest_events
 from fiscus.services.usage_metrics import MetricSpec, create_metric
 from fiscus.services.usage_prices import UsageSpec
+from fiscus.services.usage_settings import update_usage_settings
 from tests.builders import make_customer, make_tenant
 
 TIERS = [
@@ -110,3 +111,63 @@ def usage_documents(db: Database) -> list[int]:
                 select(t.document_lines.c.document_id).where(t.document_lines.c.kind == "usage").distinct()
             ).scalars()
         )
+
+
+def _billed_world(db: Database, clock: FixedClock, policy: str) -> tuple[int, int, object, object]:
+    tenant = make_tenant(db, clock, "bg", slug=f"late-{policy}")
+    org = tenant.org_id
+    update_usage_settings(db, org, late_days=40, late_policy=policy)
+    customer = make_customer(db, clock, tenant)
+    metric = create_metric(db, clock, org, MetricSpec("gb", "Storage delta", "sum", "gb"))
+    price = create_price(
+        db,
+        clock,
+        org,
+        tenant_variant(db, org),
+        currency_code="EUR",
+        unit_amount="0",
+        interval="month",
+        usage=UsageSpec(metric, "per_unit", {"unit_price": "0.10"}),
+    )
+    create_subscription(db, clock, org, customer, [ItemSpec(price, 1)])
+    start = clock.now()
+    clock.set(start + timedelta(days=3))
+    ingest_events(db, clock, org, [EventIn("a", "gb", start + timedelta(days=1), {"gb": "100"}, customer)])
+    clock.set(start + timedelta(days=40))
+    run_billing(db, clock)
+    return org, customer, start, clock.now()
+
+
+def _documents(db: Database) -> list[tuple[str, int]]:
+    with db.read() as conn:
+        return [
+            (r.type, r.total_minor)
+            for r in conn.execute(
+                select(t.documents.c.type, t.documents.c.total_minor).order_by(t.documents.c.id)
+            )
+        ]
+
+
+def test_late_usage_after_issue_is_a_supplementary_invoice_or_a_credit_note(
+    db: Database, clock: FixedClock
+) -> None:
+    org, customer, start, _now = _billed_world(db, clock, "invoice")
+    assert _documents(db) == [("invoice", 1200)]  # 100 × 0.10 + 20 % VAT
+    late = [EventIn("b", "gb", start + timedelta(days=2), {"gb": "50"}, customer)]
+    ingest_events(db, clock, org, late)
+    ingest_events(db, clock, org, late)  # a resend changes nothing
+    run_billing(db, clock)
+    run_billing(db, clock)
+    assert _documents(db) == [("invoice", 1200), ("invoice", 600)]
+    ingest_events(db, clock, org, [EventIn("c", "gb", start + timedelta(days=2), {"gb": "-30"}, customer)])
+    run_billing(db, clock)
+    assert _documents(db) == [("invoice", 1200), ("invoice", 600), ("credit_note", 360)]
+
+
+def test_late_usage_under_the_credit_note_policy_credits_and_invoices_again(
+    db: Database, clock: FixedClock
+) -> None:
+    org, customer, start, _now = _billed_world(db, clock, "credit_note")
+    ingest_events(db, clock, org, [EventIn("b", "gb", start + timedelta(days=2), {"gb": "50"}, customer)])
+    run_billing(db, clock)
+    assert _documents(db) == [("invoice", 1200), ("credit_note", 1200), ("invoice", 1800)]

@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -37,19 +36,17 @@ from fiscus.adapters.db.context import (
 from fiscus.adapters.db.documents import NewDocument, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.upsert import insert_for
-from fiscus.domain.charges import compute_charge
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import ComputedDocument, DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.documents import ComputedDocument, DocumentType, compute_document
 from fiscus.domain.errors import DomainError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval, Period
 from fiscus.domain.subscriptions import Schedule, due_periods
-from fiscus.domain.tax import line_tax
-from fiscus.queries.usage import GroupUsage, measure
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
 from fiscus.services.payments.collection import schedule_collection
-from fiscus.services.usage_metrics import metric_of
+from fiscus.services.usage_adjustments import adjust_late
+from fiscus.services.usage_charges import Measured, usage_lines_for
 from fiscus.services.usage_prices import UsagePrice, load_usage_prices
 from fiscus.services.usage_settings import load_usage_settings
 
@@ -62,20 +59,6 @@ class UsageBatch:
     documents: list[NewDocument] = field(default_factory=list)
     last_id: int = 0
     failed: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Measured:
-    """One usage charge of one group, as billed: the first line's index and the lines it became."""
-
-    price_id: int
-    metric_id: int
-    metric_code: str
-    group: str
-    quantity: Any
-    events: int
-    first_line: int
-    parts: list[dict[str, str | int | None]]
 
 
 def _candidates(
@@ -174,69 +157,6 @@ def bill_usage_batch(
         )
     batch.documents = [d for d, _m, _s, _p in planned if d is not None]
     return batch
-
-
-def usage_lines_for(
-    conn: Connection,
-    sub: dict[str, Any],
-    org: OrgContext,
-    customer: CustomerContext,
-    sub_prices: Sequence[UsagePrice],
-    prices: dict[int, PriceContext],
-    period: Period,
-) -> tuple[list[LineInput], list[Measured]]:
-    """The usage lines of one subscription period (also the upcoming-invoice preview's)."""
-    cur = currency(sub["currency"])
-    m = tu.billable_metrics.c
-    metrics = {
-        r["id"]: r
-        for r in conn.execute(
-            select(tu.billable_metrics).where(m.id.in_(sorted({p.metric_id for p in sub_prices})))
-        ).mappings()
-    }
-    lines: list[LineInput] = []
-    measured: list[Measured] = []
-    for up in sub_prices:
-        price, row = prices[up.price_id], metrics[up.metric_id]
-        metric = metric_of(dict(row))
-        tax = line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates)
-        groups = measure(conn, org.id, sub["customer_id"], up.metric_id, metric, period.start, period.end)
-        if not groups:  # no usage: the charge still shows, at zero (its minimum may apply)
-            groups = [GroupUsage("", Decimal(0), 0)]
-        for g in groups:
-            result = compute_charge(up.charge, g.quantity, cur, events=g.events)
-            first = len(lines)
-            parts: list[dict[str, str | int | None]] = []
-            for part in result.parts:
-                name = f"{row['name']}" + (f" · {g.group}" if g.group else "") + f" · {part.label}"
-                lines.append(
-                    LineInput(
-                        description=f"{price.description} — {name}",
-                        quantity=part.quantity,
-                        unit_price=part.unit_price,
-                        tax=tax,
-                        tax_inclusive=price.tax_inclusive,
-                        kind=LineKind.USAGE,
-                        product_id=price.product_id,
-                        variant_id=price.variant_id,
-                        price_id=price.id,
-                        period_start=period.start,
-                        period_end=period.end,
-                    )
-                )
-                parts.append(
-                    {
-                        "label": part.label,
-                        "tier": part.tier,
-                        "quantity": str(part.quantity),
-                        "unit_price": str(part.unit_price),
-                        "amount": str(part.amount),
-                    }
-                )
-            measured.append(
-                Measured(up.price_id, up.metric_id, row["code"], g.group, g.quantity, g.events, first, parts)
-            )
-    return lines, measured
 
 
 def _period_document(
@@ -358,8 +278,14 @@ def bill_usage(
         docs.extend(batch.documents)
         failed.update(batch.failed)
         if batch.last_id == after:
-            return docs, failed
+            break
         after = batch.last_id
+    last = None
+    while True:  # late events in periods already billed: adjustment documents
+        with db.write() as conn:
+            last = adjust_late(conn, clock, organization_id, batch_size, actor, run_id, last)
+        if last is None:
+            return docs, failed
 
 
 @dataclass(frozen=True, slots=True)

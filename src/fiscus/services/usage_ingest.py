@@ -40,6 +40,7 @@ from fiscus.domain.usage import (
     partial_of,
 )
 from fiscus.queries.usage import bucket_partial
+from fiscus.services.usage_adjustments import mark_late
 from fiscus.services.usage_metrics import metric_of, metrics_by_code
 from fiscus.services.usage_settings import load_usage_settings
 
@@ -161,6 +162,7 @@ def ingest_events(db: Database, clock: Clock, org_id: int, events: Sequence[Even
         if rows:
             conn.execute(tu.usage_events.insert(), rows)
             _add_to_buckets(conn, org_id, partials, uniques)
+            mark_late(conn, org_id, rows, now)  # billed periods these fall in are adjusted, never changed
     return len(events)
 
 

@@ -193,3 +193,15 @@ usage_cursors = Table(
     Column("next_due_at", UtcDateTime, nullable=True),
     Index("ix_usage_cursors_due", "next_due_at"),
 )
+
+usage_late = Table(
+    "usage_late",
+    metadata,
+    # A billed usage period that received events after it was billed: the next run adjusts it
+    # (services/usage_adjustments.py) and removes the mark in the same transaction.
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("marked_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("organization_id", "subscription_id", "period_start"),
+)

@@ -260,10 +260,31 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subscription_id", name=op.f("pk_usage_cursors")),
     )
     op.create_index("ix_usage_cursors_due", "usage_cursors", ["next_due_at"])
+    op.create_table(
+        "usage_late",
+        sa.Column(
+            "organization_id",
+            Id,
+            sa.ForeignKey("organizations.id", name=op.f("fk_usage_late_organization_id_organizations")),
+            nullable=False,
+        ),
+        sa.Column(
+            "subscription_id",
+            Id,
+            sa.ForeignKey("subscriptions.id", name=op.f("fk_usage_late_subscription_id_subscriptions")),
+            nullable=False,
+        ),
+        sa.Column("period_start", UtcDateTime, nullable=False),
+        sa.Column("marked_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "subscription_id", "period_start", name=op.f("pk_usage_late")
+        ),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "usage_late",
         "usage_cursors",
         "usage_periods",
         "usage_lines",
