@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, literal, select, tuple_
+from sqlalchemy import Connection, delete, literal, select, tuple_, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
@@ -41,6 +41,18 @@ from fiscus.services.usage_prices import load_usage_prices
 from fiscus.services.usage_settings import load_usage_settings
 
 log = logging.getLogger(__name__)
+
+_CARRIED = (
+    "organization_id",
+    "subscription_id",
+    "price_id",
+    "metric_id",
+    "group_value",
+    "period_start",
+    "period_end",
+    "quantity",
+    "events",
+)
 
 
 def mark_late(conn: Connection, org_id: int, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -199,38 +211,52 @@ def adjust_late(
         policy = load_usage_settings(conn, org.id).late_policy
         original = period_row["document_id"]
         if computed.total_minor < 0 or policy == "credit_note":
-            if original is None or not _credit(
-                conn, clock, org.id, original, computed.total_minor, policy, actor, now
-            ):
+            note_id = (
+                None
+                if original is None
+                else _credit(conn, clock, org.id, original, computed.total_minor, policy, actor, now)
+            )
+            if note_id is None:
                 log.warning("late usage of subscription %s not adjusted: nothing to credit", sub["id"])
-                conn.execute(
-                    insert_for(conn, tu.usage_late).values(**mark).on_conflict_do_nothing()
-                )  # kept visible: the mark stays for an operator
+                # kept visible: the mark stays for an operator (and is passed by this run)
+                conn.execute(insert_for(conn, tu.usage_late).values(**mark).on_conflict_do_nothing())
                 continue
-            if computed.total_minor < 0 and policy != "credit_note":
+            if policy != "credit_note":  # less usage: the credit note is the adjustment
+                _usage_rows(conn, note_id, computed, adj_usage)
                 continue
-            if policy == "credit_note":  # the period invoiced again, whole
-                adj_lines = lines
-                computed = fresh
-                adj_usage = [
-                    {
-                        "first": m.first_line,
-                        "count": len(m.parts),
-                        "row": {
-                            "organization_id": org.id,
-                            "subscription_id": sub["id"],
-                            "price_id": m.price_id,
-                            "metric_id": m.metric_id,
-                            "group_value": m.group,
-                            "period_start": period.start,
-                            "period_end": period.end,
-                            "quantity": m.quantity,
-                            "events": m.events,
-                        },
-                        "parts": m.parts,
-                    }
-                    for m in measured
-                ]
+            last_rows = {(r["price_id"], r["group_value"]): r for r in billed_rows}
+            credited = [
+                {
+                    **{k: r[k] for k in _CARRIED},
+                    "document_id": note_id,
+                    "amount_minor": -billed[key],
+                    "breakdown": [{**p, "replaced": True} for p in current_parts.get(key, [])],
+                }
+                for key, r in last_rows.items()
+                if billed[key]
+            ]
+            if credited:
+                conn.execute(tu.usage_lines.insert(), credited)
+            adj_lines, computed = lines, fresh  # the period invoiced again, whole
+            adj_usage = [
+                {
+                    "first": m.first_line,
+                    "count": len(m.parts),
+                    "row": {
+                        "organization_id": org.id,
+                        "subscription_id": sub["id"],
+                        "price_id": m.price_id,
+                        "metric_id": m.metric_id,
+                        "group_value": m.group,
+                        "period_start": period.start,
+                        "period_end": period.end,
+                        "quantity": m.quantity,
+                        "events": m.events,
+                    },
+                    "parts": m.parts,
+                }
+                for m in measured
+            ]
         doc = NewDocument(
             org=org,
             customer=customer,
@@ -250,24 +276,35 @@ def adjust_late(
         )
         if org.row["auto_issue"]:
             schedule_collection(conn, [doc_id], now)
-        conn.execute(
-            tu.usage_lines.insert(),
-            [
-                {
-                    **a["row"],
-                    "document_id": doc_id,
-                    "amount_minor": sum(
-                        computed.lines[a["first"] + k].amount_minor for k in range(a["count"])
-                    ),
-                    "breakdown": [{**p, "position": a["first"] + k + 1} for k, p in enumerate(a["parts"])],
-                }
-                for a in adj_usage
-            ],
-        )
+        _usage_rows(conn, doc_id, computed, adj_usage)
+        if policy == "credit_note":  # the next correction credits the document that now stands
+            conn.execute(
+                update(tu.usage_periods)
+                .where(tu.usage_periods.c.id == period_row["id"])
+                .values(document_id=doc_id)
+            )
     if not marks:
         return None
     last = marks[-1]
     return (last["organization_id"], last["subscription_id"], last["period_start"])
+
+
+def _usage_rows(conn: Connection, doc_id: int, computed: Any, adj_usage: list[dict[str, Any]]) -> None:
+    """What an adjustment document changed per charge and group (its net amount, negative on a credit)."""
+    if not adj_usage:
+        return
+    conn.execute(
+        tu.usage_lines.insert(),
+        [
+            {
+                **a["row"],
+                "document_id": doc_id,
+                "amount_minor": sum(computed.lines[a["first"] + k].amount_minor for k in range(a["count"])),
+                "breakdown": [{**p, "position": a["first"] + k + 1} for k, p in enumerate(a["parts"])],
+            }
+            for a in adj_usage
+        ],
+    )
 
 
 def _credit(
@@ -279,7 +316,7 @@ def _credit(
     policy: str,
     actor: str,
     now: datetime,
-) -> bool:
+) -> int | None:
     """Credit the original usage invoice: the difference (less usage) or in full (credit_note policy)."""
     d = t.documents.c
     invoice = conn.execute(select(t.documents).where(d.id == invoice_id)).mappings().one()
@@ -287,7 +324,7 @@ def _credit(
     amount_minor = invoice["total_minor"] - invoice["amount_credited_minor"] if full else -delta_minor
     disposition = credit_disposition_for(conn, org_id, invoice_id, amount_minor)
     if disposition is None:
-        return False
+        return None
     cur = currency(invoice["currency"])
     request = (
         CreditRequest(CreditMode.FULL)
@@ -295,5 +332,4 @@ def _credit(
         else CreditRequest(CreditMode.AMOUNT, amount=from_minor(amount_minor, cur))
     )
     reason = "usage reported after the period was billed" + ("; invoiced again" if full else "")
-    credit_invoice(conn, clock, org_id, invoice_id, request, reason, disposition, actor, now)
-    return True
+    return credit_invoice(conn, clock, org_id, invoice_id, request, reason, disposition, actor, now)
