@@ -1,6 +1,7 @@
 """Events that arrive after their period's usage was billed: never a silent change, never a silent drop.
 
-The ingesting transaction marks each billed period a new event falls in (`usage_late`). The billing
+The ingesting transaction marks each billed period a new event falls in, and the billed periods after
+it (a weighted sum carries its level forward) (`usage_late`). The billing
 run then measures the period again with the code that billed it and compares each charge (price and
 group) with what its documents already billed (`usage_lines`, summed over the original and any earlier
 adjustment). A difference becomes a document of its own, by the organisation's `late_policy`:
@@ -56,7 +57,8 @@ _CARRIED = (
 
 
 def mark_late(conn: Connection, org_id: int, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Mark the billed usage periods the newly stored events fall in (inside the ingesting transaction)."""
+    """Mark the billed usage periods the newly stored events fall in, and the billed periods after them
+    (a weighted sum's level carries over), inside the ingesting transaction."""
     if not rows:
         return
     customers = sorted({r["customer_id"] for r in rows})
@@ -72,7 +74,8 @@ def mark_late(conn: Connection, org_id: int, rows: list[dict[str, Any]], now: da
     marks = set()
     for r in rows:
         for sid, start, end, cid in billed:
-            if cid == r["customer_id"] and start <= r["occurred_at"] < end:
+            # a later billed period too: a weighted sum carries the level an increment changes forward
+            if cid == r["customer_id"] and r["occurred_at"] < end:
                 marks.add((sid, start))
     if marks:
         values = [
@@ -277,7 +280,7 @@ def adjust_late(
         if org.row["auto_issue"]:
             schedule_collection(conn, [doc_id], now)
         _usage_rows(conn, doc_id, computed, adj_usage)
-        if policy == "credit_note":  # the next correction credits the document that now stands
+        if policy == "credit_note" or original is None:  # the next correction credits the one that stands
             conn.execute(
                 update(tu.usage_periods)
                 .where(tu.usage_periods.c.id == period_row["id"])
