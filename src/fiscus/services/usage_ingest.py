@@ -94,8 +94,12 @@ def _shape(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProb
     return out
 
 
-def ingest_events(db: Database, clock: Clock, org_id: int, events: Sequence[EventIn]) -> int:
-    """Store a batch exactly once; answers how many events the batch held (a resend answers the same)."""
+def ingest_events(
+    db: Database, clock: Clock, org_id: int, events: Sequence[EventIn], *, late_days: int | None = None
+) -> int:
+    """Store a batch exactly once; answers how many events the batch held (a resend answers the same).
+
+    `late_days` overrides the organisation's late window (a backfill by `fiscus events import`)."""
     if not events:
         raise InvalidFieldError("events", "at least one event")
     if len(events) > MAX_BATCH:
@@ -112,7 +116,8 @@ def ingest_events(db: Database, clock: Clock, org_id: int, events: Sequence[Even
             return len(events)
         problems: list[FieldProblem] = []
         for i, e in fresh.values():
-            problems.extend(_shape(i, e, now, timedelta(days=settings.late_days)))
+            window = timedelta(days=settings.late_days if late_days is None else late_days)
+            problems.extend(_shape(i, e, now, window))
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
         rows: list[dict[str, Any]] = []
