@@ -123,6 +123,7 @@ def ingest_events(
         rows: list[dict[str, Any]] = []
         partials: dict[BucketKey, Partial] = {}
         uniques: set[tuple[BucketKey, str]] = set()
+        defined: dict[str, Metric] = {}
         for i, e in fresh.values():
             row = metrics.get(e.code)
             if row is None:
@@ -133,7 +134,7 @@ def ingest_events(
             if e.customer_id not in customers:
                 problems.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
                 continue
-            metric = metric_of(row)
+            metric = defined.get(e.code) or defined.setdefault(e.code, metric_of(row))
             try:
                 key, partial = _measure(metric, row["id"], e)
             except InvalidFieldError as exc:
@@ -232,13 +233,9 @@ def _claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str
         key=lambda r: r["transaction_id"],
     )
     k = tu.usage_event_keys.c
-    stmt = (
-        insert_for(conn, tu.usage_event_keys)
-        .values(keys)
-        .on_conflict_do_nothing()
-        .returning(k.transaction_id)
-    )
-    return set(conn.execute(stmt).scalars())
+    # executemany: SQLAlchemy sends multi-row INSERTs from one cached statement (insertmanyvalues)
+    stmt = insert_for(conn, tu.usage_event_keys).on_conflict_do_nothing().returning(k.transaction_id)
+    return set(conn.execute(stmt, keys).scalars())
 
 
 def _add_to_buckets(
@@ -257,7 +254,7 @@ def _add_to_buckets(
             }
             for (c, m, g, h), u in sorted(uniques)
         ]
-        conn.execute(insert_for(conn, tu.usage_unique_values).values(values).on_conflict_do_nothing())
+        conn.execute(insert_for(conn, tu.usage_unique_values).on_conflict_do_nothing(), values)
     if not partials:
         return
     keys = sorted(partials)
@@ -274,7 +271,7 @@ def _add_to_buckets(
         }
         for c, m, g, h in keys
     ]
-    conn.execute(insert_for(conn, tu.usage_buckets).values(empty).on_conflict_do_nothing())
+    conn.execute(insert_for(conn, tu.usage_buckets).on_conflict_do_nothing(), empty)
     b = tu.usage_buckets.c
     stored = conn.execute(
         select(tu.usage_buckets)
