@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -21,7 +22,7 @@ TIERS = [
     {"up_to": "1000", "unit_price": "0.03", "flat_fee": "2"},
     {"up_to": None, "unit_price": "0.0125"},
 ]
-METRICS = {
+METRICS: dict[str, tuple[MetricSpec, str, dict[str, Any]]] = {
     "bandwidth": (
         MetricSpec("bandwidth", "Bandwidth", "sum", "gb", group_by="region"),
         "graduated",

@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from fiscus.adapters.db import tables_usage  # noqa: F401  (registers its tables)
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import downgrade, is_up_to_date, upgrade
-from fiscus.adapters.db import tables_usage  # noqa: F401  (registers its tables)
 from fiscus.adapters.db.tables import metadata
 from tests.conftest import new_database_url
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -45,7 +45,7 @@ def test_usage_of_a_period_is_billed_once_after_its_grace(db: Database, clock: F
         interval="month",
         usage=UsageSpec(metric, "graduated", {"tiers": TIERS}),
     )
-    sub = create_subscription(db, clock, org, customer, [ItemSpec(tenant.monthly, 1), ItemSpec(price, 1)])
+    create_subscription(db, clock, org, customer, [ItemSpec(tenant.monthly, 1), ItemSpec(price, 1)])
     start = clock.now()
     events = [
         EventIn(
@@ -99,9 +99,10 @@ def test_usage_of_a_period_is_billed_once_after_its_grace(db: Database, clock: F
 
 def tenant_variant(db: Database, org: int) -> int:
     with db.read() as conn:
-        return int(
-            conn.execute(select(t.variants.c.id).where(t.variants.c.organization_id == org)).scalars().first()
+        variants = (
+            select(t.variants.c.id).where(t.variants.c.organization_id == org).order_by(t.variants.c.id)
         )
+        return int(conn.execute(variants.limit(1)).scalar_one())
 
 
 def usage_documents(db: Database) -> list[int]:
@@ -113,7 +114,7 @@ def usage_documents(db: Database) -> list[int]:
         )
 
 
-def _billed_world(db: Database, clock: FixedClock, policy: str) -> tuple[int, int, object, object]:
+def _billed_world(db: Database, clock: FixedClock, policy: str) -> tuple[int, int, datetime, datetime]:
     tenant = make_tenant(db, clock, "bg", slug=f"late-{policy}")
     org = tenant.org_id
     update_usage_settings(db, org, late_days=40, late_policy=policy)

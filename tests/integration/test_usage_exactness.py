@@ -11,6 +11,7 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -34,7 +35,7 @@ from tests.usage_support import TIERS
 
 ANCHOR = datetime(2026, 1, 31, 22, 30, tzinfo=UTC)  # 00:30 in Sofia on Feb 1; DST on Mar 29
 HORIZON = 3 * 30 * 86400
-METRICS = {
+METRICS: dict[str, tuple[MetricSpec, str, dict[str, Any]]] = {
     "bw": (MetricSpec("bw", "Bandwidth", "sum", "v", group_by="g"), "graduated", {"tiers": TIERS}),
     "calls": (
         MetricSpec("calls", "Calls", "count", filters={"g": ["a", "b"]}),
