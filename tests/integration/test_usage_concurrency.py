@@ -28,7 +28,7 @@ from tests.api_support import free_port
 from tests.builders import make_customer, make_tenant
 
 pytestmark = pytest.mark.slow
-CTX = mp.get_context("spawn")
+CTX = mp.get_context("fork")  # no re-import per process; each child opens its own engine
 
 
 def _totals(db: Database, org_id: int) -> tuple[int, int, Decimal]:
