@@ -171,3 +171,19 @@ def test_metric_crud(world: World) -> None:
     uid = listed["data"][0]["id"]
     assert world.client.delete(f"/api/v1/billable_metrics/{uid}", headers=world.headers).status_code == 204
     assert world.client.get(f"/api/v1/billable_metrics/{uid}", headers=world.headers).status_code == 404
+
+
+def test_usage_settings_move_the_late_window(world: World) -> None:
+    got = world.client.get("/api/v1/usage_settings", headers=world.headers).json()
+    assert got == {"object": "usage_settings", "late_days": 7, "grace_hours": 1, "late_policy": "invoice"}
+    old = world.event("old", minutes=-10 * 24 * 60, gb="1")
+    assert world.post("/events", {"events": [old]}).status_code == 422
+    changed = world.post("/usage_settings", {"late_days": 30, "late_policy": "credit_note"})
+    assert changed.json() == {
+        "object": "usage_settings",
+        "late_days": 30,
+        "grace_hours": 1,
+        "late_policy": "credit_note",
+    }
+    assert world.post("/events", {"events": [old]}).status_code == 202
+    assert world.post("/usage_settings", {"late_policy": "ignore"}).status_code == 422

@@ -90,3 +90,16 @@ class UsageOut(BaseModel):
     period_end: str
     amount: MoneyOut
     charges: list[UsageGroupOut]
+
+
+class UsageSettingsIn(In):
+    late_days: Annotated[int, Field(ge=0, le=366)] | None = None
+    grace_hours: Annotated[int, Field(ge=0, le=720)] | None = None
+    late_policy: Literal["invoice", "credit_note"] | None = None
+
+
+class UsageSettingsOut(BaseModel):
+    object: Literal["usage_settings"] = "usage_settings"
+    late_days: int
+    grace_hours: int
+    late_policy: Literal["invoice", "credit_note"]

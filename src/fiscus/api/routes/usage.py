@@ -19,11 +19,13 @@ from fiscus.api.usage_schemas import (
     MetricOut,
     MetricPatch,
     UsageOut,
+    UsageSettingsIn,
+    UsageSettingsOut,
 )
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import currency
 from fiscus.queries import usage as usage_queries
-from fiscus.services import usage_billing, usage_ingest, usage_metrics
+from fiscus.services import usage_billing, usage_ingest, usage_metrics, usage_settings
 
 api = router("usage")
 
@@ -168,3 +170,36 @@ def document_usage(document_id: Id, principal: OrgDep, c: ContainerDep, request:
         for r in rows
     ]
     return p.json_response({"object": "list", "data": data, "has_more": False, "url": request.url.path})
+
+
+def _settings(s: usage_settings.UsageSettings) -> Response:
+    return p.json_response(
+        {
+            "object": "usage_settings",
+            "late_days": s.late_days,
+            "grace_hours": s.grace_hours,
+            "late_policy": s.late_policy,
+        }
+    )
+
+
+@api.get("/usage_settings", response_model=UsageSettingsOut)
+def get_usage_settings(principal: OrgDep, c: ContainerDep) -> Response:
+    """How late events may arrive (days), the grace before a period's usage is billed (hours), and what
+    events after issue become (`invoice`: a supplementary invoice or a credit note for the difference;
+    `credit_note`: the usage invoice credited in full and the period invoiced again)."""
+    with c.db.read() as conn:
+        return _settings(usage_settings.load_usage_settings(conn, principal.organization_id))
+
+
+@api.post("/usage_settings", response_model=UsageSettingsOut)
+def update_usage_settings(body: UsageSettingsIn, principal: OrgDep, c: ContainerDep) -> Response:
+    return _settings(
+        usage_settings.update_usage_settings(
+            c.db,
+            principal.organization_id,
+            late_days=body.late_days,
+            grace_hours=body.grace_hours,
+            late_policy=body.late_policy,
+        )
+    )
