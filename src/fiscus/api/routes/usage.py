@@ -59,6 +59,8 @@ def post_events(body: EventsIn, principal: OrgDep, c: ContainerDep) -> Response:
 
 @api.post("/billable_metrics", status_code=201, response_model=MetricOut)
 def create_metric(body: MetricIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """A billable metric: which events count (`code`, `filters`), what is aggregated (`aggregation` over
+    `field`), per which group (`group_by`), and the rounding of the aggregate."""
     spec = usage_metrics.MetricSpec(
         body.code,
         body.name,
@@ -81,12 +83,14 @@ def _get(c: ContainerDep, org_id: int, metric_id: int, status: int = 200) -> Res
 @api.get("/billable_metrics", response_model=ListOut[MetricOut])
 @on_loop
 def list_metrics(request: Request, principal: OrgDep, c: ContainerDep, page: PageDep) -> Response:
+    """The organisation's billable metrics, newest first, a cursor page."""
     return list_response(request, c, principal.organization_id, tu.billable_metrics, metric, page)
 
 
 @api.get("/billable_metrics/{metric_id}", response_model=MetricOut)
 @on_loop
 def get_metric(metric_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """One billable metric."""
     return _get(c, principal.organization_id, metric_id)
 
 
@@ -101,6 +105,7 @@ def update_metric(metric_id: Id, body: MetricPatch, principal: OrgDep, c: Contai
 
 @api.delete("/billable_metrics/{metric_id}", status_code=204)
 def delete_metric(metric_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """Delete a metric no price uses and no event was counted against (else 409)."""
     usage_metrics.delete_metric(c.db, c.clock, principal.organization_id, metric_id, actor=principal.actor)
     return Response(status_code=204)
 
@@ -194,6 +199,7 @@ def get_usage_settings(principal: OrgDep, c: ContainerDep) -> Response:
 
 @api.post("/usage_settings", response_model=UsageSettingsOut)
 def update_usage_settings(body: UsageSettingsIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """Change the late window, the grace window or the late policy (fields left out stay)."""
     return _settings(
         usage_settings.update_usage_settings(
             c.db,
