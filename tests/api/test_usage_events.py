@@ -187,3 +187,26 @@ def test_usage_settings_move_the_late_window(world: World) -> None:
     }
     assert world.post("/events", {"events": [old]}).status_code == 202
     assert world.post("/usage_settings", {"late_policy": "ignore"}).status_code == 422
+
+
+def test_a_usage_price_through_the_api(world: World) -> None:
+    variant = world.client.get("/api/v1/variants", headers=world.headers).json()["data"][0]["id"]
+    metric = world.client.get("/api/v1/billable_metrics", headers=world.headers).json()["data"][1]["id"]
+    body = {
+        "currency": "EUR",
+        "interval": "month",
+        "metric_id": metric,
+        "charge_model": "graduated",
+        "properties": {
+            "tiers": [{"up_to": "100", "unit_price": "0.05"}, {"up_to": None, "unit_price": "0.0125"}]
+        },
+    }
+    made = world.post(f"/variants/{variant}/usage_prices", body)
+    assert made.status_code == 201, made.text
+    price = made.json()["price_id"]
+    assert made.json()["properties"]["tiers"][1] == {"up_to": None, "unit_price": "0.0125", "flat_fee": "0"}
+    assert world.client.get(f"/api/v1/prices/{price}", headers=world.headers).json()["unit_amount"] == "0.00"
+    assert world.client.get(f"/api/v1/prices/{price}/usage", headers=world.headers).status_code == 200
+    bad = world.post(f"/variants/{variant}/usage_prices", {**body, "properties": {"tiers": [{"up_to": "5"}]}})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"].startswith("usage.properties.tiers")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -103,3 +103,47 @@ class UsageSettingsOut(BaseModel):
     late_days: int
     grace_hours: int
     late_policy: Literal["invoice", "credit_note"]
+
+
+class TierIn(In):
+    up_to: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] | None
+    unit_price: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] = "0"
+    flat_fee: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] = "0"
+
+
+DecimalText = Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$", examples=["0.000125"])]
+
+
+class ChargeIn(In):
+    """The charge model's properties (decimal strings); only those of the model are used."""
+
+    unit_price: DecimalText | None = None
+    package_size: DecimalText | None = None
+    tiers: Annotated[list[TierIn], Field(max_length=50)] | None = None
+    rate: DecimalText | None = None
+    fixed_fee: DecimalText | None = None
+    min_amount: DecimalText | None = None
+    max_amount: DecimalText | None = None
+    free_units: DecimalText | None = None
+    minimum: DecimalText | None = None
+
+
+class UsagePriceIn(In):
+    """A recurring price billed in arrears on a billable metric."""
+
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    interval: Literal["day", "week", "month", "quarter", "year"]
+    interval_count: Annotated[int, Field(ge=1, le=120)] = 1
+    tax_inclusive: bool = False
+    tax_category: Literal["standard", "reduced", "zero", "exempt"] = "standard"
+    metric_id: Id
+    charge_model: Literal["per_unit", "package", "graduated", "volume", "percentage"]
+    properties: ChargeIn
+
+
+class UsagePriceOut(BaseModel):
+    object: Literal["usage_price"] = "usage_price"
+    price_id: int
+    metric_id: int
+    charge_model: str
+    properties: dict[str, Any]

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert, select
 
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.domain.charges import Charge, ChargeModel, Tier
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.services import validation as v
 from fiscus.services.usage_metrics import get_metric
 
@@ -152,3 +152,17 @@ def usage_price_ids(conn: Connection, price_ids: Iterable[int]) -> set[int]:
         return set()
     u = tu.usage_prices.c
     return set(conn.execute(select(u.price_id).where(u.price_id.in_(wanted))).scalars())
+
+
+def get_usage_price(conn: Connection, org_id: int, price_id: int) -> UsagePrice:
+    u = tu.usage_prices.c
+    row = conn.execute(
+        select(u.price_id, u.metric_id, u.charge_model, u.properties).where(
+            u.price_id == price_id, u.organization_id == org_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("usage_price", price_id)
+    return UsagePrice(
+        row.price_id, row.metric_id, charge_of(row.charge_model, row.properties), dict(row.properties)
+    )

@@ -19,13 +19,15 @@ from fiscus.api.usage_schemas import (
     MetricOut,
     MetricPatch,
     UsageOut,
+    UsagePriceIn,
+    UsagePriceOut,
     UsageSettingsIn,
     UsageSettingsOut,
 )
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import currency
 from fiscus.queries import usage as usage_queries
-from fiscus.services import usage_billing, usage_ingest, usage_metrics, usage_settings
+from fiscus.services import catalog, usage_billing, usage_ingest, usage_metrics, usage_prices, usage_settings
 
 api = router("usage")
 
@@ -209,3 +211,46 @@ def update_usage_settings(body: UsageSettingsIn, principal: OrgDep, c: Container
             late_policy=body.late_policy,
         )
     )
+
+
+def _usage_price(c: ContainerDep, org_id: int, price_id: int, status: int = 200) -> Response:
+    with c.db.read() as conn:
+        found = usage_prices.get_usage_price(conn, org_id, price_id)
+    return p.json_response(
+        {
+            "object": "usage_price",
+            "price_id": found.price_id,
+            "metric_id": found.metric_id,
+            "charge_model": found.charge.model.value,
+            "properties": found.properties,
+        },
+        status,
+    )
+
+
+@api.post("/variants/{variant_id}/usage_prices", status_code=201, response_model=UsagePriceOut)
+def create_usage_price(variant_id: Id, body: UsagePriceIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """A price of the variant billed in arrears on a billable metric with a charge model; subscribe to it
+    like any recurring price (`GET /prices/{id}` shows it with unit amount 0)."""
+    props = body.properties.model_dump(exclude_none=True)
+    price_id = catalog.create_price(
+        c.db,
+        c.clock,
+        principal.organization_id,
+        variant_id,
+        currency_code=body.currency,
+        unit_amount="0",
+        interval=body.interval,
+        interval_count=body.interval_count,
+        tax_inclusive=body.tax_inclusive,
+        tax_category=body.tax_category,
+        actor=principal.actor,
+        usage=usage_prices.UsageSpec(body.metric_id, body.charge_model, props),
+    )
+    return _usage_price(c, principal.organization_id, price_id, 201)
+
+
+@api.get("/prices/{price_id}/usage", response_model=UsagePriceOut)
+def get_usage_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """The metric and charge of a usage-based price (404 for a price that is not usage-based)."""
+    return _usage_price(c, principal.organization_id, price_id)
