@@ -84,11 +84,13 @@ class OutgoingEmail:
 
 
 class PermanentFailure(Exception):
-    """The server refused the recipient or message for good (SMTP 5xx): the address is bounced."""
+    """The server refused for good (SMTP 5xx). `address`: it refused the recipient (the address bounces
+    and gets no more mail); otherwise it refused this message only (it fails, the address stays)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, address: bool) -> None:
         super().__init__(f"{code} {message}")
         self.code = code
+        self.address = address
 
 
 class TemporaryFailure(Exception):

@@ -75,9 +75,9 @@ class SmtpMailer:
             raise TemporaryFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            raise _failure(code, text) from exc
+            raise _failure(code, text, address=True) from exc
         except smtplib.SMTPResponseException as exc:
-            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+            raise _failure(exc.smtp_code, exc.smtp_error, address=False) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(str(exc)) from exc
         finally:
@@ -92,8 +92,10 @@ def _envelope_from(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
 
 
-def _failure(code: int, text: bytes | str) -> Exception:
+def _failure(code: int, text: bytes | str, *, address: bool) -> Exception:
+    """5xx to RCPT: the address bounces; 5xx to the message: that message fails (a filter, a size
+    limit), the address is not to blame; 4xx: later."""
     reason = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     if 500 <= code < 600:
-        return PermanentFailure(code, reason)
+        return PermanentFailure(code, reason, address=address)
     return TemporaryFailure(f"{code} {reason}")

@@ -8,6 +8,7 @@ Reads only; the PDF attachment is added by the caller (`delivery.py`) from the s
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import hmac
 import re
@@ -280,12 +281,7 @@ def to_mime(message: OutgoingEmail, *, date_header: str) -> bytes:
     if message.list_unsubscribe:
         mime["List-Unsubscribe"] = f"<{message.list_unsubscribe}>"
         mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    inline_logo = False
-    for name, value in message.headers:
-        if name == "X-Fiscus-Inline-Logo":
-            inline_logo = True
-            continue
-        mime[name] = value
+    inline_logo = any(name == "X-Fiscus-Inline-Logo" for name, _ in message.headers)
     mime.set_content(message.text)
     mime.add_alternative(message.html, subtype="html")
     attachments = list(message.attachments)
@@ -297,7 +293,10 @@ def to_mime(message: OutgoingEmail, *, date_header: str) -> bytes:
     for a in attachments:
         maintype, subtype = a.content_type.split("/", 1)
         mime.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.filename)
-    return bytes(mime.as_bytes())
+    for name, value in message.headers:  # after the body: setting content clears Content-* headers
+        if name != "X-Fiscus-Inline-Logo":
+            mime[name] = value
+    return bytes(mime.as_bytes(policy=email.policy.SMTP))  # CRLF: SMTP sends bytes as they are
 
 
 def _logo(conn: Connection, sha256: str | None) -> Attachment | None:

@@ -193,8 +193,12 @@ def _send_one(db: Database, clock: Clock, outlet: Outlet, claim: _Claim, summary
     try:
         outlet.mailer.send(message, raw)
     except PermanentFailure as exc:
-        _bounce(db, clock, claim, str(exc))
-        summary.bounced += 1
+        if exc.address:
+            _bounce(db, clock, claim, str(exc))
+            summary.bounced += 1
+        else:
+            _finish(db, clock, claim, status="failed", error=str(exc))
+            summary.failed += 1
         return
     except TemporaryFailure as exc:
         delay = retry_delay(claim.attempts)
