@@ -88,8 +88,8 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
 
 
 def email_settings(conn: Connection, org_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Each organisation's email settings row (a sandbox follows its live organisation's), with its
-    retry schedule; an organisation without a row gets the defaults."""
+    """Each organisation's email settings (a sandbox without its own follows its live organisation's),
+    with its retry schedule; an organisation without a row gets the defaults."""
     o = t.organizations.c
     orgs = {
         int(x.id): x
@@ -102,12 +102,13 @@ def email_settings(conn: Connection, org_ids: Iterable[int]) -> dict[int, dict[s
     stored = {
         int(x["organization_id"]): dict(x)
         for x in conn.execute(
-            select(organization_email_settings).where(s.organization_id.in_(set(owners.values())))
+            select(organization_email_settings).where(s.organization_id.in_(set(owners) | set(owners.values())))
         ).mappings()
     }
     out: dict[int, dict[str, Any]] = {}
     for oid, x in orgs.items():
-        row = dict(stored.get(owners[oid]) or default_settings(owners[oid]))
+        row = dict(stored.get(oid) or stored.get(owners[oid]) or default_settings(oid))
+        row["organization_id"] = oid
         row["retry"] = RetryPolicy.parse(list(x.retry_days), x.retry_final_action)
         out[oid] = row
     return out
