@@ -198,5 +198,4 @@ def queue(conn: Connection, now: datetime, wanted: Sequence[Wanted]) -> int:
     statement = dialect.insert(email_outbox).on_conflict_do_nothing(
         index_elements=["organization_id", "message_key", "recipient"]
     )
-    result = conn.execute(statement, rows)
-    return max(result.rowcount, 0)
+    return len(conn.execute(statement.returning(email_outbox.c.id), rows).all())
