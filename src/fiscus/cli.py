@@ -409,11 +409,16 @@ def demo(
             # it unwinds through the `with` block, which stops the gateway too.
             signal.signal(signal.SIGTERM, leave)
             signal.signal(signal.SIGHUP, leave)
+            # Customers' emails go to a local sink unless an SMTP server is configured: one .eml file
+            # per message (open it in any mail client), written by the worker.
+            mail_dir = Path("./var/demo-mail").resolve()
+            os.environ.setdefault("FISCUS_SMTP_URL", f"file://{mail_dir}")
             stack.enter_context(WorkerProcess(worker_interval))
             console.print(
                 f"Worker: billing runs every {worker_interval:g} s; charges, retries, PDFs "
                 f"({documents_dir()}), webhooks and the janitor in between. Ctrl-C stops everything."
             )
+            console.print(f"Emails to customers: {os.environ['FISCUS_SMTP_URL']} (one .eml file per message)")
             serve(host=None, port=None, workers=1)
 
 
