@@ -26,15 +26,15 @@ class Sink:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if address.split("@", 1)[0].lower().startswith("bounce"):
-            return "550 5.1.1 <%s>: no such user here" % address
+            return f"550 5.1.1 <{address}>: no such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         stall = self.directory / "stall"
         if stall.exists():
             (self.directory / "stalled").write_text(str(time.time()))

@@ -54,7 +54,9 @@ def smtp_sink(directory: Path) -> Iterator[SmtpSink]:
         deadline = time.monotonic() + 30
         while not (directory / "ready").exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SMTP sink did not start: {process.stderr.read() if process.stderr else ''!r}")
+                raise RuntimeError(
+                    f"SMTP sink did not start: {process.stderr.read() if process.stderr else ''!r}"
+                )
             time.sleep(0.05)
         yield SmtpSink(port, directory, process)
     finally:

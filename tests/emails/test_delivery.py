@@ -73,7 +73,8 @@ def _outbox(db: Database) -> list[dict[str, Any]]:
 def _parts(message: EmailMessage) -> tuple[str, str, list[EmailMessage]]:
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     attachments = [p for p in message.iter_attachments() if isinstance(p, EmailMessage)]
     return str(text.get_content()), str(html.get_content()), attachments
 
@@ -99,8 +100,10 @@ def test_issued_invoice_email_carries_the_api_pdf_in_the_customers_language(
     assert message.get_content_type() == "multipart/mixed"
     assert message.defects == []
     text, html, [pdf] = _parts(message)
-    assert "Здравейте, Иван Петров" in text and "Платете сега" in text
-    assert '<html lang="bg">' in html and "Иван Петров" in html
+    assert "Здравейте, Иван Петров" in text
+    assert "Платете сега" in text
+    assert '<html lang="bg">' in html
+    assert "Иван Петров" in html
     with TestClient(make_app(db, clock, public_url=PUBLIC_URL)) as api:
         key = create_api_key(db, clock, tenant.org_id).secret
         served = api.get(f"/api/v1/documents/{row['document_id']}/pdf", headers=auth(key))
@@ -138,14 +141,16 @@ def test_declined_charge_email_has_the_reason_and_a_working_update_card_link(
     assert "Причина: На карте недостаточно средств." in text
     assert "Мы попробуем снова 16 января 2026" in text  # the first retry, a day later (customer's zone)
     link = re.search(r"Обновить карту: (\S+)", text)
-    assert link is not None and link.group(1) in html
+    assert link is not None
+    assert link.group(1) in html
     path = link.group(1).removeprefix(PUBLIC_URL)
     app = make_app(db, clock, gateway_url=gateway.url, public_url=PUBLIC_URL, gateway_timeout_seconds=1.0)
     with TestClient(app) as client:
         page = client.get(path)
     assert page.status_code == 200
     form = card_form(page.text)
-    assert form is not None and form.action.startswith(gateway.url)
+    assert form is not None
+    assert form.action.startswith(gateway.url)
 
 
 def test_a_bounced_address_gets_no_further_mail(db: Database, clock: FixedClock, mailbox: SmtpSink) -> None:
@@ -156,7 +161,8 @@ def test_a_bounced_address_gets_no_further_mail(db: Database, clock: FixedClock,
     summary = send_due(db, clock, _outlet(db, clock, mailbox))
     assert (summary.sent, summary.bounced) == (0, 1)
     [row] = _outbox(db)
-    assert row["status"] == "bounced" and "550" in (row["last_error"] or "")
+    assert row["status"] == "bounced"
+    assert "550" in (row["last_error"] or "")
     with db.read() as conn:
         suppressed = conn.execute(select(email_suppressions.c.address, email_suppressions.c.reason)).all()
     assert [tuple(s) for s in suppressed] == [("bounce-me@example.com", "bounced")]

@@ -37,8 +37,8 @@ from fiscus.api.routes import (
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
 from fiscus.web import rendering as web
-from fiscus.web.pay import page as payment_page
 from fiscus.web.email import unsubscribe
+from fiscus.web.pay import page as payment_page
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fiscus.domain.email import (
@@ -39,7 +41,11 @@ def test_default_policy_sends_the_final_notice_before_the_last_retry() -> None:
 def test_steps_can_be_silenced_and_are_validated() -> None:
     policy = DunningPolicy.parse([2], "leave_open", ["none", "payment_failed"])
     assert policy.email_after(1, retrying=True) is None
-    assert policy.as_dict() == {"retry_days": [2], "final_action": "leave_open", "emails": ["none", "payment_failed"]}
+    assert policy.as_dict() == {
+        "retry_days": [2],
+        "final_action": "leave_open",
+        "emails": ["none", "payment_failed"],
+    }
     with pytest.raises(InvalidFieldError) as wrong_length:
         DunningPolicy.parse([1, 3], "leave_open", ["payment_failed"])
     assert wrong_length.value.field == "dunning.emails"
@@ -57,13 +63,15 @@ def test_message_ids_are_stable_per_key_and_recipient() -> None:
     assert one == message_id(key, 1, "a@example.com", "fiscus.test")
     assert one != message_id(key, 1, "b@example.com", "fiscus.test")
     assert one != message_id(key, 2, "a@example.com", "fiscus.test")
-    assert one.startswith("<invoice.issued.document.42.") and one.endswith("@fiscus.test>")
+    assert one.startswith("<invoice.issued.document.42.")
+    assert one.endswith("@fiscus.test>")
 
 
 def test_backoff_grows_then_gives_up() -> None:
     delays = [retry_delay(n) for n in range(1, len(BACKOFF) + 2)]
-    assert delays[:-1] == list(BACKOFF) and delays[-1] is None
-    assert all(a < b for a, b in zip(BACKOFF, BACKOFF[1:], strict=False))
+    assert delays[:-1] == list(BACKOFF)
+    assert delays[-1] is None
+    assert all(a < b for a, b in itertools.pairwise(BACKOFF))
 
 
 def test_locales() -> None:

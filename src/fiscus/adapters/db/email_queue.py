@@ -45,7 +45,9 @@ class Wanted:
 def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Queue the emails that outbox events call for; returns how many rows were written."""
     relevant = [
-        r for r in rows if r["type"] in ISSUED or r["type"] in PAYMENT_FAILED or r["type"] == "payment.succeeded"
+        r
+        for r in rows
+        if r["type"] in ISSUED or r["type"] in PAYMENT_FAILED or r["type"] == "payment.succeeded"
     ]
     if not relevant:
         return 0
@@ -66,7 +68,11 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         if r["type"] in ISSUED:
             doc = docs[int(r["entity_id"])]
             kind = ISSUED[r["type"]]
-            wanted.append(Wanted(doc.organization_id, kind, message_key(kind, "document", doc.id), doc.customer_id, doc.id))
+            wanted.append(
+                Wanted(
+                    doc.organization_id, kind, message_key(kind, "document", doc.id), doc.customer_id, doc.id
+                )
+            )
         elif r["type"] == "payment.succeeded":
             doc = docs[int(p["document_id"])]
             kind = EmailKind.PAYMENT_RECEIPT
@@ -83,7 +89,9 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
             }
             # The kind is the dunning step's; decided in `_queue` where the policy is read.
             key = message_key(EmailKind.PAYMENT_FAILED, "payment_attempt", int(p["attempt_id"]))
-            wanted.append(Wanted(doc.organization_id, EmailKind.PAYMENT_FAILED, key, doc.customer_id, doc.id, data))
+            wanted.append(
+                Wanted(doc.organization_id, EmailKind.PAYMENT_FAILED, key, doc.customer_id, doc.id, data)
+            )
     return queue(conn, relevant[0]["created_at"], wanted)
 
 
@@ -102,7 +110,9 @@ def email_settings(conn: Connection, org_ids: Iterable[int]) -> dict[int, dict[s
     stored = {
         int(x["organization_id"]): dict(x)
         for x in conn.execute(
-            select(organization_email_settings).where(s.organization_id.in_(set(owners) | set(owners.values())))
+            select(organization_email_settings).where(
+                s.organization_id.in_(set(owners) | set(owners.values()))
+            )
         ).mappings()
     }
     out: dict[int, dict[str, Any]] = {}

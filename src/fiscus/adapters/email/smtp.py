@@ -55,7 +55,9 @@ class SmtpMailer:
 
     def _connect(self) -> smtplib.SMTP:
         if self.tls:
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_seconds, context=self._context())
+            return smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout_seconds, context=self._context()
+            )
         client = smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
         if self.starttls:
             client.starttls(context=self._context())

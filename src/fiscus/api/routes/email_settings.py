@@ -11,8 +11,8 @@ from pydantic import Field, Strict
 
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep
-from fiscus.api.schemas import In, Out
 from fiscus.api.routes.common import router
+from fiscus.api.schemas import In, Out
 from fiscus.services.emails.settings import read_email_settings, update_email_settings
 
 api = router("emails")

@@ -68,7 +68,8 @@ class Links:
         return payment_url(self.base_url, self.secret, org_id, document_id)
 
     def unsubscribe(self, org_id: int, address: str) -> str:
-        return f"{self.base_url.rstrip('/')}/email/unsubscribe/{org_id}/{unsubscribe_token(self.secret, org_id, address)}"
+        token = unsubscribe_token(self.secret, org_id, address)
+        return f"{self.base_url.rstrip('/')}/email/unsubscribe/{org_id}/{token}"
 
 
 def unsubscribe_token(secret: bytes, org_id: int, address: str) -> str:
@@ -158,7 +159,7 @@ def compose(
             total=money(doc.total_minor),
             amount_due=money(doc.amount_due_minor),
             due_date=_day(doc.due_date, loc),
-            amount=data.get("amount") and _amount(data, doc.currency, loc) or money(doc.amount_paid_minor),
+            amount=(data.get("amount") and _amount(data, doc.currency, loc)) or money(doc.amount_paid_minor),
         )
         facts = [(words["number"], values["number"]), (words["total"], values["total"])]
         if kind in (EmailKind.INVOICE_ISSUED, EmailKind.PROFORMA_ISSUED) and doc.amount_due_minor > 0:
@@ -192,7 +193,9 @@ def compose(
         p for p in (org["address_line1"], org["postal_code"], org["city"], org["country"]) if p
     )
     unsubscribe_url = (
-        links.unsubscribe(organization_id, recipient or customer["email"]) if kind not in TRANSACTIONAL else None
+        links.unsubscribe(organization_id, recipient or customer["email"])
+        if kind not in TRANSACTIONAL
+        else None
     )
     logo = _logo(conn, org["logo_sha256"])
     context = {
@@ -248,7 +251,9 @@ def build_message(
 ) -> OutgoingEmail:
     """The message for one recipient: the organisation's sender (else the instance's, in the
     organisation's name), its reply-to, and `List-Unsubscribe` on reminders only."""
-    sender = content.from_address or formataddr((content.org_name, parseaddr(default_from)[1] or default_from))
+    sender = content.from_address or formataddr(
+        (content.org_name, parseaddr(default_from)[1] or default_from)
+    )
     headers: tuple[tuple[str, str], ...] = (("Content-Language", content.lang),)
     if content.logo is not None:
         attachments = (content.logo, *attachments)
@@ -287,7 +292,8 @@ def to_mime(message: OutgoingEmail, *, date_header: str) -> bytes:
     attachments = list(message.attachments)
     if inline_logo and attachments:
         logo = attachments.pop(0)
-        html_part = mime.get_payload()[1]  # type: ignore[index]
+        html_part = mime.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
         maintype, subtype = logo.content_type.split("/", 1)
         html_part.add_related(logo.data, maintype=maintype, subtype=subtype, cid="<logo@fiscus>")
     for a in attachments:

@@ -111,9 +111,11 @@ def _claim(db: Database, clock: Clock, outlet: Outlet, limit: int) -> list[_Clai
         )
         rows = (
             conn.execute(
-                select(email_outbox).where(due).order_by(e.next_attempt_at, e.id).limit(limit).with_for_update(
-                    skip_locked=True
-                )
+                select(email_outbox)
+                .where(due)
+                .order_by(e.next_attempt_at, e.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
             )
             .mappings()
             .all()

@@ -92,7 +92,12 @@ def _customer_data(conn: Connection, org_id: int, kind: EmailKind, customer_id: 
         ).first()
         if card is None:
             raise NotFoundError("card of customer", customer_id, field="customer_id")
-        return {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
+        return {
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+        }
     s = t.subscriptions.c
     sub = conn.execute(
         select(s.id, s.trial_end, s.next_period_start)
@@ -104,4 +109,3 @@ def _customer_data(conn: Connection, org_id: int, kind: EmailKind, customer_id: 
         raise NotFoundError("subscription of customer", customer_id, field="customer_id")
     at = sub.trial_end if kind is EmailKind.TRIAL_ENDING and sub.trial_end else sub.next_period_start
     return {"subscription_id": sub.id, "at": at.isoformat()}
-

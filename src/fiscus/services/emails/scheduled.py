@@ -30,9 +30,9 @@ def queue_scheduled(db: Database, clock: Clock) -> int:
         year, month = next_month(now)
         pm = t.payment_methods.c
         for r in conn.execute(
-            select(pm.id, pm.organization_id, pm.customer_id, pm.brand, pm.last4, pm.exp_month, pm.exp_year).where(
-                pm.status == "active", pm.type == "card", pm.exp_year == year, pm.exp_month == month
-            )
+            select(
+                pm.id, pm.organization_id, pm.customer_id, pm.brand, pm.last4, pm.exp_month, pm.exp_year
+            ).where(pm.status == "active", pm.type == "card", pm.exp_year == year, pm.exp_month == month)
         ).all():
             data = {"brand": r.brand, "last4": r.last4, "exp_month": r.exp_month, "exp_year": r.exp_year}
             key = message_key(EmailKind.CARD_EXPIRING, "payment_method", r.id, f"{year:04}-{month:02}")
@@ -56,15 +56,21 @@ def queue_scheduled(db: Database, clock: Clock) -> int:
         settings = email_settings(
             conn, {r.organization_id for r in trials} | {r.organization_id for r in renewals}
         )
-        for r in trials:
-            if r.trial_end <= now + timedelta(days=int(settings[r.organization_id]["trial_notice_days"])):
-                key = message_key(EmailKind.TRIAL_ENDING, "subscription", r.id, r.trial_end.date().isoformat())
-                data = {"subscription_id": r.id, "at": r.trial_end.isoformat()}
-                wanted.append(Wanted(r.organization_id, EmailKind.TRIAL_ENDING, key, r.customer_id, None, data))
-        for r in renewals:
-            at = r.next_period_start
-            if at <= now + timedelta(days=int(settings[r.organization_id]["renewal_notice_days"])):
-                key = message_key(EmailKind.RENEWAL_UPCOMING, "subscription", r.id, at.date().isoformat())
-                data = {"subscription_id": r.id, "at": at.isoformat()}
-                wanted.append(Wanted(r.organization_id, EmailKind.RENEWAL_UPCOMING, key, r.customer_id, None, data))
+        for tr in trials:
+            if tr.trial_end <= now + timedelta(days=int(settings[tr.organization_id]["trial_notice_days"])):
+                key = message_key(
+                    EmailKind.TRIAL_ENDING, "subscription", tr.id, tr.trial_end.date().isoformat()
+                )
+                data = {"subscription_id": tr.id, "at": tr.trial_end.isoformat()}
+                wanted.append(
+                    Wanted(tr.organization_id, EmailKind.TRIAL_ENDING, key, tr.customer_id, None, data)
+                )
+        for rn in renewals:
+            at = rn.next_period_start
+            if at <= now + timedelta(days=int(settings[rn.organization_id]["renewal_notice_days"])):
+                key = message_key(EmailKind.RENEWAL_UPCOMING, "subscription", rn.id, at.date().isoformat())
+                data = {"subscription_id": rn.id, "at": at.isoformat()}
+                wanted.append(
+                    Wanted(rn.organization_id, EmailKind.RENEWAL_UPCOMING, key, rn.customer_id, None, data)
+                )
         return queue(conn, now, wanted)

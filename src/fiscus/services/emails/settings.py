@@ -84,7 +84,7 @@ def validate(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[di
     for field in ("trial_notice_days", "renewal_notice_days"):
         if field in changes:
             out[field] = _days(field, changes[field])
-    policy = dunning_policy(current)
+    policy = dunning_policy(dict(current))
     if "dunning" in changes and changes["dunning"] is not None:
         d = changes["dunning"]
         days = d.get("retry_days", list(policy.retry.days))
@@ -120,5 +120,7 @@ def update_email_settings(
             .values(retry_days=list(policy.retry.days), retry_final_action=policy.retry.final_action.value)
         )
         after = read_email_settings(conn, org_id)
-        append_audit(conn, [audit_row(org_id, "organization", org_id, "email_settings", actor, now, before, after)])
+        append_audit(
+            conn, [audit_row(org_id, "organization", org_id, "email_settings", actor, now, before, after)]
+        )
         return after

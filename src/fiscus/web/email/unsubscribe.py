@@ -20,7 +20,11 @@ _TEMPLATES = templates("fiscus.web.email")
 CSS: Final = asset("pay.css")
 
 TEXT: Final = {
-    "ask": ("Stop payment reminders?", "Invoices and receipts will still be sent to {address}.", "Unsubscribe"),
+    "ask": (
+        "Stop payment reminders?",
+        "Invoices and receipts will still be sent to {address}.",
+        "Unsubscribe",
+    ),
     "done": ("You are unsubscribed", "{address} will get no more reminders from this sender.", ""),
     "bad": ("Link not valid", "This unsubscribe link is not valid.", ""),
 }
@@ -36,7 +40,13 @@ def _page(which: str, address: str = "", status: int = 200) -> Response:
         "confirm": confirm,
         "css": CSS,
     }
-    return html(_TEMPLATES, "unsubscribe.html", context, status=status, headers=security_headers(style_src=csp_hash(CSS)))
+    return html(
+        _TEMPLATES,
+        "unsubscribe.html",
+        context,
+        status=status,
+        headers=security_headers(style_src=csp_hash(CSS)),
+    )
 
 
 def _address(c: Container, org_id: int, token: str) -> str | None:

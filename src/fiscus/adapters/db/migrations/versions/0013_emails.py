@@ -66,7 +66,10 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_email_suppressions"),
         sa.UniqueConstraint(
-            "organization_id", "address", "reason", name="uq_email_suppressions_organization_id_address_reason"
+            "organization_id",
+            "address",
+            "reason",
+            name="uq_email_suppressions_organization_id_address_reason",
         ),
     )
     op.create_table(
