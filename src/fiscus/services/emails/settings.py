@@ -81,12 +81,13 @@ def validate(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[di
             if kind not in known:
                 raise InvalidFieldError(f"disabled.{i}", f"must be one of {', '.join(sorted(known))}")
         out["disabled"] = sorted(set(kinds))
-    for field in ("trial_notice_days", "renewal_notice_days"):
+    for field, default in (("trial_notice_days", 3), ("renewal_notice_days", 14)):
         if field in changes:
-            out[field] = _days(field, changes[field])
+            out[field] = default if changes[field] is None else _days(field, changes[field])
     policy = dunning_policy(dict(current))
     if "dunning" in changes and changes["dunning"] is not None:
-        d = changes["dunning"]
+        # null leaves a field as it is (emails: null asks for the default steps).
+        d = {k: v for k, v in changes["dunning"].items() if v is not None or k == "emails"}
         days = d.get("retry_days", list(policy.retry.days))
         action = d.get("final_action", policy.retry.final_action.value)
         steps = d.get("emails")

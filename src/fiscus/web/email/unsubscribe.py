@@ -49,22 +49,27 @@ def _page(which: str, address: str = "", status: int = 200) -> Response:
     )
 
 
-def _address(c: Container, org_id: int, token: str) -> str | None:
-    return address_of_token(link_secret(c.db, c.clock, c.settings.secret_key), org_id, token)
+def _address(c: Container, org: str, token: str) -> tuple[int, str] | None:
+    """(organisation, address) of a valid link; None for anything else (one answer: not valid)."""
+    if not org.isdigit() or len(org) > 18 or len(token) > 700:
+        return None
+    org_id = int(org)
+    address = address_of_token(link_secret(c.db, c.clock, c.settings.secret_key), org_id, token)
+    return None if address is None else (org_id, address)
 
 
-@router.get("/email/unsubscribe/{org_id}/{token}")
-def ask(org_id: int, token: str, request: Request) -> Response:
+@router.get("/email/unsubscribe/{org}/{token}")
+def ask(org: str, token: str, request: Request) -> Response:
     c: Container = request.app.state.container
-    address = _address(c, org_id, token)
-    return _page("bad", status=404) if address is None else _page("ask", address)
+    found = _address(c, org, token)
+    return _page("bad", status=404) if found is None else _page("ask", found[1])
 
 
-@router.post("/email/unsubscribe/{org_id}/{token}")
-def confirm(org_id: int, token: str, request: Request) -> Response:
+@router.post("/email/unsubscribe/{org}/{token}")
+def confirm(org: str, token: str, request: Request) -> Response:
     c: Container = request.app.state.container
-    address = _address(c, org_id, token)
-    if address is None:
+    found = _address(c, org, token)
+    if found is None:
         return _page("bad", status=404)
-    unsubscribe(c.db, c.clock, org_id, address)
-    return _page("done", address)
+    unsubscribe(c.db, c.clock, found[0], found[1])
+    return _page("done", found[1])
