@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright import sync_api
 from fastapi.testclient import TestClient
+from playwright import sync_api
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
