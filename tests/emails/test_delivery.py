@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from fiscus.services.payments.collection import run_collection
 from fiscus.services.payments.methods import add_card
 from fiscus.services.rendering import DOCUMENTS_DIR_ENV
 from fiscus.services.subscriptions import ItemSpec, create_subscription
-from tests.api_support import auth, live_server, make_app
+from tests.api_support import auth, free_port, live_server, make_app
 from tests.builders import make_customer, make_tenant
 from tests.emails.support import SmtpSink, smtp_sink
 from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, PUBLIC_URL, card_form, fill_card
@@ -195,6 +195,28 @@ def test_a_bounced_address_gets_no_further_mail(db: Database, clock: FixedClock,
     assert [r["status"] for r in _outbox(db)] == ["bounced", "suppressed"]
     assert send_due(db, clock, _outlet(db, clock, mailbox)).sent == 0
     assert mailbox.messages() == []
+
+
+def test_an_unreachable_server_is_retried_with_backoff(
+    db: Database, clock: FixedClock, mailbox: SmtpSink
+) -> None:
+    tenant = make_tenant(db, clock, "us")
+    customer = make_customer(db, clock, tenant)
+    bill_order_now(
+        db,
+        clock,
+        tenant.org_id,
+        create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off, 1)]),
+    )
+    down = SmtpSink(free_port(), mailbox.directory, mailbox.process)  # nothing listens there
+    assert send_due(db, clock, _outlet(db, clock, down)).retried == 1
+    [row] = _outbox(db)
+    assert (row["status"], row["attempts"]) == ("queued", 1)
+    assert row["next_attempt_at"] == clock.now() + timedelta(minutes=1)
+    assert send_due(db, clock, _outlet(db, clock, mailbox)).sent == 0  # not due yet
+    later = FixedClock(clock.now() + timedelta(minutes=1))
+    assert send_due(db, later, _outlet(db, later, mailbox)).sent == 1
+    assert len(mailbox.messages()) == 1
 
 
 def _worker(db_url: str, sink: SmtpSink, docs: Path) -> subprocess.Popen[bytes]:
