@@ -33,6 +33,8 @@ from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
 from fiscus.services.emails.delivery import Outlet, send_due
 from fiscus.services.emails.outlet import build_outlet
+from fiscus.services.emails.preview import preview_email
+from fiscus.services.emails.scheduled import queue_scheduled
 from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.payments.collection import run_collection
 from fiscus.services.payments.methods import add_card
@@ -174,6 +176,25 @@ def test_declined_charge_email_has_the_reason_and_a_working_update_card_link(
     with db.read() as conn:
         status = conn.execute(select(t.documents.c.status).where(t.documents.c.id == failed_doc)).scalar_one()
     assert status == "paid"
+
+
+def test_a_card_expiring_next_month_is_announced_once(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    tenant = make_tenant(db, clock, "bg")
+    customer = make_customer(db, clock, tenant, locale="en")
+    token = gateway.tokenise(cards.SUCCESS, exp_month=1, exp_year=2027)
+    add_card(db, clock, gateway.provider(), tenant.org_id, customer, token=token)
+    december = FixedClock(datetime(2026, 12, 10, 9, 0, tzinfo=UTC))
+    assert queue_scheduled(db, FixedClock(datetime(2026, 11, 30, tzinfo=UTC))) == 0  # two months ahead
+    assert queue_scheduled(db, december) == 1
+    assert queue_scheduled(db, december) == 0
+    [row] = _outbox(db)
+    assert row["kind"] == "card_expiring"
+    with db.read() as conn:
+        subject, text, _html = preview_email(conn, tenant.org_id, "card_expiring", customer, None)
+    assert subject == "Your card ending in 4242 expires soon"
+    assert "expires at the end of January 2027" in text
 
 
 def test_a_bounced_address_gets_no_further_mail(db: Database, clock: FixedClock, mailbox: SmtpSink) -> None:
