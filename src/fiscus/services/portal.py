@@ -16,6 +16,7 @@ one organisation, and magic-link login by email.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -383,7 +384,7 @@ def _retry_after(conn: Connection, column: Any, value: str, limit: int, since: d
     if len(times) < limit:
         return None
     oldest: datetime = times[-1]
-    return max(1, int((oldest - since).total_seconds()) + 1)  # when the oldest counted one leaves the window
+    return max(1, math.ceil((oldest - since).total_seconds()))  # when the oldest counted one leaves
 
 
 def request_login_link(
