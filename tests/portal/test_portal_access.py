@@ -35,9 +35,8 @@ def test_a_session_link_opens_one_session_once_for_its_organisation(db: Database
         svc.create_session_link(db, clock, other.org_id, alice)
 
     link = svc.create_session_link(db, clock, shop.org_id, alice, return_url="https://app.example/account")
-    assert link.path.startswith("/portal/shop/session/") and link.expires_at == clock.now() + timedelta(
-        hours=1
-    )
+    assert link.path.startswith("/portal/shop/session/")
+    assert link.expires_at == clock.now() + timedelta(hours=1)
     assert svc.open_link(db, clock, "other", link.token) is None  # another organisation's portal
     opened = svc.open_link(db, clock, "shop", link.token)
     assert opened is not None
@@ -55,7 +54,8 @@ def test_a_session_link_opens_one_session_once_for_its_organisation(db: Database
         svc.create_session_link(db, clock, shop.org_id, alice).token,
         previous_secret=opened.secret,
     )
-    assert again is not None and again.secret != opened.secret
+    assert again is not None
+    assert again.secret != opened.secret
     assert svc.session_of(db, clock, "shop", opened.secret) is None
     assert svc.session_of(db, clock, "shop", again.secret) is not None
 
@@ -88,7 +88,8 @@ def test_a_login_link_is_queued_only_for_a_known_email_and_works_once_for_15_min
     assert svc.open_link(db, clock, "other-org", token) is None
     clock.advance(timedelta(minutes=14))
     opened = svc.open_link(db, clock, "shop", token)
-    assert opened is not None and opened.session.customer_id == alice
+    assert opened is not None
+    assert opened.session.customer_id == alice
     assert svc.open_link(db, clock, "shop", token) is None
 
     svc.request_login_link(db, clock, "shop", "alice@example.com", "10.0.0.2", base_url=base)
@@ -168,7 +169,8 @@ def test_plan_changes_and_cancelling_follow_the_portal_settings(db: Database, cl
                 t.audit_events.c.entity_type == "subscription", t.audit_events.c.entity_id == sub
             )
         ).all()
-    assert item == shop.monthly_big and row["cancel_at"] is not None
+    assert item == shop.monthly_big
+    assert row["cancel_at"] is not None
     assert {a.actor for a in actors if a.actor.startswith("portal:")} == {f"portal:customer:{alice}"}
     assert any((a.after or {}).get("cancellation_reason") == "other: moving to a spreadsheet" for a in actors)
     with pytest.raises(NotFoundError):
