@@ -30,6 +30,7 @@ from fiscus.api.routes import (
     files,
     orders,
     organizations,
+    portal,
     subscriptions,
     webhooks,
 )
@@ -37,6 +38,7 @@ from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
 from fiscus.web import rendering as web
 from fiscus.web.pay import page as payment_page
+from fiscus.web.portal import routes as portal_pages
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
@@ -97,6 +99,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        portal,
     ):
         app.include_router(module.api)
     app.include_router(organizations.admin)
@@ -105,6 +108,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
+    portal_pages.install(app)
     web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
