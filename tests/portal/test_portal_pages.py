@@ -90,7 +90,9 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
         assert body["object"] == "portal_session"
         assert body["return_url"] == "https://app.example/billing"
         path = urlsplit(body["url"]).path
-        assert client.get("/portal/shop", follow_redirects=False).status_code == 303  # not signed in: to the sign-in form
+        assert (
+            client.get("/portal/shop", follow_redirects=False).status_code == 303
+        )  # not signed in: to the sign-in form
         opened = client.get(path, follow_redirects=False)
         assert opened.status_code == 303
         assert opened.headers["location"] == "/portal/shop"
