@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_portal as tp
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
@@ -177,3 +178,28 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
             == 303
         )
         assert client.get("/portal/shop", follow_redirects=False).status_code == 303
+
+        # Magic link: the same answer for a known and an unknown email; only the known one is queued.
+        form = client.get("/portal/shop/login")
+        assert form.status_code == 200
+        token = client.cookies.get("fiscus_csrf")
+        known = client.post("/portal/shop/login", data={"csrf_token": token, "email": "buyer0@example.com"})
+        unknown = client.post("/portal/shop/login", data={"csrf_token": token, "email": "nobody@example.com"})
+        assert known.status_code == unknown.status_code == 200
+        assert known.text == unknown.text
+        assert client.post("/portal/shop/login", data={"email": "buyer0@example.com"}).status_code == 403
+        with db.read() as conn:
+            queued = conn.execute(select(tp.portal_login_messages.c.url)).scalars().all()
+        assert len(queued) == 1
+        login = client.get(urlsplit(queued[0]).path, follow_redirects=False)
+        assert login.status_code == 303
+        assert client.get("/portal/shop").status_code == 200
+
+        # A session asked for in Bulgarian shows the portal in Bulgarian.
+        bg = client.post(
+            f"/api/v1/customers/{alice}/portal_sessions", json={"locale": "bg"}, headers=auth(key)
+        )
+        client.get(urlsplit(bg.json()["url"]).path)
+        page = client.get("/portal/shop/subscriptions")
+        assert '<html lang="bg">' in page.text
+        assert "Абонаменти" in page.text
