@@ -119,6 +119,10 @@ def _ids(db: Database, world: OrgWorld, clock: FixedClock) -> dict[str, str]:
     return out
 
 
+PAGES = ("/pay/", "/portal/")
+"""Pages for people (the hosted payment page, the customer portal) answer refusals as HTML pages."""
+
+
 def _routes(app: FastAPI) -> Iterator[tuple[str, str, str, list[str], list[str]]]:
     """(method, path template, surface, query parameter names, body field names) of every route."""
     spec = app.openapi()
@@ -165,10 +169,10 @@ def _shape_ok(
     if status < 400:
         return None
     if method == "HEAD" and not body:
-        body = b"{}" if surface == "native" or path.startswith("/pay/") else b'{"detail":"","message":""}'
+        body = b"{}" if surface == "native" or path.startswith(PAGES) else b'{"detail":"","message":""}'
         if surface == "payments":
             body = b'{"error":{"code":"","message":"","param":null}}'
-    if path.startswith("/pay/"):
+    if path.startswith(PAGES):
         return None if content_type.startswith("text/html") else f"page answered {content_type}"
     try:
         payload = json.loads(body)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from fiscus.adapters.db import tables as t

@@ -17,7 +17,7 @@ from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreac
 from fiscus.services import portal_actions as actions
 from fiscus.services.payment_links import link_secret
 from fiscus.services.payments.methods import add_card
-from fiscus.web.portal.common import Page, gateway_origin, posted, problem, redirect, signed_in
+from fiscus.web.portal.common import Page, gateway_origin, ident, posted, problem, redirect, signed_in
 from fiscus.web.signing import Signer
 
 router = APIRouter(include_in_schema=False)
@@ -118,10 +118,13 @@ def card_return(slug: str, request: Request) -> Response:
     return redirect(f"{back}?done=added")
 
 
-def _method_action(request: Request, slug: str, method_id: int, token: str, default: bool) -> Response:
+def _method_action(request: Request, slug: str, raw_id: str, token: str, default: bool) -> Response:
     page = posted(request, slug, token)
     if isinstance(page, Response):
         return page
+    method_id = ident(raw_id)
+    if method_id is None:
+        return problem(page, "not_found_heading", "not_found_text", status=404)
     try:
         if default:
             actions.make_default_card(page.c.db, page.c.clock, page.session, method_id)
@@ -133,12 +136,12 @@ def _method_action(request: Request, slug: str, method_id: int, token: str, defa
 
 
 @router.post("/portal/{slug}/payment-methods/{method_id}/default")
-def make_default(slug: str, method_id: int, request: Request, csrf_token: FormText = "") -> Response:
+def make_default(slug: str, method_id: str, request: Request, csrf_token: FormText = "") -> Response:
     return _method_action(request, slug, method_id, csrf_token, True)
 
 
 @router.post("/portal/{slug}/payment-methods/{method_id}/remove")
-def remove(slug: str, method_id: int, request: Request, csrf_token: FormText = "") -> Response:
+def remove(slug: str, method_id: str, request: Request, csrf_token: FormText = "") -> Response:
     return _method_action(request, slug, method_id, csrf_token, False)
 
 

@@ -266,3 +266,9 @@ def posted(request: Request, slug: str, token: str) -> Page | Response:
     if not csrf_of(c).check_request(request, csrf_subject(page.session, slug), c.clock.now(), {FIELD: token}):
         return problem(page, "csrf_heading", "csrf_text", status=403)
     return page
+
+
+def ident(raw: str) -> int | None:
+    """An object id from a page path: digits only, else None (a page answers "not found", never a
+    JSON validation error)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None

@@ -25,7 +25,7 @@ from fiscus.queries.scope import Scope
 from fiscus.services.einvoices import Syntax, einvoice_xml
 from fiscus.services.payment_links import has_hosted_page, link_secret, payment_path
 from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
-from fiscus.web.portal.common import Page, problem, signed_in
+from fiscus.web.portal.common import Page, ident, problem, signed_in
 
 router = APIRouter(include_in_schema=False)
 LIST_LIMIT: Final = 100
@@ -79,7 +79,10 @@ def documents(slug: str, request: Request) -> Response:
     )
 
 
-def _document(page: Page, document_id: int) -> DocumentView | None:
+def _document(page: Page, raw_id: str) -> DocumentView | None:
+    document_id = ident(raw_id)
+    if document_id is None:
+        return None
     try:
         with page.c.db.read() as conn:
             doc = get_document(conn, _scope(page), document_id)
@@ -89,7 +92,7 @@ def _document(page: Page, document_id: int) -> DocumentView | None:
 
 
 @router.get("/portal/{slug}/documents/{document_id}")
-def document(slug: str, document_id: int, request: Request) -> Response:
+def document(slug: str, document_id: str, request: Request) -> Response:
     page = signed_in(request, slug)
     if isinstance(page, Response):
         return page
@@ -114,7 +117,7 @@ def document(slug: str, document_id: int, request: Request) -> Response:
 
 
 @router.get("/portal/{slug}/documents/{document_id}/pdf")
-def document_pdf(slug: str, document_id: int, request: Request) -> Response:
+def document_pdf(slug: str, document_id: str, request: Request) -> Response:
     """The same stored PDF the API serves (`GET /api/v1/documents/{id}/pdf`), as `<number>.pdf`."""
     page = signed_in(request, slug)
     if isinstance(page, Response):
@@ -137,7 +140,7 @@ def document_pdf(slug: str, document_id: int, request: Request) -> Response:
 
 
 @router.get("/portal/{slug}/documents/{document_id}/{syntax}.xml")
-def document_xml(slug: str, document_id: int, syntax: str, request: Request) -> Response:
+def document_xml(slug: str, document_id: str, syntax: str, request: Request) -> Response:
     """The EN 16931 e-invoice (UBL or CII), where the organisation issues them."""
     page = signed_in(request, slug)
     if isinstance(page, Response):
@@ -145,7 +148,7 @@ def document_xml(slug: str, document_id: int, syntax: str, request: Request) -> 
     if syntax not in ("ubl", "cii") or _document(page, document_id) is None:
         return problem(page, "not_found_heading", "not_found_text", status=404)
     try:
-        xml = einvoice_xml(page.c.db, _scope(page), document_id, Syntax(syntax))
+        xml = einvoice_xml(page.c.db, _scope(page), int(document_id), Syntax(syntax))
     except (NotFoundError, InvalidStateError):
         return problem(page, "not_found_heading", "not_found_text", status=404)
     return Response(

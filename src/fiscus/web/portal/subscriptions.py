@@ -16,7 +16,7 @@ from fiscus.documents.view_model import format_money
 from fiscus.domain.errors import DomainError, NotFoundError, ValidationError
 from fiscus.domain.money import currency
 from fiscus.services import portal_actions as actions
-from fiscus.web.portal.common import Page, posted, problem, redirect, signed_in
+from fiscus.web.portal.common import Page, ident, posted, problem, redirect, signed_in
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form()]
@@ -61,9 +61,11 @@ def _date(page: Page, moment: Any) -> str:
     return format_date(moment, "medium", locale=page.locale) if moment else ""
 
 
-def _subscription(
-    page: Page, subscription_id: int
-) -> tuple[dict[str, Any], list[tuple[int, Decimal]]] | None:
+def _subscription(page: Page, raw_id: int | str) -> tuple[dict[str, Any], list[tuple[int, Decimal]]] | None:
+    """The session's customer's subscription and its items, or None (malformed, unknown, another's)."""
+    subscription_id = ident(str(raw_id))
+    if subscription_id is None:
+        return None
     si = t.subscription_items.c
     try:
         with page.c.db.read() as conn:
@@ -203,7 +205,7 @@ def _change_page(
 
 
 @router.get("/portal/{slug}/subscriptions/{subscription_id}/change")
-def change_form(slug: str, subscription_id: int, request: Request) -> Response:
+def change_form(slug: str, subscription_id: str, request: Request) -> Response:
     page = signed_in(request, slug)
     if isinstance(page, Response):
         return page
@@ -217,7 +219,7 @@ def change_form(slug: str, subscription_id: int, request: Request) -> Response:
 @router.post("/portal/{slug}/subscriptions/{subscription_id}/change")
 def change(
     slug: str,
-    subscription_id: int,
+    subscription_id: str,
     request: Request,
     csrf_token: FormText = "",
     price_id: FormText = "",
@@ -237,7 +239,7 @@ def change(
     try:
         qty = actions.parse_quantity(qty_text)
         result = actions.change_plan(
-            page.c.db, page.c.clock, page.session, subscription_id, chosen, qty, preview=step != "confirm"
+            page.c.db, page.c.clock, page.session, sub["id"], chosen, qty, preview=step != "confirm"
         )
     except actions.PortalActionNotAllowedError:
         return problem(page, "forbidden_heading", "forbidden_text", status=403)
@@ -279,7 +281,7 @@ def _cancel_page(page: Page, sub: dict[str, Any], error: str = "", status: int =
 
 
 @router.get("/portal/{slug}/subscriptions/{subscription_id}/cancel")
-def cancel_form(slug: str, subscription_id: int, request: Request) -> Response:
+def cancel_form(slug: str, subscription_id: str, request: Request) -> Response:
     page = signed_in(request, slug)
     if isinstance(page, Response):
         return page
@@ -294,7 +296,7 @@ def cancel_form(slug: str, subscription_id: int, request: Request) -> Response:
 @router.post("/portal/{slug}/subscriptions/{subscription_id}/cancel")
 def cancel(
     slug: str,
-    subscription_id: int,
+    subscription_id: str,
     request: Request,
     csrf_token: FormText = "",
     reason: FormText = "",
@@ -307,7 +309,7 @@ def cancel(
     if found is None:
         return problem(page, "not_found_heading", "not_found_text", status=404)
     try:
-        actions.cancel_at_period_end(page.c.db, page.c.clock, page.session, subscription_id, reason, comment)
+        actions.cancel_at_period_end(page.c.db, page.c.clock, page.session, found[0]["id"], reason, comment)
     except actions.PortalActionNotAllowedError:
         return problem(page, "forbidden_heading", "forbidden_text", status=403)
     except NotFoundError:
