@@ -175,3 +175,11 @@ def test_plan_changes_and_cancelling_follow_the_portal_settings(db: Database, cl
     assert any((a.after or {}).get("cancellation_reason") == "other: moving to a spreadsheet" for a in actors)
     with pytest.raises(NotFoundError):
         actions.cancel_at_period_end(db, clock, session, bobs, "unused")
+
+
+def test_a_brand_colour_is_used_only_where_white_text_stays_readable() -> None:
+    from fiscus.web.portal.common import brand_css
+
+    assert "--accent: #7b1fa2" in brand_css("#7b1fa2")  # purple: white on it is 4.5:1 or better
+    assert "--accent: #0b57d0" in brand_css("#ffd700")  # gold: white text would be illegible
+    assert "--accent: #0b57d0" in brand_css(None)

@@ -148,7 +148,7 @@ def test_a_customer_uses_the_portal_in_a_browser(
             page.get_by_role("button", name="Preview the change").click()
             assert page.locator("[data-testid=preview]").count() == 1
             assert api(f"/subscriptions/{sub_id}")["items"][0]["price_id"] == shop.monthly
-            shots.take(page, "change-preview", phone=True)
+            shots.take(page, "change-preview")  # a POST result: no phone re-load
             page.locator("[data-testid=confirm-change]").click()
             page.wait_for_url(re.compile(r"done=changed"))
             assert api(f"/subscriptions/{sub_id}")["items"][0]["price_id"] == shop.monthly_big

@@ -194,6 +194,11 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
         assert login.status_code == 303
         assert client.get("/portal/shop").status_code == 200
 
+        # The organisation's colour reaches the page (pinned in the CSP with the rest of the style).
+        update_portal_settings(db, clock, shop.org_id, {"brand_color": "#7b1fa2"})
+        branded = client.get("/portal/shop")
+        assert "--accent: #7b1fa2" in branded.text
+
         # A session asked for in Bulgarian shows the portal in Bulgarian.
         bg = client.post(
             f"/api/v1/customers/{alice}/portal_sessions", json={"locale": "bg"}, headers=auth(key)
