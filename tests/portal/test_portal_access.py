@@ -85,6 +85,8 @@ def test_a_login_link_is_queued_only_for_a_known_email_and_works_once_for_15_min
     assert url.startswith(f"{base}/portal/shop/session/")
     assert message["expires_at"] == clock.now() + timedelta(minutes=15)
     token = url.rsplit("/", 1)[1]
+    assert svc.link_purpose(db, clock, "shop", token) == "login"
+    assert svc.link_purpose(db, clock, "shop", token) == "login"  # reading it spends nothing
     assert svc.open_link(db, clock, "other-org", token) is None
     clock.advance(timedelta(minutes=14))
     opened = svc.open_link(db, clock, "shop", token)

@@ -190,8 +190,17 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
         with db.read() as conn:
             queued = conn.execute(select(tp.portal_login_messages.c.url)).scalars().all()
         assert len(queued) == 1
-        login = client.get(urlsplit(queued[0]).path, follow_redirects=False)
+        # A login link's GET only shows a button (a mail scanner fetching it spends nothing).
+        link_path = urlsplit(queued[0]).path
+        shown = client.get(link_path, follow_redirects=False)
+        assert shown.status_code == 200
+        assert 'data-testid="continue"' in shown.text
+        assert client.post(link_path, data={}, follow_redirects=False).status_code == 403
+        login = client.post(
+            link_path, data={"csrf_token": client.cookies.get("fiscus_csrf")}, follow_redirects=False
+        )
         assert login.status_code == 303
+        assert client.get(link_path, follow_redirects=False).status_code == 404  # used
         assert client.get("/portal/shop").status_code == 200
 
         # The organisation's colour reaches the page (pinned in the CSP with the rest of the style).

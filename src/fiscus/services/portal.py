@@ -212,6 +212,24 @@ def _org_id(conn: Connection, slug: str) -> int | None:
     return None if value is None else int(value)
 
 
+def link_purpose(db: Database, clock: Clock, slug: str, token: str) -> str | None:
+    """What a still usable link is for ("session" or "login"), without using it; None if it opens
+    nothing. A login link is opened by a button press, not by the GET: mail scanners that fetch links
+    to check them would otherwise spend it before the customer clicks."""
+    if not token or len(token) > 200:
+        return None
+    pl, org = tp.portal_links.c, t.organizations.c
+    with db.read() as conn:
+        row = conn.execute(
+            select(pl.purpose, pl.used_at, pl.expires_at)
+            .join(t.organizations, org.id == pl.organization_id)
+            .where(pl.token_hash == _hash(token), org.slug == slug)
+        ).one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= clock.now():
+        return None
+    return str(row.purpose)
+
+
 def open_link(
     db: Database, clock: Clock, slug: str, token: str, *, previous_secret: str | None = None
 ) -> OpenedSession | None:

@@ -58,18 +58,20 @@ def _language(request: Request, org_locale: str) -> str:
     return language_for(request.query_params.get("lang"), accept, org_locale)[0]
 
 
-@router.get("/portal/{slug}/session/{token}")
-def open_session(slug: str, token: str, request: Request) -> Response:
-    """Use a one-time link: start a session (revoking the browser's previous one) and go to the portal."""
+def _invalid_link(request: Request, slug: str) -> Response:
+    org = _org_of(request, slug)
+    lang = _language(request, org[1] if org else "en")
+    back = f"/portal/{slug}/login" if org else ""
+    return message(
+        lang, "link_invalid_heading", "link_invalid_text", status=404, back_url=back, back_key="ask_new"
+    )
+
+
+def _start_session(request: Request, slug: str, token: str) -> Response:
     c = container(request)
     opened = svc.open_link(c.db, c.clock, slug, token, previous_secret=request.cookies.get(COOKIE))
     if opened is None:
-        org = _org_of(request, slug)
-        lang = _language(request, org[1] if org else "en")
-        back = f"/portal/{slug}/login" if org else ""
-        return message(
-            lang, "link_invalid_heading", "link_invalid_text", status=404, back_url=back, back_key="ask_new"
-        )
+        return _invalid_link(request, slug)
     response = redirect(f"/portal/{slug}")
     response.set_cookie(
         COOKIE,
@@ -81,6 +83,52 @@ def open_session(slug: str, token: str, request: Request) -> Response:
         samesite="lax",
     )
     return response
+
+
+@router.get("/portal/{slug}/session/{token}")
+def open_session(slug: str, token: str, request: Request) -> Response:
+    """A link from the business's app signs in at once (the app just redirected the customer here);
+    a login link from an email shows a "Sign in" button that posts back (see `link_purpose`)."""
+    c = container(request)
+    purpose = svc.link_purpose(c.db, c.clock, slug, token)
+    if purpose is None:
+        return _invalid_link(request, slug)
+    if purpose == "session":
+        return _start_session(request, slug, token)
+    org = _org_of(request, slug)
+    if org is None:  # removed since the link was read
+        return _invalid_link(request, slug)
+    lang = _language(request, org[1])
+    brand = brand_of(c, org[0])
+    form_token, new = csrf_token(request, c, csrf_subject(None, slug))
+    css = brand_css(brand.color)
+    labels = portal_labels(lang)
+    context = {
+        "css": css,
+        "lang": lang,
+        "title": labels["continue_heading"].format(seller=brand.name),
+        "t": labels,
+        "brand": brand,
+        "csrf_token": form_token,
+        "action": f"/portal/{slug}/session/{token}",
+    }
+    response = html(
+        TEMPLATES, "continue.html", context, status=200, headers=security_headers(style_src=csp_hash(css))
+    )
+    if new:
+        csrf_of(c).set_cookie(response, form_token, secure=is_secure(request))
+    return response
+
+
+@router.post("/portal/{slug}/session/{token}")
+def confirm_session(slug: str, token: str, request: Request, csrf_token: FormText = "") -> Response:
+    """The "Sign in" button of a login link: use the link and start the session."""
+    c = container(request)
+    if not csrf_of(c).check_request(request, csrf_subject(None, slug), c.clock.now(), {FIELD: csrf_token}):
+        return message(
+            "en", "csrf_heading", "csrf_text", status=403, back_url=f"/portal/{slug}/session/{token}"
+        )
+    return _start_session(request, slug, token)
 
 
 def _login_page(
