@@ -205,7 +205,15 @@ class OpenedSession:
     session: PortalSession
 
 
+def slug_ok(slug: str) -> bool:
+    """Whether a path segment could be an organisation slug at all (printable ASCII, not too long):
+    anything else, a NUL above all (PostgreSQL refuses it in a query), matches no organisation."""
+    return 0 < len(slug) <= 64 and slug.isascii() and slug.isprintable()
+
+
 def _org_id(conn: Connection, slug: str) -> int | None:
+    if not slug_ok(slug):
+        return None
     value = conn.execute(
         select(t.organizations.c.id).where(t.organizations.c.slug == slug)
     ).scalar_one_or_none()
@@ -216,7 +224,7 @@ def link_purpose(db: Database, clock: Clock, slug: str, token: str) -> str | Non
     """What a still usable link is for ("session" or "login"), without using it; None if it opens
     nothing. A login link is opened by a button press, not by the GET: mail scanners that fetch links
     to check them would otherwise spend it before the customer clicks."""
-    if not token or len(token) > 200:
+    if not token or len(token) > 200 or not slug_ok(slug):
         return None
     pl, org = tp.portal_links.c, t.organizations.c
     with db.read() as conn:
@@ -299,7 +307,7 @@ def open_link(
 
 def session_of(db: Database, clock: Clock, slug: str, secret: str | None) -> PortalSession | None:
     """The live session a cookie names on this organisation's portal, or None."""
-    if not secret or len(secret) > 200:
+    if not secret or len(secret) > 200 or not slug_ok(slug):
         return None
     ps, org = tp.portal_sessions.c, t.organizations.c
     with db.read() as conn:
@@ -385,7 +393,7 @@ class OutboxLoginLinks:
 def normalize_login_email(value: str) -> str:
     """The address as typed, trimmed and lower-cased; a clear error for what is not an address."""
     email = (value or "").strip().lower()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.match(email) or not email.isprintable():
         raise InvalidFieldError("email", "enter the email address your invoices are sent to")
     return email
 

@@ -48,6 +48,8 @@ def login_sender(request: Request) -> LoginLinkSender | None:
 def _org_of(request: Request, slug: str) -> tuple[int, str] | None:
     c = container(request)
     o = t.organizations.c
+    if not svc.slug_ok(slug):
+        return None
     with c.db.read() as conn:
         row = conn.execute(select(o.id, o.locale).where(o.slug == slug)).one_or_none()
     return None if row is None else (int(row.id), str(row.locale))
@@ -208,6 +210,8 @@ def login_request(slug: str, request: Request, email: FormText = "", csrf_token:
 @router.post("/portal/{slug}/logout")
 def logout(slug: str, request: Request, csrf_token: FormText = "") -> Response:
     c = container(request)
+    if not svc.slug_ok(slug):
+        return message("en", "not_found_heading", "not_found_text", status=404)
     session = current_session(request, slug)
     if session is not None:
         if not csrf_of(c).check_request(

@@ -20,7 +20,7 @@ from fiscus.documents.view_model import format_minor
 from fiscus.domain.money import Currency
 from fiscus.domain.organization import LOCALES
 from fiscus.services.payment_links import link_secret
-from fiscus.services.portal import PortalSession, session_of
+from fiscus.services.portal import PortalSession, session_of, slug_ok
 from fiscus.services.portal_settings import PortalSettings, portal_settings
 from fiscus.services.rendering import frozen_logo
 from fiscus.web.csrf import COOKIE as CSRF_COOKIE
@@ -250,6 +250,8 @@ def problem(page: Page, heading_key: str, text_key: str, *, status: int, **fmt: 
 
 def signed_in(request: Request, slug: str) -> Page | Response:
     """The page context of the signed-in customer, or a redirect to the sign-in form."""
+    if not slug_ok(slug):
+        return message("en", "not_found_heading", "not_found_text", status=404)
     session = current_session(request, slug)
     if session is None:
         return redirect(f"/portal/{slug}/login")
