@@ -121,6 +121,10 @@ def _ids(db: Database, world: OrgWorld, clock: FixedClock) -> dict[str, str]:
     return out
 
 
+PAGES = ("/pay/", "/portal/")
+"""Pages for people (the hosted payment page, the customer portal) answer refusals as HTML pages."""
+
+
 def _routes(app: FastAPI) -> Iterator[tuple[str, str, str, list[str], list[str]]]:
     """(method, path template, surface, query parameter names, body field names) of every route."""
     spec = app.openapi()

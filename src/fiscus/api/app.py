@@ -31,6 +31,7 @@ from fiscus.api.routes import (
     files,
     orders,
     organizations,
+    portal,
     subscriptions,
     webhooks,
 )
@@ -39,6 +40,7 @@ from fiscus.bootstrap import Container, build, payment_provider
 from fiscus.web import rendering as web
 from fiscus.web.email import unsubscribe
 from fiscus.web.pay import page as payment_page
+from fiscus.web.portal import routes as portal_pages
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
@@ -100,6 +102,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        portal,
     ):
         app.include_router(module.api)
     app.include_router(organizations.admin)
@@ -109,6 +112,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
     app.include_router(unsubscribe.router)
+    portal_pages.install(app)
     web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
