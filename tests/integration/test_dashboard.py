@@ -32,7 +32,12 @@ from fiscus.services.documents import mark_paid
 from fiscus.services.payments.collection import run_collection
 from fiscus.services.payments.methods import add_card
 from fiscus.services.payments.refunds import refund_payment
-from fiscus.services.subscriptions import ItemSpec, cancel_subscription, change_subscription, create_subscription
+from fiscus.services.subscriptions import (
+    ItemSpec,
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+)
 from tests.builders import Tenant, make_customer, make_tenant
 from tests.conftest import BACKENDS, new_database_url
 from tests.payments_support import gateway_process
@@ -82,7 +87,10 @@ def _build(db: Database, tmp: Path) -> World:
                 db, clock, ten.org_id, c[name], [ItemSpec(price, qty)], trial_days=trial
             )
         c["dollars"] = create_customer(
-            db, clock, ten.org_id, CustomerSpec(name="Usd", email="u@example.com", country="US", currency="USD")
+            db,
+            clock,
+            ten.org_id,
+            CustomerSpec(name="Usd", email="u@example.com", country="US", currency="USD"),
         )
         run_billing(db, clock)
         run_collection(db, clock, provider)  # steady, yearly paid; declined soft, hard hard-declined
@@ -92,8 +100,14 @@ def _build(db: Database, tmp: Path) -> World:
         clock.advance(timedelta(days=1))
         steady_invoice = _doc(db, ten.org_id, c["steady"])
         issue_credit_note(
-            db, clock, ten.org_id, steady_invoice, mode="amount", amount=Decimal("5.00"),
-            reason="goodwill", disposition="customer_credit",
+            db,
+            clock,
+            ten.org_id,
+            steady_invoice,
+            mode="amount",
+            amount=Decimal("5.00"),
+            reason="goodwill",
+            disposition="customer_credit",
         )
         clock.advance(timedelta(days=1))
         cancel_subscription(db, clock, ten.org_id, subs["tried"], at_period_end=False)  # inside its trial
@@ -150,8 +164,12 @@ def _rows(db: Database, table: t.Table, org: int) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(select(table).where(table.c.organization_id == org)).mappings()]
 
 
-def _sums(rows: list[dict[str, Any]], day_of: Callable[[dict[str, Any]], date | None], grain: str,
-          value: Callable[[dict[str, Any]], int]) -> dict[date, int]:
+def _sums(
+    rows: list[dict[str, Any]],
+    day_of: Callable[[dict[str, Any]], date | None],
+    grain: str,
+    value: Callable[[dict[str, Any]], int],
+) -> dict[date, int]:
     out: dict[date, int] = defaultdict(int)
     for r in rows:
         day = day_of(r)
@@ -181,16 +199,22 @@ def _expected_mrr(world: World, at: datetime) -> dict[int, int]:
     for i in _rows(world.db, t.subscription_items, org):
         items[i["subscription_id"]].append((i["price_id"], i["quantity"]))
     changes = sorted(
-        (a for a in _rows(world.db, t.audit_events, org) if a["entity_type"] == "subscription"
-         and a["action"] == "changed"),
+        (
+            a
+            for a in _rows(world.db, t.audit_events, org)
+            if a["entity_type"] == "subscription" and a["action"] == "changed"
+        ),
         key=lambda a: (a["at"], a["id"]),
     )
     out: dict[int, int] = defaultdict(int)
     for s in _rows(world.db, t.subscriptions, org):
         begin = s["trial_end"] or s["start_at"]
         until = s["ended_at"] or s["cancel_at"]
-        if s["currency"] != "EUR" or not begin < at or (until is not None and until < at) or (
-            until is not None and until <= begin
+        if (
+            s["currency"] != "EUR"
+            or not begin < at
+            or (until is not None and until < at)
+            or (until is not None and until <= begin)
         ):
             continue
         mine = [a for a in changes if a["entity_id"] == s["id"]]
@@ -216,7 +240,9 @@ def test_every_figure_reconciles_with_the_rows(world: World, grain: str) -> None
         return _sums([d for d in live if d["type"] == kind], lambda d: d["issue_date"], grain, value)
 
     rev = dash.revenue
-    assert _series(dash, grain, [r.invoiced_minor for r in rev]) == issued("invoice", lambda d: d["total_minor"])
+    assert _series(dash, grain, [r.invoiced_minor for r in rev]) == issued(
+        "invoice", lambda d: d["total_minor"]
+    )
     assert _series(dash, grain, [r.invoices for r in rev]) == issued("invoice", lambda d: 1)
     assert _series(dash, grain, [r.credit_notes_minor for r in rev]) == issued(
         "credit_note", lambda d: d["total_minor"]

@@ -55,7 +55,9 @@ def _render(d: Dashboard, locale: str = "en") -> str:
 def test_every_chart_is_an_accessible_svg_followed_by_its_table() -> None:
     d = _dashboard()
     body = _render(d)
-    root = etree.fromstring(f"<div>{body}</div>".encode(), etree.XMLParser())  # well-formed (XHTML-compatible)
+    root = etree.fromstring(
+        f"<div>{body}</div>".encode(), etree.XMLParser()
+    )  # well-formed (XHTML-compatible)
     ns = {"s": "http://www.w3.org/2000/svg"}
     sections = root.findall("./section/section")
     assert len(sections) == 7
@@ -111,8 +113,10 @@ def page() -> Iterator[Any]:
 def test_axe_finds_no_serious_violation(page: Any) -> None:
     env = templates("fiscus.web.console")
     body = _render(_dashboard(grain=Grain.WEEK))
-    doc = env.from_string('{% extends "base.html" %}{% block body %}<main><h1>Dashboard</h1>'
-                          "{{ body|safe }}</main>{% endblock %}").render(lang="en", title="Dashboard", body=body)
+    doc = env.from_string(
+        '{% extends "base.html" %}{% block body %}<main><h1>Dashboard</h1>'
+        "{{ body|safe }}</main>{% endblock %}"
+    ).render(lang="en", title="Dashboard", body=body)
     page.set_content(doc)
     assert page.locator("svg[role=img]").count() == 7
     assert_accessible(page)

@@ -10,12 +10,13 @@ feeds them rows.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 from fiscus.domain.money import Currency, multiply, round_minor, to_minor
@@ -31,12 +32,14 @@ PER_MONTH: Final[dict[str, Fraction]] = {
 non-leap year), a week 52/12 weeks; a quarter a third, a year a twelfth."""
 
 
+@lru_cache(maxsize=4096)
 def monthly_minor(
-    items: Iterable[tuple[Decimal, Decimal]], interval: str, interval_count: int, cur: Currency
+    items: tuple[tuple[Decimal, Decimal], ...], interval: str, interval_count: int, cur: Currency
 ) -> int:
     """One subscription's MRR in minor units: Σ quantity × unit amount of its items, times months per
     billing interval (`PER_MONTH` / interval_count), rounded half-up ONCE per subscription (not per
-    item, not per customer), so a subscription's MRR is the figure an operator can recompute by hand."""
+    item, not per customer), so a subscription's MRR is the figure an operator can recompute by hand.
+    Cached: subscriptions on the same plan share the computation (items must be a hashable tuple)."""
     exact = sum((quantity * unit for quantity, unit in items), Decimal(0))
     ratio = PER_MONTH[interval] / interval_count
     return to_minor(round_minor(multiply(exact, ratio), cur), cur)

@@ -10,7 +10,7 @@ in SQL (ADR 0001). A fixed number of statements whatever the size of the organis
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -26,15 +26,12 @@ from fiscus.domain.mrr import MrrBucket, mrr_series
 from fiscus.queries.dashboard_buckets import (
     Bucket,
     Grain,
-    as_date,
-    bucket_key,
-    local_day,
+    bucket_index,
     local_midnight,
     make_buckets,
     parse_grain,
-    truncate,
 )
-from fiscus.queries.dashboard_mrr import load_segments
+from fiscus.queries.dashboard_mrr import SubscriptionSpan, load_segments
 
 __all__ = [
     "AGEING",
@@ -198,11 +195,13 @@ def dashboard(
     end: date,
     grain: str,
     *,
-    now: datetime,
+    now: datetime | None = None,
 ) -> Dashboard:
     """The dashboard of one organisation in one currency over the calendar dates `start`..`end`
-    (both included, in the organisation's time zone), by `grain` (day, week or month). `now` (the
-    caller's clock) dates the receivables snapshot and their ageing."""
+    (both included, in the organisation's time zone), by `grain` (day, week or month).
+
+    `now` (the caller's clock; pass it) dates the receivables snapshot and their ageing; without it
+    they are aged as of the end of the range (the last instant of `end`), never the machine's clock."""
     cur = lookup_currency(currency)
     g = parse_grain(grain)
     o = t.organizations.c
@@ -210,24 +209,18 @@ def dashboard(
     if tz_name is None:
         raise NotFoundError("organization", organization_id)
     tz = ZoneInfo(tz_name)
-    keyed = make_buckets(start, end, g)
-    index = {key: i for i, (key, _) in enumerate(keyed)}
-    buckets = [b for _, b in keyed]
-    boundaries = [local_midnight(b.start, tz) for b in buckets] + [local_midnight(end + timedelta(days=1), tz)]
-    q = _Query(conn, organization_id, cur.code, tz, g, boundaries[0], boundaries[-1], start, end)
+    buckets = [b for _, b in make_buckets(start, end, g)]
+    days = [b.start for b in buckets] + [end + timedelta(days=1)]
+    boundaries = [local_midnight(day, tz) for day in days]
+    q = _Query(conn, organization_id, cur.code, len(buckets), days, boundaries)
+    as_of = now if now is not None else boundaries[-1] - timedelta(microseconds=1)
 
     spans, segments = load_segments(conn, organization_id, cur)
     opening, mrr = mrr_series(segments, boundaries)
-    subs = [
-        SubscriptionsBucket(
-            active=sum(1 for s in spans if s.ever_active and s.start < hi and (s.end is None or s.end >= hi)),
-            churned=sum(1 for s in spans if s.ever_active and s.end is not None and lo <= s.end < hi),
-        )
-        for lo, hi in zip(boundaries, boundaries[1:], strict=False)
-    ]
+    subs = _subscription_counts(spans, boundaries)
     n = len(buckets)
-    docs, captured, refunds = q.documents(index, n), q.captures(index, n), q.refunds(index, n)
-    success, recovery = q.attempts(index, n), q.recovery(index, n)
+    docs, captured, refunds = q.documents(), q.captures(), q.refunds()
+    success, recovery = q.attempts(), q.recovery()
     revenue = [
         RevenueBucket(
             invoiced_minor=docs[i][0][0],
@@ -248,120 +241,121 @@ def dashboard(
         grain=g,
         start=start,
         end=end,
-        as_of=now,
+        as_of=as_of,
         buckets=tuple(buckets),
         opening_mrr_minor=opening,
         mrr=tuple(mrr),
         revenue=tuple(revenue),
         payments=tuple(PaymentsBucket(success[i], recovery[i]) for i in range(n)),
         subscriptions=tuple(subs),
-        receivables=q.receivables(now.astimezone(tz).date()),
+        receivables=q.receivables(as_of.astimezone(tz).date()),
     )
+
+
+def _subscription_counts(
+    spans: list[SubscriptionSpan], boundaries: list[datetime]
+) -> list[SubscriptionsBucket]:
+    """Active at each bucket end and churned within each bucket, by binary search over the sorted
+    starts and ends of the subscriptions that were ever paying (O((subscriptions + buckets) log))."""
+    paying = [s for s in spans if s.ever_active]
+    starts = sorted(s.start for s in paying)
+    ends = sorted(s.end for s in paying if s.end is not None)
+    out = []
+    for lo, hi in zip(boundaries, boundaries[1:], strict=False):
+        active = bisect_left(starts, hi) - bisect_left(ends, hi)  # started before hi, not ended before hi
+        out.append(SubscriptionsBucket(active, bisect_left(ends, hi) - bisect_left(ends, lo)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Query:
-    """The grouped statements, sharing the organisation, currency, zone, grain and range."""
+    """The grouped statements, sharing the organisation, currency and bucket bounds: `days` the
+    buckets' first calendar days and the day after the range, `instants` the same as UTC instants."""
 
     conn: Connection
     org: int
     cur: str
-    tz: ZoneInfo
-    grain: Grain
-    lo: datetime
-    hi: datetime
-    start: date
-    end: date
+    n: int
+    days: list[date]
+    instants: list[datetime]
 
-    @property
-    def dialect(self) -> str:
-        return self.conn.dialect.name
+    def _by_bucket(
+        self, col: Any, of_dates: bool, values: list[Any], where: list[Any], source: Any
+    ) -> list[Any]:
+        """(bucket index, Σ value...) per bucket: the rows of `source` within the range, summed per
+        bucket. The index is computed in a subquery and grouped on outside, so its expression (and its
+        parameters) appears once in the statement."""
+        bounds = self.days if of_dates else self.instants
+        idx = bucket_index(self.conn.dialect.name, col, bounds, of_dates).label("k")
+        inner = (
+            select(idx, *(v.label(f"v{i}") for i, v in enumerate(values)))
+            .select_from(source)
+            .where(*where, col >= bounds[0], col < bounds[-1])
+            .subquery()
+        )
+        sums = [func.sum(c) for c in list(inner.c)[1:]]
+        return list(self.conn.execute(select(inner.c.k, *sums).group_by(inner.c.k)))
 
-    def instant_bucket(self, col: Any) -> Any:
-        return truncate(self.dialect, local_day(self.dialect, col, self.tz, self.lo, self.hi), self.grain)
-
-    def date_bucket(self, col: Any) -> Any:
-        return truncate(self.dialect, col, self.grain)
-
-    def _fold(self, rows: Iterable[Any], index: dict[date, int]) -> Iterable[tuple[int, Any]]:
-        for r in rows:
-            i = index.get(bucket_key(as_date(r[0]), self.grain))
-            if i is not None:
-                yield i, r
-
-    def documents(self, index: dict[date, int], n: int) -> list[list[list[int]]]:
+    def documents(self) -> list[list[list[int]]]:
         """[bucket][0 invoices / 1 credit notes] = [Σ total_minor, count]."""
         d = t.documents.c
-        key = self.date_bucket(d.issue_date).label("k")
-        rows = self.conn.execute(
-            select(key, d.type, func.sum(d.total_minor), func.count())
-            .where(
+        is_invoice = case((d.type == "invoice", 1), else_=0)
+        rows = self._by_bucket(
+            d.issue_date,
+            True,
+            [is_invoice * d.total_minor, is_invoice, (1 - is_invoice) * d.total_minor, 1 - is_invoice],
+            [
                 d.organization_id == self.org,
                 d.type.in_(("invoice", "credit_note")),
                 d.status.in_(LIVE_DOCUMENT),
                 d.currency == self.cur,
-                d.issue_date >= self.start,
-                d.issue_date <= self.end,
-            )
-            .group_by(key, d.type)
+            ],
+            t.documents,
         )
-        out = [[[0, 0], [0, 0]] for _ in range(n)]
-        for i, r in self._fold(rows, index):
-            slot = out[i][0 if r[1] == "invoice" else 1]
-            slot[0] += int(r[2])
-            slot[1] += int(r[3])
+        out = [[[0, 0], [0, 0]] for _ in range(self.n)]
+        for r in rows:
+            out[int(r[0])] = [[int(r[1]), int(r[2])], [int(r[3]), int(r[4])]]
         return out
 
-    def _movements(self, table: Any, index: dict[date, int], n: int) -> list[list[int]]:
+    def _movements(self, table: Any) -> list[list[int]]:
+        """[bucket] = [Σ amount_minor, count] of a money movement table's succeeded rows."""
         m, a = table.c, t.payment_attempts.c
         settled = func.coalesce(m.settled_at, m.created_at)
-        key = self.instant_bucket(settled).label("k")
-        rows = self.conn.execute(
-            select(key, func.sum(m.amount_minor), func.count())
-            .join(t.payment_attempts, a.id == m.attempt_id)
-            .where(
-                m.organization_id == self.org,
-                m.status == "succeeded",
-                a.currency == self.cur,
-                settled >= self.lo,
-                settled < self.hi,
-            )
-            .group_by(key)
+        rows = self._by_bucket(
+            settled,
+            False,
+            [m.amount_minor, literal(1)],
+            [m.organization_id == self.org, m.status == "succeeded", a.currency == self.cur],
+            table.join(t.payment_attempts, a.id == m.attempt_id),
         )
-        out = [[0, 0] for _ in range(n)]
-        for i, r in self._fold(rows, index):
-            out[i][0] += int(r[1])
-            out[i][1] += int(r[2])
+        out = [[0, 0] for _ in range(self.n)]
+        for r in rows:
+            out[int(r[0])] = [int(r[1]), int(r[2])]
         return out
 
-    def captures(self, index: dict[date, int], n: int) -> list[int]:
-        return [amount for amount, _ in self._movements(t.payment_captures, index, n)]
+    def captures(self) -> list[int]:
+        return [amount for amount, _ in self._movements(t.payment_captures)]
 
-    def refunds(self, index: dict[date, int], n: int) -> list[list[int]]:
-        return self._movements(t.payment_refunds, index, n)
+    def refunds(self) -> list[list[int]]:
+        return self._movements(t.payment_refunds)
 
-    def attempts(self, index: dict[date, int], n: int) -> list[Ratio]:
+    def attempts(self) -> list[Ratio]:
         a = t.payment_attempts.c
-        key = self.instant_bucket(a.created_at).label("k")
-        rows = self.conn.execute(
-            select(key, func.count(), func.sum(case((a.status == "succeeded", 1), else_=0)))
-            .where(
+        rows = self._by_bucket(
+            a.created_at,
+            False,
+            [case((a.status == "succeeded", 1), else_=0), literal(1)],
+            [
                 a.organization_id == self.org,
                 a.currency == self.cur,
                 a.provider != "external",
                 a.status.in_(("succeeded", "failed")),
-                a.created_at >= self.lo,
-                a.created_at < self.hi,
-            )
-            .group_by(key)
+            ],
+            t.payment_attempts,
         )
-        out = [[0, 0] for _ in range(n)]
-        for i, r in self._fold(rows, index):
-            out[i][0] += int(r[2])
-            out[i][1] += int(r[1])
-        return [Ratio(x, y) for x, y in out]
+        return self._ratios(rows)
 
-    def recovery(self, index: dict[date, int], n: int) -> list[Ratio]:
+    def recovery(self) -> list[Ratio]:
         a, pc = t.payment_attempts.c, t.payment_captures.c
         firsts = (
             select(a.document_id, func.min(a.id).label("first_id"))
@@ -376,18 +370,20 @@ class _Query:
             .select_from(t.payment_captures.join(later, later.c.id == pc.attempt_id))
             .where(later.c.document_id == first.c.document_id, pc.status == "succeeded")
         )
-        key = self.instant_bucket(first.c.created_at).label("k")
-        rows = self.conn.execute(
-            select(key, func.count(), func.sum(case((paid, 1), else_=0)))
-            .select_from(firsts.join(first, first.c.id == firsts.c.first_id))
-            .where(first.c.status == "failed", first.c.created_at >= self.lo, first.c.created_at < self.hi)
-            .group_by(key)
+        rows = self._by_bucket(
+            first.c.created_at,
+            False,
+            [case((paid, 1), else_=0), literal(1)],
+            [first.c.status == "failed"],
+            firsts.join(first, first.c.id == firsts.c.first_id),
         )
-        out = [[0, 0] for _ in range(n)]
-        for i, r in self._fold(rows, index):
-            out[i][0] += int(r[2])
-            out[i][1] += int(r[1])
-        return [Ratio(x, y) for x, y in out]
+        return self._ratios(rows)
+
+    def _ratios(self, rows: list[Any]) -> list[Ratio]:
+        out = [Ratio(0, 0)] * self.n
+        for r in rows:
+            out[int(r[0])] = Ratio(int(r[1]), int(r[2]))
+        return out
 
     def receivables(self, today: date) -> tuple[AgeingBucket, ...]:
         d = t.documents.c
@@ -413,6 +409,4 @@ class _Query:
             .group_by(label)
         )
         found = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
-        return tuple(
-            AgeingBucket(name, *found.get(i, (0, 0))) for i, name in enumerate(AGEING)
-        )
+        return tuple(AgeingBucket(name, *found.get(i, (0, 0))) for i, name in enumerate(AGEING))

@@ -54,7 +54,14 @@ def load_segments(
     s, si, p, a = t.subscriptions.c, t.subscription_items.c, t.prices.c, t.audit_events.c
     subs = conn.execute(
         select(
-            s.id, s.customer_id, s.start_at, s.trial_end, s.ended_at, s.cancel_at, s.interval, s.interval_count
+            s.id,
+            s.customer_id,
+            s.start_at,
+            s.trial_end,
+            s.ended_at,
+            s.cancel_at,
+            s.interval,
+            s.interval_count,
         ).where(s.organization_id == org_id, s.currency == cur.code)
     ).all()
     prices = {
@@ -114,10 +121,12 @@ def _segments(
     """Cut the active span at every change inside it; each piece is worth its items at the time."""
 
     def worth(items: list[tuple[int, Decimal]]) -> int:
-        priced = [(qty, prices[pid]) for pid, qty in items if pid in prices]
+        priced = tuple((qty, prices[pid]) for pid, qty in items if pid in prices)
         return monthly_minor(priced, sub.interval, sub.interval_count, cur)
 
-    inside = [(at, before) for at, before in changes if at > span.start and (span.end is None or at < span.end)]
+    inside = [
+        (at, before) for at, before in changes if at > span.start and (span.end is None or at < span.end)
+    ]
     out: list[Segment] = []
     start = span.start
     for at, before in inside:

@@ -18,15 +18,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_monthly_normalisation_rounds_once_half_up() -> None:
-    assert monthly_minor([(Decimal(1), Decimal("150"))], "year", 1, EUR) == 1250
-    assert monthly_minor([(Decimal(1), Decimal("100"))], "year", 1, EUR) == 833  # 8.3333…
-    assert monthly_minor([(Decimal(1), Decimal("0.06"))], "year", 1, EUR) == 1  # 0.005 → 0.01
-    assert monthly_minor([(Decimal(3), Decimal("10"))], "quarter", 1, JPY) == 10
-    assert monthly_minor([(Decimal(1), Decimal("12"))], "month", 2, EUR) == 600
-    assert monthly_minor([(Decimal(1), Decimal("7"))], "week", 1, EUR) == 3033  # 7 × 52 / 12 = 30.333…
-    assert monthly_minor([(Decimal(1), Decimal("1"))], "day", 1, KWD) == 30417  # 365 / 12 = 30.41666…
+    assert monthly_minor(((Decimal(1), Decimal("150")),), "year", 1, EUR) == 1250
+    assert monthly_minor(((Decimal(1), Decimal("100")),), "year", 1, EUR) == 833  # 8.3333…
+    assert monthly_minor(((Decimal(1), Decimal("0.06")),), "year", 1, EUR) == 1  # 0.005 → 0.01
+    assert monthly_minor(((Decimal(3), Decimal("10")),), "quarter", 1, JPY) == 10
+    assert monthly_minor(((Decimal(1), Decimal("12")),), "month", 2, EUR) == 600
+    assert monthly_minor(((Decimal(1), Decimal("7")),), "week", 1, EUR) == 3033  # 7 × 52 / 12 = 30.333…
+    assert monthly_minor(((Decimal(1), Decimal("1")),), "day", 1, KWD) == 30417  # 365 / 12 = 30.41666…
     # rounded once per subscription: two items of 0.004 a month are 0.01 together, not 0.00 + 0.00
-    assert monthly_minor([(Decimal(1), Decimal("0.048"))] * 2, "year", 1, EUR) == 1
+    assert monthly_minor(((Decimal(1), Decimal("0.048")),) * 2, "year", 1, EUR) == 1
 
 
 def test_classification() -> None:
@@ -41,7 +41,10 @@ def test_classification() -> None:
 segments = st.lists(
     st.builds(
         lambda c, s, start, length, amount: Segment(
-            c, s, T0 + timedelta(hours=start), None if length is None else T0 + timedelta(hours=start + length),
+            c,
+            s,
+            T0 + timedelta(hours=start),
+            None if length is None else T0 + timedelta(hours=start + length),
             amount,
         ),
         st.integers(1, 4),
@@ -57,7 +60,11 @@ segments = st.lists(
 def _level(segs: list[Segment], customer: int, at: datetime) -> int:
     """A customer's MRR just before `at`."""
     return sum(
-        s.monthly_minor for s in segs if s.customer_id == customer and s.start < at and (s.end is None or s.end >= at)
+        s.monthly_minor
+        for s in segs
+        if s.customer_id == customer
+        and s.start < at
+        and (s.end is None or s.end >= at)
         and (s.end is None or s.end > s.start)
     )
 

@@ -114,11 +114,19 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
     cur = d.currency
     charts: list[Chart] = []
 
-    def add(key: str, title: str, desc: str, svg_body: Markup, columns: Sequence[str], cells: list[list[str]]) -> None:
+    def add(
+        key: str, title: str, desc: str, svg_body: Markup, columns: Sequence[str], cells: list[list[str]]
+    ) -> None:
         cid = f"{id_prefix}-{key}"
         svg = _svg(cid, title, desc, svg_body)
         charts.append(
-            Chart(cid, title, desc, svg, Table(title, (t["period"], *columns), tuple(zip(rows, map(tuple, cells), strict=True))))
+            Chart(
+                cid,
+                title,
+                desc,
+                svg,
+                Table(title, (t["period"], *columns), tuple(zip(rows, map(tuple, cells), strict=True))),
+            )
         )
 
     mrr = [p.mrr_minor for p in d.mrr]
@@ -130,9 +138,15 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         [t["mrr"]],
         [[f.money(v)] for v in mrr],
     )
-    ups = [("new", [p.new_minor for p in d.mrr]), ("expansion", [p.expansion_minor for p in d.mrr]),
-           ("reactivation", [p.reactivation_minor for p in d.mrr])]
-    downs = [("contraction", [-p.contraction_minor for p in d.mrr]), ("churn", [-p.churn_minor for p in d.mrr])]
+    ups = [
+        ("new", [p.new_minor for p in d.mrr]),
+        ("expansion", [p.expansion_minor for p in d.mrr]),
+        ("reactivation", [p.reactivation_minor for p in d.mrr]),
+    ]
+    downs = [
+        ("contraction", [-p.contraction_minor for p in d.mrr]),
+        ("churn", [-p.churn_minor for p in d.mrr]),
+    ]
     add(
         "movements",
         f"{t['movements']} ({cur})",
@@ -140,7 +154,7 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         _stacked_bars(ups + downs, ticks, f.money, [t[k] for k, _ in ups + downs]),
         [t[k] for k, _ in ups + downs] + [t["net"]],
         [
-            [f.money(abs(s[i])) for _, s in ups + downs] + [f.money(sum(s[i] for _, s in ups + downs))]
+            [f.money(s[i]) for _, s in ups + downs] + [f.money(sum(s[i] for _, s in ups + downs))]
             for i in range(len(rows))
         ],
     )
@@ -151,12 +165,27 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         t["revenue_desc"],
         _grouped_bars(
             [[x.net_invoiced_minor for x in r], [x.net_collected_minor for x in r]],
-            ticks, f.money, [t["net_invoiced"], t["net_collected"]],
+            ticks,
+            f.money,
+            [t["net_invoiced"], t["net_collected"]],
         ),
-        [t["invoiced"], t["credit_notes"], t["net_invoiced"], t["collected"], t["refunded"], t["net_collected"]],
         [
-            [f.money(x.invoiced_minor), f.money(x.credit_notes_minor), f.money(x.net_invoiced_minor),
-             f.money(x.collected_minor), f.money(x.refunded_minor), f.money(x.net_collected_minor)]
+            t["invoiced"],
+            t["credit_notes"],
+            t["net_invoiced"],
+            t["collected"],
+            t["refunded"],
+            t["net_collected"],
+        ],
+        [
+            [
+                f.money(x.invoiced_minor),
+                f.money(x.credit_notes_minor),
+                f.money(x.net_invoiced_minor),
+                f.money(x.collected_minor),
+                f.money(x.refunded_minor),
+                f.money(x.net_collected_minor),
+            ]
             for x in r
         ],
     )
@@ -166,11 +195,20 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         t["corrections_desc"],
         _grouped_bars(
             [[x.credit_notes_minor for x in r], [x.refunded_minor for x in r]],
-            ticks, f.money, [t["credit_notes"], t["refunded"]],
+            ticks,
+            f.money,
+            [t["credit_notes"], t["refunded"]],
         ),
         [t["credit_notes"], t["credit_notes_count"], t["refunded"], t["refunds_count"]],
-        [[f.money(x.credit_notes_minor), f.count(x.credit_notes), f.money(x.refunded_minor), f.count(x.refunds)]
-         for x in r],
+        [
+            [
+                f.money(x.credit_notes_minor),
+                f.count(x.credit_notes),
+                f.money(x.refunded_minor),
+                f.count(x.refunds),
+            ]
+            for x in r
+        ],
     )
     per_mille = [
         [_per_mille(p.success) for p in d.payments],
@@ -181,8 +219,10 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         t["payments"],
         t["payments_desc"],
         _line_chart(
-            [("success", per_mille[0]), ("recovery", per_mille[1])], ticks,
-            lambda v: format_percent(Decimal(v) / 1000, format="#,##0%", locale=loc), names=[t["success"], t["recovery"]],
+            [("success", per_mille[0]), ("recovery", per_mille[1])],
+            ticks,
+            lambda v: format_percent(Decimal(v) / 1000, format="#,##0%", locale=loc),
+            names=[t["success"], t["recovery"]],
             fixed_max=1000,
         ),
         [t["success"], t["recovery"]],
@@ -193,7 +233,9 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         "subscriptions",
         t["subscriptions"],
         t["subscriptions_desc"],
-        _grouped_bars([[x.active for x in s], [x.churned for x in s]], ticks, f.count, [t["active"], t["churned"]]),
+        _grouped_bars(
+            [[x.active for x in s], [x.churned for x in s]], ticks, f.count, [t["active"], t["churned"]]
+        ),
         [t["active"], t["churned"]],
         [[f.count(x.active), f.count(x.churned)] for x in s],
     )
@@ -205,7 +247,12 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
             cid,
             title,
             t["receivables_desc"],
-            _svg(cid, title, t["receivables_desc"], _ageing_bar([a.amount_minor for a in ageing], [t[a.label] for a in ageing], f.money)),
+            _svg(
+                cid,
+                title,
+                t["receivables_desc"],
+                _ageing_bar([a.amount_minor for a in ageing], [t[a.label] for a in ageing], f.money),
+            ),
             Table(
                 title,
                 (t["overdue"], t["documents"], t["amount_due"]),
@@ -278,14 +325,24 @@ def _axes(lo: int, hi: int, step: int, fmt: Callable[[int], str], ticks: Sequenc
     while v <= hi:
         y = _y(v, lo, hi)
         stroke = "#555" if v == 0 else "#ddd"
-        out.append(Markup('<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="{}"/>').format(LEFT, WIDTH - RIGHT, y, y, stroke))
-        out.append(Markup('<text x="{}" y="{:.1f}" text-anchor="end">{}</text>').format(LEFT - 6, y + 4, fmt(v)))
+        out.append(
+            Markup('<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="{}"/>').format(
+                LEFT, WIDTH - RIGHT, y, y, stroke
+            )
+        )
+        out.append(
+            Markup('<text x="{}" y="{:.1f}" text-anchor="end">{}</text>').format(LEFT - 6, y + 4, fmt(v))
+        )
         v += step
     n = len(ticks)
     every = max(1, -(-n // MAX_X_LABELS))
     for i in range(0, n, every):
         x = LEFT + (i + 0.5) * PLOT_W / n
-        out.append(Markup('<text x="{:.1f}" y="{}" text-anchor="middle">{}</text>').format(x, HEIGHT - BOTTOM + 16, ticks[i]))
+        out.append(
+            Markup('<text x="{:.1f}" y="{}" text-anchor="middle">{}</text>').format(
+                x, HEIGHT - BOTTOM + 16, ticks[i]
+            )
+        )
     out.append(Markup("</g>"))
     return Markup("").join(out)
 
@@ -294,7 +351,9 @@ def _legend(names: Sequence[str]) -> Markup:
     out = [Markup('<g class="legend" font-size="12" fill="#222">')]
     x = LEFT
     for i, name in enumerate(names):
-        out.append(Markup('<rect x="{}" y="8" width="12" height="12" fill="{}"/>').format(x, COLORS[i % len(COLORS)]))
+        out.append(
+            Markup('<rect x="{}" y="8" width="12" height="12" fill="{}"/>').format(x, COLORS[i % len(COLORS)])
+        )
         out.append(Markup('<text x="{}" y="18">{}</text>').format(x + 16, name))
         x += 28 + 7 * len(name)
     out.append(Markup("</g>"))
@@ -322,7 +381,9 @@ def _line_chart(
             base = _y(0, lo, hi)
             poly = f"{pts[0][0]:.1f},{base:.1f} {path} {pts[-1][0]:.1f},{base:.1f}"
             out.append(Markup('<polygon points="{}" fill="{}" fill-opacity="0.15"/>').format(poly, color))
-        out.append(Markup('<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>').format(path, color))
+        out.append(
+            Markup('<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>').format(path, color)
+        )
         if len(pts) <= 60:
             for x, y in pts:
                 out.append(Markup('<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>').format(x, y, color))
@@ -330,7 +391,10 @@ def _line_chart(
 
 
 def _stacked_bars(
-    series: Sequence[tuple[str, list[int]]], ticks: Sequence[str], fmt: Callable[[int], str], names: Sequence[str]
+    series: Sequence[tuple[str, list[int]]],
+    ticks: Sequence[str],
+    fmt: Callable[[int], str],
+    names: Sequence[str],
 ) -> Markup:
     """Positive series stack upward from zero, negative ones downward."""
     n = max(1, len(ticks))
@@ -353,7 +417,11 @@ def _stacked_bars(
             y1, y2 = _y(b, lo, hi), _y(a, lo, hi)
             out.append(
                 Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>').format(
-                    LEFT + i * width + width * 0.15, y1, width * 0.7, max(0.5, y2 - y1), COLORS[k % len(COLORS)]
+                    LEFT + i * width + width * 0.15,
+                    y1,
+                    width * 0.7,
+                    max(0.5, y2 - y1),
+                    COLORS[k % len(COLORS)],
                 )
             )
     return Markup("").join(out)
@@ -376,7 +444,10 @@ def _grouped_bars(
             y = _y(v, lo, hi)
             out.append(
                 Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>').format(
-                    LEFT + i * width + width * 0.1 + k * bar, min(y, zero), bar, max(0.5, abs(zero - y)),
+                    LEFT + i * width + width * 0.1 + k * bar,
+                    min(y, zero),
+                    bar,
+                    max(0.5, abs(zero - y)),
                     COLORS[k % len(COLORS)],
                 )
             )
@@ -390,14 +461,26 @@ def _ageing_bar(amounts: Sequence[int], names: Sequence[str], fmt: Callable[[int
     x = float(LEFT)
     y, h = TOP + 30, 60
     if total == 0:
-        out.append(Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#555"/>').format(LEFT, y, PLOT_W, h))
+        out.append(
+            Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#555"/>').format(
+                LEFT, y, PLOT_W, h
+            )
+        )
     for k, amount in enumerate(amounts):
         if amount <= 0:
             continue
         w = amount * PLOT_W / total
-        out.append(Markup('<rect x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="{}"/>').format(x, y, w, h, COLORS[k % len(COLORS)]))
+        out.append(
+            Markup('<rect x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="{}"/>').format(
+                x, y, w, h, COLORS[k % len(COLORS)]
+            )
+        )
         x += w
-    out.append(Markup('<text x="{}" y="{}" font-size="12" fill="#222">{}</text>').format(LEFT, y + h + 24, fmt(total)))
+    out.append(
+        Markup('<text x="{}" y="{}" font-size="12" fill="#222">{}</text>').format(
+            LEFT, y + h + 24, fmt(total)
+        )
+    )
     return Markup("").join(out)
 
 
