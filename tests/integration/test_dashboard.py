@@ -24,11 +24,13 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.payments import amount_due
 from fiscus.gateway import cards
-from fiscus.queries.dashboard import AGEING, Dashboard, dashboard, dashboard_currencies
+from fiscus.queries.dashboard import AGEING, Dashboard, Ratio, dashboard, dashboard_currencies
 from fiscus.services.billing_run import run_billing
+from fiscus.services.catalog import create_price
 from fiscus.services.credit_notes import issue_credit_note
 from fiscus.services.customers import CustomerSpec, create_customer
 from fiscus.services.documents import mark_paid
+from fiscus.services.orders import create_order
 from fiscus.services.payments.collection import run_collection
 from fiscus.services.payments.methods import add_card
 from fiscus.services.payments.refunds import refund_payment
@@ -64,6 +66,14 @@ def _doc(db: Database, org: int, customer: int, **where: Any) -> int:
         return int(conn.execute(q.order_by(d.id)).scalars().first())  # type: ignore[arg-type]
 
 
+def ten_variant(db: Database, ten: Tenant) -> int:
+    v = t.variants.c
+    with db.read() as conn:
+        return int(
+            conn.execute(select(v.id).where(v.organization_id == ten.org_id).order_by(v.id)).scalars().first()
+        )  # type: ignore[arg-type]
+
+
 def _build(db: Database, tmp: Path) -> World:
     clock = FixedClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
     with gateway_process(tmp, extra_args=("--timeout-seconds", "3")) as gw:
@@ -92,8 +102,13 @@ def _build(db: Database, tmp: Path) -> World:
             ten.org_id,
             CustomerSpec(name="Usd", email="u@example.com", country="US", currency="USD"),
         )
+        usd_price = create_price(
+            db, clock, ten.org_id, ten_variant(db, ten), currency_code="USD", unit_amount="20"
+        )
+        add_card(db, clock, provider, ten.org_id, c["dollars"], token=gw.tokenise(cards.SUCCESS))
+        create_order(db, clock, ten.org_id, c["dollars"], [ItemSpec(usd_price, 2)])
         run_billing(db, clock)
-        run_collection(db, clock, provider)  # steady, yearly paid; declined soft, hard hard-declined
+        run_collection(db, clock, provider)  # steady, yearly, dollars paid; declined soft, hard hard-declined
         clock.advance(timedelta(days=1))
         add_card(db, clock, provider, ten.org_id, c["declined"], token=gw.tokenise(cards.SUCCESS))
         assert run_collection(db, clock, provider).succeeded == 1  # the retry recovers it
@@ -233,8 +248,15 @@ def test_every_figure_reconciles_with_the_rows(world: World, grain: str) -> None
     docs = [d for d in _rows(world.db, t.documents, org) if d["currency"] == "EUR"]
     live = [d for d in docs if d["status"] in ("open", "paid", "uncollectible")]
     attempts = {a["id"]: a for a in _rows(world.db, t.payment_attempts, org)}
+    eur = {a["id"] for a in attempts.values() if a["currency"] == "EUR"}
     captures = [c for c in _rows(world.db, t.payment_captures, org) if c["status"] == "succeeded"]
-    refunds = [r for r in _rows(world.db, t.payment_refunds, org) if r["status"] == "succeeded"]
+    assert {c["attempt_id"] in eur for c in captures} == {True, False}  # a USD payment to leave out
+    captures = [c for c in captures if c["attempt_id"] in eur]
+    refunds = [
+        r
+        for r in _rows(world.db, t.payment_refunds, org)
+        if r["status"] == "succeeded" and r["attempt_id"] in eur
+    ]
 
     def issued(kind: str, value: Callable[[dict[str, Any]], int]) -> dict[date, int]:
         return _sums([d for d in live if d["type"] == kind], lambda d: d["issue_date"], grain, value)
@@ -272,7 +294,7 @@ def test_every_figure_reconciles_with_the_rows(world: World, grain: str) -> None
     for a in sorted(card, key=lambda a: a["id"]):
         first.setdefault(a["document_id"], a)
     failed_first = [a for a in first.values() if a["status"] == "failed"]
-    paid_docs = {attempts[c["attempt_id"]]["document_id"] for c in captures}
+    paid_docs = {a["document_id"] for a in attempts.values() if a["status"] == "succeeded"}
     assert _series(dash, grain, [p.recovery.denominator for p in dash.payments]) == _sums(
         failed_first, created, grain, lambda a: 1
     )
@@ -350,11 +372,12 @@ def test_a_fixed_number_of_statements_and_clear_errors(world: World) -> None:
             dashboard(conn, org, "EUR", date(2025, 1, 1), END, "week", now=world.now)
     finally:
         event.remove(world.db.engine, "before_cursor_execute", count)
-    assert first == len(seen) - first == 11
+    assert first == len(seen) - first == 12
     with world.db.read() as conn:
         assert dashboard_currencies(conn, org) == ["EUR", "USD"]
         usd = dashboard(conn, org, "USD", START, END, "month", now=world.now)
-        assert all(r.invoiced_minor == 0 for r in usd.revenue) and usd.mrr[-1].mrr_minor == 0
+        assert [(r.invoiced_minor, r.collected_minor) for r in usd.revenue] == [(4000, 4000), (0, 0), (0, 0)]
+        assert usd.mrr[-1].mrr_minor == 0 and usd.payments[0].success == Ratio(1, 1)
         with pytest.raises(InvalidFieldError):
             dashboard(conn, org, "EUR", END, START, "month", now=world.now)
         with pytest.raises(InvalidFieldError):
