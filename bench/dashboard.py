@@ -32,11 +32,12 @@ from sqlalchemy import func, insert, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._setup import CHUNK, create_database_schema, populate, settle  # noqa: E402
-from fiscus.adapters.db import tables as t  # noqa: E402
-from fiscus.adapters.db.engine import Database  # noqa: E402
-from fiscus.queries.dashboard import dashboard  # noqa: E402
-from fiscus.testing.pgcluster import ThrowawayPostgres  # noqa: E402
+from bench._setup import CHUNK, create_database_schema, populate, settle
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.queries.dashboard import dashboard
+from fiscus.testing.pgcluster import ThrowawayPostgres
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FIRST = date(2024, 12, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
@@ -138,7 +139,7 @@ def _subscription_counts(
     starts = sorted(s.start for s in paying)
     ends = sorted(s.end for s in paying if s.end is not None)
     out = []
-    for lo, hi in zip(boundaries, boundaries[1:], strict=False):
+    for lo, hi in pairwise(boundaries):
         active = bisect_left(starts, hi) - bisect_left(ends, hi)  # started before hi, not ended before hi
         out.append(SubscriptionsBucket(active, bisect_left(ends, hi) - bisect_left(ends, lo)))
     return out

@@ -1,22 +1,20 @@
-"""Calendar buckets of the dashboard in the organisation's time zone, and the SQL that puts a row into
-one. The buckets' bounds are computed here with `zoneinfo` (local midnights as UTC instants, DST
-included), so the database only compares: one helper per dialect (`bucket_index`).
+"""Calendar buckets of the dashboard in the organisation's time zone, and the SQL that sums rows per
+bucket. The buckets' bounds are computed here with `zoneinfo` (local midnights as UTC instants, DST
+included), so the database only compares: one statement shape per dialect (`per_bucket`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, DateTime, bindparam, case, func, literal
+from sqlalchemy import Connection, DateTime, bindparam, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
-from fiscus.adapters.db.types import UtcDateTime
 from fiscus.domain.errors import InvalidFieldError
 
 MAX_BUCKETS = 1_000
@@ -81,23 +79,42 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
-def bucket_index(dialect: str, col: Any, bounds: Sequence[Any], of_dates: bool) -> ColumnElement[int]:
-    """The 0-based index i of the bucket with bounds[i] <= col < bounds[i+1], for rows already limited
-    to [bounds[0], bounds[-1]). `bounds` are UTC instants (local midnights) for an instant column, or
-    calendar dates for a DATE column, so time zones and DST were settled in Python, exactly.
+SQLITE_ARMS = 400
+"""Bucket selects per compound SELECT on SQLite (its limit is 500); more buckets are chunked into
+compounds of compounds, still one statement."""
 
-    PostgreSQL: `width_bucket(col, thresholds)`, a binary search over an array parameter. SQLite: the
-    same binary search written as nested CASEs over the (text-ordered) bounds: about log2(buckets)
-    string comparisons per row, no date parsing."""
-    if dialect == "postgresql":
-        kind = Date() if of_dates else DateTime(timezone=True)
-        return func.width_bucket(col, bindparam("bounds", list(bounds), type_=ARRAY(kind))) - 1
-    typed = Date() if of_dates else UtcDateTime()
 
-    def search(lo: int, hi: int) -> ColumnElement[int]:
-        if hi - lo <= 1:
-            return literal(lo)
-        mid = (lo + hi) // 2
-        return case((col < literal(bounds[mid], typed), search(lo, mid)), else_=search(mid, hi))
+def per_bucket(
+    conn: Connection, col: Any, bounds: Sequence[datetime], values: list[Any], where: list[Any], source: Any
+) -> list[Any]:
+    """(bucket index i, Σ value...) for the rows of `source` matching `where` whose instant `col`
+    falls in [bounds[i], bounds[i+1]). The bounds are UTC instants (local midnights), so time zones
+    and DST were settled in Python, exactly; the database only compares. One statement, per dialect:
 
-    return search(0, len(bounds) - 1)
+    - PostgreSQL: `width_bucket(col, thresholds)` (a binary search over an array parameter) in a
+      subquery, grouped on outside (hash aggregate).
+    - SQLite: one range SELECT per bucket, joined by UNION ALL. Each arm is a range scan of the
+      covering index, so the rows are read once, in index order, and never sorted: measured at 100,000
+      attempts, half the CPU of grouping by a computed bucket (which sorts every row in a temp B-tree).
+    """
+    if conn.dialect.name == "postgresql":
+        thresholds = bindparam("bounds", list(bounds), type_=ARRAY(DateTime(timezone=True)))
+        idx = (func.width_bucket(col, thresholds) - 1).label("k")
+        inner = (
+            select(idx, *(v.label(f"v{i}") for i, v in enumerate(values)))
+            .select_from(source)
+            .where(*where, col >= bounds[0], col < bounds[-1])
+            .subquery()
+        )
+        return list(
+            conn.execute(select(inner.c.k, *(func.sum(c) for c in list(inner.c)[1:])).group_by(inner.c.k))
+        )
+    arms = [
+        select(literal(i).label("k"), *(func.sum(v) for v in values))
+        .select_from(source)
+        .where(*where, col >= bounds[i], col < bounds[i + 1])
+        for i in range(len(bounds) - 1)
+    ]
+    chunks = [union_all(*arms[i : i + SQLITE_ARMS]) for i in range(0, len(arms), SQLITE_ARMS)]
+    statement = chunks[0] if len(chunks) == 1 else union_all(*(select(*c.subquery().c) for c in chunks))
+    return [r for r in conn.execute(statement) if r[-1] is not None]

@@ -19,7 +19,6 @@ charges and discounts are not part of MRR here; tax-inclusive prices count at th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +29,9 @@ from sqlalchemy import Connection, and_, select
 from fiscus.adapters.db import tables as t
 from fiscus.domain.money import Currency
 from fiscus.domain.mrr import Segment, monthly_minor
+
+Items = tuple[tuple[int, Decimal], ...]
+"""A subscription's items at some time: (price id, quantity), as stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,14 @@ def load_segments(
         )
     }
     current: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
-    for r in conn.execute(
+    for sid, price_id, quantity in conn.execute(
         select(si.subscription_id, si.price_id, si.quantity)
         .join(t.subscriptions, s.id == si.subscription_id)
         .where(si.organization_id == org_id, s.currency == cur.code)
     ):
-        current[r.subscription_id].append((r.price_id, r.quantity))
-    changes: dict[int, list[tuple[datetime, list[tuple[int, Decimal]]]]] = defaultdict(list)
-    for r in conn.execute(
+        current[sid].append((price_id, quantity))
+    changes: dict[int, list[tuple[datetime, Items]]] = defaultdict(list)
+    for sid, at, before in conn.execute(
         select(a.entity_id, a.at, a.before)
         .join(t.subscriptions, and_(s.id == a.entity_id, s.organization_id == a.organization_id))
         .where(
@@ -91,46 +93,35 @@ def load_segments(
         )
         .order_by(a.entity_id, a.at, a.id)
     ):
-        changes[r.entity_id].append((r.at, _items_of(r.before)))
+        changes[sid].append((at, _items_of(before)))
+    memo: dict[tuple[str, int, Items], int] = {}
+
+    def worth(interval: str, count: int, items: Items) -> int:
+        """A plan's MRR, computed once per distinct (interval, items): most subscriptions share one."""
+        key = (interval, count, items)
+        found = memo.get(key)
+        if found is None:
+            priced = tuple((qty, prices[pid]) for pid, qty in items if pid in prices)
+            found = memo[key] = monthly_minor(priced, interval, count, cur)
+        return found
+
     spans: list[SubscriptionSpan] = []
     segments: list[Segment] = []
-    for sub in subs:
-        span = SubscriptionSpan(
-            sub.id, sub.customer_id, sub.trial_end or sub.start_at, sub.ended_at or sub.cancel_at
+    for sid, customer_id, start_at, trial_end, ended_at, cancel_at, interval, count in subs:
+        start, end = trial_end or start_at, ended_at or cancel_at
+        spans.append(SubscriptionSpan(sid, customer_id, start, end))
+        if end is not None and end <= start:
+            continue  # cancelled inside its trial: never paying
+        for at, before in changes.get(sid, ()):
+            if at > start and (end is None or at < end):  # a change inside the paying span cuts it
+                segments.append(Segment(customer_id, sid, start, at, worth(interval, count, before)))
+                start = at
+        segments.append(
+            Segment(customer_id, sid, start, end, worth(interval, count, tuple(current.get(sid, ()))))
         )
-        spans.append(span)
-        if not span.ever_active:
-            continue
-        segments.extend(_segments(sub, span, changes.get(sub.id, []), current.get(sub.id, []), prices, cur))
     return spans, segments
 
 
-def _items_of(before: Any) -> list[tuple[int, Decimal]]:
+def _items_of(before: Any) -> Items:
     items = before.get("items", []) if isinstance(before, dict) else []
-    return [(int(i["price_id"]), Decimal(str(i["quantity"]))) for i in items]
-
-
-def _segments(
-    sub: Any,
-    span: SubscriptionSpan,
-    changes: Sequence[tuple[datetime, list[tuple[int, Decimal]]]],
-    current: list[tuple[int, Decimal]],
-    prices: dict[int, Decimal],
-    cur: Currency,
-) -> list[Segment]:
-    """Cut the active span at every change inside it; each piece is worth its items at the time."""
-
-    def worth(items: list[tuple[int, Decimal]]) -> int:
-        priced = tuple((qty, prices[pid]) for pid, qty in items if pid in prices)
-        return monthly_minor(priced, sub.interval, sub.interval_count, cur)
-
-    inside = [
-        (at, before) for at, before in changes if at > span.start and (span.end is None or at < span.end)
-    ]
-    out: list[Segment] = []
-    start = span.start
-    for at, before in inside:
-        out.append(Segment(span.customer_id, span.subscription_id, start, at, worth(before)))
-        start = at
-    out.append(Segment(span.customer_id, span.subscription_id, start, span.end, worth(current)))
-    return out
+    return tuple((int(i["price_id"]), Decimal(str(i["quantity"]))) for i in items)

@@ -2,8 +2,8 @@
 one currency per bucket over a covering index (migration 0017, `adapters/db/tables_dashboard.py`).
 
 Documents are grouped by their calendar issue date (at most one row per day of the range comes back,
-folded into buckets here); instants (attempts, captures, refunds) by bucket index in SQL
-(`dashboard_buckets.bucket_index`), since grouping by an instant would not reduce anything.
+folded into buckets here); instants (attempts, captures, refunds) per bucket in SQL
+(`dashboard_buckets.per_bucket`), since grouping by an instant would not reduce anything.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from fiscus.adapters.db import tables as t
-from fiscus.queries.dashboard_buckets import bucket_index
+from fiscus.queries.dashboard_buckets import per_bucket
 from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio
 
 
@@ -45,19 +45,9 @@ class DashboardQueries:
         self.single_currency = not self.conn.execute(select(other)).scalar_one()
 
     def _by_instant(self, col: Any, values: list[Any], where: list[Any], source: Any) -> list[Any]:
-        """(bucket index, Σ value...) per bucket of the rows of `source` whose instant `col` is in
-        the range. The index is computed in a subquery and grouped on outside, so its expression (and
-        its parameters) appears once in the statement."""
-        bounds = self.instants
-        idx = bucket_index(self.conn.dialect.name, col, bounds, of_dates=False).label("k")
-        inner = (
-            select(idx, *(v.label(f"v{i}") for i, v in enumerate(values)))
-            .select_from(source)
-            .where(*where, col >= bounds[0], col < bounds[-1])
-            .subquery()
-        )
-        sums = [func.sum(c) for c in list(inner.c)[1:]]
-        return list(self.conn.execute(select(inner.c.k, *sums).group_by(inner.c.k)))
+        """(bucket index, Σ value...) per non-empty bucket of the rows of `source` whose instant
+        `col` is in the range (`dashboard_buckets.per_bucket`: one statement on either dialect)."""
+        return per_bucket(self.conn, col, self.instants, values, where, source)
 
     def documents(self) -> list[list[list[int]]]:
         """[bucket][0 invoices / 1 credit notes] = [Σ total_minor, count], by issue date."""
@@ -94,7 +84,7 @@ class DashboardQueries:
         rows = self._by_instant(m.settled_at, [m.amount_minor, literal(1)], where, source)
         out = [[0, 0] for _ in range(self.n)]
         for r in rows:
-            out[int(r[0])] = [int(r[1]), int(r[2])]
+            out[int(r[0])] = [int(r[1] or 0), int(r[2] or 0)]
         return out
 
     def captures(self) -> list[int]:
@@ -125,12 +115,21 @@ class DashboardQueries:
         a = t.payment_attempts.alias("a")
         earlier = t.payment_attempts.alias("earlier")
         paid = t.payment_attempts.alias("paid")
-        first = ~exists().where(
-            earlier.c.document_id == a.c.document_id,
-            earlier.c.id < a.c.id,
-            earlier.c.provider != "external",
+        # Selecting the id (in every index) lets both probes read the index alone.
+        first = ~(
+            select(earlier.c.id)
+            .where(
+                earlier.c.document_id == a.c.document_id,
+                earlier.c.provider != "external",
+                earlier.c.id < a.c.id,
+            )
+            .exists()
         )
-        recovered = exists().where(paid.c.document_id == a.c.document_id, paid.c.status == "succeeded")
+        recovered = (
+            select(paid.c.id)
+            .where(paid.c.document_id == a.c.document_id, paid.c.status == "succeeded")
+            .exists()
+        )
         rows = self._by_instant(
             a.c.created_at,
             [case((recovered, 1), else_=0), literal(1)],
@@ -148,7 +147,7 @@ class DashboardQueries:
     def _ratios(self, rows: list[Any]) -> list[Ratio]:
         out = [Ratio(0, 0)] * self.n
         for r in rows:
-            out[int(r[0])] = Ratio(int(r[1]), int(r[2]))
+            out[int(r[0])] = Ratio(int(r[1] or 0), int(r[2] or 0))
         return out
 
     def receivables(self, today: date) -> tuple[AgeingBucket, ...]:

@@ -72,7 +72,7 @@ def _level(segs: list[Segment], customer: int, at: datetime) -> int:
 @settings(max_examples=300, deadline=None)
 @given(segments, st.lists(st.integers(0, 600), min_size=1, max_size=8, unique=True))
 def test_series_matches_brute_force(segs: list[Segment], cuts: list[int]) -> None:
-    boundaries = [T0 + timedelta(hours=h) for h in sorted(cuts + [700])]
+    boundaries = [T0 + timedelta(hours=h) for h in sorted([*cuts, 700])]
     opening, series = mrr_series(segs, boundaries)
     customers = {s.customer_id for s in segs}
     assert opening == sum(_level(segs, c, boundaries[0]) for c in customers)

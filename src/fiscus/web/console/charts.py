@@ -256,8 +256,10 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
             Table(
                 title,
                 (t["overdue"], t["documents"], t["amount_due"]),
-                tuple((t[a.label], (f.count(a.documents), f.money(a.amount_minor))) for a in ageing)
-                + ((t["total"], (f.count(sum(a.documents for a in ageing)), f.money(d.receivables_minor))),),
+                (
+                    *tuple((t[a.label], (f.count(a.documents), f.money(a.amount_minor))) for a in ageing),
+                    (t["total"], (f.count(sum(a.documents for a in ageing)), f.money(d.receivables_minor))),
+                ),
             ),
         )
     )
@@ -269,7 +271,8 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
         (t["receivables"], f.money(d.receivables_minor)),
         (t["active"], f.count(s[-1].active if s else 0)),
     )
-    span = f"{format_date(d.start, format='medium', locale=loc)} – {format_date(d.end, format='medium', locale=loc)}"
+    first, last_day = (format_date(x, format="medium", locale=loc) for x in (d.start, d.end))
+    span = f"{first} – {last_day}"
     return DashboardCharts(
         lang=loc.language,
         heading=f"{t['figures']} · {cur}",
@@ -300,7 +303,7 @@ def _svg(cid: str, title: str, desc: str, body: Markup) -> Markup:
 def _nice_step(span: int) -> int:
     """A round tick step (1, 2 or 5 × 10^k) giving about four intervals over `span`."""
     raw = max(1, -(-span // 4))
-    magnitude = 10 ** (len(str(raw)) - 1)
+    magnitude = int("1" + "0" * (len(str(raw)) - 1))
     for m in (1, 2, 5, 10):
         if m * magnitude >= raw:
             return m * magnitude
