@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,7 +41,9 @@ from fiscus.services.subscriptions import (
 )
 from tests.builders import Tenant, make_customer, make_tenant
 from tests.conftest import BACKENDS, new_database_url
-from tests.payments_support import gateway_process
+from tests.payments_support import GatewayProcess, gateway_process
+
+pytestmark = pytest.mark.xdist_group("dashboard")  # one worker builds each story once (make test: loadgroup)
 
 TZ = ZoneInfo("Europe/Sofia")
 START, END = date(2026, 1, 1), date(2026, 3, 31)
@@ -76,87 +77,95 @@ def ten_variant(db: Database, ten: Tenant) -> int:
     return int(found)
 
 
-def _build(db: Database, tmp: Path) -> World:
+def _build(db: Database, gw: GatewayProcess) -> World:
     clock = FixedClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
-    with gateway_process(tmp, extra_args=("--timeout-seconds", "3")) as gw:
-        provider = gw.provider()
-        ten = make_tenant(db, clock, "bg", slug="dash")
-        c: dict[str, int] = {}
-        plan = {
-            "steady": (cards.SUCCESS, ten.monthly, 1, 0),
-            "declined": (cards.INSUFFICIENT_FUNDS, ten.monthly_big, 1, 0),
-            "yearly": (cards.SUCCESS, ten.yearly, 1, 0),
-            "trial": (None, ten.monthly, 2, 7),
-            "hard": (cards.DO_NOT_HONOR, ten.monthly, 1, 0),
-            "tried": (cards.SUCCESS, ten.monthly, 1, 14),
-        }
-        subs: dict[str, int] = {}
-        for n, (name, (card, price, qty, trial)) in enumerate(plan.items()):
-            c[name] = make_customer(db, clock, ten, n)
-            if card:
-                add_card(db, clock, provider, ten.org_id, c[name], token=gw.tokenise(card))
-            subs[name] = create_subscription(
-                db, clock, ten.org_id, c[name], [ItemSpec(price, qty)], trial_days=trial
-            )
-        c["dollars"] = create_customer(
-            db,
-            clock,
-            ten.org_id,
-            CustomerSpec(name="Usd", email="u@example.com", country="US", currency="USD"),
+    provider = gw.provider()
+    ten = make_tenant(db, clock, "bg", slug="dash")
+    c: dict[str, int] = {}
+    plan = {
+        "steady": (cards.SUCCESS, ten.monthly, 1, 0),
+        "declined": (cards.INSUFFICIENT_FUNDS, ten.monthly_big, 1, 0),
+        "yearly": (cards.SUCCESS, ten.yearly, 1, 0),
+        "trial": (None, ten.monthly, 2, 7),
+        "hard": (cards.DO_NOT_HONOR, ten.monthly, 1, 0),
+        "tried": (cards.SUCCESS, ten.monthly, 1, 14),
+    }
+    subs: dict[str, int] = {}
+    for n, (name, (card, price, qty, trial)) in enumerate(plan.items()):
+        c[name] = make_customer(db, clock, ten, n)
+        if card:
+            add_card(db, clock, provider, ten.org_id, c[name], token=gw.tokenise(card))
+        subs[name] = create_subscription(
+            db, clock, ten.org_id, c[name], [ItemSpec(price, qty)], trial_days=trial
         )
-        usd_price = create_price(
-            db, clock, ten.org_id, ten_variant(db, ten), currency_code="USD", unit_amount="20"
-        )
-        add_card(db, clock, provider, ten.org_id, c["dollars"], token=gw.tokenise(cards.SUCCESS))
-        create_order(db, clock, ten.org_id, c["dollars"], [ItemSpec(usd_price, 2)])
-        run_billing(db, clock)
-        run_collection(db, clock, provider)  # steady, yearly, dollars paid; declined soft, hard hard-declined
-        clock.advance(timedelta(days=1))
-        add_card(db, clock, provider, ten.org_id, c["declined"], token=gw.tokenise(cards.SUCCESS))
-        assert run_collection(db, clock, provider).succeeded == 1  # the retry recovers it
-        clock.advance(timedelta(days=1))
-        steady_invoice = _doc(db, ten.org_id, c["steady"])
-        issue_credit_note(
-            db,
-            clock,
-            ten.org_id,
-            steady_invoice,
-            mode="amount",
-            amount=Decimal("5.00"),
-            reason="goodwill",
-            disposition="customer_credit",
-        )
-        clock.advance(timedelta(days=1))
-        cancel_subscription(db, clock, ten.org_id, subs["tried"], at_period_end=False)  # inside its trial
-        clock.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
-        run_billing(db, clock)  # the trial's first period (from Jan 12)
-        change_subscription(db, clock, ten.org_id, subs["steady"], [ItemSpec(ten.monthly_big, 1)])
-        cancel_subscription(db, clock, ten.org_id, subs["hard"], at_period_end=False)
-        cancel_subscription(db, clock, ten.org_id, subs["trial"], at_period_end=True)
-        clock.set(datetime(2026, 1, 31, 22, 30, tzinfo=UTC))  # 00:30 on Feb 1 in Sofia
-        refund_payment(db, clock, provider, ten.org_id, _doc(db, ten.org_id, c["yearly"]), amount_minor=5000)
-        clock.set(datetime(2026, 2, 14, 9, 0, tzinfo=UTC))
-        run_billing(db, clock)
-        run_collection(db, clock, provider)
-        mark_paid(db, clock, ten.org_id, _doc(db, ten.org_id, c["trial"]))
-        clock.set(datetime(2026, 2, 20, 9, 0, tzinfo=UTC))
-        change_subscription(db, clock, ten.org_id, subs["declined"], [ItemSpec(ten.monthly, 1)])
-        clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-        create_subscription(db, clock, ten.org_id, c["hard"], [ItemSpec(ten.monthly, 3)])  # comes back
-        run_billing(db, clock)
-        run_collection(db, clock, provider)
-        clock.set(datetime(2026, 3, 30, 12, 0, tzinfo=UTC))  # after the switch to summer time
-        run_billing(db, clock)
-        run_collection(db, clock, provider)
+    c["dollars"] = create_customer(
+        db,
+        clock,
+        ten.org_id,
+        CustomerSpec(name="Usd", email="u@example.com", country="US", currency="USD"),
+    )
+    usd_price = create_price(
+        db, clock, ten.org_id, ten_variant(db, ten), currency_code="USD", unit_amount="20"
+    )
+    add_card(db, clock, provider, ten.org_id, c["dollars"], token=gw.tokenise(cards.SUCCESS))
+    create_order(db, clock, ten.org_id, c["dollars"], [ItemSpec(usd_price, 2)])
+    run_billing(db, clock)
+    run_collection(db, clock, provider)  # steady, yearly, dollars paid; declined soft, hard hard-declined
+    clock.advance(timedelta(days=1))
+    add_card(db, clock, provider, ten.org_id, c["declined"], token=gw.tokenise(cards.SUCCESS))
+    assert run_collection(db, clock, provider).succeeded == 1  # the retry recovers it
+    clock.advance(timedelta(days=1))
+    steady_invoice = _doc(db, ten.org_id, c["steady"])
+    issue_credit_note(
+        db,
+        clock,
+        ten.org_id,
+        steady_invoice,
+        mode="amount",
+        amount=Decimal("5.00"),
+        reason="goodwill",
+        disposition="customer_credit",
+    )
+    clock.advance(timedelta(days=1))
+    cancel_subscription(db, clock, ten.org_id, subs["tried"], at_period_end=False)  # inside its trial
+    clock.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
+    run_billing(db, clock)  # the trial's first period (from Jan 12)
+    change_subscription(db, clock, ten.org_id, subs["steady"], [ItemSpec(ten.monthly_big, 1)])
+    cancel_subscription(db, clock, ten.org_id, subs["hard"], at_period_end=False)
+    cancel_subscription(db, clock, ten.org_id, subs["trial"], at_period_end=True)
+    clock.set(datetime(2026, 1, 31, 22, 30, tzinfo=UTC))  # 00:30 on Feb 1 in Sofia
+    refund_payment(db, clock, provider, ten.org_id, _doc(db, ten.org_id, c["yearly"]), amount_minor=5000)
+    clock.set(datetime(2026, 2, 14, 9, 0, tzinfo=UTC))
+    run_billing(db, clock)
+    run_collection(db, clock, provider)
+    mark_paid(db, clock, ten.org_id, _doc(db, ten.org_id, c["trial"]))
+    clock.set(datetime(2026, 2, 20, 9, 0, tzinfo=UTC))
+    change_subscription(db, clock, ten.org_id, subs["declined"], [ItemSpec(ten.monthly, 1)])
+    clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    create_subscription(db, clock, ten.org_id, c["hard"], [ItemSpec(ten.monthly, 3)])  # comes back
+    run_billing(db, clock)
+    run_collection(db, clock, provider)
+    clock.set(datetime(2026, 3, 30, 12, 0, tzinfo=UTC))  # after the switch to summer time
+    run_billing(db, clock)
+    run_collection(db, clock, provider)
     return World(db, ten, clock.now(), c)
 
 
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway process for both databases' stories (each tokenises its own cards)."""
+    with gateway_process(tmp_path_factory.mktemp("dash-gw"), extra_args=("--timeout-seconds", "3")) as gw:
+        yield gw
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, gateway: GatewayProcess
+) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp(f"dash-{request.param}")
     db = Database(new_database_url(str(request.param), request, tmp))
     try:
-        yield _build(db, tmp)
+        yield _build(db, gateway)
     finally:
         db.dispose()
 
