@@ -136,3 +136,9 @@ def test_axe_finds_no_serious_violation(page: Any) -> None:
     page.set_content(doc)
     assert page.locator("svg[role=img]").count() == 7
     assert_accessible(page)
+
+
+def test_a_page_that_passes_no_charts_still_renders() -> None:
+    env = templates("fiscus.web.console")
+    body = env.get_template("console/dashboard_body.html").render(dashboard=_dashboard())
+    assert "Charts unavailable" in body
