@@ -46,7 +46,7 @@ def _dashboard(cur: str = "EUR", exponent: int = 2, grain: Grain = Grain.MONTH, 
         opening_mrr_minor=0,
         mrr=tuple(MrrBucket(1000 * (i + 1), 1500, 200 * (i % 2), 100, 600, 0) for i in range(n)),
         revenue=tuple(RevenueBucket(123456 + i, 3, 1000, 1, 99999, 500 * i, i) for i in range(n)),
-        payments=tuple(PaymentsBucket(Ratio(i, 4), Ratio(1, 3) if i else Ratio(0, 0)) for i in range(n)),
+        payments=tuple(PaymentsBucket(Ratio(i % 5, 4), Ratio(1, 3) if i else Ratio(0, 0)) for i in range(n)),
         subscriptions=tuple(SubscriptionsBucket(10 + i, i % 3) for i in range(n)),
         receivables=tuple(AgeingBucket(label, k, 10000 * k) for k, label in enumerate(AGEING)),
     )

@@ -24,9 +24,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select, type_coerce
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.types import UtcDateTime
 from fiscus.domain.money import Currency
 from fiscus.domain.mrr import Segment, monthly_minor
 
@@ -54,17 +55,13 @@ def load_segments(
 ) -> tuple[list[SubscriptionSpan], list[Segment]]:
     """Every subscription of the organisation in `cur` as its active span and its MRR segments."""
     s, si, p, a = t.subscriptions.c, t.subscription_items.c, t.prices.c, t.audit_events.c
+    # Two instants per subscription, not four: parsing instants is most of this read's cost.
+    paying_from = type_coerce(func.coalesce(s.trial_end, s.start_at), UtcDateTime)
+    paying_until = type_coerce(func.coalesce(s.ended_at, s.cancel_at), UtcDateTime)
     subs = conn.execute(
-        select(
-            s.id,
-            s.customer_id,
-            s.start_at,
-            s.trial_end,
-            s.ended_at,
-            s.cancel_at,
-            s.interval,
-            s.interval_count,
-        ).where(s.organization_id == org_id, s.currency == cur.code)
+        select(s.id, s.customer_id, paying_from, paying_until, s.interval, s.interval_count).where(
+            s.organization_id == org_id, s.currency == cur.code
+        )
     ).all()
     prices = {
         r.id: r.unit_amount
@@ -107,8 +104,7 @@ def load_segments(
 
     spans: list[SubscriptionSpan] = []
     segments: list[Segment] = []
-    for sid, customer_id, start_at, trial_end, ended_at, cancel_at, interval, count in subs:
-        start, end = trial_end or start_at, ended_at or cancel_at
+    for sid, customer_id, start, end, interval, count in subs:
         spans.append(SubscriptionSpan(sid, customer_id, start, end))
         if end is not None and end <= start:
             continue  # cancelled inside its trial: never paying

@@ -121,7 +121,9 @@ class DashboardQueries:
             .where(
                 earlier.c.document_id == a.c.document_id,
                 earlier.c.provider != "external",
-                earlier.c.id < a.c.id,
+                # `+ 0`: not the rowid range of the plain document index (which then reads every
+                # row for its provider) but the covering (document_id, status, provider) one.
+                earlier.c.id + 0 < a.c.id,
             )
             .exists()
         )

@@ -29,6 +29,7 @@ from fiscus.web.console.chart_labels import labels
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 96, 12, 34, 38
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+AGEING_HEIGHT = 150
 MAX_X_LABELS = 12
 COLORS = ("#1f5fa8", "#2e7d32", "#7b1fa2", "#b3261e", "#a15c00")
 """Each at least 4.5:1 against white (WCAG 1.4.11 asks 3:1 for graphics), so bars and lines stay
@@ -252,6 +253,7 @@ def dashboard_charts(d: Dashboard, locale: str = "en", id_prefix: str = "dash") 
                 title,
                 t["receivables_desc"],
                 _ageing_bar([a.amount_minor for a in ageing], [t[a.label] for a in ageing], f.money),
+                height=AGEING_HEIGHT,
             ),
             Table(
                 title,
@@ -291,13 +293,13 @@ def _per_mille(r: Ratio) -> int:
 # --- SVG ------------------------------------------------------------------------------------------
 
 
-def _svg(cid: str, title: str, desc: str, body: Markup) -> Markup:
+def _svg(cid: str, title: str, desc: str, body: Markup, height: int = HEIGHT) -> Markup:
     return Markup(
         '<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {w} {h}" width="100%" '
         'preserveAspectRatio="xMidYMid meet" class="chart" aria-labelledby="{id}-title" '
         'aria-describedby="{id}-desc" focusable="false">'
         '<title id="{id}-title">{title}</title><desc id="{id}-desc">{desc}</desc>{body}</svg>'
-    ).format(w=WIDTH, h=HEIGHT, id=cid, title=title, desc=desc, body=body)
+    ).format(w=WIDTH, h=height, id=cid, title=title, desc=desc, body=body)
 
 
 def _nice_step(span: int) -> int:
@@ -462,7 +464,7 @@ def _ageing_bar(amounts: Sequence[int], names: Sequence[str], fmt: Callable[[int
     total = sum(amounts)
     out = [_legend(names)]
     x = float(LEFT)
-    y, h = TOP + 30, 60
+    y, h = TOP + 10, 60
     if total == 0:
         out.append(
             Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#555"/>').format(
