@@ -35,6 +35,7 @@ from fiscus.api.routes import (
 )
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
+from fiscus.web import console as operator_console
 from fiscus.web import rendering as web
 from fiscus.web.pay import page as payment_page
 
@@ -105,6 +106,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
+    app.include_router(operator_console.router)
     web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
