@@ -85,7 +85,8 @@ def test_operator_lifecycle(db: Database, clock: FixedClock) -> None:
                 t.audit_events.c.entity_type == "operator"
             )
         ).all()
-    assert ("created", "cli") in actors and ("granted", "cli") in actors
+    assert ("created", "cli") in actors
+    assert ("granted", "cli") in actors
 
 
 def test_login_sessions_throttling_totp(db: Database, clock: FixedClock) -> None:
@@ -95,9 +96,12 @@ def test_login_sessions_throttling_totp(db: Database, clock: FixedClock) -> None
     )
     first = sessions.login(db, clock, "OPS@example.com", PASSWORD)
     second = sessions.login(db, clock, "ops@example.com", PASSWORD)
-    assert first.token and second.token and first.token != second.token  # a new id per login
+    assert first.token
+    assert second.token
+    assert first.token != second.token
     info = sessions.session_of(db, clock, first.token)
-    assert info is not None and info.operator_id == operator_id
+    assert info is not None
+    assert info.operator_id == operator_id
     sessions.logout(db, clock, first.token)
     assert sessions.session_of(db, clock, first.token) is None
     assert sessions.session_of(db, clock, second.token) is not None
@@ -144,8 +148,10 @@ def test_cli_users(db_url: str, monkeypatch: pytest.MonkeyPatch, clock: FixedClo
         app,
         ["users", "create", "--email", "new@example.com", "--role", "viewer", "--org", str(tenant.org_id)],
     )
-    assert link.exit_code == 0 and "/console/set-password?token=" in link.output
+    assert link.exit_code == 0
+    assert "/console/set-password?token=" in link.output
     listed = runner.invoke(app, ["users", "list"])
-    assert "fin@example.com" in listed.output and f"finance@{tenant.org_id}" in listed.output
+    assert "fin@example.com" in listed.output
+    assert f"finance@{tenant.org_id}" in listed.output
     assert sessions.login(db, FixedClock(clock.now()), "fin@example.com", PASSWORD).token
     db.dispose()
