@@ -155,3 +155,20 @@ def test_cli_users(db_url: str, monkeypatch: pytest.MonkeyPatch, clock: FixedClo
     assert f"finance@{tenant.org_id}" in listed.output
     assert sessions.login(db, FixedClock(clock.now()), "fin@example.com", PASSWORD).token
     db.dispose()
+
+
+def test_demo_operator_is_made_once(db: Database, clock: FixedClock) -> None:
+    from fiscus.adapters.db import tables_console as tc
+    from fiscus.demo.console import ensure_demo_operator
+
+    a = make_tenant(db, clock)
+    b = make_tenant(db, clock, "us", slug="demo-b")
+    email, password = ensure_demo_operator(db, clock, [a.org_id, b.org_id])
+    with db.read() as conn:
+        before = conn.execute(select(tc.operator_memberships.c.id)).all()
+    assert ensure_demo_operator(db, clock, [a.org_id, b.org_id]) == (email, password)
+    with db.read() as conn:
+        assert conn.execute(select(tc.operator_memberships.c.id)).all() == before
+        operator_id = conn.execute(select(tc.operators.c.id)).scalar_one()
+        assert {m.role for m in ops.memberships(conn, operator_id)} == {Role.ADMIN}
+    assert sessions.login(db, clock, email, password).token
