@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services import console_sessions
@@ -223,3 +224,86 @@ def test_login_page_is_localised(client: TestClient) -> None:
     assert "Вход" in client.get("/console/login?lang=bg").text
     assert "Кіру" in client.get("/console/login?lang=kk").text
     assert "Войти" in client.get("/console/login?lang=ru").text
+
+
+def test_actions_leave_the_api_s_rows_with_the_operator_as_actor(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """A partial credit note and a plan change after its preview, posted as a browser would, on both
+    databases; the rows are the services' own, the audit names the operator."""
+    db, _, world = setup
+    login(client, world.emails["finance"])
+    base = f"/console/{world.tenant.org_id}"
+    with db.read() as conn:
+        d = t.documents.c
+        invoice = conn.execute(
+            select(d.id).where(
+                d.organization_id == world.tenant.org_id, d.type == "invoice", d.status == "open"
+            )
+        ).scalar()
+        operator_id = conn.execute(
+            select(tc.operators.c.id).where(tc.operators.c.email == world.emails["finance"])
+        ).scalar_one()
+    assert invoice is not None
+    form = client.get(f"{base}/documents/{invoice}/act/credit_note")
+    fields = {
+        "csrf_token": csrf_token(form.text),
+        "mode": "amount",
+        "reason": "goodwill",
+        "disposition": "reduce_due",
+    }
+    refused = client.post(f"{base}/documents/{invoice}/act/credit_note", data={**fields, "amount": "-1"})
+    assert refused.status_code == 422
+    assert 'id="amount-error"' in refused.text
+    done = client.post(
+        f"{base}/documents/{invoice}/act/credit_note",
+        data={**fields, "amount": "1.00"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    sub = world.subscription_id
+    step = client.get(f"{base}/subscriptions/{sub}/change")
+    token = csrf_token(step.text)
+    preview = client.post(
+        f"{base}/subscriptions/{sub}/change",
+        data={
+            "csrf_token": token,
+            "price_id": str(world.tenant.monthly_big),
+            "quantity": "1",
+            "step": "preview",
+        },
+    )
+    assert "Proration preview" in preview.text
+    with db.read() as conn:
+        items = (
+            conn.execute(
+                select(t.subscription_items.c.price_id).where(t.subscription_items.c.subscription_id == sub)
+            )
+            .scalars()
+            .all()
+        )
+    assert items == [world.tenant.monthly]  # the preview wrote nothing
+    confirmed = client.post(
+        f"{base}/subscriptions/{sub}/change",
+        data={
+            "csrf_token": token,
+            "price_id": str(world.tenant.monthly_big),
+            "quantity": "1",
+            "step": "confirm",
+        },
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303
+    with db.read() as conn:
+        a = t.audit_events.c
+        actors = conn.execute(
+            select(a.entity_type, a.action).where(a.actor == f"operator:{operator_id}")
+        ).all()
+        note = conn.execute(
+            select(d.total_minor, d.corrected_document_id).where(
+                d.type == "credit_note", d.corrected_document_id == invoice
+            )
+        ).one()
+    assert note.total_minor == 100
+    assert ("subscription", "changed") in actors
+    assert ("document", "linked") in actors

@@ -14,11 +14,13 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
+from fiscus.domain.documents import TRANSITIONS, DocumentStatus, DocumentType
+from fiscus.domain.documents import DocumentAction as _A
 from fiscus.domain.errors import DomainError, InvalidFieldError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreachable
 from fiscus.queries import console_lists as cl
-from fiscus.queries.documents import DocumentFilters, audit_events, get_document, page_documents
+from fiscus.queries.documents import DocumentFilters, DocumentView, audit_events, get_document, page_documents
 from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
 from fiscus.services import operator_actions as act
@@ -52,8 +54,25 @@ def document(ctx: Ctx, document_id: int) -> Response:
     context = _document_context(ctx, document_id)
     done = ctx.request.query_params.get("done")
     context["done"] = done if done in ACTIONS else None
-    context["actions"] = [a for a, perm in ACTIONS.items() if ctx.actor.can(perm)]
+    offered = _offered(context["doc"])
+    context["actions"] = [a for a, perm in ACTIONS.items() if ctx.actor.can(perm) and a in offered]
     return ctx.page("console/document.html", context)
+
+
+def _offered(doc: DocumentView) -> set[str]:
+    """The actions worth offering on this document now (the domain's transitions, what is due or
+    paid); only a hint for the page: the service decides when it is asked."""
+    moves = {action for (status, action) in TRANSITIONS[doc.type] if status is doc.status}
+    offered = {a for a, move in (("issue", _A.ISSUE), ("void", _A.VOID)) if move in moves}
+    if _A.PAY in moves or _A.CONVERT in moves:
+        offered.add("mark_paid")
+    if doc.amount_due_minor > 0:
+        offered.add("retry")
+    if doc.type is DocumentType.INVOICE and doc.status in (DocumentStatus.OPEN, DocumentStatus.PAID):
+        offered.add("credit_note")
+    if doc.amount_paid_minor > doc.amount_refunded_minor:
+        offered.add("refund")
+    return offered
 
 
 def _amount(value: str) -> Decimal | None:
