@@ -102,6 +102,7 @@ def test_operator_runs_billing_in_the_browser(
             page.wait_for_url(f"{base}/console/{tenant.org_id}/")
             assert page.get_by_role("heading", name="Open receivables").is_visible()
             assert_accessible(page)
+            page.screenshot(path=str(IMAGES / "console-dashboard.png"), full_page=True)
 
             # Filter to the overdue invoice.
             page.get_by_role("link", name="Documents", exact=True).click()
@@ -188,6 +189,7 @@ def test_operator_runs_billing_in_the_browser(
                 small = phone.new_page()
                 small.context.add_cookies(context.cookies())
                 for name, path in (
+                    ("dashboard", f"/console/{tenant.org_id}/"),
                     ("list", f"/console/{tenant.org_id}/documents"),
                     ("document", f"/console/{tenant.org_id}/documents/{overdue_id}"),
                 ):

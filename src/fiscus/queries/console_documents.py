@@ -46,6 +46,7 @@ class DocumentQuery:
 @dataclass(frozen=True, slots=True)
 class Total:
     currency: str
+    type: str
     count: int
     total_minor: int
     due_minor: int
@@ -205,19 +206,19 @@ def _due(row: dict[str, Any]) -> int:
 
 
 def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
-    """Count, total and amount due of the whole filtered set, per currency (never added across)."""
+    """Count, total and amount due of the whole filtered set per currency and type (never added across
+    currencies; credit notes apart from what they correct)."""
     d = t.documents.c
     collectable = and_(d.type != "credit_note", d.status.in_(("open", "uncollectible")))
     owed = d.total_minor - d.amount_paid_minor + d.amount_refunded_minor - d.amount_credited_minor
     due_expr = func.sum(case((and_(collectable, owed > 0), owed), else_=0))
     query = (
-        select(d.currency, func.count(), func.sum(d.total_minor), due_expr)
-        .select_from(t.documents.join(t.customers, t.customers.c.id == d.customer_id))
+        select(d.currency, d.type, func.count(), func.sum(d.total_minor), due_expr)
         .where(and_(*_conditions(q)))
-        .group_by(d.currency)
-        .order_by(d.currency)
+        .group_by(d.currency, d.type)
+        .order_by(d.currency, d.type)
     )
-    return [Total(r[0], int(r[1]), int(r[2] or 0), max(0, int(r[3] or 0))) for r in conn.execute(query)]
+    return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
 
 
 def stream(db: Database, q: DocumentQuery) -> Iterator[dict[str, Any]]:
