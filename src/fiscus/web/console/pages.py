@@ -185,9 +185,11 @@ def dashboard(ctx: Ctx) -> Response:
     with ctx.c.db.read() as conn:
         if read_model is not None:
             context["dashboard"] = read_model.dashboard(conn, ctx.org, cur, start, end, grain)
-        context["receivables"] = cd.totals(conn, cd.DocumentQuery(ctx.org, status="open"))
-        overdue = cd.DocumentQuery(ctx.org, overdue_on=ctx.c.clock.now().date())
-        context["overdue"] = cd.totals(conn, overdue)
+        receivable = [
+            r for r in cd.totals(conn, cd.DocumentQuery(ctx.org, status="open")) if r.type != "credit_note"
+        ]
+        context["receivables"] = receivable
+        context["overdue"] = cd.totals(conn, cd.DocumentQuery(ctx.org, overdue_on=ctx.c.clock.now().date()))
         context["counts"] = {
             "customers": _count(conn, t.customers, ctx.org),
             "subscriptions": _count(conn, t.subscriptions, ctx.org, t.subscriptions.c.status == "active"),
