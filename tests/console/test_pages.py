@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +59,8 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/subscriptions/{s}", "read"),
         (f"{base}/payments", "read"),
         (f"{base}/audit", "read"),
+        (f"{base}/billing_runs", "read"),
+        (f"{base}/billing_runs/preview", "read"),
         (f"{base}/documents/{d}/act/void", "money"),
         (f"{base}/documents/{d}/act/credit_note", "money"),
         (f"{base}/documents/{d}/act/refund", "money"),
@@ -307,3 +310,44 @@ def test_actions_leave_the_api_s_rows_with_the_operator_as_actor(
     assert note.total_minor == 100
     assert ("subscription", "changed") in actors
     assert ("document", "linked") in actors
+
+
+def test_billing_run_preview_then_start(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """The dry run writes nothing; a viewer may look but not start; finance starts it and watches it."""
+    db, clock, world = setup
+    base = f"/console/{world.tenant.org_id}"
+    clock.advance(timedelta(days=31))
+    try:
+        login(client, world.emails["viewer"])
+        page = client.get(f"{base}/billing_runs/preview")
+        assert page.status_code == 200
+        assert "Start this billing run" not in page.text
+        assert (
+            client.post(f"{base}/billing_runs/start", data={"csrf_token": csrf_token(page.text)}).status_code
+            == 403
+        )
+        login(client, world.emails["finance"])
+        page = client.get(f"{base}/billing_runs/preview")
+        assert "Start this billing run" in page.text
+        with db.read() as conn:
+            runs_before = conn.execute(select(t.billing_runs.c.id)).all()
+        started = client.post(
+            f"{base}/billing_runs/start", data={"csrf_token": csrf_token(page.text)}, follow_redirects=False
+        )
+        assert started.status_code == 303
+        run_page = started.headers["location"]
+        for _ in range(300):
+            shown = client.get(run_page)
+            if "finished" in shown.text:
+                break
+            time.sleep(0.1)
+        assert "finished" in shown.text
+        with db.read() as conn:
+            runs = conn.execute(select(t.billing_runs.c.requested_by)).scalars().all()
+        assert len(runs) == len(runs_before) + 1
+        assert runs[-1] is not None
+        assert runs[-1].startswith("operator:")
+    finally:
+        clock.advance(-timedelta(days=31))

@@ -12,6 +12,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import PaymentProvider, Trigger
 from fiscus.services import credit_notes, documents, subscriptions
+from fiscus.services.billing_requests import request_run
 from fiscus.services.operators import Actor, require
 from fiscus.services.payments import charging, refunds
 from fiscus.services.payments.attempts import AttemptOutcome
@@ -114,3 +115,9 @@ def cancel_subscription(
     subscriptions.cancel_subscription(
         db, clock, actor.organization_id, subscription_id, at_period_end=at_period_end, actor=actor.audit
     )
+
+
+def start_billing_run(db: Database, clock: Clock, actor: Actor) -> int:
+    """Request a billing run of the actor's organisation as of now (carried out like the API's)."""
+    require(actor, "billing_runs.start")
+    return request_run(db, clock, at=None, organization_id=actor.organization_id, actor=actor.audit)
