@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,9 @@ from tests.pages.axe import assert_accessible
 from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
 from tests.payments_support import GatewayProcess, gateway_process
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "docs" / "images" if os.environ.get("FISCUS_DOC_IMAGES") else ROOT / "var" / "artifacts"
+"""Screenshots go to var/artifacts (gitignored); with FISCUS_DOC_IMAGES=1 they replace docs/images/."""
 PASSWORD = "a long console password"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make install)")
@@ -85,6 +88,7 @@ def test_operator_runs_billing_in_the_browser(
     )
     assert made.exit_code == 0, made.output
 
+    IMAGES.mkdir(parents=True, exist_ok=True)
     with live_server(make_app(db, clock, gateway_url=gateway.url)) as base, sync_api.sync_playwright() as pw:
         api = httpx.Client(base_url=base, headers=auth(key))
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
