@@ -39,6 +39,8 @@ def pages(org: int, document_id: int, customer_id: int) -> list[tuple[str, str]]
         ("dashboard", f"{base}/"),
         ("documents, page 1", f"{base}/documents"),
         ("documents, open, by total", f"{base}/documents?status=open&sort=-total_minor"),
+        ("totals of all documents", f"{base}/document-totals"),
+        ("totals of open documents", f"{base}/document-totals?status=open"),
         ("documents, search", f"{base}/documents?q=customer%2099"),
         ("documents, overdue", f"{base}/documents?overdue=1"),
         ("document", f"{base}/documents/{document_id}"),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_console as tc
@@ -52,6 +52,7 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/", "read"),
         (f"{base}/documents", "read"),
         (f"{base}/documents.csv", "read"),
+        (f"{base}/document-totals", "read"),
         (f"{base}/documents/{d}", "read"),
         (f"{base}/customers", "read"),
         (f"{base}/customers/{c}", "read"),
@@ -213,6 +214,18 @@ def test_filters_totals_and_csv(setup: tuple[Database, FixedClock, ConsoleWorld]
     table = list(csv.DictReader(io.StringIO(exported.text)))
     assert sorted(int(r["id"]) for r in table) == sorted(r.id for r in rows)
     assert all(r["status"] == "open" for r in table)
+    totals = client.get(f"{base}/document-totals?status=open", headers={"HX-Request": "true"})
+    assert "<html" not in totals.text  # the fragment htmx swaps in
+    with db.read() as conn:
+        due = conn.execute(
+            select(func.count(), func.sum(d.total_minor)).where(
+                d.organization_id == world.tenant.org_id, d.status == "open", d.type == "invoice"
+            )
+        ).one()
+    assert f'<td>invoice</td><td class="num">{due[0]}</td>' in totals.text
+    assert (
+        "Totals of the filtered set" in client.get(f"{base}/document-totals?status=open").text
+    )  # no JS: a page
     bad = client.get(f"{base}/documents?from=yesterday")
     assert bad.status_code == 422
     assert 'id="f-from-error"' in bad.text

@@ -116,6 +116,7 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "csrf": "This form expired or did not come from the console: reload the page and try again.",
         "active": "Active",
         "grain": "Grain",
+        "show_totals": "Show the totals of the filtered set",
         "billing_runs": "Billing runs",
         "run_preview": "Preview a run now",
         "run_preview_note": "What a billing run would issue now (a dry run: nothing is written), as of",

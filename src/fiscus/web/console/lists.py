@@ -50,9 +50,8 @@ def documents(ctx: Ctx) -> Response:
         q = cd.parse_query(ctx.org, params, today)
         with ctx.c.db.read() as conn:
             result = cd.page(conn, q, limit=PAGE, after=params.get("after") or None)
-            totals = cd.totals(conn, q)
     except InvalidFieldError as exc:
-        error, q, result, totals = exc, cd.DocumentQuery(ctx.org), cd.Page([], None), []
+        error, q, result = exc, cd.DocumentQuery(ctx.org), cd.Page([], None)
     filters = {k: v for k, v in params.items() if k != "after"}
     sort = params.get("sort") or "-id"
 
@@ -69,8 +68,7 @@ def documents(ctx: Ctx) -> Response:
             "q": q,
             "params": filters,
             "rows": result.rows,
-            "totals": totals,
-            "receivables": totals,
+            "totals_link": f"/console/{ctx.org}/document-totals" + _link(filters),
             "error": error,
             "next_link": _link(filters, after=result.next_cursor) if result.next_cursor else None,
             "first_link": _link(filters) if params.get("after") else None,
@@ -81,6 +79,29 @@ def documents(ctx: Ctx) -> Response:
             "types": cd.TYPES,
         },
         status=422 if error else 200,
+    )
+
+
+@org_page("/document-totals")
+def documents_totals(ctx: Ctx) -> Response:
+    """The totals of the filtered set: an aggregate over every matching row, so the list page loads
+    them afterwards (htmx, or this page through a link without JS) and shows its rows at once."""
+    try:
+        q = cd.parse_query(ctx.org, _params(ctx), ctx.c.clock.now().date())
+    except InvalidFieldError:
+        return documents(ctx)
+    with ctx.c.db.read() as conn:
+        totals = cd.totals(conn, q)
+    fragment = ctx.request.headers.get("HX-Request") == "true"
+    template = "console/totals.html" if fragment else "console/totals_page.html"
+    return ctx.page(
+        template,
+        {
+            "title": "Totals",
+            "receivables": totals,
+            "back": f"/console/{ctx.org}/documents"
+            + _link({k: v for k, v in _params(ctx).items() if k != "after"}),
+        },
     )
 
 
