@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from fiscus import cli_admin
+from fiscus import cli_admin, cli_users
 from fiscus.adapters.db import migrations
 from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
@@ -45,6 +45,7 @@ prices_app = typer.Typer(
 )
 app.add_typer(prices_app, name="prices")
 cli_admin.register(app)
+cli_users.register(app)
 console = Console()
 err = Console(stderr=True)
 

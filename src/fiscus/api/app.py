@@ -37,6 +37,7 @@ from fiscus.api.routes import (
 )
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
+from fiscus.web import console as operator_console
 from fiscus.web import rendering as web
 from fiscus.web.email import unsubscribe
 from fiscus.web.pay import page as payment_page
@@ -113,6 +114,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(payment_page.router)
     app.include_router(unsubscribe.router)
     portal_pages.install(app)
+    app.include_router(operator_console.router)
     web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])
