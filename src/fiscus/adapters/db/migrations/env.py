@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from fiscus.adapters.db import tables_usage  # noqa: F401  (registers its tables)
+import fiscus.adapters.db.tables_email  # noqa: F401  (its tables on the shared metadata)
 from fiscus.adapters.db.engine import make_engine
 from fiscus.adapters.db.tables import metadata
 

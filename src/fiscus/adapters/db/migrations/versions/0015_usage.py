@@ -2,7 +2,7 @@
 usage prices, usage lines and settings (ADR 0008)
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 13:30:00
 """
 
@@ -17,7 +17,7 @@ from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
 from fiscus.adapters.db.usage_partitions import ensure_partitions
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0012"  # the branch starts from 0011; after main's 0012 (re-chained on merge)
 branch_labels = None
 depends_on = None
 
