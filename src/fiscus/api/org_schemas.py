@@ -12,7 +12,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import MISSING, Field
 
-from fiscus.api.schemas import Country, Currency, Email, In, Out, Quantity, Text, TimeZone
+from fiscus.api.fields import Email, Text, TimeZone
+from fiscus.api.schemas import Country, Currency, In, Out, Quantity
 from fiscus.domain.organization import MAX_FOOTER_CHARS
 
 DocumentKind = Literal["invoice", "proforma"]
