@@ -30,7 +30,7 @@ from tests.api_support import build_world, free_port
 from tests.payments_support import WEBHOOK_SECRET, gateway_process
 
 pytestmark = pytest.mark.slow
-EXAMPLES = int(os.environ.get("FISCUS_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FISCUS_FUZZ_EXAMPLES", "27"))
 MIN_CASES = int(os.environ.get("FISCUS_FUZZ_MIN_CASES", "2000"))
 PHASES = os.environ.get("FISCUS_FUZZ_PHASES", "examples,fuzzing,stateful")
 PHASE_TIME = re.compile(r"((?:Examples|Coverage|Fuzzing|Stateful) \(in [0-9.]+s\))")
