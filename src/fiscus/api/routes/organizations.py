@@ -97,6 +97,7 @@ LOGO_BODY = {
     }
 }
 """The part's media types, stated where a generated client (and schemathesis) reads them."""
+NOT_EMPTY: dict[str, Any] = {"minLength": 1}
 
 
 @api.post(
@@ -109,7 +110,9 @@ LOGO_BODY = {
     "references or foreignObject; a DOCTYPE or entity is refused); `removed` lists what was dropped.",
 )
 async def upload_logo(
-    file: Annotated[UploadFile, File(description="PNG or SVG, not empty", json_schema_extra={"minLength": 1})],
+    file: Annotated[
+        UploadFile, File(description="PNG or SVG, not empty", json_schema_extra={"minLength": 1})
+    ],
     principal: OrgDep,
     c: ContainerDep,
 ) -> Response:
