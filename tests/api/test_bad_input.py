@@ -33,8 +33,9 @@ BAD_VALUES: Final = {"big_int": BIG_INT, "nul": "1\x00", "ten_kb": "x" * 10_240}
 _RAW: Final = "@@raw-big-int@@"
 """Stands in the JSON for BIG_INT as a bare number (Python's json cannot encode it)."""
 HEADERS: Final = ("Authorization", "Idempotency-Key", "Accept", "X-Request-Id", "X-Forwarded-Host")
-PAGES: Final = ("/pay/", "/email/")
-"""Pages for people (the hosted payment page, the email unsubscribe page): refusals are HTML pages."""
+PAGES: Final = ("/pay/", "/portal/", "/email/", "/console/")
+"""Pages for people (the hosted payment page, the customer portal, the email unsubscribe page, the
+operator console) answer refusals as HTML pages."""
 SURFACES: Final = {
     "compatibility: billing": "billing",
     "compatibility: payments": "payments",
@@ -119,10 +120,6 @@ def _ids(db: Database, world: OrgWorld, clock: FixedClock) -> dict[str, str]:
     out["link"] = payment_path(secret, world.org_id, int(out["document_id"])).rsplit("/", 1)[1]
     out["rest"] = "pdf"
     return out
-
-
-PAGES = ("/pay/", "/portal/")
-"""Pages for people (the hosted payment page, the customer portal) answer refusals as HTML pages."""
 
 
 def _routes(app: FastAPI) -> Iterator[tuple[str, str, str, list[str], list[str]]]:
