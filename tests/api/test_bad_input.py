@@ -33,9 +33,9 @@ BAD_VALUES: Final = {"big_int": BIG_INT, "nul": "1\x00", "ten_kb": "x" * 10_240}
 _RAW: Final = "@@raw-big-int@@"
 """Stands in the JSON for BIG_INT as a bare number (Python's json cannot encode it)."""
 HEADERS: Final = ("Authorization", "Idempotency-Key", "Accept", "X-Request-Id", "X-Forwarded-Host")
-PAGES: Final = ("/pay/", "/email/", "/portal/", "/console/")
-"""Pages for people (the hosted payment page, the email unsubscribe page, the customer portal, the
-operator console): refusals are HTML pages."""
+PAGES: Final = ("/pay/", "/portal/", "/email/", "/console/")
+"""Pages for people (the hosted payment page, the customer portal, the email unsubscribe page, the
+operator console) answer refusals as HTML pages."""
 SURFACES: Final = {
     "compatibility: billing": "billing",
     "compatibility: payments": "payments",

@@ -271,6 +271,12 @@ def test_actions_leave_the_api_s_rows_with_the_operator_as_actor(
     refused = client.post(f"{base}/documents/{invoice}/act/credit_note", data={**fields, "amount": "-1"})
     assert refused.status_code == 422
     assert 'id="amount-error"' in refused.text
+    blank = client.post(
+        f"{base}/documents/{invoice}/act/credit_note", data={**fields, "amount": "1.00", "reason": " "}
+    )
+    assert blank.status_code == 422
+    assert 'id="reason-error"' in blank.text
+    assert "must say why the invoice is corrected" in blank.text  # the service's own message
     done = client.post(
         f"{base}/documents/{invoice}/act/credit_note",
         data={**fields, "amount": "1.00"},

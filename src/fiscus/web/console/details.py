@@ -110,7 +110,7 @@ def _perform(ctx: Ctx, document_id: int, action: str, currency_code: str) -> Non
             document_id,
             mode=mode,
             amount=amount if mode == "amount" else None,
-            reason=f.get("reason", "")[:1000],
+            reason=f.get("reason", ""),
             disposition=f.get("disposition", "reduce_due"),
         )
     else:
@@ -134,7 +134,7 @@ def _perform(ctx: Ctx, document_id: int, action: str, currency_code: str) -> Non
                 actor,
                 document_id,
                 amount_minor=minor,
-                reason=f.get("reason", "")[:1000],
+                reason=f.get("reason", ""),
             )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from fiscus.adapters.db import tables as t
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.queries import console_documents as cd
+from fiscus.queries import dashboard as dashboard_model
 from fiscus.services import console_sessions, operators
 from fiscus.web.console import auth
+from fiscus.web.console.charts import dashboard_charts
 from fiscus.web.console.routing import Ctx, org_page, router
 
 GRAINS = ("day", "week", "month")
@@ -178,13 +179,10 @@ def dashboard(ctx: Ctx) -> Response:
         "end": end,
         "grain": grain,
     }
-    try:  # the dashboard read model is built alongside; until it lands, the summary below
-        read_model: Any = importlib.import_module("fiscus.queries.dashboard")
-    except ImportError:
-        read_model = None
     with ctx.c.db.read() as conn:
-        if read_model is not None:
-            context["dashboard"] = read_model.dashboard(conn, ctx.org, cur, start, end, grain)
+        figures = dashboard_model.dashboard(conn, ctx.org, cur, start, end, grain, now=ctx.c.clock.now())
+        context["dashboard"] = figures
+        context["dashboard_charts"] = dashboard_charts(figures, auth.language(ctx.request))
         receivable = [
             r for r in cd.totals(conn, cd.DocumentQuery(ctx.org, status="open")) if r.type != "credit_note"
         ]
