@@ -25,6 +25,7 @@ from fiscus.api.routes import (
     catalog,
     credit_notes,
     customers,
+    discounts,
     documents,
     einvoices,
     files,
@@ -97,6 +98,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        discounts,
     ):
         app.include_router(module.api)
     app.include_router(organizations.admin)

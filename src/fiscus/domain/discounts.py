@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.domain.money import Currency, allocate, round_minor, to_minor
 
 
@@ -74,6 +74,19 @@ REFUSAL_TEXT: Final = {
     Refusal.ALREADY_REDEEMED: "this coupon is already applied here",
     Refusal.STACKING_NOT_ALLOWED: "the organisation allows one discount at a time and one is active",
 }
+
+
+class DiscountRefusedError(FieldConflictError):
+    """A well-formed coupon or code that does not apply here (409); `reason` names why."""
+
+    code = "discount_not_applicable"
+    title = "The discount does not apply"
+
+    def __init__(self, field_name: str, reason: Refusal) -> None:
+        super().__init__(field_name, REFUSAL_TEXT[reason])
+        self.reason = reason
+        self.data["reason"] = reason.value
+
 
 CODE_PATTERN: Final = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,63}$")
 
