@@ -249,11 +249,14 @@ class CoverLine:
 
 @dataclass(frozen=True, slots=True)
 class SettledDiscount:
-    """A discount's exact amount and its share on each line (`parts[i]` for line i, 0 if uncovered)."""
+    """A discount's exact amount and its share on each line (`parts[i]` for line i, 0 if uncovered),
+    with the reason a document prints and where it came from (the attached discount, its coupon)."""
 
-    source: DiscountInput
+    reason: str
     amount_minor: int
     parts: list[int]
+    discount_id: int | None = None
+    coupon_id: int | None = None
 
 
 def settle_discounts(
@@ -276,7 +279,7 @@ def settle_discounts(
             for i, part in zip(covered, allocate(amount, [remaining[i] for i in covered]), strict=True):
                 parts[i] = part
                 remaining[i] -= part
-        settled.append(SettledDiscount(d, amount, parts))
+        settled.append(SettledDiscount(d.reason, amount, parts, d.discount_id, d.coupon.id))
     return settled
 
 

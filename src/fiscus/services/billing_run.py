@@ -41,6 +41,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
 from fiscus.services.payments.collection import schedule_collection
 
@@ -290,6 +291,7 @@ def _persist_split(
     documents."""
     for h in held:
         issue_held_credits(conn, clock, h, actor, now)
+    apply_discounts(conn, docs, now)  # issue 17: coupons and promotion codes, before tax
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
     issued = persist_documents(

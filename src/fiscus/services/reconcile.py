@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, Subquery, Table, func, select, text
+from sqlalchemy import Connection, Subquery, Table, and_, func, select, text
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.documents import line_amount_minor
 from fiscus.domain.money import currency
@@ -204,7 +205,13 @@ def _line_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
     line's amount (its gross for a tax-inclusive price), and no unit price is negative (EN 16931 BR-27,
     ADR 0006). What the PDF, the API and the e-invoice print then recomputes to what was charged."""
     found: dict[str, list[Violation]] = {LINE_AMOUNT_CHECK: [], PRICE_SIGN_CHECK: []}
-    dl, d = t.document_lines.c, t.documents.c
+    dl, d, da = t.document_lines.c, t.documents.c, td.document_allowances.c
+    # a line's discounts (issue 17) came off quantity × unit price before tax
+    off = (
+        select(da.document_id, da.line_position, func.sum(da.amount_minor).label("off"))
+        .group_by(da.document_id, da.line_position)
+        .subquery()
+    )
     query = (
         select(
             dl.id,
@@ -216,14 +223,16 @@ def _line_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
             dl.tax_inclusive,
             dl.amount_minor,
             dl.tax_minor,
+            func.coalesce(off.c.off, 0).label("off"),
         )
         .join(t.documents, d.id == dl.document_id)
+        .outerjoin(off, and_(off.c.document_id == dl.document_id, off.c.line_position == dl.position))
         .order_by(dl.id)
         .execution_options(yield_per=2000)
     )
     for r in conn.execute(query):
         cur = currency(r.currency)
-        charged = r.amount_minor + (r.tax_minor if r.tax_inclusive else 0)
+        charged = r.amount_minor + (r.tax_minor if r.tax_inclusive else 0) + int(r.off)
         expected = line_amount_minor(r.quantity, r.unit_price, cur)
         row = {"line_id": r.id, "document_id": r.document_id, "position": r.position}
         if expected != charged and len(found[LINE_AMOUNT_CHECK]) < limit:
