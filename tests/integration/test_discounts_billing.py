@@ -4,17 +4,24 @@ invoice, and every stored figure reconciles (issue 17)."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pypdf
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.pdf.renderer import PdfRenderer
+from fiscus.api.presenters import document
+from fiscus.documents.view_model import build_view_model
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
+from fiscus.queries.documents import get_document
+from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import run_billing
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
 from fiscus.services.documents import convert_proforma
@@ -78,6 +85,7 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
         (1, 165, "Five off"),
         (2, 335, "Five off"),
     ]
+    _assert_presented(db, org, invoices[0]["id"])
     with db.read() as conn:
         dc = td.discounts.c
         states = dict(conn.execute(select(dc.coupon_id, dc.status)).all())  # type: ignore[arg-type]
@@ -90,6 +98,28 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
     assert _allowances(db, plain) == []
     report = reconcile(db)
     assert {k: [v.row for v in rows] for k, rows in report.items() if rows} == {}
+
+
+def _assert_presented(db: Database, org: int, doc_id: int) -> None:
+    """The API, the PDF and its view model say the same: lines net of their discounts, totals."""
+    with db.read() as conn:
+        view = get_document(conn, Scope(org), doc_id)
+    api = document(view, None, lines=True)
+    assert (api["subtotal"], api["discount"], api["tax"], api["total"]) == ("31.40", "14.10", "6.28", "37.68")
+    assert [(ln["amount"], ln["discount"]) for ln in api["lines"]] == [("10.35", "4.65"), ("21.05", "9.45")]
+    assert api["lines"][0]["discounts"][0] == {
+        "reason": "Launch (20 % off)",
+        "amount": "3.00",
+        "coupon_id": view.lines[0].allowances[0].coupon_id,
+        "discount_id": view.lines[0].allowances[0].discount_id,
+    }
+    text = " ".join(
+        p.extract_text()
+        for p in pypdf.PdfReader(io.BytesIO(PdfRenderer().render(build_view_model(view)))).pages
+    )
+    text = " ".join(text.replace("\xa0", " ").split())
+    for printed in ("Launch (20 % off): −€3.00", "Five off: −€3.35", "Discount −€14.10", "€37.68"):
+        assert printed in text, (printed, text)
 
 
 def test_proforma_discount_goes_to_its_invoice_in_kzt(db: Database) -> None:
