@@ -273,7 +273,11 @@ def build_view_model(
             "amount_credited_minor": doc.amount_credited_minor,
             "amount_due_minor": due_minor,
             "lines": [
-                {"amount_minor": ln.amount_minor, "tax_minor": ln.tax_minor, "discount_minor": ln.discount_minor}
+                {
+                    "amount_minor": ln.amount_minor,
+                    "tax_minor": ln.tax_minor,
+                    "discount_minor": ln.discount_minor,
+                }
                 for ln in doc.lines
             ],
             "taxes": [

@@ -236,6 +236,7 @@ class DiscountInput:
     coupon: Coupon
     reason: str
     discount_id: int | None = None  # the attached discount it comes from (None: a preview)
+    grant_id: int | None = None  # a promotional credit taken as a discount (ADR 0009); no coupon then
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +258,7 @@ class SettledDiscount:
     parts: list[int]
     discount_id: int | None = None
     coupon_id: int | None = None
+    grant_id: int | None = None
 
 
 def settle_discounts(
@@ -279,7 +281,8 @@ def settle_discounts(
             for i, part in zip(covered, allocate(amount, [remaining[i] for i in covered]), strict=True):
                 parts[i] = part
                 remaining[i] -= part
-        settled.append(SettledDiscount(d.reason, amount, parts, d.discount_id, d.coupon.id))
+        coupon_id = None if d.grant_id is not None else d.coupon.id
+        settled.append(SettledDiscount(d.reason, amount, parts, d.discount_id, coupon_id, d.grant_id))
     return settled
 
 
@@ -291,6 +294,15 @@ def discount_amount(coupon: Coupon, cur: Currency, base_minor: int) -> int:
         exact = Decimal(base_minor).scaleb(-cur.exponent) * coupon.percent_off / 100
         return min(base_minor, to_minor(round_minor(exact, cur), cur))
     return min(base_minor, coupon.amounts_off.get(cur.code, 0))
+
+
+def credit_input(
+    grant_id: int, code: str, remaining_minor: int, product_ids: frozenset[int], reason: str
+) -> DiscountInput:
+    """A promotional credit grant as a fixed-amount discount of at most what is left of it: taxed as a
+    discount (ADR 0009), so it comes off the lines before tax like a coupon."""
+    terms = Coupon(0, reason, Duration.ONCE, amounts_off={code: remaining_minor}, product_ids=product_ids)
+    return DiscountInput(terms, reason, None, grant_id)
 
 
 def coupon_label(coupon: Coupon, cur: Currency | None = None) -> str:

@@ -291,13 +291,14 @@ def _persist_split(
     documents."""
     for h in held:
         issue_held_credits(conn, clock, h, actor, now)
-    apply_discounts(conn, docs, now)  # issue 17: coupons and promotion codes, before tax
+    credit = apply_discounts(conn, docs, now)  # issue 17: coupons, codes, promotional credit; before tax
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
     issued = persist_documents(
         conn, auto, now=now, issue=True, actor=actor, issued_at_fn=clock.now, billing_run_id=run_id
     )
-    persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
+    drafts = persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
+    credit.record(conn, [*zip(auto, issued, strict=True), *zip(manual, drafts, strict=True)], now)
     with_credit = _customers_with_credit(conn, {d.customer.id for d in auto})
     if with_credit:
         apply_customer_credit(

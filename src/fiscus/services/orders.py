@@ -82,9 +82,10 @@ def bill_order_now(db: Database, clock: Clock, org_id: int, order_id: int, *, ac
         if order["status"] != "pending":
             raise InvalidStateError(f"order {order_id} is {order['status']}")
         docs = build_order_documents(conn, [order])
-        apply_discounts(conn, docs, now)  # issue 17
+        credit = apply_discounts(conn, docs, now)  # issue 17
         issue = bool(docs[0].org.row["auto_issue"])
         [doc_id] = persist_documents(conn, docs, now=now, issue=issue, actor=actor, issued_at_fn=clock.now)
+        credit.record(conn, [(docs[0], doc_id)], now)
         conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(status="billed", billed_at=now))
         if issue:
             schedule_collection(conn, [doc_id], now)

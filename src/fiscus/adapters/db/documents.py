@@ -149,6 +149,7 @@ def allowance_rows_of(d: NewDocument, doc_id: int) -> list[dict[str, Any]]:
             "line_position": pos,
             "discount_id": s.discount_id,
             "coupon_id": s.coupon_id,
+            "wallet_grant_id": s.grant_id,
             "reason": s.reason,
             "amount_minor": part,
         }

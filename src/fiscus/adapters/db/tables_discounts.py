@@ -119,6 +119,8 @@ document_allowances = Table(
     Column("line_position", Integer, nullable=False),
     Column("discount_id", Id, ForeignKey("discounts.id"), nullable=True),
     Column("coupon_id", Id, ForeignKey("coupons.id"), nullable=True),
+    # a promotional credit taken as a discount (ADR 0009)
+    Column("wallet_grant_id", Id, nullable=True),
     Column("reason", Text, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     CheckConstraint("amount_minor > 0", name="amount"),
@@ -134,3 +136,58 @@ discount_settings = Table(
 )
 
 Index("ix_discounts_active", discounts.c.organization_id, discounts.c.customer_id, discounts.c.status)
+
+# --- wallets (prepaid credits, ADR 0009) ---------------------------------------------------------------
+
+wallets = Table(
+    "wallets",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Σ remaining of the wallet's grants = Σ its ledger; locked (FOR UPDATE) by every debit
+    Column("balance_minor", BigInteger, nullable=False, server_default="0"),
+    Column("low_balance_minor", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("customer_id", "currency"),
+    CheckConstraint("balance_minor >= 0", name="balance"),
+)
+
+wallet_grants = Table(
+    "wallet_grants",
+    metadata,
+    _pk(),
+    _org(),
+    Column("wallet_id", Id, ForeignKey("wallets.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("remaining_minor", BigInteger, nullable=False),
+    # lower first; then the soonest expiry, then the oldest
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("product_ids", Json, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('promotional', 'paid')", name="kind"),
+    CheckConstraint("status IN ('active', 'depleted', 'expired', 'refunded')", name="status"),
+    CheckConstraint("amount_minor > 0", name="amount"),
+    CheckConstraint("remaining_minor >= 0 AND remaining_minor <= amount_minor", name="remaining"),
+)
+
+wallet_ledger = Table(
+    "wallet_ledger",
+    metadata,
+    _pk(),
+    _org(),
+    Column("wallet_id", Id, ForeignKey("wallets.id"), nullable=False, index=True),
+    Column("grant_id", Id, ForeignKey("wallet_grants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    # + granted; − consumed, expired, refunded. Never updated or deleted.
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('granted', 'consumed', 'expired', 'refunded')", name="kind"),
+    CheckConstraint("amount_minor <> 0", name="amount"),
+)

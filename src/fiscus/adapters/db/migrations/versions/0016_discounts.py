@@ -1,8 +1,8 @@
-"""discounts (issue 17): coupons, promotion codes, discounts, redemptions, document allowances
+"""discounts (issue 17): coupons, promotion codes, discounts, redemptions, allowances, wallets
 
 Revision ID: 0016
 Revises: 0011
-Create Date: 2026-12-07 13:11:11.816965
+Create Date: 2026-12-07 13:35:40.657518
 """
 
 from __future__ import annotations
@@ -121,6 +121,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "wallets",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("organization_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("balance_minor", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("low_balance_minor", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", fiscus.adapters.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("balance_minor >= 0", name=op.f("ck_wallets_balance")),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_wallets_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_wallets_organization_id_organizations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallets")),
+        sa.UniqueConstraint("customer_id", "currency", name=op.f("uq_wallets_customer_id_currency")),
+    )
+    with op.batch_alter_table("wallets", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wallets_organization_id"), ["organization_id"], unique=False)
+
+    op.create_table(
         "discounts",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -162,6 +186,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_discounts_subscription_id"), ["subscription_id"], unique=False)
 
     op.create_table(
+        "wallet_grants",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("organization_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("wallet_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("remaining_minor", sa.BigInteger(), nullable=False),
+        sa.Column("priority", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("expires_at", fiscus.adapters.db.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "product_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", fiscus.adapters.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("kind IN ('promotional', 'paid')", name=op.f("ck_wallet_grants_kind")),
+        sa.CheckConstraint(
+            "status IN ('active', 'depleted', 'expired', 'refunded')", name=op.f("ck_wallet_grants_status")
+        ),
+        sa.CheckConstraint("amount_minor > 0", name=op.f("ck_wallet_grants_amount")),
+        sa.CheckConstraint(
+            "remaining_minor >= 0 AND remaining_minor <= amount_minor",
+            name=op.f("ck_wallet_grants_remaining"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_wallet_grants_organization_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["wallet_id"], ["wallets.id"], name=op.f("fk_wallet_grants_wallet_id_wallets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallet_grants")),
+    )
+    with op.batch_alter_table("wallet_grants", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_wallet_grants_organization_id"), ["organization_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_wallet_grants_wallet_id"), ["wallet_id"], unique=False)
+
+    op.create_table(
         "document_allowances",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -171,6 +240,7 @@ def upgrade() -> None:
         sa.Column("line_position", sa.Integer(), nullable=False),
         sa.Column("discount_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("coupon_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("wallet_grant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("amount_minor > 0", name=op.f("ck_document_allowances_amount")),
@@ -252,9 +322,52 @@ def upgrade() -> None:
             batch_op.f("ix_redemptions_promotion_code_id"), ["promotion_code_id"], unique=False
         )
 
+    op.create_table(
+        "wallet_ledger",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("organization_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("wallet_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("grant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("document_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("created_at", fiscus.adapters.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('granted', 'consumed', 'expired', 'refunded')", name=op.f("ck_wallet_ledger_kind")
+        ),
+        sa.CheckConstraint("amount_minor <> 0", name=op.f("ck_wallet_ledger_amount")),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_wallet_ledger_document_id_documents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["grant_id"], ["wallet_grants.id"], name=op.f("fk_wallet_ledger_grant_id_wallet_grants")
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_wallet_ledger_organization_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["wallet_id"], ["wallets.id"], name=op.f("fk_wallet_ledger_wallet_id_wallets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallet_ledger")),
+    )
+    with op.batch_alter_table("wallet_ledger", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_wallet_ledger_organization_id"), ["organization_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_wallet_ledger_wallet_id"), ["wallet_id"], unique=False)
+
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("wallet_ledger", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wallet_ledger_wallet_id"))
+        batch_op.drop_index(batch_op.f("ix_wallet_ledger_organization_id"))
+
+    op.drop_table("wallet_ledger")
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_redemptions_promotion_code_id"))
         batch_op.drop_index(batch_op.f("ix_redemptions_organization_id"))
@@ -266,6 +379,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_document_allowances_document_id"))
 
     op.drop_table("document_allowances")
+    with op.batch_alter_table("wallet_grants", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wallet_grants_wallet_id"))
+        batch_op.drop_index(batch_op.f("ix_wallet_grants_organization_id"))
+
+    op.drop_table("wallet_grants")
     with op.batch_alter_table("discounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_discounts_subscription_id"))
         batch_op.drop_index(batch_op.f("ix_discounts_organization_id"))
@@ -273,6 +391,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_discounts_active")
 
     op.drop_table("discounts")
+    with op.batch_alter_table("wallets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wallets_organization_id"))
+
+    op.drop_table("wallets")
     with op.batch_alter_table("promotion_codes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_promotion_codes_organization_id"))
         batch_op.drop_index(batch_op.f("ix_promotion_codes_coupon_id"))
