@@ -6,9 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
+from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import api_client, auth
 from tests.builders import make_customer, make_tenant
@@ -31,7 +35,9 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         )
         assert r.status_code == 201, r.text
         launch: dict[str, Any] = r.json()
-        assert launch["percent_off"] == "20" and launch["times_redeemed"] == 0 and launch["valid"]
+        assert launch["percent_off"] == "20"
+        assert launch["times_redeemed"] == 0
+        assert launch["valid"]
         fixed = post("/coupons", {"name": "Five off", "amounts_off": {"EUR": "5.00", "JPY": "500"}}).json()
         assert fixed["amounts_off"] == {"EUR": "5.00", "JPY": "500"}
         # malformed: both kinds, a float amount, too many decimals
@@ -47,12 +53,14 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         assert scoped.status_code == 201
 
         code = post("/promotion_codes", {"coupon_id": launch["id"], "code": "launch20", "max_redemptions": 1})
-        assert code.status_code == 201 and code.json()["code"] == "LAUNCH20"
+        assert code.status_code == 201
+        assert code.json()["code"] == "LAUNCH20"
         assert post("/promotion_codes", {"coupon_id": launch["id"], "code": "Launch20"}).status_code == 409
 
         r = post(f"/subscriptions/{subs[0]}/discounts", {"promotion_code": "Launch20"})
         assert r.status_code == 201, r.text
-        assert r.json()["subscription_id"] == subs[0] and r.json()["status"] == "active"
+        assert r.json()["subscription_id"] == subs[0]
+        assert r.json()["status"] == "active"
         # the code's maximum is reached: the second customer is refused, with the reason named
         r = post(f"/subscriptions/{subs[1]}/discounts", {"promotion_code": "LAUNCH20"})
         assert r.status_code == 409 and r.json()["reason"] == "code_max_redemptions", r.text
@@ -83,7 +91,8 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         assert [d["subscription_id"] for d in listed] == [subs[0]]
         assert api.get(f"/api/v1/coupons/{launch['id']}", headers=h).json()["times_redeemed"] == 1
         removed = api.delete(f"/api/v1/discounts/{listed[0]['id']}", headers=h)
-        assert removed.status_code == 200 and removed.json()["status"] == "removed"
+        assert removed.status_code == 200
+        assert removed.json()["status"] == "removed"
         assert api.delete(f"/api/v1/discounts/{listed[0]['id']}", headers=h).status_code == 409
 
         # no stacking: a second discount on the same target is refused
@@ -91,3 +100,40 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         assert post(f"/subscriptions/{subs[1]}/discounts", {"coupon": fixed["id"]}).status_code == 201
         r = post(f"/subscriptions/{subs[1]}/discounts", {"coupon": launch["id"]})
         assert r.json()["reason"] == "stacking_not_allowed"
+
+
+def test_credit_grants_and_wallets(db: Database, clock: FixedClock) -> None:
+    tenant = make_tenant(db, clock, "jp", slug="wallets")
+    h = auth(create_api_key(db, clock, tenant.org_id).secret)
+    customer = make_customer(db, clock, tenant, 1)
+    with api_client(db, clock) as api:
+        url = f"/api/v1/customers/{customer}"
+        body = {"currency": "JPY", "amount": "1000", "low_balance": "600", "priority": 1}
+        r = api.post(f"{url}/credit_grants", json=body, headers=h)
+        assert r.status_code == 201, r.text
+        [wallet] = r.json()["data"]
+        assert (wallet["balance"], wallet["low_balance"]) == ("1000", "600")
+        assert [(e["kind"], e["amount"]) for e in wallet["ledger"]] == [("granted", "1000")]
+        assert api.post(f"{url}/credit_grants", json={**body, "amount": 5.0}, headers=h).status_code == 422
+        assert (
+            api.post(f"{url}/credit_grants", json={**body, "currency": "EUR"}, headers=h).status_code == 422
+        )
+        doc = bill_order_now(
+            db,
+            clock,
+            tenant.org_id,
+            create_order(db, clock, tenant.org_id, customer, [ItemSpec(tenant.one_off)]),
+        )
+        [wallet] = api.get(f"{url}/wallets", headers=h).json()["data"]
+        assert wallet["balance"] == "500"  # the 500 JPY one-off, before tax
+        assert [(e["kind"], e["amount"], e["document_id"]) for e in wallet["ledger"]][1] == (
+            "consumed",
+            "-500",
+            doc,
+        )
+        native = api.get(f"/api/v1/documents/{doc}?expand[]=lines", headers=h).json()
+        assert (native["discount"], native["subtotal"], native["total"]) == ("500", "0", "0")
+        assert native["lines"][0]["discounts"][0]["reason"] == "Promotional credit"
+    with db.read() as conn:
+        events = set(conn.execute(select(t.outbox_events.c.type)).scalars())
+    assert {"credits.granted", "credits.consumed", "credits.low_balance"} <= events

@@ -126,3 +126,34 @@ class DiscountSettingsIn(In):
 class DiscountSettingsOut(Out):
     object: Literal["discount_settings"] = "discount_settings"
     stacking: str
+
+
+class CreditGrantIn(In):
+    """Promotional credit (no payment; taxed as a discount when the billing run uses it)."""
+
+    currency: Currency
+    amount: Amount
+    expires_at: Instant | None = None
+    priority: int = Field(0, ge=0, le=100, description="lower is used first")
+    product_ids: list[Id] = Field(default_factory=list, max_length=100, description="empty: every product")
+    reason: Text = Field("Promotional credit", max_length=200)
+    low_balance: Amount | None = Field(None, description="a `credits.low_balance` event when crossed")
+
+
+class LedgerEntryOut(Out):
+    id: int
+    grant_id: int
+    kind: str
+    amount: MoneyOut
+    document_id: int | None
+    created_at: datetime
+
+
+class WalletOut(Out):
+    id: int
+    object: Literal["wallet"] = "wallet"
+    customer_id: int
+    currency: str
+    balance: MoneyOut
+    low_balance: MoneyOut | None
+    ledger: list[LedgerEntryOut]

@@ -6,24 +6,31 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
+from sqlalchemy import select
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.discount_schemas import (
     CouponIn,
     CouponOut,
+    CreditGrantIn,
     DiscountOut,
     DiscountSettingsIn,
     DiscountSettingsOut,
     PromotionCodeIn,
     PromotionCodeOut,
     RedeemIn,
+    WalletOut,
 )
 from fiscus.api.presenters import json_response, money
 from fiscus.api.routes.common import PageDep, list_response, one_response, router
 from fiscus.api.schemas import Id, ListOut
 from fiscus.domain.money import currency
+from fiscus.queries.rows import get_row
+from fiscus.queries.scope import Scope
 from fiscus.services import discounts as svc
+from fiscus.services import wallets
 
 api = router("discounts")
 
@@ -206,3 +213,78 @@ def set_discount_settings(body: DiscountSettingsIn, principal: OrgDep, c: Contai
     """Set the stacking rule; discounts already redeemed stay, later redemptions follow the rule."""
     svc.set_stacking(c.db, c.clock, principal.organization_id, body.stacking, actor=principal.actor)
     return json_response({"object": "discount_settings", "stacking": body.stacking})
+
+
+def _wallet(conn: Any, row: Any) -> dict[str, Any]:
+    cur = currency(row["currency"])
+    lg = td.wallet_ledger.c
+    entries = conn.execute(
+        select(td.wallet_ledger).where(lg.wallet_id == row["id"]).order_by(lg.id)
+    ).mappings()
+    return {
+        "id": row["id"],
+        "object": "wallet",
+        "customer_id": row["customer_id"],
+        "currency": cur.code,
+        "balance": money(row["balance_minor"], cur),
+        "low_balance": None if row["low_balance_minor"] is None else money(row["low_balance_minor"], cur),
+        "ledger": [
+            {
+                "id": e["id"],
+                "grant_id": e["grant_id"],
+                "kind": e["kind"],
+                "amount": money(e["amount_minor"], cur),
+                "document_id": e["document_id"],
+                "created_at": e["created_at"],
+            }
+            for e in entries
+        ],
+    }
+
+
+def _wallets_response(c: ContainerDep, org: int, customer_id: int, status: int = 200) -> Response:
+    w = td.wallets.c
+    with c.db.read() as conn:
+        get_row(conn, Scope(org), t.customers, customer_id, "customer")
+        rows = conn.execute(
+            select(td.wallets).where(w.organization_id == org, w.customer_id == customer_id).order_by(w.id)
+        ).mappings()
+        data = [_wallet(conn, r) for r in rows]
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "has_more": False,
+            "url": f"/api/v1/customers/{customer_id}/wallets",
+        },
+        status,
+    )
+
+
+@api.post("/customers/{customer_id}/credit_grants", status_code=201, response_model=ListOut[WalletOut])
+def grant_credit(customer_id: Id, body: CreditGrantIn, principal: OrgDep, c: ContainerDep) -> Response:
+    """Grant promotional credit in the customer's currency: the billing run takes it off later documents
+    before tax, highest priority (lowest number) first, then the soonest expiry. Answers the wallets."""
+    org = principal.organization_id
+    wallets.grant_credits(
+        c.db,
+        c.clock,
+        org,
+        customer_id,
+        currency_code=body.currency,
+        amount=body.amount,
+        expires_at=body.expires_at,
+        priority=body.priority,
+        product_ids=body.product_ids,
+        reason=body.reason,
+        low_balance=body.low_balance,
+        actor=principal.actor,
+    )
+    return _wallets_response(c, org, customer_id, 201)
+
+
+@api.get("/customers/{customer_id}/wallets", response_model=ListOut[WalletOut])
+def list_wallets(customer_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """The customer's wallets, one per currency, each with its balance and its whole ledger (every
+    grant, consumption with its document, expiry)."""
+    return _wallets_response(c, principal.organization_id, customer_id)
