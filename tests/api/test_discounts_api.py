@@ -63,7 +63,8 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         assert r.json()["status"] == "active"
         # the code's maximum is reached: the second customer is refused, with the reason named
         r = post(f"/subscriptions/{subs[1]}/discounts", {"promotion_code": "LAUNCH20"})
-        assert r.status_code == 409 and r.json()["reason"] == "code_max_redemptions", r.text
+        assert r.status_code == 409, r.text
+        assert r.json()["reason"] == "code_max_redemptions"
         assert r.json()["errors"][0]["field"] == "promotion_code"
         # the same coupon twice on one subscription
         r = post(f"/subscriptions/{subs[0]}/discounts", {"coupon": launch["id"]})

@@ -95,6 +95,10 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
                 allowances.organization_id == bg.id
             )
             assert conn.execute(discounted).scalar_one() > 0
+            # and its welcome credit was granted and consumed by the run (ADR 0009)
+            ledger = td.wallet_ledger.c
+            kinds = set(conn.execute(select(ledger.kind).where(ledger.organization_id == bg.id)).scalars())
+            assert {"granted", "consumed"} <= kinds
 
             unbalanced = conn.execute(
                 text(

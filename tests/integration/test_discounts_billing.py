@@ -70,6 +70,8 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
     redeem(db, clock, org, subscription_id=sub, code="launch")
     five = create_coupon(db, clock, org, CouponSpec("Five off", "forever", amounts_off={"EUR": Decimal(5)}))
     redeem(db, clock, org, customer_id=alice, coupon_id=five)
+    late = CouponSpec("Early bird", "once", percent_off=Decimal(5), redeem_by=START + timedelta(days=1))
+    create_coupon(db, clock, org, late)  # never redeemed; expires when the run passes its date
     run_billing(db, FixedClock(START + timedelta(days=70)), at=START + timedelta(days=70))
     invoices = _docs(db, alice)
     assert len(invoices) == 3
@@ -90,6 +92,11 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
         dc = td.discounts.c
         states = dict(conn.execute(select(dc.coupon_id, dc.status)).all())  # type: ignore[arg-type]
     assert states == {launch: "ended", five: "active"}
+    with db.read() as conn:
+        events = [r.type for r in conn.execute(select(t.outbox_events.c.type))]
+    assert events.count("coupon.redeemed") == 2
+    assert events.count("coupon.expired") == 1
+    assert events.count("discount.ended") == 1
     # an order of the customer carries the customer's discount too; bob's carries none
     order = create_order(db, clock, org, alice, [ItemSpec(tenant.one_off)])
     doc_id = bill_order_now(db, clock, org, order)

@@ -207,7 +207,7 @@ def scenario() -> Scenario:
         refund_reasons=("Компенсация за прекъсване на услугата", "Възстановяване: отказ от услугата"),
         partial_capture_day=100,
     )
-    launch = Promotion("Отстъпка при старт", "20", 3, "START20")
+    launch = Promotion("Отстъпка при старт", "20", 3, "START20", credit="25.00")
     return Scenario(
         spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6, collection, launch
     )

@@ -136,6 +136,9 @@ class Promotion:
     periods: int
     code: str
     every: int = 3
+    credit: str = "0"
+    """Promotional credit (prepaid, in the organisation's currency) granted to every `every`-th new
+    customer on arrival; the billing run takes it off their first documents before tax."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from fiscus.services.subscriptions import (
     change_subscription,
     create_subscription,
 )
+from fiscus.services.wallets import grant_credits
 
 
 class Simulation:
@@ -65,6 +66,7 @@ class Simulation:
         """The live organisation beside it, left empty: where the business would bill for real."""
         self.last_document = 0
         self.subscriptions = 0
+        self.customers = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
@@ -163,6 +165,19 @@ class Simulation:
 
     def _start_customer(self, plan: CustomerPlan, payer: Payer) -> None:
         cid = create_customer(self.db, self.clock, self.org_id, plan.spec, actor="demo")
+        self.customers += 1
+        promo = self.scenario.promotion
+        if promo is not None and Decimal(promo.credit) > 0 and self.customers % promo.every == 2:
+            grant_credits(
+                self.db,
+                self.clock,
+                self.org_id,
+                cid,
+                currency_code=self.scenario.spec.default_currency,
+                amount=Decimal(promo.credit),
+                reason="Welcome credit",
+                actor="demo",
+            )
         if self.cards is not None:
             self.cards.welcome(cid, payer, plan.spec.name)
         for sub in plan.subscriptions:

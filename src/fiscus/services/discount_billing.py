@@ -21,7 +21,13 @@ from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.documents import NewDocument
 from fiscus.domain.discounts import SettledDiscount, Stacking
 from fiscus.domain.documents import compute_document
-from fiscus.services.discounts import active_discounts, for_document, mark_applied, stacking_of
+from fiscus.services.discounts import (
+    active_discounts,
+    expire_coupons,
+    for_document,
+    mark_applied,
+    stacking_of,
+)
 from fiscus.services.wallets import credit_inputs, promotional_inputs, record_consumption
 
 
@@ -51,6 +57,8 @@ def apply_discounts(
         return out
     org_ids = {d.org.id for d in docs}
     customers = {d.customer.id for d in docs}
+    if record:
+        expire_coupons(conn, org_ids, now)
     active = active_discounts(conn, customers) if _any_active(conn, org_ids) else {}
     credits = promotional_inputs(conn, customers, now) if record and _any_credit(conn, org_ids) else {}
     if not active and not credits:

@@ -486,3 +486,29 @@ def mark_applied(conn: Connection, discount_ids: Sequence[int], now: datetime) -
                 for r in ended
             ],
         )
+
+
+def expire_coupons(conn: Connection, org_ids: Iterable[int], now: datetime) -> int:
+    """Coupons whose redeem-by date has passed are marked expired once, with a `coupon.expired` event
+    (discounts already redeemed keep running: redeem_by only closes new redemptions)."""
+    cc = td.coupons.c
+    rows = conn.execute(
+        select(cc.id, cc.organization_id, cc.name).where(
+            cc.organization_id.in_(sorted(set(org_ids))),
+            cc.redeem_by.is_not(None),
+            cc.redeem_by <= now,
+            cc.expired_at.is_(None),
+        )
+    ).all()
+    if rows:
+        conn.execute(update(td.coupons).where(cc.id.in_([r.id for r in rows])).values(expired_at=now))
+        append_outbox(
+            conn,
+            [
+                outbox_row(
+                    r.organization_id, "coupon.expired", "coupon", r.id, now, {"id": r.id, "name": r.name}
+                )
+                for r in rows
+            ],
+        )
+    return len(rows)
