@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
@@ -196,3 +196,10 @@ def test_random_documents_with_discounts_and_credits_add_up(db: Database, clock:
         assert conn.execute(select(func.count()).select_from(td.document_allowances)).scalar_one() > 0
         kinds = set(conn.execute(select(td.wallet_ledger.c.kind).distinct()).scalars())
     assert {"granted", "consumed", "expired"} <= kinds
+    with db.write() as conn:  # a balance that drifts from its ledger is what reconcile reports
+        conn.execute(
+            update(td.wallets)
+            .where(td.wallets.c.id == 1)
+            .values(balance_minor=td.wallets.c.balance_minor + 1)
+        )
+    assert [v.row["id"] for v in reconcile(db)["wallet_balance_is_its_ledger"]] == [1]

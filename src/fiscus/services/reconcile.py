@@ -97,6 +97,14 @@ CHECKS: Final[dict[str, str]] = {
     "customer_credit_never_negative": """
         SELECT organization_id, customer_id, currency, SUM(amount_minor) AS balance FROM customer_credits
         GROUP BY organization_id, customer_id, currency HAVING SUM(amount_minor) < 0""",
+    # issue 17, ADR 0009: a wallet's balance is its ledger and its grants' remaining, never negative
+    "wallet_balance_is_its_ledger": """
+        SELECT w.id, w.balance_minor FROM wallets w
+        WHERE w.balance_minor < 0
+           OR w.balance_minor <> (SELECT COALESCE(SUM(l.amount_minor), 0) FROM wallet_ledger l
+                                  WHERE l.wallet_id = w.id)
+           OR w.balance_minor <> (SELECT COALESCE(SUM(g.remaining_minor), 0) FROM wallet_grants g
+                                  WHERE g.wallet_id = w.id)""",
     "tenant_consistency": """
         SELECT d.id FROM documents d JOIN customers c ON c.id = d.customer_id
         WHERE c.organization_id <> d.organization_id
