@@ -22,7 +22,7 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
 from fiscus.queries.documents import get_document
 from fiscus.queries.scope import Scope
-from fiscus.services.billing_run import run_billing
+from fiscus.services.billing_run import preview_next_document, run_billing
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
 from fiscus.services.documents import convert_proforma
 from fiscus.services.orders import bill_order_now, create_order
@@ -70,6 +70,9 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
     redeem(db, clock, org, subscription_id=sub, code="launch")
     five = create_coupon(db, clock, org, CouponSpec("Five off", "forever", amounts_off={"EUR": Decimal(5)}))
     redeem(db, clock, org, customer_id=alice, coupon_id=five)
+    upcoming = preview_next_document(db, org, sub).document  # the preview shows them, writes nothing
+    assert upcoming is not None
+    assert upcoming.computed.total_minor == 3768
     late = CouponSpec("Early bird", "once", percent_off=Decimal(5), redeem_by=START + timedelta(days=1))
     create_coupon(db, clock, org, late)  # never redeemed; expires when the run passes its date
     run_billing(db, FixedClock(START + timedelta(days=70)), at=START + timedelta(days=70))

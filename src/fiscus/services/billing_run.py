@@ -520,9 +520,16 @@ def preview_next_document(db: Database, org_id: int, subscription_id: int) -> Ne
         items, pending, prices = _billing_inputs(conn, org_id, [subscription_id])
         org = load_orgs(conn, [org_id])[org_id]
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-    docs, _change, _held = _bill_one(
-        sub, org, customer, items[subscription_id], pending[subscription_id], prices, sub["next_period_start"]
-    )
+        docs, _change, _held = _bill_one(
+            sub,
+            org,
+            customer,
+            items[subscription_id],
+            pending[subscription_id],
+            prices,
+            sub["next_period_start"],
+        )
+        apply_discounts(conn, docs[:1], sub["next_period_start"], record=False)  # issue 17: its discounts
     if not docs:
         return NextDocumentPreview(None, None, None)
     doc = docs[0]
