@@ -28,7 +28,10 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
     ]
     other = create_subscription(db, clock, tenant.org_id, alice, [ItemSpec(tenant.monthly_big)])
     with api_client(db, clock) as api:
-        post = lambda path, body: api.post(f"/api/v1{path}", json=body, headers=h)  # noqa: E731
+
+        def post(path: str, body: dict[str, Any]) -> Any:
+            return api.post(f"/api/v1{path}", json=body, headers=h)
+
         r = post(
             "/coupons",
             {"name": "Launch", "percent_off": "20", "duration": "repeating", "duration_periods": 3},
@@ -74,14 +77,15 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
         assert r.json()["reason"] == "nothing_covered"
         assert post(f"/subscriptions/{other}/discounts", {"coupon": scoped.json()["id"]}).status_code == 201
 
-        for body, reason in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"code": "BOBONLY", "customer_id": bob}, "wrong_customer"),
             (
                 {"code": "SOON", "expires_at": (clock.now() - timedelta(seconds=1)).isoformat()},
                 "code_expired",
             ),
             ({"code": "BIG", "minimum_amount": "100.00", "minimum_currency": "EUR"}, "below_minimum_amount"),
-        ]:
+        ]
+        for body, reason in cases:
             assert post("/promotion_codes", {"coupon_id": fixed["id"], **body}).status_code == 201
             r = post(f"/customers/{alice}/discounts", {"promotion_code": body["code"]})
             assert (r.status_code, r.json().get("reason")) == (409, reason), r.text

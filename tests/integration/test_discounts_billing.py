@@ -52,7 +52,7 @@ def _allowances(db: Database, doc_id: int) -> list[tuple[int, int, str]]:
             .where(da.document_id == doc_id)
             .order_by(da.id)
         )
-        return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+        return [tuple(r) for r in conn.execute(q)]
 
 
 def test_run_applies_discounts_for_their_periods(db: Database) -> None:
@@ -93,7 +93,7 @@ def test_run_applies_discounts_for_their_periods(db: Database) -> None:
     _assert_presented(db, org, invoices[0]["id"])
     with db.read() as conn:
         dc = td.discounts.c
-        states = dict(conn.execute(select(dc.coupon_id, dc.status)).all())  # type: ignore[arg-type]
+        states = {r.coupon_id: r.status for r in conn.execute(select(dc.coupon_id, dc.status))}
     assert states == {launch: "ended", five: "active"}
     with db.read() as conn:
         events = [r.type for r in conn.execute(select(t.outbox_events.c.type))]
