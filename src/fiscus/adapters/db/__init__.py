@@ -1,1 +1,22 @@
-from fiscus.adapters.db import tables_discounts as tables_discounts
+"""The database adapter. Importing it registers every table module on the one `metadata` (tables.py and
+the per-topic modules beside it), so Alembic, the tests' schema checks and the services see them all."""
+
+from fiscus.adapters.db import (
+    tables,
+    tables_console,
+    tables_dashboard,
+    tables_discounts,
+    tables_email,
+    tables_portal,
+    tables_usage,
+)
+
+__all__ = [
+    "tables",
+    "tables_console",
+    "tables_dashboard",
+    "tables_discounts",
+    "tables_email",
+    "tables_portal",
+    "tables_usage",
+]

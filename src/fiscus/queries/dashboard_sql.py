@@ -1,0 +1,192 @@
+"""The dashboard's grouped statements: one per figure group, each summing one organisation's rows of
+one currency per bucket over a covering index (migration 0017, `adapters/db/tables_dashboard.py`).
+
+Documents are grouped by their calendar issue date (at most one row per day of the range comes back,
+folded into buckets here); instants (attempts, captures, refunds) per bucket in SQL
+(`dashboard_buckets.per_bucket`), since grouping by an instant would not reduce anything.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
+
+from fiscus.adapters.db import tables as t
+from fiscus.queries.dashboard_buckets import per_bucket
+from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio
+
+
+@dataclass(slots=True)
+class DashboardQueries:
+    """The statements of one dashboard: organisation, currency, and the bucket bounds (`days`: each
+    bucket's first calendar day and the day after the range; `instants`: the same as UTC instants)."""
+
+    conn: Connection
+    org: int
+    cur: str
+    n: int
+    days: list[date]
+    instants: list[datetime]
+    single_currency: bool = field(default=False)
+
+    def check_single_currency(self) -> None:
+        """Whether every document of the organisation is in this currency (two index probes). Then
+        captures and refunds, whose currency is their attempt's and so their document's, need no join
+        to the attempts to be filtered by currency; otherwise they get it."""
+        d = t.documents.c
+        other = or_(
+            exists().where(d.organization_id == self.org, d.currency < self.cur),
+            exists().where(d.organization_id == self.org, d.currency > self.cur),
+        )
+        self.single_currency = not self.conn.execute(select(other)).scalar_one()
+
+    def _by_instant(self, col: Any, values: list[Any], where: list[Any], source: Any) -> list[Any]:
+        """(bucket index, Σ value...) per non-empty bucket of the rows of `source` whose instant
+        `col` is in the range (`dashboard_buckets.per_bucket`: one statement on either dialect)."""
+        return per_bucket(self.conn, col, self.instants, values, where, source)
+
+    def documents(self) -> list[list[list[int]]]:
+        """[bucket][0 invoices / 1 credit notes] = [Σ total_minor, count], by issue date."""
+        d = t.documents.c
+        rows = self.conn.execute(
+            select(d.issue_date, d.type, func.sum(d.total_minor), func.count())
+            .where(
+                d.organization_id == self.org,
+                d.currency == self.cur,
+                d.issue_date >= self.days[0],
+                d.issue_date < self.days[-1],
+                d.type.in_(("invoice", "credit_note")),
+                d.status.in_(LIVE_DOCUMENT),
+            )
+            .group_by(d.issue_date, d.type)
+        )
+        out = [[[0, 0], [0, 0]] for _ in range(self.n)]
+        for day, kind, total, count in rows:
+            slot = out[bisect_right(self.days, _as_date(day)) - 1][0 if kind == "invoice" else 1]
+            slot[0] += int(total)
+            slot[1] += int(count)
+        return out
+
+    def _movements(self, table: Any) -> list[list[int]]:
+        """[bucket] = [Σ amount_minor, count] of a money movement table's succeeded rows, by the
+        instant they settled (a succeeded movement always has one)."""
+        m = table.c
+        where = [m.organization_id == self.org, m.status == "succeeded"]
+        source: Any = table
+        if not self.single_currency:
+            a = t.payment_attempts.c
+            source = table.join(t.payment_attempts, a.id == m.attempt_id)
+            where.append(a.currency == self.cur)
+        rows = self._by_instant(m.settled_at, [m.amount_minor, literal(1)], where, source)
+        out = [[0, 0] for _ in range(self.n)]
+        for r in rows:
+            out[int(r[0])] = [int(r[1] or 0), int(r[2] or 0)]
+        return out
+
+    def captures(self) -> list[int]:
+        return [amount for amount, _ in self._movements(t.payment_captures)]
+
+    def refunds(self) -> list[list[int]]:
+        return self._movements(t.payment_refunds)
+
+    def attempts(self) -> list[Ratio]:
+        """Succeeded of (succeeded + failed) card attempts, by creation."""
+        a = t.payment_attempts.c
+        rows = self._by_instant(
+            a.created_at,
+            [case((a.status == "succeeded", 1), else_=0), literal(1)],
+            [
+                a.organization_id == self.org,
+                a.currency == self.cur,
+                a.status.in_(("succeeded", "failed")),
+                a.provider != "external",
+            ],
+            t.payment_attempts,
+        )
+        return self._ratios(rows)
+
+    def recovery(self) -> list[Ratio]:
+        """Failed attempts in the range that were their document's first charge, and of those, the
+        documents with a succeeded attempt (index probes per failed attempt only)."""
+        a = t.payment_attempts.alias("a")
+        earlier = t.payment_attempts.alias("earlier")
+        paid = t.payment_attempts.alias("paid")
+        # Selecting the id (in every index) lets both probes read the index alone.
+        first = ~(
+            select(earlier.c.id)
+            .where(
+                earlier.c.document_id == a.c.document_id,
+                earlier.c.provider != "external",
+                # `+ 0`: not the rowid range of the plain document index (which then reads every
+                # row for its provider) but the covering (document_id, status, provider) one.
+                earlier.c.id + 0 < a.c.id,
+            )
+            .exists()
+        )
+        recovered = (
+            select(paid.c.id)
+            .where(paid.c.document_id == a.c.document_id, paid.c.status == "succeeded")
+            .exists()
+        )
+        rows = self._by_instant(
+            a.c.created_at,
+            [case((recovered, 1), else_=0), literal(1)],
+            [
+                a.c.organization_id == self.org,
+                a.c.currency == self.cur,
+                a.c.status == "failed",
+                a.c.provider != "external",
+                first,
+            ],
+            a,
+        )
+        return self._ratios(rows)
+
+    def _ratios(self, rows: list[Any]) -> list[Ratio]:
+        out = [Ratio(0, 0)] * self.n
+        for r in rows:
+            out[int(r[0])] = Ratio(int(r[1] or 0), int(r[2] or 0))
+        return out
+
+    def receivables(self, today: date) -> tuple[AgeingBucket, ...]:
+        """Open invoices by days past due as of `today`, with what is still due on them."""
+        d = t.documents.c
+        due = d.total_minor - (d.amount_paid_minor - d.amount_refunded_minor) - d.amount_credited_minor
+        age = case(
+            (d.due_date.is_(None), literal(0)),
+            (d.due_date >= today, literal(0)),
+            (d.due_date >= today - timedelta(days=30), literal(1)),
+            (d.due_date >= today - timedelta(days=60), literal(2)),
+            (d.due_date >= today - timedelta(days=90), literal(3)),
+            else_=literal(4),
+        )
+        inner = (
+            select(age.label("age"), case((due > 0, due), else_=0).label("due"))
+            .where(
+                and_(
+                    d.organization_id == self.org,
+                    d.type == "invoice",
+                    d.status == "open",
+                    d.currency == self.cur,
+                )
+            )
+            .subquery()
+        )
+        rows = self.conn.execute(
+            select(inner.c.age, func.count(), func.sum(inner.c.due)).group_by(inner.c.age)
+        )
+        found = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+        return tuple(AgeingBucket(name, *found.get(i, (0, 0))) for i, name in enumerate(AGEING))
+
+
+def _as_date(value: Any) -> date:
+    """A DATE as the driver returns it (a date on PostgreSQL, ISO text on SQLite)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
