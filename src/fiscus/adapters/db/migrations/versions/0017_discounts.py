@@ -1,7 +1,7 @@
 """discounts (issue 17): coupons, promotion codes, discounts, redemptions, allowances, wallets
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07 13:35:40.657518
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import fiscus.adapters.db.types
 
-revision = "0016"
-down_revision = "0015"  # the branch starts from 0011; after main's 0015 (re-chained on merge)
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
