@@ -32,7 +32,7 @@ from sqlalchemy import func, insert, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._setup import CHUNK, create_database_schema, populate, settle
+from _setup import CHUNK, create_database_schema, populate, settle
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database

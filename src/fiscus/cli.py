@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from fiscus import cli_admin
+from fiscus import cli_admin, cli_users
 from fiscus.adapters.db import migrations
 from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
@@ -45,6 +45,7 @@ prices_app = typer.Typer(
 )
 app.add_typer(prices_app, name="prices")
 cli_admin.register(app)
+cli_users.register(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -190,6 +191,9 @@ def worker(
     from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
+    from fiscus.services.emails.delivery import send_due
+    from fiscus.services.emails.outlet import build_outlet
+    from fiscus.services.emails.scheduled import queue_scheduled
     from fiscus.services.payments.collection import run_collection
     from fiscus.services.payments.janitor import settle_unknown
     from fiscus.services.rendering import document_links, documents_dir, render_pending_documents
@@ -197,6 +201,7 @@ def worker(
 
     c = _container()
     sender = WebhookSender()
+    outlet = build_outlet(c.db, c.clock, c.settings)
     stopping = False
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
@@ -213,6 +218,7 @@ def worker(
             summary = run_billing(c.db, c.clock, batch_size=c.settings.billing_batch_size)
             if summary.documents:
                 err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
+            queue_scheduled(c.db, c.clock)
             next_billing = now + interval
         base = c.settings.public_url or f"http://{c.settings.host}:{c.settings.port}"
         links = document_links(c.db, c.clock, base, c.settings.secret_key)
@@ -224,6 +230,13 @@ def worker(
         )
         if attempts:
             err.print(f"worker {os.getpid()}: {dispatched} events dispatched, {attempts} webhook attempts")
+        if outlet is not None:
+            mail = send_due(c.db, c.clock, outlet)
+            if mail.sent or mail.retried or mail.bounced or mail.failed:
+                err.print(
+                    f"worker {os.getpid()}: emails {mail.sent} sent, {mail.retried} to retry, "
+                    f"{mail.bounced} bounced, {mail.failed} failed"
+                )
         if c.payments is not None:
             settled = settle_unknown(c.db, c.clock, c.payments)
             collected = run_collection(c.db, c.clock, c.payments)
@@ -397,11 +410,16 @@ def demo(
             # it unwinds through the `with` block, which stops the gateway too.
             signal.signal(signal.SIGTERM, leave)
             signal.signal(signal.SIGHUP, leave)
+            # Customers' emails go to a local sink unless an SMTP server is configured: one .eml file
+            # per message (open it in any mail client), written by the worker.
+            mail_dir = Path("./var/demo-mail").resolve()
+            os.environ.setdefault("FISCUS_SMTP_URL", f"file://{mail_dir}")
             stack.enter_context(WorkerProcess(worker_interval))
             console.print(
                 f"Worker: billing runs every {worker_interval:g} s; charges, retries, PDFs "
                 f"({documents_dir()}), webhooks and the janitor in between. Ctrl-C stops everything."
             )
+            console.print(f"Emails to customers: {os.environ['FISCUS_SMTP_URL']} (one .eml file per message)")
             serve(host=None, port=None, workers=1)
 
 

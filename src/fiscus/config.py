@@ -35,3 +35,12 @@ class Settings(BaseSettings):
     dialect_billing_prefix: str = ""
     dialect_payments_prefix: str = ""
     dialect_vps_prefix: str = ""
+    # Email (docs/emails.md): where the worker sends customers' emails. smtp://user:pass@host:587?starttls=1,
+    # smtps://user:pass@host:465, or file:///dir (one .eml per message, for development); unset, emails
+    # stay queued. `email_from` is the instance's sender when an organisation has none of its own.
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    email_from: str = "billing@localhost"
+    # A claimed email not marked sent after this long is taken to be lost with its worker and sent
+    # again (the only double-send window: docs/adr/0007-email.md). Longer than one SMTP send can take.
+    email_lease_seconds: float = 300.0

@@ -6,25 +6,64 @@ They teach the generator two things a JSON Schema cannot say, both stated in the
   draft-ietf-httpapi-idempotency-key-header). Schemathesis draws the same few keys for every case, so
   each call gets a fresh key here; tests/api/test_idempotency.py covers replays and mismatches.
 - Rules documented in the descriptions but beyond JSON Schema (a trial ends after the start, retry
-  offsets increase, a credited line is named once, a VAT ID passes its checksum, a webhook URL is not
-  private) are mended in positive cases; negative cases are sent as generated.
+  offsets increase, a credited line is named once, a VAT ID, national ID, IBAN or routing number
+  passes its checksum, a webhook URL is not private, Factur-X wants tax rounded per document) are
+  mended in positive cases; negative cases are sent as generated.
+- What a logo part may hold (its `encoding.contentType`: image/png, image/svg+xml) comes from real
+  PNG and SVG generators registered for those media types, not from arbitrary bytes.
 """
 
 from __future__ import annotations
 
 import itertools
+import struct
 import uuid
+import zlib
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.generation import GenerationMode
 
 from fiscus.adapters.webhooks import ssrf
 from fiscus.api.idempotency import KEY_PATTERN
 from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.logo import PNG, SVG
+from fiscus.domain.tax import EU_MEMBER_STATES
+
+VALID_ACCOUNT: dict[str, Any] = {"iban": "BG80BNBG96611020345678", "bic": "BNBGBGSF"}
+"""An IBAN with its BIC (both checksummed by the server) for generated bank accounts."""
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(width: int, height: int, grey: int) -> bytes:
+    """A well-formed greyscale PNG of the given size (each row: filter byte 0, then the pixels)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = (b"\x00" + bytes([grey]) * width) * height
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(pixels))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _svg(width: int, height: int, colour: int) -> bytes:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<rect width="{width}" height="{height}" fill="#{colour:06x}"/></svg>'
+    ).encode()
+
+
+_SIDE = st.integers(min_value=1, max_value=64)
+schemathesis.openapi.media_type(PNG, st.builds(_png, _SIDE, _SIDE, st.integers(0, 255)))
+schemathesis.openapi.media_type(SVG, st.builds(_svg, _SIDE, _SIDE, st.integers(0, 0xFFFFFF)))
 
 
 def _instant(value: object) -> datetime | None:
@@ -46,10 +85,29 @@ def _private(url: object) -> bool:
     return False
 
 
+def _keep_organization_rules(body: dict[str, Any]) -> None:
+    """Settings checked by checksum for the country, and rules over several settings the body sets."""
+    if body.get("tax_id"):
+        del body["tax_id"]  # BIN, EIK or EIN by checksum for the organisation's country
+    accounts = body.get("bank_accounts")
+    if isinstance(accounts, list):
+        body["bank_accounts"] = [
+            {**{k: a.get(k) for k in ("label", "bank_name", "currency")}, **VALID_ACCOUNT}
+            for a in accounts
+            if isinstance(a, dict)
+        ]
+    if body.get("facturx_enabled") is True and body.get("tax_rounding") == "line":
+        body["tax_rounding"] = "document"  # EN 16931 BR-S-09
+    if body.get("vat_registered") is True and body.get("country") in EU_MEMBER_STATES and "vat_id" in body:
+        body["vat_registered"] = False  # an EU VAT-registered organisation prints its VAT ID
+
+
 def _keep_documented_rules(path: str, body: dict[str, Any]) -> None:
     """Mend what breaks a documented rule JSON Schema cannot state, in a positive body."""
     if body.get("vat_id"):
-        del body["vat_id"]  # checked by checksum for the customer's country
+        del body["vat_id"]  # checked by checksum for the customer's (or organisation's) country
+    if path.startswith(("/api/v1/organization", "/api/v1/organizations")):
+        _keep_organization_rules(body)
     if "url" in body and _private(body["url"]):
         body["url"] = "https://example.com/hooks/fiscus"  # private destinations need the server's opt-in
     lines = body.get("lines")

@@ -33,6 +33,9 @@ BAD_VALUES: Final = {"big_int": BIG_INT, "nul": "1\x00", "ten_kb": "x" * 10_240}
 _RAW: Final = "@@raw-big-int@@"
 """Stands in the JSON for BIG_INT as a bare number (Python's json cannot encode it)."""
 HEADERS: Final = ("Authorization", "Idempotency-Key", "Accept", "X-Request-Id", "X-Forwarded-Host")
+PAGES: Final = ("/pay/", "/portal/", "/email/", "/console/")
+"""Pages for people (the hosted payment page, the customer portal, the email unsubscribe page, the
+operator console) answer refusals as HTML pages."""
 SURFACES: Final = {
     "compatibility: billing": "billing",
     "compatibility: payments": "payments",
@@ -165,10 +168,10 @@ def _shape_ok(
     if status < 400:
         return None
     if method == "HEAD" and not body:
-        body = b"{}" if surface == "native" or path.startswith("/pay/") else b'{"detail":"","message":""}'
+        body = b"{}" if surface == "native" or path.startswith(PAGES) else b'{"detail":"","message":""}'
         if surface == "payments":
             body = b'{"error":{"code":"","message":"","param":null}}'
-    if path.startswith("/pay/"):
+    if path.startswith(PAGES):
         return None if content_type.startswith("text/html") else f"page answered {content_type}"
     try:
         payload = json.loads(body)

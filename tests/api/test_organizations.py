@@ -132,16 +132,35 @@ def test_validation_problems_name_the_field(db: Database, clock: FixedClock) -> 
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"paper_size": "a3"}, "paper_size"),
         ({"payment_terms_days": 400}, "payment_terms_days"),
-        ({"footers": {"de": "Danke"}}, "footers.de"),
-        ({"vat_registered": True, "vat_id": None}, "vat_id"),
+        ({"footers": {"de": "Danke"}}, "footers.de.[key]"),  # the key is at fault
+        ({"vat_registered": True, "country": "BG", "vat_id": None}, "vat_id"),
+        ({"facturx_enabled": True, "tax_rounding": "line"}, "facturx_enabled"),
         ({"country": "ZZ"}, "country"),
         ({"colour": "red"}, "colour"),
+        ({"legal_name": None}, "legal_name"),
+        ({"address": None}, "address"),
+        ({"address": {"lines": None}}, "address.lines"),
+        ({"vat_rates": {"standard": 1}}, "vat_rates.standard"),
+    ]
+    # Well-formed changes that contradict the organisation's stored settings: field conflicts (409).
+    conflicts: list[tuple[dict[str, Any], str]] = [
+        ({"vat_id": None}, "vat_id"),  # a VAT-registered BG organisation prints its VAT ID
+        ({"vat_registered": True, "vat_id": ""}, "vat_id"),
+        ({"country": "US"}, "vat_rates"),  # VAT-registered, with no US rate stored
     ]
     with api_client(db, clock) as api:
         for body, field in cases:
             response = api.post("/api/v1/organization", headers=auth(key), json=body)
             assert response.status_code == 422, (body, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
+            assert field in _errors(response), (body, response.json())
+        facturx = api.post("/api/v1/organization", headers=auth(key), json={"facturx_enabled": True})
+        assert facturx.status_code == 200, facturx.text
+        conflicts.append(({"tax_rounding": "line"}, "facturx_enabled"))  # EN 16931 BR-S-09
+        for body, field in conflicts:
+            response = api.post("/api/v1/organization", headers=auth(key), json=body)
+            assert response.status_code == 409, (body, response.text)
+            assert response.json()["code"] == "field_conflict"
             assert field in _errors(response), (body, response.json())
         ok = api.post(
             "/api/v1/organization",
@@ -197,8 +216,14 @@ def test_number_series_format_changes_never_renumber_and_counters_only_move_forw
     path = "/api/v1/organization/number_series/invoice/default"
     with api_client(db, clock) as api:
         back = api.post(path, headers=auth(key), json={"next_value": 1591 - 1})
-        assert back.status_code == 422
+        assert back.status_code == 409  # well-formed, but the counter is already past it
         assert "next_value" in _errors(back)
+        unknown = api.post(f"{path}-new", headers=auth(key), json={"next_value": 5})
+        assert unknown.status_code == 409  # a new series needs a format
+        assert "format" in _errors(unknown)
+        for name in ("d\u00e9faut", "a" * 33, "a.b"):
+            named = api.post(f"/api/v1/organization/number_series/invoice/{name}", headers=auth(key), json={})
+            assert named.status_code == 422, (name, named.text)
         bad = api.post(path, headers=auth(key), json={"format": "INV-{seq}-{seq}"})
         assert bad.status_code == 422
         assert "format" in _errors(bad)
@@ -348,7 +373,7 @@ def test_vat_registration_needs_a_rate_and_rates_reach_the_next_documents(
             "reduced": None,
         }
         refused = api.post("/api/v1/organization", headers=auth(key), json={"vat_registered": True})
-        assert refused.status_code == 422
+        assert refused.status_code == 409  # this organisation has no rate yet
         assert "vat_rates" in _errors(refused)
         bad = api.post("/api/v1/organization", headers=auth(key), json={"vat_rates": {"standard": "1.5"}})
         assert "vat_rates.standard" in _errors(bad)

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+import fiscus.adapters.db.tables_email  # noqa: F401  (its tables on the shared metadata)
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import downgrade, is_up_to_date, upgrade
 from fiscus.adapters.db.tables import metadata

@@ -335,3 +335,18 @@ def test_every_demo_document_pdf_matches_the_api(db: Database, renderer: PdfRend
             check_against_api(doc_api, vm, text)
             checked += 1
     assert checked > 700
+
+
+def test_a_character_no_font_draws_is_a_question_mark_in_a_pdf_a(
+    db: Database, clock: FixedClock, renderer: PdfRenderer, tmp_path: Path
+) -> None:
+    """PDF/A (Factur-X) forbids undrawable text: a name with a private-use character still renders
+    (found by schemathesis as a 500 on GET /documents/{id}/pdf); the stored name keeps it."""
+    bg = make_tenant(db, clock, "bg", slug="glyphs", order_document=DocumentType.INVOICE, facturx=True)
+    name = "Ivan \U000d8137 Petrov"
+    cid = make_customer(db, clock, bg, 70, name=name)
+    doc_id = _bill(db, clock, bg.org_id, cid, [ItemSpec(bg.one_off, 1)])
+    path = ensure_pdf(db, clock, renderer, tmp_path, bg.org_id, doc_id)
+    assert "Ivan ? Petrov" in pdf_text(path.read_bytes())[0]
+    with db.read() as conn:
+        assert conn.execute(select(t.customers.c.name).where(t.customers.c.id == cid)).scalar_one() == name

@@ -16,7 +16,8 @@ BLOCKING = frozenset({"serious", "critical"})
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     """The page's context must run JavaScript (`java_script_enabled=True`, the default): with it off,
-    axe never answers. Every violation axe-core finds on the page as it is now (WCAG 2.x A and AA rules and best practice)."""
+    axe never answers. Every violation axe-core finds on the page as it is now (WCAG 2.x A and AA rules
+    and best practice)."""
     # Evaluated through the browser's devtools channel, not as an inline <script>: the page's own CSP
     # (which allows no inline script but its hashed ones) stays exactly as served.
     page.evaluate(AXE.read_text(encoding="utf-8"))

@@ -20,6 +20,7 @@ from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
 from fiscus.services.access import create_api_key
 from tests.api_support import auth, live_server, make_app
+from tests.pages.axe import assert_accessible
 from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, EN, billed_document, fill_card, link_of
 from tests.payments_support import GatewayProcess, gateway_process
 
@@ -107,6 +108,11 @@ def test_pay_an_invoice_in_a_browser(
             top = small.locator("[data-testid=notice]").evaluate("e => e.getBoundingClientRect().top")
             assert 0 <= top < 844
             shots.take(small, "4-declined-mobile")
+
+            # axe-core runs in a context with JavaScript on (the page itself needs none).
+            checker = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            checker.goto(page.url)
+            assert_accessible(checker)
         finally:
             browser.close()
     with db.read() as conn:

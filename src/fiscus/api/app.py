@@ -27,16 +27,21 @@ from fiscus.api.routes import (
     customers,
     documents,
     einvoices,
+    email_settings,
     files,
     orders,
     organizations,
+    portal,
     subscriptions,
     webhooks,
 )
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
+from fiscus.web import console as operator_console
 from fiscus.web import rendering as web
+from fiscus.web.email import unsubscribe
 from fiscus.web.pay import page as payment_page
+from fiscus.web.portal import routes as portal_pages
 
 DESCRIPTION = """Fiscus's own API. Authenticate with `Authorization: Bearer <key>`: an organisation API key
 (`fsk_live_…`/`fsk_test_…`) or a customer token (`fct_…`: that customer's own documents, payments and
@@ -94,9 +99,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         credit_notes,
         files,
         einvoices,
+        email_settings,
         billing_runs,
         webhooks,
         organizations,
+        portal,
     ):
         app.include_router(module.api)
     app.include_router(organizations.admin)
@@ -105,6 +112,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))
     app.include_router(payment_page.router)
+    app.include_router(unsubscribe.router)
+    portal_pages.install(app)
+    app.include_router(operator_console.router)
     web.mount_static(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -8,37 +8,59 @@ national ID, IBAN/BIC) are the service's, and come back as the same RFC 9457 pro
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import MISSING, Field
 
+from fiscus.api.fields import Email, Text, TimeZone
 from fiscus.api.schemas import Country, Currency, In, Out, Quantity
+from fiscus.domain.organization import MAX_FOOTER_CHARS
 
 DocumentKind = Literal["invoice", "proforma"]
 Locale = Literal["en", "bg", "ru", "kk"]
 PaperSize = Literal["a4", "letter"]
+RATE_PATTERN: Final = r"^0(\.[0-9]{1,12})?$"
+Rate = Annotated[str, Field(pattern=RATE_PATTERN, examples=["0.20"])]
+"""A VAT rate as a fraction in [0, 1) with at most 12 decimals: "0.20" for 20 %."""
+SERIES_PATTERN: Final = r"^[A-Za-z0-9_-]{1,32}$"
+_PLAIN: Final = r"(?:[^{}]|\{(?:YYYY|YY|MM)\})*"
+FORMAT_PATTERN: Final = rf"^{_PLAIN}\{{seq(?::0[0-9]{{1,2}})?\}}{_PLAIN}$"
+"""A number format as the service checks it: exactly one {seq} or {seq:0N}, other braces only around
+{YYYY}, {YY} or {MM}."""
+ClearableEmail = Email | Literal[""]
+"""An email address, or "" (like null) to clear it."""
+FooterText = Annotated[str, Field(max_length=MAX_FOOTER_CHARS)]
+"""Footer text per locale (stored stripped); "" removes that locale's footer."""
 
 
 class SettingsAddressIn(In):
-    lines: list[str] | None = Field(None, max_length=2, description="up to two street lines")
-    city: str | None = Field(None, max_length=100)
+    lines: list[Annotated[str, Field(max_length=200)]] | MISSING = Field(
+        MISSING, max_length=2, description="up to two street lines; the list replaces both"
+    )
+    city: str | None = Field(None, max_length=100, description='null or "": cleared')
     postal_code: str | None = Field(None, max_length=20)
     region: str | None = Field(None, max_length=100, description="state, province or oblast")
 
 
 class BankAccountIn(In):
+    """Exactly one of `iban` and `account_number`; the checksums are the service's (python-stdnum)."""
+
     label: str | None = Field(None, max_length=100)
     bank_name: str | None = Field(None, max_length=200)
     iban: str | None = Field(None, max_length=42, description="checked by python-stdnum")
     bic: str | None = Field(None, max_length=14, description="must match the IBAN's country")
     account_number: str | None = Field(None, max_length=40, description="a local account, instead of an IBAN")
-    routing_number: str | None = Field(None, max_length=20, description="US ABA routing number")
+    routing_number: str | None = Field(
+        None, max_length=20, description="US ABA routing number, for an organisation in the US only"
+    )
     currency: Currency | None = None
 
 
 class VatRatesIn(In):
-    standard: Quantity = Field(description='standard rate as a fraction, e.g. "0.20"')
-    reduced: Quantity | None = Field(None, description='e.g. "0.09"')
+    standard: Rate | None = Field(
+        None, description='standard rate as a fraction, e.g. "0.20"; left out or null: unchanged'
+    )
+    reduced: Rate | None = Field(None, description='e.g. "0.09"; left out or null: unchanged')
 
 
 class VatRatesOut(Out):
@@ -47,45 +69,58 @@ class VatRatesOut(Out):
 
 
 class OrganizationPatchIn(In):
-    legal_name: str | None = Field(None, min_length=1, max_length=200)
-    trading_name: str | None = Field(None, max_length=200)
-    email: str | None = Field(None, max_length=254)
-    address: SettingsAddressIn | None = None
-    country: Country | None = None
-    vat_registered: bool | None = None
-    vat_id: str | None = Field(None, max_length=32, description="VAT number, checked for the country")
-    vat_rates: VatRatesIn | None = Field(None, description="the country's rates for the next documents")
+    """Every field may be left out (unchanged); only the fields typed nullable clear with null.
+
+    A change that contradicts the organisation's other settings (VAT-registered in the EU without a
+    VAT ID, Factur-X with tax rounded per line, no standard rate while VAT-registered) is a 409
+    `field_conflict` naming the field: the same change may be fine for another organisation."""
+
+    legal_name: Text | MISSING = Field(MISSING, min_length=1, max_length=200)
+    trading_name: str | None = Field(None, max_length=200, description='null or "": cleared')
+    email: ClearableEmail | None = Field(None, description='null or "": cleared')
+    address: SettingsAddressIn | MISSING = MISSING
+    country: Country | MISSING = MISSING
+    vat_registered: bool | MISSING = MISSING
+    vat_id: str | None = Field(
+        None, max_length=32, description='VAT number, checked for the country; null or "": cleared'
+    )
+    vat_rates: VatRatesIn | MISSING = Field(MISSING, description="the country's rates for the next documents")
     tax_id: str | None = Field(
-        None, max_length=32, description="national company ID: BIN (KZ), EIK (BG), EIN (US), or free form"
-    )
-    default_currency: Currency | None = None
-    locale: Locale | None = None
-    timezone: str | None = Field(None, max_length=64, description="IANA time zone")
-    paper_size: PaperSize | None = Field(None, description="null: follow the country (Letter in the US…)")
-    payment_terms_days: int | None = Field(None, ge=0, le=365)
-    bank_accounts: list[BankAccountIn] | None = Field(None, max_length=5, description="replaces the list")
-    footers: dict[str, str] | None = Field(
-        None, description='footer/legal text per locale, merged; "" removes one: {"bg": "…"}'
-    )
-    subscription_document: DocumentKind | None = None
-    order_document: DocumentKind | None = None
-    auto_issue: bool | None = None
-    tax_rounding: Literal["document", "line"] | None = None
-    facturx_enabled: bool | None = None
-    cancel_issued_ahead: Literal["void", "credit_note"] | None = Field(
         None,
+        max_length=32,
+        description="national company ID, checked for the country: BIN (KZ), EIK (BG), EIN (US), else 2-32 "
+        'letters or digits; null or "": cleared',
+    )
+    default_currency: Currency | MISSING = MISSING
+    locale: Locale | MISSING = MISSING
+    timezone: TimeZone | MISSING = Field(MISSING, description="IANA time zone")
+    paper_size: PaperSize | None = Field(None, description="null: follow the country (Letter in the US…)")
+    payment_terms_days: int | MISSING = Field(MISSING, ge=0, le=365)
+    bank_accounts: list[BankAccountIn] | None = Field(
+        None, max_length=5, description="replaces the list; null: no accounts"
+    )
+    footers: dict[Locale, FooterText] | None = Field(
+        None, description='footer/legal text per locale, merged; "" removes one, null all: {"bg": "…"}'
+    )
+    subscription_document: DocumentKind | MISSING = MISSING
+    order_document: DocumentKind | MISSING = MISSING
+    auto_issue: bool | MISSING = MISSING
+    tax_rounding: Literal["document", "line"] | MISSING = MISSING
+    facturx_enabled: bool | MISSING = MISSING
+    cancel_issued_ahead: Literal["void", "credit_note"] | MISSING = Field(
+        MISSING,
         description="cancelling a subscription now: void a document already issued for a later period "
         "(only while nothing was paid and no card payment is in flight), else a full credit note",
     )
 
 
 class OrganizationCreateIn(In):
-    legal_name: str = Field(min_length=1, max_length=200)
+    legal_name: Text = Field(min_length=1, max_length=200)
     country: Country
     slug: str | None = Field(None, min_length=1, max_length=64)
     mode: Literal["live", "test"] = "live"
     default_currency: Currency | None = None
-    timezone: str | None = Field(None, max_length=64)
+    timezone: TimeZone | None = None
     locale: Locale | None = None
     vat_registered: bool | None = Field(None, description="default: false in the US, true elsewhere")
     vat_rate: Quantity | None = Field(None, description='standard VAT rate as a decimal string, e.g. "0.20"')
@@ -97,10 +132,14 @@ class OrganizationCreateIn(In):
 
 
 class SeriesIn(In):
-    format: str | None = Field(
-        None, max_length=64, description="e.g. INV-{YYYY}-{seq:06}; issued numbers never change"
+    format: Annotated[str, Field(min_length=1, max_length=64, pattern=FORMAT_PATTERN)] | None = Field(
+        None,
+        description="e.g. INV-{YYYY}-{seq:06}: exactly one {seq} or {seq:0N}, and {YYYY}, {YY}, {MM}; "
+        "issued numbers never change. Required to create a series (else 409); null: unchanged",
     )
-    next_value: int | None = Field(None, ge=1, description="move the counter forward (never back)")
+    next_value: int | None = Field(
+        None, ge=1, le=10**15, description="move the counter forward (never back: 409); null: unchanged"
+    )
 
 
 class SeriesOut(Out):

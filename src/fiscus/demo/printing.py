@@ -75,6 +75,9 @@ def describe(result: DemoResult, console: Console, settings: Settings, *, servin
             f"Test keys are kept and shown again on every run; live keys never are: mint one with "
             f"[bold]fiscus keys create --org {live}[/bold] (shown once)"
         )
+    if result.console_login:
+        email, password = result.console_login
+        console.print(f"Operator console: [bold]{base}/console/[/bold]  log in as {email} / {password}")
     console.print("Bill what is due now: [bold]fiscus bill[/bold]")
     console.print("Check the invariants:  [bold]fiscus reconcile[/bold]")
 

@@ -14,6 +14,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.payments.gateway import NAME as GATEWAY
 from fiscus.demo.clock import HISTORY
+from fiscus.demo.console import ensure_demo_operator
 from fiscus.demo.gateway import Payments
 from fiscus.demo.registry import SLUGS, definitions
 from fiscus.demo.simulation import Simulation
@@ -101,6 +102,7 @@ def seed_demo(
     result = summary(db, created)
     result.gateway_url = gateway_url
     _issue_credentials(db, clock, result)
+    result.console_login = ensure_demo_operator(db, clock, [o.id for o in result.organizations])
     return result
 
 

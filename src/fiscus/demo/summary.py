@@ -70,6 +70,8 @@ class DemoResult:
     totals: dict[str, Decimal]
     gateway_url: str | None = None
     payment_links: list[PaymentLink] = field(default_factory=list)
+    console_login: tuple[str, str] | None = None
+    """The demo operator's e-mail and password for the console (`/console/`)."""
 
     def as_json(self) -> dict[str, object]:
         """The machine-readable summary a script needs to call every API with real credentials."""
@@ -104,6 +106,11 @@ class DemoResult:
                 }
                 for link in self.payment_links
             ],
+            "console": (
+                {"email": self.console_login[0], "password": self.console_login[1]}
+                if self.console_login
+                else None
+            ),
         }
 
 

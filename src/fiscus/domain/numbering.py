@@ -14,7 +14,7 @@ from typing import Final
 
 from fiscus.domain.errors import InvalidFieldError
 
-_TOKEN: Final = re.compile(r"\{(seq(?::0(\d{1,2}))?|YYYY|YY|MM)\}")
+_TOKEN: Final = re.compile(r"\{(seq(?::0([0-9]{1,2}))?|YYYY|YY|MM)\}")
 _ANY_BRACE: Final = re.compile(r"[{}]")
 
 

@@ -8,9 +8,9 @@ what is changed here reaches the next document only. Payment settings have their
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -20,7 +20,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain import organization as o
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentType
-from fiscus.domain.errors import InvalidFieldError, NotFoundError, ValidationError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, NotFoundError, ValidationError
 from fiscus.domain.logo import Logo
 from fiscus.domain.money import currency
 from fiscus.domain.numbering import validate_format
@@ -64,6 +64,7 @@ SETTINGS: Final = (
 ADDRESS_KEYS: Final = ("lines", "city", "postal_code", "region")
 PSEUDO: Final = frozenset({"vat_rates"})
 """Settings kept outside the organisations row (the VAT rates live in tax_rates)."""
+T = TypeVar("T")
 
 
 def _optional_text(field: str, value: object, max_len: int) -> str | None:
@@ -123,7 +124,7 @@ def _vat_rates(raw: object, current: Mapping[str, str | None] | None) -> dict[st
             raise InvalidFieldError(f"vat_rates.{key}", "is a fraction below 1 (0.20 for 20 %)")
         out[key] = rate_text(rate)
     if out["standard"] is None:
-        raise InvalidFieldError("vat_rates.standard", "is required (the organisation has none yet)")
+        raise FieldConflictError("vat_rates.standard", "is required (the organisation has none yet)")
     return out
 
 
@@ -211,20 +212,62 @@ def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> 
     merged = {**current, **values}
     country = str(merged["country"])
     if merged.get("vat_id") and ("vat_id" in values or "country" in values):
-        values["vat_id"] = normalize_vat_id(str(merged["vat_id"]), country)
+        values["vat_id"] = _rechecked(
+            changes, "vat_id", lambda: normalize_vat_id(str(merged["vat_id"]), country)
+        )
     if merged.get("tax_id") and ("tax_id" in values or "country" in values):
-        values["tax_id"] = o.normalize_national_id(str(merged["tax_id"]), country)
+        values["tax_id"] = _rechecked(
+            changes, "tax_id", lambda: o.normalize_national_id(str(merged["tax_id"]), country)
+        )
     if "bank_accounts" in values or ("country" in values and merged.get("bank_accounts")):
-        accounts = o.bank_accounts("bank_accounts", list(merged.get("bank_accounts") or []), country)
+        raws = list(merged.get("bank_accounts") or [])
+        accounts = _rechecked(
+            changes, "bank_accounts", lambda: o.bank_accounts("bank_accounts", raws, country)
+        )
         values["bank_accounts"] = [a.as_dict() for a in accounts]
     merged = {**current, **values}
     if merged["vat_registered"] and country in EU_MEMBER_STATES and not merged.get("vat_id"):
-        raise InvalidFieldError("vat_id", "a VAT-registered EU organisation must print its VAT ID")
+        raise _rule_broken(
+            changes,
+            ("vat_registered", "country", "vat_id"),
+            "vat_id",
+            "a VAT-registered EU organisation must print its VAT ID",
+        )
     if merged["facturx_enabled"] and merged["tax_rounding"] == TaxRounding.LINE.value:
-        raise InvalidFieldError(
-            "facturx_enabled", "EN 16931 (BR-S-09) needs tax rounded per rate over the document, not per line"
+        raise _rule_broken(
+            changes,
+            ("facturx_enabled", "tax_rounding"),
+            "facturx_enabled",
+            "EN 16931 (BR-S-09) needs tax rounded per rate over the document, not per line",
         )
     return values
+
+
+def _rule_broken(
+    changes: Mapping[str, Any], fields: tuple[str, ...], field: str, detail: str
+) -> InvalidFieldError:
+    """A rule over several settings: the request alone breaks it when it sets every one of them (422);
+    otherwise the change does not fit the organisation's stored settings, a 409 field conflict (the same
+    request is fine for another organisation), as the OpenAPI document says."""
+    if set(fields) <= set(changes):
+        return InvalidFieldError(field, detail)
+    return FieldConflictError(field, detail)
+
+
+def _rechecked(changes: Mapping[str, Any], field: str, check: Callable[[], T]) -> T:
+    """A stored value checked again for a new country: when the request did not send it, its failure
+    is the stored value's conflict with the new country (409), not a fault of the request."""
+    try:
+        return check()
+    except InvalidFieldError as exc:
+        if field in changes:
+            raise
+        problem = exc.problems[0]
+        raise FieldConflictError(
+            problem.field,
+            f"the stored value does not fit country {changes.get('country')}: {problem.message}; "
+            "change both together",
+        ) from None
 
 
 def _locked_org(conn: Connection, org_id: int) -> dict[str, Any]:
@@ -298,7 +341,7 @@ def _require_rates(conn: Connection, org_id: int, before: dict[str, Any], values
         return
     rates = values.get("vat_rates") or current_rates(conn, org_id, str(after["country"]))
     if not rates.get("standard"):
-        raise InvalidFieldError(
+        raise FieldConflictError(
             "vat_rates", f'a VAT-registered organisation in {after["country"]} needs {{"standard": "0.20"}}'
         )
 
@@ -401,7 +444,9 @@ def set_series(
         now = clock.now()
         if row is None:
             if number_format is None:
-                raise InvalidFieldError("format", "a new series needs a format")
+                raise FieldConflictError(
+                    "format", "a new series needs a format (this one does not exist yet)"
+                )
             start = next_value or 1
             conn.execute(
                 insert(ns).values(
@@ -417,7 +462,7 @@ def set_series(
         else:
             before = {"format": row["format"], "next_value": row["next_value"]}
             if next_value is not None and next_value < row["next_value"]:
-                raise InvalidFieldError(
+                raise FieldConflictError(
                     "next_value", f"the counter is at {row['next_value']} and can only move forward"
                 )
             conn.execute(

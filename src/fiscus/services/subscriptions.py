@@ -156,9 +156,17 @@ def create_subscription(
 
 
 def cancel_subscription(
-    db: Database, clock: Clock, org_id: int, subscription_id: int, *, at_period_end: bool, actor: str = "cli"
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    subscription_id: int,
+    *,
+    at_period_end: bool,
+    actor: str = "cli",
+    reason: str | None = None,
 ) -> list[AheadOutcome]:
     """Cancel now (no further documents) or at the end of the current period (that period stays billed).
+    A `reason` (the customer's, from the portal) is kept in the audit row and the event.
 
     A document already issued for a period after the end is voided or credited in the same transaction
     (`services/cancellation.py` states the rule); what was done to each is returned and audited."""
@@ -180,6 +188,8 @@ def cancel_subscription(
         after = jsonable({**sub, **values}, SUB_KEYS)
         if ahead:
             after["issued_ahead"] = [a.as_json() for a in ahead]
+        if reason:
+            after["cancellation_reason"] = reason
         append_audit(
             conn, [audit_row(org_id, "subscription", subscription_id, "canceled", actor, now, before, after)]
         )

@@ -1,6 +1,6 @@
-"""The database adapter. Importing the package loads every table module into the one `metadata`, so
-Alembic, the migration check and the queries all see the same schema."""
+"""The database adapter. Importing it registers every table module on the one `metadata` (tables.py and
+the per-topic modules beside it), so Alembic, the tests' schema checks and the services see them all."""
 
-from fiscus.adapters.db import tables, tables_dashboard
+from fiscus.adapters.db import tables, tables_console, tables_dashboard, tables_email, tables_portal
 
-__all__ = ["tables", "tables_dashboard"]
+__all__ = ["tables", "tables_console", "tables_dashboard", "tables_email", "tables_portal"]

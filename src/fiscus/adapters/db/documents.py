@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import CustomerContext, OrgContext
+from fiscus.adapters.db.email_queue import queue_for_events
 from fiscus.domain.documents import ComputedDocument, DocumentStatus, DocumentType, LineInput, LineKind
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import from_minor
@@ -330,8 +331,10 @@ def append_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def append_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write outbox events, and the customers' emails they call for in the same transaction."""
     if rows:
         insert_rows(conn, t.outbox_events, rows)
+        queue_for_events(conn, rows)
 
 
 COPY_THRESHOLD = 50

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from fiscus.api.deps import ContainerDep, OrgDep, RateLimiter, container, resolve_principal
 from fiscus.api.errors import ApiError
 from fiscus.api.org_schemas import (
+    SERIES_PATTERN,
     LogoOut,
     OrganizationCreatedOut,
     OrganizationCreateIn,
@@ -19,6 +20,8 @@ from fiscus.api.org_schemas import (
     OrganizationPatchIn,
     SeriesIn,
     SeriesOut,
+    SettingsAddressIn,
+    VatRatesIn,
 )
 from fiscus.api.presenters import json_response
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PROBLEMS, EndingBefore, Limit, StartingAfter, router
@@ -26,7 +29,7 @@ from fiscus.api.schemas import Id
 from fiscus.bootstrap import Container
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.errors import NotFoundError
-from fiscus.domain.logo import MAX_LOGO_BYTES, accept_logo
+from fiscus.domain.logo import MAX_LOGO_BYTES, PNG, SVG, accept_logo
 from fiscus.queries import organizations as q
 from fiscus.services import instance
 from fiscus.services import org_settings as svc
@@ -49,12 +52,13 @@ def _show(c: Container, org_id: int, status: int = 200) -> Response:
 
 
 def _changes(body: OrganizationPatchIn) -> dict[str, Any]:
+    """The fields sent (a left-out field is MISSING, never dumped), in the service's shape."""
     changes = body.model_dump(exclude_unset=True)
     if body.bank_accounts is not None:
         changes["bank_accounts"] = [a.model_dump(exclude_none=True) for a in body.bank_accounts]
-    if body.address is not None:
+    if isinstance(body.address, SettingsAddressIn):
         changes["address"] = body.address.model_dump(exclude_unset=True)
-    if body.vat_rates is not None:
+    if isinstance(body.vat_rates, VatRatesIn):
         changes["vat_rates"] = body.vat_rates.model_dump(exclude_unset=True)
     return changes
 
@@ -86,17 +90,31 @@ def get_logo(principal: OrgDep, c: ContainerDep) -> Response:
     return Response(data, media_type=content_type, headers={**LOGO_HEADERS, "ETag": f'"{sha}"'})
 
 
+LOGO_TYPES = f"{PNG}, {SVG}"
+LOGO_BODY = {
+    "requestBody": {
+        "content": {"multipart/form-data": {"encoding": {"file": {"contentType": LOGO_TYPES}}}},
+    }
+}
+"""The part's media types, stated where a generated client (and schemathesis) reads them."""
+NOT_EMPTY: dict[str, Any] = {"minLength": 1}
+
+
 @api.post(
     "/organization/logo",
     response_model=LogoOut,
-    openapi_extra=IDEMPOTENCY_HEADER,
+    openapi_extra={**IDEMPOTENCY_HEADER, **LOGO_BODY},
     description="Multipart field `file`: a PNG (≤ 4096 px a side) or an SVG, "
     f"at most {MAX_LOGO_BYTES} bytes. "
     "An SVG is rebuilt from whitelisted elements and attributes (no script, event handlers, external "
     "references or foreignObject; a DOCTYPE or entity is refused); `removed` lists what was dropped.",
 )
 async def upload_logo(
-    file: Annotated[UploadFile, File(description="PNG or SVG")], principal: OrgDep, c: ContainerDep
+    file: Annotated[
+        UploadFile, File(description="PNG or SVG, not empty", json_schema_extra={"minLength": 1})
+    ],
+    principal: OrgDep,
+    c: ContainerDep,
 ) -> Response:
     data = await file.read(MAX_LOGO_BYTES + 1)
     logo = accept_logo(data, file.content_type, "file")
@@ -128,7 +146,11 @@ def delete_logo(principal: OrgDep, c: ContainerDep) -> Response:
     openapi_extra=IDEMPOTENCY_HEADER,
 )
 def set_series(
-    document_type: DocumentType, series: str, body: SeriesIn, principal: OrgDep, c: ContainerDep
+    document_type: DocumentType,
+    series: Annotated[str, Path(pattern=SERIES_PATTERN, description="letters, digits, - or _; 1 to 32")],
+    body: SeriesIn,
+    principal: OrgDep,
+    c: ContainerDep,
 ) -> Response:
     """Create a series or change its format or move its counter forward."""
     row = svc.set_series(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import fiscus.adapters.db.tables_email  # noqa: F401  (its tables on the shared metadata)
 from fiscus.adapters.db.engine import make_engine
 from fiscus.adapters.db.tables import metadata
 

@@ -5,7 +5,7 @@ captures and refunds by (organization, settlement), and a document's attempts by
 its statement in `queries/dashboard.py`, so a range of 100,000 documents is read from the index alone.
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-07 13:30:00
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0017"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

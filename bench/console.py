@@ -1,0 +1,114 @@
+"""Server time of the console's pages at ~100,000 documents in one organisation, on SQLite and
+PostgreSQL. Prints figures (median and worst of N in-process requests per page), asserts nothing.
+
+    .venv/bin/python bench/console.py [--db sqlite,postgresql] [--documents 100000] [--requests 15]
+
+Data: api_read.py's organisation (1,000 customers, three billing runs), grown to --documents by
+_scale.py's bulk copy; an admin operator signed in through the login form. Requests go through the whole
+ASGI app in-process (TestClient), so the figure is the server's time without network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+from datetime import timedelta
+
+from _scale import multiply_documents
+from api_read import prepare, run_instant
+from billing_run import PostgresTarget, SqliteTarget, Target, say
+from fastapi.testclient import TestClient
+from rich.console import Console
+from rich.table import Table
+
+from fiscus.adapters.db.engine import Database
+from fiscus.api.app import create_app
+from fiscus.bootstrap import Container
+from fiscus.config import Settings
+from fiscus.domain.clock import FixedClock
+from fiscus.services.operators import create_operator
+
+PASSWORD = "bench console password"
+
+
+def pages(org: int, document_id: int, customer_id: int) -> list[tuple[str, str]]:
+    base = f"/console/{org}"
+    return [
+        ("dashboard", f"{base}/"),
+        ("documents, page 1", f"{base}/documents"),
+        ("documents, open, by total", f"{base}/documents?status=open&sort=-total_minor"),
+        ("totals of all documents", f"{base}/document-totals"),
+        ("totals of open documents", f"{base}/document-totals?status=open"),
+        ("documents, search", f"{base}/documents?q=customer%2099"),
+        ("documents, overdue", f"{base}/documents?overdue=1"),
+        ("document", f"{base}/documents/{document_id}"),
+        ("customers", f"{base}/customers"),
+        ("customer", f"{base}/customers/{customer_id}"),
+        ("subscriptions", f"{base}/subscriptions"),
+        ("payments", f"{base}/payments"),
+        ("audit events", f"{base}/audit"),
+    ]
+
+
+def measure(target: Target, documents: int, requests: int) -> list[tuple[str, float, float, int]]:
+    db, fixture = prepare(target)
+    total, seconds = multiply_documents(db, fixture.org_id, documents)
+    say(f"[{target.name}] {total:,} documents ({seconds:.1f}s to copy)")
+    clock = FixedClock(run_instant(2) + timedelta(days=1))
+    create_operator(
+        db, clock, email="bench@example.com", org_id=fixture.org_id, role="admin", password=PASSWORD
+    )
+    app = create_app(Container(Settings(database_url=db.url, log_level="WARNING"), Database(db.url), clock))
+    rows = []
+    with TestClient(app) as client:
+        form = client.get("/console/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token
+        client.post(
+            "/console/login",
+            data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
+        )
+        for name, path in pages(fixture.org_id, fixture.document_id, fixture.customer_id):
+            client.get(path)  # warm-up
+            times = []
+            status = 0
+            for _ in range(requests):
+                started = time.perf_counter()
+                status = client.get(path).status_code
+                times.append((time.perf_counter() - started) * 1000)
+            rows.append((name, statistics.median(times), max(times), status))
+    target.discard(db)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--documents", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=15)
+    args = parser.parse_args()
+    table = Table(title=f"console pages at ~{args.documents:,} documents (ms, in-process)")
+    table.add_column("page")
+    results = {}
+    for name in args.db.split(","):
+        target: Target = SqliteTarget() if name == "sqlite" else PostgresTarget()
+        try:
+            results[name] = measure(target, args.documents, args.requests)
+        finally:
+            target.close()  # type: ignore[attr-defined]
+        table.add_column(f"{name} median", justify="right")
+        table.add_column(f"{name} max", justify="right")
+    first = next(iter(results.values()))
+    for i, (page, *_rest) in enumerate(first):
+        cells = []
+        for rows in results.values():
+            _, median, worst, status = rows[i]
+            cells += [f"{median:.1f}" + ("" if status == 200 else f" ({status})"), f"{worst:.1f}"]
+        table.add_row(page, *cells)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

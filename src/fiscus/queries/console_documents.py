@@ -1,0 +1,238 @@
+"""The console's document list: filters, search, sort on a column with a keyset cursor (value, id), the
+totals of the filtered set per currency, and the same set in batches for a streamed CSV export.
+
+A page is one indexed query of `limit + 1` rows whatever its depth: the cursor is the last row's sort
+value and id, never an OFFSET. Sortable columns are the ones that are never NULL, so the keyset
+comparison is exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_, select, tuple_
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.engine import Database
+from fiscus.domain.errors import InvalidFieldError
+
+SORTS: Final = ("id", "created_at", "total_minor", "status", "type", "currency")
+STATUSES: Final = ("draft", "open", "paid", "void", "uncollectible", "converted")
+TYPES: Final = ("invoice", "proforma", "credit_note")
+BATCH: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentQuery:
+    organization_id: int
+    status: str | None = None
+    type: str | None = None
+    customer_id: int | None = None
+    currency: str | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+    overdue_on: date | None = None
+    """Only documents open past their due date as of this day."""
+    search: str | None = None
+    sort: str = "id"
+    descending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    currency: str
+    type: str
+    count: int
+    total_minor: int
+    due_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def parse_query(organization_id: int, params: dict[str, str], today: date) -> DocumentQuery:
+    """The filters of a list URL's query string; a bad value is a field error (shown by the field)."""
+
+    def pick(name: str, allowed: tuple[str, ...]) -> str | None:
+        value = params.get(name) or None
+        if value is not None and value not in allowed:
+            raise InvalidFieldError(name, f"must be one of {', '.join(allowed)}")
+        return value
+
+    def day(name: str) -> date | None:
+        value = params.get(name) or None
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InvalidFieldError(name, "must be a date (YYYY-MM-DD)") from None
+
+    customer = params.get("customer") or None
+    if customer is not None and not customer.isdigit():
+        raise InvalidFieldError("customer", "must be a customer id")
+    cur = (params.get("currency") or "").strip().upper() or None
+    if cur is not None and (len(cur) != 3 or not cur.isalpha()):
+        raise InvalidFieldError("currency", "must be a three-letter currency code")
+    sort = params.get("sort") or "-id"
+    if sort.lstrip("-") not in SORTS:
+        raise InvalidFieldError("sort", f"must be one of {', '.join(SORTS)} (- for descending)")
+    search = (params.get("q") or "").strip()[:100] or None
+    return DocumentQuery(
+        organization_id,
+        status=pick("status", STATUSES),
+        type=pick("type", TYPES),
+        customer_id=int(customer) if customer else None,
+        currency=cur,
+        issued_from=day("from"),
+        issued_to=day("to"),
+        overdue_on=today if params.get("overdue") == "1" else None,
+        search=search,
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+    )
+
+
+def _conditions(q: DocumentQuery) -> list[ColumnElement[bool]]:
+    d, c = t.documents.c, t.customers.c
+    where: list[ColumnElement[bool]] = [d.organization_id == q.organization_id]
+    if q.status:
+        where.append(d.status == q.status)
+    if q.type:
+        where.append(d.type == q.type)
+    if q.customer_id is not None:
+        where.append(d.customer_id == q.customer_id)
+    if q.currency:
+        where.append(d.currency == q.currency)
+    if q.issued_from:
+        where.append(d.issue_date >= q.issued_from)
+    if q.issued_to:
+        where.append(d.issue_date <= q.issued_to)
+    if q.overdue_on:
+        where += [d.status == "open", d.type != "credit_note", d.due_date < q.overdue_on]
+    if q.search:
+        like = f"%{q.search.lower()}%"
+        customers = select(c.id).where(
+            c.organization_id == q.organization_id,
+            or_(
+                func.lower(c.name).like(like), func.lower(c.email).like(like), func.lower(c.vat_id).like(like)
+            ),
+        )
+        where.append(or_(func.lower(d.number).like(like), d.customer_id.in_(customers)))
+    return where
+
+
+_COLUMNS = [
+    t.documents.c.id,
+    t.documents.c.type,
+    t.documents.c.status,
+    t.documents.c.number,
+    t.documents.c.currency,
+    t.documents.c.total_minor,
+    t.documents.c.amount_paid_minor,
+    t.documents.c.amount_refunded_minor,
+    t.documents.c.amount_credited_minor,
+    t.documents.c.issue_date,
+    t.documents.c.due_date,
+    t.documents.c.created_at,
+    t.documents.c.customer_id,
+    t.customers.c.name.label("customer_name"),
+    t.customers.c.email.label("customer_email"),
+]
+
+
+def _select(q: DocumentQuery) -> Select[Any]:
+    return (
+        select(*_COLUMNS)
+        .join(t.customers, t.customers.c.id == t.documents.c.customer_id)
+        .where(and_(*_conditions(q)))
+    )
+
+
+def encode_cursor(value: Any, ident: int) -> str:
+    raw = json.dumps([value.isoformat() if hasattr(value, "isoformat") else value, ident])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(q: DocumentQuery, cursor: str) -> tuple[Any, int]:
+    try:
+        value, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise InvalidFieldError("after", "is not a cursor of this list") from None
+    if not isinstance(ident, int):
+        raise InvalidFieldError("after", "is not a cursor of this list")
+    if q.sort == "created_at" and isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value, ident
+
+
+def page(conn: Connection, q: DocumentQuery, *, limit: int = 50, after: str | None = None) -> Page:
+    """One page of the filtered list in the chosen order, and the cursor of the next page."""
+    d = t.documents.c
+    key = d[q.sort]
+    query = _select(q)
+    if after:
+        value, ident = _decode_cursor(q, after)
+        if q.sort == "id":
+            query = query.where(d.id < ident if q.descending else d.id > ident)
+        else:
+            pair, bound = tuple_(key, d.id), tuple_(value, ident)
+            query = query.where(pair < bound if q.descending else pair > bound)
+    order = [key.desc(), d.id.desc()] if q.descending else [key.asc(), d.id.asc()]
+    if q.sort == "id":
+        order = order[:1]
+    rows = [dict(r) for r in conn.execute(query.order_by(*order).limit(limit + 1)).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    for row in rows:
+        row["amount_due_minor"] = _due(row)
+    nxt = encode_cursor(rows[-1][q.sort], rows[-1]["id"]) if more and rows else None
+    return Page(rows, nxt)
+
+
+def _due(row: dict[str, Any]) -> int:
+    if row["type"] == "credit_note" or row["status"] not in ("open", "uncollectible"):
+        return 0
+    paid = row["amount_paid_minor"] - row["amount_refunded_minor"]
+    return max(0, int(row["total_minor"]) - int(paid) - int(row["amount_credited_minor"]))
+
+
+def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
+    """Count, total and amount due of the whole filtered set per currency and type (never added across
+    currencies; credit notes apart from what they correct)."""
+    d = t.documents.c
+    collectable = and_(d.type != "credit_note", d.status.in_(("open", "uncollectible")))
+    owed = d.total_minor - d.amount_paid_minor + d.amount_refunded_minor - d.amount_credited_minor
+    due_expr = func.sum(case((and_(collectable, owed > 0), owed), else_=0))
+    query = (
+        select(d.currency, d.type, func.count(), func.sum(d.total_minor), due_expr)
+        .where(and_(*_conditions(q)))
+        .group_by(d.currency, d.type)
+        .order_by(d.currency, d.type)
+    )
+    return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
+
+
+def stream(db: Database, q: DocumentQuery) -> Iterator[dict[str, Any]]:
+    """Every row of the filtered set in the list's order, read in batches (a short read each), so an
+    export of any size holds one batch in memory."""
+    after: str | None = None
+    while True:
+        with db.read() as conn:
+            batch = page(conn, q, limit=BATCH, after=after)
+        yield from batch.rows
+        if batch.next_cursor is None:
+            return
+        after = batch.next_cursor
+
+
+def with_sort(q: DocumentQuery, sort: str) -> DocumentQuery:
+    return replace(q, sort=sort.lstrip("-"), descending=sort.startswith("-"))

@@ -1,0 +1,1 @@
+"""Pages for people that emails link to: unsubscribing from reminders."""

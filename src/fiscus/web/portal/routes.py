@@ -1,0 +1,12 @@
+"""The portal's routes, installed on the app in one call."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from fiscus.web.portal import access, account, documents, subscriptions
+
+
+def install(app: FastAPI) -> None:
+    for module in (access, documents, account, subscriptions):
+        app.include_router(module.router)
