@@ -33,6 +33,7 @@ from fiscus.api.routes import (
     organizations,
     portal,
     subscriptions,
+    usage,
     webhooks,
 )
 from fiscus.api.routes import payments as payment_routes
@@ -103,6 +104,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        usage,
         portal,
     ):
         app.include_router(module.api)

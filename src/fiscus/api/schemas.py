@@ -429,6 +429,9 @@ class PreviewOut(Out):
     total: MoneyOut
     lines: list[dict[str, Any]]
     tax_breakdown: list[TaxBreakdownOut]
+    usage: dict[str, Any] | None = Field(
+        None, description="the current period's usage, billed in arrears on a document of its own"
+    )
 
 
 class AuditEventOut(Out):

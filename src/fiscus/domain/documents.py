@@ -86,6 +86,8 @@ class LineKind(StrEnum):
     SUBSCRIPTION = "subscription"
     ORDER = "order"
     PRORATION = "proration"
+    USAGE = "usage"
+    """A usage charge's part, billed in arrears (services/usage_billing.py)."""
 
 
 QUANTITY_PLACES: Final = 10

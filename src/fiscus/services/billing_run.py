@@ -43,6 +43,8 @@ from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
 from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
 from fiscus.services.payments.collection import schedule_collection
+from fiscus.services.usage_billing import bill_usage
+from fiscus.services.usage_prices import usage_price_ids
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,13 @@ def run_billing(
             summary.documents += len(docs)
             if progress:
                 progress(done, expected)
+    # Usage billed in arrears (services/usage_billing.py): ended periods past their grace window.
+    usage_docs, usage_failed = bill_usage(
+        db, clock, at, organization_id=organization_id, batch_size=batch_size, run_id=run_id, actor=actor
+    )
+    _add_totals(totals_minor, usage_docs)
+    summary.documents += len(usage_docs)
+    summary.failed_subscriptions.update(usage_failed)
     summary.totals = {code: from_minor(v, currency(code)) for code, v in sorted(totals_minor.items())}
     summary.seconds = time.perf_counter() - started
     with db.write() as conn:
@@ -190,12 +199,15 @@ def _billing_inputs(
     unbilled pending items per subscription, and every price either names."""
     items: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
     si = t.subscription_items.c
-    for r in conn.execute(
+    rows = conn.execute(
         select(si.subscription_id, si.price_id, si.quantity)
         .where(si.subscription_id.in_(sub_ids))
         .order_by(si.id)
-    ):
-        items[r.subscription_id].append((r.price_id, r.quantity))
+    ).all()
+    in_arrears = usage_price_ids(conn, {r.price_id for r in rows})  # billed by services/usage_billing.py
+    for r in rows:
+        if r.price_id not in in_arrears:
+            items[r.subscription_id].append((r.price_id, r.quantity))
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
     pi = t.pending_items.c
     for row in conn.execute(
@@ -344,6 +356,8 @@ def _bill_one(
             for price_id, qty in items
         ]
         carried = pending if k == 0 else []
+        if not lines and not carried:
+            continue  # only usage prices: billed in arrears, no advance document
         for p in carried:
             price = prices[p["price_id"]]
             lines.append(

@@ -23,6 +23,7 @@ from fiscus.domain.periods import Interval
 from fiscus.domain.tax import TaxCategory
 from fiscus.services import validation as v
 from fiscus.services.common import get_scoped
+from fiscus.services.usage_prices import UsageSpec, attach_usage
 
 
 @dataclass(slots=True)
@@ -133,8 +134,10 @@ def create_price(
     tax_inclusive: bool = False,
     tax_category: str = TaxCategory.STANDARD.value,
     actor: str = "cli",
+    usage: UsageSpec | None = None,
 ) -> int:
-    """A price of a variant: recurring (interval × count) or one-off (no interval)."""
+    """A price of a variant: recurring (interval × count) or one-off (no interval); with `usage`, billed
+    in arrears on a billable metric (services/usage_prices.py)."""
     currency(currency_code, "currency")
     amount = v.decimal("unit_amount", unit_amount, minimum=Decimal(0))
     if interval is not None:
@@ -166,6 +169,8 @@ def create_price(
             )
             .returning(t.prices.c.id)
         ).scalar_one()
+        if usage is not None:
+            attach_usage(conn, org_id, price_id, usage, recurring=interval is not None, unit_amount=amount)
         append_audit(
             conn,
             [

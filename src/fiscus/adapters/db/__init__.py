@@ -1,6 +1,13 @@
 """The database adapter. Importing it registers every table module on the one `metadata` (tables.py and
 the per-topic modules beside it), so Alembic, the tests' schema checks and the services see them all."""
 
-from fiscus.adapters.db import tables, tables_console, tables_dashboard, tables_email, tables_portal
+from fiscus.adapters.db import (
+    tables,
+    tables_console,
+    tables_dashboard,
+    tables_email,
+    tables_portal,
+    tables_usage,
+)
 
-__all__ = ["tables", "tables_console", "tables_dashboard", "tables_email", "tables_portal"]
+__all__ = ["tables", "tables_console", "tables_dashboard", "tables_email", "tables_portal", "tables_usage"]

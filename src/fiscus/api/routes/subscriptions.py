@@ -34,6 +34,7 @@ from fiscus.queries.rows import get_row, items_of, page_rows
 from fiscus.queries.scope import Scope
 from fiscus.services import subscriptions as svc
 from fiscus.services.billing_run import preview_next_document
+from fiscus.services.usage_billing import preview_usage
 
 api = router("subscriptions")
 
@@ -238,6 +239,7 @@ def upcoming_document(subscription_id: Id, principal: OrgDep, c: ContainerDep) -
     """The document the next billing of this subscription would create (nothing is written)."""
     result = preview_next_document(c.db, principal.organization_id, subscription_id)
     doc = result.document
+    usage = preview_usage(c.db, principal.organization_id, subscription_id, c.clock.now())
     return p.json_response(
         {
             "object": "document_preview",
@@ -247,5 +249,13 @@ def upcoming_document(subscription_id: Id, principal: OrgDep, c: ContainerDep) -
             "period_start": result.period_start,
             "period_end": result.period_end,
             **_preview(doc.computed if doc else None, doc.computed.currency if doc else None),
+            # Usage prices bill the current period in arrears, on a document of their own.
+            "usage": None
+            if usage is None
+            else {
+                "period_start": usage.period.start,
+                "period_end": usage.period.end,
+                **_preview(usage.computed, usage.computed.currency),
+            },
         }
     )

@@ -1,0 +1,149 @@
+"""Request and response shapes of usage billing: events, billable metrics, current usage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from fiscus.api.fields import Id, In, Instant, MoneyOut
+
+PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
+Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
+PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+
+
+class EventIn(In):
+    """One usage event. `transaction_id` is unique per organisation forever: sending it again is a
+    no-op. Decimal values go as strings (`"1.5"`); a JSON number with a fraction is refused."""
+
+    transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
+    customer_id: Id
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+    timestamp: Instant
+    properties: Annotated[dict[str, PropertyValue], Field(max_length=32)] = Field(default_factory=dict)
+
+
+class EventsIn(In):
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+
+class EventsOut(BaseModel):
+    object: Literal["event_batch"] = "event_batch"
+    received: int
+
+
+class MetricIn(In):
+    code: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    aggregation: Aggregation
+    field: PropertyName | None = None
+    filters: dict[
+        PropertyName,
+        Annotated[list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=50)],
+    ] = Field(default_factory=dict)
+    group_by: PropertyName | None = None
+    rounding: Literal["none", "round", "ceil", "floor"] = "none"
+    precision: Annotated[int, Field(ge=0, le=12)] = 0
+
+
+class MetricPatch(In):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MetricOut(BaseModel):
+    id: int
+    object: Literal["billable_metric"] = "billable_metric"
+    code: str
+    name: str
+    aggregation: Aggregation
+    field: str | None
+    filters: dict[str, list[str]]
+    group_by: str | None
+    rounding: str
+    precision: int
+    created_at: str
+
+
+class UsageGroupOut(BaseModel):
+    price_id: int
+    metric_code: str
+    group: str
+    quantity: str
+    events: int
+    amount: MoneyOut
+    tiers: list[dict[str, str | int | None]]
+
+
+class DocumentUsageOut(UsageGroupOut):
+    object: Literal["usage_line"] = "usage_line"
+    period_start: str
+    period_end: str
+
+
+class UsageOut(BaseModel):
+    object: Literal["usage"] = "usage"
+    customer_id: int
+    subscription_id: int
+    currency: str
+    period_start: str
+    period_end: str
+    amount: MoneyOut
+    charges: list[UsageGroupOut]
+
+
+class UsageSettingsIn(In):
+    late_days: Annotated[int, Field(ge=0, le=366)] | None = None
+    grace_hours: Annotated[int, Field(ge=0, le=720)] | None = None
+    late_policy: Literal["invoice", "credit_note"] | None = None
+
+
+class UsageSettingsOut(BaseModel):
+    object: Literal["usage_settings"] = "usage_settings"
+    late_days: int
+    grace_hours: int
+    late_policy: Literal["invoice", "credit_note"]
+
+
+class TierIn(In):
+    up_to: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] | None
+    unit_price: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] = "0"
+    flat_fee: Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$")] = "0"
+
+
+DecimalText = Annotated[str, Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,12})?$", examples=["0.000125"])]
+
+
+class ChargeIn(In):
+    """The charge model's properties (decimal strings); only those of the model are used."""
+
+    unit_price: DecimalText | None = None
+    package_size: DecimalText | None = None
+    tiers: Annotated[list[TierIn], Field(max_length=50)] | None = None
+    rate: DecimalText | None = None
+    fixed_fee: DecimalText | None = None
+    min_amount: DecimalText | None = None
+    max_amount: DecimalText | None = None
+    free_units: DecimalText | None = None
+    minimum: DecimalText | None = None
+
+
+class UsagePriceIn(In):
+    """A recurring price billed in arrears on a billable metric."""
+
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    interval: Literal["day", "week", "month", "quarter", "year"]
+    interval_count: Annotated[int, Field(ge=1, le=120)] = 1
+    tax_inclusive: bool = False
+    tax_category: Literal["standard", "reduced", "zero", "exempt"] = "standard"
+    metric_id: Id
+    charge_model: Literal["per_unit", "package", "graduated", "volume", "percentage"]
+    properties: ChargeIn
+
+
+class UsagePriceOut(BaseModel):
+    object: Literal["usage_price"] = "usage_price"
+    price_id: int
+    metric_id: int
+    charge_model: str
+    properties: dict[str, Any]

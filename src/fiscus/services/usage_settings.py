@@ -1,0 +1,63 @@
+"""An organisation's usage settings: the late window for events, the grace window before a period's
+usage is billed, and what late events after issue become (a supplementary invoice or a credit note)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Connection, select
+
+from fiscus.adapters.db import tables_usage as tu
+from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.upsert import insert_for
+from fiscus.domain.errors import InvalidFieldError
+
+DEFAULT_LATE_DAYS: Final = 7
+DEFAULT_GRACE_HOURS: Final = 1
+LATE_POLICIES: Final = ("invoice", "credit_note")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSettings:
+    late_days: int = DEFAULT_LATE_DAYS
+    grace_hours: int = DEFAULT_GRACE_HOURS
+    late_policy: str = "invoice"
+
+
+def load_usage_settings(conn: Connection, org_id: int) -> UsageSettings:
+    s = tu.usage_settings.c
+    row = conn.execute(
+        select(s.late_days, s.grace_hours, s.late_policy).where(s.organization_id == org_id)
+    ).one_or_none()
+    return UsageSettings(*row) if row else UsageSettings()
+
+
+def update_usage_settings(
+    db: Database,
+    org_id: int,
+    *,
+    late_days: int | None = None,
+    grace_hours: int | None = None,
+    late_policy: str | None = None,
+) -> UsageSettings:
+    if late_days is not None and not 0 <= late_days <= 366:
+        raise InvalidFieldError("late_days", "0 to 366 days")
+    if grace_hours is not None and not 0 <= grace_hours <= 720:
+        raise InvalidFieldError("grace_hours", "0 to 720 hours")
+    if late_policy is not None and late_policy not in LATE_POLICIES:
+        raise InvalidFieldError("late_policy", "'invoice' or 'credit_note'")
+    with db.write() as conn:
+        current = load_usage_settings(conn, org_id)
+        new = UsageSettings(
+            late_days if late_days is not None else current.late_days,
+            grace_hours if grace_hours is not None else current.grace_hours,
+            late_policy or current.late_policy,
+        )
+        values = {"late_days": new.late_days, "grace_hours": new.grace_hours, "late_policy": new.late_policy}
+        conn.execute(
+            insert_for(conn, tu.usage_settings)
+            .values(organization_id=org_id, **values)
+            .on_conflict_do_update(index_elements=["organization_id"], set_=values)
+        )
+    return new
