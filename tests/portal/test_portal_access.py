@@ -130,11 +130,22 @@ def test_login_links_are_rate_limited_per_email_and_per_address(db: Database, cl
         "https://a b",
         "ftp://x",
         "https://" + "a" * 2048,
+        "http://[",  # urlsplit raises "Invalid IPv6 URL": a 422 naming the field, never a 500
+        "https://[::1]/",
+        "https://a:65536/",
+        "https://a/%zz",
+        "https://a/<script>",
     ],
 )
 def test_a_return_url_must_be_a_plain_http_url(url: str) -> None:
-    with pytest.raises(InvalidFieldError):
+    with pytest.raises(InvalidFieldError) as refused:
         svc.check_return_url(url)
+    assert refused.value.field == "return_url"
+
+
+@pytest.mark.parametrize("url", ["https://app.example/account?x=1#top", "HTTP://10.0.0.1:8080/%20back"])
+def test_a_return_url_the_document_allows_is_taken(url: str) -> None:
+    assert svc.RETURN_URL.match(url) and svc.check_return_url(url) == url
 
 
 def test_plan_changes_and_cancelling_follow_the_portal_settings(db: Database, clock: FixedClock) -> None:

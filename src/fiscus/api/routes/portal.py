@@ -28,8 +28,9 @@ class PortalSessionIn(In):
     return_url: str | None = Field(
         None,
         max_length=svc.MAX_RETURN_URL,
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[\x21-\x7e]+$",
-        description="Where the portal's back link goes (an absolute http or https URL)",
+        pattern=svc.RETURN_URL.pattern,
+        description="Where the portal's back link goes: an absolute http or https URL with a host name or "
+        "IPv4 address, no credentials, a port up to 65535, RFC 3986 characters only",
     )
     locale: PORTAL_LOCALES | None = Field(None, description="omitted: the customer's locale")
 
