@@ -17,8 +17,10 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.services import portal as svc
 from fiscus.services import portal_actions as actions
+from fiscus.services.access import create_api_key
 from fiscus.services.portal_settings import update_portal_settings
 from fiscus.services.subscriptions import ItemSpec, create_subscription
+from tests.api_support import api_client, auth
 from tests.builders import make_customer, make_tenant
 
 
@@ -145,7 +147,8 @@ def test_a_return_url_must_be_a_plain_http_url(url: str) -> None:
 
 @pytest.mark.parametrize("url", ["https://app.example/account?x=1#top", "HTTP://10.0.0.1:8080/%20back"])
 def test_a_return_url_the_document_allows_is_taken(url: str) -> None:
-    assert svc.RETURN_URL.match(url) and svc.check_return_url(url) == url
+    assert svc.RETURN_URL.match(url)
+    assert svc.check_return_url(url) == url
 
 
 def test_plan_changes_and_cancelling_follow_the_portal_settings(db: Database, clock: FixedClock) -> None:
@@ -196,3 +199,28 @@ def test_a_brand_colour_is_used_only_where_white_text_stays_readable() -> None:
     assert "--accent: #7b1fa2" in brand_css("#7b1fa2")  # purple: white on it is 4.5:1 or better
     assert "--accent: #0b57d0" in brand_css("#ffd700")  # gold: white text would be illegible
     assert "--accent: #0b57d0" in brand_css(None)
+
+
+def test_the_portal_api_refuses_what_its_document_refuses_and_409s_a_one_off_plan(
+    db: Database, clock: FixedClock
+) -> None:
+    shop = make_tenant(db, clock, "bg", slug="shop")
+    alice = make_customer(db, clock, shop, 1)
+    headers = auth(create_api_key(db, clock, shop.org_id).secret)
+    with api_client(db, clock) as client:
+        bad_url = client.post(
+            f"/api/v1/customers/{alice}/portal_sessions", json={"return_url": "http://["}, headers=headers
+        )
+        assert bad_url.status_code == 422, bad_url.text
+        assert bad_url.json()["errors"][0]["pointer"] == "/body/return_url"
+        url = "/api/v1/portal/configuration"
+        null_flag = client.post(url, json={"allow_plan_change": None}, headers=headers)
+        assert null_flag.status_code == 422
+        assert null_flag.json()["errors"][0]["field"] == "allow_plan_change"
+        one_off = client.post(url, json={"plans": [shop.one_off]}, headers=headers)
+        assert one_off.status_code == 409, one_off.text
+        assert one_off.json()["code"] == "field_conflict"
+        assert one_off.json()["errors"][0]["pointer"] == "/body/plans/0"
+        taken = client.post(url, json={"plans": [shop.monthly], "brand_color": None}, headers=headers)
+        assert taken.status_code == 200
+        assert taken.json()["plans"] == [shop.monthly]

@@ -17,7 +17,7 @@ from fiscus.adapters.db import tables_portal as tp
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.services.common import get_scoped
 
 FLAGS: Final = ("allow_plan_change", "allow_quantity_change", "allow_cancel")
@@ -64,7 +64,7 @@ def _plans(conn: Connection, org_id: int, raw: object) -> list[int]:
             raise InvalidFieldError(f"plans.{i}", "must be a price id")
         price = get_scoped(conn, t.prices, org_id, price_id)
         if price["interval"] is None:
-            raise InvalidFieldError(f"plans.{i}", "must be a recurring price (a plan)")
+            raise FieldConflictError(f"plans.{i}", "must be a recurring price (a plan)")
         if price_id not in plans:
             plans.append(price_id)
     return plans

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import MISSING, Field
 
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep
@@ -45,11 +45,18 @@ class PortalSessionOut(Out):
 
 
 class PortalConfigurationIn(In):
-    allow_plan_change: bool | None = None
-    allow_quantity_change: bool | None = None
-    allow_cancel: bool | None = None
-    plans: list[Id] | None = Field(None, max_length=20, description="price ids a customer may switch to")
-    brand_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")
+    """Fields left out stay as they are; only `brand_color` clears with null. A price in `plans` that is
+    not recurring is a 409 `field_conflict` naming it."""
+
+    allow_plan_change: bool | MISSING = MISSING
+    allow_quantity_change: bool | MISSING = MISSING
+    allow_cancel: bool | MISSING = MISSING
+    plans: list[Id] | MISSING = Field(
+        MISSING, max_length=20, description="price ids a customer may switch to"
+    )
+    brand_color: str | None = Field(
+        None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb; null: the default colour"
+    )
 
 
 class PortalConfigurationOut(Out):
