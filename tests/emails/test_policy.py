@@ -71,7 +71,14 @@ def test_settings_and_dunning_policy_through_the_api(
     wrong = api.patch("/api/v1/email_settings", json={"dunning": {"emails": ["payment_failed"]}})
     assert wrong.status_code == 422
     assert "dunning.emails" in wrong.text
-    for bad in ({"from_address": "not an address"}, {"brand_color": "red"}, {"disabled": ["spam"]}):
+    for bad in (
+        {"from_address": "not an address"},
+        {"from_address": "Billing <billing@hosting.example>"},  # a bare address: the name is from_name
+        {"reply_to": "a@b"},
+        {"from_name": "Billing\r\nBcc: x@evil.example"},
+        {"brand_color": "red"},
+        {"disabled": ["spam"]},
+    ):
         assert api.patch("/api/v1/email_settings", json=bad).status_code == 422, bad
     assert api.get("/api/v1/email_settings").json() == after  # a refused change changes nothing
 

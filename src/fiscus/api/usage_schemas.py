@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from fiscus.api.fields import Id, In, Instant, MoneyOut
+from fiscus.api.fields import Currency, Id, In, Instant, MoneyOut
 
 PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
 Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
@@ -131,7 +131,7 @@ class ChargeIn(In):
 class UsagePriceIn(In):
     """A recurring price billed in arrears on a billable metric."""
 
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     interval: Literal["day", "week", "month", "quarter", "year"]
     interval_count: Annotated[int, Field(ge=1, le=120)] = 1
     tax_inclusive: bool = False

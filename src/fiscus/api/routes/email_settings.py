@@ -13,7 +13,12 @@ from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep
 from fiscus.api.routes.common import router
 from fiscus.api.schemas import In, Out
-from fiscus.services.emails.settings import read_email_settings, update_email_settings
+from fiscus.services.emails.settings import (
+    MAX_ADDRESS,
+    SENDER_ADDRESS,
+    read_email_settings,
+    update_email_settings,
+)
 
 api = router("emails")
 
@@ -46,10 +51,19 @@ class DunningIn(In):
     )
 
 
+Address = (
+    Annotated[
+        str, Field(max_length=MAX_ADDRESS, pattern=SENDER_ADDRESS.pattern, examples=["billing@example.com"])
+    ]
+    | Literal[""]
+)
+"""An ASCII address (dot-atom local part, a domain of two labels or more), or "" (like null) to clear it."""
+
+
 class EmailSettingsIn(In):
-    from_address: str | None = Field(None, max_length=254, description="sender address; null: the instance's")
-    from_name: str | None = Field(None, max_length=200)
-    reply_to: str | None = Field(None, max_length=254, description="null: the organisation's email")
+    from_address: Address | None = Field(None, description='sender address; null or "": the instance\'s')
+    from_name: str | None = Field(None, max_length=200, pattern=r"^[^\r\n]*$", description="one line")
+    reply_to: Address | None = Field(None, description='null or "": the organisation\'s email')
     brand_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     disabled: list[Kind] | None = Field(None, max_length=9, description="kinds not sent (replaces the list)")
     trial_notice_days: Days | None = None

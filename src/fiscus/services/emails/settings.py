@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -23,7 +22,13 @@ from fiscus.domain.email import DunningPolicy, EmailKind
 from fiscus.domain.errors import InvalidFieldError
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+SENDER_ADDRESS = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
+"""A sender or reply-to address as the API document states it (the same pattern): an RFC 5322
+dot-atom local part and a domain of at least two labels, ASCII only, so it goes into a header as it is.
+Matched like pydantic matches field patterns (`re.match`)."""
+MAX_ADDRESS = 254
 
 
 def read_email_settings(conn: Connection, org_id: int) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def _address(field: str, value: object) -> str | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if not _ADDRESS.fullmatch(parseaddr(text)[1] or "") or parseaddr(text)[1] != text:
+    if len(text) > MAX_ADDRESS or not SENDER_ADDRESS.match(text):
         raise InvalidFieldError(field, "must be an email address such as billing@example.com")
     return text
 
