@@ -104,7 +104,8 @@ def test_a_bad_batch_stores_nothing_and_names_each_bad_event(world: World) -> No
         {**world.event("foreign", gb="1"), "customer_id": world.foreign_customer},
     ]
     r = world.post("/events", {"events": batch})
-    assert r.status_code == 422, r.text
+    assert r.status_code == 409, r.text  # each is well-formed: the current data refuses it
+    assert r.json()["code"] == "field_conflict"
     pointers = {e["pointer"] for e in r.json()["errors"]}
     assert pointers == {
         "/body/events/1/code",
@@ -177,7 +178,7 @@ def test_usage_settings_move_the_late_window(world: World) -> None:
     got = world.client.get("/api/v1/usage_settings", headers=world.headers).json()
     assert got == {"object": "usage_settings", "late_days": 7, "grace_hours": 1, "late_policy": "invoice"}
     old = world.event("old", minutes=-10 * 24 * 60, gb="1")
-    assert world.post("/events", {"events": [old]}).status_code == 422
+    assert world.post("/events", {"events": [old]}).status_code == 409
     changed = world.post("/usage_settings", {"late_days": 30, "late_policy": "credit_note"})
     assert changed.json() == {
         "object": "usage_settings",

@@ -21,7 +21,9 @@ class EventIn(In):
     customer_id: Id
     code: Annotated[str, Field(min_length=1, max_length=64)]
     timestamp: Instant
-    properties: Annotated[dict[str, PropertyValue], Field(max_length=32)] = Field(default_factory=dict)
+    properties: Annotated[dict[Annotated[str, Field(max_length=64)], PropertyValue], Field(max_length=32)] = (
+        Field(default_factory=dict)
+    )
 
 
 class EventsIn(In):

@@ -75,3 +75,12 @@ class FieldConflictError(InvalidFieldError, InvalidStateError):
 
     code = "field_conflict"
     title = "The field conflicts with the current state"
+
+
+class FieldConflictsError(FieldConflictError):
+    """Several well-formed fields the current data does not allow at once (the events of a batch that
+    name no metric or customer, or fall outside the late window): one 409 naming each."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        ValidationError.__init__(self, problems)
+        self.field = self.problems[0].field

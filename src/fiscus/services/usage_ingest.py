@@ -26,7 +26,7 @@ from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.upsert import insert_for
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import FieldProblem, InvalidFieldError, ValidationError
+from fiscus.domain.errors import FieldConflictsError, FieldProblem, InvalidFieldError, ValidationError
 from fiscus.domain.usage import (
     HOUR,
     Aggregation,
@@ -63,7 +63,8 @@ class EventIn:
     customer_id: int | None = None
 
 
-def _shape(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProblem]:
+def _shape(i: int, e: EventIn) -> list[FieldProblem]:
+    """What the event alone gets wrong (422; the API document states each)."""
     at = f"events.{i}"
     out: list[FieldProblem] = []
     if not e.transaction_id or len(e.transaction_id) > 128:
@@ -72,10 +73,6 @@ def _shape(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProb
         out.append(FieldProblem(f"{at}.customer_id", "required"))
     if e.timestamp.tzinfo is None:
         out.append(FieldProblem(f"{at}.timestamp", "needs a UTC offset"))
-    elif e.timestamp > now + AHEAD:
-        out.append(FieldProblem(f"{at}.timestamp", "more than 5 minutes in the future"))
-    elif e.timestamp < now - late:
-        out.append(FieldProblem(f"{at}.timestamp", f"older than the late window of {late.days} days"))
     if len(e.properties) > MAX_PROPERTIES:
         out.append(FieldProblem(f"{at}.properties", f"at most {MAX_PROPERTIES} properties"))
     for key, value in e.properties.items():
@@ -92,6 +89,17 @@ def _shape(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProb
     if not out and len(msgspec.json.encode(dict(e.properties))) > MAX_PROPERTIES_BYTES:
         out.append(FieldProblem(f"{at}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
     return out
+
+
+def _window(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProblem]:
+    """When the event may arrive: a conflict with the clock and the late window setting (409)."""
+    if e.timestamp.tzinfo is None:
+        return []
+    if e.timestamp > now + AHEAD:
+        return [FieldProblem(f"events.{i}.timestamp", "more than 5 minutes in the future")]
+    if e.timestamp < now - late:
+        return [FieldProblem(f"events.{i}.timestamp", f"older than the late window of {late.days} days")]
+    return []
 
 
 def ingest_events(
@@ -114,10 +122,12 @@ def ingest_events(
                 fresh[e.transaction_id] = (i, e)
         if not fresh:
             return len(events)
-        problems: list[FieldProblem] = []
+        problems: list[FieldProblem] = []  # the request alone: 422
+        conflicts: list[FieldProblem] = []  # the current data (metrics, customers, the clock): 409
+        window = timedelta(days=settings.late_days if late_days is None else late_days)
         for i, e in fresh.values():
-            window = timedelta(days=settings.late_days if late_days is None else late_days)
-            problems.extend(_shape(i, e, now, window))
+            problems.extend(_shape(i, e))
+            conflicts.extend(_window(i, e, now, window))
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
         rows: list[dict[str, Any]] = []
@@ -127,20 +137,20 @@ def ingest_events(
         for i, e in fresh.values():
             row = metrics.get(e.code)
             if row is None:
-                problems.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
+                conflicts.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
                 continue
             if e.customer_id is None:
                 continue  # reported by _shape
             if e.customer_id not in customers:
-                problems.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
+                conflicts.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
                 continue
             metric = defined.get(e.code) or defined.setdefault(e.code, metric_of(row))
             try:
                 key, partial = _measure(metric, row["id"], e)
-            except InvalidFieldError as exc:
-                problems.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+            except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
+                conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
                 continue
-            if problems:
+            if problems or conflicts:
                 continue
             group = key[2] if key else group_of(metric, e.properties)
             rows.append(
@@ -160,7 +170,9 @@ def ingest_events(
                     uniques |= {(key, u) for u in partial.uniques}
                 partials[key] = merge(partials[key], partial) if key in partials else partial
         if problems:
-            raise ValidationError(problems)
+            raise ValidationError(problems + conflicts)
+        if conflicts:
+            raise FieldConflictsError(conflicts)
         claimed = _claim(conn, org_id, rows)
         if len(claimed) < len(rows):  # a concurrent batch stored some of them first: count only ours
             rows = [r for r in rows if r["transaction_id"] in claimed]

@@ -50,7 +50,12 @@ def metric(row: dict[str, Any]) -> dict[str, Any]:
 
 @api.post("/events", status_code=202, response_model=EventsOut)
 def post_events(body: EventsIn, principal: OrgDep, c: ContainerDep) -> Response:
-    """A batch of up to 1,000 events: all stored, or none and every bad one named by its index."""
+    """A batch of up to 1,000 events: all stored, or none and every bad one named by its index (a
+    pointer per field). 422: what the batch alone gets wrong. 409 `field_conflict`: events that are
+    well-formed but that the current data refuses: a `code` no billable metric has, a `customer_id`
+    that is not this organisation's customer, a `timestamp` more than 5 minutes ahead or older than the
+    late window (`/usage_settings`), or properties the metric cannot aggregate (its `field` missing or
+    not a number)."""
     events = [
         usage_ingest.EventIn(e.transaction_id, e.code, e.timestamp, e.properties, e.customer_id)
         for e in body.events
