@@ -160,8 +160,16 @@ def test_batch_limit(world: World) -> None:
 def test_metric_crud(world: World) -> None:
     dup = world.post("/billable_metrics", {"code": "bandwidth", "name": "Again", "aggregation": "count"})
     assert dup.status_code == 409
-    bad = world.post("/billable_metrics", {"code": "x", "name": "X", "aggregation": "sum"})
-    assert bad.status_code == 422
+    for body, pointer in (
+        ({"code": "x", "name": "X", "aggregation": "sum"}, "/body/field"),  # a sum needs its property
+        ({"code": "x", "name": "X", "aggregation": "count", "field": "gb"}, "/body/field"),
+        ({"code": "x", "name": " ", "aggregation": "count"}, "/body/name"),
+        ({"code": "x", "name": "X"}, "/body/aggregation"),
+        ({"code": "x", "name": "X", "aggregation": "median", "field": "gb"}, "/body/aggregation"),
+    ):
+        bad = world.post("/billable_metrics", body)
+        assert bad.status_code == 422, body
+        assert [e["pointer"] for e in bad.json()["errors"]] == [pointer], bad.text
     listed = world.client.get("/api/v1/billable_metrics", headers=world.headers).json()
     assert [m["code"] for m in listed["data"]] == ["users", "bandwidth"]
     mid = listed["data"][1]["id"]

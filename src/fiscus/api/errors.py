@@ -236,6 +236,28 @@ def body_problem(request: Request, exc: RequestValidationError) -> JSONResponse 
     return None
 
 
+def _without_union_tags(loc: list[int | str], body: Any) -> list[int | str]:
+    """The location of a body error as a pointer into what was sent: pydantic adds the member of a union
+    (`sum` of a union tagged by `aggregation`, `literal['']`) to the path, which names nothing sent."""
+    if not loc or loc[0] != "body":
+        return loc
+    out: list[int | str] = ["body"]
+    here: Any = body
+    for i, part in enumerate(loc[1:], start=1):
+        last = i == len(loc) - 1
+        if isinstance(here, dict) and (part in here or last):
+            here = here.get(part) if isinstance(part, str) else None
+            out.append(part)
+        elif isinstance(here, list) and isinstance(part, int):
+            here = here[part] if 0 <= part < len(here) else None
+            out.append(part)
+        elif not isinstance(part, str):
+            out.append(part)
+            here = None
+        # else: a union member's tag, skipped
+    return out
+
+
 def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
     """Every refusal and failure in the shape of the surface that owns the path: RFC 9457 problems for
     the native API, each dialect's own body for its paths (`surfaces`), server errors included
@@ -258,8 +280,11 @@ def install(app: FastAPI, surfaces: Sequence[Surface] = ()) -> None:
             return unreadable
         errors = []
         for err in exc.errors():
-            loc = [p for p in err.get("loc", ()) if isinstance(p, int | str)]
-            inner = (err.get("ctx") or {}).get("error")
+            loc = _without_union_tags([p for p in err.get("loc", ()) if isinstance(p, int | str)], exc.body)
+            ctx = err.get("ctx") or {}
+            inner = ctx.get("error")
+            if err.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+                loc.append(str(ctx.get("discriminator", "")).strip("'"))  # the tag field at fault
             if isinstance(inner, FieldValueError):
                 loc.extend(inner.loc)
             errors.append(

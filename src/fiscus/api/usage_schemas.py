@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from fiscus.api.fields import Currency, Id, In, Instant, MoneyOut
+from fiscus.api.fields import NOT_BLANK, Currency, Id, In, Instant, MoneyOut
 
 PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
 Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
@@ -35,22 +35,41 @@ class EventsOut(BaseModel):
     received: int
 
 
-class MetricIn(In):
+class _MetricBase(In):
     code: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    aggregation: Aggregation
-    field: PropertyName | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
     filters: dict[
         PropertyName,
-        Annotated[list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=50)],
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]],
+            Field(min_length=1, max_length=50),
+        ],
     ] = Field(default_factory=dict)
     group_by: PropertyName | None = None
     rounding: Literal["none", "round", "ceil", "floor"] = "none"
     precision: Annotated[int, Field(ge=0, le=12)] = 0
 
 
+class CountMetricIn(_MetricBase):
+    """Counts the events that match: no property to aggregate."""
+
+    aggregation: Literal["count"]
+    field: None = Field(None, description="a count metric takes no field")
+
+
+class FieldMetricIn(_MetricBase):
+    """Aggregates one property of the events that match: `field` is required."""
+
+    aggregation: Literal["sum", "max", "min", "unique_count", "latest", "weighted_sum"]
+    field: PropertyName = Field(description="the event property aggregated")
+
+
+MetricIn = Annotated[CountMetricIn | FieldMetricIn, Field(discriminator="aggregation")]
+"""A billable metric: by `aggregation`, a count (no `field`) or an aggregate of the property `field`."""
+
+
 class MetricPatch(In):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class MetricOut(BaseModel):
