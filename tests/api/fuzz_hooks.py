@@ -7,8 +7,9 @@ They teach the generator two things a JSON Schema cannot say, both stated in the
   each call gets a fresh key here; tests/api/test_idempotency.py covers replays and mismatches.
 - Rules documented in the descriptions but beyond JSON Schema (a trial ends after the start, retry
   offsets increase, a credited line is named once, a VAT ID, national ID, IBAN or routing number
-  passes its checksum, a webhook URL is not private, Factur-X wants tax rounded per document) are
-  mended in positive cases; negative cases are sent as generated.
+  passes its checksum, a webhook URL is not private, Factur-X wants tax rounded per document, dunning
+  emails fit the retry days, usage tiers ascend) are mended in positive cases; negative cases are sent
+  as generated.
 - What a logo part may hold (its `encoding.contentType`: image/png, image/svg+xml) comes from real
   PNG and SVG generators registered for those media types, not from arbitrary bytes.
 """
@@ -21,6 +22,7 @@ import uuid
 import zlib
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import schemathesis
@@ -102,12 +104,48 @@ def _keep_organization_rules(body: dict[str, Any]) -> None:
         body["vat_registered"] = False  # an EU VAT-registered organisation prints its VAT ID
 
 
+def _keep_dunning_rules(dunning: dict[str, Any]) -> None:
+    """Retries strictly increase; with new retry days, one email per failed try and a final notice only
+    before a retry (without them, a list that misfits the stored schedule is a documented 409)."""
+    days = dunning.get("retry_days")
+    if isinstance(days, list):
+        dunning["retry_days"] = days = sorted(set(days))
+    emails = dunning.get("emails")
+    if isinstance(days, list) and isinstance(emails, list):
+        fitted = (emails + ["payment_failed"] * (len(days) + 1))[: len(days) + 1]
+        last = "payment_failed" if fitted[-1] == "final_notice" else fitted[-1]
+        dunning["emails"] = [*fitted[: len(days)], last]
+
+
+def _keep_usage_price_rules(body: dict[str, Any]) -> None:
+    """Tiers ascend with only the last unbounded (graduated, volume need one), a package is not empty,
+    a minimum amount is not above the maximum: the rules the description states."""
+    props = body.get("properties")
+    if not isinstance(props, dict):
+        return
+    if body.get("charge_model") in ("graduated", "volume"):
+        tiers = [t for t in props.get("tiers") or [] if isinstance(t, dict)] or [{"up_to": None}]
+        for i, tier in enumerate(tiers):
+            tier["up_to"] = None if i == len(tiers) - 1 else str(i + 1)
+        props["tiers"] = tiers
+    size = props.get("package_size")
+    if body.get("charge_model") == "package" and size is not None and Decimal(size) == 0:
+        props["package_size"] = "1"
+    low, high = props.get("min_amount"), props.get("max_amount")
+    if low is not None and high is not None and Decimal(low) > Decimal(high):
+        props["min_amount"], props["max_amount"] = high, low
+
+
 def _keep_documented_rules(path: str, body: dict[str, Any]) -> None:
     """Mend what breaks a documented rule JSON Schema cannot state, in a positive body."""
     if body.get("vat_id"):
         del body["vat_id"]  # checked by checksum for the customer's (or organisation's) country
     if path.startswith(("/api/v1/organization", "/api/v1/organizations")):
         _keep_organization_rules(body)
+    if path == "/api/v1/email_settings" and isinstance(body.get("dunning"), dict):
+        _keep_dunning_rules(body["dunning"])
+    if path.endswith("/usage_prices"):
+        _keep_usage_price_rules(body)
     if "url" in body and _private(body["url"]):
         body["url"] = "https://example.com/hooks/fiscus"  # private destinations need the server's opt-in
     lines = body.get("lines")

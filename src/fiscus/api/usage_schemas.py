@@ -150,7 +150,9 @@ class ChargeIn(In):
 
 
 class UsagePriceIn(In):
-    """A recurring price billed in arrears on a billable metric."""
+    """A recurring price billed in arrears on a billable metric. Rules across properties (422 naming the
+    property): `graduated` and `volume` need `tiers`, ascending by `up_to`, only the last one unbounded
+    (`up_to: null`); `package` needs a `package_size` above zero; `min_amount` at most `max_amount`."""
 
     currency: Currency
     interval: Literal["day", "week", "month", "quarter", "year"]

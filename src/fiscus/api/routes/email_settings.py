@@ -47,7 +47,8 @@ class DunningIn(In):
         None,
         max_length=9,
         description="the email after each failed try: one more than retries; a final notice needs a retry "
-        "after it; left out with new retry_days: the default (final notice before the last retry)",
+        "after it; left out with new retry_days: the default (final notice before the last retry). Sent "
+        "without retry_days, a list that does not fit the stored schedule is a 409 `field_conflict`",
     )
 
 

@@ -19,7 +19,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.tables_email import organization_email_settings
 from fiscus.domain.clock import Clock
 from fiscus.domain.email import DunningPolicy, EmailKind
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -102,7 +102,11 @@ def validate(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[di
             policy = DunningPolicy.parse(days, action, steps)
         except InvalidFieldError as exc:
             names = {"retry_days": "dunning.retry_days", "retry_final_action": "dunning.final_action"}
-            raise InvalidFieldError(names.get(exc.field, exc.field), exc.problems[0].message) from None
+            field = names.get(exc.field, exc.field)
+            if field.startswith("dunning.emails") and "retry_days" not in d:
+                # emails that do not fit the stored retry schedule: a conflict with it, not a bad body
+                raise FieldConflictError(field, exc.problems[0].message) from None
+            raise InvalidFieldError(field, exc.problems[0].message) from None
     return out, policy
 
 
