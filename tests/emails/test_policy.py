@@ -68,8 +68,14 @@ def test_settings_and_dunning_policy_through_the_api(
     payment = api.get("/api/v1/payment_settings").json()
     assert (payment["retry_days"], payment["retry_final_action"]) == ([2, 4], "mark_uncollectible")
 
-    wrong = api.patch("/api/v1/email_settings", json={"dunning": {"emails": ["payment_failed"]}})
-    assert wrong.status_code == 422
+    misfit = api.patch("/api/v1/email_settings", json={"dunning": {"emails": ["payment_failed"]}})
+    assert misfit.status_code == 409  # fine for another stored schedule: a conflict with this one
+    assert misfit.json()["code"] == "field_conflict"
+    assert misfit.json()["errors"][0]["pointer"] == "/body/dunning/emails"
+    wrong = api.patch(
+        "/api/v1/email_settings", json={"dunning": {"retry_days": [2], "emails": ["payment_failed"]}}
+    )
+    assert wrong.status_code == 422  # the body alone disagrees with itself
     assert "dunning.emails" in wrong.text
     for bad in (
         {"from_address": "not an address"},
