@@ -251,7 +251,7 @@ def _without_union_tags(loc: list[int | str], body: Any) -> list[int | str]:
         elif isinstance(here, list) and isinstance(part, int):
             here = here[part] if 0 <= part < len(here) else None
             out.append(part)
-        elif not isinstance(part, str):
+        elif not isinstance(part, str) or part == "[key]":  # "[key]": the dict key is at fault
             out.append(part)
             here = None
         # else: a union member's tag, skipped
