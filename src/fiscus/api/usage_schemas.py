@@ -44,7 +44,10 @@ class _MetricBase(In):
             list[Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]],
             Field(min_length=1, max_length=50),
         ],
-    ] = Field(default_factory=dict)
+    ] = Field(
+        default_factory=dict,
+        json_schema_extra={"additionalProperties": False},  # a key off the pattern is refused, as served
+    )
     group_by: PropertyName | None = None
     rounding: Literal["none", "round", "ceil", "floor"] = "none"
     precision: Annotated[int, Field(ge=0, le=12)] = 0
