@@ -371,26 +371,6 @@ class LoginLinkSender(Protocol):
     def queue(self, conn: Connection, message: LoginLinkMessage) -> None: ...
 
 
-class OutboxLoginLinks:
-    """The default sender: a row in `portal_login_messages` for the email worker to deliver."""
-
-    def queue(self, conn: Connection, message: LoginLinkMessage) -> None:
-        conn.execute(
-            insert(tp.portal_login_messages).values(
-                organization_id=message.organization_id,
-                customer_id=message.customer_id,
-                link_id=message.link_id,
-                email=message.email,
-                locale=message.locale,
-                url=message.url,
-                created_at=conn.execute(
-                    select(tp.portal_links.c.created_at).where(tp.portal_links.c.id == message.link_id)
-                ).scalar_one(),
-                expires_at=message.expires_at,
-            )
-        )
-
-
 class EmailLoginLinks:
     """The default sender: a `portal_login` email in the email outbox (same transaction as the link),
     sent by `fiscus worker` like every other customer email. A suppressed (bounced) address is
