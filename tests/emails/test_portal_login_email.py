@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -94,3 +95,21 @@ def test_a_login_link_is_emailed_and_opens_one_portal_session(
             token = _csrf(other, "/portal/shop/login")
             assert other.post(link, data={"csrf_token": token}, follow_redirects=False).status_code == 404
         assert send_due(db, clock, outlet).sent == 0  # sent once
+
+        # A link the worker gets to only after it expired is not sent (and its URL is dropped).
+        with httpx.Client(base_url=base) as late_browser:
+            token = _csrf(late_browser, "/portal/shop/login")
+            asked = late_browser.post(
+                "/portal/shop/login", data={"csrf_token": token, "email": "olga@example.com"}
+            )
+            assert asked.status_code == 200
+        clock.advance(timedelta(minutes=16))
+        sink.clear()
+        assert send_due(db, clock, outlet).sent == 0
+        assert sink.messages() == []
+        with db.read() as conn:
+            late = conn.execute(
+                select(email_outbox.c.status, email_outbox.c.data).order_by(email_outbox.c.id.desc()).limit(1)
+            ).one()
+        assert late.status == "expired"
+        assert "url" not in late.data
