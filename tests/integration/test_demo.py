@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, text
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.adapters.payments.gateway import GatewayProvider
@@ -88,6 +89,16 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
             reverse = select(func.count()).where(lines.tax_treatment == "reverse_charge")
             assert conn.execute(reverse).scalar_one() > 0
             assert conn.execute(select(func.count()).where(lines.kind == "proration")).scalar_one() > 0
+            # the Bulgarian host's launch code reduced some documents (issue 17)
+            allowances = td.document_allowances.c
+            discounted = select(func.count(allowances.document_id.distinct())).where(
+                allowances.organization_id == bg.id
+            )
+            assert conn.execute(discounted).scalar_one() > 0
+            # and its welcome credit was granted and consumed by the run (ADR 0009)
+            ledger = td.wallet_ledger.c
+            kinds = set(conn.execute(select(ledger.kind).where(ledger.organization_id == bg.id)).scalars())
+            assert {"granted", "consumed"} <= kinds
 
             unbalanced = conn.execute(
                 text(

@@ -111,9 +111,12 @@ def _assert_ubl_states_the_view(doc: DocumentView, xml: bytes) -> None:
         assert amount == line.amount_minor == raw["amount_minor"]
         assert quantity == line.quantity
         assert price >= 0
+        allowances = [Decimal(a) for a in node.xpath("cac:AllowanceCharge/cbc:Amount/text()", namespaces=UBL)]
         if not line.tax_inclusive:
             assert price == line.unit_price
-            assert to_minor(round_minor(quantity * price, cur), cur) == amount  # the one rounding rule
+            off = to_minor(sum(allowances, Decimal(0)), cur)  # BG-27, issue 17
+            assert off == line.discount_minor
+            assert to_minor(round_minor(quantity * price, cur), cur) == amount + off  # the one rounding rule
 
 
 def _prices(db: Database, clock: FixedClock, tenant: Tenant) -> dict[str, int]:

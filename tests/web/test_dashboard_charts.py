@@ -76,7 +76,7 @@ def test_every_chart_is_an_accessible_svg_followed_by_its_table() -> None:
         assert svg.find("s:title", ns).get("id") == title_id
         assert svg.find("s:desc", ns).get("id") == desc_id
         assert svg.find("s:title", ns).text
-        table = section.find("figure").getnext()
+        table = section.find("figure").getnext().find("table")
         assert table.tag == "table"
         assert table.find("caption").text
         rows = table.findall("tbody/tr")

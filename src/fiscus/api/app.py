@@ -25,6 +25,7 @@ from fiscus.api.routes import (
     catalog,
     credit_notes,
     customers,
+    discounts,
     documents,
     einvoices,
     email_settings,
@@ -104,6 +105,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         billing_runs,
         webhooks,
         organizations,
+        discounts,
         usage,
         portal,
     ):

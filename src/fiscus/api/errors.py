@@ -130,6 +130,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
             }
             for p in exc.problems
         ]
+        if isinstance(exc.data.get("reason"), str):  # a refused discount names why (issue 17)
+            extra["reason"] = exc.data["reason"]
     elif isinstance(exc, NotFoundError):
         extra["entity"] = exc.entity
         if exc.field:

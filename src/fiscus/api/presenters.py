@@ -182,6 +182,7 @@ def document(
         "subscription_id": doc.subscription_id,
         "currency": cur.code,
         "subtotal": money(doc.subtotal_minor, cur),
+        "discount": money(doc.discount_minor, cur),
         "tax": money(doc.tax_minor, cur),
         "total": money(doc.total_minor, cur),
         "amount_paid": money(doc.amount_paid_minor, cur),
@@ -245,6 +246,16 @@ def document(
                 "tax_rate": str(ln.tax_rate),
                 "amount": money(ln.amount_minor, cur),
                 "tax": money(ln.tax_minor, cur),
+                "discount": money(ln.discount_minor, cur),
+                "discounts": [
+                    {
+                        "reason": a.reason,
+                        "amount": money(a.amount_minor, cur),
+                        "coupon_id": a.coupon_id,
+                        "discount_id": a.discount_id,
+                    }
+                    for a in ln.allowances
+                ],
             }
             for ln in doc.lines
         ]

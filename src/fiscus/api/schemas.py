@@ -341,6 +341,13 @@ class TaxBreakdownOut(Out):
     note: str
 
 
+class LineDiscountOut(Out):
+    reason: str
+    amount: MoneyOut
+    coupon_id: int | None
+    discount_id: int | None
+
+
 class LineOut(Out):
     id: int
     position: int
@@ -359,8 +366,10 @@ class LineOut(Out):
     tax_inclusive: bool
     tax_treatment: str
     tax_rate: str
-    amount: MoneyOut
+    amount: MoneyOut = Field(description="net of the line's discounts: quantity × unit price − discount")
     tax: MoneyOut
+    discount: MoneyOut = Field(description="Σ `discounts` (issue 17), taken off before tax")
+    discounts: list[LineDiscountOut]
 
 
 class DocumentOut(Out):
@@ -374,7 +383,8 @@ class DocumentOut(Out):
     customer_id: int
     subscription_id: int | None
     currency: str
-    subtotal: MoneyOut
+    subtotal: MoneyOut = Field(description="Σ line amounts, net of discounts")
+    discount: MoneyOut = Field(description="Σ discounts on the lines, already out of `subtotal`")
     tax: MoneyOut
     total: MoneyOut
     amount_paid: MoneyOut

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from fiscus.demo.scenario import Collection, Offer, Payer, Product, Refund, Scenario
+from fiscus.demo.scenario import Collection, Offer, Payer, Product, Promotion, Refund, Scenario
 from fiscus.domain.documents import DocumentType
 from fiscus.services.catalog import ProductSpec
 from fiscus.services.customers import CustomerSpec
@@ -207,6 +207,7 @@ def scenario() -> Scenario:
         refund_reasons=("Компенсация за прекъсване на услугата", "Възстановяване: отказ от услугата"),
         partial_capture_day=100,
     )
+    launch = Promotion("Отстъпка при старт", "20", 3, "START20", credit="25.00")
     return Scenario(
-        spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6, collection
+        spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6, collection, launch
     )

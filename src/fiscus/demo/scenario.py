@@ -127,6 +127,21 @@ class Collection:
 
 
 @dataclass(frozen=True, slots=True)
+class Promotion:
+    """A launch coupon (a percentage for some billed periods) and its promotion code, redeemed on every
+    `every`-th new subscription of the year (issue 17)."""
+
+    coupon: str
+    percent_off: str
+    periods: int
+    code: str
+    every: int = 3
+    credit: str = "0"
+    """Promotional credit (prepaid, in the organisation's currency) granted to every `every`-th new
+    customer on arrival; the billing run takes it off their first documents before tax."""
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One demo organisation: what it sells, to whom, and how its year goes. Each lives in a module of
     its own under `fiscus.demo` exposing `scenario()`; `fiscus.demo.registry` lists them."""
@@ -142,3 +157,4 @@ class Scenario:
     """Of the documents of customers without a card, the share paid by bank transfer."""
     pay_within_days: int
     collection: Collection = Collection()
+    promotion: Promotion | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from fiscus.domain.documents import DocumentStatus
 from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import create_price, create_product, create_variant
 from fiscus.services.customers import create_customer
+from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
 from fiscus.services.documents import mark_paid
 from fiscus.services.instance import create_with_sandbox
 from fiscus.services.orders import create_order
@@ -34,6 +36,7 @@ from fiscus.services.subscriptions import (
     change_subscription,
     create_subscription,
 )
+from fiscus.services.wallets import grant_credits
 
 
 class Simulation:
@@ -62,6 +65,8 @@ class Simulation:
         self.live_id = 0
         """The live organisation beside it, left empty: where the business would bill for real."""
         self.last_document = 0
+        self.subscriptions = 0
+        self.customers = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
 
@@ -82,6 +87,7 @@ class Simulation:
                 self.db, self.clock, self.org_id, collection, self.payments, self.pay_rng, self.start
             )
         self._create_catalog()
+        self._create_promotion()
         customers = self.scenario.customers(self.rng)
         plans = [
             self.planner.heavy(spec) if index == 0 else self.planner.customer(spec)
@@ -144,10 +150,34 @@ class Simulation:
                 )
                 self.catalog.prices.append(Price(price_id, product.spec.code, offer))
 
+    def _create_promotion(self) -> None:
+        """The scenario's launch coupon and promotion code (issue 17), redeemable from the start."""
+        promo = self.scenario.promotion
+        if promo is None:
+            return
+        spec = CouponSpec(
+            promo.coupon, "repeating", percent_off=Decimal(promo.percent_off), duration_periods=promo.periods
+        )
+        coupon = create_coupon(self.db, self.clock, self.org_id, spec, actor="demo")
+        create_promotion_code(self.db, self.clock, self.org_id, CodeSpec(coupon, promo.code), actor="demo")
+
     # -- replay: the service calls, each at its own historical instant
 
     def _start_customer(self, plan: CustomerPlan, payer: Payer) -> None:
         cid = create_customer(self.db, self.clock, self.org_id, plan.spec, actor="demo")
+        self.customers += 1
+        promo = self.scenario.promotion
+        if promo is not None and Decimal(promo.credit) > 0 and self.customers % promo.every == 2:
+            grant_credits(
+                self.db,
+                self.clock,
+                self.org_id,
+                cid,
+                currency_code=self.scenario.spec.default_currency,
+                amount=Decimal(promo.credit),
+                reason="Welcome credit",
+                actor="demo",
+            )
         if self.cards is not None:
             self.cards.welcome(cid, payer, plan.spec.name)
         for sub in plan.subscriptions:
@@ -166,6 +196,12 @@ class Simulation:
             trial_days=plan.trial_days,
             actor="demo",
         )
+        self.subscriptions += 1
+        promo = self.scenario.promotion
+        if promo is not None and self.subscriptions % promo.every == 1:  # as the customer typed it
+            redeem(
+                self.db, self.clock, self.org_id, subscription_id=sid, code=promo.code.lower(), actor="demo"
+            )
         for when, items in plan.changes:
             self.clock.at(
                 when,

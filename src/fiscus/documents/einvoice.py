@@ -38,6 +38,9 @@ e-invoiced without rounding what was charged, which Fiscus refuses to do."""
 
 _HUNDRED: Final = Decimal(100)
 
+DISCOUNT_CODE: Final = "95"
+"""UNTDID 5189 "Discount": the reason code of every allowance Fiscus states (BT-98, BT-140)."""
+
 
 class NotEInvoiceableError(InvalidStateError):
     """A proforma, a draft, or a document EN 16931 cannot state exactly has no e-invoice."""
@@ -74,6 +77,17 @@ class Line:
     """None for category O (BR-O-05)."""
     period: tuple[date, date] | None
     net_amount: Decimal
+    allowances: tuple[Allowance, ...] = ()
+    """BG-27: the discounts taken off this line before tax (issue 17); BT-131 is already net of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A line allowance (BG-27): its amount (BT-136), reason (BT-139) and UNTDID 5189 code (BT-140)."""
+
+    amount: Decimal
+    reason: str
+    code: str = DISCOUNT_CODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +288,21 @@ def _line(line: LineView, sign: int, amount: Any, zone: str | None) -> Line:
         percent=None if cat == "O" else percent(line.tax_rate),
         period=_period(line.period_start, line.period_end, zone),
         net_amount=amount(line.amount_minor),
+        allowances=_line_allowances(line, amount),
     )
+
+
+def _line_allowances(line: LineView, amount: Any) -> tuple[Allowance, ...]:
+    """A line's discounts as BG-27. A tax-exclusive line states each as stored; a tax-inclusive one,
+    whose discount came off its gross, states one allowance in net terms: quantity × net price − net."""
+    if not line.allowances:
+        return ()
+    if not line.tax_inclusive or line.tax_rate == 0:
+        return tuple(Allowance(amount(a.amount_minor), a.reason) for a in line.allowances)
+    net = amount(line.amount_minor)
+    gross_net = _dec(net_unit_price(line) * line.quantity).quantize(net)
+    reason = "; ".join(a.reason for a in line.allowances)
+    return (Allowance(gross_net - net, reason),) if gross_net > net else ()
 
 
 def _breakdown(tax: TaxView, amount: Any) -> Breakdown:

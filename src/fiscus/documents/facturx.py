@@ -17,7 +17,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 import facturx  # type: ignore[import-untyped]
-from drafthorse.models.accounting import ApplicableTradeTax  # type: ignore[import-untyped]
+from drafthorse.models.accounting import (  # type: ignore[import-untyped]
+    ApplicableTradeTax,
+    TradeAllowanceCharge,
+)
 from drafthorse.models.document import Document  # type: ignore[import-untyped]
 from drafthorse.models.note import IncludedNote  # type: ignore[import-untyped]
 from drafthorse.models.party import TaxRegistration  # type: ignore[import-untyped]
@@ -132,6 +135,13 @@ def _line_item(line: Line) -> Any:
         item.settlement.trade_tax.rate_applicable_percent = line.percent
     if line.period is not None:
         _billing_period(item.settlement.period, line.period)
+    for allowance in line.allowances:  # BG-27, issue 17
+        charge = TradeAllowanceCharge()
+        charge.indicator = False
+        charge.actual_amount = allowance.amount
+        charge.reason_code = allowance.code
+        charge.reason = allowance.reason
+        item.settlement.allowance_charge.add(charge)
     item.settlement.monetary_summation.total_amount = line.net_amount
     return item
 

@@ -120,6 +120,12 @@ class _Writer:
         self.amount(node, "LineExtensionAmount", line.net_amount)
         if line.period is not None:
             self.period(node, line.period)
+        for allowance in line.allowances:  # BG-27, issue 17
+            charge = self.cac(node, "AllowanceCharge")
+            self.cbc(charge, "ChargeIndicator", "false")
+            self.cbc(charge, "AllowanceChargeReasonCode", allowance.code)
+            self.cbc(charge, "AllowanceChargeReason", allowance.reason)
+            self.amount(charge, "Amount", allowance.amount)
         item = self.cac(node, "Item")
         self.cbc(item, "Name", line.name)
         self.category(item, "ClassifiedTaxCategory", line.category, line.percent)

@@ -31,7 +31,7 @@ from fiscus.domain.money import Currency, from_minor
 from fiscus.domain.periods import local_date
 from fiscus.queries.documents import DocumentView
 
-TEMPLATE_VERSION: Final = "2"
+TEMPLATE_VERSION: Final = "3"
 """Bumped whenever the printed layout or the model changes, and recorded with each stored file."""
 
 _PERCENT = "#,##0.###%"
@@ -181,6 +181,8 @@ def build_view_model(
             "unit_price": format_money(ln.unit_price, cur, loc),
             "tax_rate": rate(ln.tax_rate),
             "amount": money(ln.amount_minor),
+            # issue 17: each discount on the line, so it reads quantity × price − discounts = amount
+            "discounts": [f"{a.reason}: −{money(a.amount_minor)}" for a in ln.allowances],
         }
         for ln in doc.lines
     ]
@@ -244,6 +246,7 @@ def build_view_model(
         "taxes": taxes,
         "totals": {
             "subtotal": money(doc.subtotal_minor),
+            "discount": money(doc.discount_minor) if doc.discount_minor else "",
             "tax": money(doc.tax_minor),
             "total": money(doc.total_minor),
             "amount_paid": money(doc.amount_paid_minor) if doc.amount_paid_minor else "",
@@ -263,12 +266,20 @@ def build_view_model(
             "currency": cur.code,
             "exponent": cur.exponent,
             "subtotal_minor": doc.subtotal_minor,
+            "discount_minor": doc.discount_minor,
             "tax_minor": doc.tax_minor,
             "total_minor": doc.total_minor,
             "amount_paid_minor": doc.amount_paid_minor,
             "amount_credited_minor": doc.amount_credited_minor,
             "amount_due_minor": due_minor,
-            "lines": [{"amount_minor": ln.amount_minor, "tax_minor": ln.tax_minor} for ln in doc.lines],
+            "lines": [
+                {
+                    "amount_minor": ln.amount_minor,
+                    "tax_minor": ln.tax_minor,
+                    "discount_minor": ln.discount_minor,
+                }
+                for ln in doc.lines
+            ],
             "taxes": [
                 {
                     "treatment": x.treatment,

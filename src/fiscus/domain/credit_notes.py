@@ -65,6 +65,13 @@ class CreditableLine:
     def untouched(self) -> bool:
         return self.credited_amount_minor == 0 and self.credited_tax_minor == 0
 
+    def discounted(self, cur: Currency) -> bool:
+        """A discount came off the line (issue 17): it no longer reads quantity × unit price = amount,
+        so a credit restates what was charged (1 × the net), never the price list."""
+        src = self.line.source
+        charged = self.line.amount_minor + (self.line.tax_minor if src.tax_inclusive else 0)
+        return charged != line_amount_minor(src.quantity, src.unit_price, cur)
+
 
 @dataclass(frozen=True, slots=True)
 class LineSelection:
@@ -115,7 +122,7 @@ def compute_credit_note(
 
 def _remainder(cur: Currency, c: CreditableLine) -> tuple[int, SettledLine]:
     """All that is open on a line: as invoiced when untouched, else one unit of the open amount."""
-    if c.untouched:
+    if c.untouched and not c.discounted(cur):
         return c.position, c.line
     return c.position, _settled(cur, c, c.open_amount_minor, c.open_tax_minor)
 
@@ -171,9 +178,15 @@ def _partial(cur: Currency, c: CreditableLine, quantity: Decimal, field: str) ->
         raise InvalidFieldError(field, "must be greater than zero")
     if quantity > src.quantity:
         raise FieldConflictError(field, f"must not exceed the invoiced quantity {src.quantity}")
-    base = line_amount_minor(quantity, src.unit_price, cur)
     share = Decimal(c.line.tax_minor) * quantity / src.quantity
     tax = to_minor(round_minor(share.scaleb(-cur.exponent), cur), cur)
+    if c.discounted(cur):  # the same share of what was charged, stated as 1 × that amount
+        net_share = Decimal(c.line.amount_minor) * quantity / src.quantity
+        amount = to_minor(round_minor(net_share.scaleb(-cur.exponent), cur), cur)
+        if amount > c.open_amount_minor or tax > c.open_tax_minor:
+            raise FieldConflictError(field, f"crediting {quantity} would exceed what is still open")
+        return _settled(cur, c, amount, tax)
+    base = line_amount_minor(quantity, src.unit_price, cur)
     amount = base - tax if src.tax_inclusive else base
     if amount > c.open_amount_minor or tax > c.open_tax_minor:
         raise FieldConflictError(

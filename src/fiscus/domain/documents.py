@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Final
 
+from fiscus.domain.discounts import CoverLine, DiscountInput, SettledDiscount, settle_discounts
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import ROUNDING, Currency, allocate, multiply, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
@@ -140,11 +141,14 @@ class LineInput:
 
 @dataclass(frozen=True, slots=True)
 class SettledLine:
-    """A line as printed: `amount_minor` is the net amount, `tax_minor` its share of tax."""
+    """A line as printed: `amount_minor` is the net amount (after its discounts and, for a
+    tax-inclusive price, its tax), `tax_minor` its share of tax, `discount_minor` the discounts'
+    share on it (issue 17; taken off quantity × unit price before tax)."""
 
     source: LineInput
     amount_minor: int
     tax_minor: int
+    discount_minor: int = 0
 
     @property
     def gross_minor(self) -> int:
@@ -169,6 +173,12 @@ class ComputedDocument:
     tax_minor: int
     total_minor: int
     notes: list[str] = field(default_factory=list)
+    discounts: list[SettledDiscount] = field(default_factory=list)
+
+    @property
+    def discount_minor(self) -> int:
+        """Σ discounts: subtotal = Σ (quantity × price) − this, for tax-exclusive lines."""
+        return sum(d.amount_minor for d in self.discounts)
 
 
 def line_amount_minor(quantity: Decimal, unit_price: Decimal, cur: Currency) -> int:
@@ -184,8 +194,14 @@ def _tax_minor(base_minor: int, rate: Decimal, inclusive: bool, cur: Currency) -
     return to_minor(round_minor(exact, cur), cur)
 
 
-def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRounding) -> ComputedDocument:
-    """Settle lines and taxes for one document in one currency."""
+def compute_document(
+    cur: Currency,
+    inputs: Sequence[LineInput],
+    rounding: TaxRounding,
+    discounts: Sequence[DiscountInput] = (),
+) -> ComputedDocument:
+    """Settle lines and taxes for one document in one currency; `discounts` (in stacking order) come
+    off the line amounts before tax (`domain/discounts.py: settle_discounts`)."""
     for i, line in enumerate(inputs):
         if line.unit_price < 0:  # EN 16931 BR-27; a credit is a negative quantity (ADR 0006)
             raise InvalidFieldError(f"lines.{i}.unit_price", "must not be negative")
@@ -194,6 +210,13 @@ def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRo
         if line.kind is LineKind.SUBSCRIPTION and line.quantity < 0:
             raise InvalidFieldError(f"lines.{i}.quantity", "must not be negative")
     amounts = [line_amount_minor(line.quantity, line.unit_price, cur) for line in inputs]
+    settled_discounts = settle_discounts(
+        cur,
+        [CoverLine(a, line.product_id, line.price_id) for a, line in zip(amounts, inputs, strict=True)],
+        discounts,
+    )
+    off = [sum(d.parts[i] for d in settled_discounts) for i in range(len(inputs))]
+    amounts = [a - o for a, o in zip(amounts, off, strict=True)]
     taxes = [0] * len(inputs)
     if rounding is TaxRounding.LINE:
         for i, line in enumerate(inputs):
@@ -208,10 +231,11 @@ def compute_document(cur: Currency, inputs: Sequence[LineInput], rounding: TaxRo
             for i, part in zip(members, allocate(group_tax, [amounts[i] for i in members]), strict=True):
                 taxes[i] = part
     settled = []
-    for line, amount, tax in zip(inputs, amounts, taxes, strict=True):
+    for line, amount, tax, d in zip(inputs, amounts, taxes, off, strict=True):
         net = amount - tax if line.tax_inclusive else amount
-        settled.append(SettledLine(line, net, tax))
-    return assemble_document(cur, settled)
+        settled.append(SettledLine(line, net, tax, d))
+    doc = assemble_document(cur, settled)
+    return replace(doc, discounts=[d for d in settled_discounts if d.amount_minor])
 
 
 def assemble_document(cur: Currency, settled: list[SettledLine]) -> ComputedDocument:

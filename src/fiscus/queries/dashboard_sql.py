@@ -1,5 +1,5 @@
 """The dashboard's grouped statements: one per figure group, each summing one organisation's rows of
-one currency per bucket over a covering index (migration 0017, `adapters/db/tables_dashboard.py`).
+one currency per bucket over a covering index (migration 0014, `adapters/db/tables_dashboard.py`).
 
 Documents are grouped by their calendar issue date (at most one row per day of the range comes back,
 folded into buckets here); instants (attempts, captures, refunds) per bucket in SQL

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, Select, func, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
@@ -35,6 +36,16 @@ class VariantView:
     code: str
     name: str
     limits: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AllowanceView:
+    """A discount's share on a line (issue 17), taken off quantity × unit price before tax."""
+
+    reason: str
+    amount_minor: int
+    coupon_id: int | None
+    discount_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,11 @@ class LineView:
     tax_rate: Decimal
     amount_minor: int
     tax_minor: int
+    allowances: tuple[AllowanceView, ...] = ()
+
+    @property
+    def discount_minor(self) -> int:
+        return sum(a.amount_minor for a in self.allowances)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +128,8 @@ class DocumentView:
     amount_refunded_minor: int = 0
     next_payment_attempt_at: datetime | None = None
     revision: int = 1
+    discount_minor: int = 0
+    """Σ discounts on the lines (issue 17): Σ (quantity × unit price) − this = subtotal (tax-exclusive)."""
     livemode: bool = True
     """False for a document of a test-mode organisation: it carries a TEST mark and no legal number."""
     lines: list[LineView] = field(default_factory=list)
@@ -326,6 +344,21 @@ def page_document_stamps(
     return [(int(r[0]), int(r[1])) for r in map(tuple, rows)], has_more
 
 
+def _allowances(conn: Connection, found: list[int]) -> dict[tuple[int, int], tuple[AllowanceView, ...]]:
+    """The discounts on the documents' lines, per (document, position): one statement."""
+    da = td.document_allowances.c
+    out: dict[tuple[int, int], list[AllowanceView]] = defaultdict(list)
+    for r in conn.execute(
+        select(da.document_id, da.line_position, da.reason, da.amount_minor, da.coupon_id, da.discount_id)
+        .where(da.document_id.in_(found))
+        .order_by(da.id)
+    ):
+        out[(r.document_id, r.line_position)].append(
+            AllowanceView(r.reason, r.amount_minor, r.coupon_id, r.discount_id)
+        )
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def load_documents(
     conn: Connection, scope: Scope, ids: Sequence[int], *, lines: bool = True, products: bool = True
 ) -> list[DocumentView]:
@@ -382,6 +415,10 @@ def _assemble(
             TaxView(r["treatment"], r["rate"], r["base_minor"], r["tax_minor"], r["note"])
         )
     line_views: dict[int, list[LineView]] = defaultdict(list)
+    allowances = _allowances(conn, found)
+    discount_of: dict[int, int] = defaultdict(int)
+    for (doc_id, _pos), found_allowances in allowances.items():
+        discount_of[doc_id] += sum(a.amount_minor for a in found_allowances)
     if lines:
         rows = (
             conn.execute(
@@ -419,6 +456,7 @@ def _assemble(
                     tax_rate=r["tax_rate"],
                     amount_minor=r["amount_minor"],
                     tax_minor=r["tax_minor"],
+                    allowances=allowances.get((r["document_id"], r["position"]), ()),
                 )
             )
     out = []
@@ -443,6 +481,7 @@ def _assemble(
                 amount_refunded_minor=h["amount_refunded_minor"],
                 next_payment_attempt_at=h["next_payment_attempt_at"],
                 revision=h["revision"],
+                discount_minor=discount_of.get(doc_id, 0),
                 livemode=bool(h["livemode"]),
                 period_start=h["period_start"],
                 period_end=h["period_end"],

@@ -16,6 +16,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.errors import DomainError
 from fiscus.domain.money import from_minor
 from fiscus.services.billing_run import BillingRunSummary, _bill_one, _billing_inputs, build_order_documents
+from fiscus.services.discount_billing import apply_discounts
 
 PAGE = 500
 
@@ -78,6 +79,7 @@ def preview_run(db: Database, at: datetime, organization_id: int | None = None) 
                 except DomainError as exc:
                     preview.failures[f"subscription {sub['id']}"] = f"{exc.code}: {exc}"
                     continue
+                apply_discounts(conn, docs, at, record=False)  # issue 17: coupons, nothing written
                 for doc in docs:
                     preview.documents.append(
                         PlannedDocument(
@@ -100,6 +102,7 @@ def preview_run(db: Database, at: datetime, organization_id: int | None = None) 
             failed = BillingRunSummary(run_id=0, at=at)  # collects the orders that could not be billed
             docs = build_order_documents(conn, orders, failed)
             preview.failures.update({f"order {k}": why for k, why in failed.failed_orders.items()})
+            apply_discounts(conn, docs, at, record=False)
             for doc in docs:
                 preview.documents.append(
                     PlannedDocument(

@@ -41,6 +41,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.usage_billing import bill_usage
@@ -302,12 +303,14 @@ def _persist_split(
     documents."""
     for h in held:
         issue_held_credits(conn, clock, h, actor, now)
+    credit = apply_discounts(conn, docs, now)  # issue 17: coupons, codes, promotional credit; before tax
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
     issued = persist_documents(
         conn, auto, now=now, issue=True, actor=actor, issued_at_fn=clock.now, billing_run_id=run_id
     )
-    persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
+    drafts = persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
+    credit.record(conn, [*zip(auto, issued, strict=True), *zip(manual, drafts, strict=True)], now)
     with_credit = _customers_with_credit(conn, {d.customer.id for d in auto})
     if with_credit:
         apply_customer_credit(
@@ -531,9 +534,16 @@ def preview_next_document(db: Database, org_id: int, subscription_id: int) -> Ne
         items, pending, prices = _billing_inputs(conn, org_id, [subscription_id])
         org = load_orgs(conn, [org_id])[org_id]
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-    docs, _change, _held = _bill_one(
-        sub, org, customer, items[subscription_id], pending[subscription_id], prices, sub["next_period_start"]
-    )
+        docs, _change, _held = _bill_one(
+            sub,
+            org,
+            customer,
+            items[subscription_id],
+            pending[subscription_id],
+            prices,
+            sub["next_period_start"],
+        )
+        apply_discounts(conn, docs[:1], sub["next_period_start"], record=False)  # issue 17: its discounts
     if not docs:
         return NextDocumentPreview(None, None, None)
     doc = docs[0]

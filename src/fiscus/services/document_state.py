@@ -7,6 +7,7 @@ The document services, credit notes and payments all build on these; nothing her
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import IN_FLIGHT, AttemptStatus, amount_due
 from fiscus.domain.periods import Period
 from fiscus.domain.tax import TaxTreatment
+from fiscus.services.discount_billing import stored_discounts
 
 COLLECTABLE = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})
 
@@ -155,8 +157,19 @@ def stored_computed(conn: Connection, doc: dict[str, Any]) -> ComputedDocument:
             .order_by(t.document_taxes.c.id)
         ).mappings()
     ]
+    discounts = stored_discounts(conn, doc["id"], len(lines))  # issue 17: the allowances go along
+    if discounts:
+        off = [sum(d.parts[i] for d in discounts) for i in range(len(lines))]
+        lines = [replace(line, discount_minor=o) for line, o in zip(lines, off, strict=True)]
     return ComputedDocument(
-        cur, lines, breakdown, doc["subtotal_minor"], doc["tax_minor"], doc["total_minor"], list(doc["notes"])
+        cur,
+        lines,
+        breakdown,
+        doc["subtotal_minor"],
+        doc["tax_minor"],
+        doc["total_minor"],
+        list(doc["notes"]),
+        discounts,
     )
 
 

@@ -17,6 +17,7 @@ from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
 from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.subscriptions import ItemSpec
 
@@ -81,8 +82,10 @@ def bill_order_now(db: Database, clock: Clock, org_id: int, order_id: int, *, ac
         if order["status"] != "pending":
             raise InvalidStateError(f"order {order_id} is {order['status']}")
         docs = build_order_documents(conn, [order])
+        credit = apply_discounts(conn, docs, now)  # issue 17
         issue = bool(docs[0].org.row["auto_issue"])
         [doc_id] = persist_documents(conn, docs, now=now, issue=issue, actor=actor, issued_at_fn=clock.now)
+        credit.record(conn, [(docs[0], doc_id)], now)
         conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(status="billed", billed_at=now))
         if issue:
             schedule_collection(conn, [doc_id], now)

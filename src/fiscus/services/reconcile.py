@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, Subquery, Table, func, select, text
+from sqlalchemy import Connection, Subquery, Table, and_, func, select, text
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.documents import line_amount_minor
 from fiscus.domain.money import currency
@@ -96,6 +97,14 @@ CHECKS: Final[dict[str, str]] = {
     "customer_credit_never_negative": """
         SELECT organization_id, customer_id, currency, SUM(amount_minor) AS balance FROM customer_credits
         GROUP BY organization_id, customer_id, currency HAVING SUM(amount_minor) < 0""",
+    # issue 17, ADR 0009: a wallet's balance is its ledger and its grants' remaining, never negative
+    "wallet_balance_is_its_ledger": """
+        SELECT w.id, w.balance_minor FROM wallets w
+        WHERE w.balance_minor < 0
+           OR w.balance_minor <> (SELECT COALESCE(SUM(l.amount_minor), 0) FROM wallet_ledger l
+                                  WHERE l.wallet_id = w.id)
+           OR w.balance_minor <> (SELECT COALESCE(SUM(g.remaining_minor), 0) FROM wallet_grants g
+                                  WHERE g.wallet_id = w.id)""",
     "tenant_consistency": """
         SELECT d.id FROM documents d JOIN customers c ON c.id = d.customer_id
         WHERE c.organization_id <> d.organization_id
@@ -204,7 +213,13 @@ def _line_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
     line's amount (its gross for a tax-inclusive price), and no unit price is negative (EN 16931 BR-27,
     ADR 0006). What the PDF, the API and the e-invoice print then recomputes to what was charged."""
     found: dict[str, list[Violation]] = {LINE_AMOUNT_CHECK: [], PRICE_SIGN_CHECK: []}
-    dl, d = t.document_lines.c, t.documents.c
+    dl, d, da = t.document_lines.c, t.documents.c, td.document_allowances.c
+    # a line's discounts (issue 17) came off quantity × unit price before tax
+    off = (
+        select(da.document_id, da.line_position, func.sum(da.amount_minor).label("off"))
+        .group_by(da.document_id, da.line_position)
+        .subquery()
+    )
     query = (
         select(
             dl.id,
@@ -216,14 +231,16 @@ def _line_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
             dl.tax_inclusive,
             dl.amount_minor,
             dl.tax_minor,
+            func.coalesce(off.c.off, 0).label("off"),
         )
         .join(t.documents, d.id == dl.document_id)
+        .outerjoin(off, and_(off.c.document_id == dl.document_id, off.c.line_position == dl.position))
         .order_by(dl.id)
         .execution_options(yield_per=2000)
     )
     for r in conn.execute(query):
         cur = currency(r.currency)
-        charged = r.amount_minor + (r.tax_minor if r.tax_inclusive else 0)
+        charged = r.amount_minor + (r.tax_minor if r.tax_inclusive else 0) + int(r.off)
         expected = line_amount_minor(r.quantity, r.unit_price, cur)
         row = {"line_id": r.id, "document_id": r.document_id, "position": r.position}
         if expected != charged and len(found[LINE_AMOUNT_CHECK]) < limit:

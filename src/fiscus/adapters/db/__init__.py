@@ -5,9 +5,18 @@ from fiscus.adapters.db import (
     tables,
     tables_console,
     tables_dashboard,
+    tables_discounts,
     tables_email,
     tables_portal,
     tables_usage,
 )
 
-__all__ = ["tables", "tables_console", "tables_dashboard", "tables_email", "tables_portal", "tables_usage"]
+__all__ = [
+    "tables",
+    "tables_console",
+    "tables_dashboard",
+    "tables_discounts",
+    "tables_email",
+    "tables_portal",
+    "tables_usage",
+]

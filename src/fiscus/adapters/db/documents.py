@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.context import CustomerContext, OrgContext
 from fiscus.adapters.db.email_queue import queue_for_events
 from fiscus.domain.documents import ComputedDocument, DocumentStatus, DocumentType, LineInput, LineKind
@@ -140,6 +141,25 @@ def document_event_payload(
     }
 
 
+def allowance_rows_of(d: NewDocument, doc_id: int) -> list[dict[str, Any]]:
+    """Each discount's share on each line it reduces (issue 17: EN 16931 BG-27 line allowances)."""
+    return [
+        {
+            "organization_id": d.org.id,
+            "document_id": doc_id,
+            "line_position": pos,
+            "discount_id": s.discount_id,
+            "coupon_id": s.coupon_id,
+            "wallet_grant_id": s.grant_id,
+            "reason": s.reason,
+            "amount_minor": part,
+        }
+        for s in d.computed.discounts
+        for pos, part in enumerate(s.parts, start=1)
+        if part
+    ]
+
+
 def persist_documents(
     conn: Connection,
     docs: Sequence[NewDocument],
@@ -215,8 +235,10 @@ def persist_documents(
     audit_rows: list[dict[str, Any]] = []
     outbox_rows: list[dict[str, Any]] = []
     pending_updates: list[dict[str, Any]] = []
+    allowance_rows: list[dict[str, Any]] = []
     for i, d in enumerate(docs):
         doc_id = ids[i]
+        allowance_rows.extend(allowance_rows_of(d, doc_id))
         for pos, line in enumerate(d.computed.lines, start=1):
             s = line.source
             line_rows.append(
@@ -277,6 +299,8 @@ def persist_documents(
         insert_rows(conn, t.document_lines, line_rows)
     if tax_rows:
         insert_rows(conn, t.document_taxes, tax_rows)
+    if allowance_rows:
+        insert_rows(conn, td.document_allowances, allowance_rows)
     if order_rows:
         insert_rows(conn, t.document_orders, order_rows)
     if pending_updates:

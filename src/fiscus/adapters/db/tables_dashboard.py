@@ -1,4 +1,4 @@
-"""Indexes the console dashboard reads through (`queries/dashboard.py`; migration 0017). Each covers
+"""Indexes the console dashboard reads through (`queries/dashboard.py`; migration 0014). Each covers
 its statement, so the database reads index entries in the range's order and never the wide rows:
 documents by issue date, attempts by creation, captures and refunds by settlement, and a document's
 attempts by status (the recovery rate's "was it paid later" probe)."""

@@ -1,4 +1,4 @@
-"""Email tables (migration 0013): the email outbox, suppressed addresses, and each organisation's email
+"""Email tables (migration 0012): the email outbox, suppressed addresses, and each organisation's email
 and dunning settings. On the shared `metadata` of `tables.py`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The customer portal's tables (migration 0014): one-time links that open a session (from the API or a
+"""The customer portal's tables (migration 0013): one-time links that open a session (from the API or a
 magic-link email), the cookie sessions they open, the login requests that rate limiting counts, and
 each organisation's portal configuration (login emails wait in `email_outbox`; migration 0018 dropped
 `portal_login_messages`).

@@ -1,4 +1,4 @@
-"""Usage-based billing tables (migration 0015, ADR 0008). Same `metadata` as `tables.py`.
+"""Usage-based billing tables (migration 0016, ADR 0008). Same `metadata` as `tables.py`.
 
 Keys lead with `organization_id` everywhere (the distribution column should PostgreSQL ever be
 sharded by tenant with Citus). Raw events are append-only; on PostgreSQL `usage_events` is

@@ -117,7 +117,8 @@ def _count_and_price(line: LineView, cur: Currency) -> tuple[int, str]:
     charges (the gross for a tax-inclusive price, as `price` is then gross): count × price = the line
     either way (docs/dialects/billing.md)."""
     quantity = line.quantity
-    if quantity > 0 and quantity == quantity.to_integral_value():
+    # a discounted line (issue 17) is one item at what it charges net of its discounts
+    if quantity > 0 and quantity == quantity.to_integral_value() and not line.allowances:
         return int(quantity), _unit_price(line.unit_price, cur)
     charged = line.amount_minor + (line.tax_minor if line.tax_inclusive else 0)
     return 1, _money(charged, cur)

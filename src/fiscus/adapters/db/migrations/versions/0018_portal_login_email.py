@@ -5,7 +5,7 @@ sent by the worker like every other customer email; nothing reads the old table 
 waiting in it (never sent by anything) expired within 15 minutes of being asked for, so nothing is moved.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-07 14:40:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import fiscus.adapters.db.types
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

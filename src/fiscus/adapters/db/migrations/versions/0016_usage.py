@@ -1,8 +1,8 @@
 """usage-based billing: billable metrics, events (partitioned by month on PostgreSQL), hour buckets,
 usage prices, usage lines and settings (ADR 0008)
 
-Revision ID: 0015
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07 13:30:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
 from fiscus.adapters.db.usage_partitions import ensure_partitions
 
-revision = "0015"
-down_revision = "0012"  # the branch starts from 0011; after main's 0012 (re-chained on merge)
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

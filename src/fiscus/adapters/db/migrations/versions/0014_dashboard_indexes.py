@@ -4,8 +4,8 @@ Documents by (organization, currency, issue date), attempts by (organization, cu
 captures and refunds by (organization, settlement), and a document's attempts by status: each covers
 its statement in `queries/dashboard.py`, so a range of 100,000 documents is read from the index alone.
 
-Revision ID: 0017
-Revises: 0014
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07 13:30:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0017"
-down_revision = "0014"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

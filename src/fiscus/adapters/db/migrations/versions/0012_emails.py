@@ -1,6 +1,6 @@
 """emails: the email outbox, suppressed addresses, organisations' email and dunning settings
 
-Revision ID: 0013
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-07 13:30:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 from fiscus.adapters.db.tables import Id, Json
 from fiscus.adapters.db.types import UtcDateTime
 
-revision = "0013"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None

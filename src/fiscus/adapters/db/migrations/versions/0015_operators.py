@@ -1,7 +1,7 @@
 """operators, operator_memberships, console_sessions, login_attempts (the operator console)
 
-Revision ID: 0012
-Revises: 0017
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07 13:20:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from fiscus.adapters.db.types import UtcDateTime
 
-revision = "0012"
-down_revision = "0017"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,159 @@
+"""Request and response shapes of coupons, promotion codes and discounts (issue 17), strict like the
+rest of `/api/v1`: money as decimal strings, unknown fields refused, every bound stated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from fiscus.api.fields import Amount, Currency, Id, In, Instant, MoneyOut, Text
+from fiscus.api.schemas import Out
+
+CodeText = Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{1,63}\s*$", examples=["LAUNCH20"])]
+Limit = Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+
+class CouponIn(In):
+    """A percentage (`percent_off`) or fixed amounts per currency (`amounts_off`), not both; a
+    `repeating` coupon lasts `duration_periods` billed documents."""
+
+    name: Text = Field(max_length=200)
+    percent_off: Annotated[str, Field(pattern=r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None = None
+    amounts_off: dict[Currency, Amount] = Field(default_factory=dict, max_length=50)
+    duration: Literal["once", "repeating", "forever"] = "once"
+    duration_periods: int | None = Field(None, ge=1, le=1200)
+    product_ids: list[Id] = Field(default_factory=list, max_length=100)
+    price_ids: list[Id] = Field(default_factory=list, max_length=100)
+    redeem_by: Instant | None = None
+    max_redemptions: Limit | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CouponIn:
+        if (self.percent_off is None) == (not self.amounts_off):
+            raise ValueError("give exactly one of percent_off and amounts_off")
+        if self.percent_off is not None and Decimal(self.percent_off) == 0:
+            raise ValueError("percent_off must be greater than 0")
+        if (self.duration == "repeating") != (self.duration_periods is not None):
+            raise ValueError("duration_periods goes with (and only with) a repeating coupon")
+        return self
+
+
+class CouponOut(Out):
+    id: int
+    object: Literal["coupon"] = "coupon"
+    name: str
+    percent_off: str | None
+    amounts_off: dict[str, MoneyOut]
+    duration: str
+    duration_periods: int | None
+    product_ids: list[int]
+    price_ids: list[int]
+    redeem_by: datetime | None
+    max_redemptions: int | None
+    times_redeemed: int
+    valid: bool
+    created_at: datetime
+
+
+class PromotionCodeIn(In):
+    """A customer-facing code (case-insensitive, stored upper-case) for a coupon."""
+
+    coupon_id: Id
+    code: CodeText
+    expires_at: Instant | None = None
+    max_redemptions: Limit | None = None
+    first_purchase_only: bool = False
+    minimum_amount: Amount | None = None
+    minimum_currency: Currency | None = None
+    customer_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _minimum_pair(self) -> PromotionCodeIn:
+        if (self.minimum_amount is None) != (self.minimum_currency is None):
+            raise ValueError("give minimum_amount and minimum_currency together")
+        return self
+
+
+class PromotionCodeOut(Out):
+    id: int
+    object: Literal["promotion_code"] = "promotion_code"
+    code: str
+    coupon_id: int
+    active: bool
+    expires_at: datetime | None
+    max_redemptions: int | None
+    times_redeemed: int
+    first_purchase_only: bool
+    minimum_amount: MoneyOut | None
+    minimum_currency: str | None
+    customer_id: int | None
+    created_at: datetime
+
+
+class RedeemIn(In):
+    """A promotion code (as the customer typed it) or a coupon id, not both."""
+
+    promotion_code: CodeText | None = None
+    coupon: Id | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RedeemIn:
+        if (self.promotion_code is None) == (self.coupon is None):
+            raise ValueError("give exactly one of promotion_code and coupon")
+        return self
+
+
+class DiscountOut(Out):
+    id: int
+    object: Literal["discount"] = "discount"
+    coupon_id: int
+    promotion_code_id: int | None
+    customer_id: int
+    subscription_id: int | None
+    periods_applied: int
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class DiscountSettingsIn(In):
+    stacking: Literal["sequential", "none"]
+
+
+class DiscountSettingsOut(Out):
+    object: Literal["discount_settings"] = "discount_settings"
+    stacking: str
+
+
+class CreditGrantIn(In):
+    """Promotional credit (no payment; taxed as a discount when the billing run uses it)."""
+
+    currency: Currency
+    amount: Amount
+    expires_at: Instant | None = None
+    priority: int = Field(0, ge=0, le=100, description="lower is used first")
+    product_ids: list[Id] = Field(default_factory=list, max_length=100, description="empty: every product")
+    reason: Text = Field("Promotional credit", max_length=200)
+    low_balance: Amount | None = Field(None, description="a `credits.low_balance` event when crossed")
+
+
+class LedgerEntryOut(Out):
+    id: int
+    grant_id: int
+    kind: str
+    amount: MoneyOut
+    document_id: int | None
+    created_at: datetime
+
+
+class WalletOut(Out):
+    id: int
+    object: Literal["wallet"] = "wallet"
+    customer_id: int
+    currency: str
+    balance: MoneyOut
+    low_balance: MoneyOut | None
+    ledger: list[LedgerEntryOut]

@@ -1,0 +1,135 @@
+"""The discount step of the billing run (issue 17): the one place documents about to be written get
+the discounts in force on their customer or subscription.
+
+Called by `billing_run._persist_split` (subscription periods and orders of a run, and `billing: now`)
+and by `orders.bill_order_now`, inside their transaction, before the documents are persisted: each
+document is recomputed with its discounts (`compute_document(..., discounts)`: before tax, largest
+remainder over lines and rates) and each discount counts the documents it reduced, ending when a
+once/repeating coupon has had its periods. `persist_documents` stores the allowances per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, exists, select
+
+from fiscus.adapters.db import tables_discounts as td
+from fiscus.adapters.db.documents import NewDocument
+from fiscus.domain.discounts import SettledDiscount, Stacking
+from fiscus.domain.documents import compute_document
+from fiscus.services.discounts import (
+    active_discounts,
+    expire_coupons,
+    for_document,
+    mark_applied,
+    stacking_of,
+)
+from fiscus.services.wallets import credit_inputs, promotional_inputs, record_consumption
+
+
+@dataclass(slots=True)
+class Consumption:
+    """Promotional credit the documents took, debited once they have ids (`record`)."""
+
+    grants: dict[int, Any] = field(default_factory=dict)
+    used: list[tuple[NewDocument, SettledDiscount]] = field(default_factory=list)
+
+    def record(self, conn: Connection, persisted: Sequence[tuple[NewDocument, int]], now: datetime) -> None:
+        if not self.used:
+            return
+        ids = {id(doc): doc_id for doc, doc_id in persisted}
+        record_consumption(conn, self.grants, [(ids[id(doc)], s) for doc, s in self.used], now)
+
+
+def apply_discounts(
+    conn: Connection, docs: Sequence[NewDocument], now: datetime, *, record: bool = True
+) -> Consumption:
+    """Put the active discounts and then the customer's promotional credit on `docs` (in their order,
+    so a `once` discount lands on the first period billed); with `record`, count the discounts as
+    applied (a preview passes False and writes nothing). The credit is debited by `Consumption.record`
+    after the documents are written, in the same transaction."""
+    out = Consumption()
+    if not docs:
+        return out
+    org_ids = {d.org.id for d in docs}
+    customers = {d.customer.id for d in docs}
+    if record:
+        expire_coupons(conn, org_ids, now)
+    active = active_discounts(conn, customers) if _any_active(conn, org_ids) else {}
+    credits = promotional_inputs(conn, customers, now) if record and _any_credit(conn, org_ids) else {}
+    if not active and not credits:
+        return out
+    left: dict[int, int | None] = {}
+    credit_left = {r.id: r.remaining_minor for rows in credits.values() for r in rows}
+    out.grants = {r.id: r for rows in credits.values() for r in rows}
+    stacking: dict[int, Stacking] = {}
+    applied: list[int] = []
+    for doc in docs:
+        mine = active.get(doc.customer.id, [])
+        c = doc.computed
+        grants = credits.get((doc.customer.id, c.currency.code), [])
+        if (not mine and not grants) or c.total_minor < 0:  # a net credit goes its own way
+            continue
+        for a in mine:
+            if a.discount_id not in left:
+                periods = a.input.coupon.periods
+                left[a.discount_id] = None if periods is None else max(periods - a.periods_applied, 0)
+        if doc.org.id not in stacking:
+            stacking[doc.org.id] = stacking_of(conn, doc.org.id)
+        usable = [a for a in mine if left[a.discount_id] != 0]
+        chosen = for_document(usable, doc.subscription_id, stacking[doc.org.id]) + credit_inputs(
+            grants, credit_left
+        )
+        if not chosen:
+            continue
+        doc.computed = compute_document(
+            c.currency, [line.source for line in c.lines], doc.org.rounding, chosen
+        )
+        for s in doc.computed.discounts:
+            if s.grant_id is not None:
+                credit_left[s.grant_id] -= s.amount_minor
+                out.used.append((doc, s))
+                continue
+            assert s.discount_id is not None
+            remaining = left[s.discount_id]
+            if remaining is not None:
+                left[s.discount_id] = remaining - 1
+            applied.append(s.discount_id)
+    if record:
+        mark_applied(conn, applied, now)
+    return out
+
+
+def _any_credit(conn: Connection, org_ids: set[int]) -> bool:
+    g = td.wallet_grants.c
+    query = select(exists().where(g.organization_id.in_(sorted(org_ids)), g.status == "active"))
+    return bool(conn.execute(query).scalar())
+
+
+def _any_active(conn: Connection, org_ids: set[int]) -> bool:
+    """A cheap check, so a batch of an organisation without discounts pays one indexed lookup."""
+    dc = td.discounts.c
+    query = select(exists().where(dc.organization_id.in_(sorted(org_ids)), dc.status == "active"))
+    return bool(conn.execute(query).scalar())
+
+
+def stored_discounts(conn: Connection, document_id: int, line_count: int) -> list[SettledDiscount]:
+    """A stored document's discounts as settled (a proforma's, reused as they are by its invoice)."""
+    da = td.document_allowances.c
+    grouped: dict[tuple[int | None, int | None, int | None, str], list[int]] = {}
+    for r in conn.execute(
+        select(da.discount_id, da.coupon_id, da.wallet_grant_id, da.reason, da.line_position, da.amount_minor)
+        .where(da.document_id == document_id)
+        .order_by(da.id)
+    ):
+        key = (r.discount_id, r.coupon_id, r.wallet_grant_id, r.reason)
+        parts = grouped.setdefault(key, [0] * line_count)
+        parts[r.line_position - 1] += r.amount_minor
+    return [
+        SettledDiscount(reason, sum(parts), parts, discount_id, coupon_id, grant_id)
+        for (discount_id, coupon_id, grant_id, reason), parts in grouped.items()
+    ]
