@@ -10,13 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
+from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
+from fiscus.services.usage_metrics import MetricSpec, create_metric
 from fiscus.services.webhooks import create_endpoint
 from tests.api_support import OrgWorld, api_client, auth, build_world
 
@@ -31,6 +36,10 @@ PARAM_TABLES = {
     "run_id": t.billing_runs,
     "endpoint_id": t.webhook_endpoints,
     "delivery_id": t.webhook_deliveries,
+    "coupon_id": td.coupons,
+    "promotion_code_id": td.promotion_codes,
+    "discount_id": td.discounts,
+    "metric_id": tu.billable_metrics,
 }
 LISTS = {
     "/api/v1/customers": t.customers,
@@ -43,6 +52,8 @@ LISTS = {
     "/api/v1/billing_runs": t.billing_runs,
     "/api/v1/webhook_endpoints": t.webhook_endpoints,
 }
+QUERIES = {"/api/v1/customers/{customer_id}/usage": {"subscription": "1"}}
+"""Required query parameters, valid, so that only ownership can stop the request."""
 OWNED = [
     t.customers,
     t.subscriptions,
@@ -59,6 +70,11 @@ OWNED = [
     t.api_keys,
     t.customer_tokens,
     t.billing_runs,
+    td.coupons,
+    td.promotion_codes,
+    td.discounts,
+    td.wallets,
+    tu.billable_metrics,
 ]
 
 
@@ -82,10 +98,35 @@ def _fingerprint(db: Database, org_id: int) -> str:
     return digest.hexdigest()
 
 
-def _bodies(attacker: OrgWorld) -> dict[str, dict[str, Any]]:
+def _promotions_and_metrics(db: Database, clock: FixedClock, world: OrgWorld) -> tuple[int, int]:
+    """A coupon, a promotion code, a discount on the first customer and a billable metric, so those
+    resources have ids to enumerate too; the coupon's and the metric's ids."""
+    org = world.org_id
+    coupon = create_coupon(
+        db, clock, org, CouponSpec(name="Ten", duration="forever", percent_off=Decimal(10))
+    )
+    create_promotion_code(db, clock, org, CodeSpec(coupon_id=coupon, code=f"TEN{org}"))
+    redeem(db, clock, org, customer_id=world.customers[0], coupon_id=coupon)
+    metric = create_metric(db, clock, org, MetricSpec(code="calls", name="API calls", aggregation="count"))
+    return coupon, metric
+
+
+def _bodies(attacker: OrgWorld, coupon: int, metric: int) -> dict[str, dict[str, Any]]:
     """Valid bodies, so that only ownership can stop the request (not validation)."""
     item = {"price_id": attacker.tenant.monthly, "quantity": "1"}
+    usage_price = {
+        "currency": "USD",
+        "interval": "month",
+        "metric_id": metric,
+        "charge_model": "per_unit",
+        "properties": {"unit_price": "0.01"},
+    }
     return {
+        "/api/v1/subscriptions/{subscription_id}/discounts": {"coupon": coupon},
+        "/api/v1/customers/{customer_id}/discounts": {"coupon": coupon},
+        "/api/v1/customers/{customer_id}/credit_grants": {"currency": "USD", "amount": "5"},
+        "/api/v1/billable_metrics/{metric_id}": {"name": "Taken over"},
+        "/api/v1/variants/{variant_id}/usage_prices": usage_price,
         "/api/v1/customers/{customer_id}": {"name": "Taken over"},
         "/api/v1/products/{product_id}/variants": {"code": "x", "name": "x"},
         "/api/v1/variants/{variant_id}/prices": {"currency": "EUR", "unit_amount": "1"},
@@ -103,11 +144,13 @@ def _bodies(attacker: OrgWorld) -> dict[str, dict[str, Any]]:
 
 def test_no_credential_reaches_another_tenants_objects(db: Database, clock: FixedClock) -> None:
     a, b = build_world(db, clock)
+    _promotions_and_metrics(db, clock, a)
+    attacker_coupon, attacker_metric = _promotions_and_metrics(db, clock, b)
     create_endpoint(db, clock, a.org_id, url="https://hooks.example.com/a", event_types=["*"], actor="test")
     victim_customer, other_customer = a.customers
     before = _fingerprint(db, a.org_id)
     attackers = [auth(b.key), *(auth(tok) for tok in b.tokens.values()), auth(a.tokens[other_customer])]
-    bodies = _bodies(b)
+    bodies = _bodies(b, attacker_coupon, attacker_metric)
     probes = 0
     with api_client(db, clock) as api:
         spec = api.get("/openapi.json").json()
@@ -134,6 +177,7 @@ def test_no_credential_reaches_another_tenants_objects(db: Database, clock: Fixe
                             url,
                             headers=headers,
                             json=bodies.get(path, {}) if method in ("post", "put", "patch") else None,
+                            params=QUERIES.get(path),
                         )
                         probes += 1
                         assert response.status_code in (403, 404), (

@@ -188,6 +188,13 @@ def test_operator_runs_billing_in_the_browser(
             assert before != after
             assert [i["price_id"] for i in after["items"]] == [tenant.monthly_big]
 
+            # Email settings (an admin's form) and a preview with real data pass axe too.
+            page.goto(f"{base}/console/{tenant.org_id}/email-settings")
+            assert_accessible(page)
+            page.goto(f"{base}/console/{tenant.org_id}/emails/preview?kind=invoice_issued&id={invoice_id}")
+            assert page.get_by_role("link", name="HTML version").is_visible()
+            assert_accessible(page)
+
             if shots:  # the same pages at a phone's width
                 phone = browser.new_context(viewport={"width": 390, "height": 844})
                 small = phone.new_page()

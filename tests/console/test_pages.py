@@ -19,6 +19,7 @@ from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services import console_sessions
+from fiscus.services.emails.settings import read_email_settings
 from fiscus.web.console.auth import safe_next
 from tests.api_support import make_app
 from tests.conftest import BACKENDS, new_database_url
@@ -69,6 +70,10 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/documents/{d}/act/retry", "staff"),
         (f"{base}/subscriptions/{s}/change", "staff"),
         (f"{base}/subscriptions/{s}/cancel", "staff"),
+        (f"{base}/email-settings", "read"),
+        (f"{base}/emails/preview?kind=invoice_issued&id={d}", "read"),
+        (f"{base}/emails/preview.html?kind=invoice_issued&id={d}", "read"),
+        (f"{base}/emails/preview.html?kind=portal_login&id={c}", "read"),
     ]
 
 
@@ -116,6 +121,69 @@ def test_a_refused_post_changes_nothing(
             select(t.documents.c.status).where(t.documents.c.id == world.document_id)
         ).scalar()
     assert status != "void"
+
+
+def test_email_settings_are_read_by_all_and_changed_by_an_admin_with_the_api_s_errors(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    db, _, world = setup
+    path = f"/console/{world.tenant.org_id}/email-settings"
+    login(client, world.emails["finance"])
+    page = client.get(path)
+    assert "<fieldset disabled>" in page.text  # shown, not editable
+    refused = client.post(path, data={"csrf_token": csrf_token(page.text), "from_name": "Finance Ltd"})
+    assert refused.status_code == 403
+
+    login(client, world.emails["admin"])
+    page = client.get(path)
+    token = csrf_token(page.text)
+    assert client.post(path, data={"from_name": "No token"}).status_code == 403
+    form = {
+        "csrf_token": token,
+        "from_name": "Acme Billing",
+        "brand_color": "#7b1fa2",
+        "trial_notice_days": "5",
+        "renewal_notice_days": "14",
+        "disabled.card_expiring": "on",
+        "dunning.retry_days": "1, 3, 5",
+        "dunning.final_action": "mark_uncollectible",
+        "dunning.emails": "",
+    }
+    saved = client.post(path, data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    with db.read() as conn:
+        stored = read_email_settings(conn, world.tenant.org_id)
+    assert (stored["from_name"], stored["brand_color"], stored["disabled"]) == (
+        "Acme Billing",
+        "#7b1fa2",
+        ["card_expiring"],
+    )
+    assert stored["dunning"]["retry_days"] == [1, 3, 5]
+    assert stored["dunning"]["emails"] == [
+        "payment_failed",
+        "payment_failed",
+        "final_notice",
+        "payment_failed",
+    ]
+    bad = client.post(path, data={**form, "brand_color": "purple"})
+    assert bad.status_code == 422
+    assert 'id="brand_color-error"' in bad.text  # the API's message, next to the field
+    assert 'value="purple"' in bad.text  # what was typed is kept
+    with db.read() as conn:
+        assert read_email_settings(conn, world.tenant.org_id)["brand_color"] == "#7b1fa2"
+
+    base = f"/console/{world.tenant.org_id}/emails"
+    preview = client.get(f"{base}/preview?kind=invoice_issued&id={world.document_id}")
+    assert preview.status_code == 200
+    assert "Acme Billing" in preview.text or "Invoice" in preview.text
+    html = client.get(f"{base}/preview.html?kind=invoice_issued&id={world.document_id}")
+    csp = html.headers["content-security-policy"]
+    assert "sandbox" in csp
+    assert "script-src" not in csp
+    assert "default-src 'none'" in csp
+    foreign = client.get(f"{base}/preview?kind=invoice_issued&id={world.other_document_id}")
+    assert foreign.status_code == 404  # another organisation's document
+    assert client.get(f"{base}/preview?kind=nonsense&id=1").status_code == 404
 
 
 def test_csrf_less_posts_are_refused(

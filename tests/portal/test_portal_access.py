@@ -13,6 +13,7 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_portal as tp
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.tables_email import email_outbox
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.services import portal as svc
@@ -25,8 +26,12 @@ from tests.builders import make_customer, make_tenant
 
 
 def _messages(db: Database) -> list[dict[str, object]]:
+    """The login emails queued in the email outbox (kind `portal_login`), the link's URL in their data."""
     with db.read() as conn:
-        return [dict(r) for r in conn.execute(select(tp.portal_login_messages)).mappings()]
+        rows = conn.execute(
+            select(email_outbox).where(email_outbox.c.kind == "portal_login").order_by(email_outbox.c.id)
+        ).mappings()
+        return [{**r, "url": r["data"]["url"], "expires_at": r["data"]["expires_at"]} for r in rows]
 
 
 def test_a_session_link_opens_one_session_once_for_its_organisation(db: Database, clock: FixedClock) -> None:
@@ -82,10 +87,12 @@ def test_a_login_link_is_queued_only_for_a_known_email_and_works_once_for_15_min
     assert _messages(db) == []  # the same (silent) answer, and nothing sent
     svc.request_login_link(db, clock, "shop", "  alice@example.COM ", "10.0.0.1", base_url=base)
     [message] = _messages(db)
-    assert (message["customer_id"], message["email"], message["locale"]) == (alice, "Alice@Example.com", "bg")
+    expected = (alice, "Alice@Example.com", "queued")
+    assert (message["customer_id"], message["recipient"], message["status"]) == expected
+    assert str(message["message_key"]).startswith("portal_login:portal_link:")  # one message per link
     url = str(message["url"])
     assert url.startswith(f"{base}/portal/shop/session/")
-    assert message["expires_at"] == clock.now() + timedelta(minutes=15)
+    assert message["expires_at"] == (clock.now() + timedelta(minutes=15)).isoformat()
     token = url.rsplit("/", 1)[1]
     assert svc.link_purpose(db, clock, "shop", token) == "login"
     assert svc.link_purpose(db, clock, "shop", token) == "login"  # reading it spends nothing

@@ -26,6 +26,7 @@ class EmailKind(StrEnum):
     CARD_EXPIRING = "card_expiring"
     TRIAL_ENDING = "trial_ending"
     RENEWAL_UPCOMING = "renewal_upcoming"
+    PORTAL_LOGIN = "portal_login"
 
 
 TRANSACTIONAL: Final = frozenset(
@@ -34,10 +35,15 @@ TRANSACTIONAL: Final = frozenset(
         EmailKind.PROFORMA_ISSUED,
         EmailKind.CREDIT_NOTE_ISSUED,
         EmailKind.PAYMENT_RECEIPT,
+        EmailKind.PORTAL_LOGIN,
     }
 )
-"""Documents and receipts the customer is owed: no `List-Unsubscribe`, and an unsubscribe never stops
-them (only a bounce does). Every other kind is a reminder: it carries `List-Unsubscribe` (RFC 8058)."""
+"""Documents, receipts and login links the customer is owed or asked for: no `List-Unsubscribe`, and an
+unsubscribe never stops them (only a bounce does). Every other kind is a reminder: it carries
+`List-Unsubscribe` (RFC 8058)."""
+
+ALWAYS_SENT: Final = frozenset({EmailKind.PORTAL_LOGIN})
+"""Kinds an organisation cannot switch off: a login link the customer just asked for must arrive."""
 
 DOCUMENT_KINDS: Final = frozenset(
     {

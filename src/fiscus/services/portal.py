@@ -5,9 +5,9 @@ one organisation, and magic-link login by email.
   like Stripe's billing portal sessions): valid for `SESSION_LINK_TTL` to open, once.
 - A customer asks for one on `/portal/{org}/login` (`request_login_link`): the same answer whether or not
   the email is known, rate-limited per email and per client address, valid `LOGIN_LINK_TTL`, once.
-  The link goes to a `LoginLinkSender` (a port): by default a row in `portal_login_messages`, the
-  queue the email worker delivers from. It is never an outbox event: those become the business's
-  webhooks, and a login link is the customer's secret, not the business's.
+  The link goes to a `LoginLinkSender` (a port): by default a `portal_login` email in the email
+  outbox (`EmailLoginLinks`), which `fiscus worker` sends. It is never an outbox event: those become
+  the business's webhooks, and a login link is the customer's secret, not the business's.
 - Opening a link (`open_link`) marks it used and starts a new session, revoking the one the browser had
   (the session id is rotated on every login). Links and sessions are random secrets stored only as
   their SHA-256, so the database alone opens nothing.
@@ -29,6 +29,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_portal as tp
 from fiscus.adapters.db.documents import append_audit, audit_row
+from fiscus.adapters.db.email_queue import queue_login_link
 from fiscus.adapters.db.engine import Database
 from fiscus.domain import organization as o
 from fiscus.domain.clock import Clock
@@ -380,23 +381,23 @@ class LoginLinkSender(Protocol):
     def queue(self, conn: Connection, message: LoginLinkMessage) -> None: ...
 
 
-class OutboxLoginLinks:
-    """The default sender: a row in `portal_login_messages` for the email worker to deliver."""
+class EmailLoginLinks:
+    """The default sender: a `portal_login` email in the email outbox (same transaction as the link),
+    sent by `fiscus worker` like every other customer email. A suppressed (bounced) address is
+    recorded as such and gets nothing."""
 
     def queue(self, conn: Connection, message: LoginLinkMessage) -> None:
-        conn.execute(
-            insert(tp.portal_login_messages).values(
-                organization_id=message.organization_id,
-                customer_id=message.customer_id,
-                link_id=message.link_id,
-                email=message.email,
-                locale=message.locale,
-                url=message.url,
-                created_at=conn.execute(
-                    select(tp.portal_links.c.created_at).where(tp.portal_links.c.id == message.link_id)
-                ).scalar_one(),
-                expires_at=message.expires_at,
-            )
+        created_at = conn.execute(
+            select(tp.portal_links.c.created_at).where(tp.portal_links.c.id == message.link_id)
+        ).scalar_one()
+        queue_login_link(
+            conn,
+            created_at,
+            organization_id=message.organization_id,
+            customer_id=message.customer_id,
+            link_id=message.link_id,
+            url=message.url,
+            expires_at=message.expires_at,
         )
 
 
@@ -437,7 +438,7 @@ def request_login_link(
     unknown one. The caller answers the same either way. Raises `LoginRateLimitedError` past
     `LOGINS_PER_EMAIL` (per organisation and email) or `LOGINS_PER_ADDRESS` (per client) an hour."""
     address = normalize_login_email(email)
-    out = sender or OutboxLoginLinks()
+    out = sender or EmailLoginLinks()
     now = clock.now()
     since = now - LOGIN_WINDOW
     r, cu = tp.portal_login_requests.c, t.customers.c

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.tables_email import email_outbox, email_suppressions, organization_email_settings
-from fiscus.domain.email import TRANSACTIONAL, DunningPolicy, EmailKind, message_key
+from fiscus.domain.email import ALWAYS_SENT, TRANSACTIONAL, DunningPolicy, EmailKind, message_key
 from fiscus.domain.payments import RetryPolicy
 
 ISSUED = {
@@ -93,6 +93,25 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
                 Wanted(doc.organization_id, EmailKind.PAYMENT_FAILED, key, doc.customer_id, doc.id, data)
             )
     return queue(conn, relevant[0]["created_at"], wanted)
+
+
+def queue_login_link(
+    conn: Connection,
+    now: datetime,
+    *,
+    organization_id: int,
+    customer_id: int,
+    link_id: int,
+    url: str,
+    expires_at: datetime,
+) -> int:
+    """Queue a portal login link to the customer's email, in the transaction that made the link. One
+    message per link (its key names the link); the URL waits in the row's data until it is sent, the
+    only place the link's secret exists (`delivery.py` drops it once the row is done)."""
+    kind = EmailKind.PORTAL_LOGIN
+    data = {"url": url, "expires_at": expires_at.isoformat()}
+    key = message_key(kind, "portal_link", link_id)
+    return queue(conn, now, [Wanted(organization_id, kind, key, customer_id, None, data)])
 
 
 def email_settings(conn: Connection, org_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -182,7 +201,7 @@ def queue(conn: Connection, now: datetime, wanted: Sequence[Wanted]) -> int:
                 continue
             kind = step
         recipient = emails.get(w.customer_id, "")
-        if kind.value in cfg["disabled"] or "@" not in recipient:
+        if (kind.value in cfg["disabled"] and kind not in ALWAYS_SENT) or "@" not in recipient:
             continue
         reasons = suppressed.get((w.organization_id, recipient.lower()), set())
         blocked = "bounced" in reasons or (kind not in TRANSACTIONAL and "unsubscribed" in reasons)
@@ -194,7 +213,7 @@ def queue(conn: Connection, now: datetime, wanted: Sequence[Wanted]) -> int:
                 "kind": kind.value,
                 "customer_id": w.customer_id,
                 "document_id": w.document_id,
-                "data": w.data,
+                "data": {k: v for k, v in w.data.items() if k != "url"} if blocked else w.data,
                 "status": "suppressed" if blocked else "queued",
                 "attempts": 0,
                 "next_attempt_at": now,

@@ -1,9 +1,10 @@
 """The customer portal's tables (migration 0013): one-time links that open a session (from the API or a
-magic-link email), the cookie sessions they open, login-link messages waiting for delivery, the login
-requests that rate limiting counts, and each organisation's portal configuration.
+magic-link email), the cookie sessions they open, the login requests that rate limiting counts, and
+each organisation's portal configuration (login emails wait in `email_outbox`; migration 0018 dropped
+`portal_login_messages`).
 
 Secrets are stored only as their SHA-256 (like live API keys): the database never holds a working link
-or session, except in `portal_login_messages`, whose `url` is the message to deliver (cleared once sent).
+or session, except a login email's URL in its `email_outbox` row until the row is done.
 """
 
 from __future__ import annotations
@@ -45,28 +46,6 @@ portal_sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
-)
-
-portal_login_messages = Table(
-    "portal_login_messages",
-    metadata,
-    _pk(),
-    _org(),
-    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
-    Column("link_id", Id, ForeignKey("portal_links.id"), nullable=False),
-    Column("email", String(254), nullable=False),
-    Column("locale", String(16), nullable=False),
-    # The link itself: the message's content until it is delivered (then cleared).
-    Column("url", String(2048), nullable=True),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("expires_at", UtcDateTime, nullable=False),
-    Column("sent_at", UtcDateTime, nullable=True),
-    Index(
-        "ix_portal_login_messages_unsent",
-        "id",
-        sqlite_where=text("sent_at IS NULL"),
-        postgresql_where=text("sent_at IS NULL"),
-    ),
 )
 
 portal_login_requests = Table(

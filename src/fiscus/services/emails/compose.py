@@ -186,6 +186,10 @@ def compose(
                 }
         if doc.type is DocumentType.CREDIT_NOTE:
             button = None
+    elif kind is EmailKind.PORTAL_LOGIN:
+        values["until"] = _moment(datetime.fromisoformat(str(data["expires_at"])), tz, loc)
+        paragraphs += [words["portal_login.intro"].format(**values), words["portal_login.ignore"]]
+        button = {"label": words["portal_login.button"], "url": str(data["url"])}
     else:
         values.update(_customer_values(conn, kind, data, loc, tz))
         paragraphs.append(words[f"{kind.value}.intro"].format(**values))

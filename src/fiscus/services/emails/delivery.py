@@ -155,6 +155,13 @@ def _claim(db: Database, clock: Clock, outlet: Outlet, limit: int) -> list[_Clai
 
 
 def _send_one(db: Database, clock: Clock, outlet: Outlet, claim: _Claim, summary: SendSummary) -> None:
+    if (
+        claim.kind is EmailKind.PORTAL_LOGIN
+        and datetime.fromisoformat(claim.data["expires_at"]) <= clock.now()
+    ):
+        # A login link that no longer opens anything is not worth sending: the customer asks again.
+        _finish(db, clock, claim, status="expired", error="the login link expired before it was sent")
+        return
     try:
         with db.read() as conn:
             content = compose(
@@ -237,9 +244,17 @@ def _finish(
             values["next_attempt_at"] = now + after
         if not count:
             values["attempts"] = e.attempts - 1
+        if claim.kind is EmailKind.PORTAL_LOGIN and status != "queued":
+            values["data"] = _without_secret(claim.data)
         # A sent message is recorded whoever holds the claim now; any other outcome only by its holder.
         owner = e.status == "sending" if status == "sent" else e.claimed_until == claim.claimed_until
         conn.execute(update(email_outbox).where(e.id == claim.id, owner).values(**values))
+
+
+def _without_secret(data: dict[str, Any]) -> dict[str, Any]:
+    """A login email's data once the row is done: the link's URL (its secret) is dropped, so the
+    database alone opens nothing (only the link's hash is kept, in `portal_links`)."""
+    return {k: v for k, v in data.items() if k != "url"}
 
 
 def _bounce(db: Database, clock: Clock, claim: _Claim, error: str) -> None:
@@ -252,7 +267,13 @@ def _bounce(db: Database, clock: Clock, claim: _Claim, error: str) -> None:
         conn.execute(
             update(email_outbox)
             .where(e.id == claim.id)
-            .values(status="bounced", claimed_until=None, last_error=error[:1000], updated_at=now)
+            .values(
+                status="bounced",
+                claimed_until=None,
+                last_error=error[:1000],
+                updated_at=now,
+                **({"data": _without_secret(claim.data)} if claim.kind is EmailKind.PORTAL_LOGIN else {}),
+            )
         )
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(

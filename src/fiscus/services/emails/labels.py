@@ -43,6 +43,15 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "renewal_upcoming.intro": (
             "Your yearly subscription renews on {date}. The invoice will follow on that day."
         ),
+        "portal_login.subject": "Your sign-in link for {org}",
+        "portal_login.intro": (
+            "Use the button below to sign in to your billing portal at {org}. "
+            "The link works once, until {until}."
+        ),
+        "portal_login.ignore": (
+            "If you did not ask for it, ignore this email: nobody can sign in without the link."
+        ),
+        "portal_login.button": "Sign in",
         "reason": "Reason: {reason}",
         "next_try": "We will try again on {next_try}.",
         "no_retry": "We will not try again automatically.",
@@ -94,6 +103,15 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "renewal_upcoming.intro": (
             "Годишният ви абонамент се подновява на {date}. Фактурата ще последва в същия ден."
         ),
+        "portal_login.subject": "Вашата връзка за вход в {org}",
+        "portal_login.intro": (
+            "Използвайте бутона по-долу, за да влезете в портала за плащания на {org}. "
+            "Връзката важи еднократно, до {until}."
+        ),
+        "portal_login.ignore": (
+            "Ако не сте я поискали, пренебрегнете това писмо: без връзката никой не може да влезе."
+        ),
+        "portal_login.button": "Вход",
         "reason": "Причина: {reason}",
         "next_try": "Ще опитаме отново на {next_try}.",
         "no_retry": "Няма да опитаме отново автоматично.",
@@ -143,6 +161,15 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         ),
         "renewal_upcoming.subject": "Подписка продлевается {date}",
         "renewal_upcoming.intro": "Ваша годовая подписка продлевается {date}. Счёт придёт в тот же день.",
+        "portal_login.subject": "Ваша ссылка для входа в {org}",
+        "portal_login.intro": (
+            "Нажмите кнопку ниже, чтобы войти в платёжный кабинет {org}. "
+            "Ссылка действует один раз, до {until}."
+        ),
+        "portal_login.ignore": (
+            "Если вы её не запрашивали, просто проигнорируйте это письмо: без ссылки никто не сможет войти."
+        ),
+        "portal_login.button": "Войти",
         "reason": "Причина: {reason}",
         "next_try": "Мы попробуем снова {next_try}.",
         "no_retry": "Автоматических попыток больше не будет.",
@@ -192,6 +219,15 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         ),
         "renewal_upcoming.subject": "Жазылымыңыз {date} жаңартылады",
         "renewal_upcoming.intro": "Жылдық жазылымыңыз {date} жаңартылады. Шот сол күні келеді.",
+        "portal_login.subject": "{org} жүйесіне кіру сілтемеңіз",
+        "portal_login.intro": (
+            "{org} төлем порталына кіру үшін төмендегі батырманы басыңыз. "
+            "Сілтеме бір рет, {until} дейін жарамды."
+        ),
+        "portal_login.ignore": (
+            "Егер сіз оны сұрамаған болсаңыз, бұл хатты елемеңіз: сілтемесіз ешкім кіре алмайды."
+        ),
+        "portal_login.button": "Кіру",
         "reason": "Себебі: {reason}",
         "next_try": "Біз {next_try} қайта әрекет жасаймыз.",
         "no_retry": "Автоматты түрде қайта әрекет жасалмайды.",

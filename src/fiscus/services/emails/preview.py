@@ -3,6 +3,7 @@ by the same composer the worker sends with. Reads only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,8 +27,8 @@ def preview_email(
     links: Links = PREVIEW_LINKS,
 ) -> tuple[str, str, str]:
     """(subject, text, html) of `kind` about a document (`object_id` is a document id for the document
-    and payment kinds) or a customer (card expiring, trial ending, renewal). Another organisation's id
-    is NotFoundError; an unknown kind an InvalidFieldError."""
+    and payment kinds) or a customer (card expiring, trial ending, renewal, portal login with a sample
+    link). Another organisation's id is NotFoundError; an unknown kind an InvalidFieldError."""
     try:
         what = EmailKind(kind)
     except ValueError:
@@ -43,7 +44,7 @@ def preview_email(
         data = _payment_data(conn, organization_id, what, object_id)
     else:
         customer_id, document_id = object_id, None
-        data = _customer_data(conn, organization_id, what, object_id)
+        data = _customer_data(conn, organization_id, what, object_id, links)
     content = compose(
         conn,
         organization_id,
@@ -78,10 +79,24 @@ def _payment_data(conn: Connection, org_id: int, kind: EmailKind, document_id: i
     }
 
 
-def _customer_data(conn: Connection, org_id: int, kind: EmailKind, customer_id: int) -> dict[str, Any]:
+def _customer_data(
+    conn: Connection, org_id: int, kind: EmailKind, customer_id: int, links: Links
+) -> dict[str, Any]:
     c = t.customers.c
     if conn.execute(select(c.id).where(c.id == customer_id, c.organization_id == org_id)).first() is None:
         raise NotFoundError("customer", customer_id, field="customer_id")
+    if kind is EmailKind.PORTAL_LOGIN:
+        # A sample link (a real one is a secret, made only when the customer asks): the organisation's
+        # portal path, valid 15 minutes from the customer's creation (the preview has no clock).
+        row = conn.execute(
+            select(t.organizations.c.slug, c.created_at)
+            .join(t.organizations, t.organizations.c.id == c.organization_id)
+            .where(c.id == customer_id)
+        ).one()
+        return {
+            "url": f"{links.base_url.rstrip('/')}/portal/{row.slug}/session/preview-only",
+            "expires_at": (row.created_at + timedelta(minutes=15)).isoformat(),
+        }
     if kind is EmailKind.CARD_EXPIRING:
         pm = t.payment_methods.c
         card = conn.execute(

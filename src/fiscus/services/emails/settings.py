@@ -18,7 +18,7 @@ from fiscus.adapters.db.email_queue import dunning_policy, email_settings
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.tables_email import organization_email_settings
 from fiscus.domain.clock import Clock
-from fiscus.domain.email import DunningPolicy, EmailKind
+from fiscus.domain.email import ALWAYS_SENT, DunningPolicy, EmailKind
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -81,7 +81,7 @@ def validate(current: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[di
         out["brand_color"] = color.lower() if isinstance(color, str) else None
     if "disabled" in changes:
         kinds = changes["disabled"] or []
-        known = {k.value for k in EmailKind}
+        known = {k.value for k in EmailKind if k not in ALWAYS_SENT}
         for i, kind in enumerate(kinds):
             if kind not in known:
                 raise InvalidFieldError(f"disabled.{i}", f"must be one of {', '.join(sorted(known))}")

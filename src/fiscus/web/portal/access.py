@@ -40,7 +40,7 @@ FormText = Annotated[str, Form()]
 
 def login_sender(request: Request) -> LoginLinkSender | None:
     """The port login links go through: set on the app by whoever wires email delivery, else the
-    default outbox (`portal_login_messages`)."""
+    default: a `portal_login` email in the email outbox."""
     sender: LoginLinkSender | None = getattr(request.app.state, "portal_login_sender", None)
     return sender
 
