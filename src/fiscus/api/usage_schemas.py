@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ModelWrapValidatorHandler, model_validator
 
-from fiscus.api.fields import NOT_BLANK, Currency, Id, In, Instant, MoneyOut
+from fiscus.api.fields import NOT_BLANK, Currency, Id, In, Instant, MoneyOut, _no_nul, _whole_numbers
+from fiscus.api.usage_fast import fast_events
 
 PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
 Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
@@ -16,6 +17,12 @@ PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 class EventIn(In):
     """One usage event. `transaction_id` is unique per organisation forever: sending it again is a
     no-op. Decimal values go as strings (`"1.5"`); a JSON number with a fraction is refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        """Only ever validated inside `EventsIn`, whose validator already walked the whole batch."""
+        return data
 
     transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
     customer_id: Id
@@ -28,6 +35,27 @@ class EventIn(In):
 
 class EventsIn(In):
     events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_nul(cls, data: Any, handler: ModelWrapValidatorHandler[EventsIn]) -> EventsIn:
+        """A well-formed batch skips pydantic (api/usage_fast.py); anything else is validated in full,
+        the NUL and whole-number walk of `In` done once here for the whole batch."""
+        fast = fast_events(data)
+        if fast is None:
+            return handler(_whole_numbers(_no_nul(data)))
+        return cls.model_construct(
+            events=[
+                EventIn.model_construct(
+                    transaction_id=e.transaction_id,
+                    customer_id=e.customer_id,
+                    code=e.code,
+                    timestamp=at,
+                    properties=e.properties,
+                )
+                for e, at in fast
+            ]
+        )
 
 
 class EventsOut(BaseModel):

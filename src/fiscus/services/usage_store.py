@@ -87,9 +87,11 @@ def known(conn: Connection, org_id: int, ids: Iterable[str]) -> set[str]:
         return set()
     cur = _cursor(conn)
     if _pg(conn):
+        # varchar[] and bigint, the columns' own types: with text[] PostgreSQL compares every stored
+        # key of the organisation with every id of the batch (a filter, not the primary key)
         cur.execute(
             "SELECT transaction_id FROM usage_event_keys"
-            " WHERE organization_id = %s AND transaction_id = ANY(%b::text[])",
+            " WHERE organization_id = %s::bigint AND transaction_id = ANY(%b::varchar[])",
             (org_id, wanted),
         )
     else:
@@ -110,7 +112,7 @@ def claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str]
     if _pg(conn):
         cur.execute(
             "INSERT INTO usage_event_keys (organization_id, transaction_id, occurred_at)"
-            " SELECT %s, u.t, u.o FROM unnest(%b::text[], %b::timestamptz[]) AS u(t, o)"
+            " SELECT %s::bigint, u.t, u.o FROM unnest(%b::text[], %b::timestamptz[]) AS u(t, o)"
             " ORDER BY u.t ON CONFLICT DO NOTHING RETURNING transaction_id",
             (org_id, [r["transaction_id"] for r in rows], [r["occurred_at"] for r in rows]),
         )
@@ -136,7 +138,7 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
         cur.execute(
             "INSERT INTO usage_events (organization_id, occurred_at, transaction_id, customer_id,"
             " metric_id, group_value, properties, received_at)"
-            " SELECT %s, u.o, u.t, u.c, u.m, u.g, u.p::jsonb, %s"
+            " SELECT %s::bigint, u.o, u.t, u.c, u.m, u.g, u.p::jsonb, %s"
             " FROM unnest(%b::timestamptz[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])"
             " AS u(o, t, c, m, g, p)",
             (
@@ -168,7 +170,7 @@ def add_uniques(conn: Connection, org_id: int, uniques: set[tuple[BucketKey, str
         _cursor(conn).execute(
             "INSERT INTO usage_unique_values"
             " (organization_id, customer_id, metric_id, group_value, hour, value)"
-            " SELECT %s, u.c, u.m, u.g, u.h, u.v"
+            " SELECT %s::bigint, u.c, u.m, u.g, u.h, u.v"
             " FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[], %b::text[])"
             " AS u(c, m, g, h, v) ORDER BY 2, 3, 4, 5, 6 ON CONFLICT DO NOTHING",
             (
@@ -191,7 +193,7 @@ def add_uniques(conn: Connection, org_id: int, uniques: set[tuple[BucketKey, str
 _PG_FOLD = """
 INSERT INTO usage_buckets AS b (organization_id, customer_id, metric_id, group_value, hour,
     count, total, minimum, maximum, latest_at, latest_id, latest_value, weighted)
-SELECT %s, u.c, u.m, u.g, u.h, u.n, u.total, u.lo, u.hi, u.lat, u.lid, u.lval, u.w
+SELECT %s::bigint, u.c, u.m, u.g, u.h, u.n, u.total, u.lo, u.hi, u.lat, u.lid, u.lval, u.w
 FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[], %b::bigint[], %b::numeric[],
     %b::numeric[], %b::numeric[], %b::timestamptz[], %b::text[], %b::numeric[], %b::numeric[])
     AS u(c, m, g, h, n, total, lo, hi, lat, lid, lval, w)
