@@ -42,6 +42,8 @@ from fiscus.services.usage_metrics import metric_of, metrics_by_code
 from fiscus.services.usage_settings import load_usage_settings
 
 MAX_BATCH: Final = 1000
+IMPORT_BATCH: Final = 10_000
+"""A bulk import's largest transaction: the set-based writes cost per statement, not per row."""
 AHEAD: Final = timedelta(minutes=5)
 MAX_PROPERTIES: Final = 32
 MAX_PROPERTIES_BYTES: Final = 4096
@@ -99,15 +101,22 @@ def _window(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldPro
 
 
 def ingest_events(
-    db: Database, clock: Clock, org_id: int, events: Sequence[EventIn], *, late_days: int | None = None
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    events: Sequence[EventIn],
+    *,
+    late_days: int | None = None,
+    limit: int = MAX_BATCH,
 ) -> int:
     """Store a batch exactly once; answers how many events the batch held (a resend answers the same).
 
-    `late_days` overrides the organisation's late window (a backfill by `fiscus events import`)."""
+    `late_days` overrides the organisation's late window and `limit` the batch size (a backfill by
+    `fiscus events import`, up to `IMPORT_BATCH`)."""
     if not events:
         raise InvalidFieldError("events", "at least one event")
-    if len(events) > MAX_BATCH:
-        raise InvalidFieldError("events", f"at most {MAX_BATCH} events per batch")
+    if len(events) > min(limit, IMPORT_BATCH):
+        raise InvalidFieldError("events", f"at most {min(limit, IMPORT_BATCH)} events per batch")
     now = clock.now()
     with db.write() as conn:
         settings = load_usage_settings(conn, org_id)
