@@ -73,7 +73,7 @@ def bulk_load(
                 text(
                     "INSERT INTO usage_events (organization_id, occurred_at, transaction_id, customer_id,"
                     " metric_id, group_value, properties, received_at)"
-                    " SELECT :org, :t0 + (i * :step) * interval '1 microsecond',"
+                    " SELECT :org, :t0 + (i::bigint * :step) * interval '1 microsecond',"
                     " 'bulk-' || lpad(i::text, 10, '0'), :cust, :metric,"
                     " (ARRAY['eu','us','asia'])[i % 3 + 1],"
                     " jsonb_build_object('gb', (i % 97)::text,"

@@ -16,7 +16,9 @@ from fiscus.api.usage_fast import fast_events
 from fiscus.api.usage_schemas import EventsIn
 
 TEXTS = st.one_of(
-    st.sampled_from(["", "a", "e1", "x" * 64, "x" * 65, "x" * 128, "x" * 129, "x" * 200, "x" * 201, "a\x00b"]),
+    st.sampled_from(
+        ["", "a", "e1", "x" * 64, "x" * 65, "x" * 128, "x" * 129, "x" * 200, "x" * 201, "a\x00b"]
+    ),
     st.text(max_size=8),
 )
 TIMESTAMPS = st.sampled_from(
@@ -34,8 +36,12 @@ TIMESTAMPS = st.sampled_from(
         "2026-12-07T10:00:60Z",
     ]
 )
-INTS = st.one_of(st.integers(min_value=-2, max_value=3), st.sampled_from([2**53 - 1, 2**53, 2**64, 1.0, 2.5, True]))
-VALUES = st.one_of(TEXTS, INTS, st.booleans(), st.none(), st.floats(allow_nan=False), st.just([1]), st.just({}))
+INTS = st.one_of(
+    st.integers(min_value=-2, max_value=3), st.sampled_from([2**53 - 1, 2**53, 2**64, 1.0, 2.5, True])
+)
+VALUES = st.one_of(
+    TEXTS, INTS, st.booleans(), st.none(), st.floats(allow_nan=False), st.just([1]), st.just({})
+)
 
 
 @st.composite
@@ -89,6 +95,7 @@ def test_a_well_formed_batch_takes_the_fast_path() -> None:
         ]
     }
     fast = fast_events(body)
-    assert fast is not None and len(fast) == 1000
+    assert fast is not None
+    assert len(fast) == 1000
     assert EventsIn.model_validate(body).events[0].timestamp.utcoffset() is not None
     assert fast_events({"events": [*body["events"], body["events"][0]]}) is None  # 1,001: pydantic says why
