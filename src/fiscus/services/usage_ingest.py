@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -33,8 +34,8 @@ from fiscus.domain.usage import (
     group_of,
     hour_of,
     matches,
-    merge,
-    partial_of,
+    partial_of_values,
+    value_of,
 )
 from fiscus.services import usage_store as store
 from fiscus.services.usage_adjustments import mark_late
@@ -50,6 +51,8 @@ MAX_PROPERTIES_BYTES: Final = 4096
 MAX_TEXT: Final = 200
 
 BucketKey = store.BucketKey
+Placed = tuple[Metric, BucketKey, Event, Decimal | str | None]
+"""An event that counts: its metric, hour bucket, the event and its `value_of`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,7 @@ def ingest_events(
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
         rows: list[dict[str, Any]] = []
-        partials: dict[BucketKey, Partial] = {}
-        uniques: set[tuple[BucketKey, str]] = set()
+        placed: dict[str, Placed] = {}
         defined: dict[str, Metric] = {}
         for i, e in fresh.values():
             row = metrics.get(e.code)
@@ -150,14 +152,22 @@ def ingest_events(
                 conflicts.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
                 continue
             metric = defined.get(e.code) or defined.setdefault(e.code, metric_of(row))
-            try:
-                key, partial = _measure(metric, row["id"], e)
-            except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
-                conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
-                continue
+            group = group_of(metric, e.properties)
+            if matches(metric, e.properties):
+                try:
+                    value = value_of(metric, e.properties)
+                except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
+                    conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+                    continue
+                key = (e.customer_id, row["id"], group, hour_of(e.timestamp))
+                placed[e.transaction_id] = (
+                    metric,
+                    key,
+                    Event(e.transaction_id, e.timestamp, e.properties),
+                    value,
+                )
             if problems or conflicts:
                 continue
-            group = key[2] if key else group_of(metric, e.properties)
             rows.append(
                 {
                     "organization_id": org_id,
@@ -170,10 +180,6 @@ def ingest_events(
                     "received_at": now,
                 }
             )
-            if key is not None and partial is not None:
-                if metric.aggregation is Aggregation.UNIQUE_COUNT:
-                    uniques |= {(key, u) for u in partial.uniques}
-                partials[key] = merge(partials[key], partial) if key in partials else partial
         if problems:
             raise ValidationError(problems + conflicts)
         if conflicts:
@@ -181,8 +187,10 @@ def ingest_events(
         claimed = store.claim(conn, org_id, rows)
         if len(claimed) < len(rows):  # a concurrent batch stored some of them first: count only ours
             rows = [r for r in rows if r["transaction_id"] in claimed]
-            partials, uniques = _recount(rows, metrics)
         if rows:
+            partials, uniques = _fold(
+                [placed[r["transaction_id"]] for r in rows if r["transaction_id"] in placed]
+            )
             store.insert_events(conn, rows)
             store.add_uniques(conn, org_id, uniques)
             store.add_to_buckets(conn, org_id, partials)
@@ -190,31 +198,21 @@ def ingest_events(
     return len(events)
 
 
-def _measure(metric: Metric, metric_id: int, e: EventIn) -> tuple[BucketKey | None, Partial | None]:
-    """The event's bucket and partial; (None, None) when the metric's filters leave it out."""
-    if not matches(metric, e.properties):
-        return None, None
-    assert e.customer_id is not None
-    hour = hour_of(e.timestamp)
-    partial = partial_of(metric, Event(e.transaction_id, e.timestamp, e.properties), hour + HOUR)
-    return (e.customer_id, metric_id, group_of(metric, e.properties), hour), partial
-
-
-def _recount(
-    rows: list[dict[str, Any]], metrics: Mapping[str, dict[str, Any]]
+def _fold(
+    placed: Sequence[Placed],
 ) -> tuple[dict[BucketKey, Partial], set[tuple[BucketKey, str]]]:
-    by_id = {m["id"]: metric_of(m) for m in metrics.values()}
+    """The stored events' partial per hour bucket (one pass per bucket), and unique values per bucket."""
+    by_key: dict[BucketKey, tuple[Metric, list[Event], list[Decimal | str | None]]] = {}
+    for metric, key, event, value in placed:
+        _m, evs, values = by_key.setdefault(key, (metric, [], []))
+        evs.append(event)
+        values.append(value)
     partials: dict[BucketKey, Partial] = {}
     uniques: set[tuple[BucketKey, str]] = set()
-    for r in rows:
-        metric = by_id[r["metric_id"]]
-        e = EventIn(r["transaction_id"], metric.code, r["occurred_at"], r["properties"], r["customer_id"])
-        key, partial = _measure(metric, r["metric_id"], e)
-        if key is None or partial is None:
-            continue
+    for key, (metric, evs, values) in by_key.items():
+        partials[key] = partial_of_values(metric, evs, values, key[3] + HOUR)
         if metric.aggregation is Aggregation.UNIQUE_COUNT:
-            uniques |= {(key, u) for u in partial.uniques}
-        partials[key] = merge(partials[key], partial) if key in partials else partial
+            uniques |= {(key, u) for u in partials[key].uniques}
     return partials, uniques
 
 
