@@ -116,6 +116,20 @@ class UsageOut(BaseModel):
     charges: list[UsageGroupOut]
 
 
+class CurrencyAmountOut(BaseModel):
+    currency: str
+    amount: MoneyOut
+
+
+class CustomerUsageOut(BaseModel):
+    """A customer's current usage across its subscriptions with usage prices."""
+
+    object: Literal["customer_usage"] = "customer_usage"
+    customer_id: int
+    amounts: list[CurrencyAmountOut]
+    subscriptions: list[UsageOut]
+
+
 class UsageSettingsIn(In):
     late_days: Annotated[int, Field(ge=0, le=366)] | None = None
     grace_hours: Annotated[int, Field(ge=0, le=720)] | None = None
@@ -173,3 +187,45 @@ class UsagePriceOut(BaseModel):
     metric_id: int
     charge_model: str
     properties: dict[str, Any]
+
+
+def _positive_decimal() -> str:
+    """A decimal above zero with at most 18 significant integer digits and 12 decimals, as the service
+    checks it (the first non-zero decimal at each of the 12 places spelled out: no look-ahead)."""
+    fractions = "|".join(f"0{{{k}}}[1-9][0-9]{{0,{11 - k}}}" for k in range(12))
+    return rf"^(0*[1-9][0-9]{{0,17}}(\.[0-9]{{1,12}})?|0+\.({fractions}))$"
+
+
+PositiveDecimal = Annotated[str, Field(pattern=_positive_decimal(), examples=["100.00"])]
+
+
+class AmountThresholdIn(In):
+    """Reached when the period's net usage amount (of `price_id`, or of all the subscription's usage
+    prices) is at least `value`, in the subscription's currency (no more decimals than it has: else 409)."""
+
+    kind: Literal["amount"]
+    value: PositiveDecimal
+    price_id: Id | None = None
+
+
+class QuantityThresholdIn(In):
+    """Reached when the period's quantity of the usage price `price_id` (its metric's aggregate, all
+    groups) is at least `value`."""
+
+    kind: Literal["quantity"]
+    value: PositiveDecimal
+    price_id: Id
+
+
+ThresholdIn = Annotated[AmountThresholdIn | QuantityThresholdIn, Field(discriminator="kind")]
+"""A usage threshold; `price_id` must be a usage price of the subscription (else 409)."""
+
+
+class ThresholdOut(BaseModel):
+    id: int
+    object: Literal["usage_threshold"] = "usage_threshold"
+    subscription_id: int
+    price_id: int | None
+    kind: Literal["amount", "quantity"]
+    value: str
+    created_at: str

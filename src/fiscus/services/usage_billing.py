@@ -332,3 +332,21 @@ def preview_usage(db: Database, org_id: int, subscription_id: int, at: datetime)
         )
     computed = compute_document(currency(sub["currency"]), lines, org.rounding)
     return UsagePreview(sub, period, computed, measured)
+
+
+def preview_customer_usage(db: Database, org_id: int, customer_id: int, at: datetime) -> list[UsagePreview]:
+    """The current usage of each of the customer's subscriptions that has usage prices (id order);
+    another organisation's customer is not found."""
+    s, si, up = t.subscriptions.c, t.subscription_items.c, tu.usage_prices.c
+    with db.read() as conn:
+        get_scoped(conn, t.customers, org_id, customer_id)
+        with_usage = select(si.subscription_id).join(tu.usage_prices, up.price_id == si.price_id)
+        ids = list(
+            conn.execute(
+                select(s.id)
+                .where(s.organization_id == org_id, s.customer_id == customer_id, s.id.in_(with_usage))
+                .order_by(s.id)
+            ).scalars()
+        )
+    previews = (preview_usage(db, org_id, sid, at) for sid in ids)
+    return [pv for pv in previews if pv is not None]

@@ -1,5 +1,7 @@
 """An organisation's usage settings: the late window for events, the grace window before a period's
-usage is billed, and what late events after issue become (a supplementary invoice or a credit note)."""
+usage is billed, and what late events after issue become (a supplementary invoice or a credit note).
+A change is audited (`organization` / `usage_settings_updated`, before and after) like the other
+organisation settings, in the transaction that writes it."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from typing import Final
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables_usage as tu
+from fiscus.adapters.db.documents import append_audit, audit_row
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.upsert import insert_for
+from fiscus.domain.clock import Clock, SystemClock
 from fiscus.domain.errors import InvalidFieldError
 
 DEFAULT_LATE_DAYS: Final = 7
@@ -40,7 +44,10 @@ def update_usage_settings(
     late_days: int | None = None,
     grace_hours: int | None = None,
     late_policy: str | None = None,
+    clock: Clock | None = None,
+    actor: str = "cli",
 ) -> UsageSettings:
+    """Change the fields given (the others stay); audited when something changed."""
     if late_days is not None and not 0 <= late_days <= 366:
         raise InvalidFieldError("late_days", "0 to 366 days")
     if grace_hours is not None and not 0 <= grace_hours <= 720:
@@ -54,10 +61,22 @@ def update_usage_settings(
             grace_hours if grace_hours is not None else current.grace_hours,
             late_policy or current.late_policy,
         )
+        if new == current:
+            return new
         values = {"late_days": new.late_days, "grace_hours": new.grace_hours, "late_policy": new.late_policy}
         conn.execute(
             insert_for(conn, tu.usage_settings)
             .values(organization_id=org_id, **values)
             .on_conflict_do_update(index_elements=["organization_id"], set_=values)
+        )
+        now = (clock or SystemClock()).now()
+        before = {
+            "late_days": current.late_days,
+            "grace_hours": current.grace_hours,
+            "late_policy": current.late_policy,
+        }
+        append_audit(
+            conn,
+            [audit_row(org_id, "organization", org_id, "usage_settings_updated", actor, now, before, values)],
         )
     return new

@@ -1,0 +1,79 @@
+"""usage thresholds: per subscription or usage price, announced once per period (ADR 0008)
+
+Revision ID: 0024
+Revises: 0018
+Create Date: 2026-12-07 16:10:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
+
+revision = "0024"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "usage_thresholds",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("organization_id", Id, nullable=False),
+        sa.Column("subscription_id", Id, nullable=False),
+        sa.Column("price_id", Id, nullable=True),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("value", ExactDecimal(), nullable=False),
+        sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_usage_thresholds_organization_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscriptions.id"],
+            name=op.f("fk_usage_thresholds_subscription_id_subscriptions"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["price_id"], ["prices.id"], name=op.f("fk_usage_thresholds_price_id_prices")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_thresholds")),
+        sa.CheckConstraint("kind IN ('amount', 'quantity')", name=op.f("ck_usage_thresholds_kind")),
+        sa.CheckConstraint(
+            "kind = 'amount' OR price_id IS NOT NULL", name=op.f("ck_usage_thresholds_quantity_price")
+        ),
+    )
+    op.create_index(
+        "ix_usage_thresholds_org_subscription", "usage_thresholds", ["organization_id", "subscription_id"]
+    )
+    op.create_table(
+        "usage_threshold_hits",
+        sa.Column("organization_id", Id, nullable=False),
+        sa.Column("threshold_id", Id, nullable=False),
+        sa.Column("period_start", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("reached_at", UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_usage_threshold_hits_organization_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["threshold_id"],
+            ["usage_thresholds.id"],
+            name=op.f("fk_usage_threshold_hits_threshold_id_usage_thresholds"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("threshold_id", "period_start", name=op.f("pk_usage_threshold_hits")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("usage_threshold_hits")
+    op.drop_index("ix_usage_thresholds_org_subscription", table_name="usage_thresholds")
+    op.drop_table("usage_thresholds")

@@ -1,0 +1,41 @@
+"""Usage thresholds (migration 0024, ADR 0008): a subscription's current-period usage amount or a usage
+price's quantity that, once crossed, announces `usage.threshold_reached` once per period.
+
+`usage_threshold_hits` is the "once": its key (threshold, period start) is claimed with
+`ON CONFLICT DO NOTHING` in the transaction that writes the outbox event, so two workers checking at
+once cannot both announce it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, PrimaryKeyConstraint, String, Table
+
+from fiscus.adapters.db.tables import Id, metadata
+from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
+
+usage_thresholds = Table(
+    "usage_thresholds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    # NULL: the subscription's whole usage amount; else one usage price of the subscription.
+    Column("price_id", Id, ForeignKey("prices.id"), nullable=True),
+    # amount: net in the subscription's currency (major units); quantity: the metric's aggregate.
+    Column("kind", String(8), nullable=False),
+    Column("value", ExactDecimal, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('amount', 'quantity')", name="kind"),
+    CheckConstraint("kind = 'amount' OR price_id IS NOT NULL", name="quantity_price"),
+    Index("ix_usage_thresholds_org_subscription", "organization_id", "subscription_id"),
+)
+
+usage_threshold_hits = Table(
+    "usage_threshold_hits",
+    metadata,
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("threshold_id", Id, ForeignKey("usage_thresholds.id", ondelete="CASCADE"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("reached_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("threshold_id", "period_start"),
+)
