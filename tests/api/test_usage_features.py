@@ -83,7 +83,8 @@ def test_a_threshold_is_announced_once_per_period_through_the_webhook(api: Api) 
 
     made = api.post(path, {"kind": "quantity", "value": "50", "price_id": bandwidth})
     assert made.status_code == 201, made.text
-    assert made.json()["value"] == "50" and made.json()["price_id"] == bandwidth
+    assert made.json()["value"] == "50"
+    assert made.json()["price_id"] == bandwidth
     high = api.post(path, {"kind": "amount", "value": "1000.00"}).json()
     assert [r["id"] for r in api.get(path).json()["data"]] == [made.json()["id"], high["id"]]
 
@@ -111,7 +112,8 @@ def test_a_threshold_is_announced_once_per_period_through_the_webhook(api: Api) 
             "quantity",
             "50",
         )
-        assert data["value"] == "60" and data["subscription_id"] == sub
+        assert data["value"] == "60"
+        assert data["subscription_id"] == sub
 
         api.clock.advance(timedelta(days=32))  # the next period: announced again once reached again
         assert check_thresholds(api.db, api.clock) == 0
@@ -136,7 +138,8 @@ def test_a_customers_usage_across_its_subscriptions(api: Api) -> None:
     )
     api.send("a", "40", minutes=1)
     one = api.get(f"/customers/{w.customer}/usage?subscription={second}").json()
-    assert one["object"] == "usage" and one["amount"] == "2.00"  # 40 GB at 0.05 (first tier)
+    assert one["object"] == "usage"
+    assert one["amount"] == "2.00"
     both = api.get(f"/customers/{w.customer}/usage")
     assert both.status_code == 200, both.text
     body = both.json()

@@ -1,4 +1,6 @@
-"""Usage thresholds (migration 0024, ADR 0008): a subscription's current-period usage amount or a usage
+"""Usage thresholds and events for customers that do not exist yet (migration 0024, ADR 0008).
+
+Usage thresholds: a subscription's current-period usage amount or a usage
 price's quantity that, once crossed, announces `usage.threshold_reached` once per period.
 
 `usage_threshold_hits` is the "once": its key (threshold, period start) is claimed with
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, PrimaryKeyConstraint, String, Table
 
-from fiscus.adapters.db.tables import Id, metadata
+from fiscus.adapters.db.tables import Id, Json, metadata
 from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
 
 usage_thresholds = Table(
@@ -38,4 +40,21 @@ usage_threshold_hits = Table(
     Column("period_start", UtcDateTime, nullable=False),
     Column("reached_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("threshold_id", "period_start"),
+)
+
+usage_pending_events = Table(
+    "usage_pending_events",
+    metadata,
+    # An accepted event naming an external customer id that no customer had (the organisation allows
+    # it): its transaction id is claimed in usage_event_keys like any event's; creating the customer
+    # with that external id moves it into usage_events and the buckets (services/usage_pending.py).
+    Column("organization_id", Id, nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("external_customer_id", String(128), nullable=False),
+    Column("metric_id", Id, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("properties", Json, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("organization_id", "transaction_id"),
+    Index("ix_usage_pending_events_external", "organization_id", "external_customer_id"),
 )

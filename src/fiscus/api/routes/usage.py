@@ -64,11 +64,14 @@ def post_events(body: EventsIn, principal: OrgDep, c: ContainerDep) -> Response:
     """A batch of up to 1,000 events: all stored, or none and every bad one named by its index (a
     pointer per field). 422: what the batch alone gets wrong. 409 `field_conflict`: events that are
     well-formed but that the current data refuses: a `code` no billable metric has, a `customer_id`
-    that is not this organisation's customer, a `timestamp` more than 5 minutes ahead or older than the
-    late window (`/usage_settings`), or properties the metric cannot aggregate (its `field` missing or
-    not a number)."""
+    that is not this organisation's customer, an `external_customer_id` no customer has (unless the
+    usage settings keep such events until the customer is created), a `timestamp` more than 5
+    minutes ahead or older than the late window (`/usage_settings`), or properties the metric cannot
+    aggregate (its `field` missing or not a number)."""
     events = [
-        usage_ingest.EventIn(e.transaction_id, e.code, e.timestamp, e.properties, e.customer_id)
+        usage_ingest.EventIn(
+            e.transaction_id, e.code, e.timestamp, e.properties, e.customer_id, e.external_customer_id
+        )
         for e in body.events
     ]
     received = usage_ingest.ingest_events(c.db, c.clock, principal.organization_id, events)
@@ -224,6 +227,7 @@ def _settings(s: usage_settings.UsageSettings) -> Response:
             "late_days": s.late_days,
             "grace_hours": s.grace_hours,
             "late_policy": s.late_policy,
+            "accept_unknown_customers": s.accept_unknown_customers,
         }
     )
 
@@ -247,6 +251,7 @@ def update_usage_settings(body: UsageSettingsIn, principal: OrgDep, c: Container
             late_days=body.late_days,
             grace_hours=body.grace_hours,
             late_policy=body.late_policy,
+            accept_unknown_customers=body.accept_unknown_customers,
             clock=c.clock,
             actor=principal.actor,
         )

@@ -1,4 +1,5 @@
-"""usage thresholds: per subscription or usage price, announced once per period (ADR 0008)
+"""usage thresholds (announced once per period), customers' external ids, and events kept for
+customers that do not exist yet when the organisation allows it (ADR 0008)
 
 Revision ID: 0024
 Revises: 0018
@@ -18,9 +19,35 @@ branch_labels = None
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")  # type: ignore[attr-defined]
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("customers") as batch_op:
+        batch_op.add_column(sa.Column("external_id", sa.String(128), nullable=True))
+        batch_op.create_index("uq_customers_external_id", ["organization_id", "external_id"], unique=True)
+    with op.batch_alter_table("usage_settings") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "accept_unknown_customers", sa.Boolean(), nullable=False, server_default=sa.text("false")
+            )
+        )
+    op.create_table(
+        "usage_pending_events",
+        sa.Column("organization_id", Id, nullable=False),
+        sa.Column("transaction_id", sa.String(128), nullable=False),
+        sa.Column("external_customer_id", sa.String(128), nullable=False),
+        sa.Column("metric_id", Id, nullable=False),
+        sa.Column("occurred_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("properties", Json, nullable=False),
+        sa.Column("received_at", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("organization_id", "transaction_id", name=op.f("pk_usage_pending_events")),
+    )
+    op.create_index(
+        "ix_usage_pending_events_external",
+        "usage_pending_events",
+        ["organization_id", "external_customer_id"],
+    )
     op.create_table(
         "usage_thresholds",
         sa.Column("id", Id, autoincrement=True, nullable=False),
@@ -77,3 +104,10 @@ def downgrade() -> None:
     op.drop_table("usage_threshold_hits")
     op.drop_index("ix_usage_thresholds_org_subscription", table_name="usage_thresholds")
     op.drop_table("usage_thresholds")
+    op.drop_index("ix_usage_pending_events_external", table_name="usage_pending_events")
+    op.drop_table("usage_pending_events")
+    with op.batch_alter_table("usage_settings") as batch_op:
+        batch_op.drop_column("accept_unknown_customers")
+    with op.batch_alter_table("customers") as batch_op:
+        batch_op.drop_index("uq_customers_external_id")
+        batch_op.drop_column("external_id")
