@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.webhooks.sender import WebhookSender
 from fiscus.domain.clock import FixedClock
@@ -152,6 +154,9 @@ def test_a_customers_usage_across_its_subscriptions(api: Api) -> None:
     assert api.get(f"/customers/{make_customer(api.db, api.clock, other)}/usage").status_code == 404
 
 
+DEFAULTS = {"accept_unknown_customers": False}
+
+
 def test_usage_settings_changes_are_audited(api: Api) -> None:
     def audited() -> list[dict[str, Any]]:
         a = t.audit_events.c
@@ -167,12 +172,61 @@ def test_usage_settings_changes_are_audited(api: Api) -> None:
     rows = audited()
     assert [(r["before"], r["after"]) for r in rows] == [
         (
-            {"late_days": 7, "grace_hours": 1, "late_policy": "invoice"},
-            {"late_days": 30, "grace_hours": 1, "late_policy": "invoice"},
+            {**DEFAULTS, "late_days": 7, "grace_hours": 1, "late_policy": "invoice"},
+            {**DEFAULTS, "late_days": 30, "grace_hours": 1, "late_policy": "invoice"},
         ),
         (
-            {"late_days": 30, "grace_hours": 1, "late_policy": "invoice"},
-            {"late_days": 30, "grace_hours": 5, "late_policy": "credit_note"},
+            {**DEFAULTS, "late_days": 30, "grace_hours": 1, "late_policy": "invoice"},
+            {**DEFAULTS, "late_days": 30, "grace_hours": 5, "late_policy": "credit_note"},
         ),
     ]
     assert rows[0]["actor"].startswith("api")
+
+
+def test_events_by_external_id_and_for_customers_not_created_yet(api: Api) -> None:
+    w = api.world
+    customer = {"name": "Acme", "email": "ops@acme.test", "country": "BG", "external_id": "acme-1"}
+    made = api.post("/customers", customer)
+    assert made.status_code == 201, made.text
+    assert made.json()["external_id"] == "acme-1"
+    again = api.post("/customers", {**customer, "email": "other@acme.test"})
+    assert (again.status_code, again.json()["errors"][0]["field"]) == (409, "external_id")
+
+    def event(tx: str, **who: Any) -> dict[str, Any]:
+        at = (api.clock.now() - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        return {"transaction_id": tx, "code": "bandwidth", "timestamp": at, "properties": {"gb": "2"}, **who}
+
+    def stored() -> list[tuple[str, int]]:
+        e = tu.usage_events.c
+        with api.db.read() as conn:
+            query = select(e.transaction_id, e.customer_id).where(e.organization_id == w.org_id)
+            return sorted((str(a), int(b)) for a, b in conn.execute(query))
+
+    for both_or_neither in (event("x", customer_id=w.customer, external_customer_id="acme-1"), event("x")):
+        r = api.post("/events", {"events": [both_or_neither]})
+        assert (r.status_code, r.json()["errors"][0]["pointer"]) == (422, "/body/events/0"), r.text
+    assert api.post("/events", {"events": [event("a", external_customer_id="acme-1")]}).status_code == 202
+    assert stored() == [("a", made.json()["id"])]
+
+    later = [event("b", external_customer_id="later-7"), event("c", external_customer_id="later-7")]
+    refused = api.post("/events", {"events": later})
+    assert refused.status_code == 409
+    assert [e["pointer"] for e in refused.json()["errors"]] == [
+        "/body/events/0/external_customer_id",
+        "/body/events/1/external_customer_id",
+    ]
+    assert api.post("/usage_settings", {"accept_unknown_customers": True}).json()["accept_unknown_customers"]
+    bad = api.post("/events", {"events": [{**later[0], "properties": {}}]})  # the metric's field missing
+    assert (bad.status_code, bad.json()["errors"][0]["pointer"]) == (409, "/body/events/0/properties/gb")
+    assert api.post("/events", {"events": later}).json()["received"] == 2
+    assert api.post("/events", {"events": later}).json()["received"] == 2  # a resend: no-op
+    assert stored() == [("a", made.json()["id"])]  # kept, not counted yet
+
+    created = api.post("/customers", {**customer, "email": "l@later.test", "external_id": "later-7"}).json()
+    assert stored() == [("a", made.json()["id"]), ("b", created["id"]), ("c", created["id"])]
+    b = tu.usage_buckets.c
+    with api.db.read() as conn:
+        total = conn.execute(select(b.total).where(b.customer_id == created["id"])).scalar_one()
+    assert Decimal(total) == Decimal(4)
+    assert api.post("/events", {"events": later}).json()["received"] == 2  # still once
+    assert len(stored()) == 3

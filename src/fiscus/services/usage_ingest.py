@@ -138,6 +138,7 @@ def ingest_events(
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
         externals = pending.resolve(conn, org_id, {e.external_customer_id for _i, e in fresh.values()})
+        customers |= set(externals.values())
         held: list[dict[str, Any]] = []  # events for customers that do not exist yet (if allowed)
         rows: list[dict[str, Any]] = []
         partials: dict[BucketKey, Partial] = {}
