@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
-from fiscus.adapters.db import tables_usage_thresholds as tp
+from fiscus.adapters.db import tables_usage_features as tp
 from fiscus.adapters.db.upsert import insert_for
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
-from fiscus.adapters.db import tables_usage_thresholds as tt
+from fiscus.adapters.db import tables_usage_features as tt
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.upsert import insert_for

@@ -1,5 +1,6 @@
 """usage thresholds (announced once per period), customers' external ids, and events kept for
-customers that do not exist yet when the organisation allows it (ADR 0008)
+customers that do not exist yet when the organisation allows it, and the usage prices a plan change
+added or removed (a period's usage split at that instant) (ADR 0008)
 
 Revision ID: 0024
 Revises: 0018
@@ -98,9 +99,37 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("threshold_id", "period_start", name=op.f("pk_usage_threshold_hits")),
     )
+    op.create_table(
+        "usage_item_changes",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("organization_id", Id, nullable=False),
+        sa.Column("subscription_id", Id, nullable=False),
+        sa.Column("price_id", Id, nullable=False),
+        sa.Column("action", sa.String(8), nullable=False),
+        sa.Column("at", UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_usage_item_changes_organization_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscriptions.id"],
+            name=op.f("fk_usage_item_changes_subscription_id_subscriptions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_item_changes")),
+        sa.CheckConstraint("action IN ('added', 'removed')", name=op.f("ck_usage_item_changes_action")),
+    )
+    op.create_index(
+        "ix_usage_item_changes_subscription",
+        "usage_item_changes",
+        ["organization_id", "subscription_id", "at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_usage_item_changes_subscription", table_name="usage_item_changes")
+    op.drop_table("usage_item_changes")
     op.drop_table("usage_threshold_hits")
     op.drop_index("ix_usage_thresholds_org_subscription", table_name="usage_thresholds")
     op.drop_table("usage_thresholds")

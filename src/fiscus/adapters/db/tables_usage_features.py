@@ -1,7 +1,8 @@
-"""Usage thresholds and events for customers that do not exist yet (migration 0024, ADR 0008).
+"""Usage thresholds, events for customers that do not exist yet, and the usage prices a subscription
+gained or lost mid-period (migration 0024, ADR 0008).
 
-Usage thresholds: a subscription's current-period usage amount or a usage
-price's quantity that, once crossed, announces `usage.threshold_reached` once per period.
+Usage thresholds: a subscription's current-period usage amount or a usage price's quantity that,
+once crossed, announces `usage.threshold_reached` once per period.
 
 `usage_threshold_hits` is the "once": its key (threshold, period start) is claimed with
 `ON CONFLICT DO NOTHING` in the transaction that writes the outbox event, so two workers checking at
@@ -57,4 +58,19 @@ usage_pending_events = Table(
     Column("received_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("organization_id", "transaction_id"),
     Index("ix_usage_pending_events_external", "organization_id", "external_customer_id"),
+)
+
+usage_item_changes = Table(
+    "usage_item_changes",
+    metadata,
+    # A usage price added to or removed from a subscription by a plan change, and when: a period's
+    # usage is split at that instant (services/usage_windows.py). Creation and cancellation need no row.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, ForeignKey("organizations.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("price_id", Id, nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint("action IN ('added', 'removed')", name="action"),
+    Index("ix_usage_item_changes_subscription", "organization_id", "subscription_id", "at"),
 )
