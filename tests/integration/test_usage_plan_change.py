@@ -9,6 +9,7 @@ import random
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -29,7 +30,7 @@ from fiscus.services.usage_settings import update_usage_settings
 from tests.builders import make_customer, make_tenant
 from tests.usage_support import TIERS
 
-CHARGES = {
+CHARGES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "a": ("bw", "per_unit", {"unit_price": "0.10"}),
     "b": ("bw", "graduated", {"tiers": TIERS}),
     "c": ("calls", "per_unit", {"unit_price": "0.5", "free_units": "3"}),
