@@ -19,6 +19,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.charges import compute_charge
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.money import currency, to_minor
+from fiscus.domain.periods import Period
 from fiscus.services.billing_run import run_billing
 from fiscus.services.catalog import create_price
 from fiscus.services.subscriptions import ItemSpec, change_subscription, create_subscription
@@ -27,6 +28,7 @@ from fiscus.services.usage_ingest import EventIn, ingest_events
 from fiscus.services.usage_metrics import MetricSpec, create_metric
 from fiscus.services.usage_prices import UsageSpec, charge_of
 from fiscus.services.usage_settings import update_usage_settings
+from fiscus.services.usage_windows import price_windows, record_changes
 from tests.builders import make_customer, make_tenant
 from tests.usage_support import TIERS
 
@@ -140,3 +142,32 @@ def test_usage_is_split_at_the_plan_change(db: Database, clock: FixedClock) -> N
         (prices["b"], t1, end),
         (prices["c"], start, t2),
     }
+
+
+def test_price_windows_undo_later_changes_and_split_at_each(db: Database, clock: FixedClock) -> None:
+    tenant = make_tenant(db, clock, "bg", slug="windows")
+    org = tenant.org_id
+    sub = create_subscription(db, clock, org, make_customer(db, clock, tenant), [ItemSpec(tenant.monthly, 1)])
+    s = clock.now()
+    period = Period(s, s + timedelta(days=30))
+    day = timedelta(days=1)
+    usage = {1, 2, 3}  # price ids taken as usage prices (the table keeps no foreign key to them)
+    with db.write() as conn:
+        record_changes(conn, org, sub, [1], [2], usage, s + 5 * day)  # 1 → 2
+        record_changes(conn, org, sub, [2], [2, 1], usage, s + 10 * day)  # 1 back
+        record_changes(conn, org, sub, [2, 1], [3], usage, s + 40 * day)  # after the period: undone
+    with db.read() as conn:
+        assert price_windows(conn, sub, [3], period) == [
+            (1, Period(s, s + 5 * day)),  # prices no longer on the subscription: by start
+            (2, Period(s + 5 * day, period.end)),
+            (1, Period(s + 10 * day, period.end)),
+        ]
+        later = Period(period.end, period.end + timedelta(days=30))
+        assert price_windows(conn, sub, [3], later) == [
+            (3, Period(s + 40 * day, later.end)),  # the current price first
+            (1, Period(later.start, s + 40 * day)),
+            (2, Period(later.start, s + 40 * day)),
+        ]
+        assert price_windows(conn, sub, [3], Period(s + 50 * day, s + 60 * day)) == [
+            (3, Period(s + 50 * day, s + 60 * day))
+        ]
