@@ -117,9 +117,9 @@ def _keep_an_admin(conn: Connection, org_id: int, leaving: int, field: str) -> N
 
 def change_role(db: Database, clock: Clock, actor: Actor, operator_id: int, role: str) -> None:
     require(actor, "operators.manage")
-    the_role = _role(role)
     with db.write() as conn:
         current = _member_role(conn, operator_id, actor.organization_id)
+        the_role = _role(role)
         if current == Role.ADMIN.value and the_role is not Role.ADMIN:
             _keep_an_admin(conn, actor.organization_id, operator_id, "role")
         _grant(conn, operator_id, actor.organization_id, the_role, actor.audit, clock.now())
