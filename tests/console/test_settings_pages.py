@@ -48,7 +48,8 @@ class _Form(HTMLParser):
 
     def __init__(self, action: str) -> None:
         super().__init__()
-        self.action, self.inside, self.values = action, False, {}
+        self.action, self.inside = action, False
+        self.values: dict[str, str] = {}
         self.select: str | None = None
         self.area: str | None = None
 
@@ -56,7 +57,7 @@ class _Form(HTMLParser):
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
             self.inside = a.get("action", "").endswith(self.action)
-        elif not self.inside or not a.get("name") and tag != "option":
+        elif not self.inside or (not a.get("name") and tag != "option"):
             return
         elif tag == "input" and (a.get("type") != "checkbox" or "checked" in a):
             self.values[a["name"]] = a.get("value", "on" if a.get("type") == "checkbox" else "")
@@ -126,7 +127,8 @@ def test_catalog_is_changed_by_finance_with_the_api_s_errors_and_refused_to_supp
         f"{base}/catalog/products", data={"csrf_token": token, "code": "pro", "name": "Again"}
     )
     assert taken.status_code == 409
-    assert 'id="product-code-error"' in taken.text and 'aria-invalid="true"' in taken.text
+    assert 'id="product-code-error"' in taken.text
+    assert 'aria-invalid="true"' in taken.text
     product_id = int(product_path.rsplit("/", 1)[1])
     variant = client.post(
         f"{product_path}/variants",
@@ -166,7 +168,8 @@ def test_catalog_is_changed_by_finance_with_the_api_s_errors_and_refused_to_supp
     shown = client.get(product_path + "?lang=bg").text
     assert "1\xa0234,50\xa0€" in shown  # the operator's locale
     confirm = client.get(f"{base}/catalog/prices/{price['id']}/archive")
-    assert confirm.status_code == 200 and 'class="danger"' in confirm.text
+    assert confirm.status_code == 200
+    assert 'class="danger"' in confirm.text
     client.post(f"{base}/catalog/prices/{price['id']}/archive", data={"csrf_token": token})
     with db.read() as conn:
         assert conn.execute(select(t.prices.c.active).where(t.prices.c.id == price["id"])).scalar() is False
@@ -178,7 +181,7 @@ def test_catalog_is_changed_by_finance_with_the_api_s_errors_and_refused_to_supp
 def test_organization_settings_keep_the_api_s_statuses_and_fields(
     setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
 ) -> None:
-    db, clock, world = setup
+    db, _clock, world = setup
     org, base = world.tenant.org_id, f"/console/{world.tenant.org_id}"
     login(client, world.emails["viewer"])
     page = client.get(f"{base}/settings/organization")
@@ -193,7 +196,8 @@ def test_organization_settings_keep_the_api_s_statuses_and_fields(
     login(client, world.emails["admin"])
     page = client.get(f"{base}/settings/organization")
     form = form_of(page.text, "/settings/organization")
-    assert form["legal_name"] and form["country"] == "BG"
+    assert form["legal_name"]
+    assert form["country"] == "BG"
     saved = client.post(
         f"{base}/settings/organization",
         data={**form, "trading_name": "Acme <b>", "footers.bg": "Благодарим!", "payment_terms_days": "30"},
@@ -222,7 +226,8 @@ def test_organization_settings_keep_the_api_s_statuses_and_fields(
     assert cleared.status_code == 409
     assert 'id="f-vat_id-error"' in cleared.text
     wrong = client.post(f"{base}/settings/organization", data={**form, "timezone": "Mars/Olympus"})
-    assert wrong.status_code == 422 and 'id="f-timezone-error"' in wrong.text
+    assert wrong.status_code == 422
+    assert 'id="f-timezone-error"' in wrong.text
     assert "Acme &lt;b&gt;" in page.text
 
 
@@ -233,7 +238,10 @@ def test_logo_svg_with_script_is_neutralised(
     base = f"/console/{world.tenant.org_id}"
     login(client, world.emails["admin"])
     token = csrf_token(client.get(f"{base}/settings/organization").text)
-    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20" onload="alert(1)"><script>alert(2)</script><rect width="40" height="20" fill="#123456"/></svg>'
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20" onload="alert(1)">'
+        b'<script>alert(2)</script><rect width="40" height="20" fill="#123456"/></svg>'
+    )
     sent = client.post(
         f"{base}/settings/logo",
         data={"csrf_token": token},
@@ -251,15 +259,18 @@ def test_logo_svg_with_script_is_neutralised(
             .scalars()
             .all()
         )
-    assert stored and all(b"script" not in d and b"onload" not in d for d in stored)
+    assert stored
+    assert all(b"script" not in d and b"onload" not in d for d in stored)
     shown = client.get(f"{base}/settings/organization").text
-    assert 'src="data:image/svg+xml;base64,' in shown and "<script>alert(2)" not in shown
+    assert 'src="data:image/svg+xml;base64,' in shown
+    assert "<script>alert(2)" not in shown
     junk = client.post(
         f"{base}/settings/logo",
         data={"csrf_token": token},
         files={"file": ("x.png", b"not an image", "image/png")},
     )
-    assert junk.status_code == 422 and 'id="f-file-error"' in junk.text
+    assert junk.status_code == 422
+    assert 'id="f-file-error"' in junk.text
 
 
 def test_number_series_move_forward_only(
@@ -282,15 +293,18 @@ def test_number_series_move_forward_only(
     )
     assert made.status_code == 303
     page = client.get(path).text
-    assert "EXP-{seq:04}" in page and ">100<" in page
+    assert "EXP-{seq:04}" in page
+    assert ">100<" in page
     back = client.post(
         path, data={"csrf_token": token, "document_type": "invoice", "series": "EXP", "next_value": "5"}
     )
-    assert back.status_code == 409 and 'id="f-next_value-error"' in back.text
+    assert back.status_code == 409
+    assert 'id="f-next_value-error"' in back.text
     bad = client.post(
         path, data={"csrf_token": token, "document_type": "invoice", "series": "NEW", "format": "no sequence"}
     )
-    assert bad.status_code == 422 and 'id="f-format-error"' in bad.text
+    assert bad.status_code == 422
+    assert 'id="f-format-error"' in bad.text
 
 
 def test_webhooks_keys_show_a_secret_once_and_redeliver(
@@ -302,7 +316,8 @@ def test_webhooks_keys_show_a_secret_once_and_redeliver(
     login(client, world.emails["admin"])
     page = client.get(f"{base}/settings/webhooks")
     token = csrf_token(page.text)
-    assert XSS not in page.text and html.escape(XSS, quote=False)[:20] in page.text
+    assert XSS not in page.text
+    assert html.escape(XSS, quote=False)[:20] in page.text
     created = client.post(
         f"{base}/settings/webhooks",
         data={
@@ -312,13 +327,15 @@ def test_webhooks_keys_show_a_secret_once_and_redeliver(
             "description": "ERP",
         },
     )
-    assert created.status_code == 201 and "whsec_" in created.text
+    assert created.status_code == 201
+    assert "whsec_" in created.text
     assert "whsec_" not in client.get(f"{base}/settings/webhooks").text
     private = client.post(
         f"{base}/settings/webhooks",
         data={"csrf_token": token, "url": "http://127.0.0.1/x", "event_types": "*"},
     )
-    assert private.status_code == 422 and 'id="f-url-error"' in private.text
+    assert private.status_code == 422
+    assert 'id="f-url-error"' in private.text
     delivery = world.settings.delivery_id
     client.post(f"{base}/settings/webhook-deliveries/{delivery}/redeliver", data={"csrf_token": token})
     with db.read() as conn:
@@ -338,7 +355,8 @@ def test_webhooks_keys_show_a_secret_once_and_redeliver(
     secret = key.text.split('<code class="secret">')[1].split("</code>")[0]
     assert access.authenticate(db, clock, secret) is not None
     listed = client.get(f"{base}/settings/api-keys").text
-    assert secret not in listed and secret[:9] in listed
+    assert secret not in listed
+    assert secret[:9] in listed
     key_id = access.authenticate(db, clock, secret).credential_id  # type: ignore[union-attr]
     client.post(f"{base}/settings/api-keys/{key_id}/revoke", data={"csrf_token": token})
     assert access.authenticate(db, clock, secret) is None
@@ -359,7 +377,8 @@ def test_operators_invite_change_and_the_last_admin_stays(
         f"{base}/settings/operators",
         data={"csrf_token": token, "email": "new@console.example", "name": XSS, "role": "support"},
     )
-    assert invited.status_code == 201 and XSS not in invited.text
+    assert invited.status_code == 201
+    assert XSS not in invited.text
     link = invited.text.split('<code class="secret">')[1].split("</code>")[0]
     assert "/console/set-password?token=" in link
     assert client.get(link.split("testserver", 1)[-1]).status_code == 200
@@ -410,7 +429,6 @@ def test_new_pages_show_stored_markup_escaped(
         f"{base}/settings/api-keys",
     ):
         text = client.get(path).text
-        assert "<script>alert" not in text and "onerror=alert" not in text.replace(
-            "onerror=alert(1)&gt;", ""
-        ), path
+        assert "<script>alert" not in text, path
+        assert "<img src=x" not in text, path
         assert "&lt;script&gt;" in text, path
