@@ -432,3 +432,40 @@ def test_new_pages_show_stored_markup_escaped(
         assert "<script>alert" not in text, path
         assert "<img src=x" not in text, path
         assert "&lt;script&gt;" in text, path
+
+
+def test_every_new_post_without_a_csrf_token_is_refused(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    db, _, world = setup
+    ids = world.settings
+    assert ids is not None
+    login(client, world.emails["admin"])
+    base = f"/console/{world.tenant.org_id}"
+    a = t.audit_events.c
+    with db.read() as conn:
+        before = conn.execute(select(a.id).order_by(a.id.desc())).scalar()
+    for path in (
+        "/catalog/products",
+        f"/catalog/products/{ids.product_id}/variants",
+        f"/catalog/variants/{ids.variant_id}/prices",
+        f"/catalog/prices/{ids.price_id}/archive",
+        "/settings/organization",
+        "/settings/logo",
+        "/settings/logo/remove",
+        "/settings/number-series",
+        "/settings/payments",
+        "/settings/webhooks",
+        f"/settings/webhooks/{ids.endpoint_id}/disable",
+        f"/settings/webhook-deliveries/{ids.delivery_id}/redeliver",
+        "/settings/api-keys",
+        f"/settings/api-keys/{ids.key_id}/revoke",
+        "/settings/operators",
+        f"/settings/operators/{ids.operator_id}/role",
+        f"/settings/operators/{ids.operator_id}/remove",
+        f"/settings/operators/{ids.operator_id}/disable",
+    ):
+        answer = client.post(base + path, data={"name": "x", "code": "x", "role": "admin"})
+        assert answer.status_code == 403, path
+    with db.read() as conn:
+        assert conn.execute(select(a.id).order_by(a.id.desc())).scalar() == before  # nothing written
