@@ -36,8 +36,9 @@ def setup(
     db.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(setup: tuple[Database, FixedClock, ConsoleWorld]) -> Iterator[TestClient]:
+    """One app per database for the module (each test signs in as whom it needs)."""
     db, clock, _ = setup
     with TestClient(make_app(db, clock), raise_server_exceptions=True) as c:
         yield c
