@@ -413,6 +413,24 @@ def test_operators_invite_change_and_the_last_admin_stays(
         )
         assert conn.execute(select(m.id).where(m.operator_id == new_id)).first() is None
     assert _audit_actor(db, org, "operator", "removed") == f"operator:{me}"
+    # A person who already has a login (in another organisation) gets the role, and no link.
+    token = csrf_token(client.get(f"{base}/settings/operators").text)
+    data = {"csrf_token": token, "email": world.emails["outsider"], "role": "viewer"}
+    added = client.post(f"{base}/settings/operators", data=data, follow_redirects=False)
+    assert added.status_code == 303
+    outsider = _operator_id(db, world.emails["outsider"])
+    assert client.post(f"{base}/settings/operators", data=data).status_code == 409  # already here
+    # Not theirs to disable (it opens an organisation this admin does not run); removing is.
+    assert (
+        client.post(f"{base}/settings/operators/{outsider}/disable", data={"csrf_token": token}).status_code
+        == 409
+    )
+    client.post(f"{base}/settings/operators/{outsider}/remove", data={"csrf_token": token})
+    with db.read() as conn:
+        assert (
+            conn.execute(select(m.id).where(m.operator_id == outsider, m.organization_id == org)).first()
+            is None
+        )
 
 
 def test_new_pages_show_stored_markup_escaped(

@@ -252,9 +252,10 @@ def invite(ctx: Ctx) -> Response:
         )
     except DomainError as exc:
         return _operators(ctx, **_failed(exc))
+    if token is None:  # a person with a login: the role is theirs now
+        return f.back(ctx, "/settings/operators")
     base = str(ctx.request.base_url).rstrip("/")
-    link = f"{base}/console/set-password?token={token}" if token else None
-    return _operators(ctx, link=link, status=201 if token else 200)
+    return _operators(ctx, link=f"{base}/console/set-password?token={token}", status=201)
 
 
 @org_page("/settings/operators/{operator_id}/role", methods=("POST",), permission="operators.manage")
