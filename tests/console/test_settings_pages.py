@@ -19,6 +19,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import FieldConflictError
 from fiscus.services import access, org_settings
+from fiscus.web.console.settings_labels import OWN as SETTINGS_LABELS
 from tests.api_support import make_app
 from tests.conftest import BACKENDS, new_database_url
 from tests.console.settings_support import XSS
@@ -451,6 +452,9 @@ def test_new_pages_show_stored_markup_escaped(
         assert "<script>alert" not in text, path
         assert "<img src=x" not in text, path
         assert "&lt;script&gt;" in text, path
+    assert "Баптаулар" in client.get(f"{base}/settings?lang=kk").text
+    assert "Настройки" in client.get(f"{base}/settings?lang=ru").text
+    client.get(f"{base}/settings?lang=en")
 
 
 def test_every_new_post_without_a_csrf_token_is_refused(
@@ -488,3 +492,9 @@ def test_every_new_post_without_a_csrf_token_is_refused(
         assert answer.status_code == 403, path
     with db.read() as conn:
         assert conn.execute(select(a.id).order_by(a.id.desc())).scalar() == before  # nothing written
+
+
+def test_every_new_label_is_in_each_language() -> None:
+    assert set(SETTINGS_LABELS) == {"en", "bg", "ru", "kk"}
+    for language, texts in SETTINGS_LABELS.items():
+        assert set(texts) == set(SETTINGS_LABELS["en"]), language
