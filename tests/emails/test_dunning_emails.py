@@ -101,7 +101,9 @@ def test_dunning_emails_to_the_final_action_and_a_receipt_for_a_payment_by_hand(
         ("final_action", "mark_uncollectible"),
     ]
     with db.read() as conn:
-        subject, text, _html = preview_email(conn, tenant.org_id, "final_action", new[-1]["document_id"], "en")
+        subject, text, _html = preview_email(
+            conn, tenant.org_id, "final_action", new[-1]["document_id"], "en"
+        )
     assert subject.startswith("We stopped collecting payment for")
     assert "/pay/" in text  # an uncollectible invoice can still be paid on the hosted page
     update_email_settings(db, clock, tenant.org_id, {"disabled": ["final_action", "payment_receipt"]})

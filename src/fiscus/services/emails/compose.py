@@ -30,8 +30,8 @@ from fiscus.adapters.db.email_queue import email_settings
 from fiscus.documents.view_model import format_minor, format_money
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.email import (
-    FINAL_ACTION_EMAILS,
     DOCUMENT_KINDS,
+    FINAL_ACTION_EMAILS,
     TRANSACTIONAL,
     Attachment,
     EmailKind,

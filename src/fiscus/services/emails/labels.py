@@ -35,7 +35,9 @@ LABELS: Final[dict[str, dict[str, str]]] = {
             "Our last try to collect {amount_due} for {number} failed, so we stopped trying "
             "automatically. The amount is still owed: please pay it online."
         ),
-        "final_action.cancel_subscription.subject": "Your subscription was cancelled: payment for {number} failed",
+        "final_action.cancel_subscription.subject": (
+            "Your subscription was cancelled: payment for {number} failed"
+        ),
         "final_action.cancel_subscription.intro": (
             "Our last try to collect {amount_due} for {number} failed, so your subscription was "
             "cancelled. To continue, please pay what is owed and contact {org}."
