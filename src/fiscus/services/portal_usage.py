@@ -23,6 +23,7 @@ from fiscus.services.usage_billing import preview_usage
 @dataclass(frozen=True, slots=True)
 class UsageCharge:
     metric: str
+    code: str
     group: str
     quantity: Decimal
     events: int
@@ -67,6 +68,7 @@ def current_usage(
     charges = tuple(
         UsageCharge(
             metric=names.get(x.metric_id, x.metric_code),
+            code=x.metric_code,
             group=x.group,
             quantity=Decimal(str(x.quantity)),
             events=x.events,

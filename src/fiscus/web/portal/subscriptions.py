@@ -15,7 +15,7 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.documents.view_model import format_money
 from fiscus.domain.errors import DomainError, NotFoundError, ValidationError
-from fiscus.domain.money import currency
+from fiscus.domain.money import currency, from_minor
 from fiscus.services import portal_actions as actions
 from fiscus.services.portal_usage import CurrentUsage, current_usage
 from fiscus.web.portal.common import Page, ident, posted, problem, redirect, signed_in
@@ -189,6 +189,8 @@ def _usage_rows(page: Page, usage: CurrentUsage | None) -> dict[str, Any] | None
         "charges": [
             {
                 "metric": c.metric,
+                "code": c.code,
+                "amount_raw": f"{from_minor(c.amount_minor, cur):f}",
                 "group": c.group,
                 "quantity": format_decimal(c.quantity, locale=page.locale),
                 "amount": page.money(c.amount_minor, cur),
