@@ -15,7 +15,9 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.tables_email import email_outbox
 from fiscus.domain.clock import FixedClock
+from fiscus.domain.documents import DocumentType
 from fiscus.gateway import cards
+from fiscus.queries.dashboard import dashboard
 from fiscus.services.billing_run import run_billing
 from fiscus.services.documents import mark_paid
 from fiscus.services.emails.preview import preview_email
@@ -147,3 +149,35 @@ def test_final_action_previews_in_every_language(db: Database, clock: FixedClock
                 assert "{" not in subject + text  # every placeholder filled
                 seen.add(subject)
     assert len(seen) == 8
+
+
+def test_recovery_rate_counts_what_dunning_recovers(
+    db: Database, clock: FixedClock, gateway: GatewayProcess
+) -> None:
+    """Three first charges fail: one is recovered by a retry, one is a proforma the customer then paid
+    by bank transfer (marked paid: the payment lands on the invoice it became), one stays unpaid."""
+    tenant = make_tenant(db, clock, "bg", subscription_document=DocumentType.PROFORMA)
+    update_email_settings(
+        db, clock, tenant.org_id, {"dunning": {"retry_days": [1], "final_action": "leave_open"}}
+    )
+    customers = [_subscribed(db, clock, gateway, tenant, cards.INSUFFICIENT_FUNDS, n)[0] for n in range(3)]
+    run_billing(db, clock)
+    first = clock.now()
+    assert run_collection(db, clock, gateway.provider()).failed == 3
+    with db.read() as conn:
+        docs = dict(
+            conn.execute(
+                select(t.documents.c.customer_id, t.documents.c.id).where(
+                    t.documents.c.organization_id == tenant.org_id
+                )
+            ).all()
+        )
+    token = gateway.tokenise(cards.SUCCESS)  # the first customer gives a new card before the retry
+    add_card(db, clock, gateway.provider(), tenant.org_id, customers[0], token=token, make_default=True)
+    clock.set(first + timedelta(days=1))
+    run_collection(db, clock, gateway.provider())
+    mark_paid(db, clock, tenant.org_id, docs[customers[1]])  # the second pays by bank transfer
+    with db.read() as conn:
+        dash = dashboard(conn, tenant.org_id, "EUR", first.date(), first.date(), "day", now=clock.now())
+    [bucket] = dash.payments
+    assert (bucket.recovery.numerator, bucket.recovery.denominator) == (2, 3)
