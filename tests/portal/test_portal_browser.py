@@ -24,7 +24,7 @@ from fiscus.services.access import create_api_key
 from fiscus.services.portal_settings import update_portal_settings
 from tests.api_support import auth, live_server, make_app
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, billed_document, fill_card
+from tests.pages.support import CHROMIUM, billed_document, fill_card
 from tests.payments_support import GatewayProcess, gateway_process
 
 if TYPE_CHECKING:
@@ -38,12 +38,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium: Browser) -> Browser:
+    """The session's Chromium (tests/conftest.py)."""
+    return chromium
 
 
 @pytest.fixture(scope="module")
