@@ -8,7 +8,7 @@ from typing import Final
 MORE_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "usage_heading": "Usage so far",
-        "usage_text": "{amount} for {period}, invoiced after the period ends",
+        "usage_text": "{amount} before tax for {period}, invoiced after the period ends",
         "usage_caption": "Usage this period",
         "metric": "Metric",
         "group": "Group",
@@ -35,7 +35,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
     },
     "bg": {
         "usage_heading": "Потребление досега",
-        "usage_text": "{amount} за {period}, фактурира се след края на периода",
+        "usage_text": "{amount} без данъци за {period}, фактурира се след края на периода",
         "usage_caption": "Потребление през периода",
         "metric": "Показател",
         "group": "Група",
@@ -64,7 +64,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
     },
     "ru": {
         "usage_heading": "Потребление на текущий момент",
-        "usage_text": "{amount} за {period}, счёт выставляется после окончания периода",
+        "usage_text": "{amount} без налогов за {period}, счёт выставляется после окончания периода",
         "usage_caption": "Потребление за период",
         "metric": "Показатель",
         "group": "Группа",
@@ -91,7 +91,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
     },
     "kk": {
         "usage_heading": "Қазіргі тұтыну",
-        "usage_text": "{period} үшін {amount}, кезең аяқталған соң шот жазылады",
+        "usage_text": "{period} үшін салықсыз {amount}, кезең аяқталған соң шот жазылады",
         "usage_caption": "Кезеңдегі тұтыну",
         "metric": "Көрсеткіш",
         "group": "Топ",
