@@ -134,3 +134,9 @@ def test_usage_pages_and_errors_in_the_customers_language(
         assert cancel.status_code == 422
         assert "Моля, изберете причина." in cancel.text
         assert "choose a reason" not in cancel.text
+        # A card the gateway refused: its code in Bulgarian; anything else in the query is not echoed.
+        refused = client.get("/portal/metered/payment-methods", params={"error": "insufficient_funds"})
+        assert "Недостатъчна наличност по картата." in refused.text
+        odd = client.get("/portal/metered/payment-methods", params={"error": "Card refused by bank XYZ"})
+        assert 'data-testid="card-error"' in odd.text
+        assert "bank XYZ" not in odd.text
