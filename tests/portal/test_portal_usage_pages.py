@@ -1,6 +1,6 @@
 """The portal's newer parts over HTTP, on both databases: a customer's current usage per metric and
 group (the same figures as `GET /api/v1/customers/{id}/usage`) and the next invoice with it, keyset
-pages through documents and payments, and the use cases' errors in the customer's language."""
+pages through documents, payments and subscriptions, and the use cases' errors in the customer's language."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fiscus.services.access import create_api_key
 from fiscus.services.documents import mark_paid
 from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.portal_settings import update_portal_settings
-from fiscus.services.subscriptions import ItemSpec
+from fiscus.services.subscriptions import ItemSpec, create_subscription
 from fiscus.services.usage_ingest import EventIn, ingest_events
 from fiscus.web.portal import paging
 from tests.api_support import api_client, auth
@@ -84,6 +84,16 @@ def test_usage_pages_and_errors_in_the_customers_language(
         assert "Bandwidth" in page.text
         assert "API calls" in page.text
         assert "plus usage so far" in page.text
+
+        # Subscriptions page too: two more make a second page, which holds the metered one.
+        for _ in range(2):
+            create_subscription(db, clock, w.org_id, w.customer, [ItemSpec(w.tenant.monthly, 1)])
+        first_page = client.get("/portal/metered/subscriptions").text
+        assert first_page.count('data-testid="subscription"') == 2
+        older = re.search(r'href="([^"]+)" data-testid="older"', first_page)
+        assert older is not None
+        second = client.get(older.group(1)).text
+        assert re.findall(r'data-testid="subscription" data-id="(\d+)"', second) == [str(w.subscription)]
 
         # Documents, two a page, newest first: older pages until the first, newer back again.
         seen: list[str] = []

@@ -16,8 +16,10 @@ from fiscus.adapters.db import tables as t
 from fiscus.documents.view_model import format_money
 from fiscus.domain.errors import DomainError, NotFoundError, ValidationError
 from fiscus.domain.money import currency, from_minor
+from fiscus.queries.pagination import cursor_rows
 from fiscus.services import portal_actions as actions
 from fiscus.services.portal_usage import CurrentUsage, current_usage
+from fiscus.web.portal import paging
 from fiscus.web.portal.common import Page, ident, posted, problem, redirect, signed_in
 from fiscus.web.portal.errors import conflict_message, field_errors
 
@@ -93,15 +95,19 @@ def subscriptions(slug: str, request: Request) -> Response:
         return page
     s = page.session
     sc, si = t.subscriptions.c, t.subscription_items.c
+    cursor = paging.cursor_of(request)
     with page.c.db.read() as conn:
-        subs = [
-            dict(r)
-            for r in conn.execute(
-                select(t.subscriptions)
-                .where(sc.organization_id == s.organization_id, sc.customer_id == s.customer_id)
-                .order_by(sc.id.desc())
-            ).mappings()
-        ]
+        found, more = cursor_rows(
+            conn,
+            select(t.subscriptions).where(
+                sc.organization_id == s.organization_id, sc.customer_id == s.customer_id
+            ),
+            t.subscriptions,
+            limit=paging.PAGE_SIZE,
+            starting_after=cursor.after,
+            ending_before=cursor.before,
+        )
+        subs = [dict(r._mapping) for r in found]
         items: dict[int, list[tuple[int, Decimal]]] = {}
         for r in conn.execute(
             select(si.subscription_id, si.price_id, si.quantity)
@@ -152,6 +158,8 @@ def subscriptions(slug: str, request: Request) -> Response:
         "title": page.t["subscriptions_heading"],
         "section": "subscriptions",
         "subs": rows,
+        "pages": paging.pager(f"{page.base}/subscriptions", [x["id"] for x in subs], more, cursor),
+        "pages_label": page.t["pages"],
         "done": done,
     }
     return page.render("subscriptions.html", context)
