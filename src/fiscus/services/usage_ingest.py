@@ -12,8 +12,9 @@ batches cannot deadlock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -22,6 +23,7 @@ import msgspec
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import FieldConflictsError, FieldProblem, InvalidFieldError, ValidationError
@@ -34,9 +36,12 @@ from fiscus.domain.usage import (
     group_of,
     hour_of,
     matches,
+    merge,
+    partial_of,
     partial_of_values,
     value_of,
 )
+from fiscus.services import usage_pending as pending
 from fiscus.services import usage_store as store
 from fiscus.services.usage_adjustments import mark_late
 from fiscus.services.usage_metrics import metric_of, metrics_by_code
@@ -49,10 +54,10 @@ AHEAD: Final = timedelta(minutes=5)
 MAX_PROPERTIES: Final = 32
 MAX_PROPERTIES_BYTES: Final = 4096
 MAX_TEXT: Final = 200
+EXTERNAL_ID: Final = re.compile(r"[!-~]{1,128}")
+"""A customer's external id: 1 to 128 printable ASCII characters, no spaces."""
 
 BucketKey = store.BucketKey
-Placed = tuple[Metric, BucketKey, Event, Decimal | str | None]
-"""An event that counts: its metric, hour bucket, the event and its `value_of`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class EventIn:
     timestamp: datetime
     properties: Mapping[str, object]
     customer_id: int | None = None
+    external_customer_id: str | None = None
 
 
 def _shape(i: int, e: EventIn) -> list[FieldProblem]:
@@ -70,8 +76,10 @@ def _shape(i: int, e: EventIn) -> list[FieldProblem]:
     out: list[FieldProblem] = []
     if not e.transaction_id or len(e.transaction_id) > 128:
         out.append(FieldProblem(f"{at}.transaction_id", "1 to 128 characters"))
-    if e.customer_id is None:
-        out.append(FieldProblem(f"{at}.customer_id", "required"))
+    if (e.customer_id is None) == (e.external_customer_id is None):
+        out.append(FieldProblem(f"{at}.customer_id", "exactly one of customer_id and external_customer_id"))
+    elif e.external_customer_id is not None and not EXTERNAL_ID.fullmatch(e.external_customer_id):
+        out.append(FieldProblem(f"{at}.external_customer_id", "1 to 128 printable characters, no spaces"))
     if e.timestamp.tzinfo is None:
         out.append(FieldProblem(f"{at}.timestamp", "needs a UTC offset"))
     if len(e.properties) > MAX_PROPERTIES:
@@ -138,36 +146,48 @@ def ingest_events(
             conflicts.extend(_window(i, e, now, window))
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
+        externals = pending.resolve(conn, org_id, {e.external_customer_id for _i, e in fresh.values()})
+        customers |= set(externals.values())
+        held: list[dict[str, Any]] = []  # events for customers that do not exist yet (if allowed)
         rows: list[dict[str, Any]] = []
-        placed: dict[str, Placed] = {}
+        partials: dict[BucketKey, Partial] = {}
+        uniques: set[tuple[BucketKey, str]] = set()
         defined: dict[str, Metric] = {}
         for i, e in fresh.values():
             row = metrics.get(e.code)
             if row is None:
                 conflicts.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
                 continue
+            ext = e.external_customer_id
+            if ext is not None and e.customer_id is None:
+                if ext in externals:
+                    e = replace(e, customer_id=externals[ext])
+                elif settings.accept_unknown_customers:  # kept until that customer exists
+                    try:
+                        _measure(metrics_of(defined, e.code, row), row["id"], replace(e, customer_id=0))
+                    except InvalidFieldError as exc:
+                        conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+                        continue
+                    held.append(pending.held_row(org_id, row["id"], e, ext, now))
+                    continue
+                else:
+                    where = f"events.{i}.external_customer_id"
+                    conflicts.append(FieldProblem(where, f"no customer with external id '{ext}'"))
+                    continue
             if e.customer_id is None:
                 continue  # reported by _shape
             if e.customer_id not in customers:
                 conflicts.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
                 continue
             metric = defined.get(e.code) or defined.setdefault(e.code, metric_of(row))
-            group = group_of(metric, e.properties)
-            if matches(metric, e.properties):
-                try:
-                    value = value_of(metric, e.properties)
-                except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
-                    conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
-                    continue
-                key = (e.customer_id, row["id"], group, hour_of(e.timestamp))
-                placed[e.transaction_id] = (
-                    metric,
-                    key,
-                    Event(e.transaction_id, e.timestamp, e.properties),
-                    value,
-                )
+            try:
+                key, partial = _measure(metric, row["id"], e)
+            except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
+                conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+                continue
             if problems or conflicts:
                 continue
+            group = key[2] if key else group_of(metric, e.properties)
             rows.append(
                 {
                     "organization_id": org_id,
@@ -180,6 +200,10 @@ def ingest_events(
                     "received_at": now,
                 }
             )
+            if key is not None and partial is not None:
+                if metric.aggregation is Aggregation.UNIQUE_COUNT:
+                    uniques |= {(key, u) for u in partial.uniques}
+                partials[key] = merge(partials[key], partial) if key in partials else partial
         if problems:
             raise ValidationError(problems + conflicts)
         if conflicts:
@@ -187,26 +211,93 @@ def ingest_events(
         claimed = store.claim(conn, org_id, rows)
         if len(claimed) < len(rows):  # a concurrent batch stored some of them first: count only ours
             rows = [r for r in rows if r["transaction_id"] in claimed]
+            partials, uniques = _recount(rows, metrics)
         if rows:
-            partials, uniques = _fold(
-                [placed[r["transaction_id"]] for r in rows if r["transaction_id"] in placed]
-            )
             store.insert_events(conn, rows)
             store.add_uniques(conn, org_id, uniques)
             store.add_to_buckets(conn, org_id, partials)
             mark_late(conn, org_id, rows, now)  # billed periods these fall in are adjusted, never changed
+        pending.hold(conn, org_id, held)
     return len(events)
 
 
-def _fold(
-    placed: Sequence[Placed],
+def metrics_of(defined: dict[str, Metric], code: str, row: Mapping[str, Any]) -> Metric:
+    """The domain metric of a metric row, made once per batch."""
+    return defined.get(code) or defined.setdefault(code, metric_of(dict(row)))
+
+
+def store_claimed(
+    conn: Connection,
+    org_id: int,
+    rows: list[dict[str, Any]],
+    metrics: Mapping[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Store events whose transaction ids are already claimed (a kept event whose customer now exists):
+    the raw rows, their hour buckets and the late marks, as a batch's own events are stored."""
+    if not rows:
+        return
+    partials, uniques = _recount(rows, metrics)
+    store.insert_events(conn, rows)
+    store.add_uniques(conn, org_id, uniques)
+    store.add_to_buckets(conn, org_id, partials)
+    mark_late(conn, org_id, rows, now)
+
+
+def release_pending(conn: Connection, org_id: int, customer_id: int, external_id: str, now: datetime) -> int:
+    """Count the kept events of a customer just created with `external_id` (its transaction): how many."""
+    held = pending.take(conn, org_id, external_id)
+    if not held:
+        return 0
+    ids = {r["metric_id"] for r in held}
+    m = tu.billable_metrics.c
+    metrics = {
+        r["code"]: dict(r)
+        for r in conn.execute(select(tu.billable_metrics).where(m.id.in_(sorted(ids)))).mappings()
+    }
+    by_id = {row["id"]: metric_of(row) for row in metrics.values()}
+    rows = [
+        {
+            "organization_id": org_id,
+            "occurred_at": r["occurred_at"],
+            "transaction_id": r["transaction_id"],
+            "customer_id": customer_id,
+            "metric_id": r["metric_id"],
+            "group_value": group_of(by_id[r["metric_id"]], r["properties"]),
+            "properties": r["properties"],
+            "received_at": r["received_at"],
+        }
+        for r in held
+    ]
+    store_claimed(conn, org_id, rows, metrics, now)
+    return len(rows)
+
+
+def _measure(metric: Metric, metric_id: int, e: EventIn) -> tuple[BucketKey | None, Partial | None]:
+    """The event's bucket and partial; (None, None) when the metric's filters leave it out."""
+    if not matches(metric, e.properties):
+        return None, None
+    assert e.customer_id is not None
+    hour = hour_of(e.timestamp)
+    partial = partial_of(metric, Event(e.transaction_id, e.timestamp, e.properties), hour + HOUR)
+    return (e.customer_id, metric_id, group_of(metric, e.properties), hour), partial
+
+
+def _recount(
+    rows: list[dict[str, Any]], metrics: Mapping[str, dict[str, Any]]
 ) -> tuple[dict[BucketKey, Partial], set[tuple[BucketKey, str]]]:
-    """The stored events' partial per hour bucket (one pass per bucket), and unique values per bucket."""
+    """The rows' partial per hour bucket, one pass per bucket (`partial_of_values`, equal to merging
+    each event's partial), and the unique values per bucket."""
+    by_id = {m["id"]: metric_of(m) for m in metrics.values()}
     by_key: dict[BucketKey, tuple[Metric, list[Event], list[Decimal | str | None]]] = {}
-    for metric, key, event, value in placed:
+    for r in rows:
+        metric = by_id[r["metric_id"]]
+        if not matches(metric, r["properties"]):
+            continue
+        key = (r["customer_id"], r["metric_id"], group_of(metric, r["properties"]), hour_of(r["occurred_at"]))
         _m, evs, values = by_key.setdefault(key, (metric, [], []))
-        evs.append(event)
-        values.append(value)
+        evs.append(Event(r["transaction_id"], r["occurred_at"], r["properties"]))
+        values.append(value_of(metric, r["properties"]))
     partials: dict[BucketKey, Partial] = {}
     uniques: set[tuple[BucketKey, str]] = set()
     for key, (metric, evs, values) in by_key.items():
