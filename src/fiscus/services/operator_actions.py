@@ -11,7 +11,7 @@ from decimal import Decimal
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import PaymentProvider, Trigger
-from fiscus.services import credit_notes, documents, subscriptions
+from fiscus.services import credit_notes, document_emails, documents, subscriptions
 from fiscus.services.billing_requests import request_run
 from fiscus.services.operators import Actor, require
 from fiscus.services.payments import charging, refunds
@@ -28,9 +28,23 @@ def void_document(db: Database, clock: Clock, actor: Actor, document_id: int) ->
     documents.void_document(db, clock, actor.organization_id, document_id, actor=actor.audit)
 
 
-def mark_paid(db: Database, clock: Clock, actor: Actor, document_id: int) -> int:
+def mark_paid(
+    db: Database, clock: Clock, actor: Actor, document_id: int, *, reference: str | None = None
+) -> int:
     require(actor, "documents.mark_paid")
-    return documents.mark_paid(db, clock, actor.organization_id, document_id, actor=actor.audit)
+    return documents.mark_paid(
+        db, clock, actor.organization_id, document_id, reference=reference, actor=actor.audit
+    )
+
+
+def resend_document_email(
+    db: Database, clock: Clock, actor: Actor, document_id: int, request_key: str
+) -> str:
+    """The document's email again (one message per request key: a replayed form queues once)."""
+    require(actor, "documents.resend")
+    return document_emails.resend_document_email(
+        db, clock, actor.organization_id, document_id, request_key=request_key, actor=actor.audit
+    )
 
 
 def retry_charge(
@@ -53,6 +67,7 @@ def issue_credit_note(
     amount: Decimal | None,
     reason: str,
     disposition: str,
+    lines: Sequence[tuple[int, Decimal | None]] | None = None,
 ) -> int:
     require(actor, "credit_notes.issue")
     return credit_notes.issue_credit_note(
@@ -61,6 +76,7 @@ def issue_credit_note(
         actor.organization_id,
         invoice_id,
         mode=mode,
+        lines=lines,
         amount=amount,
         reason=reason,
         disposition=disposition,
