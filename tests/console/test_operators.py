@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import ConflictError, InvalidFieldError, NotFoundError
@@ -119,6 +120,31 @@ def test_login_sessions_throttling_totp(db: Database, clock: FixedClock) -> None
     assert sessions.login(db, clock, "ops@example.com", PASSWORD, "000000").error == "invalid"
     code = pyotp.TOTP(secret).at(clock.now())
     assert sessions.login(db, clock, "ops@example.com", PASSWORD, code).token
+
+
+def test_login_throttling_per_client_address(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failures spread over many e-mails from one address lock that address (not the accounts): the
+    right password from it is refused until the failures age out, while another address gets in."""
+    monkeypatch.setattr(sessions, "MAX_ADDRESS_FAILURES", 3)
+    tenant = make_tenant(db, clock)
+    ops.create_operator(
+        db, clock, email="ip@example.com", org_id=tenant.org_id, role="viewer", password=PASSWORD
+    )
+    for n in range(3):
+        result = sessions.login(
+            db, clock, f"guess{n}@example.com", "wrong password!!", client_ip="203.0.113.9"
+        )
+        assert result.error == "invalid"
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="203.0.113.9").error == "locked"
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="198.51.100.7").token
+    clock.advance(sessions.FAILURE_WINDOW + timedelta(seconds=1))
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="203.0.113.9").token
+    with db.read() as conn:
+        la = tc.login_attempts.c
+        reasons = conn.execute(select(la.reason).where(la.client_ip == "203.0.113.9")).scalars().all()
+    assert reasons.count("address_locked") == 1
 
 
 def test_cli_users(db_url: str, monkeypatch: pytest.MonkeyPatch, clock: FixedClock) -> None:

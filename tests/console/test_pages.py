@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.tables_email import email_outbox
 from fiscus.domain.clock import FixedClock
 from fiscus.services import console_sessions
 from fiscus.services.emails.settings import read_email_settings
@@ -68,6 +70,8 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/documents/{d}/act/refund", "money"),
         (f"{base}/documents/{d}/act/mark_paid", "money"),
         (f"{base}/documents/{d}/act/retry", "staff"),
+        (f"{base}/documents/{d}/act/resend", "staff"),
+        (f"{base}/documents/{d}/pdf", "read"),
         (f"{base}/subscriptions/{s}/change", "staff"),
         (f"{base}/subscriptions/{s}/cancel", "staff"),
         (f"{base}/email-settings", "read"),
@@ -438,3 +442,118 @@ def test_billing_run_preview_then_start(
         assert runs[-1].startswith("operator:")
     finally:
         clock.advance(-timedelta(days=31))
+
+
+def _open_invoices(db: Database, org_id: int) -> list[int]:
+    d = t.documents.c
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                select(d.id)
+                .where(d.organization_id == org_id, d.type == "invoice", d.status == "open")
+                .order_by(d.id.desc())
+            ).scalars()
+        )
+
+
+def test_document_files_mark_paid_with_reference_and_credit_by_lines(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """The PDF framed same-origin, no XML without e-invoicing; a line credit refused by the quantity
+    typed next to it, then issued; mark paid keeps the payment's reference (attempt and audit)."""
+    db, _, world = setup
+    login(client, world.emails["finance"])
+    base = f"/console/{world.tenant.org_id}"
+    page = client.get(f"{base}/documents/{world.document_id}")
+    assert f'<iframe class="pdf" src="{base}/documents/{world.document_id}/pdf"' in page.text
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    pdf = client.get(f"{base}/documents/{world.document_id}/pdf")
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF")
+    assert pdf.headers["x-frame-options"] == "SAMEORIGIN"
+    assert client.get(f"{base}/documents/{world.document_id}/xml/ubl").status_code == 409  # facturx off
+    assert client.get(f"{base}/documents/{world.document_id}/xml/nope").status_code == 404
+
+    credited, paid = _open_invoices(db, world.tenant.org_id)[:2]
+    form = client.get(f"{base}/documents/{credited}/act/credit_note")
+    assert 'name="line_1"' in form.text
+    fields = {"csrf_token": csrf_token(form.text), "mode": "lines", "reason": "one seat less"}
+    fields |= {"disposition": "reduce_due", "line_1": "1"}
+    too_many = client.post(f"{base}/documents/{credited}/act/credit_note", data={**fields, "qty_1": "999"})
+    assert too_many.status_code == 422
+    assert 'id="qty_1-error"' in too_many.text
+    assert "must not exceed the invoiced quantity" in too_many.text
+    unticked = {k: v for k, v in fields.items() if k != "line_1"}
+    none = client.post(f"{base}/documents/{credited}/act/credit_note", data=unticked)
+    assert none.status_code == 422
+    assert 'id="lines-error"' in none.text
+    done = client.post(
+        f"{base}/documents/{credited}/act/credit_note", data={**fields, "qty_1": "1"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    d, dl = t.documents.c, t.document_lines.c
+    with db.read() as conn:
+        note = conn.execute(
+            select(d.id).where(d.type == "credit_note", d.corrected_document_id == credited)
+        ).scalar_one()
+        assert conn.execute(select(func.count()).where(dl.document_id == note)).scalar_one() == 1
+
+    form = client.get(f"{base}/documents/{paid}/act/mark_paid")
+    answer = client.post(
+        f"{base}/documents/{paid}/act/mark_paid",
+        data={"csrf_token": csrf_token(form.text), "reference": "  SEPA RF18 5390  "},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    pa, a = t.payment_attempts.c, t.audit_events.c
+    with db.read() as conn:
+        attempt = conn.execute(select(pa.provider, pa.provider_charge_id).where(pa.document_id == paid)).one()
+        audit = conn.execute(
+            select(a.actor, a.after).where(a.entity_id == paid, a.action == "external_payment")
+        ).one()
+        status = conn.execute(select(d.status).where(d.id == paid)).scalar_one()
+    assert (attempt.provider, attempt.provider_charge_id) == ("external", "SEPA RF18 5390")
+    assert audit.actor.startswith("operator:")
+    assert audit.after["reference"] == "SEPA RF18 5390"
+    assert status == "paid"
+
+
+def test_resend_queues_one_email_per_request(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """Support resends a document's email: the same form posted twice queues once (its request key),
+    a second deliberate resend queues another; each is audited once with the operator as actor."""
+    db, _, world = setup
+    login(client, world.emails["support"])
+    base = f"/console/{world.tenant.org_id}/documents/{world.document_id}"
+    form = client.get(f"{base}/act/resend")
+    key = re.search(r'name="request_key" value="([^"]+)"', form.text)
+    assert key
+    data = {"csrf_token": csrf_token(form.text), "request_key": key.group(1)}
+    for _ in range(2):
+        assert client.post(f"{base}/act/resend", data=data, follow_redirects=False).status_code == 303
+    again = client.get(f"{base}/act/resend")
+    other = re.search(r'name="request_key" value="([^"]+)"', again.text)
+    assert other
+    assert other.group(1) != key.group(1)
+    data = {"csrf_token": csrf_token(again.text), "request_key": other.group(1)}
+    assert client.post(f"{base}/act/resend", data=data, follow_redirects=False).status_code == 303
+    assert client.post(f"{base}/act/resend", data={**data, "request_key": "x"}).status_code == 422
+    e, a = email_outbox.c, t.audit_events.c
+    with db.read() as conn:
+        keys = (
+            conn.execute(
+                select(e.message_key).where(
+                    e.document_id == world.document_id, e.message_key.like("%:resend:%")
+                )
+            )
+            .scalars()
+            .all()
+        )
+        audits = conn.execute(
+            select(func.count()).where(a.entity_id == world.document_id, a.action == "email_resent")
+        ).scalar_one()
+    assert sorted(keys) == sorted(
+        f"invoice_issued:document:{world.document_id}:resend:{k}" for k in (key.group(1), other.group(1))
+    )
+    assert audits == 2
