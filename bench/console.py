@@ -1,5 +1,7 @@
 """Server time of the console's pages at ~100,000 documents in one organisation, on SQLite and
-PostgreSQL. Prints figures (median and worst of N in-process requests per page), asserts nothing.
+PostgreSQL. Prints figures (median and worst of N in-process requests per page, and the
+median CPU time of this process: the server's own work on a loaded machine, without PostgreSQL's), asserts
+nothing.
 
     .venv/bin/python bench/console.py [--db sqlite,postgresql] [--documents 100000] [--requests 15]
 
@@ -52,7 +54,7 @@ def pages(org: int, document_id: int, customer_id: int) -> list[tuple[str, str]]
     ]
 
 
-def measure(target: Target, documents: int, requests: int) -> list[tuple[str, float, float, int]]:
+def measure(target: Target, documents: int, requests: int) -> list[tuple[str, float, float, float, int]]:
     db, fixture = prepare(target)
     total, seconds = multiply_documents(db, fixture.org_id, documents)
     say(f"[{target.name}] {total:,} documents ({seconds:.1f}s to copy)")
@@ -72,13 +74,14 @@ def measure(target: Target, documents: int, requests: int) -> list[tuple[str, fl
         )
         for name, path in pages(fixture.org_id, fixture.document_id, fixture.customer_id):
             client.get(path)  # warm-up
-            times = []
+            times, cpu = [], []
             status = 0
             for _ in range(requests):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 status = client.get(path).status_code
                 times.append((time.perf_counter() - started) * 1000)
-            rows.append((name, statistics.median(times), max(times), status))
+                cpu.append((time.process_time() - started_cpu) * 1000)
+            rows.append((name, statistics.median(times), max(times), statistics.median(cpu), status))
     target.discard(db)
     return rows
 
@@ -100,12 +103,17 @@ def main() -> None:
             target.close()  # type: ignore[attr-defined]
         table.add_column(f"{name} median", justify="right")
         table.add_column(f"{name} max", justify="right")
+        table.add_column(f"{name} CPU", justify="right")
     first = next(iter(results.values()))
     for i, (page, *_rest) in enumerate(first):
         cells = []
         for rows in results.values():
-            _, median, worst, status = rows[i]
-            cells += [f"{median:.1f}" + ("" if status == 200 else f" ({status})"), f"{worst:.1f}"]
+            _, median, worst, cpu, status = rows[i]
+            cells += [
+                f"{median:.1f}" + ("" if status == 200 else f" ({status})"),
+                f"{worst:.1f}",
+                f"{cpu:.1f}",
+            ]
         table.add_row(page, *cells)
     Console().print(table)
 
