@@ -74,6 +74,7 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/documents/{d}/pdf", "read"),
         (f"{base}/subscriptions/{s}/change", "staff"),
         (f"{base}/subscriptions/{s}/cancel", "staff"),
+        (f"{base}/subscriptions/{s}/resume", "staff"),
         (f"{base}/email-settings", "read"),
         (f"{base}/emails/preview?kind=invoice_issued&id={d}", "read"),
         (f"{base}/emails/preview.html?kind=invoice_issued&id={d}", "read"),
@@ -557,3 +558,26 @@ def test_resend_queues_one_email_per_request(
         f"invoice_issued:document:{world.document_id}:resend:{k}" for k in (key.group(1), other.group(1))
     )
     assert audits == 2
+
+
+def test_cancel_at_period_end_then_resume(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    db, _, world = setup
+    login(client, world.emails["support"])
+    base = f"/console/{world.tenant.org_id}/subscriptions/{world.subscription_id}"
+    form = client.get(f"{base}/cancel")
+    token = csrf_token(form.text)
+    assert client.post(f"{base}/resume", data={"csrf_token": token}).status_code == 409  # nothing to withdraw
+    cancelled = client.post(f"{base}/cancel", data={"csrf_token": token, "when": "period_end"})
+    assert cancelled.status_code == 200  # followed to the subscription page
+    assert f'href="{base}/resume"' in cancelled.text
+    resumed = client.post(f"{base}/resume", data={"csrf_token": token}, follow_redirects=False)
+    assert resumed.status_code == 303
+    s, a = t.subscriptions.c, t.audit_events.c
+    with db.read() as conn:
+        assert conn.execute(select(s.cancel_at).where(s.id == world.subscription_id)).scalar_one() is None
+        actor = conn.execute(
+            select(a.actor).where(a.entity_id == world.subscription_id, a.action == "resumed")
+        ).scalar_one()
+    assert actor.startswith("operator:")

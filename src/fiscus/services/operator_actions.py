@@ -133,6 +133,12 @@ def cancel_subscription(
     )
 
 
+def resume_subscription(db: Database, clock: Clock, actor: Actor, subscription_id: int) -> None:
+    """Withdraw a cancellation scheduled for the period end (the same right as cancelling)."""
+    require(actor, "subscriptions.cancel")
+    subscriptions.resume_subscription(db, clock, actor.organization_id, subscription_id, actor=actor.audit)
+
+
 def start_billing_run(db: Database, clock: Clock, actor: Actor) -> int:
     """Request a billing run of the actor's organisation as of now (carried out like the API's)."""
     require(actor, "billing_runs.start")

@@ -289,7 +289,7 @@ def _subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
 @org_page("/subscriptions/{subscription_id}")
 def subscription(ctx: Ctx, subscription_id: int) -> Response:
     context = _subscription_context(ctx, subscription_id)
-    context["done"] = ctx.request.query_params.get("done") in ("change", "cancel")
+    context["done"] = ctx.request.query_params.get("done") in ("change", "cancel", "resume")
     return ctx.page("console/subscription.html", context)
 
 
@@ -357,3 +357,25 @@ def cancel(ctx: Ctx, subscription_id: int) -> Response:
             headers=auth.headers(),
         )
     return ctx.page("console/cancel.html", context)
+
+
+@org_page("/subscriptions/{subscription_id}/resume", methods=("GET", "POST"))
+def resume(ctx: Ctx, subscription_id: int) -> Response:
+    """Withdraw a cancellation scheduled for the period end: confirm (GET), then do it (POST)."""
+    require(ctx.actor, "subscriptions.cancel")
+    context = _subscription_context(ctx, subscription_id)
+    context.update(error=None)
+    if ctx.request.method == "POST":
+        try:
+            act.resume_subscription(ctx.c.db, ctx.c.clock, ctx.actor, subscription_id)
+        except DomainError as exc:
+            if exc.code == "forbidden":
+                raise
+            context["error"] = exc
+            return ctx.page("console/resume.html", context, status=409)
+        return RedirectResponse(
+            f"/console/{ctx.org}/subscriptions/{subscription_id}?done=resume",
+            status_code=303,
+            headers=auth.headers(),
+        )
+    return ctx.page("console/resume.html", context)

@@ -77,6 +77,8 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "act_credit_note": "Credit note",
         "act_refund": "Refund",
         "act_resend": "Resend the email",
+        "act_resume": "Resume (withdraw the cancellation)",
+        "resume_explained": "The cancellation at the end of the period is withdrawn; billing goes on.",
         "download_pdf": "Open the PDF",
         "download_ubl": "Download UBL XML",
         "download_cii": "Download CII XML",
