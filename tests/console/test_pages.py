@@ -20,10 +20,13 @@ from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.tables_email import email_outbox
 from fiscus.domain.clock import FixedClock
-from fiscus.services import console_sessions
+from fiscus.domain.tax import VatCheck
+from fiscus.services import console_sessions, operator_actions
 from fiscus.services.emails.settings import read_email_settings
+from fiscus.services.operators import Actor, Role
 from fiscus.web.console.auth import safe_next
 from tests.api_support import make_app
+from tests.builders import make_customer
 from tests.conftest import BACKENDS, new_database_url
 from tests.console.support import XSS, ConsoleWorld, build_world, csrf_token, login
 
@@ -581,3 +584,48 @@ def test_cancel_at_period_end_then_resume(
             select(a.actor).where(a.entity_id == world.subscription_id, a.action == "resumed")
         ).scalar_one()
     assert actor.startswith("operator:")
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def check(self, vat_id: str) -> VatCheck:
+        self.asked.append(vat_id)
+        return VatCheck(True, name="KUNDE GMBH")
+
+
+def test_customer_page_credit_timeline_and_vat_check(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """The customer page shows its credit and a timeline of its documents and subscriptions; the VAT ID
+    check asks the registry (none configured here: unknown) and audits the answer, and the service
+    records a registry's answer as given."""
+    db, clock, world = setup
+    login(client, world.emails["support"])
+    base = f"/console/{world.tenant.org_id}/customers/{world.customer_id}"
+    page = client.get(base)
+    assert "Credit balance" in page.text
+    assert "Timeline" in page.text
+    assert f'href="/console/{world.tenant.org_id}/documents/{world.document_id}"' in page.text
+    de = make_customer(db, clock, world.tenant, 77, name="Kunde GmbH", country="DE", vat_id="DE136695976")
+    checked = client.get(f"/console/{world.tenant.org_id}/customers/{de}")
+    answer = client.post(
+        f"/console/{world.tenant.org_id}/customers/{de}/vat-check",
+        data={"csrf_token": csrf_token(checked.text)},
+    )
+    assert answer.status_code == 200
+    assert "the registry could not answer" in answer.text
+    registry = _Registry()
+    support = Actor(1, world.tenant.org_id, Role.SUPPORT)
+    assert operator_actions.check_vat_id(db, clock, registry, support, de).valid is True
+    assert registry.asked == ["DE136695976"]
+    a = t.audit_events.c
+    with db.read() as conn:
+        answers = [
+            r["valid"]
+            for r in conn.execute(
+                select(a.after).where(a.entity_id == de, a.action == "vat_checked").order_by(a.id)
+            ).scalars()
+        ]
+    assert answers == [None, True]

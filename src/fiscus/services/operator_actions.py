@@ -11,7 +11,8 @@ from decimal import Decimal
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import PaymentProvider, Trigger
-from fiscus.services import credit_notes, document_emails, documents, subscriptions
+from fiscus.domain.tax import VatCheck, VatRegistry
+from fiscus.services import credit_notes, document_emails, documents, subscriptions, vat_checks
 from fiscus.services.billing_requests import request_run
 from fiscus.services.operators import Actor, require
 from fiscus.services.payments import charging, refunds
@@ -137,6 +138,14 @@ def resume_subscription(db: Database, clock: Clock, actor: Actor, subscription_i
     """Withdraw a cancellation scheduled for the period end (the same right as cancelling)."""
     require(actor, "subscriptions.cancel")
     subscriptions.resume_subscription(db, clock, actor.organization_id, subscription_id, actor=actor.audit)
+
+
+def check_vat_id(
+    db: Database, clock: Clock, registry: VatRegistry | None, actor: Actor, customer_id: int
+) -> VatCheck:
+    """Ask the VAT registry about a customer's VAT ID; the answer is audited."""
+    require(actor, "customers.write")
+    return vat_checks.check_vat_id(db, clock, registry, actor.organization_id, customer_id, actor=actor.audit)
 
 
 def start_billing_run(db: Database, clock: Clock, actor: Actor) -> int:

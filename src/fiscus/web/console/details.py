@@ -17,9 +17,10 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.domain.documents import TRANSITIONS, DocumentStatus, DocumentType
 from fiscus.domain.documents import DocumentAction as _A
-from fiscus.domain.errors import DomainError, FieldConflictError, InvalidFieldError
+from fiscus.domain.errors import DomainError, FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreachable
+from fiscus.queries import console_customer as ccq
 from fiscus.queries import console_lists as cl
 from fiscus.queries.documents import DocumentFilters, DocumentView, audit_events, get_document, page_documents
 from fiscus.queries.rows import get_row
@@ -240,9 +241,36 @@ def customer(ctx: Ctx, customer_id: int) -> Response:
                 select(t.payment_methods).where(pm.organization_id == ctx.org, pm.customer_id == customer_id)
             ).mappings()
         ]
+        credits = ccq.credit_balances(conn, ctx.org, customer_id)
+        wallets = ccq.wallets(conn, ctx.org, customer_id)
+        timeline = ccq.timeline(conn, ctx.org, customer_id)
+    vat = ctx.request.query_params.get("vat")
     return ctx.page(
         "console/customer.html",
-        {"title": row["name"], "customer": row, "documents": docs, "subs": subs.rows, "methods": methods},
+        {
+            "title": row["name"],
+            "customer": row,
+            "documents": docs,
+            "subs": subs.rows,
+            "methods": methods,
+            "credits": credits,
+            "wallets": wallets,
+            "timeline": timeline,
+            "vat_result": vat if vat in ("valid", "invalid", "unknown") else None,
+        },
+    )
+
+
+@org_page("/customers/{customer_id}/vat-check", methods=("POST",), permission="customers.write")
+def vat_check(ctx: Ctx, customer_id: int) -> Response:
+    """Ask the VAT registry now (audited), then back to the customer with the answer."""
+    try:
+        answer = act.check_vat_id(ctx.c.db, ctx.c.clock, ctx.c.vat_registry, ctx.actor, customer_id)
+        result = "unknown" if answer.valid is None else "valid" if answer.valid else "invalid"
+    except InvalidStateError:
+        result = "unknown"
+    return RedirectResponse(
+        f"/console/{ctx.org}/customers/{customer_id}?vat={result}", status_code=303, headers=auth.headers()
     )
 
 
