@@ -19,6 +19,7 @@ from fiscus.services import console_sessions as sessions
 from fiscus.services import operator_actions as actions
 from fiscus.services import operators as ops
 from fiscus.services.operators import Actor, PermissionDenied, Role
+from fiscus.web.console.labels import OWN
 from tests.builders import make_tenant
 
 PASSWORD = "correct horse battery"
@@ -32,6 +33,13 @@ def test_permission_table() -> None:
     assert {r for r in Role if ops.allowed(r, "payments.retry")} == {Role.ADMIN, Role.FINANCE, Role.SUPPORT}
     assert {r for r in Role if ops.allowed(r, "operators.manage")} == {Role.ADMIN}
     assert not any(ops.allowed(r, "no.such.permission") for r in Role)
+
+
+def test_every_console_text_is_translated() -> None:
+    """bg, ru and kk carry every English key of the console (nothing falls back to English)."""
+    for lang in ("bg", "ru", "kk"):
+        assert set(OWN[lang]) == set(OWN["en"]), lang
+        assert all(text.strip() for text in OWN[lang].values()), lang
 
 
 def test_service_refuses_a_role_before_touching_anything(db: Database, clock: FixedClock) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fiscus.web.console.labels_more import MORE
 from fiscus.web.i18n import surface_labels
 
 OWN: Final[dict[str, dict[str, str]]] = {
@@ -277,6 +278,10 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "language": "Тіл",
     },
 }
+
+
+for _lang, _texts in MORE.items():
+    OWN[_lang] = {**_texts, **OWN[_lang]}
 
 
 def labels(lang: str) -> dict[str, str]:
