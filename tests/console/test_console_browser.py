@@ -169,6 +169,12 @@ def test_operator_runs_billing_in_the_browser(
             page.wait_for_url(f"**/documents/{overdue_id}?done=refund")
             refunds = api.get(f"/api/v1/documents/{overdue_id}/refunds").json()["data"]
             assert [r["amount"] for r in refunds] == ["1.00"]
+            page.goto(f"{base}/console/{tenant.org_id}/refunds?document={overdue_id}")
+            assert page.locator("table tbody tr").last.inner_text().count("1.00") >= 1
+            assert_accessible(page)
+            page.locator("table tbody tr").last.get_by_role("link").first.click()  # its payment
+            assert page.get_by_role("heading", name="Captures").is_visible()
+            assert_accessible(page)
 
             # A partial credit note on the other customer's invoice.
             page.goto(f"{base}/console/{tenant.org_id}/documents?q=good%40example.com&type=invoice")

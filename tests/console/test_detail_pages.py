@@ -113,6 +113,17 @@ def test_document_files_mark_paid_with_reference_and_credit_by_lines(
         ).one()
         status = conn.execute(select(d.status).where(d.id == paid)).scalar_one()
     assert (attempt.provider, attempt.provider_charge_id) == ("external", "SEPA RF18 5390")
+    with db.read() as conn:
+        attempt_id = conn.execute(select(pa.id).where(pa.document_id == paid)).scalar_one()
+    shown = client.get(f"{base}/payments/{attempt_id}")
+    assert shown.status_code == 200
+    assert "SEPA RF18 5390" in shown.text
+    assert client.get(f"/console/{world.other.org_id}/payments/{attempt_id}").status_code == 404
+    assert f'href="{base}/payments/{attempt_id}"' in client.get(f"{base}/payments").text
+    listed = client.get(f"{base}/refunds?status=succeeded")
+    assert listed.status_code == 200
+    exported = client.get(f"{base}/refunds.csv")
+    assert exported.text.splitlines()[0].startswith("id,attempt_id,document_id,currency,amount")
     assert audit.actor.startswith("operator:")
     assert audit.after["reference"] == "SEPA RF18 5390"
     assert status == "paid"
