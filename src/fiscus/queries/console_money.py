@@ -32,7 +32,7 @@ def payment(conn: Connection, org_id: int, attempt_id: int) -> dict[str, Any]:
     return {
         "attempt": dict(row),
         "captures": [dict(x) for x in captures.mappings()],
-        "refunds": [dict(x) for x in refunds.mappings()],
+        "refunds": [{**dict(x), "currency": row["currency"]} for x in refunds.mappings()],
     }
 
 
