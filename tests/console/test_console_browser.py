@@ -216,7 +216,7 @@ def test_operator_runs_billing_in_the_browser(
             if shots:  # the same pages at a phone's width
                 phone = browser.new_context(viewport={"width": 390, "height": 844})
                 small = phone.new_page()
-                small.context.add_cookies(context.cookies())
+                small.context.add_cookies(context.cookies())  # type: ignore[arg-type]  # a Cookie has every SetCookieParam key
                 for name, path in (
                     ("dashboard", f"/console/{tenant.org_id}/"),
                     ("list", f"/console/{tenant.org_id}/documents"),
