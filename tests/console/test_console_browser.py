@@ -29,7 +29,7 @@ from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, live_server, make_app
 from tests.builders import make_customer, make_tenant
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
+from tests.pages.support import CHROMIUM
 from tests.payments_support import GatewayProcess, gateway_process
 
 if TYPE_CHECKING:
@@ -44,13 +44,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for both database legs."""
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium: Browser) -> Browser:
+    """The session's one Chromium (tests/conftest.py), for both database legs."""
+    return chromium
 
 
 @pytest.fixture(scope="module")
