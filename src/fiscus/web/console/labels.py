@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from fiscus.web.console.labels_more import MORE
+from fiscus.web.console.settings_labels import OWN as SETTINGS
 from fiscus.web.i18n import surface_labels
 
 OWN: Final[dict[str, dict[str, str]]] = {
@@ -298,4 +299,5 @@ for _lang, _texts in MORE.items():
 
 
 def labels(lang: str) -> dict[str, str]:
-    return surface_labels(OWN, lang)
+    """The console's texts, the catalog and settings pages' (`settings_labels.py`) beside them."""
+    return {**SETTINGS["en"], **SETTINGS.get(lang, {}), **surface_labels(OWN, lang)}
