@@ -7,7 +7,7 @@ keep the client's address (`client_ip`, indexed with the time) so failures are t
 well as per e-mail.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0024
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
