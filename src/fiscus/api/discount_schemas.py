@@ -5,23 +5,58 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from fiscus.api.fields import Amount, Currency, Id, In, Instant, MoneyOut, Text
 from fiscus.api.schemas import Out
 
 CodeText = Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{1,63}\s*$", examples=["LAUNCH20"])]
+PERCENT = r"^(?![0.]*$)(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$"
+"""A percentage above 0 and at most 100, with at most four decimals."""
 Limit = Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+
+_ONE_KIND: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["percent_off"],
+            "properties": {"percent_off": {"type": "string"}, "amounts_off": {"maxProperties": 0}},
+        },
+        {
+            "required": ["amounts_off"],
+            "properties": {"percent_off": {"type": "null"}, "amounts_off": {"minProperties": 1}},
+        },
+    ]
+}
+"""Exactly one of `percent_off` and a non-empty `amounts_off`, as `CouponIn._one_kind` checks."""
+_PERIODS_WITH_REPEATING: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["duration", "duration_periods"],
+            "properties": {"duration": {"const": "repeating"}, "duration_periods": {"type": "integer"}},
+        },
+        {
+            "properties": {
+                "duration": {"enum": ["once", "forever"]},
+                "duration_periods": {"type": "null"},
+            }
+        },
+    ]
+}
 
 
 class CouponIn(In):
     """A percentage (`percent_off`) or fixed amounts per currency (`amounts_off`), not both; a
     `repeating` coupon lasts `duration_periods` billed documents."""
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [_ONE_KIND, _PERIODS_WITH_REPEATING]})
+
     name: Text = Field(max_length=200)
-    percent_off: Annotated[str, Field(pattern=r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None = None
+    percent_off: (
+        Annotated[str, Field(pattern=r"^(?![0.]*$)(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None
+    ) = None
     amounts_off: dict[Currency, Amount] = Field(default_factory=dict, max_length=50)
     duration: Literal["once", "repeating", "forever"] = "once"
     duration_periods: int | None = Field(None, ge=1, le=1200)
@@ -59,7 +94,23 @@ class CouponOut(Out):
 
 
 class PromotionCodeIn(In):
-    """A customer-facing code (case-insensitive, stored upper-case) for a coupon."""
+    """A customer-facing code (case-insensitive, stored upper-case) for a coupon; `minimum_amount` and
+    `minimum_currency` go together."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["minimum_amount", "minimum_currency"],
+                    "properties": {
+                        "minimum_amount": {"type": "string"},
+                        "minimum_currency": {"type": "string"},
+                    },
+                },
+                {"properties": {"minimum_amount": {"type": "null"}, "minimum_currency": {"type": "null"}}},
+            ]
+        }
+    )
 
     coupon_id: Id
     code: CodeText
@@ -95,6 +146,21 @@ class PromotionCodeOut(Out):
 
 class RedeemIn(In):
     """A promotion code (as the customer typed it) or a coupon id, not both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["promotion_code"],
+                    "properties": {"promotion_code": {"type": "string"}, "coupon": {"type": "null"}},
+                },
+                {
+                    "required": ["coupon"],
+                    "properties": {"promotion_code": {"type": "null"}, "coupon": {"type": "integer"}},
+                },
+            ]
+        }
+    )
 
     promotion_code: CodeText | None = None
     coupon: Id | None = None

@@ -23,12 +23,17 @@ from pydantic import (
 
 from fiscus.api.errors import FieldValueError
 from fiscus.api.vocabularies import COUNTRIES, CURRENCIES, LOCALES, TIME_ZONES
+from fiscus.domain.documents import MAX_QUANTITY, MAX_UNIT_AMOUNT
 from fiscus.services.validation import EMAIL, WHITESPACE
 
 DECIMAL_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$"
 """Decimal strings in and out: ASCII digits, at most 18 before the point and 12 after, no exponent."""
 NON_NEGATIVE_DECIMAL: Final = r"^[0-9]{1,18}(\.[0-9]{1,12})?$"
 POSITIVE_DECIMAL: Final = r"^(?![0.]*$)[0-9]{1,18}(\.[0-9]{1,12})?$"
+POSITIVE_QUANTITY: Final = r"^(?![0.]*$)[0-9]{1,9}(\.[0-9]{1,12})?$"
+"""Below MAX_QUANTITY (10⁹): at most nine digits before the point."""
+UNIT_AMOUNT_PATTERN: Final = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+"""Below MAX_UNIT_AMOUNT (10¹²): at most twelve digits before the point."""
 NOT_BLANK: Final = f"[^{WHITESPACE}]"
 EMPTY_OR_TEXT: Final = f"^$|{NOT_BLANK}"
 RFC3339: Final = re.compile(
@@ -89,6 +94,15 @@ def _positive(value: Decimal) -> Decimal:
     return value
 
 
+def _below(limit: Decimal) -> Callable[[Decimal], Decimal]:
+    def check(value: Decimal) -> Decimal:
+        if value >= limit:
+            raise ValueError(f"must be less than {limit:,}")
+        return value
+
+    return check
+
+
 def _non_negative(value: Decimal) -> Decimal:
     if value < 0:
         raise ValueError("must not be negative")
@@ -116,17 +130,28 @@ Quantity = Annotated[
     BeforeValidator(_decimal_string),
     AfterValidator(_bounded),
     AfterValidator(_positive),
+    AfterValidator(_below(MAX_QUANTITY)),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": POSITIVE_DECIMAL},
-                {"type": "integer", "minimum": 1, "maximum": MAX_JSON_INTEGER},
+                {"type": "string", "pattern": POSITIVE_QUANTITY},
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_QUANTITY) - 1},
             ],
             "examples": ["1", 3],
         }
     ),
 ]
-"""Units: greater than zero, as a decimal string (`"0.5"`) or a whole JSON number."""
+"""Units: greater than zero and below a billion (MAX_QUANTITY: times a unit price, never an overflow),
+as a decimal string (`"0.5"`) or a whole JSON number."""
+UnitAmount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float_amount),
+    AfterValidator(_bounded),
+    AfterValidator(_non_negative),
+    AfterValidator(_below(MAX_UNIT_AMOUNT)),
+    WithJsonSchema({"type": "string", "pattern": UNIT_AMOUNT_PATTERN, "examples": ["12.50"]}),
+]
+"""A unit price: a decimal string, zero or more, below a trillion (MAX_UNIT_AMOUNT)."""
 MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
 Currency = Annotated[
     str,

@@ -38,7 +38,7 @@ from fiscus.domain.discounts import (
     normalize_code,
 )
 from fiscus.domain.documents import line_amount_minor
-from fiscus.domain.errors import ConflictError, InvalidFieldError
+from fiscus.domain.errors import ConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, SubscriptionStatus
 from fiscus.services import validation as v
@@ -290,7 +290,7 @@ def redeem(
             query = select(td.promotion_codes).where(pc.organization_id == org_id, pc.code == canonical)
             found = conn.execute(query.with_for_update()).mappings().one_or_none()
             if found is None:
-                raise InvalidFieldError("promotion_code", f"no promotion code '{canonical}'")
+                raise NotFoundError("promotion code", canonical, field="promotion_code")
             pcode_row = dict(found)
             coupon_id = pcode_row["coupon_id"]
         assert coupon_id is not None
