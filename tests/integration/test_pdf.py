@@ -28,6 +28,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.pdf.renderer import PdfRenderer
 from fiscus.api.presenters import money
 from fiscus.api.routes import files
+from fiscus.documents.ubl import build_ubl_xml
 from fiscus.documents.view_model import build_view_model
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
@@ -351,7 +352,9 @@ NASTY: tuple[str, ...] = (
 TEXT_NASTY = "".join(NASTY)
 CONTROL_NASTY = "\x00\x01\x07\x1b\x7f\x85\ud800\udfff\t\n"
 """Control characters and lone surrogates (the API refuses them; a view model gets them anyway here)."""
-STRUCTURAL = frozenset({"template_version", "locale", "language", "paper", "type", "raw", "logo", "date", "qr"})
+STRUCTURAL = frozenset(
+    {"template_version", "locale", "language", "paper", "type", "raw", "logo", "date", "qr"}
+)
 
 
 def _nastier(value: Any) -> Any:
@@ -374,13 +377,14 @@ def test_nasty_unicode_in_every_text_renders_with_question_marks(
     one glyph fallback, so both renderings succeed, whatever the text."""
     bg = make_tenant(db, clock, "bg", slug="nasty", order_document=DocumentType.INVOICE, facturx=True)
     fields = ("address_line1", "address_line2", "city")
-    cid = make_customer(db, clock, bg, 71, name="Nasty " + TEXT_NASTY, **{f: TEXT_NASTY for f in fields})
+    cid = make_customer(db, clock, bg, 71, name="Nasty " + TEXT_NASTY, **dict.fromkeys(fields, TEXT_NASTY))
     doc_id = _bill(db, clock, bg.org_id, cid, [ItemSpec(bg.one_off, 1)])
     text = pdf_text(ensure_pdf(db, clock, renderer, tmp_path, bg.org_id, doc_id).read_bytes())[0]
     assert "Nasty ?" in text  # the first undrawable character, as "?"
     with db.read() as conn:
         [view] = load_documents(conn, Scope(bg.org_id), [doc_id])
         model = build_view_model(view, converted_from_number=None, corrected_number=None)
+    assert b"Nasty ?" in build_ubl_xml(view)  # the e-invoices carry what XML 1.0 cannot as "?" too
     nasty = _nastier(model)
     for pdf_a in (True, False):
         assert renderer.render(nasty, pdf_a=pdf_a).startswith(b"%PDF-")
