@@ -5,7 +5,7 @@ PDF/A (Factur-X) forbids text no embedded font draws, and typst names only the b
 cluster it cannot shape (`a` for `a` + U+20DD), so a fallback that reacts to its error messages
 misses cases. Every string of a view model passes `drawable` before it reaches the typst source:
 characters outside the fonts' coverage, unassigned and private-use code points, surrogates and control
-characters become "?" (newlines and tabs stay: the template lays them out as spaces). The stored data
+characters become "?" (newlines and tabs stay, as typst takes them as white space). The stored data
 keeps the text as typed; only the picture of it changes."""
 
 from __future__ import annotations
