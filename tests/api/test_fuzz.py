@@ -68,14 +68,15 @@ def _serve(db_url: str, tmp_path: Path, gateway_url: str) -> tuple[subprocess.Po
         stderr=open(tmp_path / "server.log", "w"),  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # a loaded machine (CI, several suites at once) starts it slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
+                return server, base
         except httpx.HTTPError:
             time.sleep(0.1)
-    return server, base
+    server.terminate()
+    raise RuntimeError("fiscus serve did not become ready: " + _server_log(tmp_path))
 
 
 def _fuzz(key: str, db_url: str, tmp_path: Path, gateway_url: str) -> None:
