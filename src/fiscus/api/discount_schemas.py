@@ -9,7 +9,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from fiscus.api.fields import Amount, Currency, Id, In, Instant, MoneyOut, Text
+from fiscus.api.fields import (
+    Amount,
+    Currency,
+    Id,
+    In,
+    Instant,
+    MoneyOut,
+    Text,
+    amount_in_currency,
+    currencies_by_exponent,
+    minor_unit_pattern,
+)
 from fiscus.api.schemas import Out
 
 CodeText = Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{1,63}\s*$", examples=["LAUNCH20"])]
@@ -31,6 +42,11 @@ _ONE_KIND: dict[str, Any] = {
     ]
 }
 """Exactly one of `percent_off` and a non-empty `amounts_off`, as `CouponIn._one_kind` checks."""
+_WHOLE_MINOR_UNITS: dict[str, Any] = {
+    code: {"type": "string", "pattern": minor_unit_pattern(exponent)}
+    for exponent, codes in currencies_by_exponent().items()
+    for code in codes
+}
 _PERIODS_WITH_REPEATING: dict[str, Any] = {
     "oneOf": [
         {
@@ -57,7 +73,12 @@ class CouponIn(In):
     percent_off: (
         Annotated[str, Field(pattern=r"^(?![0.]*$)(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None
     ) = None
-    amounts_off: dict[Currency, Amount] = Field(default_factory=dict, max_length=50)
+    amounts_off: dict[Currency, Amount] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="each amount whole in its currency's minor units",
+        json_schema_extra={"properties": _WHOLE_MINOR_UNITS},
+    )
     duration: Literal["once", "repeating", "forever"] = "once"
     duration_periods: int | None = Field(None, ge=1, le=1200)
     product_ids: list[Id] = Field(default_factory=list, max_length=100)
@@ -100,13 +121,16 @@ class PromotionCodeIn(In):
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {
-                    "required": ["minimum_amount", "minimum_currency"],
-                    "properties": {
-                        "minimum_amount": {"type": "string"},
-                        "minimum_currency": {"type": "string"},
-                    },
-                },
+                *(
+                    {
+                        "required": ["minimum_amount", "minimum_currency"],
+                        "properties": {
+                            "minimum_amount": {"type": "string", "pattern": minor_unit_pattern(exponent)},
+                            "minimum_currency": {"enum": codes},
+                        },
+                    }
+                    for exponent, codes in currencies_by_exponent().items()
+                ),
                 {"properties": {"minimum_amount": {"type": "null"}, "minimum_currency": {"type": "null"}}},
             ]
         }
@@ -195,7 +219,12 @@ class DiscountSettingsOut(Out):
 
 
 class CreditGrantIn(In):
-    """Promotional credit (no payment; taxed as a discount when the billing run uses it)."""
+    """Promotional credit (no payment; taxed as a discount when the billing run uses it); `amount` and
+    `low_balance` are whole in the currency's minor units."""
+
+    model_config = ConfigDict(
+        json_schema_extra=amount_in_currency("currency", "amount", "low_balance", nullable=("low_balance",))
+    )
 
     currency: Currency
     amount: Amount

@@ -24,6 +24,7 @@ from pydantic import (
 from fiscus.api.errors import FieldValueError
 from fiscus.api.vocabularies import COUNTRIES, CURRENCIES, LOCALES, TIME_ZONES
 from fiscus.domain.documents import MAX_QUANTITY, MAX_UNIT_AMOUNT
+from fiscus.domain.money import currency
 from fiscus.services.validation import EMAIL, WHITESPACE
 
 DECIMAL_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$"
@@ -152,6 +153,38 @@ UnitAmount = Annotated[
     WithJsonSchema({"type": "string", "pattern": UNIT_AMOUNT_PATTERN, "examples": ["12.50"]}),
 ]
 """A unit price: a decimal string, zero or more, below a trillion (MAX_UNIT_AMOUNT)."""
+
+
+def minor_unit_pattern(exponent: int) -> str:
+    """An amount greater than zero that is whole in minor units of a currency with `exponent`
+    decimals: further decimals, if written, are zeros (`"5.000"` EUR is 5.00; `"5.001"` is not)."""
+    fraction = r"\.0{1,12}" if exponent == 0 else rf"\.[0-9]{{1,{exponent}}}0{{0,{12 - exponent}}}"
+    return rf"^(?![0.]*$)[0-9]{{1,18}}({fraction})?$"
+
+
+def currencies_by_exponent() -> dict[int, list[str]]:
+    """The request currencies grouped by their minor-unit exponent (for `minor_unit_pattern`)."""
+    groups: dict[int, list[str]] = {}
+    for code in sorted(CURRENCIES):
+        groups.setdefault(currency(code).exponent, []).append(code)
+    return groups
+
+
+def amount_in_currency(
+    currency_field: str, *amount_fields: str, nullable: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """JSON Schema for a body whose amounts must be whole minor units of the currency it names (as the
+    services check): one branch per exponent, the currency's enum with the amounts' pattern."""
+    branches = []
+    for exponent, codes in currencies_by_exponent().items():
+        pattern: dict[str, Any] = {"type": "string", "pattern": minor_unit_pattern(exponent)}
+        props: dict[str, Any] = {currency_field: {"enum": codes}}
+        for name in amount_fields:
+            props[name] = {"anyOf": [pattern, {"type": "null"}]} if name in nullable else pattern
+        branches.append({"properties": props})
+    return {"anyOf": branches}
+
+
 MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
 Currency = Annotated[
     str,
