@@ -114,27 +114,27 @@ class CouponOut(Out):
     created_at: datetime
 
 
+_MINIMUM_PAIRS: list[Any] = [
+    {
+        "required": ["minimum_amount", "minimum_currency"],
+        "properties": {
+            "minimum_amount": {"type": "string", "pattern": minor_unit_pattern(exponent)},
+            "minimum_currency": {"enum": codes},
+        },
+    }
+    for exponent, codes in currencies_by_exponent().items()
+]
+"""Both minimum fields, the amount whole in the currency's minor units (one branch per exponent)."""
+_NO_MINIMUM: dict[str, Any] = {
+    "properties": {"minimum_amount": {"type": "null"}, "minimum_currency": {"type": "null"}}
+}
+
+
 class PromotionCodeIn(In):
     """A customer-facing code (case-insensitive, stored upper-case) for a coupon; `minimum_amount` and
     `minimum_currency` go together."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                *(
-                    {
-                        "required": ["minimum_amount", "minimum_currency"],
-                        "properties": {
-                            "minimum_amount": {"type": "string", "pattern": minor_unit_pattern(exponent)},
-                            "minimum_currency": {"enum": codes},
-                        },
-                    }
-                    for exponent, codes in currencies_by_exponent().items()
-                ),
-                {"properties": {"minimum_amount": {"type": "null"}, "minimum_currency": {"type": "null"}}},
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"oneOf": [*_MINIMUM_PAIRS, _NO_MINIMUM]})
 
     coupon_id: Id
     code: CodeText
