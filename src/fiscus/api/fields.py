@@ -157,9 +157,10 @@ UnitAmount = Annotated[
 
 def minor_unit_pattern(exponent: int) -> str:
     """An amount greater than zero that is whole in minor units of a currency with `exponent`
-    decimals: further decimals, if written, are zeros (`"5.000"` EUR is 5.00; `"5.001"` is not)."""
+    decimals: further decimals, if written, are zeros (`"5.000"` EUR is 5.00; `"5.001"` is not); below
+    10¹⁵ minor units (`domain.documents.check_money_size`)."""
     fraction = r"\.0{1,12}" if exponent == 0 else rf"\.[0-9]{{1,{exponent}}}0{{0,{12 - exponent}}}"
-    return rf"^(?![0.]*$)[0-9]{{1,18}}({fraction})?$"
+    return rf"^(?![0.]*$)[0-9]{{1,{15 - exponent}}}({fraction})?$"
 
 
 def currencies_by_exponent() -> dict[int, list[str]]:

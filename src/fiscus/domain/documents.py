@@ -205,6 +205,14 @@ def check_line_size(field: str, quantity: Decimal, unit_price: Decimal, cur: Cur
         raise FieldConflictError(field, f"quantity × unit price must not exceed {limit:f} {cur.code}")
 
 
+def check_money_size(field: str, amount: Decimal, cur: Currency) -> None:
+    """An amount a request gives in a currency it names (a credit grant, a coupon's fixed amount) is
+    below MAX_LINE_MINOR minor units, like a line: a 422 naming the field."""
+    if abs(amount).scaleb(cur.exponent) >= MAX_LINE_MINOR:
+        limit = Decimal(MAX_LINE_MINOR).scaleb(-cur.exponent)
+        raise InvalidFieldError(field, f"must be less than {limit:f} {cur.code}")
+
+
 def line_amount_minor(quantity: Decimal, unit_price: Decimal, cur: Currency) -> int:
     """Rounding boundary 1: the line amount, quantity × unit price, rounded once. Reconcile checks
     every stored line against it. Guarded: services refuse larger lines when they are written."""

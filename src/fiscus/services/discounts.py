@@ -37,7 +37,7 @@ from fiscus.domain.discounts import (
     coupon_refusal,
     normalize_code,
 )
-from fiscus.domain.documents import line_amount_minor
+from fiscus.domain.documents import check_money_size, line_amount_minor
 from fiscus.domain.errors import ConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, SubscriptionStatus
@@ -78,6 +78,7 @@ def _minor_amounts(amounts: dict[str, Decimal]) -> dict[str, int]:
             raise InvalidFieldError(f"amounts_off.{code}", "must be greater than zero")
         if amount != amount.quantize(cur.quantum):
             raise InvalidFieldError(f"amounts_off.{code}", f"has more decimals than {code} has minor units")
+        check_money_size(f"amounts_off.{code}", amount, cur)
         out[code] = to_minor(amount.quantize(cur.quantum), cur)
     return out
 
@@ -136,6 +137,7 @@ def create_promotion_code(
         cur = currency(spec.minimum_currency, "minimum_currency")
         if spec.minimum_amount != spec.minimum_amount.quantize(cur.quantum):
             raise InvalidFieldError("minimum_amount", f"has more decimals than {cur.code} has minor units")
+        check_money_size("minimum_amount", spec.minimum_amount, cur)
         minimum = to_minor(spec.minimum_amount.quantize(cur.quantum), cur)
     now = clock.now()
     with db.write() as conn:

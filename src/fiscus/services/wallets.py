@@ -24,6 +24,7 @@ from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row,
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.discounts import DiscountInput, SettledDiscount, credit_input
+from fiscus.domain.documents import check_money_size
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.domain.money import currency, from_minor, to_minor
 from fiscus.services import validation as v
@@ -72,6 +73,9 @@ def grant_credits(
         raise InvalidFieldError("amount", f"must be greater than zero, in {cur.code}'s minor units")
     if low_balance is not None and (low_balance < 0 or low_balance != low_balance.quantize(cur.quantum)):
         raise InvalidFieldError("low_balance", f"must be zero or more, in {cur.code}'s minor units")
+    check_money_size("amount", amount, cur)
+    if low_balance is not None:
+        check_money_size("low_balance", low_balance, cur)
     now = clock.now()
     if expires_at is not None and expires_at <= now:
         raise FieldConflictError("expires_at", "must be in the future")  # the clock decides: 409
