@@ -72,6 +72,8 @@ def _serve(db_url: str, tmp_path: Path, gateway_url: str) -> tuple[subprocess.Po
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                # Build the document once before schemathesis fetches it with its own short timeout.
+                httpx.get(f"{base}/openapi.json", timeout=120).raise_for_status()
                 return server, base
         except httpx.HTTPError:
             time.sleep(0.1)
