@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from fiscus import logs
 from fiscus.adapters.db.migrations import is_up_to_date
-from fiscus.api import docs, errors, operation_docs
+from fiscus.api import docs, errors, operation_docs, route_index
 from fiscus.api.deps import RateLimiter, _AuthCache
 from fiscus.api.dialects import billing, payments, vps
 from fiscus.api.middleware import InputGuard, ObservabilityMiddleware
@@ -142,4 +142,5 @@ def create_app(container: Container | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     operation_docs.apply(app)
+    route_index.install(app)
     return app
