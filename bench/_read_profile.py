@@ -95,7 +95,7 @@ def run_loop(main: Coroutine[Any, Any, Spent]) -> Spent:
 
 def profile(
     fixture: Fixture, db_name: str, endpoint: Endpoint, requests: int, served: list[Measurement]
-) -> None:
+) -> float:
     """`endpoint` in-process on the data the server just served: the ASGI app driven directly (no HTTP,
     no client library, one request at a time), timed with the real threadpool, then with it inlined,
     then under cProfile. CPU time is what bounds a saturated worker; wall time adds the waits (thread
@@ -231,3 +231,4 @@ def profile(
     for key in sorted(sql.seconds, key=sql.seconds.__getitem__, reverse=True)[:12]:
         sql_table.add_row(us(sql.seconds[key]), f"{sql.calls[key] / requests:.2f}", key)
     console.print(sql_table)
+    return real_total.cpu / requests * 1e6

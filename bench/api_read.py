@@ -69,26 +69,34 @@ def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> lis
             f"subscriptions, {fixture.invoices:,} issued invoices ({fixture.lines:,} lines), "
             f"API key {fixture.key_prefix}"
         )
-        server = Server(fixture.url, log_dir)
-        try:
-            ready = server.start(timeout=300.0)
-            say(f"[{target.name}] server pid {server.pid} ready in {ready:.1f}s: {' '.join(server.command)}")
-            check_endpoints(server, fixture)
-            if paths:
-                depth_check(server.base, fixture.secret, paths, say)
-            for endpoint in ENDPOINTS:
-                for connections in args.connections:
-                    found = measure(server, fixture, target.name, endpoint, connections, args.duration)
-                    measurements.append(found)
-        finally:
-            say(f"[{target.name}] server {server.stop()}")
+        if not args.profile_only:
+            server = Server(fixture.url, log_dir)
+            try:
+                ready = server.start(timeout=300.0)
+                command = " ".join(server.command)
+                say(f"[{target.name}] server pid {server.pid} ready in {ready:.1f}s: {command}")
+                check_endpoints(server, fixture)
+                if paths:
+                    depth_check(server.base, fixture.secret, paths, say)
+                for endpoint in ENDPOINTS:
+                    for connections in args.connections:
+                        found = measure(server, fixture, target.name, endpoint, connections, args.duration)
+                        measurements.append(found)
+            finally:
+                say(f"[{target.name}] server {server.stop()}")
         baselines = {m.connections: m.result.rps for m in measurements if m.endpoint.baseline}
         for m in measurements:
             m.baseline_rps = baselines.get(m.connections)
         if args.profile and target.name in args.profile_db:
-            endpoint = ENDPOINTS[args.profile_endpoint]
-            served = [m for m in measurements if m.endpoint == endpoint]
-            profile(fixture, target.name, endpoint, args.profile_requests, served)
+            chosen = ENDPOINTS if args.profile_endpoint == "all" else [ENDPOINTS[int(args.profile_endpoint)]]
+            cpu: dict[str, float] = {}
+            for endpoint in chosen:
+                served = [m for m in measurements if m.endpoint == endpoint]
+                cpu[endpoint.label] = profile(fixture, target.name, endpoint, args.profile_requests, served)
+            if len(cpu) > 1:
+                say(f"[{target.name}] in-process CPU per request (real threadpool, no profiler):")
+                for label, us in cpu.items():
+                    say(f"    {label:<32} {us:8,.0f} us")
     finally:
         target.discard(db)
     say()
@@ -131,15 +139,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile-endpoint",
-        type=int,
-        choices=range(len(ENDPOINTS)),
-        default=0,
-        help=f"index into ENDPOINTS for --profile (default 0: {ENDPOINTS[0].label})",
+        choices=[*map(str, range(len(ENDPOINTS))), "all"],
+        default="0",
+        help=f"index into ENDPOINTS for --profile, or all (default 0: {ENDPOINTS[0].label})",
+    )
+    parser.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="--profile without the server and wrk (CPU time per request stays fair on a loaded machine)",
     )
     parser.add_argument(
         "--profile-requests", type=int, default=2_000, help="requests per --profile figure (default 2000)"
     )
     args = parser.parse_args(argv)
+    args.profile = args.profile or args.profile_only
     if sum(e.baseline for e in ENDPOINTS) != 1:
         parser.error("ENDPOINTS must hold exactly one baseline")
     return args
