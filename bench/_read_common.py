@@ -60,10 +60,20 @@ ENDPOINTS: list[Endpoint] = [
 
 PHASES: list[tuple[str, str, str]] = [
     ("auth: authenticate() (on an auth-cache miss only)", "fiscus.api.deps", "authenticate"),
-    ("queries: page_document_ids", "fiscus.api.routes.documents", "page_document_ids"),
-    ("queries: load_documents", "fiscus.api.routes.documents", "load_documents"),
-    ("queries: get_document", "fiscus.api.routes.documents", "get_document"),
-    ("presenting: presenters.document", "fiscus.api.presenters", "document"),
+    ("query: page_document_stamps", "fiscus.api.routes.documents", "page_document_stamps"),
+    ("query: page_document_stamps", "fiscus.api.dialects.payments", "page_document_stamps"),
+    ("query: document_stamp", "fiscus.api.routes.documents", "document_stamp"),
+    ("query: count_documents (dialect totals)", "fiscus.api.dialects.billing", "count_documents"),
+    ("query: count_documents (dialect totals)", "fiscus.api.dialects.vps", "count_documents"),
+    ("query: offset_document_stamps", "fiscus.api.dialects.billing", "offset_document_stamps"),
+    ("query: offset_document_stamps", "fiscus.api.dialects.vps", "offset_document_stamps"),
+    ("query: load_documents (cache misses)", "fiscus.api.routes.documents", "load_documents"),
+    ("query: load_documents (cache misses)", "fiscus.api.dialects.billing", "load_documents"),
+    ("query: load_documents (cache misses)", "fiscus.api.dialects.vps", "load_documents"),
+    ("query: load_documents (cache misses)", "fiscus.api.dialects.payments", "load_documents"),
+    ("presentation: presenters.document (cache misses)", "fiscus.api.presenters", "document"),
+    ("encoding: presenters.encode (cache misses)", "fiscus.api.presenters", "encode"),
+    ("encoding: presenters.list_bytes (the page from cached bodies)", "fiscus.api.presenters", "list_bytes"),
     ("encoding: presenters.json_response (msgspec)", "fiscus.api.presenters", "json_response"),
 ]
 """--profile: (label, module, attribute) of the functions the request path calls through a module

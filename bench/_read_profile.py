@@ -184,7 +184,7 @@ def profile(
     columns = ("phase", "CPU us, real threadpool", "CPU us, inlined", "wall us, inlined")
     for col in columns:
         table.add_column(col, justify="left" if col == "phase" else "right")
-    for label, _module, _attribute in PHASES:
+    for label in dict.fromkeys(label for label, _module, _attribute in PHASES):
         if label in real or label in inlined:
             table.add_row(label, us(real[label].cpu), us(inlined[label].cpu), us(inlined[label].wall))
     table.add_row(
