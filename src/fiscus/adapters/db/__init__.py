@@ -10,6 +10,7 @@ from fiscus.adapters.db import (
     tables_email,
     tables_portal,
     tables_usage,
+    tables_usage_features,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "tables_email",
     "tables_portal",
     "tables_usage",
+    "tables_usage_features",
 ]
