@@ -8,7 +8,7 @@ and never wait on one another; a statement folds its organisation's deltas when 
 other transaction is folding it).
 
 Revision ID: 0026
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-07 16:20:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0026"
-down_revision = "0018"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
