@@ -11,7 +11,7 @@ the OpenAPI document are unchanged; `tests/api/test_usage_fast.py` checks the tw
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import Meta
@@ -36,9 +36,6 @@ class FastEvent(msgspec.Struct, forbid_unknown_fields=True):
 
 class FastBatch(msgspec.Struct, forbid_unknown_fields=True):
     events: Annotated[list[FastEvent], Meta(min_length=1, max_length=MAX_EVENTS)]
-
-
-M = TypeVar("M")
 
 
 def fast_events(data: Any) -> list[tuple[FastEvent, datetime]] | None:
