@@ -2,14 +2,17 @@
 (`fiscus events import`'s code path) and the current-usage endpoint's latency, on SQLite and PostgreSQL.
 Prints figures, asserts nothing about timings.
 
-    .venv/bin/python bench/events.py [--db sqlite,postgresql] [--events 40000] [--senders 4]
+    .venv/bin/python bench/events.py [--db sqlite,postgresql] [--ingest 20000] [--events 10000000]
 
 For each database: a fresh migrated database, one organisation, 50 customers, a `bandwidth` metric
-(sum, grouped by region) and a subscription with a graduated usage price for customer 1. HTTP: the
-server in its own process, `--senders` client threads posting distinct events (transaction ids never
-repeat); the figure is events stored per second of wall time. Import: an NDJSON file of the same
-size through `import_file` in batches of 1,000. Current usage: `GET /customers/{id}/usage` for the
-customer holding every event, 200 requests after 20 warm-up ones, p50 and p99.
+(sum, grouped by region) and a subscription (started a day ago, on the hour) with a graduated usage
+price for customer 1. HTTP: the server in its own process, `--senders` client threads posting
+`--ingest` distinct events per batch size; figures are events stored per second of wall time and CPU
+µs per event of the server process and of PostgreSQL (the robust figures on a loaded machine).
+Import: an NDJSON file of `--ingest` events through `import_file` in chunks of 10,000. `--events N`:
+the organisation is then grown to N events by set-based SQL (`_usage_bulk.py`, not through HTTP).
+Current usage: `GET /customers/{id}/usage` for the customer holding every event, 200 requests after
+20 warm-up ones, p50 and p99.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from _usage_bulk import bulk_load, postgres_cpu, process_cpu
 from billing_run import PostgresTarget, SqliteTarget, Target
 from rich.console import Console
 from rich.table import Table
@@ -38,6 +42,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.cli_usage import import_file
 from fiscus.domain.clock import FixedClock
+from fiscus.services import usage_ingest
 from fiscus.services.access import create_api_key
 from fiscus.services.catalog import ProductSpec, create_price, create_product, create_variant
 from fiscus.services.customers import CustomerSpec, create_customer
@@ -47,6 +52,8 @@ from fiscus.services.usage_metrics import MetricSpec, create_metric
 from fiscus.services.usage_prices import UsageSpec
 
 console = Console()
+IMPORT_BATCH: int = getattr(usage_ingest, "IMPORT_BATCH", usage_ingest.MAX_BATCH)
+"""Chunks of the import (1,000 where the code predates bulk chunks: the bench runs on older trees too)."""
 TIERS = [{"up_to": "1000", "unit_price": "0.05"}, {"up_to": None, "unit_price": "0.01"}]
 
 
@@ -56,9 +63,10 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def setup(db: Database) -> tuple[int, list[int], str, int]:
-    """Organisation, customers, metric, usage price, subscription, key: (org, customers, key, sub)."""
-    now = datetime.now(UTC) - timedelta(days=1)
+def setup(db: Database) -> tuple[int, list[int], str, int, int, datetime]:
+    """Organisation, customers, metric, usage price, subscription, key:
+    (org, customers, key, sub, metric, subscription start)."""
+    now = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     clock = FixedClock(now)
     org = create_organization(
         db,
@@ -94,7 +102,7 @@ def setup(db: Database) -> tuple[int, list[int], str, int]:
         usage=UsageSpec(metric, "graduated", {"tiers": TIERS}),
     )
     sub = create_subscription(db, clock, org, customers[0], [ItemSpec(price, 1)])
-    return org, customers, create_api_key(db, clock, org).secret, sub
+    return org, customers, create_api_key(db, clock, org).secret, sub, metric, now
 
 
 def event(n: int, customer: int, at: datetime) -> dict[str, object]:
@@ -141,10 +149,14 @@ def http_ingest(
     return total / seconds
 
 
+REQUESTS = 220
+"""Current-usage requests: 20 warm-up ones, then 200 measured."""
+
+
 def latency(base: str, key: str, customer: int, sub: int) -> tuple[float, float]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         times = []
-        for i in range(220):
+        for i in range(REQUESTS):
             started = time.perf_counter()
             r = client.get(f"/api/v1/customers/{customer}/usage", params={"subscription": sub})
             if r.status_code != 200:
@@ -155,9 +167,13 @@ def latency(base: str, key: str, customer: int, sub: int) -> tuple[float, float]
     return times[len(times) // 2] * 1000, times[int(len(times) * 0.99) - 1] * 1000
 
 
-def bench(target: Target, total: int, senders: int) -> list[tuple[str, str]]:
+def _cpu(seconds: float, events: int) -> str:
+    return f"{1e6 * seconds / events:,.0f}"
+
+
+def bench(target: Target, total: int, senders: int, grow_to: int) -> list[tuple[str, str]]:
     db, _ = target.fresh("events")
-    org, customers, key, sub = setup(db)
+    org, customers, key, sub, metric, began = setup(db)
     port = _port()
     env = {
         **os.environ,
@@ -185,41 +201,62 @@ def bench(target: Target, total: int, senders: int) -> list[tuple[str, str]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 300  # a loaded machine starts a server slowly
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/healthz").status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        rows = []
+                time.sleep(0.2)
+        rows = [("", "CPU µs/event: server (Python) + PostgreSQL")]
         for batch, offset in ((100, 0), (1000, total)):
+            server_cpu, pg_cpu = process_cpu(server.pid), postgres_cpu(db)
             rate = http_ingest(base, key, customers[0], total, batch, senders, offset)
-            rows.append((f"HTTP, batches of {batch:,}", f"{rate:,.0f} events/s"))
+            server_cpu, pg_cpu = process_cpu(server.pid) - server_cpu, postgres_cpu(db) - pg_cpu
+            rows.append(
+                (
+                    f"HTTP, batches of {batch:,}",
+                    f"{rate:,.0f} events/s; CPU {_cpu(server_cpu, total)} + {_cpu(pg_cpu, total)}",
+                )
+            )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.ndjson"
             at = datetime.now(UTC)
             with path.open("w") as f:
                 for n in range(2 * total, 3 * total):
                     f.write(json.dumps(event(n, customers[0], at)) + "\n")
-            started = time.perf_counter()
+            started, cpu, pg_cpu = time.perf_counter(), time.process_time(), postgres_cpu(db)
             import_file(
-                db, FixedClock(datetime.now(UTC)), org, path, fmt="ndjson", batch=1000, late_days=None
+                db, FixedClock(datetime.now(UTC)), org, path, fmt="ndjson", batch=IMPORT_BATCH, late_days=None
             )
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            pg_cpu = postgres_cpu(db) - pg_cpu
             rows.append(
                 (
-                    "bulk import (NDJSON, batches of 1,000)",
-                    f"{total / (time.perf_counter() - started):,.0f} events/s",
+                    f"bulk import (NDJSON, chunks of {IMPORT_BATCH:,})",
+                    f"{total / seconds:,.0f} events/s; CPU {_cpu(cpu, total)} + {_cpu(pg_cpu, total)}",
                 )
             )
+        stored = 3 * total
+        if grow_to > stored:
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            seconds = bulk_load(
+                db, org, customers[0], metric, began, now - timedelta(hours=2), grow_to - stored
+            )
+            rows.append((f"bulk SQL load of {grow_to - stored:,} events (not HTTP)", f"{seconds:,.0f} s"))
+            stored = grow_to
         with db.read() as conn:
-            stored = len(
+            held = len(
                 conn.execute(select(t.customers.c.id).where(t.customers.c.organization_id == org)).all()
             )
+        server_cpu, pg_cpu = process_cpu(server.pid), postgres_cpu(db)
         p50, p99 = latency(base, key, customers[0], sub)
+        server_cpu, pg_cpu = process_cpu(server.pid) - server_cpu, postgres_cpu(db) - pg_cpu
         rows.append(
             (
-                f"current usage ({3 * total:,} events, {stored} customers)",
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                f"current usage ({stored:,} events of one customer, {held} customers)",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; CPU per request {1e3 * server_cpu / REQUESTS:.1f}"
+                f" + {1e3 * pg_cpu / REQUESTS:.1f} ms",
             )
         )
         return rows
@@ -232,13 +269,14 @@ def bench(target: Target, total: int, senders: int) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--ingest", type=int, default=20_000, help="events per ingest phase")
+    parser.add_argument("--events", type=int, default=0, help="grow the organisation to this many events")
     parser.add_argument("--senders", type=int, default=4)
     args = parser.parse_args()
     table = Table("database", "measure", "figure", title=f"usage events, {os.cpu_count()} cores")
     for name in args.db.split(","):
         target: Target = SqliteTarget() if name == "sqlite" else PostgresTarget()
-        for measure, figure in bench(target, args.events, args.senders):
+        for measure, figure in bench(target, args.ingest, args.senders, args.events):
             table.add_row(name, measure, figure)
         if isinstance(target, PostgresTarget):
             target.cluster.stop()

@@ -27,7 +27,7 @@ from fiscus.adapters.db.usage_partitions import ensure_ahead
 from fiscus.bootstrap import build
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import ValidationError
-from fiscus.services.usage_ingest import MAX_BATCH, EventIn, ingest_events
+from fiscus.services.usage_ingest import IMPORT_BATCH, EventIn, ingest_events
 
 events_app = typer.Typer(help="Usage events.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -102,7 +102,7 @@ def import_file(
         def flush() -> None:
             nonlocal sent
             try:
-                ingest_events(db, clock, org_id, [e for _n, e in pending], late_days=late_days)
+                ingest_events(db, clock, org_id, [e for _n, e in pending], late_days=late_days, limit=batch)
             except ValidationError as exc:
                 lines = [
                     pending[int(p.field.split(".")[1])][0]
@@ -135,7 +135,7 @@ def import_events(
     ],
     org: Annotated[int, typer.Option("--org", help="organisation id")],
     fmt: Annotated[str | None, typer.Option("--format", help="ndjson or csv (default: by extension)")] = None,
-    batch: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = MAX_BATCH,
+    batch: Annotated[int, typer.Option(min=1, max=IMPORT_BATCH)] = IMPORT_BATCH,
     late_days: Annotated[
         int | None, typer.Option(help="accept events this many days old (a backfill)")
     ] = None,

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
-from fiscus.api.fields import NOT_BLANK, Currency, ExternalId, Id, In, Instant, MoneyOut
+from fiscus.api.fields import (
+    NOT_BLANK,
+    Currency,
+    ExternalId,
+    Id,
+    In,
+    Instant,
+    MoneyOut,
+    _no_nul,
+    _whole_numbers,
+)
+from fiscus.api.usage_fast import fast_events
 
 PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
 Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
@@ -41,6 +52,12 @@ class EventIn(In):
         }
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        """Only ever validated inside `EventsIn`, whose validator already walked the whole batch."""
+        return data
+
     transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
     customer_id: Id | None = None
     external_customer_id: ExternalId | None = None
@@ -59,6 +76,27 @@ class EventIn(In):
 
 class EventsIn(In):
     events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_nul(cls, data: Any, handler: ModelWrapValidatorHandler[EventsIn]) -> EventsIn:
+        """A well-formed batch skips pydantic (api/usage_fast.py); anything else is validated in full,
+        the NUL and whole-number walk of `In` done once here for the whole batch."""
+        fast = fast_events(data)
+        if fast is None:
+            return handler(_whole_numbers(_no_nul(data)))
+        return cls.model_construct(
+            events=[
+                EventIn.model_construct(
+                    transaction_id=e.transaction_id,
+                    customer_id=e.customer_id,
+                    code=e.code,
+                    timestamp=at,
+                    properties=e.properties,
+                )
+                for e, at in fast
+            ]
+        )
 
 
 class EventsOut(BaseModel):

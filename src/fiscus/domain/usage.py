@@ -23,7 +23,7 @@ half-up (`money.ROUNDING`). Every aggregate is then rounded by the metric's own 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
@@ -234,6 +234,51 @@ def merge(a: Partial, b: Partial) -> Partial:
         latest_value=later.latest_value,
         weighted=weighted,
         uniques=a.uniques | b.uniques,
+    )
+
+
+def value_of(metric: Metric, properties: Mapping[str, object]) -> Decimal | str | None:
+    """What one event contributes: nothing for a count, the value for a unique count, else its number
+    (refused as `partial_of` refuses it)."""
+    if metric.aggregation is Aggregation.COUNT:
+        return None
+    if metric.aggregation is Aggregation.UNIQUE_COUNT:
+        return unique_of(metric, properties)
+    return number_of(metric, properties)
+
+
+def partial_of_values(
+    metric: Metric, events: Sequence[Event], values: Sequence[Decimal | str | None], end: datetime
+) -> Partial:
+    """The partial of several events (with their `value_of`) measured against one `end`: equal to
+    merging their `partial_of`s in order (what ingestion does per hour bucket), in one pass."""
+    if not events:
+        return Partial(end)
+    if metric.aggregation is Aggregation.COUNT:
+        return Partial(end, count=len(events))
+    if metric.aggregation is Aggregation.UNIQUE_COUNT:
+        return Partial(end, count=len(events), uniques=frozenset(str(v) for v in values))
+    numbers = [v for v in values if isinstance(v, Decimal)]
+    if len(numbers) != len(events):
+        raise ValueError("a numeric metric's values are decimals")
+    last = max(range(len(events)), key=lambda k: (events[k].timestamp, events[k].transaction_id))
+    weighted = Decimal(0)
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        total = sum(numbers, Decimal(0))
+        if metric.aggregation is Aggregation.WEIGHTED_SUM:
+            for v, e in zip(numbers, events, strict=True):
+                weighted += v * _seconds(end - e.timestamp)
+    return Partial(
+        end,
+        count=len(events),
+        total=total,
+        minimum=min(numbers),
+        maximum=max(numbers),
+        latest_at=events[last].timestamp,
+        latest_id=events[last].transaction_id,
+        latest_value=numbers[last],
+        weighted=weighted,
     )
 
 

@@ -20,12 +20,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
-from fiscus.adapters.db.upsert import insert_for
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import FieldConflictsError, FieldProblem, InvalidFieldError, ValidationError
 from fiscus.domain.usage import (
@@ -39,14 +38,18 @@ from fiscus.domain.usage import (
     matches,
     merge,
     partial_of,
+    partial_of_values,
+    value_of,
 )
-from fiscus.queries.usage import bucket_partial
 from fiscus.services import usage_pending as pending
+from fiscus.services import usage_store as store
 from fiscus.services.usage_adjustments import mark_late
 from fiscus.services.usage_metrics import metric_of, metrics_by_code
 from fiscus.services.usage_settings import load_usage_settings
 
 MAX_BATCH: Final = 1000
+IMPORT_BATCH: Final = 10_000
+"""A bulk import's largest transaction: the set-based writes cost per statement, not per row."""
 AHEAD: Final = timedelta(minutes=5)
 MAX_PROPERTIES: Final = 32
 MAX_PROPERTIES_BYTES: Final = 4096
@@ -54,8 +57,7 @@ MAX_TEXT: Final = 200
 EXTERNAL_ID: Final = re.compile(r"[!-~]{1,128}")
 """A customer's external id: 1 to 128 printable ASCII characters, no spaces."""
 
-BucketKey = tuple[int, int, str, datetime]
-"""(customer_id, metric_id, group_value, hour)."""
+BucketKey = store.BucketKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,19 +112,26 @@ def _window(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldPro
 
 
 def ingest_events(
-    db: Database, clock: Clock, org_id: int, events: Sequence[EventIn], *, late_days: int | None = None
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    events: Sequence[EventIn],
+    *,
+    late_days: int | None = None,
+    limit: int = MAX_BATCH,
 ) -> int:
     """Store a batch exactly once; answers how many events the batch held (a resend answers the same).
 
-    `late_days` overrides the organisation's late window (a backfill by `fiscus events import`)."""
+    `late_days` overrides the organisation's late window and `limit` the batch size (a backfill by
+    `fiscus events import`, up to `IMPORT_BATCH`)."""
     if not events:
         raise InvalidFieldError("events", "at least one event")
-    if len(events) > MAX_BATCH:
-        raise InvalidFieldError("events", f"at most {MAX_BATCH} events per batch")
+    if len(events) > min(limit, IMPORT_BATCH):
+        raise InvalidFieldError("events", f"at most {min(limit, IMPORT_BATCH)} events per batch")
     now = clock.now()
     with db.write() as conn:
         settings = load_usage_settings(conn, org_id)
-        seen = _known(conn, org_id, {e.transaction_id for e in events})
+        seen = store.known(conn, org_id, {e.transaction_id for e in events})
         fresh: dict[str, tuple[int, EventIn]] = {}
         for i, e in enumerate(events):
             if e.transaction_id not in seen and e.transaction_id not in fresh:
@@ -199,13 +208,14 @@ def ingest_events(
             raise ValidationError(problems + conflicts)
         if conflicts:
             raise FieldConflictsError(conflicts)
-        claimed = _claim(conn, org_id, rows)
+        claimed = store.claim(conn, org_id, rows)
         if len(claimed) < len(rows):  # a concurrent batch stored some of them first: count only ours
             rows = [r for r in rows if r["transaction_id"] in claimed]
             partials, uniques = _recount(rows, metrics)
         if rows:
-            conn.execute(tu.usage_events.insert(), rows)
-            _add_to_buckets(conn, org_id, partials, uniques)
+            store.insert_events(conn, rows)
+            store.add_uniques(conn, org_id, uniques)
+            store.add_to_buckets(conn, org_id, partials)
             mark_late(conn, org_id, rows, now)  # billed periods these fall in are adjusted, never changed
         pending.hold(conn, org_id, held)
     return len(events)
@@ -228,8 +238,9 @@ def store_claimed(
     if not rows:
         return
     partials, uniques = _recount(rows, metrics)
-    conn.execute(tu.usage_events.insert(), rows)
-    _add_to_buckets(conn, org_id, partials, uniques)
+    store.insert_events(conn, rows)
+    store.add_uniques(conn, org_id, uniques)
+    store.add_to_buckets(conn, org_id, partials)
     mark_late(conn, org_id, rows, now)
 
 
@@ -275,28 +286,25 @@ def _measure(metric: Metric, metric_id: int, e: EventIn) -> tuple[BucketKey | No
 def _recount(
     rows: list[dict[str, Any]], metrics: Mapping[str, dict[str, Any]]
 ) -> tuple[dict[BucketKey, Partial], set[tuple[BucketKey, str]]]:
+    """The rows' partial per hour bucket, one pass per bucket (`partial_of_values`, equal to merging
+    each event's partial), and the unique values per bucket."""
     by_id = {m["id"]: metric_of(m) for m in metrics.values()}
-    partials: dict[BucketKey, Partial] = {}
-    uniques: set[tuple[BucketKey, str]] = set()
+    by_key: dict[BucketKey, tuple[Metric, list[Event], list[Decimal | str | None]]] = {}
     for r in rows:
         metric = by_id[r["metric_id"]]
-        e = EventIn(r["transaction_id"], metric.code, r["occurred_at"], r["properties"], r["customer_id"])
-        key, partial = _measure(metric, r["metric_id"], e)
-        if key is None or partial is None:
+        if not matches(metric, r["properties"]):
             continue
+        key = (r["customer_id"], r["metric_id"], group_of(metric, r["properties"]), hour_of(r["occurred_at"]))
+        _m, evs, values = by_key.setdefault(key, (metric, [], []))
+        evs.append(Event(r["transaction_id"], r["occurred_at"], r["properties"]))
+        values.append(value_of(metric, r["properties"]))
+    partials: dict[BucketKey, Partial] = {}
+    uniques: set[tuple[BucketKey, str]] = set()
+    for key, (metric, evs, values) in by_key.items():
+        partials[key] = partial_of_values(metric, evs, values, key[3] + HOUR)
         if metric.aggregation is Aggregation.UNIQUE_COUNT:
-            uniques |= {(key, u) for u in partial.uniques}
-        partials[key] = merge(partials[key], partial) if key in partials else partial
+            uniques |= {(key, u) for u in partials[key].uniques}
     return partials, uniques
-
-
-def _known(conn: Connection, org_id: int, ids: set[str]) -> set[str]:
-    k = tu.usage_event_keys.c
-    return set(
-        conn.execute(
-            select(k.transaction_id).where(k.organization_id == org_id, k.transaction_id.in_(sorted(ids)))
-        ).scalars()
-    )
 
 
 def _customers(conn: Connection, org_id: int, ids: set[int | None]) -> set[int]:
@@ -305,115 +313,3 @@ def _customers(conn: Connection, org_id: int, ids: set[int | None]) -> set[int]:
     if not wanted:
         return set()
     return set(conn.execute(select(c.id).where(c.organization_id == org_id, c.id.in_(wanted))).scalars())
-
-
-def _claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert the batch's keys; the ids this transaction inserted (not a concurrent one)."""
-    if not rows:
-        return set()
-    keys = sorted(
-        (
-            {
-                "organization_id": org_id,
-                "transaction_id": r["transaction_id"],
-                "occurred_at": r["occurred_at"],
-            }
-            for r in rows
-        ),
-        key=lambda r: r["transaction_id"],
-    )
-    k = tu.usage_event_keys.c
-    # executemany: SQLAlchemy sends multi-row INSERTs from one cached statement (insertmanyvalues)
-    stmt = insert_for(conn, tu.usage_event_keys).on_conflict_do_nothing().returning(k.transaction_id)
-    return set(conn.execute(stmt, keys).scalars())
-
-
-def _add_to_buckets(
-    conn: Connection, org_id: int, partials: dict[BucketKey, Partial], uniques: set[tuple[BucketKey, str]]
-) -> None:
-    """Merge the batch's partials into the stored hour buckets, under row locks (sorted: no deadlock)."""
-    if uniques:
-        values = [
-            {
-                "organization_id": org_id,
-                "customer_id": c,
-                "metric_id": m,
-                "group_value": g,
-                "hour": h,
-                "value": u,
-            }
-            for (c, m, g, h), u in sorted(uniques)
-        ]
-        conn.execute(insert_for(conn, tu.usage_unique_values).on_conflict_do_nothing(), values)
-    if not partials:
-        return
-    keys = sorted(partials)
-    empty = [
-        {
-            "organization_id": org_id,
-            "customer_id": c,
-            "metric_id": m,
-            "group_value": g,
-            "hour": h,
-            "count": 0,
-            "total": Decimal(0),
-            "weighted": Decimal(0),
-        }
-        for c, m, g, h in keys
-    ]
-    conn.execute(insert_for(conn, tu.usage_buckets).on_conflict_do_nothing(), empty)
-    b = tu.usage_buckets.c
-    stored = conn.execute(
-        select(tu.usage_buckets)
-        .where(
-            b.organization_id == org_id, tuple_(b.customer_id, b.metric_id, b.group_value, b.hour).in_(keys)
-        )
-        .order_by(b.customer_id, b.metric_id, b.group_value, b.hour)
-        .with_for_update()
-    ).mappings()
-    changes = []
-    for row in stored:
-        key = (row["customer_id"], row["metric_id"], row["group_value"], row["hour"])
-        merged = merge(bucket_partial(dict(row)), partials[key])
-        changes.append(
-            {
-                "k_customer": key[0],
-                "k_metric": key[1],
-                "k_group": key[2],
-                "k_hour": key[3],
-                "v_count": merged.count,
-                "v_total": merged.total,
-                "v_minimum": merged.minimum,
-                "v_maximum": merged.maximum,
-                "v_latest_at": merged.latest_at,
-                "v_latest_id": merged.latest_id,
-                "v_latest_value": merged.latest_value,
-                "v_weighted": merged.weighted,
-            }
-        )
-    conn.execute(
-        update(tu.usage_buckets)
-        .where(
-            b.organization_id == org_id,
-            b.customer_id == bindparam("k_customer"),
-            b.metric_id == bindparam("k_metric"),
-            b.group_value == bindparam("k_group"),
-            b.hour == bindparam("k_hour"),
-        )
-        .values(
-            {
-                name: bindparam(f"v_{name}")
-                for name in (
-                    "count",
-                    "total",
-                    "minimum",
-                    "maximum",
-                    "latest_at",
-                    "latest_id",
-                    "latest_value",
-                    "weighted",
-                )
-            }
-        ),
-        changes,
-    )
