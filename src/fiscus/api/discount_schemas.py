@@ -157,3 +157,23 @@ class WalletOut(Out):
     balance: MoneyOut
     low_balance: MoneyOut | None
     ledger: list[LedgerEntryOut]
+
+
+class TopupIn(In):
+    """Bought credit: a top-up invoice of `amount` (tax included) in the customer's currency; once it
+    is paid, the wallet holds `amount` of paid credit (ADR 0009)."""
+
+    currency: Currency
+    amount: Amount
+
+
+class TopupOut(Out):
+    id: int
+    object: Literal["credit_topup"] = "credit_topup"
+    customer_id: int
+    document_id: int
+    amount: MoneyOut
+    currency: str
+    grant_id: int | None = Field(description="the paid credit it granted; null until the invoice is paid")
+    created_at: datetime
+    credited_at: datetime | None

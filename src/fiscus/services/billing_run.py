@@ -46,6 +46,7 @@ from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_h
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.usage_billing import bill_usage
 from fiscus.services.usage_prices import usage_price_ids
+from fiscus.services.wallet_topups import apply_paid_credit
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ def _persist_split(
             now=now,
             actor=actor,
         )
+    apply_paid_credit(conn, issued, now=now, actor=actor)  # issue 17: bought credit, after tax
     schedule_collection(conn, issued, now)
 
 

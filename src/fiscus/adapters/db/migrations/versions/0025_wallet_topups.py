@@ -58,7 +58,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("grant_id", name=op.f("uq_wallet_topups_grant_id")),
     )
     with op.batch_alter_table("wallet_topups", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_wallet_topups_organization_id"), ["organization_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_wallet_topups_organization_id"), ["organization_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_wallet_topups_customer_id"), ["customer_id"], unique=False)
     _ledger_kinds(_NEW)
 
