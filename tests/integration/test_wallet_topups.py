@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
