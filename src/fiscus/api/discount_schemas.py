@@ -27,6 +27,9 @@ class CouponIn(In):
     duration_periods: int | None = Field(None, ge=1, le=1200)
     product_ids: list[Id] = Field(default_factory=list, max_length=100)
     price_ids: list[Id] = Field(default_factory=list, max_length=100)
+    metric_ids: list[Id] = Field(
+        default_factory=list, max_length=100, description="usage metrics: the usage prices charging them"
+    )
     redeem_by: Instant | None = None
     max_redemptions: Limit | None = None
 
@@ -51,6 +54,7 @@ class CouponOut(Out):
     duration_periods: int | None
     product_ids: list[int]
     price_ids: list[int]
+    metric_ids: list[int]
     redeem_by: datetime | None
     max_redemptions: int | None
     times_redeemed: int

@@ -42,6 +42,8 @@ coupons = Table(
     Column("duration_periods", Integer, nullable=True),
     Column("product_ids", Json, nullable=False),
     Column("price_ids", Json, nullable=False),
+    # usage metrics (billable_metrics ids): the usage prices charging them are covered
+    Column("metric_ids", Json, nullable=False, server_default=text("'[]'")),
     Column("redeem_by", UtcDateTime, nullable=True),
     Column("max_redemptions", Integer, nullable=True),
     Column("times_redeemed", Integer, nullable=False, server_default="0"),

@@ -1,4 +1,4 @@
-"""bought credit: `wallet_topups`, and `restored` wallet ledger rows
+"""bought credit: `wallet_topups`, `restored` wallet ledger rows, usage metrics in a coupon's scope
 
 A top-up invoice (issue 17, ADR 0009) grants paid credit once it is paid: `wallet_topups` links the
 invoice to the grant it made (unique, so never twice). A voided document gives back the credit it
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import fiscus.adapters.db.types
 
@@ -63,9 +64,20 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_wallet_topups_customer_id"), ["customer_id"], unique=False)
     _ledger_kinds(_NEW)
+    with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "metric_ids",
+                sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+                nullable=False,
+                server_default=sa.text("'[]'"),
+            )
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.drop_column("metric_ids")
     # the old schema has no 'restored': such rows become 'granted' (+), so Σ ledger = balance still holds
     op.execute("UPDATE wallet_ledger SET kind = 'granted' WHERE kind = 'restored'")
     _ledger_kinds(_OLD)
