@@ -191,7 +191,8 @@ wallet_ledger = Table(
     # + granted, restored (a voided document's consumption given back); − consumed, expired, refunded.
     # Never updated or deleted.
     Column("amount_minor", BigInteger, nullable=False),
-    Column("document_id", Id, ForeignKey("documents.id"), nullable=True),
+    # indexed: voiding any document looks up the credit it consumed (`wallets.restore_consumed`)
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=True, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint(LEDGER_KINDS, name="kind"),
     CheckConstraint("amount_minor <> 0", name="amount"),

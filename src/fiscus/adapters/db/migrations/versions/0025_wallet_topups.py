@@ -2,7 +2,8 @@
 
 A top-up invoice (issue 17, ADR 0009) grants paid credit once it is paid: `wallet_topups` links the
 invoice to the grant it made (unique, so never twice). A voided document gives back the credit it
-consumed through a `restored` ledger row, so the ledger's kind CHECK gains that value.
+consumed through a `restored` ledger row, so the ledger's kind CHECK gains that value, and the ledger
+is indexed by document (every void looks it up). Coupons gain `metric_ids` (usage metrics in scope).
 
 Revision ID: 0025
 Revises: 0018
@@ -64,6 +65,8 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_wallet_topups_customer_id"), ["customer_id"], unique=False)
     _ledger_kinds(_NEW)
+    with op.batch_alter_table("wallet_ledger", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wallet_ledger_document_id"), ["document_id"], unique=False)
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -76,6 +79,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("wallet_ledger", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wallet_ledger_document_id"))
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.drop_column("metric_ids")
     # the old schema has no 'restored': such rows become 'granted' (+), so Σ ledger = balance still holds
