@@ -130,3 +130,18 @@ def en16931() -> tuple[Schematron, Schematron]:
     if reason is not None:
         pytest.skip(reason)
     return Schematron(CII_XSLT), Schematron(UBL_XSLT)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """One Chromium per test session (per xdist worker) for the browser tests that share it (the
+    portal's story, the emailed update-card link); skipped where Playwright or Chromium is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

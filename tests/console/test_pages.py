@@ -181,6 +181,9 @@ def test_email_settings_are_read_by_all_and_changed_by_an_admin_with_the_api_s_e
     assert "sandbox" in csp
     assert "script-src" not in csp
     assert "default-src 'none'" in csp
+    final = client.get(f"{base}/preview?kind=final_action&id={world.document_id}")
+    assert final.status_code == 200  # the dunning's final-action email is previewable too
+    assert 'value="final_action"' in final.text
     foreign = client.get(f"{base}/preview?kind=invoice_issued&id={world.other_document_id}")
     assert foreign.status_code == 404  # another organisation's document
     assert client.get(f"{base}/preview?kind=nonsense&id=1").status_code == 404

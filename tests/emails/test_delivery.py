@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright import sync_api
+from playwright.sync_api import Browser
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
@@ -43,7 +43,7 @@ from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, free_port, live_server, make_app
 from tests.builders import make_customer, make_tenant
 from tests.emails.support import SmtpSink, smtp_sink
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, PUBLIC_URL, card_form, fill_card
+from tests.pages.support import PUBLIC_URL, card_form, fill_card
 from tests.payments_support import GatewayProcess, gateway_process
 
 
@@ -129,7 +129,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 
 def test_declined_charge_email_has_the_reason_and_a_working_update_card_link(
-    db: Database, clock: FixedClock, mailbox: SmtpSink, gateway: GatewayProcess
+    db: Database, clock: FixedClock, mailbox: SmtpSink, gateway: GatewayProcess, chromium: Browser
 ) -> None:
     tenant = make_tenant(db, clock, "bg")
     customer = make_customer(db, clock, tenant, locale="ru", email="olga@example.com", name="Ольга")
@@ -160,10 +160,10 @@ def test_declined_charge_email_has_the_reason_and_a_working_update_card_link(
     assert form is not None
     assert form.action.startswith(gateway.url)
     # In Chromium: the link opens the card form; a new card pays the invoice the old one could not.
-    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
+        context = chromium.new_context(java_script_enabled=False)
         try:
-            tab = browser.new_page(java_script_enabled=False)
+            tab = context.new_page()
             tab.set_default_timeout(15_000)
             tab.goto(base + path)
             assert tab.locator("[data-testid=card-form]").count() == 1
@@ -172,7 +172,7 @@ def test_declined_charge_email_has_the_reason_and_a_working_update_card_link(
             tab.wait_for_url(re.compile(r"\?result="))
             assert tab.locator("[data-testid=notice]").get_attribute("data-kind") == "paid"
         finally:
-            browser.close()
+            context.close()
     with db.read() as conn:
         status = conn.execute(select(t.documents.c.status).where(t.documents.c.id == failed_doc)).scalar_one()
     assert status == "paid"

@@ -1,7 +1,8 @@
 """The customer portal in Debian's Chromium (Playwright), Fiscus under uvicorn and the test gateway as
 its own process: a customer opens the session link the API made, downloads a PDF (the API's bytes),
 pays an open invoice on the hosted page, adds a card and makes it the default, changes plan after
-seeing the proration, and cancels at the period end. Every effect is read back through the API, every
+seeing the proration, and cancels at the period end; another customer's document, PDF and subscription
+are 404 in the same browser. Every effect is read back through the API, every
 page passes axe-core, and screenshots at desktop and phone width go to docs/images/portal-*.png."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
@@ -21,7 +24,7 @@ from fiscus.services.access import create_api_key
 from fiscus.services.portal_settings import update_portal_settings
 from tests.api_support import auth, live_server, make_app
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, billed_document, fill_card
+from tests.pages.support import CHROMIUM, billed_document, fill_card
 from tests.payments_support import GatewayProcess, gateway_process
 
 if TYPE_CHECKING:
@@ -35,12 +38,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium: Browser) -> Browser:
+    """The session's Chromium (tests/conftest.py)."""
+    return chromium
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,7 @@ def test_a_customer_uses_the_portal_in_a_browser(
     db: Database, clock: FixedClock, gateway: GatewayProcess, browser: Browser, backend: str
 ) -> None:
     shop, alice, invoice = billed_document(db, clock, "us", slug="us-shop", locale="en")
+    _shop, bob, bob_invoice = billed_document(db, clock, tenant=shop)
     key = create_api_key(db, clock, shop.org_id).secret
     update_portal_settings(
         db, clock, shop.org_id, {"allow_plan_change": True, "allow_cancel": True, "plans": [shop.monthly_big]}
@@ -163,6 +165,22 @@ def test_a_customer_uses_the_portal_in_a_browser(
             assert sub["cancel_at"] is not None
             assert sub["status"] == "active"
             assert page.locator("[data-testid=sub-ends]").count() == 1
+
+            # Another customer's ids, typed into the address bar: not found, whatever they name.
+            with db.read() as conn:
+                bob_sub = conn.execute(
+                    select(t.subscriptions.c.id).where(t.subscriptions.c.customer_id == bob)
+                ).scalar_one()
+            for path in (
+                f"/documents/{bob_invoice}",
+                f"/documents/{bob_invoice}/pdf",
+                f"/subscriptions/{bob_sub}/change",
+                f"/subscriptions/{bob_sub}/cancel",
+            ):
+                answer = page.goto(f"{base}/portal/us-shop{path}")
+                assert answer is not None
+                assert answer.status == 404, path
+            assert api(f"/subscriptions/{bob_sub}")["cancel_at"] is None
 
             page.goto(f"{base}/portal/us-shop/account")
             shots.take(page, "account")

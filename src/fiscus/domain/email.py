@@ -23,6 +23,7 @@ class EmailKind(StrEnum):
     PAYMENT_RECEIPT = "payment_receipt"
     PAYMENT_FAILED = "payment_failed"
     FINAL_NOTICE = "final_notice"
+    FINAL_ACTION = "final_action"
     CARD_EXPIRING = "card_expiring"
     TRIAL_ENDING = "trial_ending"
     RENEWAL_UPCOMING = "renewal_upcoming"
@@ -35,12 +36,14 @@ TRANSACTIONAL: Final = frozenset(
         EmailKind.PROFORMA_ISSUED,
         EmailKind.CREDIT_NOTE_ISSUED,
         EmailKind.PAYMENT_RECEIPT,
+        EmailKind.FINAL_ACTION,
         EmailKind.PORTAL_LOGIN,
     }
 )
-"""Documents, receipts and login links the customer is owed or asked for: no `List-Unsubscribe`, and an
-unsubscribe never stops them (only a bounce does). Every other kind is a reminder: it carries
-`List-Unsubscribe` (RFC 8058)."""
+"""Documents, receipts, the notice that dunning ended in an action (the invoice written off, the
+subscription cancelled: a change to the customer's account, not a reminder) and login links the
+customer is owed or asked for: no `List-Unsubscribe`, and an unsubscribe never stops them (only a bounce
+does). Every other kind is a reminder: it carries `List-Unsubscribe` (RFC 8058)."""
 
 ALWAYS_SENT: Final = frozenset({EmailKind.PORTAL_LOGIN})
 """Kinds an organisation cannot switch off: a login link the customer just asked for must arrive."""
@@ -53,9 +56,13 @@ DOCUMENT_KINDS: Final = frozenset(
         EmailKind.PAYMENT_RECEIPT,
         EmailKind.PAYMENT_FAILED,
         EmailKind.FINAL_NOTICE,
+        EmailKind.FINAL_ACTION,
     }
 )
 """Kinds about one document (previewed with a document id); the others are about a customer."""
+
+FINAL_ACTION_EMAILS: Final = ("mark_uncollectible", "cancel_subscription")
+"""The dunning final actions a `final_action` email announces (`leave_open` changes nothing to tell)."""
 
 LOCALES: Final = ("en", "bg", "ru", "kk")
 

@@ -127,10 +127,17 @@ class DashboardQueries:
             )
             .exists()
         )
-        recovered = (
+        # Paid on the document itself, or (a proforma) on the invoice it became: a proforma paid by
+        # hand after a failed charge is converted first, and the payment lands on the invoice.
+        invoice = t.documents.alias("invoice")
+        recovered = or_(
             select(paid.c.id)
             .where(paid.c.document_id == a.c.document_id, paid.c.status == "succeeded")
-            .exists()
+            .exists(),
+            select(paid.c.id)
+            .join(invoice, invoice.c.id == paid.c.document_id)
+            .where(invoice.c.converted_from_id == a.c.document_id, paid.c.status == "succeeded")
+            .exists(),
         )
         rows = self._by_instant(
             a.c.created_at,

@@ -75,7 +75,8 @@ class PaymentsBucket:
       (attempts still in flight and voided authorisations are in neither count).
     - `recovery`: documents whose FIRST charge was made in the bucket and failed, of which how many
       were paid later: a later attempt on the document succeeded, a charge or a payment recorded
-      outside Fiscus (a paid proforma's attempts stay on the proforma, so it counts too). A cohort
+      outside Fiscus (a paid proforma's attempts stay on the proforma, so it counts too; a proforma
+      marked paid by hand is paid on the invoice it became, which counts for it as well). A cohort
       figure: it can still rise as late payments arrive.
     """
 

@@ -114,6 +114,30 @@ def queue_login_link(
     return queue(conn, now, [Wanted(organization_id, kind, key, customer_id, None, data)])
 
 
+def queue_final_action(
+    conn: Connection, now: datetime, doc: dict[str, Any], action: str, attempt_id: int
+) -> int:
+    """Queue the email that says what the dunning policy's final action did (the invoice written off,
+    the subscription cancelled), in the transaction that did it; one per document and action."""
+    kind = EmailKind.FINAL_ACTION
+    key = message_key(kind, "document", int(doc["id"]), action)
+    data = {"action": action, "attempt_id": attempt_id}
+    wanted = Wanted(int(doc["organization_id"]), kind, key, int(doc["customer_id"]), int(doc["id"]), data)
+    return queue(conn, now, [wanted])
+
+
+def queue_external_receipt(
+    conn: Connection, now: datetime, doc: dict[str, Any], attempt_id: int, amount: str, currency: str
+) -> int:
+    """Queue the receipt for a payment recorded by hand (`mark paid`: bank transfer, cash), which makes
+    no `payment.succeeded` event; keyed like a card payment's receipt."""
+    kind = EmailKind.PAYMENT_RECEIPT
+    key = message_key(kind, "payment_attempt", attempt_id, amount)
+    data = {"attempt_id": attempt_id, "amount": amount, "currency": currency}
+    wanted = Wanted(int(doc["organization_id"]), kind, key, int(doc["customer_id"]), int(doc["id"]), data)
+    return queue(conn, now, [wanted])
+
+
 def email_settings(conn: Connection, org_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Each organisation's email settings (a sandbox without its own follows its live organisation's),
     with its retry schedule; an organisation without a row gets the defaults."""

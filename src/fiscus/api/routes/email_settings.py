@@ -29,6 +29,7 @@ Kind = Literal[
     "payment_receipt",
     "payment_failed",
     "final_notice",
+    "final_action",
     "card_expiring",
     "trial_ending",
     "renewal_upcoming",

@@ -31,6 +31,7 @@ from fiscus.documents.view_model import format_minor, format_money
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.email import (
     DOCUMENT_KINDS,
+    FINAL_ACTION_EMAILS,
     TRANSACTIONAL,
     Attachment,
     EmailKind,
@@ -143,6 +144,10 @@ def compose(
     paragraphs: list[str] = []
     button: dict[str, str] | None = None
     test_mode = org["mode"] == "test"
+    label = kind.value
+    if kind is EmailKind.FINAL_ACTION:  # what dunning did: the words are per action
+        action = str(data.get("action") or "")
+        label = f"{kind.value}.{action if action in FINAL_ACTION_EMAILS else FINAL_ACTION_EMAILS[0]}"
     if kind in DOCUMENT_KINDS:
         if document_id is None:
             raise InvalidFieldError("document_id", f"a {kind.value} email is about a document")
@@ -177,9 +182,10 @@ def compose(
             if hosted and doc.status is DocumentStatus.OPEN:
                 button = {"label": words["update_card"], "url": links.hosted(organization_id, doc.id)}
         else:
-            paragraphs.append(words[f"{kind.value}.intro"].format(**values))
+            paragraphs.append(words[f"{label}.intro"].format(**values))
             if hosted:
-                payable = doc.status is DocumentStatus.OPEN and doc.amount_due_minor > 0
+                owed = doc.status in (DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE)
+                payable = owed and doc.amount_due_minor > 0
                 button = {
                     "label": words["pay" if payable else "view"],
                     "url": links.hosted(organization_id, doc.id),
@@ -204,7 +210,7 @@ def compose(
     logo = _logo(conn, org["logo_sha256"])
     context = {
         "lang": lang,
-        "subject": words[f"{kind.value}.subject"].format(**values),
+        "subject": words[f"{label}.subject"].format(**values),
         "org": org_name,
         "color": cfg["brand_color"] or DEFAULT_COLOR,
         "logo_cid": "logo@fiscus" if logo else None,

@@ -30,6 +30,18 @@ LABELS: Final[dict[str, dict[str, str]]] = {
             "We could not collect {amount_due} for {number} from your card. This is our final notice: "
             "we will try one last time on {next_try}."
         ),
+        "final_action.mark_uncollectible.subject": "We stopped collecting payment for {number}",
+        "final_action.mark_uncollectible.intro": (
+            "Our last try to collect {amount_due} for {number} failed, so we stopped trying "
+            "automatically. The amount is still owed: please pay it online."
+        ),
+        "final_action.cancel_subscription.subject": (
+            "Your subscription was cancelled: payment for {number} failed"
+        ),
+        "final_action.cancel_subscription.intro": (
+            "Our last try to collect {amount_due} for {number} failed, so your subscription was "
+            "cancelled. To continue, please pay what is owed and contact {org}."
+        ),
         "card_expiring.subject": "Your card ending in {last4} expires soon",
         "card_expiring.intro": (
             "Your {brand} card ending in {last4} expires at the end of {expiry}. Please give us a new "
@@ -89,6 +101,18 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "final_notice.intro": (
             "Не успяхме да съберем {amount_due} за {number} от картата ви. Това е последно напомняне: "
             "ще опитаме за последен път на {next_try}."
+        ),
+        "final_action.mark_uncollectible.subject": "Спряхме събирането на плащането за {number}",
+        "final_action.mark_uncollectible.intro": (
+            "Последният ни опит да съберем {amount_due} за {number} беше неуспешен и спряхме "
+            "автоматичните опити. Сумата остава дължима: моля, платете я онлайн."
+        ),
+        "final_action.cancel_subscription.subject": (
+            "Абонаментът ви е прекратен: плащането за {number} беше неуспешно"
+        ),
+        "final_action.cancel_subscription.intro": (
+            "Последният ни опит да съберем {amount_due} за {number} беше неуспешен и абонаментът ви "
+            "беше прекратен. За да продължите, моля, платете дължимата сума и се свържете с {org}."
         ),
         "card_expiring.subject": "Картата ви, завършваща на {last4}, изтича скоро",
         "card_expiring.intro": (
@@ -150,6 +174,16 @@ LABELS: Final[dict[str, dict[str, str]]] = {
             "Нам не удалось списать {amount_due} по {number} с вашей карты. Это последнее "
             "уведомление: последняя попытка будет {next_try}."
         ),
+        "final_action.mark_uncollectible.subject": "Мы прекратили списание оплаты за {number}",
+        "final_action.mark_uncollectible.intro": (
+            "Последняя попытка списать {amount_due} за {number} не удалась, и мы прекратили "
+            "автоматические попытки. Сумма по-прежнему к оплате: пожалуйста, оплатите её онлайн."
+        ),
+        "final_action.cancel_subscription.subject": "Ваша подписка отменена: оплата за {number} не прошла",
+        "final_action.cancel_subscription.intro": (
+            "Последняя попытка списать {amount_due} за {number} не удалась, и ваша подписка отменена. "
+            "Чтобы продолжить, оплатите задолженность и свяжитесь с {org}."
+        ),
         "card_expiring.subject": "Срок действия карты с окончанием {last4} скоро истекает",
         "card_expiring.intro": (
             "Срок действия вашей карты {brand} с окончанием {last4} истекает в конце {expiry}. "
@@ -207,6 +241,16 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "final_notice.intro": (
             "{number} бойынша {amount_due} сомасын картаңыздан ала алмадық. Бұл соңғы ескерту: соңғы "
             "әрекет {next_try} жасалады."
+        ),
+        "final_action.mark_uncollectible.subject": "{number} бойынша төлемді алуды тоқтаттық",
+        "final_action.mark_uncollectible.intro": (
+            "{number} үшін {amount_due} сомасын алудың соңғы әрекеті сәтсіз аяқталды, сондықтан біз "
+            "автоматты әрекеттерді тоқтаттық. Сома әлі де төленуі тиіс: оны онлайн төлеңіз."
+        ),
+        "final_action.cancel_subscription.subject": "Жазылымыңыз тоқтатылды: {number} бойынша төлем өтпеді",
+        "final_action.cancel_subscription.intro": (
+            "{number} үшін {amount_due} сомасын алудың соңғы әрекеті сәтсіз аяқталды, сондықтан "
+            "жазылымыңыз тоқтатылды. Жалғастыру үшін қарызды төлеп, {org} ұйымына хабарласыңыз."
         ),
         "card_expiring.subject": "{last4} деп аяқталатын картаңыздың мерзімі жақында бітеді",
         "card_expiring.intro": (

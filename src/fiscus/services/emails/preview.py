@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
-from fiscus.domain.email import DOCUMENT_KINDS, EmailKind
+from fiscus.domain.email import DOCUMENT_KINDS, FINAL_ACTION_EMAILS, EmailKind
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.services.emails.compose import Links, compose
 
@@ -59,7 +59,13 @@ def preview_email(
 
 
 def _payment_data(conn: Connection, org_id: int, kind: EmailKind, document_id: int) -> dict[str, Any]:
-    """The latest attempt's figures, as the event would have carried them."""
+    """The latest attempt's figures, as the event would have carried them; for the final-action email
+    the organisation's own final action (a policy that leaves the invoice open sends none: then the
+    first one that does is shown)."""
+    if kind is EmailKind.FINAL_ACTION:
+        o = t.organizations.c
+        action = conn.execute(select(o.retry_final_action).where(o.id == org_id)).scalar_one()
+        return {"action": action if action in FINAL_ACTION_EMAILS else FINAL_ACTION_EMAILS[0]}
     if kind not in (EmailKind.PAYMENT_FAILED, EmailKind.FINAL_NOTICE, EmailKind.PAYMENT_RECEIPT):
         return {}
     pa = t.payment_attempts.c

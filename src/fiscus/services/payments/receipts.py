@@ -11,9 +11,11 @@ from sqlalchemy import Connection, insert, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, audit_row
+from fiscus.adapters.db.email_queue import queue_external_receipt
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidStateError
+from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import AttemptStatus, CaptureMode, Trigger, amount_due
 from fiscus.services.document_state import (
     COLLECTABLE,
@@ -126,3 +128,6 @@ def record_external_payment(
         )
     )
     record_payment(conn, clock, doc, due, actor, now)
+    if doc["type"] != DocumentType.CREDIT_NOTE.value:  # a credit note is paid to the customer, not by them
+        cur = currency(doc["currency"])
+        queue_external_receipt(conn, now, doc, attempt_id, str(from_minor(due, cur)), cur.code)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
+from fiscus.adapters.db.email_queue import queue_final_action
 from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.payments import AttemptStatus, FinalAction, RetryPolicy, Trigger, is_hard_decline
 from fiscus.domain.subscriptions import SubscriptionStatus
@@ -82,21 +83,23 @@ def settle_failed(
             conn, [outbox_row(org_id, f"{doc['type']}.payment_failed", "document", doc["id"], now, payload)]
         )
         _subscription_past_due(conn, doc, actor, now)
-        if final:
-            _final_action(conn, doc, policy.final_action, actor, now)
+        if final and _final_action(conn, doc, policy.final_action, actor, now):
+            queue_final_action(conn, now, doc, policy.final_action.value, int(attempt["id"]))
     touch_document(conn, doc["id"], now, **values)
 
 
 def _final_action(
     conn: Connection, doc: dict[str, Any], action: FinalAction, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Apply the policy's final action; whether it changed anything (the customer is then told)."""
     if (
         action is FinalAction.MARK_UNCOLLECTIBLE
         and doc["type"] == DocumentType.INVOICE.value
         and doc["status"] == DocumentStatus.OPEN.value
     ):
         apply_document_action(conn, doc, DocumentAction.MARK_UNCOLLECTIBLE, {}, actor, now)
-    elif action is FinalAction.CANCEL_SUBSCRIPTION and doc["subscription_id"] is not None:
+        return True
+    if action is FinalAction.CANCEL_SUBSCRIPTION and doc["subscription_id"] is not None:
         sub = (
             conn.execute(
                 select(t.subscriptions)
@@ -114,6 +117,8 @@ def _final_action(
             _subscription_status(
                 conn, dict(sub), SubscriptionStatus.CANCELED, actor, now, canceled_at=now, ended_at=now
             )
+            return True
+    return False
 
 
 def _subscription_status(

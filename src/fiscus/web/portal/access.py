@@ -195,7 +195,7 @@ def login_request(slug: str, request: Request, email: FormText = "", csrf_token:
     except InvalidFieldError:
         labels = portal_labels(lang)
         return _login_page(
-            request, slug, org[0], lang, email=email[:254], error=labels["login_text"], status=422
+            request, slug, org[0], lang, email=email[:254], error=labels["err_email"], status=422
         )
     except svc.LoginRateLimitedError as exc:
         response = message(lang, "rate_limited_heading", "rate_limited_text", status=429)

@@ -17,7 +17,9 @@ from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreac
 from fiscus.services import portal_actions as actions
 from fiscus.services.payment_links import link_secret
 from fiscus.services.payments.methods import add_card
+from fiscus.web.pay.labels import decline_message
 from fiscus.web.portal.common import Page, gateway_origin, ident, posted, problem, redirect, signed_in
+from fiscus.web.portal.errors import field_errors
 from fiscus.web.signing import Signer
 
 router = APIRouter(include_in_schema=False)
@@ -78,13 +80,15 @@ def methods(slug: str, request: Request) -> Response:
         }
     query = request.query_params
     error = page.t["card_error"] if query.get("error") else ""
+    # The gateway's code in the customer's words; its own (English) message is never shown.
+    reason = decline_message(page.language, query.get("error", ""), "") if error else ""
     context = {
         "title": page.t["methods_heading"],
         "section": "methods",
         "cards": cards,
         "form": form,
         "error": error,
-        "error_message": query.get("error", "")[:300],
+        "error_message": reason,
         "done": page.t.get(f"done_{query.get('done', '')}", ""),
     }
     return page.render("methods.html", context, forms_to=gateway_origin(form["action"]) if form else "")
@@ -101,7 +105,7 @@ def card_return(slug: str, request: Request) -> Response:
     if not _signer(page).state_is_valid(s.id, query.get("state", ""), c.clock.now()):
         return problem(page, "csrf_heading", "csrf_text", status=400)
     if query.get("error") or c.payments is None:
-        return redirect(f"{back}?{urlencode({'error': query.get('message', 'error')[:300]})}")
+        return redirect(f"{back}?{urlencode({'error': query.get('error', '1')[:64]})}")
     try:
         add_card(
             c.db,
@@ -199,7 +203,7 @@ def save_account(
     try:
         actions.update_billing_details(page.c.db, page.c.clock, page.session, values)
     except ValidationError as exc:
-        errors = {p.field: p.message for p in exc.problems}
+        errors = field_errors(page.t, exc)
         shown = {k: values.get(k, str(page.customer[k] or "")) for k in FIELDS}
         return _account_page(page, shown, errors, "", status=422)
     return redirect(f"{page.base}/account?done=account")

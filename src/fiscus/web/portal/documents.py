@@ -5,7 +5,7 @@ scoped to the session's customer: another customer's id is simply not found."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from babel.dates import format_date
 from fastapi import APIRouter, Request, Response
@@ -20,16 +20,16 @@ from fiscus.domain.documents import DocumentStatus
 from fiscus.domain.errors import InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.queries.documents import DocumentFilters, DocumentView, get_document, page_documents
+from fiscus.queries.pagination import cursor_rows
 from fiscus.queries.payments import attempt_money
 from fiscus.queries.scope import Scope
 from fiscus.services.einvoices import Syntax, einvoice_xml
 from fiscus.services.payment_links import has_hosted_page, link_secret, payment_path
 from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
+from fiscus.web.portal import paging
 from fiscus.web.portal.common import Page, ident, problem, signed_in
 
 router = APIRouter(include_in_schema=False)
-LIST_LIMIT: Final = 100
-"""The newest documents shown; a customer with more has the business's API or statements."""
 
 
 def _scope(page: Page) -> Scope:
@@ -63,9 +63,18 @@ def documents(slug: str, request: Request) -> Response:
     page = signed_in(request, slug)
     if isinstance(page, Response):
         return page
+    cursor = paging.cursor_of(request)
     with page.c.db.read() as conn:
-        docs, more = page_documents(conn, _scope(page), DocumentFilters(issued_only=True), limit=LIST_LIMIT)
+        docs, more = page_documents(
+            conn,
+            _scope(page),
+            DocumentFilters(issued_only=True),
+            limit=paging.PAGE_SIZE,
+            starting_after=cursor.after,
+            ending_before=cursor.before,
+        )
     rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT]
+    pages = paging.pager(page.base, [d.id for d in docs], more, cursor)
     done = page.t.get(f"done_{request.query_params.get('done', '')}", "")
     return page.render(
         "documents.html",
@@ -73,7 +82,8 @@ def documents(slug: str, request: Request) -> Response:
             "title": page.t["documents_heading"],
             "section": "documents",
             "rows": rows,
-            "more": more,
+            "pages": pages,
+            "pages_label": page.t["pages"],
             "done": done,
         },
     )
@@ -170,26 +180,32 @@ def payments(slug: str, request: Request) -> Response:
         return page
     pa, pr, d = t.payment_attempts.c, t.payment_refunds.c, t.documents.c
     s = page.session
+    at, rc = paging.cursor_of(request), paging.cursor_of(request, "refunds_")
     with page.c.db.read() as conn:
-        attempts = [
-            dict(r)
-            for r in conn.execute(
-                select(t.payment_attempts, d.number)
-                .join(t.documents, d.id == pa.document_id)
-                .where(pa.organization_id == s.organization_id, pa.customer_id == s.customer_id)
-                .order_by(pa.id.desc())
-                .limit(LIST_LIMIT)
-            ).mappings()
-        ]
+        found, more_attempts = cursor_rows(
+            conn,
+            select(t.payment_attempts, d.number)
+            .join(t.documents, d.id == pa.document_id)
+            .where(pa.organization_id == s.organization_id, pa.customer_id == s.customer_id),
+            t.payment_attempts,
+            limit=paging.PAGE_SIZE,
+            starting_after=at.after,
+            ending_before=at.before,
+        )
+        attempts = [dict(r._mapping) for r in found]
         money = attempt_money(conn, attempts)
-        refunds = conn.execute(
+        refunds, more_refunds = cursor_rows(
+            conn,
             select(pr.id, pr.amount_minor, pr.status, pr.created_at, pr.settled_at, pa.currency, d.number)
             .join(t.payment_attempts, pa.id == pr.attempt_id)
             .join(t.documents, d.id == pr.document_id)
-            .where(pr.organization_id == s.organization_id, pa.customer_id == s.customer_id)
-            .order_by(pr.id.desc())
-            .limit(LIST_LIMIT)
-        ).all()
+            .where(pr.organization_id == s.organization_id, pa.customer_id == s.customer_id),
+            t.payment_refunds,
+            limit=paging.PAGE_SIZE,
+            starting_after=rc.after,
+            ending_before=rc.before,
+        )
+    path = f"{page.base}/payments"
 
     def when(moment: Any) -> str:
         return format_date(moment, "medium", locale=page.locale) if moment else ""
@@ -226,5 +242,8 @@ def payments(slug: str, request: Request) -> Response:
         "section": "payments",
         "attempts": attempt_rows,
         "refunds": refund_rows,
+        "attempt_pages": paging.pager(path, [a["id"] for a in attempts], more_attempts, at),
+        "refund_pages": paging.pager(path, [r.id for r in refunds], more_refunds, rc, "refunds_"),
+        "pages_label": page.t["pages"],
     }
     return page.render("payments.html", context)

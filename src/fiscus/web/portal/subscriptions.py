@@ -8,15 +8,20 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
 from fiscus.documents.view_model import format_money
 from fiscus.domain.errors import DomainError, NotFoundError, ValidationError
-from fiscus.domain.money import currency
+from fiscus.domain.money import currency, from_minor
+from fiscus.queries.pagination import cursor_rows
 from fiscus.services import portal_actions as actions
+from fiscus.services.portal_usage import CurrentUsage, current_usage
+from fiscus.web.portal import paging
 from fiscus.web.portal.common import Page, ident, posted, problem, redirect, signed_in
+from fiscus.web.portal.errors import conflict_message, field_errors
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form()]
@@ -90,15 +95,19 @@ def subscriptions(slug: str, request: Request) -> Response:
         return page
     s = page.session
     sc, si = t.subscriptions.c, t.subscription_items.c
+    cursor = paging.cursor_of(request)
     with page.c.db.read() as conn:
-        subs = [
-            dict(r)
-            for r in conn.execute(
-                select(t.subscriptions)
-                .where(sc.organization_id == s.organization_id, sc.customer_id == s.customer_id)
-                .order_by(sc.id.desc())
-            ).mappings()
-        ]
+        found, more = cursor_rows(
+            conn,
+            select(t.subscriptions).where(
+                sc.organization_id == s.organization_id, sc.customer_id == s.customer_id
+            ),
+            t.subscriptions,
+            limit=paging.PAGE_SIZE,
+            starting_after=cursor.after,
+            ending_before=cursor.before,
+        )
+        subs = [dict(r._mapping) for r in found]
         items: dict[int, list[tuple[int, Decimal]]] = {}
         for r in conn.execute(
             select(si.subscription_id, si.price_id, si.quantity)
@@ -112,6 +121,7 @@ def subscriptions(slug: str, request: Request) -> Response:
     for sub in subs:
         billable = sub["status"] in BILLABLE
         nxt = actions.next_invoice(page.c.db, s, sub["id"]) if billable else None
+        usage = current_usage(page.c.db, page.c.clock, s, sub["id"]) if billable else None
         sub_items = items.get(sub["id"], [])
         changeable = (
             billable
@@ -134,14 +144,8 @@ def subscriptions(slug: str, request: Request) -> Response:
                     if sub["current_period_start"]
                     else ""
                 ),
-                "next": (
-                    page.t["next_invoice_text"].format(
-                        amount=page.money(nxt.total_minor, nxt.currency),
-                        period=f"{_date(page, nxt.period_start)} – {_date(page, nxt.period_end)}",
-                    )
-                    if nxt
-                    else ""
-                ),
+                "next": _next_text(page, nxt, usage),
+                "usage": _usage_rows(page, usage),
                 "ends": page.t["ends_on"].format(date=_date(page, sub["cancel_at"]))
                 if sub["cancel_at"]
                 else "",
@@ -154,9 +158,54 @@ def subscriptions(slug: str, request: Request) -> Response:
         "title": page.t["subscriptions_heading"],
         "section": "subscriptions",
         "subs": rows,
+        "pages": paging.pager(f"{page.base}/subscriptions", [x["id"] for x in subs], more, cursor),
+        "pages_label": page.t["pages"],
         "done": done,
     }
     return page.render("subscriptions.html", context)
+
+
+def _next_text(page: Page, nxt: actions.NextInvoice | None, usage: CurrentUsage | None) -> str:
+    """The next invoice with the usage so far: usage is billed in arrears, after the period ends,
+    so the next invoice the customer gets carries it as well as the next period's advance."""
+    if nxt is None and usage is None:
+        return ""
+    if nxt is None:
+        assert usage is not None
+        return page.t["next_invoice_text"].format(
+            amount=page.money(usage.total_minor, usage.currency),
+            period=f"{_date(page, usage.period_start)} – {_date(page, usage.period_end)}",
+        )
+    values = {
+        "amount": page.money(nxt.total_minor, nxt.currency),
+        "period": f"{_date(page, nxt.period_start)} – {_date(page, nxt.period_end)}",
+    }
+    if usage is None:
+        return page.t["next_invoice_text"].format(**values)
+    return page.t["next_with_usage"].format(usage=page.money(usage.total_minor, usage.currency), **values)
+
+
+def _usage_rows(page: Page, usage: CurrentUsage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    cur = usage.currency
+    return {
+        "summary": page.t["usage_text"].format(
+            amount=page.money(usage.subtotal_minor, cur),
+            period=f"{_date(page, usage.period_start)} – {_date(page, usage.period_end)}",
+        ),
+        "charges": [
+            {
+                "metric": c.metric,
+                "code": c.code,
+                "amount_raw": f"{from_minor(c.amount_minor, cur):f}",
+                "group": c.group,
+                "quantity": format_decimal(c.quantity, locale=page.locale),
+                "amount": page.money(c.amount_minor, cur),
+            }
+            for c in usage.charges
+        ],
+    }
 
 
 def _options(page: Page, sub: dict[str, Any], current: int) -> list[dict[str, Any]]:
@@ -246,10 +295,11 @@ def change(
     except NotFoundError:
         return problem(page, "not_found_heading", "not_found_text", status=404)
     except ValidationError as exc:
-        errors = {p.field.split(".")[-1]: p.message for p in exc.problems}
+        errors = field_errors(page.t, exc)
         return _change_page(page, sub, chosen, qty_text, errors=errors, status=422)
     except DomainError as exc:
-        return _change_page(page, sub, chosen, qty_text, errors={"price_id": exc.message}, status=409)
+        errors = {"price_id": conflict_message(page.t, exc)}
+        return _change_page(page, sub, chosen, qty_text, errors=errors, status=409)
     if step == "confirm":
         return redirect(f"{page.base}/subscriptions?done=changed")
     computed = result.computed
@@ -315,7 +365,8 @@ def cancel(
     except NotFoundError:
         return problem(page, "not_found_heading", "not_found_text", status=404)
     except ValidationError as exc:
-        return _cancel_page(page, found[0], exc.problems[0].message, status=422)
+        errors = field_errors(page.t, exc)
+        return _cancel_page(page, found[0], errors.get("reason") or next(iter(errors.values())), status=422)
     except DomainError as exc:
-        return _cancel_page(page, found[0], exc.message, status=409)
+        return _cancel_page(page, found[0], conflict_message(page.t, exc), status=409)
     return redirect(f"{page.base}/subscriptions?done=canceled")
