@@ -49,12 +49,14 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "payments.retry": _STAFF,  # charge what is due now with the saved card
     "subscriptions.change": _STAFF,  # plan or quantity, prorated
     "subscriptions.cancel": _STAFF,
+    "documents.resend": _STAFF,  # the document's email again, through the email outbox
     "documents.issue": _MONEY,
     "documents.void": _MONEY,
     "documents.mark_paid": _MONEY,
     "credit_notes.issue": _MONEY,
     "refunds.create": _MONEY,
     "billing_runs.start": _MONEY,
+    "catalog.write": _MONEY,  # products, variants, prices (create, archive): what is charged
     "settings.write": _ADMIN,
     "api_keys.manage": _ADMIN,
     "operators.manage": _ADMIN,

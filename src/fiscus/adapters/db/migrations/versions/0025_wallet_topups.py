@@ -6,7 +6,7 @@ consumed through a `restored` ledger row, so the ledger's kind CHECK gains that 
 is indexed by document (every void looks it up). Coupons gain `metric_ids` (usage metrics in scope).
 
 Revision ID: 0025
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-07 16:10:00
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 import fiscus.adapters.db.types
 
 revision = "0025"
-down_revision = "0018"
+down_revision = "0021"  # re-chained after main (0018 → 0024 → 0021)
 branch_labels = None
 depends_on = None
 
