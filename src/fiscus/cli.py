@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from fiscus import cli_admin, cli_usage, cli_users
+from fiscus import cli_admin, cli_discounts, cli_usage, cli_users
 from fiscus.adapters.db import migrations
 from fiscus.adapters.db import tables as tables
 from fiscus.bootstrap import Container, NotMigratedError, build
@@ -46,6 +46,7 @@ prices_app = typer.Typer(
 app.add_typer(prices_app, name="prices")
 cli_admin.register(app)
 cli_users.register(app)
+cli_discounts.register(app)
 app.add_typer(cli_usage.events_app, name="events")
 console = Console()
 err = Console(stderr=True)

@@ -12,6 +12,7 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
+from fiscus.services.documents import mark_paid
 from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import api_client, auth
@@ -148,3 +149,46 @@ def test_credit_grants_and_wallets(db: Database, clock: FixedClock) -> None:
     with db.read() as conn:
         events = set(conn.execute(select(t.outbox_events.c.type)).scalars())
     assert {"credits.granted", "credits.consumed", "credits.low_balance"} <= events
+
+
+def test_topups_and_the_upcoming_preview(db: Database, clock: FixedClock) -> None:
+    """Bought credit through the API: a top-up invoice, credited once paid; the upcoming document shows
+    the discounts and promotional credit before tax and the paid credit after it (issue 17)."""
+    tenant = make_tenant(db, clock, "jp", slug="topups")
+    org = tenant.org_id
+    h = auth(create_api_key(db, clock, org).secret)
+    customer = make_customer(db, clock, tenant, 1)
+    stranger = make_customer(db, clock, make_tenant(db, clock, "jp", slug="topups-other"), 1)
+    sub = create_subscription(db, clock, org, customer, [ItemSpec(tenant.monthly)])
+    with api_client(db, clock) as api:
+        url = f"/api/v1/customers/{customer}"
+        r = api.post(f"{url}/credit_topups", json={"currency": "JPY", "amount": "5500"}, headers=h)
+        assert r.status_code == 201, r.text
+        topup = r.json()
+        assert (topup["amount"], topup["grant_id"]) == ("5500", None)
+        invoice = api.get(f"/api/v1/documents/{topup['document_id']}", headers=h).json()
+        assert (invoice["status"], invoice["total"]) == ("open", "5500")
+        bad = api.post(f"{url}/credit_topups", json={"currency": "EUR", "amount": "5"}, headers=h)
+        assert (bad.status_code, bad.json()["code"]) == (409, "field_conflict")
+        assert (
+            api.post(f"{url}/credit_topups", json={"currency": "JPY", "amount": "5.5"}, headers=h).status_code
+            == 422
+        )
+        foreign = f"/api/v1/customers/{stranger}/credit_topups"
+        assert api.post(foreign, json={"currency": "JPY", "amount": "5"}, headers=h).status_code == 404
+        mark_paid(db, clock, org, topup["document_id"])
+        [listed] = api.get(f"{url}/credit_topups", headers=h).json()["data"]
+        assert listed["grant_id"] is not None
+        [wallet] = api.get(f"{url}/wallets", headers=h).json()["data"]
+        assert [(e["kind"], e["amount"]) for e in wallet["ledger"]] == [("granted", "5500")]
+        grant = {"currency": "JPY", "amount": "100"}
+        assert api.post(f"{url}/credit_grants", json=grant, headers=h).status_code == 201
+        preview = api.get(f"/api/v1/subscriptions/{sub}/upcoming_document", headers=h).json()
+        assert preview["discount"] == "100"
+        assert [(d["reason"], d["amount"]) for d in preview["discounts"]] == [("Promotional credit", "100")]
+        total = int(preview["total"])
+        assert preview["prepaid_credit"] == str(min(total, 5500))
+        assert preview["amount_due"] == str(total - min(total, 5500))
+        # no payment provider here: refunding needs one
+        r = api.post(f"{url}/wallets/refund", headers=h)
+        assert (r.status_code, r.json()["code"]) == (409, "payments_not_configured")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from fiscus.adapters.db.engine import Database
+from fiscus.documents.einvoice import build_einvoice
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
 from fiscus.services.billing_run import run_billing
@@ -99,6 +100,10 @@ def test_discounted_documents_pass_en16931(
     assert any(len(line.allowances) >= 2 for line in discounted)  # stacked
     assert any(a.reason == "Promotional credit" for line in discounted for a in line.allowances)
     assert sum(d.type is DocumentType.CREDIT_NOTE for d in docs) == 3
+    # a coupon or credit without a scope is stated once per VAT rate at document level (BG-20)
+    whole = [d for d in _e_invoiced(db, tenant.org_id) if build_einvoice(d).allowances]
+    assert whole
+    assert any(a.reason == "Promotional credit" for d in whole for a in build_einvoice(d).allowances)
     for t in (tenant, inclusive):
         assert _validate(db, t.org_id, en16931).fatal == []
     report = reconcile(db)

@@ -1,5 +1,6 @@
-"""Property tests on both databases (issue 17): random orders with random coupons, promotion codes and
-promotional credit in JPY, EUR, KWD and KZT. Every stored document reads total = Σ lines − Σ discounts
+"""Property tests on both databases (issue 17): random orders with random coupons, promotion codes,
+promotional credit and bought credit (a paid top-up, spent after tax; a voided invoice giving its credit
+back) in JPY, EUR, KWD and KZT. Every stored document reads total = Σ lines − Σ discounts
 + Σ tax with per-rate bases and taxes consistent, every wallet's ledger sums to its balance ≥ 0 (and to
 its grants' remaining), and `fiscus reconcile` finds nothing."""
 
@@ -21,9 +22,11 @@ from fiscus.domain.documents import line_amount_minor
 from fiscus.domain.money import currency
 from fiscus.services.catalog import create_price
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
+from fiscus.services.documents import mark_paid, void_document
 from fiscus.services.orders import bill_order_now, create_order
 from fiscus.services.reconcile import reconcile
 from fiscus.services.subscriptions import ItemSpec
+from fiscus.services.wallet_topups import create_topup
 from fiscus.services.wallets import grant_credits
 from tests.builders import Tenant, make_customer, make_tenant
 
@@ -35,6 +38,8 @@ case = st.fixed_dictionaries(
         "percent": st.none() | st.decimals(min_value=Decimal("0.5"), max_value=Decimal(100), places=1),
         "fixed": st.none() | st.integers(min_value=1, max_value=50_000),
         "code": st.booleans(),
+        "topup": st.none() | st.integers(min_value=1, max_value=60_000),
+        "void": st.booleans(),
         "grants": st.lists(
             st.tuples(st.integers(min_value=1, max_value=30_000), st.integers(0, 3), st.booleans()),
             max_size=3,
@@ -91,7 +96,11 @@ def _check_documents(db: Database, org_id: int) -> None:
                 )
             ).scalar_one()
             gross = sum(line_amount_minor(x["quantity"], x["unit_price"], cur) for x in lines)
-            assert d["total_minor"] == gross - off + d["tax_minor"]  # Σ lines − Σ discounts + Σ tax
+            assert 0 <= d["amount_credited_minor"] <= d["total_minor"]  # paid credit: at most what is due
+            if all(x["tax_inclusive"] for x in lines):  # a top-up: its price includes its tax
+                assert d["total_minor"] == gross - off
+            else:
+                assert d["total_minor"] == gross - off + d["tax_minor"]  # Σ lines − Σ discounts + Σ tax
             assert sum(x["base_minor"] for x in taxes) == d["subtotal_minor"]
             assert sum(x["tax_minor"] for x in taxes) == d["tax_minor"]
             for row in taxes:
@@ -168,11 +177,28 @@ def test_random_documents_with_discounts_and_credits_add_up(db: Database, clock:
                 priority=priority,
                 expires_at=clock.now() + timedelta(hours=1) if expiring else None,
             )
+        if c["topup"] is not None:  # bought credit: a taxed top-up invoice, paid, credits the wallet
+            topup = create_topup(
+                db,
+                clock,
+                org,
+                customer,
+                currency_code=cur.code,
+                amount=Decimal(c["topup"]).scaleb(-cur.exponent),
+            )
+            mark_paid(db, clock, org, topup)
+        billed = []
         for k, items in enumerate(c["orders"]):
             if k == 1:
                 clock.advance(timedelta(hours=2))  # the expiring grants expire before the second order
             specs = [ItemSpec(prices[kind][price], qty) for price, qty in items]
-            bill_order_now(db, clock, org, create_order(db, clock, org, customer, specs))
+            billed.append(bill_order_now(db, clock, org, create_order(db, clock, org, customer, specs)))
+        with db.read() as conn:
+            status = conn.execute(
+                select(t.documents.c.status).where(t.documents.c.id == billed[0])
+            ).scalar_one()
+        if c["void"] and status == "open":
+            void_document(db, clock, org, billed[0])  # the credit it took goes back to the wallet
         _check_documents(db, org)
         _check_wallets(db, org)
 
@@ -195,7 +221,14 @@ def test_random_documents_with_discounts_and_credits_add_up(db: Database, clock:
     with db.read() as conn:  # the cases are really there
         assert conn.execute(select(func.count()).select_from(td.document_allowances)).scalar_one() > 0
         kinds = set(conn.execute(select(td.wallet_ledger.c.kind).distinct()).scalars())
-    assert {"granted", "consumed", "expired"} <= kinds
+        lg, g = td.wallet_ledger.c, td.wallet_grants.c
+        paid_used = conn.execute(
+            select(func.count())
+            .select_from(td.wallet_ledger.join(td.wallet_grants, g.id == lg.grant_id))
+            .where(lg.kind == "consumed", g.kind == "paid")
+        ).scalar_one()
+    assert paid_used > 0  # bought credit was spent after tax
+    assert {"granted", "consumed", "expired", "restored"} <= kinds
     with db.write() as conn:  # a balance that drifts from its ledger is what reconcile reports
         conn.execute(
             update(td.wallets)

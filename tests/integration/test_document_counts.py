@@ -1,4 +1,4 @@
-"""The maintained document counts (`document_counts`, migration 0026) equal a COUNT of the documents
+"""The maintained document counts (`document_counts`, migration 0022) equal a COUNT of the documents
 after every kind of write: billing runs (bulk COPY on PostgreSQL), orders, state changes, a moved
 document, a deleted one, and enough statements on PostgreSQL to fold the deltas; and the dialects'
 totals come from them."""

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.demo import seed_demo
+from fiscus.documents.einvoice import _document_level, _whole_minor
 from fiscus.documents.facturx import build_cii_xml
 from fiscus.documents.ubl import build_ubl_xml
 from fiscus.documents.view_model import build_view_model
@@ -99,6 +100,11 @@ def _assert_ubl_states_the_view(doc: DocumentView, xml: bytes) -> None:
     assert (
         to_minor(Decimal(sums.findtext("cbc:TaxExclusiveAmount", namespaces=UBL)), cur) == doc.subtotal_minor
     )
+    whole = _document_level(doc)  # issue 17: whole-document discounts stated once as BG-20
+    stated = to_minor(Decimal(sums.findtext("cbc:AllowanceTotalAmount", namespaces=UBL)), cur)
+    assert stated == sum(_whole_minor(line, whole) for line in doc.lines)
+    bg20 = root.xpath("cac:AllowanceCharge/cbc:Amount/text()", namespaces=UBL)
+    assert to_minor(sum((Decimal(a) for a in bg20), Decimal(0)), cur) == stated
     vm = build_view_model(doc)
     lines = root.findall("cac:CreditNoteLine" if credit else "cac:InvoiceLine", UBL)
     assert len(lines) == len(doc.lines) == len(vm["raw"]["lines"])
@@ -108,14 +114,15 @@ def _assert_ubl_states_the_view(doc: DocumentView, xml: bytes) -> None:
         )
         price = Decimal(node.findtext("cac:Price/cbc:PriceAmount", namespaces=UBL))
         amount = to_minor(Decimal(node.findtext("cbc:LineExtensionAmount", namespaces=UBL)), cur)
-        assert amount == line.amount_minor == raw["amount_minor"]
+        back = _whole_minor(line, whole)
+        assert amount - back == line.amount_minor == raw["amount_minor"]
         assert quantity == line.quantity
         assert price >= 0
         allowances = [Decimal(a) for a in node.xpath("cac:AllowanceCharge/cbc:Amount/text()", namespaces=UBL)]
         if not line.tax_inclusive:
             assert price == line.unit_price
             off = to_minor(sum(allowances, Decimal(0)), cur)  # BG-27, issue 17
-            assert off == line.discount_minor
+            assert off + back == line.discount_minor
             assert to_minor(round_minor(quantity * price, cur), cur) == amount + off  # the one rounding rule
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.documents.einvoice import _document_level, _whole_minor
 from fiscus.documents.facturx import (
     NotEInvoiceableError,
     build_cii_xml,
@@ -74,8 +75,10 @@ def _assert_states_minor_units(doc: DocumentView, xml: bytes) -> None:
     sums = root.find(".//ram:SpecifiedTradeSettlementHeaderMonetarySummation", NS)
     assert sums is not None
     due = doc.total_minor - doc.amount_paid_minor - doc.amount_credited_minor
+    whole = _document_level(doc)  # issue 17: whole-document discounts are BG-20, not on the lines
     expected = {
-        "ram:LineTotalAmount": sum(line.amount_minor for line in doc.lines),
+        "ram:LineTotalAmount": sum(line.amount_minor + _whole_minor(line, whole) for line in doc.lines),
+        "ram:AllowanceTotalAmount": sum(_whole_minor(line, whole) for line in doc.lines),
         "ram:TaxBasisTotalAmount": doc.subtotal_minor,
         "ram:TaxTotalAmount": doc.tax_minor,
         "ram:GrandTotalAmount": doc.total_minor,
@@ -100,7 +103,7 @@ def _assert_states_minor_units(doc: DocumentView, xml: bytes) -> None:
     }
     lines = root.findall(".//ram:IncludedSupplyChainTradeLineItem", NS)
     assert [to_minor(_money(x, ".//ram:LineTotalAmount"), cur) for x in lines] == [
-        line.amount_minor for line in doc.lines
+        line.amount_minor + _whole_minor(line, whole) for line in doc.lines
     ]
     assert root.findtext(".//rsm:ExchangedDocument/ram:ID", namespaces=NS) == doc.number
 

@@ -38,6 +38,7 @@ from fiscus.api.routes import (
     usage,
     webhooks,
 )
+from fiscus.api.routes import credits as credit_routes
 from fiscus.api.routes import payments as payment_routes
 from fiscus.bootstrap import Container, build, payment_provider
 from fiscus.web import console as operator_console
@@ -113,6 +114,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.include_router(module.api)
     app.include_router(organizations.admin)
     app.include_router(payment_routes.api)
+    app.include_router(credit_routes.api)  # issue 17: bought credit
     app.include_router(payment_routes.inbound)
     for dialect in (billing, payments, vps):
         app.include_router(dialect.router(c.settings))

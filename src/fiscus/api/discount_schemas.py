@@ -83,6 +83,9 @@ class CouponIn(In):
     duration_periods: int | None = Field(None, ge=1, le=1200)
     product_ids: list[Id] = Field(default_factory=list, max_length=100)
     price_ids: list[Id] = Field(default_factory=list, max_length=100)
+    metric_ids: list[Id] = Field(
+        default_factory=list, max_length=100, description="usage metrics: the usage prices charging them"
+    )
     redeem_by: Instant | None = None
     max_redemptions: Limit | None = None
 
@@ -107,6 +110,7 @@ class CouponOut(Out):
     duration_periods: int | None
     product_ids: list[int]
     price_ids: list[int]
+    metric_ids: list[int]
     redeem_by: datetime | None
     max_redemptions: int | None
     times_redeemed: int
@@ -252,3 +256,23 @@ class WalletOut(Out):
     balance: MoneyOut
     low_balance: MoneyOut | None
     ledger: list[LedgerEntryOut]
+
+
+class TopupIn(In):
+    """Bought credit: a top-up invoice of `amount` (tax included) in the customer's currency; once it
+    is paid, the wallet holds `amount` of paid credit (ADR 0009)."""
+
+    currency: Currency
+    amount: Amount
+
+
+class TopupOut(Out):
+    id: int
+    object: Literal["credit_topup"] = "credit_topup"
+    customer_id: int
+    document_id: int
+    amount: MoneyOut
+    currency: str
+    grant_id: int | None = Field(description="the paid credit it granted; null until the invoice is paid")
+    created_at: datetime
+    credited_at: datetime | None

@@ -432,6 +432,16 @@ class DocumentOut(Out):
     subscription: SubscriptionOut | None = None
 
 
+class PreviewDiscountOut(Out):
+    """A discount or promotional credit the previewed document would carry (issue 17)."""
+
+    reason: str
+    amount: MoneyOut
+    coupon_id: int | None
+    discount_id: int | None
+    grant_id: int | None
+
+
 class PreviewOut(Out):
     object: Literal["document_preview"] = "document_preview"
     subscription_id: int
@@ -447,6 +457,10 @@ class PreviewOut(Out):
     usage: dict[str, Any] | None = Field(
         None, description="the current period's usage, billed in arrears on a document of its own"
     )
+    discount: MoneyOut = Field(description="Σ discounts and promotional credit, taken before tax")
+    discounts: list[PreviewDiscountOut]
+    prepaid_credit: MoneyOut = Field(description="paid wallet credit it would take after tax")
+    amount_due: MoneyOut = Field(description="total less prepaid_credit")
 
 
 class AuditEventOut(Out):

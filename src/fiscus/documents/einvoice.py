@@ -92,6 +92,18 @@ class Allowance:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentAllowance:
+    """A document-level allowance (BG-20): a discount on the whole document, one per reason and VAT
+    category/rate it reduces (BT-92 amount, BT-95/BT-96 category and rate, BT-97/BT-98 reason)."""
+
+    amount: Decimal
+    reason: str
+    category: str
+    percent: Decimal | None
+    code: str = DISCOUNT_CODE
+
+
+@dataclass(frozen=True, slots=True)
 class Breakdown:
     category: str
     percent: Decimal | None
@@ -123,8 +135,10 @@ class EInvoice:
     prepaid: Decimal
     due: Decimal
     zero: Decimal
-    """The allowance and charge totals: Fiscus states proration on lines, never at document level
-    (ADR 0006)."""
+    """The charge total: Fiscus states proration on lines, never at document level (ADR 0006)."""
+    allowances: tuple[DocumentAllowance, ...] = ()
+    allowance_total: Decimal | None = None
+    """BT-107: Σ BG-20 (issue 17); None when there is none (stated as zero)."""
 
 
 def plain(value: Decimal) -> str:
@@ -239,6 +253,9 @@ def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) ->
     seller, buyer = doc.seller, doc.buyer
     notes = [*doc.notes, *([doc.reason] if doc.reason else [])]
     prepaid = doc.amount_paid_minor + doc.amount_credited_minor
+    whole = _document_level(doc)
+    lines = [_line(line, sign, amount, zone, whole) for line in doc.lines]
+    allowances = _document_allowances(doc, amount) if whole else ()
     einvoice = EInvoice(
         number=doc.number,
         type=doc.type,
@@ -262,15 +279,17 @@ def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) ->
         ),
         period=_period(doc.period_start, doc.period_end, zone),
         corrected_number=corrected_number if doc.type is DocumentType.CREDIT_NOTE else None,
-        lines=[_line(line, sign, amount, zone) for line in doc.lines],
+        lines=lines,
         breakdown=[_breakdown(tax, amount) for tax in doc.taxes],
-        line_total=amount(sum(line.amount_minor for line in doc.lines)),
+        line_total=amount(sum(line.amount_minor + _whole_minor(line, whole) for line in doc.lines)),
         tax_basis=amount(doc.subtotal_minor),
         tax_total=amount(doc.tax_minor),
         grand_total=amount(doc.total_minor),
         prepaid=amount(prepaid),
         due=amount(doc.total_minor - prepaid),
         zero=from_minor(0, cur),
+        allowances=allowances,
+        allowance_total=amount(sum(_whole_minor(line, whole) for line in doc.lines)) if allowances else None,
     )
     result: EInvoice = xml_safe(einvoice)
     return result
@@ -295,7 +314,35 @@ def xml_safe(value: Any) -> Any:
     return value
 
 
-def _line(line: LineView, sign: int, amount: Any, zone: str | None) -> Line:
+def _document_level(doc: DocumentView) -> bool:
+    """Whole-document discounts go to BG-20 when every line is priced net of tax (a tax-inclusive line's
+    discount came off its gross, so it stays a line allowance in net terms)."""
+    return any(a.document_level for line in doc.lines for a in line.allowances) and all(
+        not line.tax_inclusive or line.tax_rate == 0 for line in doc.lines
+    )
+
+
+def _whole_minor(line: LineView, whole: bool) -> int:
+    """The line's share of whole-document discounts, added back to its BT-131 when BG-20 states them."""
+    return sum(a.amount_minor for a in line.allowances if a.document_level) if whole else 0
+
+
+def _document_allowances(doc: DocumentView, amount: Any) -> tuple[DocumentAllowance, ...]:
+    """The whole-document discounts per reason and VAT category/rate, in the order first met."""
+    grouped: dict[tuple[str, str, Decimal], int] = {}
+    for line in doc.lines:
+        cat = category(line.tax_treatment)
+        for a in line.allowances:
+            if a.document_level:
+                key = (a.reason, cat, line.tax_rate)
+                grouped[key] = grouped.get(key, 0) + a.amount_minor
+    return tuple(
+        DocumentAllowance(amount(minor), reason, cat, None if cat == "O" else percent(rate))
+        for (reason, cat, rate), minor in grouped.items()
+    )
+
+
+def _line(line: LineView, sign: int, amount: Any, zone: str | None, whole: bool = False) -> Line:
     cat = category(line.tax_treatment)
     note = None
     if line.ratio != 1:
@@ -309,18 +356,23 @@ def _line(line: LineView, sign: int, amount: Any, zone: str | None) -> Line:
         category=cat,
         percent=None if cat == "O" else percent(line.tax_rate),
         period=_period(line.period_start, line.period_end, zone),
-        net_amount=amount(line.amount_minor),
-        allowances=_line_allowances(line, amount),
+        net_amount=amount(line.amount_minor + _whole_minor(line, whole)),
+        allowances=_line_allowances(line, amount, whole),
     )
 
 
-def _line_allowances(line: LineView, amount: Any) -> tuple[Allowance, ...]:
-    """A line's discounts as BG-27. A tax-exclusive line states each as stored; a tax-inclusive one,
-    whose discount came off its gross, states one allowance in net terms: quantity × net price − net."""
+def _line_allowances(line: LineView, amount: Any, whole: bool = False) -> tuple[Allowance, ...]:
+    """A line's discounts as BG-27 (without the whole-document ones when BG-20 states them). A
+    tax-exclusive line states each as stored; a tax-inclusive one, whose discount came off its gross,
+    states one allowance in net terms: quantity × net price − net."""
     if not line.allowances:
         return ()
     if not line.tax_inclusive or line.tax_rate == 0:
-        return tuple(Allowance(amount(a.amount_minor), a.reason) for a in line.allowances)
+        return tuple(
+            Allowance(amount(a.amount_minor), a.reason)
+            for a in line.allowances
+            if not (whole and a.document_level)
+        )
     net = amount(line.amount_minor)
     gross_net = _dec(net_unit_price(line) * line.quantity).quantize(net)
     reason = "; ".join(a.reason for a in line.allowances)

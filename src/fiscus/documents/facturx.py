@@ -19,6 +19,7 @@ from typing import Any, Final
 import facturx  # type: ignore[import-untyped]
 from drafthorse.models.accounting import (  # type: ignore[import-untyped]
     ApplicableTradeTax,
+    CategoryTradeTax,
     TradeAllowanceCharge,
 )
 from drafthorse.models.document import Document  # type: ignore[import-untyped]
@@ -105,11 +106,24 @@ def build_cii_xml(doc: DocumentView, *, corrected_number: str | None = None) -> 
         settlement.terms.add(terms)
     if e.corrected_number:
         settlement.invoice_referenced_document.issuer_assigned_id = e.corrected_number
+    for allowance in e.allowances:  # BG-20, issue 17: a discount on the whole document
+        charge = TradeAllowanceCharge()
+        charge.indicator = False
+        charge.actual_amount = allowance.amount
+        charge.reason_code = allowance.code
+        charge.reason = allowance.reason
+        tax = CategoryTradeTax()
+        tax.type_code = "VAT"
+        tax.category_code = allowance.category
+        if allowance.percent is not None:
+            tax.rate_applicable_percent = allowance.percent
+        charge.trade_tax.add(tax)
+        settlement.allowance_charge.add(charge)
 
     sums = settlement.monetary_summation
     sums.line_total = e.line_total
     sums.charge_total = e.zero
-    sums.allowance_total = e.zero
+    sums.allowance_total = e.zero if e.allowance_total is None else e.allowance_total
     sums.tax_basis_total = e.tax_basis
     sums.tax_total = (e.tax_total, e.currency)
     sums.grand_total = e.grand_total

@@ -104,7 +104,9 @@ def normalize_code(code: str, field_name: str = "code") -> str:
 @dataclass(frozen=True, slots=True)
 class Coupon:
     """The terms of a discount. Exactly one of `percent_off` (0 < p ≤ 100) and `amounts_off` (minor
-    units per currency code) is set; empty `product_ids` and `price_ids` mean every line."""
+    units per currency code) is set; empty `product_ids`, `price_ids` and `metric_ids` mean every line.
+    A usage metric in scope covers the usage prices charging it: the caller resolves those into
+    `price_ids` when it loads the coupon (a line knows its price, not its metric)."""
 
     id: int
     name: str
@@ -114,6 +116,7 @@ class Coupon:
     duration_periods: int | None = None
     product_ids: frozenset[int] = frozenset()
     price_ids: frozenset[int] = frozenset()
+    metric_ids: frozenset[int] = frozenset()
     redeem_by: datetime | None = None
     max_redemptions: int | None = None
     times_redeemed: int = 0
@@ -130,7 +133,7 @@ class Coupon:
         return self.duration_periods if self.duration is Duration.REPEATING else None
 
     def covers(self, product_id: int | None, price_id: int | None) -> bool:
-        if not self.product_ids and not self.price_ids:
+        if not self.product_ids and not self.price_ids and not self.metric_ids:
             return True
         return (product_id is not None and product_id in self.product_ids) or (
             price_id is not None and price_id in self.price_ids

@@ -47,6 +47,9 @@ class AllowanceView:
     amount_minor: int
     coupon_id: int | None
     discount_id: int | None
+    document_level: bool = False
+    """The discount covers the whole document (a coupon or credit without a scope): EN 16931 states it
+    once per VAT rate at document level (BG-20) rather than on each line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,15 +372,32 @@ def page_document_stamps(
 
 def _allowances(conn: Connection, found: list[int]) -> dict[tuple[int, int], tuple[AllowanceView, ...]]:
     """The discounts on the documents' lines, per (document, position): one statement."""
-    da = td.document_allowances.c
+    da, cc, g = td.document_allowances.c, td.coupons.c, td.wallet_grants.c
     out: dict[tuple[int, int], list[AllowanceView]] = defaultdict(list)
     for r in conn.execute(
-        select(da.document_id, da.line_position, da.reason, da.amount_minor, da.coupon_id, da.discount_id)
+        select(
+            da.document_id,
+            da.line_position,
+            da.reason,
+            da.amount_minor,
+            da.coupon_id,
+            da.discount_id,
+            cc.product_ids,
+            cc.price_ids,
+            cc.metric_ids,
+            g.product_ids.label("grant_products"),
+            da.wallet_grant_id,
+        )
+        .outerjoin(td.coupons, cc.id == da.coupon_id)
+        .outerjoin(td.wallet_grants, g.id == da.wallet_grant_id)
         .where(da.document_id.in_(found))
         .order_by(da.id)
     ):
+        whole = (r.coupon_id is not None and not (r.product_ids or r.price_ids or r.metric_ids)) or (
+            r.wallet_grant_id is not None and not r.grant_products
+        )
         out[(r.document_id, r.line_position)].append(
-            AllowanceView(r.reason, r.amount_minor, r.coupon_id, r.discount_id)
+            AllowanceView(r.reason, r.amount_minor, r.coupon_id, r.discount_id, whole)
         )
     return {k: tuple(v) for k, v in out.items()}
 

@@ -46,6 +46,7 @@ from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_h
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.usage_billing import bill_usage
 from fiscus.services.usage_prices import usage_price_ids
+from fiscus.services.wallet_topups import apply_paid_credit, paid_credit_preview
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ def _persist_split(
             now=now,
             actor=actor,
         )
+    apply_paid_credit(conn, issued, now=now, actor=actor)  # issue 17: bought credit, after tax
     schedule_collection(conn, issued, now)
 
 
@@ -522,6 +524,7 @@ class NextDocumentPreview:
     document: NewDocument | None
     period_start: datetime | None
     period_end: datetime | None
+    prepaid_minor: int = 0  # paid wallet credit it would take after tax (issue 17, ADR 0009)
 
 
 def preview_next_document(db: Database, org_id: int, subscription_id: int) -> NextDocumentPreview:
@@ -544,9 +547,13 @@ def preview_next_document(db: Database, org_id: int, subscription_id: int) -> Ne
             sub["next_period_start"],
         )
         apply_discounts(conn, docs[:1], sub["next_period_start"], record=False)  # issue 17: its discounts
-    if not docs:
-        return NextDocumentPreview(None, None, None)
-    doc = docs[0]
+        if not docs:
+            return NextDocumentPreview(None, None, None)
+        doc = docs[0]
+        c = doc.computed
+        prepaid = 0
+        if doc.doc_type is DocumentType.INVOICE:
+            prepaid = paid_credit_preview(conn, customer.id, c.currency.code, c.total_minor)
     return NextDocumentPreview(
-        doc, doc.period.start if doc.period else None, doc.period.end if doc.period else None
+        doc, doc.period.start if doc.period else None, doc.period.end if doc.period else None, prepaid
     )

@@ -49,6 +49,7 @@ from fiscus.domain.money import Currency, currency, from_minor
 from fiscus.domain.payments import amount_due
 from fiscus.services.common import get_scoped
 from fiscus.services.document_state import refuse_while_card_payment_in_flight, stored_period
+from fiscus.services.wallets import credit_paid_topup
 
 CREDITABLE_STATUSES = frozenset({DocumentStatus.OPEN, DocumentStatus.PAID, DocumentStatus.UNCOLLECTIBLE})
 MAX_REASON = 1000
@@ -503,6 +504,7 @@ def _settle_if_covered(conn: Connection, invoice: dict[str, Any], actor: str, no
         .where(t.documents.c.id == invoice["id"])
         .values(status=target.value, paid_at=now, updated_at=now)
     )
+    credit_paid_topup(conn, invoice, now)  # issue 17: a top-up covered by credit still credits its wallet
     org_id = invoice["organization_id"]
     cur = currency(invoice["currency"])
     payload = {

@@ -60,7 +60,7 @@ def apply_discounts(
     if record:
         expire_coupons(conn, org_ids, now)
     active = active_discounts(conn, customers) if _any_active(conn, org_ids) else {}
-    credits = promotional_inputs(conn, customers, now) if record and _any_credit(conn, org_ids) else {}
+    credits = promotional_inputs(conn, customers, now, write=record) if _any_credit(conn, org_ids) else {}
     if not active and not credits:
         return out
     left: dict[int, int | None] = {}

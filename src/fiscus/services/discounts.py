@@ -8,7 +8,7 @@ redemption, the audit row and the `coupon.redeemed` event are written together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, insert, or_, sel
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.context import load_prices
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
@@ -56,6 +57,7 @@ class CouponSpec:
     price_ids: list[int] = field(default_factory=list)
     redeem_by: datetime | None = None
     max_redemptions: int | None = None
+    metric_ids: list[int] = field(default_factory=list)  # usage metrics: their usage prices are covered
 
 
 @dataclass(slots=True)
@@ -101,6 +103,8 @@ def create_coupon(db: Database, clock: Clock, org_id: int, spec: CouponSpec, *, 
             get_scoped(conn, t.products, org_id, pid, field=f"product_ids.{i}")
         for i, pid in enumerate(spec.price_ids):
             get_scoped(conn, t.prices, org_id, pid, field=f"price_ids.{i}")
+        for i, mid in enumerate(spec.metric_ids):
+            get_scoped(conn, tu.billable_metrics, org_id, mid, field=f"metric_ids.{i}")
         cid = conn.execute(
             insert(td.coupons)
             .values(
@@ -112,6 +116,7 @@ def create_coupon(db: Database, clock: Clock, org_id: int, spec: CouponSpec, *, 
                 duration_periods=spec.duration_periods,
                 product_ids=sorted(set(spec.product_ids)),
                 price_ids=sorted(set(spec.price_ids)),
+                metric_ids=sorted(set(spec.metric_ids)),
                 redeem_by=spec.redeem_by,
                 max_redemptions=spec.max_redemptions,
                 created_at=now,
@@ -169,8 +174,22 @@ def create_promotion_code(
     return int(pid)
 
 
-def coupon_of(row: dict[str, Any]) -> Coupon:
-    """The domain's coupon from its row."""
+def metric_prices(conn: Connection, rows: Iterable[dict[str, Any]]) -> dict[int, frozenset[int]]:
+    """The usage prices charging each metric the coupons name (one query; none when no coupon does)."""
+    metrics = sorted({m for r in rows for m in (r.get("metric_ids") or ())})
+    if not metrics:
+        return {}
+    up = tu.usage_prices.c
+    out: dict[int, set[int]] = {}
+    for r in conn.execute(select(up.metric_id, up.price_id).where(up.metric_id.in_(metrics))):
+        out.setdefault(r.metric_id, set()).add(r.price_id)
+    return {m: frozenset(p) for m, p in out.items()}
+
+
+def coupon_of(row: dict[str, Any], by_metric: Mapping[int, frozenset[int]] | None = None) -> Coupon:
+    """The domain's coupon from its row; its metrics' usage prices (`metric_prices`) join its prices."""
+    metric_ids = frozenset(row.get("metric_ids") or ())
+    usage = frozenset(p for m in metric_ids for p in (by_metric or {}).get(m, ()))
     return Coupon(
         id=row["id"],
         name=row["name"],
@@ -179,7 +198,8 @@ def coupon_of(row: dict[str, Any]) -> Coupon:
         amounts_off=dict(row["amounts_off"] or {}),
         duration_periods=row["duration_periods"],
         product_ids=frozenset(row["product_ids"] or ()),
-        price_ids=frozenset(row["price_ids"] or ()),
+        price_ids=frozenset(row["price_ids"] or ()) | usage,
+        metric_ids=metric_ids,
         redeem_by=row["redeem_by"],
         max_redemptions=row["max_redemptions"],
         times_redeemed=row["times_redeemed"],
@@ -297,7 +317,7 @@ def redeem(
             coupon_id = pcode_row["coupon_id"]
         assert coupon_id is not None
         coupon_row = get_scoped(conn, td.coupons, org_id, coupon_id, field="coupon", lock=True)
-        coupon = coupon_of(coupon_row)
+        coupon = coupon_of(coupon_row, metric_prices(conn, [coupon_row]))
         cur = currency(cur_code)
         prices = load_prices(conn, org_id, {p for p, _ in items})
         who = Redeemer(
@@ -429,8 +449,10 @@ def active_discounts(conn: Connection, customer_ids: Iterable[int]) -> dict[int,
         .order_by(dc.id)
     ).mappings()
     out: dict[int, list[ActiveDiscount]] = {}
-    for r in rows:
-        coupon = coupon_of({k[2:]: r[k] for k in r if k.startswith("c_")})
+    coupon_rows = [({k[2:]: r[k] for k in r if k.startswith("c_")}, r) for r in rows]
+    by_metric = metric_prices(conn, [c for c, _r in coupon_rows])
+    for row, r in coupon_rows:
+        coupon = coupon_of(row, by_metric)
         out.setdefault(r["customer_id"], []).append(
             ActiveDiscount(
                 r["id"],

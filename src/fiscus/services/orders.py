@@ -22,6 +22,7 @@ from fiscus.services.common import get_scoped
 from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.subscriptions import ItemSpec
+from fiscus.services.wallet_topups import apply_paid_credit
 
 
 def create_order(
@@ -92,6 +93,7 @@ def bill_order_now(db: Database, clock: Clock, org_id: int, order_id: int, *, ac
         credit.record(conn, [(docs[0], doc_id)], now)
         conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(status="billed", billed_at=now))
         if issue:
+            apply_paid_credit(conn, [doc_id], now=now, actor=actor)  # issue 17: bought credit, after tax
             schedule_collection(conn, [doc_id], now)
     return doc_id
 

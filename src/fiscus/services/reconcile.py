@@ -4,7 +4,8 @@ They restate, independently of the code that writes, what must always hold: one 
 subscription period, no overlapping periods, gapless numbers per series, totals that add up, every
 line's quantity × unit price rounding to its amount with no negative price (checked in Python), an
 audit row for every issued document, and credits that add up (credit notes never exceed the invoice,
-an invoice's credited amount is its credit notes plus customer credit applied to it, no balance below 0).
+an invoice's credited amount is its credit notes plus customer credit and paid wallet credit applied
+to it, no balance below 0).
 
 Payments: no attempt captures more than it authorised or refunds more than it captured; a document's
 paid and refunded amounts are the sums of its captures and refunds; a paid invoice is covered by money
@@ -87,8 +88,12 @@ CHECKS: Final[dict[str, str]] = {
                    GROUP BY corrected_document_id) cn ON cn.id = d.id
         LEFT JOIN (SELECT document_id AS id, -SUM(amount_minor) AS applied FROM customer_credits
                    WHERE amount_minor < 0 GROUP BY document_id) ap ON ap.id = d.id
+        LEFT JOIN (SELECT l.document_id AS id, -SUM(l.amount_minor) AS prepaid FROM wallet_ledger l
+                   JOIN wallet_grants g ON g.id = l.grant_id
+                   WHERE l.kind = 'consumed' AND g.kind = 'paid' GROUP BY l.document_id) pp ON pp.id = d.id
         WHERE d.type = 'invoice'
-          AND d.amount_credited_minor <> COALESCE(cn.total, 0) + COALESCE(ap.applied, 0)""",
+          AND d.amount_credited_minor
+              <> COALESCE(cn.total, 0) + COALESCE(ap.applied, 0) + COALESCE(pp.prepaid, 0)""",
     "credit_notes_within_invoice_total": """
         SELECT i.id, i.total_minor, SUM(c.total_minor) AS credited
         FROM documents i JOIN documents c ON c.corrected_document_id = i.id

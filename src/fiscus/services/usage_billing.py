@@ -45,12 +45,14 @@ from fiscus.domain.periods import Interval, Period
 from fiscus.domain.subscriptions import Schedule, due_periods
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.payments.collection import schedule_collection
 from fiscus.services.usage_adjustments import adjust_late
 from fiscus.services.usage_charges import Measured, usage_lines_for
 from fiscus.services.usage_prices import UsagePrice, load_usage_prices
 from fiscus.services.usage_settings import load_usage_settings
 from fiscus.services.usage_windows import changed
+from fiscus.services.wallet_topups import apply_paid_credit
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,9 @@ def _persist(
     auto = [(i, d) for i, d in docs if d.org.row["auto_issue"]]
     manual = [(i, d) for i, d in docs if not d.org.row["auto_issue"]]
     doc_ids: dict[int, int] = {}
+    # what each line comes to before discounts: `usage_lines` keeps it, so late usage compares like with like
+    undiscounted = {id(d): [ln.amount_minor for ln in d.computed.lines] for _i, d in docs}
+    credit = apply_discounts(conn, [d for _i, d in docs], now)  # issue 17: coupons (metrics in scope)
     issued = persist_documents(
         conn,
         [d for _i, d in auto],
@@ -217,8 +222,10 @@ def _persist(
         conn, [d for _i, d in manual], now=now, issue=False, actor=actor, billing_run_id=run_id
     )
     doc_ids.update({i: did for (i, _d), did in zip(manual, drafts, strict=True)})
+    credit.record(conn, [(d, doc_ids[i]) for i, d in docs], now)
     if issued:
         apply_customer_credit(conn, issued, now=now, actor=actor)
+        apply_paid_credit(conn, issued, now=now, actor=actor)  # issue 17: bought credit, after tax
         schedule_collection(conn, issued, now)
     period_rows, line_rows = [], []
     for i, (doc, measured, sub, period) in enumerate(planned):
@@ -236,7 +243,7 @@ def _persist(
         if did is None or doc is None:
             continue
         for m in measured:
-            amount = sum(doc.computed.lines[m.first_line + k].amount_minor for k in range(len(m.parts)))
+            amount = sum(undiscounted[id(doc)][m.first_line + k] for k in range(len(m.parts)))
             line_rows.append(
                 {
                     "organization_id": sub["organization_id"],

@@ -153,7 +153,12 @@ def _debit(
         .values(balance_minor=w.balance_minor - amount)
     ).rowcount
     left = grant.remaining_minor - amount
-    status = {"expired": "expired", "refunded": "refunded"}.get(kind, "depleted" if left == 0 else "active")
+    if kind == "expired":
+        status = "expired"
+    elif left > 0:
+        status = "active"
+    else:
+        status = "refunded" if kind == "refunded" else "depleted"
     moved += conn.execute(
         update(td.wallet_grants)
         .where(g.id == grant.id, g.remaining_minor >= amount)
@@ -201,24 +206,30 @@ def _lock_wallets(conn: Connection, wallet_ids: set[int]) -> None:
 
 
 def promotional_inputs(
-    conn: Connection, customer_ids: Iterable[int], now: datetime
+    conn: Connection, customer_ids: Iterable[int], now: datetime, *, write: bool = True
 ) -> dict[tuple[int, str], list[Any]]:
     """The usable promotional grants per (customer, currency), in the order they are used; expired ones
-    are expired first, and the wallets are locked for the rest of the transaction."""
+    are expired first, and the wallets are locked for the rest of the transaction. Without `write` (a
+    preview) nothing is expired or locked: grants past their expiry are just left out."""
     wanted = sorted(set(customer_ids))
     if not wanted:
         return {}
-    expire_credits(conn, wanted, now)
+    if write:
+        expire_credits(conn, wanted, now)
     g, w = td.wallet_grants.c, td.wallets.c
-    rows = conn.execute(
+    query = (
         select(td.wallet_grants, w.customer_id, w.currency)
         .join(td.wallets, w.id == g.wallet_id)
         .where(
             w.customer_id.in_(wanted), g.status == "active", g.kind == "promotional", g.remaining_minor > 0
         )
         .order_by(g.priority, g.expires_at.is_(None), g.expires_at, g.id)
-    ).all()
-    _lock_wallets(conn, {r.wallet_id for r in rows})
+    )
+    if not write:
+        query = query.where((g.expires_at.is_(None)) | (g.expires_at > now))
+    rows = conn.execute(query).all()
+    if write:
+        _lock_wallets(conn, {r.wallet_id for r in rows})
     out: dict[tuple[int, str], list[Any]] = defaultdict(list)
     for r in rows:  # mutable copies: `record_consumption` keeps `remaining_minor` current
         out[(r.customer_id, r.currency)].append(SimpleNamespace(**r._asdict()))
@@ -274,3 +285,101 @@ def record_consumption(
                     )
                 ],
             )
+
+
+# --- bought credit (ADR 0009) and giving consumption back -----------------------------------------------
+
+PAID_REASON = "Prepaid credit"
+
+
+def credit_paid_topup(conn: Connection, doc: dict[str, Any], now: datetime) -> int | None:
+    """A top-up invoice just became paid: grant its paid credit, in the payment's transaction, once (the
+    top-up row is locked and its `grant_id` is set by a guarded UPDATE). Returns the grant id, or None
+    when the document is no top-up or was credited already."""
+    tu = td.wallet_topups.c
+    topup = (
+        conn.execute(select(td.wallet_topups).where(tu.document_id == doc["id"]).with_for_update())
+        .mappings()
+        .one_or_none()
+    )
+    if topup is None or topup["grant_id"] is not None:
+        return None
+    org_id = topup["organization_id"]
+    wallet = _wallet(conn, org_id, topup["customer_id"], topup["currency"], now)
+    minor = int(topup["amount_minor"])
+    gid = conn.execute(
+        insert(td.wallet_grants)
+        .values(
+            organization_id=org_id,
+            wallet_id=wallet["id"],
+            kind="paid",
+            amount_minor=minor,
+            remaining_minor=minor,
+            priority=0,
+            expires_at=None,
+            product_ids=[],
+            reason=PAID_REASON,
+            status="active",
+            created_at=now,
+        )
+        .returning(td.wallet_grants.c.id)
+    ).scalar_one()
+    done = conn.execute(
+        update(td.wallet_topups)
+        .where(tu.id == topup["id"], tu.grant_id.is_(None))
+        .values(grant_id=gid, credited_at=now)
+    ).rowcount
+    if done != 1:
+        raise RuntimeError(f"top-up {topup['id']} was credited underneath")
+    w = td.wallets.c
+    conn.execute(update(td.wallets).where(w.id == wallet["id"]).values(balance_minor=w.balance_minor + minor))
+    _ledger(conn, org_id, wallet["id"], gid, "granted", minor, doc["id"], now)
+    cur = currency(topup["currency"])
+    payload = {
+        "grant_id": gid,
+        "customer_id": topup["customer_id"],
+        "currency": cur.code,
+        "amount": str(from_minor(minor, cur)),
+        "kind": "paid",
+        "document_id": doc["id"],
+    }
+    append_audit(
+        conn, [audit_row(org_id, "wallet", wallet["id"], "credits_bought", "system", now, None, payload)]
+    )
+    append_outbox(conn, [outbox_row(org_id, "credits.granted", "wallet", wallet["id"], now, payload)])
+    return int(gid)
+
+
+def restore_consumed(conn: Connection, doc: dict[str, Any], now: datetime) -> int:
+    """A voided document gives back the credit it consumed (ledger `restored`, naming the document),
+    once: what was restored for it before is subtracted. Returns the minor units given back."""
+    lg, g = td.wallet_ledger.c, td.wallet_grants.c
+    net: dict[int, int] = defaultdict(int)
+    for r in conn.execute(
+        select(lg.grant_id, lg.kind, lg.amount_minor).where(
+            lg.document_id == doc["id"], lg.kind.in_(("consumed", "restored"))
+        )
+    ):
+        net[r.grant_id] -= r.amount_minor  # consumed rows are negative, restored positive
+    owed = {gid: amount for gid, amount in net.items() if amount > 0}
+    if not owed:
+        return 0
+    grants = conn.execute(select(td.wallet_grants).where(g.id.in_(sorted(owed)))).all()
+    _lock_wallets(conn, {r.wallet_id for r in grants})
+    w = td.wallets.c
+    for r in grants:
+        amount = owed[r.id]
+        conn.execute(
+            update(td.wallets).where(w.id == r.wallet_id).values(balance_minor=w.balance_minor + amount)
+        )
+        conn.execute(
+            update(td.wallet_grants)
+            .where(g.id == r.id)
+            .values(remaining_minor=g.remaining_minor + amount, status="active")
+        )
+        _ledger(conn, r.organization_id, r.wallet_id, r.id, "restored", amount, doc["id"], now)
+        payload = {"grant_id": r.id, "document_id": doc["id"], "amount_minor": amount}
+        append_outbox(
+            conn, [outbox_row(r.organization_id, "credits.restored", "wallet", r.wallet_id, now, payload)]
+        )
+    return sum(owed.values())

@@ -224,7 +224,7 @@ customers = Table(
     Column("default_payment_method_id", Id, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    # The customer's id in the organisation's own system (usage events may name it; migration 0024).
+    # The customer's id in the organisation's own system (usage events may name it; migration 0019).
     Column("external_id", String(128), nullable=True),
     Index("uq_customers_external_id", "organization_id", "external_id", unique=True),
 )

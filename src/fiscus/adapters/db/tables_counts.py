@@ -2,7 +2,7 @@
 every page, and a COUNT over a million documents walked a million index entries per request.
 
 `document_counts` holds signed counts per (organisation, type, status), written by database triggers in
-the same transaction as every INSERT, UPDATE and DELETE on `documents` (migration 0026), so no writer
+the same transaction as every INSERT, UPDATE and DELETE on `documents` (migration 0022), so no writer
 can forget it and the count is exactly as durable and as visible as the rows. The total for an
 organisation and a set of types and statuses is the sum of its rows.
 

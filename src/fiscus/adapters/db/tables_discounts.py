@@ -42,6 +42,8 @@ coupons = Table(
     Column("duration_periods", Integer, nullable=True),
     Column("product_ids", Json, nullable=False),
     Column("price_ids", Json, nullable=False),
+    # usage metrics (billable_metrics ids): the usage prices charging them are covered
+    Column("metric_ids", Json, nullable=False, server_default=text("'[]'")),
     Column("redeem_by", UtcDateTime, nullable=True),
     Column("max_redemptions", Integer, nullable=True),
     Column("times_redeemed", Integer, nullable=False, server_default="0"),
@@ -139,6 +141,8 @@ Index("ix_discounts_active", discounts.c.organization_id, discounts.c.customer_i
 
 # --- wallets (prepaid credits, ADR 0009) ---------------------------------------------------------------
 
+LEDGER_KINDS = "kind IN ('granted', 'consumed', 'expired', 'refunded', 'restored')"
+
 wallets = Table(
     "wallets",
     metadata,
@@ -184,10 +188,29 @@ wallet_ledger = Table(
     Column("wallet_id", Id, ForeignKey("wallets.id"), nullable=False, index=True),
     Column("grant_id", Id, ForeignKey("wallet_grants.id"), nullable=False),
     Column("kind", String(16), nullable=False),
-    # + granted; − consumed, expired, refunded. Never updated or deleted.
+    # + granted, restored (a voided document's consumption given back); − consumed, expired, refunded.
+    # Never updated or deleted.
     Column("amount_minor", BigInteger, nullable=False),
-    Column("document_id", Id, ForeignKey("documents.id"), nullable=True),
+    # indexed: voiding any document looks up the credit it consumed (`wallets.restore_consumed`)
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=True, index=True),
     Column("created_at", UtcDateTime, nullable=False),
-    CheckConstraint("kind IN ('granted', 'consumed', 'expired', 'refunded')", name="kind"),
+    CheckConstraint(LEDGER_KINDS, name="kind"),
     CheckConstraint("amount_minor <> 0", name="amount"),
+)
+
+wallet_topups = Table(
+    "wallet_topups",
+    metadata,
+    _pk(),
+    _org(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    # the top-up invoice (taxed when issued, ADR 0009); paid, it grants `amount_minor` of paid credit
+    Column("document_id", Id, ForeignKey("documents.id"), nullable=False, unique=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    # set once, in the payment's transaction: the unique key keeps a second credit from ever happening
+    Column("grant_id", Id, ForeignKey("wallet_grants.id"), nullable=True, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("credited_at", UtcDateTime, nullable=True),
+    CheckConstraint("amount_minor > 0", name="amount"),
 )

@@ -124,7 +124,7 @@ usage_settings = Table(
     Column("late_days", Integer, nullable=False, server_default="7"),
     Column("grace_hours", Integer, nullable=False, server_default="1"),
     Column("late_policy", String(16), nullable=False, server_default="invoice"),
-    # Events naming an external customer id no customer has yet: kept until it exists (migration 0024).
+    # Events naming an external customer id no customer has yet: kept until it exists (migration 0019).
     Column("accept_unknown_customers", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint("late_days BETWEEN 0 AND 366", name="late_days"),
     CheckConstraint("grace_hours BETWEEN 0 AND 720", name="grace_hours"),

@@ -1,5 +1,5 @@
 """Usage thresholds, events for customers that do not exist yet, and the usage prices a subscription
-gained or lost mid-period (migration 0024, ADR 0008).
+gained or lost mid-period (migration 0019, ADR 0008).
 
 Usage thresholds: a subscription's current-period usage amount or a usage price's quantity that,
 once crossed, announces `usage.threshold_reached` once per period.

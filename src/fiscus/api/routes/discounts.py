@@ -47,6 +47,7 @@ def coupon(row: dict[str, Any]) -> dict[str, Any]:
         "duration_periods": row["duration_periods"],
         "product_ids": row["product_ids"],
         "price_ids": row["price_ids"],
+        "metric_ids": row["metric_ids"],
         "redeem_by": row["redeem_by"],
         "max_redemptions": row["max_redemptions"],
         "times_redeemed": row["times_redeemed"],
@@ -98,6 +99,7 @@ def create_coupon(body: CouponIn, principal: OrgDep, c: ContainerDep) -> Respons
         duration_periods=body.duration_periods,
         product_ids=list(body.product_ids),
         price_ids=list(body.price_ids),
+        metric_ids=list(body.metric_ids),
         redeem_by=body.redeem_by,
         max_redemptions=body.max_redemptions,
     )

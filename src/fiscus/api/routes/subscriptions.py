@@ -233,6 +233,29 @@ def preview_change(subscription_id: Id, body: ChangeIn, principal: OrgDep, c: Co
     )
 
 
+def _credit_preview(computed: ComputedDocument | None, prepaid_minor: int) -> dict[str, Any]:
+    """The discounts, promotional credit (before tax) and paid credit (after tax) it would take."""
+    if computed is None:
+        return {"discount": "0", "discounts": [], "prepaid_credit": "0", "amount_due": "0"}
+    cur = computed.currency
+    return {
+        "discount": p.money(computed.discount_minor, cur),
+        "discounts": [
+            {
+                "reason": s.reason,
+                "amount": p.money(s.amount_minor, cur),
+                "coupon_id": s.coupon_id,
+                "discount_id": s.discount_id,
+                "grant_id": s.grant_id,
+            }
+            for s in computed.discounts
+            if s.amount_minor
+        ],
+        "prepaid_credit": p.money(prepaid_minor, cur),
+        "amount_due": p.money(computed.total_minor - prepaid_minor, cur),
+    }
+
+
 @api.get("/subscriptions/{subscription_id}/upcoming_document", response_model=PreviewOut)
 @on_loop
 def upcoming_document(subscription_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
@@ -249,6 +272,7 @@ def upcoming_document(subscription_id: Id, principal: OrgDep, c: ContainerDep) -
             "period_start": result.period_start,
             "period_end": result.period_end,
             **_preview(doc.computed if doc else None, doc.computed.currency if doc else None),
+            **_credit_preview(doc.computed if doc else None, result.prepaid_minor),
             # Usage prices bill the current period in arrears, on a document of their own.
             "usage": None
             if usage is None

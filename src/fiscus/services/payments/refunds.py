@@ -46,81 +46,98 @@ def refund_payment(
     with a credit note issued when the money has gone back. Returns the refund ids."""
     now = clock.now()
     reason = reason.strip()[:1000]
-    planned: list[tuple[int, str, str, int]] = []
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
-        pc, pa = t.payment_captures.c, t.payment_attempts.c
-        rows = conn.execute(
-            select(pa.id, pa.idempotency_key, pa.provider_charge_id, pa.provider, func.sum(pc.amount_minor))
-            .join(t.payment_captures, pc.attempt_id == pa.id)
-            .where(pc.document_id == document_id, pc.status == "succeeded", pa.organization_id == org_id)
-            .group_by(pa.id, pa.idempotency_key, pa.provider_charge_id, pa.provider)
-            .order_by(pa.id.desc())
-        ).all()
-        refundable: list[tuple[int, str, str, int]] = []
-        for attempt_id, key, charge_id, provider_name, captured in rows:
-            if provider_name != provider.name:
-                continue
-            left = int(captured) - sum_amounts(conn, t.payment_refunds, attempt_id, ("succeeded", "pending"))
-            if left > 0:
-                refundable.append((attempt_id, key, charge_id, left))
-        available = sum(r[3] for r in refundable)
-        if amount_minor is None:
-            amount_minor = available
-            if amount_minor == 0:
-                raise InvalidStateError(
-                    "nothing captured on this document is left to refund", status=doc["status"]
-                )
-        cur = currency(doc["currency"])
-        if amount_minor > available:
-            raise FieldConflictError(
-                "amount",
-                f"exceeds what can be refunded: {from_minor(available, cur)} {cur.code} "
-                "captured and not yet refunded",
-            )
-        check_refund(amount_minor, available)
-        remaining = amount_minor
-        for attempt_id, key, charge_id, left in refundable:
-            take = min(left, remaining)
-            if take <= 0:
-                break
-            refund_key = f"{key}:refund:{secrets.token_urlsafe(9)}"
-            refund_id = int(
-                conn.execute(
-                    insert(t.payment_refunds)
-                    .values(
-                        organization_id=org_id,
-                        attempt_id=attempt_id,
-                        document_id=document_id,
-                        amount_minor=take,
-                        status="pending",
-                        idempotency_key=refund_key,
-                        reason=reason,
-                        created_at=now,
-                    )
-                    .returning(t.payment_refunds.c.id)
-                ).scalar_one()
-            )
-            planned.append((refund_id, refund_key, charge_id, take))
-            remaining -= take
-        append_audit(
-            conn,
-            [
-                audit_row(
-                    org_id,
-                    "document",
-                    document_id,
-                    "refund_requested",
-                    actor,
-                    now,
-                    None,
-                    {"amount_minor": amount_minor, "refund_ids": [p[0] for p in planned]},
-                )
-            ],
-        )
+        planned = plan_refunds(conn, doc, amount_minor, provider.name, reason, actor, now)
     for refund_id, refund_key, charge_id, take in planned:
         send_refund(db, clock, provider, refund_id, refund_key, charge_id, take, actor)
     return [p[0] for p in planned]
+
+
+def plan_refunds(
+    conn: Connection,
+    doc: dict[str, Any],
+    amount_minor: int | None,
+    provider_name: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> list[tuple[int, str, str, int]]:
+    """Inside the caller's transaction, on a locked document: record pending refunds of what was captured
+    by `provider_name` (all that is refundable when `amount_minor` is None), newest capture first; returns
+    (refund id, key, charge id, amount) for `send_refund`."""
+    org_id, document_id = doc["organization_id"], doc["id"]
+    planned: list[tuple[int, str, str, int]] = []
+    pc, pa = t.payment_captures.c, t.payment_attempts.c
+    rows = conn.execute(
+        select(pa.id, pa.idempotency_key, pa.provider_charge_id, pa.provider, func.sum(pc.amount_minor))
+        .join(t.payment_captures, pc.attempt_id == pa.id)
+        .where(pc.document_id == document_id, pc.status == "succeeded", pa.organization_id == org_id)
+        .group_by(pa.id, pa.idempotency_key, pa.provider_charge_id, pa.provider)
+        .order_by(pa.id.desc())
+    ).all()
+    refundable: list[tuple[int, str, str, int]] = []
+    for attempt_id, key, charge_id, name, captured in rows:
+        if name != provider_name:
+            continue
+        left = int(captured) - sum_amounts(conn, t.payment_refunds, attempt_id, ("succeeded", "pending"))
+        if left > 0:
+            refundable.append((attempt_id, key, charge_id, left))
+    available = sum(r[3] for r in refundable)
+    if amount_minor is None:
+        amount_minor = available
+        if amount_minor == 0:
+            raise InvalidStateError(
+                "nothing captured on this document is left to refund", status=doc["status"]
+            )
+    cur = currency(doc["currency"])
+    if amount_minor > available:
+        raise FieldConflictError(
+            "amount",
+            f"exceeds what can be refunded: {from_minor(available, cur)} {cur.code} "
+            "captured and not yet refunded",
+        )
+    check_refund(amount_minor, available)
+    remaining = amount_minor
+    for attempt_id, key, charge_id, left in refundable:
+        take = min(left, remaining)
+        if take <= 0:
+            break
+        refund_key = f"{key}:refund:{secrets.token_urlsafe(9)}"
+        refund_id = int(
+            conn.execute(
+                insert(t.payment_refunds)
+                .values(
+                    organization_id=org_id,
+                    attempt_id=attempt_id,
+                    document_id=document_id,
+                    amount_minor=take,
+                    status="pending",
+                    idempotency_key=refund_key,
+                    reason=reason,
+                    created_at=now,
+                )
+                .returning(t.payment_refunds.c.id)
+            ).scalar_one()
+        )
+        planned.append((refund_id, refund_key, charge_id, take))
+        remaining -= take
+    append_audit(
+        conn,
+        [
+            audit_row(
+                org_id,
+                "document",
+                document_id,
+                "refund_requested",
+                actor,
+                now,
+                None,
+                {"amount_minor": amount_minor, "refund_ids": [p[0] for p in planned]},
+            )
+        ],
+    )
+    return planned
 
 
 def send_refund(

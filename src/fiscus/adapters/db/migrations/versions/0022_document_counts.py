@@ -7,7 +7,7 @@ statement's transition tables, so COPY and multi-row inserts pay once; concurren
 and never wait on one another; a statement folds its organisation's deltas when they pile up and no
 other transaction is folding it).
 
-Revision ID: 0026
+Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-07 16:20:00
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026"
+revision = "0022"
 down_revision = "0021"
 branch_labels = None
 depends_on = None

@@ -6,8 +6,8 @@ filtered set read a covering index (`ix_documents_totals`) instead of the table.
 keep the client's address (`client_ip`, indexed with the time) so failures are throttled per address as
 well as per e-mail.
 
-Revision ID: 0021
-Revises: 0024
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0024"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

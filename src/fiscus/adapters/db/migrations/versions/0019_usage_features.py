@@ -2,7 +2,7 @@
 customers that do not exist yet when the organisation allows it, and the usage prices a plan change
 added or removed (a period's usage split at that instant) (ADR 0008)
 
-Revision ID: 0024
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-07 16:10:00
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 from fiscus.adapters.db.types import ExactDecimal, UtcDateTime
 
-revision = "0024"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
