@@ -1,5 +1,6 @@
 """Server time of the console's pages at ~100,000 documents in one organisation, on SQLite and
-PostgreSQL. Prints figures (median and worst of N in-process requests per page), asserts nothing.
+PostgreSQL. Prints figures (median and worst of N in-process requests per page, and the median CPU
+time of this process, which excludes PostgreSQL's own), asserts nothing.
 
     .venv/bin/python bench/console.py [--db sqlite,postgresql] [--documents 100000] [--requests 15]
 
@@ -22,13 +23,18 @@ from billing_run import PostgresTarget, SqliteTarget, Target, say
 from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.api.app import create_app
 from fiscus.bootstrap import Container
 from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
+from fiscus.services import webhooks
+from fiscus.services.access import create_api_key
 from fiscus.services.operators import create_operator
+from fiscus.worker.webhooks import dispatch_events
 
 PASSWORD = "bench console password"
 
@@ -52,7 +58,35 @@ def pages(org: int, document_id: int, customer_id: int) -> list[tuple[str, str]]
     ]
 
 
-def measure(target: Target, documents: int, requests: int) -> list[tuple[str, float, float, int]]:
+def settings_pages(db: Database, clock: FixedClock, org: int) -> list[tuple[str, str]]:
+    """The catalog and settings pages, with a webhook endpoint and its first deliveries to show."""
+    p, pr = t.products.c, t.prices.c
+    with db.read() as conn:
+        product = conn.execute(select(p.id).where(p.organization_id == org).order_by(p.id)).scalar()
+        price = conn.execute(select(pr.id).where(pr.organization_id == org).order_by(pr.id)).scalar()
+    endpoint, _ = webhooks.create_endpoint(
+        db, clock, org, url="https://bench.example/hook", event_types=["*"]
+    )
+    dispatch_events(db, clock)
+    create_api_key(db, clock, org, name="bench")
+    base = f"/console/{org}"
+    return [
+        ("catalog", f"{base}/catalog"),
+        ("catalog: product", f"{base}/catalog/products/{product}"),
+        ("catalog: tax categories", f"{base}/catalog/tax-categories"),
+        ("catalog: archive a price (confirm)", f"{base}/catalog/prices/{price}/archive"),
+        ("settings", f"{base}/settings"),
+        ("settings: organisation", f"{base}/settings/organization"),
+        ("settings: number series", f"{base}/settings/number-series"),
+        ("settings: payments", f"{base}/settings/payments"),
+        ("settings: webhooks", f"{base}/settings/webhooks"),
+        ("settings: webhook deliveries", f"{base}/settings/webhooks/{endpoint}"),
+        ("settings: API keys", f"{base}/settings/api-keys"),
+        ("settings: operators", f"{base}/settings/operators"),
+    ]
+
+
+def measure(target: Target, documents: int, requests: int) -> list[tuple[str, float, float, int, float]]:
     db, fixture = prepare(target)
     total, seconds = multiply_documents(db, fixture.org_id, documents)
     say(f"[{target.name}] {total:,} documents ({seconds:.1f}s to copy)")
@@ -70,15 +104,17 @@ def measure(target: Target, documents: int, requests: int) -> list[tuple[str, fl
             "/console/login",
             data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
         )
-        for name, path in pages(fixture.org_id, fixture.document_id, fixture.customer_id):
+        listed = pages(fixture.org_id, fixture.document_id, fixture.customer_id)
+        for name, path in listed + settings_pages(db, clock, fixture.org_id):
             client.get(path)  # warm-up
-            times = []
+            times, cpu = [], []
             status = 0
             for _ in range(requests):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 status = client.get(path).status_code
                 times.append((time.perf_counter() - started) * 1000)
-            rows.append((name, statistics.median(times), max(times), status))
+                cpu.append((time.process_time() - cpu_started) * 1000)
+            rows.append((name, statistics.median(times), max(times), status, statistics.median(cpu)))
     target.discard(db)
     return rows
 
@@ -100,12 +136,17 @@ def main() -> None:
             target.close()  # type: ignore[attr-defined]
         table.add_column(f"{name} median", justify="right")
         table.add_column(f"{name} max", justify="right")
+        table.add_column(f"{name} CPU", justify="right")
     first = next(iter(results.values()))
     for i, (page, *_rest) in enumerate(first):
         cells = []
         for rows in results.values():
-            _, median, worst, status = rows[i]
-            cells += [f"{median:.1f}" + ("" if status == 200 else f" ({status})"), f"{worst:.1f}"]
+            _, median, worst, status, cpu = rows[i]
+            cells += [
+                f"{median:.1f}" + ("" if status == 200 else f" ({status})"),
+                f"{worst:.1f}",
+                f"{cpu:.1f}",
+            ]
         table.add_row(page, *cells)
     Console().print(table)
 

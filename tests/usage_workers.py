@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,3 +35,14 @@ def send(url: str, org_id: int, customer: int, at: datetime, seed: int, start: A
         sent += len(batch)
     db.dispose()
     out.put(sent)
+
+
+def bill(url: str, documents: str, once: bool) -> None:
+    """`fiscus worker` in a forked process (its modules already imported: it starts at once), billing
+    one subscription per transaction."""
+    os.environ.update(
+        {"FISCUS_DATABASE_URL": url, "FISCUS_BILLING_BATCH_SIZE": "1", "FISCUS_DOCUMENTS_DIR": documents}
+    )
+    from fiscus.cli import worker
+
+    worker(interval=3600.0, once=once)

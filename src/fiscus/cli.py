@@ -211,6 +211,7 @@ def worker(
     from fiscus.services.payments.collection import run_collection
     from fiscus.services.payments.janitor import settle_unknown
     from fiscus.services.rendering import document_links, documents_dir, render_pending_documents
+    from fiscus.services.usage_thresholds import check_thresholds
     from fiscus.worker.webhooks import run_webhook_cycle
 
     c = _container()
@@ -233,6 +234,7 @@ def worker(
             if summary.documents:
                 err.print(f"worker {os.getpid()}: {summary.documents} documents in {summary.seconds:.2f} s")
             queue_scheduled(c.db, c.clock)
+            check_thresholds(c.db, c.clock)
             next_billing = now + interval
         base = c.settings.public_url or f"http://{c.settings.host}:{c.settings.port}"
         links = document_links(c.db, c.clock, base, c.settings.secret_key)

@@ -31,7 +31,8 @@ from fiscus.services.usage_ingest import MAX_BATCH, EventIn, ingest_events
 
 events_app = typer.Typer(help="Usage events.", no_args_is_help=True)
 err = Console(stderr=True)
-REQUIRED = ("transaction_id", "customer_id", "code", "timestamp")
+REQUIRED = ("transaction_id", "code", "timestamp")
+WHO = ("customer_id", "external_customer_id")  # exactly one of them
 
 
 class BadLine(Exception):
@@ -43,19 +44,23 @@ def _event(line: int, raw: dict[str, Any]) -> EventIn:
     missing = [k for k in REQUIRED if raw.get(k) in (None, "")]
     if missing:
         raise BadLine(line, f"missing {', '.join(missing)}")
+    if sum(raw.get(k) not in (None, "") for k in WHO) != 1:
+        raise BadLine(line, "exactly one of customer_id and external_customer_id")
+    external = raw.get("external_customer_id") or None
     try:
         at = datetime.fromisoformat(str(raw["timestamp"]).replace("Z", "+00:00"))
-        customer = int(raw["customer_id"])
+        customer = None if external else int(raw["customer_id"])
     except ValueError as exc:
         raise BadLine(line, str(exc)) from None
     if at.tzinfo is None:
         raise BadLine(line, "timestamp needs a UTC offset")
     props = raw.get("properties")
     if props is None:  # CSV: every other column is a property
-        props = {k: v for k, v in raw.items() if k not in REQUIRED and v not in (None, "")}
+        props = {k: v for k, v in raw.items() if k not in (*REQUIRED, *WHO) and v not in (None, "")}
     if not isinstance(props, dict):
         raise BadLine(line, "properties must be an object")
-    return EventIn(str(raw["transaction_id"]), str(raw["code"]), at, props, customer)
+    ext = None if external is None else str(external)
+    return EventIn(str(raw["transaction_id"]), str(raw["code"]), at, props, customer, ext)
 
 
 def read_events(stream: io.BufferedReader, fmt: str) -> Iterator[tuple[int, EventIn]]:

@@ -18,10 +18,12 @@ from sqlalchemy import Table, select
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db import tables_usage as tu
+from fiscus.adapters.db import tables_usage_features as tf
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
 from fiscus.services.usage_metrics import MetricSpec, create_metric
+from fiscus.services.usage_thresholds import ThresholdSpec, create_threshold
 from fiscus.services.webhooks import create_endpoint
 from tests.api_support import OrgWorld, api_client, auth, build_world
 
@@ -40,6 +42,7 @@ PARAM_TABLES = {
     "promotion_code_id": td.promotion_codes,
     "discount_id": td.discounts,
     "metric_id": tu.billable_metrics,
+    "threshold_id": tf.usage_thresholds,
 }
 LISTS = {
     "/api/v1/customers": t.customers,
@@ -75,6 +78,7 @@ OWNED = [
     td.discounts,
     td.wallets,
     tu.billable_metrics,
+    tf.usage_thresholds,
 ]
 
 
@@ -108,6 +112,8 @@ def _promotions_and_metrics(db: Database, clock: FixedClock, world: OrgWorld) ->
     create_promotion_code(db, clock, org, CodeSpec(coupon_id=coupon, code=f"TEN{org}"))
     redeem(db, clock, org, customer_id=world.customers[0], coupon_id=coupon)
     metric = create_metric(db, clock, org, MetricSpec(code="calls", name="API calls", aggregation="count"))
+    sub = _ids(db, t.subscriptions, org)[0]
+    create_threshold(db, clock, org, sub, ThresholdSpec("amount", "100"))
     return coupon, metric
 
 
@@ -127,6 +133,7 @@ def _bodies(attacker: OrgWorld, coupon: int, metric: int) -> dict[str, dict[str,
         "/api/v1/customers/{customer_id}/credit_grants": {"currency": "USD", "amount": "5"},
         "/api/v1/billable_metrics/{metric_id}": {"name": "Taken over"},
         "/api/v1/variants/{variant_id}/usage_prices": usage_price,
+        "/api/v1/subscriptions/{subscription_id}/usage_thresholds": {"kind": "amount", "value": "5"},
         "/api/v1/customers/{customer_id}": {"name": "Taken over"},
         "/api/v1/products/{product_id}/variants": {"code": "x", "name": "x"},
         "/api/v1/variants/{variant_id}/prices": {"currency": "EUR", "unit_amount": "1"},

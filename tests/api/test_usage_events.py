@@ -184,7 +184,13 @@ def test_metric_crud(world: World) -> None:
 
 def test_usage_settings_move_the_late_window(world: World) -> None:
     got = world.client.get("/api/v1/usage_settings", headers=world.headers).json()
-    assert got == {"object": "usage_settings", "late_days": 7, "grace_hours": 1, "late_policy": "invoice"}
+    assert got == {
+        "object": "usage_settings",
+        "late_days": 7,
+        "grace_hours": 1,
+        "late_policy": "invoice",
+        "accept_unknown_customers": False,
+    }
     old = world.event("old", minutes=-10 * 24 * 60, gb="1")
     assert world.post("/events", {"events": [old]}).status_code == 409
     changed = world.post("/usage_settings", {"late_days": 30, "late_policy": "credit_note"})
@@ -193,6 +199,7 @@ def test_usage_settings_move_the_late_window(world: World) -> None:
         "late_days": 30,
         "grace_hours": 1,
         "late_policy": "credit_note",
+        "accept_unknown_customers": False,
     }
     assert world.post("/events", {"events": [old]}).status_code == 202
     assert world.post("/usage_settings", {"late_policy": "ignore"}).status_code == 422

@@ -18,6 +18,7 @@ from fiscus.services.billing_run import run_billing
 from fiscus.services.operators import create_operator
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import Tenant, make_customer, make_tenant
+from tests.console.settings_support import SettingsIds, build_settings
 
 PASSWORD = "correct horse battery"
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -34,6 +35,8 @@ class ConsoleWorld:
     other_document_id: int
     emails: dict[str, str] = field(default_factory=dict)
     """role → e-mail of an operator of `tenant`; "outsider" → an operator of `other` only."""
+    settings: SettingsIds | None = None
+    """The catalog and settings objects (tests/console/settings_support.py)."""
 
 
 def build_world(db: Database, clock: FixedClock) -> ConsoleWorld:
@@ -69,6 +72,7 @@ def build_world(db: Database, clock: FixedClock) -> ConsoleWorld:
         db, clock, email="outsider@console.example", org_id=other.org_id, role="admin", password=PASSWORD
     )
     world.emails["outsider"] = "outsider@console.example"
+    world.settings = build_settings(db, clock, tenant.org_id, other.org_id, other.monthly)
     return world
 
 

@@ -23,6 +23,7 @@ from fiscus.services.emails.settings import read_email_settings
 from fiscus.web.console.auth import safe_next
 from tests.api_support import make_app
 from tests.conftest import BACKENDS, new_database_url
+from tests.console.settings_support import foreign_paths, settings_routes
 from tests.console.support import XSS, ConsoleWorld, build_world, csrf_token, login
 
 
@@ -74,12 +75,13 @@ def _routes(world: ConsoleWorld) -> list[tuple[str, str]]:
         (f"{base}/emails/preview?kind=invoice_issued&id={d}", "read"),
         (f"{base}/emails/preview.html?kind=invoice_issued&id={d}", "read"),
         (f"{base}/emails/preview.html?kind=portal_login&id={c}", "read"),
+        *settings_routes(o, world.settings),
     ]
 
 
 ALLOWED = {
-    "admin": {"read", "money", "staff"},
-    "finance": {"read", "money", "staff"},
+    "admin": {"read", "money", "staff", "catalog", "admin"},
+    "finance": {"read", "money", "staff", "catalog"},
     "support": {"read", "staff"},
     "viewer": {"read"},
 }
@@ -103,6 +105,10 @@ def test_every_route_as_each_role(
         assert client.get(f"{base}/subscriptions/{world.subscription_id}").status_code == 404
         assert client.get(f"{base}/documents/{world.other_document_id}").status_code == 200
         assert client.get(f"/console/switch?to={world.tenant.org_id}").status_code == 404
+        token = csrf_token(client.get(f"{base}/settings").text)
+        for method, path in foreign_paths(world.other.org_id, world.settings):
+            answer = client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
+            assert answer.status_code == 404, (method, path, answer.status_code)
 
 
 def test_a_refused_post_changes_nothing(

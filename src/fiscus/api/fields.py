@@ -149,6 +149,8 @@ TimeZone = Annotated[
     WithJsonSchema({"type": "string", "enum": sorted(TIME_ZONES), "examples": ["Europe/Sofia"]}),
 ]
 Id = Annotated[int, Field(ge=1, le=MAX_JSON_INTEGER)]
+ExternalId = Annotated[str, Field(pattern=r"^[!-~]{1,128}$", examples=["cus_8812"])]
+"""An id in the organisation's own system (a customer's): printable ASCII, no spaces."""
 EMAIL_PATTERN: Final = EMAIL.pattern
 Email = Annotated[
     str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["ada@example.com"])

@@ -52,6 +52,7 @@ def customer(row: dict[str, Any]) -> dict[str, Any]:
             "country": row["country"],
         },
         "default_payment_method_id": row["default_payment_method_id"],
+        "external_id": row.get("external_id"),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }

@@ -22,6 +22,7 @@ from pydantic import (
 from fiscus.api.fields import (  # re-exported: routes import the field types from here too
     EMPTY_OR_TEXT,
     Email,
+    ExternalId,
     Locale,
     NonNegativeAmount,
     Text,
@@ -102,6 +103,9 @@ class CustomerIn(In):
     locale: Locale | None = Field(None, description="omitted: the organisation's locale")
     timezone: TimeZone | None = Field(None, description="omitted: the organisation's time zone")
     address: AddressIn = AddressIn()
+    external_id: ExternalId | None = Field(
+        None, description="the customer's id in your system, unique (else 409); usage events may name it"
+    )
 
 
 class CustomerPatch(In):
@@ -125,6 +129,7 @@ class CustomerOut(Out):
     timezone: str
     address: AddressOut
     default_payment_method_id: int | None
+    external_id: str | None = None
     created_at: datetime
     updated_at: datetime
 

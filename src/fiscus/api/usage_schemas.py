@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fiscus.api.fields import NOT_BLANK, Currency, Id, In, Instant, MoneyOut
+from fiscus.api.fields import NOT_BLANK, Currency, ExternalId, Id, In, Instant, MoneyOut
 
 PropertyValue = Annotated[str, Field(max_length=200)] | int | bool | None
 Aggregation = Literal["count", "sum", "max", "min", "unique_count", "latest", "weighted_sum"]
@@ -15,15 +15,46 @@ PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 
 class EventIn(In):
     """One usage event. `transaction_id` is unique per organisation forever: sending it again is a
-    no-op. Decimal values go as strings (`"1.5"`); a JSON number with a fraction is refused."""
+    no-op. Decimal values go as strings (`"1.5"`); a JSON number with a fraction is refused. The
+    customer is named by exactly one of `customer_id` and `external_customer_id` (its `external_id`); an
+    external id no customer has yet is refused (409), or kept and counted once that customer is created
+    when the usage settings allow it (`accept_unknown_customers`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["customer_id"],
+                    "properties": {
+                        "customer_id": {"type": "integer"},
+                        "external_customer_id": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["external_customer_id"],
+                    "properties": {
+                        "external_customer_id": {"type": "string"},
+                        "customer_id": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
 
     transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
-    customer_id: Id
+    customer_id: Id | None = None
+    external_customer_id: ExternalId | None = None
     code: Annotated[str, Field(min_length=1, max_length=64)]
     timestamp: Instant
     properties: Annotated[dict[Annotated[str, Field(max_length=64)], PropertyValue], Field(max_length=32)] = (
         Field(default_factory=dict)
     )
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> EventIn:
+        if (self.customer_id is None) == (self.external_customer_id is None):
+            raise ValueError("exactly one of customer_id and external_customer_id")
+        return self
 
 
 class EventsIn(In):
@@ -116,10 +147,27 @@ class UsageOut(BaseModel):
     charges: list[UsageGroupOut]
 
 
+class CurrencyAmountOut(BaseModel):
+    currency: str
+    amount: MoneyOut
+
+
+class CustomerUsageOut(BaseModel):
+    """A customer's current usage across its subscriptions with usage prices."""
+
+    object: Literal["customer_usage"] = "customer_usage"
+    customer_id: int
+    amounts: list[CurrencyAmountOut]
+    subscriptions: list[UsageOut]
+
+
 class UsageSettingsIn(In):
     late_days: Annotated[int, Field(ge=0, le=366)] | None = None
     grace_hours: Annotated[int, Field(ge=0, le=720)] | None = None
     late_policy: Literal["invoice", "credit_note"] | None = None
+    accept_unknown_customers: bool | None = Field(
+        None, description="keep events naming an `external_customer_id` no customer has yet"
+    )
 
 
 class UsageSettingsOut(BaseModel):
@@ -127,6 +175,7 @@ class UsageSettingsOut(BaseModel):
     late_days: int
     grace_hours: int
     late_policy: Literal["invoice", "credit_note"]
+    accept_unknown_customers: bool
 
 
 class TierIn(In):
@@ -173,3 +222,45 @@ class UsagePriceOut(BaseModel):
     metric_id: int
     charge_model: str
     properties: dict[str, Any]
+
+
+def _positive_decimal() -> str:
+    """A decimal above zero with at most 18 significant integer digits and 12 decimals, as the service
+    checks it (the first non-zero decimal at each of the 12 places spelled out: no look-ahead)."""
+    fractions = "|".join(f"0{{{k}}}[1-9][0-9]{{0,{11 - k}}}" for k in range(12))
+    return rf"^(0*[1-9][0-9]{{0,17}}(\.[0-9]{{1,12}})?|0+\.({fractions}))$"
+
+
+PositiveDecimal = Annotated[str, Field(pattern=_positive_decimal(), examples=["100.00"])]
+
+
+class AmountThresholdIn(In):
+    """Reached when the period's net usage amount (of `price_id`, or of all the subscription's usage
+    prices) is at least `value`, in the subscription's currency (no more decimals than it has: else 409)."""
+
+    kind: Literal["amount"]
+    value: PositiveDecimal
+    price_id: Id | None = None
+
+
+class QuantityThresholdIn(In):
+    """Reached when the period's quantity of the usage price `price_id` (its metric's aggregate, all
+    groups) is at least `value`."""
+
+    kind: Literal["quantity"]
+    value: PositiveDecimal
+    price_id: Id
+
+
+ThresholdIn = Annotated[AmountThresholdIn | QuantityThresholdIn, Field(discriminator="kind")]
+"""A usage threshold; `price_id` must be a usage price of the subscription (else 409)."""
+
+
+class ThresholdOut(BaseModel):
+    id: int
+    object: Literal["usage_threshold"] = "usage_threshold"
+    subscription_id: int
+    price_id: int | None
+    kind: Literal["amount", "quantity"]
+    value: str
+    created_at: str

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import load_org
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.domain.money import currency
 from fiscus.domain.tax import EU_MEMBER_STATES, VatRegistry, normalize_vat_id
 from fiscus.services import validation as v
 from fiscus.services.common import get_scoped, jsonable
+from fiscus.services.usage_ingest import EXTERNAL_ID, release_pending
 
 EU_VAT_PREFIXES = (EU_MEMBER_STATES - {"GR"}) | {"EL"}
 
@@ -33,6 +34,9 @@ class CustomerSpec:
     address_line2: str = ""
     city: str = ""
     postal_code: str = ""
+    external_id: str | None = None
+    """The customer's id in the organisation's own system (unique per organisation; usage events may
+    name it as `external_customer_id`)."""
 
 
 def create_customer(
@@ -70,8 +74,14 @@ def create_customer(
             "created_at": now,
             "updated_at": now,
         }
+        if spec.external_id is not None:
+            values["external_id"] = _external_id(conn, org_id, spec.external_id)
         cid = conn.execute(insert(t.customers).values(**values).returning(t.customers.c.id)).scalar_one()
+        if spec.external_id is not None:  # its usage events kept until now are counted from now on
+            release_pending(conn, org_id, int(cid), spec.external_id, now)
         payload = {"id": cid, "name": values["name"], "email": values["email"], "country": country}
+        if spec.external_id is not None:
+            payload["external_id"] = spec.external_id
         append_audit(conn, [audit_row(org_id, "customer", cid, "created", actor, now, None, payload)])
         append_outbox(conn, [outbox_row(org_id, "customer.created", "customer", cid, now, payload)])
     return int(cid)
@@ -98,6 +108,16 @@ class CustomerPatch:
     address_line2: str | None = None
     city: str | None = None
     postal_code: str | None = None
+
+
+def _external_id(conn: Connection, org_id: int, value: str) -> str:
+    if not EXTERNAL_ID.fullmatch(value):
+        raise InvalidFieldError("external_id", "1 to 128 printable characters, no spaces")
+    c = t.customers.c
+    taken = conn.execute(select(c.id).where(c.organization_id == org_id, c.external_id == value)).first()
+    if taken is not None:
+        raise FieldConflictError("external_id", f"customer {taken[0]} has this external id")
+    return value
 
 
 def update_customer(

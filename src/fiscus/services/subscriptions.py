@@ -32,6 +32,8 @@ from fiscus.services.billing_now import bill_subscription_within
 from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
 from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
+from fiscus.services.usage_prices import usage_price_ids
+from fiscus.services.usage_windows import record_changes
 
 SUB_KEYS = (
     "id",
@@ -302,12 +304,14 @@ def change_subscription(
             raise InvalidStateError(f"subscription {subscription_id} is {sub['status']} and cannot change")
         org = load_org(conn, org_id)
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
-        current = conn.execute(
-            select(t.subscription_items.c.price_id).where(
-                t.subscription_items.c.subscription_id == subscription_id
-            )
-        ).scalars()
-        checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=list(current))
+        current = list(
+            conn.execute(
+                select(t.subscription_items.c.price_id).where(
+                    t.subscription_items.c.subscription_id == subscription_id
+                )
+            ).scalars()
+        )
+        checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=current)
         if (interval.unit.value, interval.count) != (sub["interval"], sub["interval_count"]):
             raise FieldConflictError("items", "a change must keep the subscription's billing interval")
         result = _proration(conn, org, customer, sub, checked, now)
@@ -331,6 +335,9 @@ def change_subscription(
         )
         if result.pending:
             conn.execute(insert(t.pending_items), [{**p, "created_at": now} for p in result.pending])
+        new_ids = [p for p, _q in checked]  # usage billed in arrears is split at this instant
+        usage_ids = usage_price_ids(conn, {*current, *new_ids})
+        record_changes(conn, org_id, subscription_id, current, new_ids, usage_ids, now)
         conn.execute(
             update(t.subscriptions).where(t.subscriptions.c.id == subscription_id).values(updated_at=now)
         )

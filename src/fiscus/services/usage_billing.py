@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_usage as tu
+from fiscus.adapters.db import tables_usage_features as tf
 from fiscus.adapters.db.context import (
     CustomerContext,
     OrgContext,
@@ -49,6 +50,7 @@ from fiscus.services.usage_adjustments import adjust_late
 from fiscus.services.usage_charges import Measured, usage_lines_for
 from fiscus.services.usage_prices import UsagePrice, load_usage_prices
 from fiscus.services.usage_settings import load_usage_settings
+from fiscus.services.usage_windows import changed
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,16 @@ def _candidates(
     """Subscriptions with a usage price whose next usage period may be due, claimed in id order."""
     s, si, up, c = t.subscriptions.c, t.subscription_items.c, tu.usage_prices.c, tu.usage_cursors.c
     with_usage = select(si.subscription_id).join(tu.usage_prices, up.price_id == si.price_id)
+    changed = select(tf.usage_item_changes.c.subscription_id)  # usage prices a plan change removed
     done_or_later = select(c.subscription_id).where((c.next_due_at.is_(None)) | (c.next_due_at > at))
     query = (
         select(t.subscriptions)
-        .where(s.id.in_(with_usage), s.id.not_in(done_or_later), s.id > after, s.start_at <= at)
+        .where(
+            s.id.in_(with_usage) | s.id.in_(changed),
+            s.id.not_in(done_or_later),
+            s.id > after,
+            s.start_at <= at,
+        )
         .order_by(s.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=t.subscriptions)
@@ -307,7 +315,7 @@ def preview_usage(db: Database, org_id: int, subscription_id: int, at: datetime)
             conn.execute(select(si.price_id).where(si.subscription_id == subscription_id)).scalars()
         )
         usage = load_usage_prices(conn, price_ids)
-        if not usage:
+        if not usage and not changed(conn, subscription_id):
             return None
         org = load_orgs(conn, [org_id])[org_id]
         customer = load_customers(conn, org_id, [sub["customer_id"]])[sub["customer_id"]]
@@ -332,3 +340,25 @@ def preview_usage(db: Database, org_id: int, subscription_id: int, at: datetime)
         )
     computed = compute_document(currency(sub["currency"]), lines, org.rounding)
     return UsagePreview(sub, period, computed, measured)
+
+
+def preview_customer_usage(db: Database, org_id: int, customer_id: int, at: datetime) -> list[UsagePreview]:
+    """The current usage of each of the customer's subscriptions that has usage prices (id order);
+    another organisation's customer is not found."""
+    s, si, up = t.subscriptions.c, t.subscription_items.c, tu.usage_prices.c
+    with db.read() as conn:
+        get_scoped(conn, t.customers, org_id, customer_id)
+        with_usage = select(si.subscription_id).join(tu.usage_prices, up.price_id == si.price_id)
+        ids = list(
+            conn.execute(
+                select(s.id)
+                .where(
+                    s.organization_id == org_id,
+                    s.customer_id == customer_id,
+                    s.id.in_(with_usage) | s.id.in_(select(tf.usage_item_changes.c.subscription_id)),
+                )
+                .order_by(s.id)
+            ).scalars()
+        )
+    previews = (preview_usage(db, org_id, sid, at) for sid in ids)
+    return [pv for pv in previews if pv is not None]

@@ -1,6 +1,8 @@
 """The lines of a subscription period's usage charges: measured from the hour buckets, charged by the
 price's model, one line per part (quantity × unit price, settled once), described with metric, group
-and tier and dated with the period. Shared by billing, the preview and late-event adjustments."""
+and tier and dated with the period. Shared by billing, the preview and late-event adjustments.
+A plan change mid-period splits it: each usage price is measured over the part of the period it was
+on the subscription (services/usage_windows.py), its lines dated with that part."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables_usage as tu
-from fiscus.adapters.db.context import CustomerContext, OrgContext, PriceContext
+from fiscus.adapters.db.context import CustomerContext, OrgContext, PriceContext, load_prices
 from fiscus.domain.charges import compute_charge
 from fiscus.domain.documents import LineInput, LineKind
 from fiscus.domain.money import currency
@@ -20,7 +22,8 @@ from fiscus.domain.periods import Period
 from fiscus.domain.tax import line_tax
 from fiscus.queries.usage import GroupUsage, measure
 from fiscus.services.usage_metrics import metric_of
-from fiscus.services.usage_prices import UsagePrice
+from fiscus.services.usage_prices import UsagePrice, load_usage_prices
+from fiscus.services.usage_windows import price_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,16 @@ def usage_lines_for(
     prices: dict[int, PriceContext],
     period: Period,
 ) -> tuple[list[LineInput], list[Measured]]:
-    """The usage lines of one subscription period (also the upcoming-invoice preview's)."""
+    """The usage lines of one subscription period (also the upcoming-invoice preview's); `sub_prices`:
+    the subscription's usage prices now (those a plan change removed are found by `price_windows`)."""
     cur = currency(sub["currency"])
+    by_id = {up.price_id: up for up in sub_prices}
+    windows = price_windows(conn, sub["id"], list(by_id), period)
+    gone = {pid for pid, _w in windows} - set(by_id)
+    if gone:  # usage prices a plan change removed during the period
+        by_id.update(load_usage_prices(conn, gone))
+        prices = {**prices, **load_prices(conn, org.id, gone)}
+    sub_prices = [by_id[pid] for pid, _w in windows]
     m = tu.billable_metrics.c
     metrics = {
         r["id"]: r
@@ -57,11 +68,11 @@ def usage_lines_for(
     }
     lines: list[LineInput] = []
     measured: list[Measured] = []
-    for up in sub_prices:
+    for up, (_pid, window) in zip(sub_prices, windows, strict=True):
         price, row = prices[up.price_id], metrics[up.metric_id]
         metric = metric_of(dict(row))
         tax = line_tax(price.tax_category, org.tax_party, customer.tax_party, org.rates)
-        groups = measure(conn, org.id, sub["customer_id"], up.metric_id, metric, period.start, period.end)
+        groups = measure(conn, org.id, sub["customer_id"], up.metric_id, metric, window.start, window.end)
         if not groups:  # no usage: the charge still shows, at zero (its minimum may apply)
             groups = [GroupUsage("", Decimal(0), 0)]
         for g in groups:
@@ -81,8 +92,8 @@ def usage_lines_for(
                         product_id=price.product_id,
                         variant_id=price.variant_id,
                         price_id=price.id,
-                        period_start=period.start,
-                        period_end=period.end,
+                        period_start=window.start,
+                        period_end=window.end,
                     )
                 )
                 parts.append(

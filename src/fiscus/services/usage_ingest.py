@@ -12,8 +12,9 @@ batches cannot deadlock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -40,6 +41,7 @@ from fiscus.domain.usage import (
     partial_of,
 )
 from fiscus.queries.usage import bucket_partial
+from fiscus.services import usage_pending as pending
 from fiscus.services.usage_adjustments import mark_late
 from fiscus.services.usage_metrics import metric_of, metrics_by_code
 from fiscus.services.usage_settings import load_usage_settings
@@ -49,6 +51,8 @@ AHEAD: Final = timedelta(minutes=5)
 MAX_PROPERTIES: Final = 32
 MAX_PROPERTIES_BYTES: Final = 4096
 MAX_TEXT: Final = 200
+EXTERNAL_ID: Final = re.compile(r"[!-~]{1,128}")
+"""A customer's external id: 1 to 128 printable ASCII characters, no spaces."""
 
 BucketKey = tuple[int, int, str, datetime]
 """(customer_id, metric_id, group_value, hour)."""
@@ -61,6 +65,7 @@ class EventIn:
     timestamp: datetime
     properties: Mapping[str, object]
     customer_id: int | None = None
+    external_customer_id: str | None = None
 
 
 def _shape(i: int, e: EventIn) -> list[FieldProblem]:
@@ -69,8 +74,10 @@ def _shape(i: int, e: EventIn) -> list[FieldProblem]:
     out: list[FieldProblem] = []
     if not e.transaction_id or len(e.transaction_id) > 128:
         out.append(FieldProblem(f"{at}.transaction_id", "1 to 128 characters"))
-    if e.customer_id is None:
-        out.append(FieldProblem(f"{at}.customer_id", "required"))
+    if (e.customer_id is None) == (e.external_customer_id is None):
+        out.append(FieldProblem(f"{at}.customer_id", "exactly one of customer_id and external_customer_id"))
+    elif e.external_customer_id is not None and not EXTERNAL_ID.fullmatch(e.external_customer_id):
+        out.append(FieldProblem(f"{at}.external_customer_id", "1 to 128 printable characters, no spaces"))
     if e.timestamp.tzinfo is None:
         out.append(FieldProblem(f"{at}.timestamp", "needs a UTC offset"))
     if len(e.properties) > MAX_PROPERTIES:
@@ -130,6 +137,9 @@ def ingest_events(
             conflicts.extend(_window(i, e, now, window))
         metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
         customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
+        externals = pending.resolve(conn, org_id, {e.external_customer_id for _i, e in fresh.values()})
+        customers |= set(externals.values())
+        held: list[dict[str, Any]] = []  # events for customers that do not exist yet (if allowed)
         rows: list[dict[str, Any]] = []
         partials: dict[BucketKey, Partial] = {}
         uniques: set[tuple[BucketKey, str]] = set()
@@ -139,6 +149,22 @@ def ingest_events(
             if row is None:
                 conflicts.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
                 continue
+            ext = e.external_customer_id
+            if ext is not None and e.customer_id is None:
+                if ext in externals:
+                    e = replace(e, customer_id=externals[ext])
+                elif settings.accept_unknown_customers:  # kept until that customer exists
+                    try:
+                        _measure(metrics_of(defined, e.code, row), row["id"], replace(e, customer_id=0))
+                    except InvalidFieldError as exc:
+                        conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+                        continue
+                    held.append(pending.held_row(org_id, row["id"], e, ext, now))
+                    continue
+                else:
+                    where = f"events.{i}.external_customer_id"
+                    conflicts.append(FieldProblem(where, f"no customer with external id '{ext}'"))
+                    continue
             if e.customer_id is None:
                 continue  # reported by _shape
             if e.customer_id not in customers:
@@ -181,7 +207,59 @@ def ingest_events(
             conn.execute(tu.usage_events.insert(), rows)
             _add_to_buckets(conn, org_id, partials, uniques)
             mark_late(conn, org_id, rows, now)  # billed periods these fall in are adjusted, never changed
+        pending.hold(conn, org_id, held)
     return len(events)
+
+
+def metrics_of(defined: dict[str, Metric], code: str, row: Mapping[str, Any]) -> Metric:
+    """The domain metric of a metric row, made once per batch."""
+    return defined.get(code) or defined.setdefault(code, metric_of(dict(row)))
+
+
+def store_claimed(
+    conn: Connection,
+    org_id: int,
+    rows: list[dict[str, Any]],
+    metrics: Mapping[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Store events whose transaction ids are already claimed (a kept event whose customer now exists):
+    the raw rows, their hour buckets and the late marks, as a batch's own events are stored."""
+    if not rows:
+        return
+    partials, uniques = _recount(rows, metrics)
+    conn.execute(tu.usage_events.insert(), rows)
+    _add_to_buckets(conn, org_id, partials, uniques)
+    mark_late(conn, org_id, rows, now)
+
+
+def release_pending(conn: Connection, org_id: int, customer_id: int, external_id: str, now: datetime) -> int:
+    """Count the kept events of a customer just created with `external_id` (its transaction): how many."""
+    held = pending.take(conn, org_id, external_id)
+    if not held:
+        return 0
+    ids = {r["metric_id"] for r in held}
+    m = tu.billable_metrics.c
+    metrics = {
+        r["code"]: dict(r)
+        for r in conn.execute(select(tu.billable_metrics).where(m.id.in_(sorted(ids)))).mappings()
+    }
+    by_id = {row["id"]: metric_of(row) for row in metrics.values()}
+    rows = [
+        {
+            "organization_id": org_id,
+            "occurred_at": r["occurred_at"],
+            "transaction_id": r["transaction_id"],
+            "customer_id": customer_id,
+            "metric_id": r["metric_id"],
+            "group_value": group_of(by_id[r["metric_id"]], r["properties"]),
+            "properties": r["properties"],
+            "received_at": r["received_at"],
+        }
+        for r in held
+    ]
+    store_claimed(conn, org_id, rows, metrics, now)
+    return len(rows)
 
 
 def _measure(metric: Metric, metric_id: int, e: EventIn) -> tuple[BucketKey | None, Partial | None]:

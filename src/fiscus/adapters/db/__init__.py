@@ -9,6 +9,7 @@ from fiscus.adapters.db import (
     tables_email,
     tables_portal,
     tables_usage,
+    tables_usage_features,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "tables_email",
     "tables_portal",
     "tables_usage",
+    "tables_usage_features",
 ]

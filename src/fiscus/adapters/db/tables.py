@@ -224,6 +224,9 @@ customers = Table(
     Column("default_payment_method_id", Id, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The customer's id in the organisation's own system (usage events may name it; migration 0024).
+    Column("external_id", String(128), nullable=True),
+    Index("uq_customers_external_id", "organization_id", "external_id", unique=True),
 )
 
 BILLABLE = "status IN ('trialing', 'active', 'past_due')"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -123,6 +124,8 @@ usage_settings = Table(
     Column("late_days", Integer, nullable=False, server_default="7"),
     Column("grace_hours", Integer, nullable=False, server_default="1"),
     Column("late_policy", String(16), nullable=False, server_default="invoice"),
+    # Events naming an external customer id no customer has yet: kept until it exists (migration 0024).
+    Column("accept_unknown_customers", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint("late_days BETWEEN 0 AND 366", name="late_days"),
     CheckConstraint("grace_hours BETWEEN 0 AND 720", name="grace_hours"),
     CheckConstraint("late_policy IN ('invoice', 'credit_note')", name="late_policy"),

@@ -33,6 +33,7 @@ def create_customer(body: CustomerIn, principal: OrgDep, c: ContainerDep) -> Res
         address_line2=body.address.line2,
         city=body.address.city,
         postal_code=body.address.postal_code,
+        external_id=body.external_id,
     )
     cid = svc.create_customer(
         c.db, c.clock, principal.organization_id, spec, actor=principal.actor, registry=c.vat_registry

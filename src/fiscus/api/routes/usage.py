@@ -12,12 +12,15 @@ from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import PageDep, list_response, router
 from fiscus.api.schemas import Id, ListOut
 from fiscus.api.usage_schemas import (
+    CustomerUsageOut,
     DocumentUsageOut,
     EventsIn,
     EventsOut,
     MetricIn,
     MetricOut,
     MetricPatch,
+    ThresholdIn,
+    ThresholdOut,
     UsageOut,
     UsagePriceIn,
     UsagePriceOut,
@@ -27,7 +30,15 @@ from fiscus.api.usage_schemas import (
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import currency
 from fiscus.queries import usage as usage_queries
-from fiscus.services import catalog, usage_billing, usage_ingest, usage_metrics, usage_prices, usage_settings
+from fiscus.services import (
+    catalog,
+    usage_billing,
+    usage_ingest,
+    usage_metrics,
+    usage_prices,
+    usage_settings,
+    usage_thresholds,
+)
 
 api = router("usage")
 
@@ -53,11 +64,14 @@ def post_events(body: EventsIn, principal: OrgDep, c: ContainerDep) -> Response:
     """A batch of up to 1,000 events: all stored, or none and every bad one named by its index (a
     pointer per field). 422: what the batch alone gets wrong. 409 `field_conflict`: events that are
     well-formed but that the current data refuses: a `code` no billable metric has, a `customer_id`
-    that is not this organisation's customer, a `timestamp` more than 5 minutes ahead or older than the
-    late window (`/usage_settings`), or properties the metric cannot aggregate (its `field` missing or
-    not a number)."""
+    that is not this organisation's customer, an `external_customer_id` no customer has (unless the
+    usage settings keep such events until the customer is created), a `timestamp` more than 5
+    minutes ahead or older than the late window (`/usage_settings`), or properties the metric cannot
+    aggregate (its `field` missing or not a number)."""
     events = [
-        usage_ingest.EventIn(e.transaction_id, e.code, e.timestamp, e.properties, e.customer_id)
+        usage_ingest.EventIn(
+            e.transaction_id, e.code, e.timestamp, e.properties, e.customer_id, e.external_customer_id
+        )
         for e in body.events
     ]
     received = usage_ingest.ingest_events(c.db, c.clock, principal.organization_id, events)
@@ -117,20 +131,7 @@ def delete_metric(metric_id: Id, principal: OrgDep, c: ContainerDep) -> Response
     return Response(status_code=204)
 
 
-@api.get("/customers/{customer_id}/usage", response_model=UsageOut)
-def customer_usage(
-    customer_id: Id,
-    principal: OrgDep,
-    c: ContainerDep,
-    subscription: Annotated[Id, Query(description="the subscription whose current period is shown")],
-) -> Response:
-    """The current period's usage per usage price and group, and the amount so far (net), computed by the
-    code that bills it."""
-    preview = usage_billing.preview_usage(c.db, principal.organization_id, subscription, c.clock.now())
-    if preview is None or preview.subscription["customer_id"] != customer_id:
-        raise NotFoundError(
-            "usage", f"of subscription {subscription} for customer {customer_id}", field="subscription"
-        )
+def _usage(preview: usage_billing.UsagePreview) -> dict[str, Any]:
     cur = preview.computed.currency
     lines = preview.computed.lines
     charges = []
@@ -147,18 +148,53 @@ def customer_usage(
                 "tiers": m.parts,
             }
         )
-    return p.json_response(
-        {
-            "object": "usage",
-            "customer_id": customer_id,
-            "subscription_id": subscription,
-            "currency": cur.code,
-            "period_start": preview.period.start,
-            "period_end": preview.period.end,
-            "amount": p.money(preview.computed.subtotal_minor, cur),
-            "charges": charges,
-        }
-    )
+    return {
+        "object": "usage",
+        "customer_id": preview.subscription["customer_id"],
+        "subscription_id": preview.subscription["id"],
+        "currency": cur.code,
+        "period_start": preview.period.start,
+        "period_end": preview.period.end,
+        "amount": p.money(preview.computed.subtotal_minor, cur),
+        "charges": charges,
+    }
+
+
+@api.get("/customers/{customer_id}/usage", response_model=UsageOut | CustomerUsageOut)
+def customer_usage(
+    customer_id: Id,
+    principal: OrgDep,
+    c: ContainerDep,
+    subscription: Annotated[
+        Id | None,
+        Query(description="the subscription whose current period is shown; without it, every subscription"),
+    ] = None,
+) -> Response:
+    """The current period's usage per usage price and group, and the amount so far (net), computed by the
+    code that bills it. Without `subscription`: the customer's current usage across its subscriptions
+    with usage prices (`object: customer_usage`, one entry per subscription, amounts per currency)."""
+    org_id = principal.organization_id
+    if subscription is None:
+        previews = usage_billing.preview_customer_usage(c.db, org_id, customer_id, c.clock.now())
+        totals: dict[str, int] = {}
+        for pv in previews:
+            code = pv.computed.currency.code
+            totals[code] = totals.get(code, 0) + pv.computed.subtotal_minor
+        amounts = [{"currency": k, "amount": p.money(v, currency(k))} for k, v in sorted(totals.items())]
+        return p.json_response(
+            {
+                "object": "customer_usage",
+                "customer_id": customer_id,
+                "amounts": amounts,
+                "subscriptions": [_usage(pv) for pv in previews],
+            }
+        )
+    preview = usage_billing.preview_usage(c.db, org_id, subscription, c.clock.now())
+    if preview is None or preview.subscription["customer_id"] != customer_id:
+        raise NotFoundError(
+            "usage", f"of subscription {subscription} for customer {customer_id}", field="subscription"
+        )
+    return p.json_response(_usage(preview))
 
 
 @api.get("/documents/{document_id}/usage", response_model=ListOut[DocumentUsageOut])
@@ -191,6 +227,7 @@ def _settings(s: usage_settings.UsageSettings) -> Response:
             "late_days": s.late_days,
             "grace_hours": s.grace_hours,
             "late_policy": s.late_policy,
+            "accept_unknown_customers": s.accept_unknown_customers,
         }
     )
 
@@ -214,6 +251,9 @@ def update_usage_settings(body: UsageSettingsIn, principal: OrgDep, c: Container
             late_days=body.late_days,
             grace_hours=body.grace_hours,
             late_policy=body.late_policy,
+            accept_unknown_customers=body.accept_unknown_customers,
+            clock=c.clock,
+            actor=principal.actor,
         )
     )
 
@@ -259,3 +299,50 @@ def create_usage_price(variant_id: Id, body: UsagePriceIn, principal: OrgDep, c:
 def get_usage_price(price_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     """The metric and charge of a usage-based price (404 for a price that is not usage-based)."""
     return _usage_price(c, principal.organization_id, price_id)
+
+
+def _threshold(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "usage_threshold",
+        "subscription_id": row["subscription_id"],
+        "price_id": row["price_id"],
+        "kind": row["kind"],
+        "value": str(row["value"]),
+        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+    }
+
+
+@api.post("/subscriptions/{subscription_id}/usage_thresholds", status_code=201, response_model=ThresholdOut)
+def create_usage_threshold(
+    subscription_id: Id, body: ThresholdIn, principal: OrgDep, c: ContainerDep
+) -> Response:
+    """A usage threshold: once the current period's usage reaches it, the worker announces
+    `usage.threshold_reached` to the webhook endpoints, once per period. At most 20 per subscription."""
+    org_id = principal.organization_id
+    spec = usage_thresholds.ThresholdSpec(body.kind, body.value, body.price_id)
+    tid = usage_thresholds.create_threshold(
+        c.db, c.clock, org_id, subscription_id, spec, actor=principal.actor
+    )
+    with c.db.read() as conn:
+        return p.json_response(_threshold(usage_thresholds.get_threshold(conn, org_id, tid)), 201)
+
+
+@api.get("/subscriptions/{subscription_id}/usage_thresholds", response_model=ListOut[ThresholdOut])
+def list_usage_thresholds(
+    subscription_id: Id, principal: OrgDep, c: ContainerDep, request: Request
+) -> Response:
+    """The subscription's usage thresholds, oldest first (all of them: at most 20)."""
+    with c.db.read() as conn:
+        rows = usage_thresholds.list_thresholds(conn, principal.organization_id, subscription_id)
+    data = [_threshold(r) for r in rows]
+    return p.json_response({"object": "list", "data": data, "has_more": False, "url": request.url.path})
+
+
+@api.delete("/usage_thresholds/{threshold_id}", status_code=204)
+def delete_usage_threshold(threshold_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """Remove a usage threshold (it is announced no more)."""
+    usage_thresholds.delete_threshold(
+        c.db, c.clock, principal.organization_id, threshold_id, actor=principal.actor
+    )
+    return Response(status_code=204)

@@ -1,7 +1,26 @@
 """The operator console under `/console`: server-rendered pages for the people who run billing
 (docs/console.md). Importing the page modules registers their routes on `router`."""
 
-from fiscus.web.console import details, email_pages, lists, pages, runs
+from fiscus.web.console import (
+    access_pages,
+    catalog_pages,
+    details,
+    email_pages,
+    lists,
+    pages,
+    runs,
+    settings_pages,
+)
 from fiscus.web.console.routing import router
 
-__all__ = ["details", "email_pages", "lists", "pages", "router", "runs"]
+__all__ = [
+    "access_pages",
+    "catalog_pages",
+    "details",
+    "email_pages",
+    "lists",
+    "pages",
+    "router",
+    "runs",
+    "settings_pages",
+]

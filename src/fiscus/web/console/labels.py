@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fiscus.web.console.settings_labels import OWN as SETTINGS
 from fiscus.web.i18n import surface_labels
 
 OWN: Final[dict[str, dict[str, str]]] = {
@@ -259,4 +260,5 @@ OWN: Final[dict[str, dict[str, str]]] = {
 
 
 def labels(lang: str) -> dict[str, str]:
-    return surface_labels(OWN, lang)
+    """The console's texts, the catalog and settings pages' (`settings_labels.py`) beside them."""
+    return {**SETTINGS["en"], **SETTINGS.get(lang, {}), **surface_labels(OWN, lang)}

@@ -5,14 +5,16 @@ actor, CSRF checked on posts, and the refusals turned into pages (login redirect
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from fiscus.bootstrap import Container
 from fiscus.domain.errors import NotFoundError
+from fiscus.domain.logo import MAX_LOGO_BYTES
 from fiscus.services.operators import Actor, PermissionDenied, require
 from fiscus.web.console import auth
 
@@ -28,6 +30,8 @@ class Ctx:
     operator: auth.Operator
     actor: Actor
     form: dict[str, str]
+    files: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)
+    """Uploaded files of a multipart post: field → (content type, at most UPLOAD_LIMIT + 1 bytes)."""
 
     @property
     def org(self) -> int:
@@ -52,11 +56,20 @@ def _refused(request: Request, operator: auth.Operator | None, status: int, key:
     )
 
 
-async def _form(request: Request) -> dict[str, str]:
+UPLOAD_LIMIT = MAX_LOGO_BYTES
+"""Bytes read of an uploaded file (one more tells the service it is too big)."""
+
+
+async def _form(request: Request) -> tuple[dict[str, str], dict[str, tuple[str | None, bytes]]]:
     if request.method != "POST":
-        return {}
+        return {}, {}
     raw = await request.form()
-    return {k: v for k, v in raw.items() if isinstance(v, str)}
+    files = {
+        k: (v.content_type, await v.read(UPLOAD_LIMIT + 1))
+        for k, v in raw.items()
+        if isinstance(v, UploadFile)
+    }
+    return {k: v for k, v in raw.items() if isinstance(v, str)}, files
 
 
 def org_page(
@@ -68,8 +81,8 @@ def org_page(
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            form = await _form(request)
-            return await run_in_threadpool(_run, handler, request, form, permission)
+            form, files = await _form(request)
+            return await run_in_threadpool(_run, handler, request, form, permission, files)
 
         endpoint.__name__ = handler.__name__
         router.add_api_route("/{org}" + path, endpoint, methods=list(methods), name=handler.__name__)
@@ -82,7 +95,13 @@ def _int(value: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 19 else None
 
 
-def _run(handler: Handler, request: Request, form: dict[str, str], permission: str) -> Response:
+def _run(
+    handler: Handler,
+    request: Request,
+    form: dict[str, str],
+    permission: str,
+    files: dict[str, tuple[str | None, bytes]] | None = None,
+) -> Response:
     operator: auth.Operator | None = None
     try:
         operator = auth.current_operator(request)
@@ -96,7 +115,9 @@ def _run(handler: Handler, request: Request, form: dict[str, str], permission: s
             return _refused(request, operator, 403, "csrf")
         require(actor, permission)
         rest = {k: v for k, v in params.items() if not k.endswith("_id")}
-        return handler(Ctx(request, auth.container(request), operator, actor, form), **ids, **rest)
+        return handler(
+            Ctx(request, auth.container(request), operator, actor, form, files or {}), **ids, **rest
+        )
     except auth.LoginRequired as exc:
         return auth.login_redirect(exc.next_path)
     except NotFoundError:
