@@ -73,12 +73,9 @@ _HASHER = PasswordHasher()
 
 @cache
 def _dummy_hash() -> str:
-    """A hash to verify against when there is no operator, so an unknown email costs as much as a known
-    one; made on first use, not at import: argon2 takes a second of CPU that every process (each CLI
-    call) would pay."""
+    """Verified against when the e-mail is unknown, so a login takes as long either way. Made on first
+    use, not at import: argon2 is slow on purpose, and every process (each CLI call) would pay it."""
     return _HASHER.hash("not a password of anyone")
-
-"""Verified against when the e-mail is unknown, so a login takes as long either way."""
 
 
 class PermissionDenied(DomainError):
