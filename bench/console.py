@@ -17,8 +17,8 @@ import statistics
 import time
 from datetime import timedelta
 
+from _read_common import prepare, run_instant
 from _scale import multiply_documents
-from api_read import prepare, run_instant
 from billing_run import PostgresTarget, SqliteTarget, Target, say
 from fastapi.testclient import TestClient
 from rich.console import Console

@@ -57,7 +57,7 @@ class GatewayProcess:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60  # a loaded machine (CI, several suites at once) starts it slowly
+    deadline = time.monotonic() + 180  # a loaded machine (CI, several suites at once) starts it slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited: {log_path.read_text()[-2000:]}")

@@ -317,7 +317,7 @@ def serve(
     c = _container()
     c.db.dispose()
     uvicorn.run(
-        "fiscus.api.app:create_app",
+        "fiscus.api.app:create_serving_app",
         factory=True,
         host=host or c.settings.host,
         port=port or c.settings.port,

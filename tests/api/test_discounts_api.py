@@ -89,7 +89,10 @@ def test_coupons_codes_and_redemptions(db: Database, clock: FixedClock) -> None:
             assert post("/promotion_codes", {"coupon_id": fixed["id"], **body}).status_code == 201
             r = post(f"/customers/{alice}/discounts", {"promotion_code": body["code"]})
             assert (r.status_code, r.json().get("reason")) == (409, reason), r.text
-        assert post(f"/customers/{alice}/discounts", {"promotion_code": "NOPE"}).status_code == 422
+        unknown = post(f"/customers/{alice}/discounts", {"promotion_code": "NOPE"})
+        assert unknown.status_code == 404, unknown.text  # an unknown referenced id or code: 404
+        assert unknown.json()["errors"][0]["pointer"] == "/body/promotion_code"
+        assert post(f"/subscriptions/{subs[0]}/discounts", {"promotion_code": "NOPE"}).status_code == 404
         assert post(f"/customers/{alice}/discounts", {"promotion_code": "X", "coupon": 1}).status_code == 422
 
         listed = api.get(f"/api/v1/discounts?subscription_id={subs[0]}", headers=h).json()["data"]
@@ -120,9 +123,12 @@ def test_credit_grants_and_wallets(db: Database, clock: FixedClock) -> None:
         assert (wallet["balance"], wallet["low_balance"]) == ("1000", "600")
         assert [(e["kind"], e["amount"]) for e in wallet["ledger"]] == [("granted", "1000")]
         assert api.post(f"{url}/credit_grants", json={**body, "amount": 5.0}, headers=h).status_code == 422
-        assert (
-            api.post(f"{url}/credit_grants", json={**body, "currency": "EUR"}, headers=h).status_code == 422
-        )
+        # Well-formed fields the stored customer or the clock refuse: 409 naming the field.
+        past = (clock.now() - timedelta(days=1)).isoformat()
+        for bad, field in (({"currency": "EUR"}, "currency"), ({"expires_at": past}, "expires_at")):
+            r = api.post(f"{url}/credit_grants", json={**body, **bad}, headers=h)
+            assert (r.status_code, r.json()["code"]) == (409, "field_conflict"), r.text
+            assert r.json()["errors"][0]["pointer"] == f"/body/{field}"
         doc = bill_order_now(
             db,
             clock,

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -28,8 +29,11 @@ from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, live_server, make_app
 from tests.builders import make_customer, make_tenant
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
+from tests.pages.support import CHROMIUM
 from tests.payments_support import GatewayProcess, gateway_process
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images" if os.environ.get("FISCUS_DOC_IMAGES") else ROOT / "var" / "artifacts"
@@ -38,6 +42,12 @@ PASSWORD = "a long console password"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make install)")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+
+
+@pytest.fixture
+def browser(chromium: Browser) -> Browser:
+    """The session's one Chromium (tests/conftest.py), for both database legs."""
+    return chromium
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +61,10 @@ def test_operator_runs_billing_in_the_browser(
     db_url: str,
     clock: FixedClock,
     gateway: GatewayProcess,
+    browser: Browser,
     backend: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("one browser leg (CI budget); on PostgreSQL the same actions run in test_pages.py")
     tenant = make_tenant(db, clock, "us", slug="console-us")
     key = create_api_key(db, clock, tenant.org_id).secret
     late = make_customer(db, clock, tenant, 1, name="Late Payer <i>Inc</i>", email="late@example.com")
@@ -89,14 +98,13 @@ def test_operator_runs_billing_in_the_browser(
     assert made.exit_code == 0, made.output
 
     IMAGES.mkdir(parents=True, exist_ok=True)
-    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base, sync_api.sync_playwright() as pw:
+    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
         api = httpx.Client(base_url=base, headers=auth(key))
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
             context.set_default_timeout(15_000)
             page = context.new_page()
-            shots = True
+            shots = backend == "sqlite"  # the screenshots once; every action on both databases
 
             page.goto(f"{base}/console/")
             assert_accessible(page)
@@ -132,6 +140,7 @@ def test_operator_runs_billing_in_the_browser(
 
             # Retry its charge now: paid.
             rows.first.get_by_role("link").first.click()
+            assert page.locator("iframe.pdf").count() == 1  # the PDF inline, same origin
             assert_accessible(page)
             page.get_by_role("link", name="Retry charge now").click()
             assert_accessible(page)
@@ -157,6 +166,12 @@ def test_operator_runs_billing_in_the_browser(
             page.wait_for_url(f"**/documents/{overdue_id}?done=refund")
             refunds = api.get(f"/api/v1/documents/{overdue_id}/refunds").json()["data"]
             assert [r["amount"] for r in refunds] == ["1.00"]
+            page.goto(f"{base}/console/{tenant.org_id}/refunds?document={overdue_id}")
+            assert page.locator("table tbody tr").last.inner_text().count("1.00") >= 1
+            assert_accessible(page)
+            page.locator("table tbody tr").last.get_by_role("link").first.click()  # its payment
+            assert page.get_by_role("heading", name="Captures").is_visible()
+            assert_accessible(page)
 
             # A partial credit note on the other customer's invoice.
             page.goto(f"{base}/console/{tenant.org_id}/documents?q=good%40example.com&type=invoice")
@@ -198,7 +213,7 @@ def test_operator_runs_billing_in_the_browser(
             if shots:  # the same pages at a phone's width
                 phone = browser.new_context(viewport={"width": 390, "height": 844})
                 small = phone.new_page()
-                small.context.add_cookies(context.cookies())
+                small.context.add_cookies(context.cookies())  # type: ignore[arg-type]  # a Cookie has every SetCookieParam key
                 for name, path in (
                     ("dashboard", f"/console/{tenant.org_id}/"),
                     ("list", f"/console/{tenant.org_id}/documents"),
@@ -214,4 +229,4 @@ def test_operator_runs_billing_in_the_browser(
                 small.screenshot(path=str(IMAGES / "console-form-error-phone.png"), full_page=True)
                 phone.close()
         finally:
-            browser.close()
+            context.close()

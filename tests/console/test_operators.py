@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import ConflictError, InvalidFieldError, NotFoundError
@@ -18,6 +19,7 @@ from fiscus.services import console_sessions as sessions
 from fiscus.services import operator_actions as actions
 from fiscus.services import operators as ops
 from fiscus.services.operators import Actor, PermissionDenied, Role
+from fiscus.web.console.labels import OWN
 from tests.builders import make_tenant
 
 PASSWORD = "correct horse battery"
@@ -31,6 +33,13 @@ def test_permission_table() -> None:
     assert {r for r in Role if ops.allowed(r, "payments.retry")} == {Role.ADMIN, Role.FINANCE, Role.SUPPORT}
     assert {r for r in Role if ops.allowed(r, "operators.manage")} == {Role.ADMIN}
     assert not any(ops.allowed(r, "no.such.permission") for r in Role)
+
+
+def test_every_console_text_is_translated() -> None:
+    """bg, ru and kk carry every English key of the console (nothing falls back to English)."""
+    for lang in ("bg", "ru", "kk"):
+        assert set(OWN[lang]) == set(OWN["en"]), lang
+        assert all(text.strip() for text in OWN[lang].values()), lang
 
 
 def test_service_refuses_a_role_before_touching_anything(db: Database, clock: FixedClock) -> None:
@@ -119,6 +128,31 @@ def test_login_sessions_throttling_totp(db: Database, clock: FixedClock) -> None
     assert sessions.login(db, clock, "ops@example.com", PASSWORD, "000000").error == "invalid"
     code = pyotp.TOTP(secret).at(clock.now())
     assert sessions.login(db, clock, "ops@example.com", PASSWORD, code).token
+
+
+def test_login_throttling_per_client_address(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failures spread over many e-mails from one address lock that address (not the accounts): the
+    right password from it is refused until the failures age out, while another address gets in."""
+    monkeypatch.setattr(sessions, "MAX_ADDRESS_FAILURES", 3)
+    tenant = make_tenant(db, clock)
+    ops.create_operator(
+        db, clock, email="ip@example.com", org_id=tenant.org_id, role="viewer", password=PASSWORD
+    )
+    for n in range(3):
+        result = sessions.login(
+            db, clock, f"guess{n}@example.com", "wrong password!!", client_ip="203.0.113.9"
+        )
+        assert result.error == "invalid"
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="203.0.113.9").error == "locked"
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="198.51.100.7").token
+    clock.advance(sessions.FAILURE_WINDOW + timedelta(seconds=1))
+    assert sessions.login(db, clock, "ip@example.com", PASSWORD, client_ip="203.0.113.9").token
+    with db.read() as conn:
+        la = tc.login_attempts.c
+        reasons = conn.execute(select(la.reason).where(la.client_ip == "203.0.113.9")).scalars().all()
+    assert reasons.count("address_locked") == 1
 
 
 def test_cli_users(db_url: str, monkeypatch: pytest.MonkeyPatch, clock: FixedClock) -> None:

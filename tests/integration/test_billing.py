@@ -222,7 +222,7 @@ def test_drafts_get_numbers_only_at_issue(db: Database, clock: FixedClock) -> No
             .all()
         )
         events = conn.execute(select(t.outbox_events.c.type).order_by(t.outbox_events.c.id)).scalars().all()
-    assert actions == ["created", "issue", "mark_uncollectible", "pay"]
+    assert actions == ["created", "issue", "mark_uncollectible", "external_payment", "pay"]
     assert events[-3:] == ["invoice.issued", "invoice.marked_uncollectible", "invoice.paid"]
     with pytest.raises(InvalidStateError):
         void_document(db, clock, tenant.org_id, doc_id)

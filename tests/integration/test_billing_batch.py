@@ -11,6 +11,8 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.documents import COPY_THRESHOLD
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
+from fiscus.queries.documents import count_documents
+from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import run_billing
 from fiscus.services.reconcile import reconcile
 from fiscus.testing.bulk import bulk_customers, bulk_subscriptions
@@ -52,4 +54,5 @@ def test_a_bulk_batch_links_and_numbers_every_row(db: Database, clock: FixedCloc
     assert again.documents == n
     with db.read() as conn:
         assert conn.execute(select(func.count(func.distinct(d.id)))).scalar_one() == 2 * n
+        assert count_documents(conn, Scope(tenant.org_id)) == 2 * n  # the triggers saw the COPY too
     assert not any(reconcile(db).values())

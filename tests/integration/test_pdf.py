@@ -28,6 +28,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.pdf.renderer import PdfRenderer
 from fiscus.api.presenters import money
 from fiscus.api.routes import files
+from fiscus.documents.ubl import build_ubl_xml
 from fiscus.documents.view_model import build_view_model
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.documents import DocumentType
@@ -335,6 +336,59 @@ def test_every_demo_document_pdf_matches_the_api(db: Database, renderer: PdfRend
             check_against_api(doc_api, vm, text)
             checked += 1
     assert checked > 700
+
+
+NASTY: tuple[str, ...] = (
+    "\U000d8137",  # unassigned (plane 13)
+    "\u0378",  # unassigned in the BMP
+    "\ue000\U0010fffd",  # private use
+    "\ufdd0\uffff",  # noncharacters
+    "a\u0301\u0308\u20dd",  # combining marks on one letter; typst named only the "a" of this cluster
+    "\u05e9\u05dc\u05d5\u05dd \u202e\u0627\u0644\u0639\u0631\u0628\u064a\u0629",  # RTL, an override
+    "\U0001f600\U0001f1e7\U0001f1ec\U0001f468\u200d\U0001f469",  # emoji, a flag, a joiner
+    "\u0e01\u0e34 \u4e2d\u6587 \U0001d54f",  # scripts DejaVu lacks, a mathematical letter
+    "\u200b\u2028\u2029\ufeff\U000e0001",  # zero-width, separators, BOM, a tag
+)
+TEXT_NASTY = "".join(NASTY)
+CONTROL_NASTY = "\x00\x01\x07\x1b\x7f\x85\ud800\udfff\t\n"
+"""Control characters and lone surrogates (the API refuses them; a view model gets them anyway here)."""
+STRUCTURAL = frozenset(
+    {"template_version", "locale", "language", "paper", "type", "raw", "logo", "date", "qr"}
+)
+
+
+def _nastier(value: Any) -> Any:
+    """Every text of a view model with the whole nasty set appended (the keys the template reads as
+    settings, not text, kept)."""
+    if isinstance(value, str):
+        return value + TEXT_NASTY + CONTROL_NASTY
+    if isinstance(value, dict):
+        return {k: v if k in STRUCTURAL else _nastier(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nastier(v) for v in value]
+    return value
+
+
+def test_nasty_unicode_in_every_text_renders_with_question_marks(
+    db: Database, clock: FixedClock, renderer: PdfRenderer, tmp_path: Path
+) -> None:
+    """Issue 11: a 500 on GET /documents/{id}/pdf (PDF/A) for fuzzed Unicode. Every text reaching the
+    typst source (names, addresses, line descriptions, labels, notes, footers, ...) goes through the
+    one glyph fallback, so both renderings succeed, whatever the text."""
+    bg = make_tenant(db, clock, "bg", slug="nasty", order_document=DocumentType.INVOICE, facturx=True)
+    fields = ("address_line1", "address_line2", "city")
+    cid = make_customer(db, clock, bg, 71, name="Nasty " + TEXT_NASTY, **dict.fromkeys(fields, TEXT_NASTY))
+    doc_id = _bill(db, clock, bg.org_id, cid, [ItemSpec(bg.one_off, 1)])
+    text = pdf_text(ensure_pdf(db, clock, renderer, tmp_path, bg.org_id, doc_id).read_bytes())[0]
+    assert "Nasty ?" in text  # the first undrawable character, as "?"
+    with db.read() as conn:
+        [view] = load_documents(conn, Scope(bg.org_id), [doc_id])
+        model = build_view_model(view, converted_from_number=None, corrected_number=None)
+    assert b"Nasty ?" in build_ubl_xml(view)  # the e-invoices carry what XML 1.0 cannot as "?" too
+    nasty = _nastier(model)
+    for pdf_a in (True, False):
+        assert renderer.render(nasty, pdf_a=pdf_a).startswith(b"%PDF-")
+    assert renderer.render(nasty, pdf_a=True) == renderer.render(nasty, pdf_a=True)
 
 
 def test_a_character_no_font_draws_is_a_question_mark_in_a_pdf_a(

@@ -5,24 +5,80 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from fiscus.api.fields import Amount, Currency, Id, In, Instant, MoneyOut, Text
+from fiscus.api.fields import (
+    Amount,
+    Currency,
+    Id,
+    In,
+    Instant,
+    MoneyOut,
+    Text,
+    amount_in_currency,
+    currencies_by_exponent,
+    minor_unit_pattern,
+)
 from fiscus.api.schemas import Out
 
 CodeText = Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{1,63}\s*$", examples=["LAUNCH20"])]
+PERCENT = r"^(?![0.]*$)(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$"
+"""A percentage above 0 and at most 100, with at most four decimals."""
 Limit = Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+
+_ONE_KIND: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["percent_off"],
+            "properties": {"percent_off": {"type": "string"}, "amounts_off": {"maxProperties": 0}},
+        },
+        {
+            "required": ["amounts_off"],
+            "properties": {"percent_off": {"type": "null"}, "amounts_off": {"minProperties": 1}},
+        },
+    ]
+}
+"""Exactly one of `percent_off` and a non-empty `amounts_off`, as `CouponIn._one_kind` checks."""
+_WHOLE_MINOR_UNITS: dict[str, Any] = {
+    code: {"type": "string", "pattern": minor_unit_pattern(exponent)}
+    for exponent, codes in currencies_by_exponent().items()
+    for code in codes
+}
+_PERIODS_WITH_REPEATING: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["duration", "duration_periods"],
+            "properties": {"duration": {"const": "repeating"}, "duration_periods": {"type": "integer"}},
+        },
+        {
+            "properties": {
+                "duration": {"enum": ["once", "forever"]},
+                "duration_periods": {"type": "null"},
+            }
+        },
+    ]
+}
 
 
 class CouponIn(In):
     """A percentage (`percent_off`) or fixed amounts per currency (`amounts_off`), not both; a
     `repeating` coupon lasts `duration_periods` billed documents."""
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [_ONE_KIND, _PERIODS_WITH_REPEATING]})
+
     name: Text = Field(max_length=200)
-    percent_off: Annotated[str, Field(pattern=r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None = None
-    amounts_off: dict[Currency, Amount] = Field(default_factory=dict, max_length=50)
+    percent_off: (
+        Annotated[str, Field(pattern=r"^(?![0.]*$)(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$")] | None
+    ) = None
+    amounts_off: dict[Currency, Amount] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="each amount whole in its currency's minor units",
+        json_schema_extra={"properties": _WHOLE_MINOR_UNITS},
+    )
     duration: Literal["once", "repeating", "forever"] = "once"
     duration_periods: int | None = Field(None, ge=1, le=1200)
     product_ids: list[Id] = Field(default_factory=list, max_length=100)
@@ -58,8 +114,27 @@ class CouponOut(Out):
     created_at: datetime
 
 
+_MINIMUM_PAIRS: list[Any] = [
+    {
+        "required": ["minimum_amount", "minimum_currency"],
+        "properties": {
+            "minimum_amount": {"type": "string", "pattern": minor_unit_pattern(exponent)},
+            "minimum_currency": {"enum": codes},
+        },
+    }
+    for exponent, codes in currencies_by_exponent().items()
+]
+"""Both minimum fields, the amount whole in the currency's minor units (one branch per exponent)."""
+_NO_MINIMUM: dict[str, Any] = {
+    "properties": {"minimum_amount": {"type": "null"}, "minimum_currency": {"type": "null"}}
+}
+
+
 class PromotionCodeIn(In):
-    """A customer-facing code (case-insensitive, stored upper-case) for a coupon."""
+    """A customer-facing code (case-insensitive, stored upper-case) for a coupon; `minimum_amount` and
+    `minimum_currency` go together."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [*_MINIMUM_PAIRS, _NO_MINIMUM]})
 
     coupon_id: Id
     code: CodeText
@@ -96,6 +171,21 @@ class PromotionCodeOut(Out):
 class RedeemIn(In):
     """A promotion code (as the customer typed it) or a coupon id, not both."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["promotion_code"],
+                    "properties": {"promotion_code": {"type": "string"}, "coupon": {"type": "null"}},
+                },
+                {
+                    "required": ["coupon"],
+                    "properties": {"promotion_code": {"type": "null"}, "coupon": {"type": "integer"}},
+                },
+            ]
+        }
+    )
+
     promotion_code: CodeText | None = None
     coupon: Id | None = None
 
@@ -129,7 +219,12 @@ class DiscountSettingsOut(Out):
 
 
 class CreditGrantIn(In):
-    """Promotional credit (no payment; taxed as a discount when the billing run uses it)."""
+    """Promotional credit (no payment; taxed as a discount when the billing run uses it); `amount` and
+    `low_balance` are whole in the currency's minor units."""
+
+    model_config = ConfigDict(
+        json_schema_extra=amount_in_currency("currency", "amount", "low_balance", nullable=("low_balance",))
+    )
 
     currency: Currency
     amount: Amount

@@ -23,12 +23,18 @@ from pydantic import (
 
 from fiscus.api.errors import FieldValueError
 from fiscus.api.vocabularies import COUNTRIES, CURRENCIES, LOCALES, TIME_ZONES
+from fiscus.domain.documents import MAX_QUANTITY, MAX_UNIT_AMOUNT
+from fiscus.domain.money import currency
 from fiscus.services.validation import EMAIL, WHITESPACE
 
 DECIMAL_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$"
 """Decimal strings in and out: ASCII digits, at most 18 before the point and 12 after, no exponent."""
 NON_NEGATIVE_DECIMAL: Final = r"^[0-9]{1,18}(\.[0-9]{1,12})?$"
 POSITIVE_DECIMAL: Final = r"^(?![0.]*$)[0-9]{1,18}(\.[0-9]{1,12})?$"
+POSITIVE_QUANTITY: Final = r"^(?![0.]*$)[0-9]{1,9}(\.[0-9]{1,12})?$"
+"""Below MAX_QUANTITY (10⁹): at most nine digits before the point."""
+UNIT_AMOUNT_PATTERN: Final = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+"""Below MAX_UNIT_AMOUNT (10¹²): at most twelve digits before the point."""
 NOT_BLANK: Final = f"[^{WHITESPACE}]"
 EMPTY_OR_TEXT: Final = f"^$|{NOT_BLANK}"
 RFC3339: Final = re.compile(
@@ -89,6 +95,15 @@ def _positive(value: Decimal) -> Decimal:
     return value
 
 
+def _below(limit: Decimal) -> Callable[[Decimal], Decimal]:
+    def check(value: Decimal) -> Decimal:
+        if value >= limit:
+            raise ValueError(f"must be less than {limit:,}")
+        return value
+
+    return check
+
+
 def _non_negative(value: Decimal) -> Decimal:
     if value < 0:
         raise ValueError("must not be negative")
@@ -116,17 +131,61 @@ Quantity = Annotated[
     BeforeValidator(_decimal_string),
     AfterValidator(_bounded),
     AfterValidator(_positive),
+    AfterValidator(_below(MAX_QUANTITY)),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": POSITIVE_DECIMAL},
-                {"type": "integer", "minimum": 1, "maximum": MAX_JSON_INTEGER},
+                {"type": "string", "pattern": POSITIVE_QUANTITY},
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_QUANTITY) - 1},
             ],
             "examples": ["1", 3],
         }
     ),
 ]
-"""Units: greater than zero, as a decimal string (`"0.5"`) or a whole JSON number."""
+"""Units: greater than zero and below a billion (MAX_QUANTITY: times a unit price, never an overflow),
+as a decimal string (`"0.5"`) or a whole JSON number."""
+UnitAmount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float_amount),
+    AfterValidator(_bounded),
+    AfterValidator(_non_negative),
+    AfterValidator(_below(MAX_UNIT_AMOUNT)),
+    WithJsonSchema({"type": "string", "pattern": UNIT_AMOUNT_PATTERN, "examples": ["12.50"]}),
+]
+"""A unit price: a decimal string, zero or more, below a trillion (MAX_UNIT_AMOUNT)."""
+
+
+def minor_unit_pattern(exponent: int) -> str:
+    """An amount greater than zero that is whole in minor units of a currency with `exponent`
+    decimals: further decimals, if written, are zeros (`"5.000"` EUR is 5.00; `"5.001"` is not); below
+    10¹⁵ minor units (`domain.documents.check_money_size`)."""
+    fraction = r"\.0{1,12}" if exponent == 0 else rf"\.[0-9]{{1,{exponent}}}0{{0,{12 - exponent}}}"
+    return rf"^(?![0.]*$)[0-9]{{1,{15 - exponent}}}({fraction})?$"
+
+
+def currencies_by_exponent() -> dict[int, list[str]]:
+    """The request currencies grouped by their minor-unit exponent (for `minor_unit_pattern`)."""
+    groups: dict[int, list[str]] = {}
+    for code in sorted(CURRENCIES):
+        groups.setdefault(currency(code).exponent, []).append(code)
+    return groups
+
+
+def amount_in_currency(
+    currency_field: str, *amount_fields: str, nullable: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """JSON Schema for a body whose amounts must be whole minor units of the currency it names (as the
+    services check): one branch per exponent, the currency's enum with the amounts' pattern."""
+    branches = []
+    for exponent, codes in currencies_by_exponent().items():
+        pattern: dict[str, Any] = {"type": "string", "pattern": minor_unit_pattern(exponent)}
+        props: dict[str, Any] = {currency_field: {"enum": codes}}
+        for name in amount_fields:
+            props[name] = {"anyOf": [pattern, {"type": "null"}]} if name in nullable else pattern
+        branches.append({"properties": props})
+    return {"anyOf": branches}
+
+
 MoneyOut = Annotated[str, Field(pattern=DECIMAL_PATTERN, examples=["12.50"])]
 Currency = Annotated[
     str,

@@ -24,9 +24,9 @@ from fiscus.api.fields import (  # re-exported: routes import the field types fr
     Email,
     ExternalId,
     Locale,
-    NonNegativeAmount,
     Text,
     TimeZone,
+    UnitAmount,
 )
 from fiscus.api.fields import (
     MAX_JSON_INTEGER as MAX_JSON_INTEGER,
@@ -217,7 +217,7 @@ class PriceIn(In):
     )
 
     currency: Currency
-    unit_amount: NonNegativeAmount
+    unit_amount: UnitAmount
     interval: Interval | None = None
     interval_count: int = Field(1, ge=1, le=120)
     tax_inclusive: bool = False

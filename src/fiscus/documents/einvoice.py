@@ -8,7 +8,8 @@ and both XMLs state are equal by construction. Syntax-specific choices stay in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -238,7 +239,7 @@ def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) ->
     seller, buyer = doc.seller, doc.buyer
     notes = [*doc.notes, *([doc.reason] if doc.reason else [])]
     prepaid = doc.amount_paid_minor + doc.amount_credited_minor
-    return EInvoice(
+    einvoice = EInvoice(
         number=doc.number,
         type=doc.type,
         type_code=TYPE_CODES[doc.type],
@@ -271,6 +272,27 @@ def build_einvoice(doc: DocumentView, *, corrected_number: str | None = None) ->
         due=amount(doc.total_minor - prepaid),
         zero=from_minor(0, cur),
     )
+    result: EInvoice = xml_safe(einvoice)
+    return result
+
+
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What XML 1.0 cannot carry at all (control characters, lone surrogates, U+FFFE and U+FFFF)."""
+
+
+def xml_safe(value: Any) -> Any:
+    """`value` (the e-invoice model, its parties, lines, ...) with every character XML 1.0 forbids
+    shown as "?": a name typed with one would otherwise make both the CII and the UBL unserialisable
+    (the stored data keeps the text; the buyer's platform sees a "?" there)."""
+    if type(value) is str:  # an enum member (a StrEnum) is a code, never text, and keeps its type
+        return _NOT_XML.sub("?", value)
+    if isinstance(value, list):
+        return [xml_safe(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(xml_safe(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: xml_safe(getattr(value, f.name)) for f in fields(value)})
+    return value
 
 
 def _line(line: LineView, sign: int, amount: Any, zone: str | None) -> Line:

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Final
 
 from fiscus.domain.discounts import CoverLine, DiscountInput, SettledDiscount, settle_discounts
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import ROUNDING, Currency, allocate, multiply, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
 
@@ -181,9 +181,42 @@ class ComputedDocument:
         return sum(d.amount_minor for d in self.discounts)
 
 
+MAX_QUANTITY: Final = Decimal(10) ** 9
+"""Units on a line are below a billion (the API's bound on `quantity`)."""
+MAX_UNIT_AMOUNT: Final = Decimal(10) ** 12
+"""A unit price is below a trillion in its currency (the API's bound on `unit_amount`)."""
+MAX_LINE_MINOR: Final = 10**15
+"""A line's amount (quantity × unit price) is at most 10¹⁵ minor units, so the sums of a document's
+lines, taxes and discounts stay far inside the signed 64-bit columns that store them: an overflow is
+impossible by construction, not caught after the fact."""
+
+
+def line_too_large(quantity: Decimal, unit_price: Decimal, cur: Currency) -> bool:
+    """Whether quantity × unit price exceeds MAX_LINE_MINOR (checked before any rounding, so a huge
+    product never reaches `quantize`)."""
+    return abs(quantity * unit_price).scaleb(cur.exponent) > MAX_LINE_MINOR
+
+
+def check_line_size(field: str, quantity: Decimal, unit_price: Decimal, cur: Currency) -> None:
+    """Refuse a quantity whose line would exceed MAX_LINE_MINOR with the price it goes with: a 409
+    naming the quantity (the stored price decides, not the request alone)."""
+    if line_too_large(quantity, unit_price, cur):
+        limit = Decimal(MAX_LINE_MINOR).scaleb(-cur.exponent)
+        raise FieldConflictError(field, f"quantity × unit price must not exceed {limit:f} {cur.code}")
+
+
+def check_money_size(field: str, amount: Decimal, cur: Currency) -> None:
+    """An amount a request gives in a currency it names (a credit grant, a coupon's fixed amount) is
+    below MAX_LINE_MINOR minor units, like a line: a 422 naming the field."""
+    if abs(amount).scaleb(cur.exponent) >= MAX_LINE_MINOR:
+        limit = Decimal(MAX_LINE_MINOR).scaleb(-cur.exponent)
+        raise InvalidFieldError(field, f"must be less than {limit:f} {cur.code}")
+
+
 def line_amount_minor(quantity: Decimal, unit_price: Decimal, cur: Currency) -> int:
     """Rounding boundary 1: the line amount, quantity × unit price, rounded once. Reconcile checks
-    every stored line against it."""
+    every stored line against it. Guarded: services refuse larger lines when they are written."""
+    check_line_size("quantity", quantity, unit_price, cur)
     return to_minor(round_minor(quantity * unit_price, cur), cur)
 
 

@@ -21,7 +21,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.util import get_cc_module
 
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 
 EU_MEMBER_STATES: Final = frozenset(
     c.upper() for c in eu_vat.MEMBER_STATES if c != "xi"
@@ -127,7 +127,7 @@ def line_tax(category: TaxCategory, seller: TaxParty, buyer: TaxParty, rates: Ra
         country = buyer.country
     found = rates.get((country, category))
     if found is None:
-        raise InvalidFieldError(
+        raise FieldConflictError(  # the stored rates and parties decide, not the request: 409
             "tax_category", f"the organisation has no '{category}' VAT rate for country {country}"
         )
     return LineTax(TaxTreatment(category.value), found.rate, found.note)

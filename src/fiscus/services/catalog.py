@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, insert, select, update
@@ -139,7 +138,7 @@ def create_price(
     """A price of a variant: recurring (interval × count) or one-off (no interval); with `usage`, billed
     in arrears on a billable metric (services/usage_prices.py)."""
     currency(currency_code, "currency")
-    amount = v.decimal("unit_amount", unit_amount, minimum=Decimal(0))
+    amount = v.unit_amount("unit_amount", unit_amount)
     if interval is not None:
         try:
             Interval.parse(interval, interval_count)

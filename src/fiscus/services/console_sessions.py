@@ -30,6 +30,9 @@ TOUCH_EVERY: Final = timedelta(minutes=1)
 MAX_FAILURES: Final = 5
 FAILURE_WINDOW: Final = timedelta(minutes=15)
 LOCKOUT: Final = timedelta(minutes=15)
+MAX_ADDRESS_FAILURES: Final = 20
+"""Failures from one client address within FAILURE_WINDOW (whatever the e-mails tried) after which that
+address is refused until they age out: guessing across many accounts from one place is slowed too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +50,30 @@ class SessionInfo:
     token_hash: str
 
 
-def _record(db: Database, email: str, now: datetime, ok: bool, reason: str) -> None:
+def _record(db: Database, email: str, now: datetime, ok: bool, reason: str, ip: str | None) -> None:
     with db.write() as conn:
-        conn.execute(insert(tc.login_attempts).values(email=email[:254], at=now, succeeded=ok, reason=reason))
+        conn.execute(
+            insert(tc.login_attempts).values(
+                email=email[:254], at=now, succeeded=ok, reason=reason, client_ip=ip
+            )
+        )
 
 
-def login(db: Database, clock: Clock, email: str, password: str, code: str | None = None) -> LoginResult:
+def login(
+    db: Database,
+    clock: Clock,
+    email: str,
+    password: str,
+    code: str | None = None,
+    *,
+    client_ip: str | None = None,
+) -> LoginResult:
     """Check the credentials and open a session. After MAX_FAILURES failures within FAILURE_WINDOW the
-    operator is locked for LOCKOUT (a correct password does not help meanwhile)."""
+    operator is locked for LOCKOUT (a correct password does not help meanwhile); after
+    MAX_ADDRESS_FAILURES failures from `client_ip` within the window, every login from it is refused
+    as locked until they age out."""
     now = clock.now()
+    ip = client_ip[:45] if client_ip else None
     try:
         address = normalize_email(email)
     except InvalidFieldError:
@@ -67,21 +85,36 @@ def login(db: Database, clock: Clock, email: str, password: str, code: str | Non
             select(func.count())
             .select_from(tc.login_attempts)
             .where(
-                a.email == address, a.at > now - FAILURE_WINDOW, a.succeeded.is_(False), a.reason != "locked"
+                a.email == address, a.at > now - FAILURE_WINDOW, a.succeeded.is_(False), a.reason == "invalid"
             )
         ).scalar_one()
+        from_address = 0
+        if ip is not None:
+            from_address = conn.execute(
+                select(func.count())
+                .select_from(tc.login_attempts)
+                .where(
+                    a.client_ip == ip,
+                    a.at > now - FAILURE_WINDOW,
+                    a.succeeded.is_(False),
+                    a.reason == "invalid",
+                )
+            ).scalar_one()
+    if from_address >= MAX_ADDRESS_FAILURES:
+        _record(db, address, now, False, "address_locked", ip)
+        return LoginResult(None, "locked")
     if row is not None and row["locked_until"] is not None and row["locked_until"] > now:
-        _record(db, address, now, False, "locked")
+        _record(db, address, now, False, "locked", ip)
         return LoginResult(None, "locked")
     password_ok = verify_password(row["password_hash"] if row else None, password)
     if row is None or not password_ok or row["disabled"]:
-        _failed(db, address, now, failures + 1, row["id"] if row else None)
+        _failed(db, address, now, failures + 1, row["id"] if row else None, ip)
         return LoginResult(None, "invalid")
     if row["totp_secret"]:
         if not code:
             return LoginResult(None, "code_required")
         if not pyotp.TOTP(row["totp_secret"]).verify(code.strip(), for_time=now, valid_window=1):
-            _failed(db, address, now, failures + 1, row["id"])
+            _failed(db, address, now, failures + 1, row["id"], ip)
             return LoginResult(None, "invalid")
     token = secrets.token_urlsafe(32)
     with db.write() as conn:
@@ -94,12 +127,16 @@ def login(db: Database, clock: Clock, email: str, password: str, code: str | Non
                 expires_at=now + ABSOLUTE_TIMEOUT,
             )
         )
-        conn.execute(insert(tc.login_attempts).values(email=address, at=now, succeeded=True, reason="ok"))
+        conn.execute(
+            insert(tc.login_attempts).values(email=address, at=now, succeeded=True, reason="ok", client_ip=ip)
+        )
     return LoginResult(token, None)
 
 
-def _failed(db: Database, address: str, now: datetime, failures: int, operator_id: int | None) -> None:
-    _record(db, address, now, False, "invalid")
+def _failed(
+    db: Database, address: str, now: datetime, failures: int, operator_id: int | None, ip: str | None
+) -> None:
+    _record(db, address, now, False, "invalid", ip)
     if operator_id is not None and failures >= MAX_FAILURES:
         with db.write() as conn:
             conn.execute(

@@ -37,8 +37,8 @@ from fiscus.domain.discounts import (
     coupon_refusal,
     normalize_code,
 )
-from fiscus.domain.documents import line_amount_minor
-from fiscus.domain.errors import ConflictError, InvalidFieldError
+from fiscus.domain.documents import check_money_size, line_amount_minor
+from fiscus.domain.errors import ConflictError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.subscriptions import BILLABLE_STATUSES, SubscriptionStatus
 from fiscus.services import validation as v
@@ -78,6 +78,7 @@ def _minor_amounts(amounts: dict[str, Decimal]) -> dict[str, int]:
             raise InvalidFieldError(f"amounts_off.{code}", "must be greater than zero")
         if amount != amount.quantize(cur.quantum):
             raise InvalidFieldError(f"amounts_off.{code}", f"has more decimals than {code} has minor units")
+        check_money_size(f"amounts_off.{code}", amount, cur)
         out[code] = to_minor(amount.quantize(cur.quantum), cur)
     return out
 
@@ -136,6 +137,7 @@ def create_promotion_code(
         cur = currency(spec.minimum_currency, "minimum_currency")
         if spec.minimum_amount != spec.minimum_amount.quantize(cur.quantum):
             raise InvalidFieldError("minimum_amount", f"has more decimals than {cur.code} has minor units")
+        check_money_size("minimum_amount", spec.minimum_amount, cur)
         minimum = to_minor(spec.minimum_amount.quantize(cur.quantum), cur)
     now = clock.now()
     with db.write() as conn:
@@ -290,7 +292,7 @@ def redeem(
             query = select(td.promotion_codes).where(pc.organization_id == org_id, pc.code == canonical)
             found = conn.execute(query.with_for_update()).mappings().one_or_none()
             if found is None:
-                raise InvalidFieldError("promotion_code", f"no promotion code '{canonical}'")
+                raise NotFoundError("promotion code", canonical, field="promotion_code")
             pcode_row = dict(found)
             coupon_id = pcode_row["coupon_id"]
         assert coupon_id is not None

@@ -8,12 +8,15 @@ transactions; nothing else ever changes an issued document.
 
 from __future__ import annotations
 
+from typing import Final
+
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.context import load_customers, load_org
 from fiscus.adapters.db.documents import NewDocument, number_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType, transition
+from fiscus.domain.errors import InvalidFieldError
 from fiscus.services.common import get_scoped
 from fiscus.services.document_state import (
     apply_document_action,
@@ -74,10 +77,20 @@ def mark_uncollectible(
         apply_document_action(conn, doc, DocumentAction.MARK_UNCOLLECTIBLE, {}, actor, now)
 
 
-def mark_paid(db: Database, clock: Clock, org_id: int, document_id: int, *, actor: str = "cli") -> int:
-    """Record full payment received outside Fiscus (an external capture of what is due). Paying a
-    proforma converts it into a final invoice first (the invoice is what is paid); returns the id of the
-    paid invoice."""
+def mark_paid(
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    document_id: int,
+    *,
+    reference: str | None = None,
+    actor: str = "cli",
+) -> int:
+    """Record full payment received outside Fiscus (an external capture of what is due), with the
+    payment's own reference if given (stored stripped, at most 100 characters). Paying a proforma
+    converts it into a final invoice first (the invoice is what is paid); returns the id of the paid
+    invoice."""
+    reference = _reference(reference)
     now = clock.now()
     with db.write() as conn:
         doc = get_scoped(conn, t.documents, org_id, document_id, lock=True)
@@ -85,8 +98,22 @@ def mark_paid(db: Database, clock: Clock, org_id: int, document_id: int, *, acto
         if doc["type"] == DocumentType.PROFORMA.value:
             invoice_id = convert_within(conn, clock, doc, actor, now)
             doc = get_scoped(conn, t.documents, org_id, invoice_id, lock=True)
-        record_external_payment(conn, clock, doc, actor, now)
+        record_external_payment(conn, clock, doc, actor, now, reference)
         return int(doc["id"])
+
+
+MAX_REFERENCE: Final = 100
+
+
+def _reference(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        raise InvalidFieldError("reference", "must not be blank")
+    if len(text) > MAX_REFERENCE:
+        raise InvalidFieldError("reference", f"must be at most {MAX_REFERENCE} characters")
+    return text
 
 
 _PAY_OR_CONVERT = {

@@ -11,7 +11,8 @@ from decimal import Decimal
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import PaymentProvider, Trigger
-from fiscus.services import credit_notes, documents, subscriptions
+from fiscus.domain.tax import VatCheck, VatRegistry
+from fiscus.services import credit_notes, document_emails, documents, subscriptions, vat_checks
 from fiscus.services.billing_requests import request_run
 from fiscus.services.operators import Actor, require
 from fiscus.services.payments import charging, refunds
@@ -28,9 +29,23 @@ def void_document(db: Database, clock: Clock, actor: Actor, document_id: int) ->
     documents.void_document(db, clock, actor.organization_id, document_id, actor=actor.audit)
 
 
-def mark_paid(db: Database, clock: Clock, actor: Actor, document_id: int) -> int:
+def mark_paid(
+    db: Database, clock: Clock, actor: Actor, document_id: int, *, reference: str | None = None
+) -> int:
     require(actor, "documents.mark_paid")
-    return documents.mark_paid(db, clock, actor.organization_id, document_id, actor=actor.audit)
+    return documents.mark_paid(
+        db, clock, actor.organization_id, document_id, reference=reference, actor=actor.audit
+    )
+
+
+def resend_document_email(
+    db: Database, clock: Clock, actor: Actor, document_id: int, request_key: str
+) -> str:
+    """The document's email again (one message per request key: a replayed form queues once)."""
+    require(actor, "documents.resend")
+    return document_emails.resend_document_email(
+        db, clock, actor.organization_id, document_id, request_key=request_key, actor=actor.audit
+    )
 
 
 def retry_charge(
@@ -53,6 +68,7 @@ def issue_credit_note(
     amount: Decimal | None,
     reason: str,
     disposition: str,
+    lines: Sequence[tuple[int, Decimal | None]] | None = None,
 ) -> int:
     require(actor, "credit_notes.issue")
     return credit_notes.issue_credit_note(
@@ -61,6 +77,7 @@ def issue_credit_note(
         actor.organization_id,
         invoice_id,
         mode=mode,
+        lines=lines,
         amount=amount,
         reason=reason,
         disposition=disposition,
@@ -115,6 +132,20 @@ def cancel_subscription(
     subscriptions.cancel_subscription(
         db, clock, actor.organization_id, subscription_id, at_period_end=at_period_end, actor=actor.audit
     )
+
+
+def resume_subscription(db: Database, clock: Clock, actor: Actor, subscription_id: int) -> None:
+    """Withdraw a cancellation scheduled for the period end (the same right as cancelling)."""
+    require(actor, "subscriptions.cancel")
+    subscriptions.resume_subscription(db, clock, actor.organization_id, subscription_id, actor=actor.audit)
+
+
+def check_vat_id(
+    db: Database, clock: Clock, registry: VatRegistry | None, actor: Actor, customer_id: int
+) -> VatCheck:
+    """Ask the VAT registry about a customer's VAT ID; the answer is audited."""
+    require(actor, "customers.write")
+    return vat_checks.check_vat_id(db, clock, registry, actor.organization_id, customer_id, actor=actor.audit)
 
 
 def start_billing_run(db: Database, clock: Clock, actor: Actor) -> int:

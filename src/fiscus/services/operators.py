@@ -50,6 +50,7 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "payments.retry": _STAFF,  # charge what is due now with the saved card
     "subscriptions.change": _STAFF,  # plan or quantity, prorated
     "subscriptions.cancel": _STAFF,
+    "documents.resend": _STAFF,  # the document's email again, through the email outbox
     "documents.issue": _MONEY,
     "documents.void": _MONEY,
     "documents.mark_paid": _MONEY,

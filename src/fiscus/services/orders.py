@@ -12,7 +12,9 @@ from fiscus.adapters.db.context import load_customers, load_prices
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row, persist_documents
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
+from fiscus.domain.documents import check_line_size
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
+from fiscus.domain.money import currency
 from fiscus.services import validation as v
 from fiscus.services.billing_run import build_order_documents
 from fiscus.services.catalog import refuse_archived
@@ -52,7 +54,9 @@ def create_order(
                     f"items.{n}.price_id",
                     f"price currency {price.currency} differs from the customer's {customer.row['currency']}",
                 )
-            rows.append((price.id, v.positive_quantity(f"items.{n}.quantity", item.quantity)))
+            quantity = v.positive_quantity(f"items.{n}.quantity", item.quantity)
+            check_line_size(f"items.{n}.quantity", quantity, price.unit_amount, currency(price.currency))
+            rows.append((price.id, quantity))
         oid = conn.execute(
             insert(t.orders)
             .values(

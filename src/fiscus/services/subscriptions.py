@@ -21,7 +21,14 @@ from fiscus.adapters.db.context import CustomerContext, OrgContext, load_custome
 from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row, outbox_row
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
-from fiscus.domain.documents import ComputedDocument, LineInput, LineKind, compute_document, prorated_quantity
+from fiscus.domain.documents import (
+    ComputedDocument,
+    LineInput,
+    LineKind,
+    check_line_size,
+    compute_document,
+    prorated_quantity,
+)
 from fiscus.domain.errors import FieldConflictError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.periods import Interval, Period, ensure_aware_utc
@@ -85,7 +92,9 @@ def _validate_items(
                 f"price currency {price.currency} differs from the customer's {customer.row['currency']}",
             )
         intervals.add((price.interval, price.interval_count))
-        out.append((price.id, v.positive_quantity(f"items.{n}.quantity", item.quantity)))
+        quantity = v.positive_quantity(f"items.{n}.quantity", item.quantity)
+        check_line_size(f"items.{n}.quantity", quantity, price.unit_amount, currency(price.currency))
+        out.append((price.id, quantity))
     if len(intervals) > 1:
         raise FieldConflictError("items", "all items of a subscription must share one billing interval")
     unit, count = intervals.pop()

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pycountry
 from babel import Locale, UnknownLocaleError
 
+from fiscus.domain.documents import MAX_QUANTITY, MAX_UNIT_AMOUNT
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import to_decimal
 
@@ -77,4 +78,16 @@ def decimal(field: str, value: object, *, minimum: Decimal | None = None, exclus
 
 
 def positive_quantity(field: str, value: object) -> Decimal:
-    return decimal(field, value, minimum=Decimal(0), exclusive=True)
+    """Units: above zero and below MAX_QUANTITY (a product with a price must never overflow)."""
+    result = decimal(field, value, minimum=Decimal(0), exclusive=True)
+    if result >= MAX_QUANTITY:
+        raise InvalidFieldError(field, f"must be less than {MAX_QUANTITY:,}")
+    return result
+
+
+def unit_amount(field: str, value: object) -> Decimal:
+    """A unit price: zero or more and below MAX_UNIT_AMOUNT."""
+    result = decimal(field, value, minimum=Decimal(0))
+    if result >= MAX_UNIT_AMOUNT:
+        raise InvalidFieldError(field, f"must be less than {MAX_UNIT_AMOUNT:,}")
+    return result

@@ -24,7 +24,8 @@ from fiscus.adapters.db.documents import append_audit, append_outbox, audit_row,
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.discounts import DiscountInput, SettledDiscount, credit_input
-from fiscus.domain.errors import InvalidFieldError
+from fiscus.domain.documents import check_money_size
+from fiscus.domain.errors import FieldConflictError, InvalidFieldError
 from fiscus.domain.money import currency, from_minor, to_minor
 from fiscus.services import validation as v
 from fiscus.services.common import get_scoped
@@ -72,15 +73,18 @@ def grant_credits(
         raise InvalidFieldError("amount", f"must be greater than zero, in {cur.code}'s minor units")
     if low_balance is not None and (low_balance < 0 or low_balance != low_balance.quantize(cur.quantum)):
         raise InvalidFieldError("low_balance", f"must be zero or more, in {cur.code}'s minor units")
+    check_money_size("amount", amount, cur)
+    if low_balance is not None:
+        check_money_size("low_balance", low_balance, cur)
     now = clock.now()
     if expires_at is not None and expires_at <= now:
-        raise InvalidFieldError("expires_at", "must be in the future")
+        raise FieldConflictError("expires_at", "must be in the future")  # the clock decides: 409
     minor = to_minor(amount.quantize(cur.quantum), cur)
     text = v.text("reason", reason)
     with db.write() as conn:
         customer = get_scoped(conn, t.customers, org_id, customer_id)
         if customer["currency"] != cur.code:
-            raise InvalidFieldError("currency", f"the customer is billed in {customer['currency']}")
+            raise FieldConflictError("currency", f"the customer is billed in {customer['currency']}")
         for i, pid in enumerate(product_ids):
             get_scoped(conn, t.products, org_id, pid, field=f"product_ids.{i}")
         wallet = _wallet(conn, org_id, customer_id, cur.code, now)

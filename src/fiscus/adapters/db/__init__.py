@@ -4,6 +4,7 @@ the per-topic modules beside it), so Alembic, the tests' schema checks and the s
 from fiscus.adapters.db import (
     tables,
     tables_console,
+    tables_counts,
     tables_dashboard,
     tables_discounts,
     tables_email,
@@ -15,6 +16,7 @@ from fiscus.adapters.db import (
 __all__ = [
     "tables",
     "tables_console",
+    "tables_counts",
     "tables_dashboard",
     "tables_discounts",
     "tables_email",

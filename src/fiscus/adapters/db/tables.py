@@ -336,6 +336,25 @@ documents = Table(
     Index("ix_documents_org_seek", "organization_id", "id", "type", "status"),
     # Covers the dialects' counts and filtered pages (type/status per organisation) without row lookups.
     Index("ix_documents_listing", "organization_id", "type", "status", "id"),
+    # The console's sortable columns: a keyset page on (column, id) reads the index in order.
+    Index("ix_documents_sort_total", "organization_id", "total_minor", "id"),
+    Index("ix_documents_sort_created", "organization_id", "created_at", "id"),
+    Index("ix_documents_sort_status", "organization_id", "status", "id"),
+    Index("ix_documents_sort_currency", "organization_id", "currency", "id"),
+    Index("ix_documents_sort_type", "organization_id", "type", "id"),
+    # Covers the console's totals of a filtered set (count, total and due per currency and type): an
+    # index-only read in group order instead of a pass over the table.
+    Index(
+        "ix_documents_totals",
+        "organization_id",
+        "currency",
+        "type",
+        "status",
+        "total_minor",
+        "amount_paid_minor",
+        "amount_refunded_minor",
+        "amount_credited_minor",
+    ),
     Index(
         "ix_documents_collection_due",
         "next_payment_attempt_at",

@@ -67,5 +67,8 @@ login_attempts = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("succeeded", Boolean, nullable=False),
     Column("reason", String(32), nullable=False),
+    # The client's address as the console saw it (IPv6 at most 45 characters); throttles by address too.
+    Column("client_ip", String(45), nullable=True),
     Index("ix_login_attempts_email_at", "email", "at"),
+    Index("ix_login_attempts_client_ip_at", "client_ip", "at"),
 )

@@ -9,20 +9,18 @@ touch the network.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from pathlib import Path
 from typing import Any, Final
 
 import typst
 
+from fiscus.adapters.pdf.glyphs import coverage, drawable_model, fonts_in
+
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES: Final = HERE / "templates"
 FONTS: Final = HERE / "fonts"
 TEMPLATE: Final = TEMPLATES / "document.typ"
-_MISSING_GLYPHS: Final = re.compile(r'the text `?"((?:[^"\\]|\\.)*)"`? could not be displayed with font')
-_ESCAPE: Final = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\(.)")
-MAX_GLYPH_RETRIES: Final = 8
 
 
 class PdfRenderer:
@@ -38,23 +36,14 @@ class PdfRenderer:
             package_path=template.parent,
             package_cache_path=template.parent,
         )
+        self._covered = coverage(fonts_in(FONTS))
         self._lock = threading.Lock()  # the compiler keeps per-call inputs; one compile at a time
 
     def render(self, view_model: dict[str, Any], *, pdf_a: bool = False) -> bytes:
         """The PDF of `view_model` (PDF/A-3b when `pdf_a`, for Factur-X). The same model gives the
-        same bytes: the template pins the metadata date to the document's own date."""
-        model: Any = view_model
-        for _ in range(MAX_GLYPH_RETRIES):
-            try:
-                return self._compile(model, pdf_a)
-            except typst.TypstError as exc:
-                missing = _missing_glyphs(str(exc)) if pdf_a else frozenset()
-                if not missing:
-                    raise
-                # PDF/A forbids text no embedded font can draw (characters outside DejaVu's
-                # coverage, typed by a user): the PDF shows "?" there; the data keeps the text.
-                model = _replace(model, missing)
-        return self._compile(model, pdf_a)
+        same bytes: the template pins the metadata date to the document's own date. Every text goes
+        through the one glyph fallback (`glyphs.drawable`): what no embedded font draws shows "?"."""
+        return self._compile(drawable_model(view_model, self._covered), pdf_a)
 
     def _compile(self, model: Any, pdf_a: bool) -> bytes:
         payload = json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -67,27 +56,6 @@ class PdfRenderer:
         if not isinstance(out, bytes):
             raise TypeError("typst returned no single PDF")
         return out
-
-
-def _missing_glyphs(message: str) -> frozenset[str]:
-    """The non-ASCII characters typst names in its "could not be displayed with font" errors (ASCII
-    is always covered, so a run's context never loses its letters)."""
-    found: set[str] = set()
-    for text in _MISSING_GLYPHS.findall(message):
-        unescaped = _ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
-        found.update(ch for ch in unescaped if ord(ch) > 0x7F)
-    return frozenset(found)
-
-
-def _replace(value: Any, missing: frozenset[str]) -> Any:
-    """`value` with every missing character in its strings (keys too) shown as "?"."""
-    if isinstance(value, str):
-        return "".join("?" if ch in missing else ch for ch in value)
-    if isinstance(value, dict):
-        return {_replace(k, missing): _replace(v, missing) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace(v, missing) for v in value]
-    return value
 
 
 _shared: PdfRenderer | None = None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, ScopeDep, container, on_loop, resolve_principal
+from fiscus.api.fields import NOT_BLANK, In
 from fiscus.api.links import hosted_links, public_base
 from fiscus.api.routes.common import (
     IDEMPOTENCY_HEADER,
@@ -211,10 +212,29 @@ def mark_uncollectible(request: Request, document_id: Id, principal: OrgDep, c: 
     return _act(request, c, principal, document_id)
 
 
+class MarkPaidIn(In):
+    reference: Annotated[str, Field(max_length=100, pattern=NOT_BLANK)] | None = Field(
+        None,
+        description="the payment's own reference (bank transfer reference, receipt number), stored "
+        "stripped as the payment attempt's `provider_charge_id` and in the audit trail",
+        examples=["SEPA 2026-12-07 RF18539007547034"],
+    )
+
+
 @api.post("/documents/{document_id}/mark_paid", response_model=DocumentOut, openapi_extra=IDEMPOTENCY_HEADER)
-def mark_paid(request: Request, document_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
-    """Record payment received outside Fiscus. Paying a proforma converts it; the invoice is returned."""
-    paid = svc.mark_paid(c.db, c.clock, principal.organization_id, document_id, actor=principal.actor)
+def mark_paid(
+    request: Request, document_id: Id, principal: OrgDep, c: ContainerDep, body: MarkPaidIn | None = None
+) -> Response:
+    """Record payment received outside Fiscus, optionally with its reference. Paying a proforma converts
+    it; the invoice is returned."""
+    paid = svc.mark_paid(
+        c.db,
+        c.clock,
+        principal.organization_id,
+        document_id,
+        reference=body.reference if body else None,
+        actor=principal.actor,
+    )
     return _act(request, c, principal, paid)
 
 

@@ -83,10 +83,17 @@ def record_payment(
 
 
 def record_external_payment(
-    conn: Connection, clock: Clock, doc: dict[str, Any], actor: str, now: datetime
+    conn: Connection,
+    clock: Clock,
+    doc: dict[str, Any],
+    actor: str,
+    now: datetime,
+    reference: str | None = None,
 ) -> None:
     """A payment received outside Fiscus (bank transfer, cash) for everything due: recorded as an
-    external attempt with its capture, so paid = Σ captures holds for every document."""
+    external attempt with its capture, so paid = Σ captures holds for every document. The operator's
+    `reference` (a bank transfer's reference, a receipt number) is kept as the attempt's provider
+    reference and in the audit trail, so the payment can be traced back to the statement."""
     due = due_of(doc)
     if due <= 0:
         raise InvalidStateError("nothing is due on this document", status=doc["status"])
@@ -106,6 +113,7 @@ def record_external_payment(
                 status=AttemptStatus.SUCCEEDED.value,
                 idempotency_key=key,
                 provider="external",
+                provider_charge_id=reference,
                 authorized_minor=due,
                 trigger=Trigger.MANUAL.value,
                 created_at=now,
@@ -126,6 +134,21 @@ def record_external_payment(
             created_at=now,
             settled_at=now,
         )
+    )
+    append_audit(
+        conn,
+        [
+            audit_row(
+                doc["organization_id"],
+                "document",
+                doc["id"],
+                "external_payment",
+                actor,
+                now,
+                None,
+                {"attempt_id": attempt_id, "amount_minor": due, "reference": reference},
+            )
+        ],
     )
     record_payment(conn, clock, doc, due, actor, now)
     if doc["type"] != DocumentType.CREDIT_NOTE.value:  # a credit note is paid to the customer, not by them

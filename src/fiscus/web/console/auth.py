@@ -120,7 +120,7 @@ def headers() -> dict[str, str]:
     base["Content-Security-Policy"] = (
         base["Content-Security-Policy"]
         .replace("default-src 'none';", "default-src 'none'; script-src 'self'; connect-src 'self';")
-        .replace("img-src data:;", "img-src 'self' data:;")
+        .replace("img-src data:;", "img-src 'self' data:; frame-src 'self';")
     )
     return base
 

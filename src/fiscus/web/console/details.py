@@ -6,6 +6,7 @@ without JS; a refusal is shown next to the field the service named."""
 
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -16,9 +17,10 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.domain.documents import TRANSITIONS, DocumentStatus, DocumentType
 from fiscus.domain.documents import DocumentAction as _A
-from fiscus.domain.errors import DomainError, InvalidFieldError
+from fiscus.domain.errors import DomainError, FieldConflictError, InvalidFieldError, InvalidStateError
 from fiscus.domain.money import currency, to_minor
 from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreachable
+from fiscus.queries import console_customer as ccq
 from fiscus.queries import console_lists as cl
 from fiscus.queries.documents import DocumentFilters, DocumentView, audit_events, get_document, page_documents
 from fiscus.queries.rows import get_row
@@ -36,6 +38,7 @@ ACTIONS: Final = {
     "retry": "payments.retry",
     "credit_note": "credit_notes.issue",
     "refund": "refunds.create",
+    "resend": "documents.resend",
 }
 DESTRUCTIVE: Final = frozenset({"void", "credit_note", "refund"})
 
@@ -46,7 +49,19 @@ def _document_context(ctx: Ctx, document_id: int) -> dict[str, Any]:
         doc = get_document(conn, scope, document_id)
         attempts = cl.payments(conn, ctx.org, status=None, document_id=document_id, limit=100, after=None)
         events = audit_events(conn, scope, "document", document_id)
-    return {"title": doc.number or f"#{doc.id}", "doc": doc, "attempts": attempts.rows, "events": events}
+        einvoices = bool(
+            conn.execute(
+                select(t.organizations.c.facturx_enabled).where(t.organizations.c.id == ctx.org)
+            ).scalar_one()
+        )
+    xml = einvoices and doc.number is not None and doc.type is not DocumentType.PROFORMA
+    return {
+        "title": doc.number or f"#{doc.id}",
+        "doc": doc,
+        "attempts": attempts.rows,
+        "events": events,
+        "xml": xml,
+    }
 
 
 @org_page("/documents/{document_id}")
@@ -72,6 +87,8 @@ def _offered(doc: DocumentView) -> set[str]:
         offered.add("credit_note")
     if doc.amount_paid_minor > doc.amount_refunded_minor:
         offered.add("refund")
+    if doc.status is not DocumentStatus.DRAFT:
+        offered.add("resend")
     return offered
 
 
@@ -88,31 +105,74 @@ def _amount(value: str) -> Decimal | None:
     return amount
 
 
+def _credit_lines(form: dict[str, str]) -> list[tuple[int, Decimal | None]]:
+    """The ticked lines (`line_<position>`) with their quantity (`qty_<position>`; empty: all that is
+    still open on the line)."""
+    chosen: list[tuple[int, Decimal | None]] = []
+    for key in sorted(form):
+        if not key.startswith("line_") or not key[5:].isdigit() or len(key) > 15:
+            continue
+        position = int(key[5:])
+        text = form.get(f"qty_{position}", "").strip()
+        if not text:
+            chosen.append((position, None))
+            continue
+        try:
+            qty = Decimal(text)
+        except InvalidOperation:
+            raise InvalidFieldError(f"qty_{position}", "must be a number such as 1.5") from None
+        if not qty.is_finite():
+            raise InvalidFieldError(f"qty_{position}", "must be a number such as 1.5")
+        chosen.append((position, qty))
+    if not chosen:
+        raise InvalidFieldError("lines", "tick at least one line to credit")
+    return sorted(chosen)
+
+
+def _by_position(exc: InvalidFieldError, lines: list[tuple[int, Decimal | None]]) -> InvalidFieldError:
+    """The service names a line by its index in the request (`lines.0.quantity`); the form names it by
+    the invoice position, so the message lands next to the quantity the operator typed."""
+    parts = exc.field.split(".")
+    if len(parts) != 3 or parts[0] != "lines" or not parts[1].isdigit() or int(parts[1]) >= len(lines):
+        return exc
+    position = lines[int(parts[1])][0]
+    cls = FieldConflictError if isinstance(exc, FieldConflictError) else InvalidFieldError
+    return cls(f"qty_{position}", exc.problems[0].message)
+
+
 def _perform(ctx: Ctx, document_id: int, action: str, currency_code: str) -> None:
     f, c, actor = ctx.form, ctx.c, ctx.actor
     if action == "issue":
         act.issue_document(c.db, c.clock, actor, document_id)
     elif action == "void":
         act.void_document(c.db, c.clock, actor, document_id)
+    elif action == "resend":
+        act.resend_document_email(c.db, c.clock, actor, document_id, f.get("request_key", ""))
     elif action == "mark_paid":
-        act.mark_paid(c.db, c.clock, actor, document_id)
+        reference = f.get("reference", "")
+        act.mark_paid(c.db, c.clock, actor, document_id, reference=reference if reference.strip() else None)
     elif action == "credit_note":
         mode = f.get("mode", "full")
-        if mode not in ("full", "amount"):
-            raise InvalidFieldError("mode", "must be full or amount")
+        if mode not in ("full", "lines", "amount"):
+            raise InvalidFieldError("mode", "must be full, lines or amount")
         amount = _amount(f.get("amount", ""))
         if mode == "amount" and amount is None:
             raise InvalidFieldError("amount", "is required for a credit note of an amount")
-        act.issue_credit_note(
-            c.db,
-            c.clock,
-            actor,
-            document_id,
-            mode=mode,
-            amount=amount if mode == "amount" else None,
-            reason=f.get("reason", ""),
-            disposition=f.get("disposition", "reduce_due"),
-        )
+        lines = _credit_lines(f) if mode == "lines" else None
+        try:
+            act.issue_credit_note(
+                c.db,
+                c.clock,
+                actor,
+                document_id,
+                mode=mode,
+                lines=lines,
+                amount=amount if mode == "amount" else None,
+                reason=f.get("reason", ""),
+                disposition=f.get("disposition", "reduce_due"),
+            )
+        except InvalidFieldError as exc:
+            raise _by_position(exc, lines or []) from None
     else:
         if c.payments is None:
             raise ProviderUnreachable("no payment provider is configured")
@@ -147,6 +207,8 @@ def document_action(ctx: Ctx, document_id: int, action: str) -> Response:
     require(ctx.actor, ACTIONS[action])
     context = _document_context(ctx, document_id)
     context.update(action=action, error=None, problem=None, form=ctx.form, destructive=action in DESTRUCTIVE)
+    # One request key per confirm step: submitting the same form twice resends once.
+    context["request_key"] = ctx.form.get("request_key") or secrets.token_urlsafe(18)
     if ctx.request.method == "POST":
         try:
             _perform(ctx, document_id, action, context["doc"].currency.code)
@@ -179,9 +241,36 @@ def customer(ctx: Ctx, customer_id: int) -> Response:
                 select(t.payment_methods).where(pm.organization_id == ctx.org, pm.customer_id == customer_id)
             ).mappings()
         ]
+        credits = ccq.credit_balances(conn, ctx.org, customer_id)
+        wallets = ccq.wallets(conn, ctx.org, customer_id)
+        timeline = ccq.timeline(conn, ctx.org, customer_id)
+    vat = ctx.request.query_params.get("vat")
     return ctx.page(
         "console/customer.html",
-        {"title": row["name"], "customer": row, "documents": docs, "subs": subs.rows, "methods": methods},
+        {
+            "title": row["name"],
+            "customer": row,
+            "documents": docs,
+            "subs": subs.rows,
+            "methods": methods,
+            "credits": credits,
+            "wallets": wallets,
+            "timeline": timeline,
+            "vat_result": vat if vat in ("valid", "invalid", "unknown") else None,
+        },
+    )
+
+
+@org_page("/customers/{customer_id}/vat-check", methods=("POST",), permission="customers.write")
+def vat_check(ctx: Ctx, customer_id: int) -> Response:
+    """Ask the VAT registry now (audited), then back to the customer with the answer."""
+    try:
+        answer = act.check_vat_id(ctx.c.db, ctx.c.clock, ctx.c.vat_registry, ctx.actor, customer_id)
+        result = "unknown" if answer.valid is None else "valid" if answer.valid else "invalid"
+    except InvalidStateError:
+        result = "unknown"
+    return RedirectResponse(
+        f"/console/{ctx.org}/customers/{customer_id}?vat={result}", status_code=303, headers=auth.headers()
     )
 
 
@@ -228,7 +317,7 @@ def _subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
 @org_page("/subscriptions/{subscription_id}")
 def subscription(ctx: Ctx, subscription_id: int) -> Response:
     context = _subscription_context(ctx, subscription_id)
-    context["done"] = ctx.request.query_params.get("done") in ("change", "cancel")
+    context["done"] = ctx.request.query_params.get("done") in ("change", "cancel", "resume")
     return ctx.page("console/subscription.html", context)
 
 
@@ -296,3 +385,25 @@ def cancel(ctx: Ctx, subscription_id: int) -> Response:
             headers=auth.headers(),
         )
     return ctx.page("console/cancel.html", context)
+
+
+@org_page("/subscriptions/{subscription_id}/resume", methods=("GET", "POST"))
+def resume(ctx: Ctx, subscription_id: int) -> Response:
+    """Withdraw a cancellation scheduled for the period end: confirm (GET), then do it (POST)."""
+    require(ctx.actor, "subscriptions.cancel")
+    context = _subscription_context(ctx, subscription_id)
+    context.update(error=None)
+    if ctx.request.method == "POST":
+        try:
+            act.resume_subscription(ctx.c.db, ctx.c.clock, ctx.actor, subscription_id)
+        except DomainError as exc:
+            if exc.code == "forbidden":
+                raise
+            context["error"] = exc
+            return ctx.page("console/resume.html", context, status=409)
+        return RedirectResponse(
+            f"/console/{ctx.org}/subscriptions/{subscription_id}?done=resume",
+            status_code=303,
+            headers=auth.headers(),
+        )
+    return ctx.page("console/resume.html", context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fiscus.web.console.labels_more import MORE
 from fiscus.web.console.settings_labels import OWN as SETTINGS
 from fiscus.web.i18n import surface_labels
 
@@ -77,6 +78,36 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "act_retry": "Retry charge now",
         "act_credit_note": "Credit note",
         "act_refund": "Refund",
+        "act_resend": "Resend the email",
+        "act_resume": "Resume (withdraw the cancellation)",
+        "resume_explained": "The cancellation at the end of the period is withdrawn; billing goes on.",
+        "download_pdf": "Open the PDF",
+        "payment": "Payment",
+        "authorized": "Authorised",
+        "provider": "Provider",
+        "hard_decline": "hard decline",
+        "settled": "Settled",
+        "captures": "Captures",
+        "refunds": "Refunds",
+        "webhook_deliveries": "Webhook deliveries",
+        "event_type": "Event type",
+        "endpoint": "Endpoint",
+        "attempts": "Attempts",
+        "last_attempt": "Last attempt",
+        "next_attempt": "Next attempt",
+        "vat_check": "Check with the VAT registry",
+        "vat_valid": "registered (checked now)",
+        "vat_invalid": "not registered according to the registry",
+        "vat_unknown": "the registry could not answer",
+        "credit_balance": "Credit balance",
+        "customer_credit": "Customer credit",
+        "wallet": "Prepaid wallet",
+        "no_credit": "No credit held.",
+        "timeline": "Timeline",
+        "object": "Object",
+        "download_ubl": "Download UBL XML",
+        "download_cii": "Download CII XML",
+        "resend_to": "The document's email is queued again for the customer's address.",
         "act_cancel": "Cancel subscription",
         "act_change": "Change plan or quantity",
         "confirm": "Confirm",
@@ -85,6 +116,10 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "mode": "Mode",
         "mode_full": "Everything still open",
         "mode_amount": "An amount (tax included)",
+        "mode_lines": "Chosen lines",
+        "credit_line": "Credit this line",
+        "credit_quantity": "Quantity to credit (empty: all still open)",
+        "payment_reference": "Payment reference (bank transfer, receipt; optional)",
         "reason": "Reason",
         "disposition": "What the credit does",
         "disp_reduce_due": "Lower what is due",
@@ -257,6 +292,10 @@ OWN: Final[dict[str, dict[str, str]]] = {
         "language": "Тіл",
     },
 }
+
+
+for _lang, _texts in MORE.items():
+    OWN[_lang] = {**_texts, **OWN[_lang]}
 
 
 def labels(lang: str) -> dict[str, str]:

@@ -54,7 +54,12 @@ def _login(request: Request, form: dict[str, str]) -> Response:
     if not auth.check_csrf(request, None, form):
         return _login_page(request, "csrf", form.get("email", ""), status=403)
     result = console_sessions.login(
-        c.db, c.clock, form.get("email", "")[:254], form.get("password", "")[:1000], form.get("code") or None
+        c.db,
+        c.clock,
+        form.get("email", "")[:254],
+        form.get("password", "")[:1000],
+        form.get("code") or None,
+        client_ip=request.client.host if request.client else None,
     )
     if result.token is None:
         return _login_page(request, f"login_{result.error}", form.get("email", ""), status=401)
