@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fiscus.adapters.db.engine import Database
-from fiscus.adapters.db.migrations import is_up_to_date
 from fiscus.config import Settings
 from fiscus.domain.clock import Clock, SystemClock
 from fiscus.domain.payments import PaymentProvider
@@ -30,6 +29,8 @@ def build(
 ) -> Container:
     settings = settings or Settings()
     db = Database(settings.database_url)
+    from fiscus.adapters.db.migrations import is_up_to_date  # Alembic: only when the check is made
+
     if require_migrated and not is_up_to_date(db.engine):
         db.dispose()
         raise NotMigratedError(

@@ -1,4 +1,8 @@
-"""`fiscus`: the operator's command line. Every command calls use-case functions; none writes SQL."""
+"""`fiscus`: the operator's command line. Every command calls use-case functions; none writes SQL.
+
+Each command imports what it uses inside its body: every `fiscus` process (and every subprocess a test
+starts) pays only for its own command, not for the database, the services, the PDF renderer or the app.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,19 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
 
 from fiscus import cli_admin, cli_discounts, cli_usage, cli_users
-from fiscus.adapters.db import migrations
-from fiscus.adapters.db import tables as tables
-from fiscus.bootstrap import Container, NotMigratedError, build
-from fiscus.config import Settings
-from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import DomainError
-from fiscus.domain.periods import ensure_aware_utc
-from fiscus.logs import UVICORN_LOG_CONFIG
-from fiscus.services.access import create_customer_token
-from fiscus.services.billing_preview import RunPreview, preview_run
-from fiscus.services.billing_requests import execute_pending_runs
-from fiscus.services.billing_run import BillingRunSummary, count_due, run_billing
-from fiscus.services.reconcile import reconcile
+
+if TYPE_CHECKING:
+    from fiscus.bootstrap import Container
+    from fiscus.services.billing_preview import RunPreview
+    from fiscus.services.billing_run import BillingRunSummary
 
 app = typer.Typer(
     help="Fiscus: self-hosted billing and invoicing.", no_args_is_help=True, add_completion=False
@@ -53,6 +48,9 @@ err = Console(stderr=True)
 
 
 def _container(require_migrated: bool = True, at: datetime | None = None) -> Container:
+    from fiscus.bootstrap import NotMigratedError, build
+    from fiscus.domain.clock import FixedClock
+
     try:
         return build(clock=FixedClock(at) if at else None, require_migrated=require_migrated)
     except NotMigratedError as exc:
@@ -61,6 +59,8 @@ def _container(require_migrated: bool = True, at: datetime | None = None) -> Con
 
 
 def _parse_at(value: str | None) -> datetime | None:
+    from fiscus.domain.periods import ensure_aware_utc
+
     if value is None:
         return None
     try:
@@ -74,6 +74,9 @@ def _parse_at(value: str | None) -> datetime | None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (SQLite or PostgreSQL, from FISCUS_DATABASE_URL)."""
+    from fiscus.adapters.db import migrations
+    from fiscus.config import Settings
+
     url = Settings().database_url
     migrations.upgrade(url, revision)
     console.print(f"database at [bold]{url}[/bold] is at revision {migrations.head_revision()}")
@@ -81,6 +84,9 @@ def db_upgrade(revision: str = "head") -> None:
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="target revision, e.g. base")) -> None:
+    from fiscus.adapters.db import migrations
+    from fiscus.config import Settings
+
     migrations.downgrade(Settings().database_url, revision)
 
 
@@ -142,6 +148,11 @@ def bill(
 ) -> None:
     """Bill every due subscription period and pending order exactly once. Billing ahead of now (`--at` in
     the future) issues legal documents early: it asks first on a terminal, and needs --yes otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fiscus.services.billing_preview import preview_run
+    from fiscus.services.billing_run import count_due, run_billing
+
     when = _parse_at(at)
     c = _container()
     if dry_run:
@@ -193,6 +204,8 @@ def worker(
     from fiscus.adapters.pdf.renderer import shared_renderer
     from fiscus.adapters.webhooks.sender import WebhookSender
     from fiscus.services import idempotency
+    from fiscus.services.billing_requests import execute_pending_runs
+    from fiscus.services.billing_run import run_billing
     from fiscus.services.emails.delivery import send_due
     from fiscus.services.emails.outlet import build_outlet
     from fiscus.services.emails.scheduled import queue_scheduled
@@ -267,7 +280,7 @@ def reconcile_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     """Check the stored invariants, and Fiscus's charges against the payment provider's ledger when one
     is configured; exit 1 with a report if any is violated or the provider could not be asked."""
     from fiscus.domain.payments import OutcomeUnknown, ProviderError, ProviderUnreachable
-    from fiscus.services.reconcile import PROVIDER_CHECK, Violation, reconcile_with_provider
+    from fiscus.services.reconcile import PROVIDER_CHECK, Violation, reconcile, reconcile_with_provider
 
     c = _container()
     report = reconcile(c.db)
@@ -299,6 +312,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API (refuses to start on an un-migrated database)."""
     import uvicorn
+
+    from fiscus.logs import UVICORN_LOG_CONFIG
 
     c = _container()
     c.db.dispose()
@@ -346,6 +361,8 @@ def demo(
 
     import httpx
 
+    from fiscus.adapters.db import migrations
+    from fiscus.config import Settings
     from fiscus.demo import (
         GatewayProcess,
         WorkerProcess,
@@ -357,6 +374,7 @@ def demo(
         reset_gateway_ledger,
         seed_demo,
     )
+    from fiscus.domain.clock import FixedClock
     from fiscus.services.rendering import documents_dir
 
     serving = not (no_serve or as_json)
@@ -477,6 +495,11 @@ def tokens_create(
     ttl_days: Annotated[int | None, typer.Option(min=1, help="expire after this many days")] = None,
 ) -> None:
     """Create a customer token (read-only access to that customer's documents)."""
+    from sqlalchemy import select
+
+    from fiscus.adapters.db import tables
+    from fiscus.services.access import create_customer_token
+
     c = _container()
     with c.db.read() as conn:
         org = conn.execute(

@@ -7,19 +7,17 @@ import json
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fiscus.adapters.db import migrations
-from fiscus.bootstrap import Container, NotMigratedError, build
-from fiscus.config import Settings
 from fiscus.domain.errors import InvalidFieldError
-from fiscus.domain.logo import accept_logo
-from fiscus.queries.organizations import get_organization
-from fiscus.services import access, instance, org_settings
+
+if TYPE_CHECKING:  # the commands import what they use (see cli.py)
+    from fiscus.bootstrap import Container
+    from fiscus.services import access
 
 console = Console()
 err = Console(stderr=True)
@@ -46,6 +44,8 @@ INIT_KEYS = (
 
 
 def _container() -> Container:
+    from fiscus.bootstrap import NotMigratedError, build
+
     try:
         return build()
     except NotMigratedError as exc:
@@ -79,6 +79,8 @@ def _read_config(path: Path | None) -> dict[str, Any]:
 
 def _ask(values: dict[str, Any]) -> None:
     """Prompt for what was not given, offering the country's defaults."""
+    from fiscus.services import instance
+
     values["legal_name"] = values.get("legal_name") or typer.prompt("Legal name of the business")
     country = str(
         values.get("country") or typer.prompt("Country (ISO code, e.g. BG, KZ, US)", default="US")
@@ -158,6 +160,10 @@ def init(
 ) -> None:
     """Set up this instance: migrate the database, create the first organisation (live) and its
     test-mode sandbox, and print one API key for each (shown once)."""
+    from fiscus.adapters.db import migrations
+    from fiscus.config import Settings
+    from fiscus.services import instance
+
     data = _read_config(config)
     flags = {
         "legal_name": legal_name, "country": country, "slug": slug, "currency": currency,
@@ -253,6 +259,8 @@ def keys_create(
     name: Annotated[str, typer.Option(help="a label to tell keys apart, e.g. ci or backoffice")] = "default",
 ) -> None:
     """Create an API key of the organisation's mode; the secret is printed once and stored only as a hash."""
+    from fiscus.services import access
+
     c = _container()
     issued = access.create_api_key(c.db, c.clock, org, name=name)
     console.print(f"key id {issued.id} ({issued.prefix}); secret, shown once:")
@@ -266,6 +274,8 @@ def keys_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List an organisation's keys (prefix, mode, last use); secrets are never stored, so never shown."""
+    from fiscus.services import access
+
     keys = access.list_api_keys(_container().db, org, include_revoked=all_keys)
     if as_json:
         print(_keys_json(keys))
@@ -279,6 +289,8 @@ def keys_revoke(
     key_id: Annotated[int, typer.Argument(help="the key's id, from fiscus keys list")],
 ) -> None:
     """Revoke a key; servers stop accepting it within seconds (their credential cache)."""
+    from fiscus.services import access
+
     c = _container()
     access.revoke_api_key(c.db, c.clock, org, key_id)
     console.print(f"key {key_id} revoked")
@@ -289,6 +301,8 @@ def admin_keys_create(
     name: Annotated[str, typer.Option(help="a label, e.g. the automation that uses it")] = "admin",
 ) -> None:
     """Create a platform admin key; printed once, stored only as a hash."""
+    from fiscus.services import access
+
     c = _container()
     issued = access.create_admin_key(c.db, c.clock, name=name)
     console.print(f"admin key id {issued.id} ({issued.prefix}); secret, shown once:")
@@ -301,6 +315,8 @@ def admin_keys_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List admin keys (prefix, last use)."""
+    from fiscus.services import access
+
     keys = access.list_admin_keys(_container().db, include_revoked=all_keys)
     if as_json:
         print(_keys_json(keys))
@@ -311,6 +327,8 @@ def admin_keys_list(
 @admin_keys_app.command("revoke")
 def admin_keys_revoke(key_id: Annotated[int, typer.Argument(help="the admin key's id")]) -> None:
     """Revoke an admin key."""
+    from fiscus.services import access
+
     c = _container()
     access.revoke_admin_key(c.db, c.clock, key_id)
     console.print(f"admin key {key_id} revoked")
@@ -322,6 +340,8 @@ def admin_keys_revoke(key_id: Annotated[int, typer.Argument(help="the admin key'
 @org_app.command("show")
 def org_show(org: OrgOpt, as_json: JsonOpt = False) -> None:
     """Show an organisation's settings (the same object as GET /api/v1/organization)."""
+    from fiscus.queries.organizations import get_organization
+
     c = _container()
     with c.db.read() as conn:
         data = get_organization(conn, org)
@@ -399,6 +419,9 @@ def org_update(
     ] = None,
 ) -> None:
     """Change settings; issued documents keep what they were issued with, the next ones show the change."""
+    from fiscus.domain.logo import accept_logo
+    from fiscus.services import org_settings
+
     changes: dict[str, Any] = json.loads(settings_json) if settings_json else {}
     simple = {
         "legal_name": legal_name, "email": email, "country": country, "vat_registered": vat_registered,
@@ -445,6 +468,8 @@ def org_series(
     next_value: Annotated[int | None, typer.Option(help="move the counter forward (never back)")] = None,
 ) -> None:
     """Create a number series or change its format; issued numbers never change."""
+    from fiscus.services import org_settings
+
     c = _container()
     row = org_settings.set_series(
         c.db, c.clock, org, document_type, series, number_format=number_format, next_value=next_value

@@ -4,15 +4,16 @@ another organisation, TOTP). Passwords come from stdin, never from an option (sh
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fiscus.bootstrap import Container, NotMigratedError, build
 from fiscus.domain.errors import DomainError
-from fiscus.services import operators
+
+if TYPE_CHECKING:  # the commands import what they use (see cli.py)
+    from fiscus.bootstrap import Container
 
 users_app = typer.Typer(
     help="Operators of the console (people, with a role per organisation).", no_args_is_help=True
@@ -26,6 +27,8 @@ OrgOpt = Annotated[int, typer.Option(help="the organisation's id")]
 
 
 def _container() -> Container:
+    from fiscus.bootstrap import NotMigratedError, build
+
     try:
         return build()
     except NotMigratedError as exc:
@@ -50,6 +53,8 @@ def users_create(
 ) -> None:
     """Create an operator with a role in an organisation: the password from stdin, or a one-time
     set-password link (valid 24 h) printed once."""
+    from fiscus.services import operators
+
     c = _container()
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
@@ -68,6 +73,8 @@ def users_create(
 @users_app.command("add")
 def users_add(email: EmailOpt, role: RoleOpt, org: OrgOpt) -> None:
     """Give an existing operator a role in another organisation (or change their role there)."""
+    from fiscus.services import operators
+
     c = _container()
     try:
         operator_id = operators.grant_role(c.db, c.clock, email=email, org_id=org, role=role)
@@ -81,6 +88,8 @@ def users_add(email: EmailOpt, role: RoleOpt, org: OrgOpt) -> None:
 def users_list(
     org: Annotated[int | None, typer.Option(help="only this organisation's operators")] = None,
 ) -> None:
+    from fiscus.services import operators
+
     c = _container()
     table = Table("id", "email", "name", "roles", "password", "totp", title="operators")
     for o in operators.list_operators(c.db, org):
@@ -94,6 +103,8 @@ def users_list(
 @users_app.command("totp")
 def users_totp(operator_id: Annotated[int, typer.Argument(help="the operator's id")]) -> None:
     """Turn on the TOTP second factor; prints the secret and its otpauth URI once."""
+    from fiscus.services import operators
+
     c = _container()
     try:
         secret = operators.enable_totp(c.db, operator_id)

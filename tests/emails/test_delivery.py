@@ -192,9 +192,15 @@ def test_a_card_expiring_next_month_is_announced_once(
     [row] = _outbox(db)
     assert row["kind"] == "card_expiring"
     with db.read() as conn:
-        subject, text, _html = preview_email(conn, tenant.org_id, "card_expiring", customer, None)
+        subject, text, html = preview_email(conn, tenant.org_id, "card_expiring", customer, None)
+        slug = conn.execute(
+            select(t.organizations.c.slug).where(t.organizations.c.id == tenant.org_id)
+        ).scalar_one()
     assert subject == "Your card ending in 4242 expires soon"
     assert "expires at the end of January 2027" in text
+    cards_url = f"https://billing.example/portal/{slug}/payment-methods"  # as the dunning emails: a new card
+    assert f"Update your card: {cards_url}" in text
+    assert f'<a href="{cards_url}"' in html
 
 
 def test_a_bounced_address_gets_no_further_mail(db: Database, clock: FixedClock, mailbox: SmtpSink) -> None:

@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-import facturx  # type: ignore[import-untyped]
 from drafthorse.models.accounting import (  # type: ignore[import-untyped]
     ApplicableTradeTax,
     CategoryTradeTax,
@@ -187,6 +186,8 @@ def embed_facturx(pdf_a3_bytes: bytes, xml: bytes, *, at: datetime | None = None
     `factur-x` stamps the wall clock into the PDF's ModDate and XMP; those dates are pinned to `at`
     (pass the document's `issued_at`) so the same document always gives the same bytes.
     """
+    import facturx  # type: ignore[import-untyped]  # here: pypdf and requests weigh on every server start
+
     when = (at or FIXED_INSTANT).astimezone(UTC)
     module = facturx.facturx
     with _STAMPING:
@@ -204,6 +205,8 @@ def embed_facturx(pdf_a3_bytes: bytes, xml: bytes, *, at: datetime | None = None
 
 def check_xsd(xml: bytes) -> None:
     """Raise when the XML does not validate against the Factur-X EN 16931 XSD."""
+    import facturx
+
     facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
 
 

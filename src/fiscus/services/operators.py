@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Final
 
 import pyotp
@@ -69,8 +70,13 @@ MIN_PASSWORD: Final = 12
 SETUP_TTL: Final = timedelta(hours=24)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HASHER = PasswordHasher()
-DUMMY_HASH: Final = _HASHER.hash("not a password of anyone")
-"""Verified against when the e-mail is unknown, so a login takes as long either way."""
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so a login takes as long either way. Made on first
+    use, not at import: argon2 is slow on purpose, and every process (each CLI call) would pay it."""
+    return _HASHER.hash("not a password of anyone")
 
 
 class PermissionDenied(DomainError):
@@ -140,7 +146,7 @@ def check_password(password: str) -> None:
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether `password` matches the stored argon2 hash (a missing hash still costs one verification)."""
     try:
-        return _HASHER.verify(stored or DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 
 from fiscus.adapters.db import tables as t
@@ -393,6 +392,8 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     if conn.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
         conn.execute(insert(table), rows)
         return
+    from psycopg.types.json import Jsonb  # the driver, only on PostgreSQL (SQLite processes skip it)
+
     columns = [c.name for c in table.c if c.name in rows[0]]
     json_columns = {c.name for c in table.c if isinstance(c.type, JSON) or "JSON" in type(c.type).__name__}
     raw = conn.connection.driver_connection

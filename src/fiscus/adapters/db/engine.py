@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgspec
-import psycopg.types.json
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -50,6 +49,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # No pre-ping (a round trip per checkout, measured in bench/api_read.py); connections are recycled
     # instead, and a dropped one fails its transaction, which the caller sees as an error to retry.
     kwargs.setdefault("pool_recycle", 1800)
+    import psycopg.types.json  # here: a SQLite process (every CLI call in tests) need not load the driver
+
     psycopg.types.json.set_json_loads(msgspec.json.decode)
     return create_engine(url, **kwargs)
 

@@ -68,6 +68,11 @@ class Links:
     def hosted(self, org_id: int, document_id: int) -> str:
         return payment_url(self.base_url, self.secret, org_id, document_id)
 
+    def cards(self, org_slug: str) -> str:
+        """The customer's cards in the portal: a card-expiring email is about no document, so it has no
+        hosted page of its own; the portal asks for the sign-in link first when there is no session."""
+        return f"{self.base_url.rstrip('/')}/portal/{org_slug}/payment-methods"
+
     def unsubscribe(self, org_id: int, address: str) -> str:
         token = unsubscribe_token(self.secret, org_id, address)
         return f"{self.base_url.rstrip('/')}/email/unsubscribe/{org_id}/{token}"
@@ -199,6 +204,8 @@ def compose(
     else:
         values.update(_customer_values(conn, kind, data, loc, tz))
         paragraphs.append(words[f"{kind.value}.intro"].format(**values))
+        if kind is EmailKind.CARD_EXPIRING:  # like the payment-failed email: a way to give a new card
+            button = {"label": words["update_card"], "url": links.cards(str(org["slug"]))}
     address = ", ".join(
         p for p in (org["address_line1"], org["postal_code"], org["city"], org["country"]) if p
     )
