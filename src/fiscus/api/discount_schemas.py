@@ -260,7 +260,10 @@ class WalletOut(Out):
 
 class TopupIn(In):
     """Bought credit: a top-up invoice of `amount` (tax included) in the customer's currency; once it
-    is paid, the wallet holds `amount` of paid credit (ADR 0009)."""
+    is paid, the wallet holds `amount` of paid credit (ADR 0009); `amount` is whole in the currency's
+    minor units."""
+
+    model_config = ConfigDict(json_schema_extra=amount_in_currency("currency", "amount"))
 
     currency: Currency
     amount: Amount
