@@ -21,6 +21,7 @@ import pypdf
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from lxml import etree
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
@@ -384,7 +385,12 @@ def test_nasty_unicode_in_every_text_renders_with_question_marks(
     with db.read() as conn:
         [view] = load_documents(conn, Scope(bg.org_id), [doc_id])
         model = build_view_model(view, converted_from_number=None, corrected_number=None)
-    assert b"Nasty ?" in build_ubl_xml(view)  # the e-invoices carry what XML 1.0 cannot as "?" too
+    ubl = etree.fromstring(build_ubl_xml(view))  # parses: what XML 1.0 cannot carry is shown as "?"
+    buyer = ubl.findtext(".//{*}AccountingCustomerParty//{*}RegistrationName")
+    assert buyer is not None
+    assert buyer.startswith("Nasty \U000d8137")  # legal in XML, kept
+    assert "\uffff" not in buyer
+    assert "?" in buyer
     nasty = _nastier(model)
     for pdf_a in (True, False):
         assert renderer.render(nasty, pdf_a=pdf_a).startswith(b"%PDF-")
