@@ -3,7 +3,6 @@ with every request to anything but the loopback server aborted, and they show th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -29,14 +28,9 @@ needs_chromium = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module's pages."""
-    with sync_api.sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+def browser(chromium: Browser) -> Browser:
+    """The session's shared Chromium (one Playwright per worker process)."""
+    return chromium
 
 
 def _offline_page(browser: Browser, blocked: list[str]) -> tuple[BrowserContext, Page]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,7 +20,10 @@ from fiscus.worker.webhooks import dispatch_events
 from tests.api_support import live_server, make_app
 from tests.builders import make_tenant
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
+from tests.pages.support import CHROMIUM
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images" if os.environ.get("FISCUS_DOC_IMAGES") else ROOT / "var" / "artifacts"
@@ -29,7 +33,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-def test_admin_walks_the_catalog_and_settings(db: Database, clock: FixedClock, backend: str) -> None:
+def test_admin_walks_the_catalog_and_settings(
+    db: Database, clock: FixedClock, backend: str, chromium: Browser
+) -> None:
     if backend != "sqlite":
         pytest.skip("one browser leg (CI budget); the same pages run on PostgreSQL in test_settings_pages.py")
     tenant = make_tenant(db, clock, "bg", slug="console-settings")
@@ -47,8 +53,8 @@ def test_admin_walks_the_catalog_and_settings(db: Database, clock: FixedClock, b
     create_operator(db, clock, email="admin@example.com", org_id=org, role="admin", password=PASSWORD)
     base_path = f"/console/{org}"
     IMAGES.mkdir(parents=True, exist_ok=True)
-    with live_server(make_app(db, clock)) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with live_server(make_app(db, clock)) as base:
+        browser = chromium  # the session's shared Chromium (one Playwright per worker)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(15_000)
@@ -89,14 +95,15 @@ def test_admin_walks_the_catalog_and_settings(db: Database, clock: FixedClock, b
 
             phone = browser.new_context(viewport={"width": 390, "height": 844})
             small = phone.new_page()
-            small.context.add_cookies(context.cookies())
+            small.context.add_cookies(context.cookies())  # type: ignore[arg-type]  # Cookie fits SetCookieParam
             for name, path in (("catalog", "/catalog"), ("settings", "/settings/organization")):
                 small.goto(base + base_path + path)
                 assert small.evaluate("document.documentElement.scrollWidth") <= 390, path
                 small.screenshot(path=str(IMAGES / f"console-{name}-phone.png"), full_page=True)
             phone.close()
         finally:
-            browser.close()
+            for context in browser.contexts:
+                context.close()
 
 
 def catalog_code(db: Database, org_id: int) -> str:

@@ -15,6 +15,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -26,8 +27,11 @@ from fiscus.services.rendering import DOCUMENTS_DIR_ENV
 from tests.api_support import auth, free_port, live_server, make_app
 from tests.integration.test_cli import fiscus
 from tests.integration.test_invoice_presentation import pdftotext, qr_code
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, fill_card
+from tests.pages.support import CHROMIUM, fill_card
 from tests.payments_support import GatewayProcess, gateway_process
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 IBAN = "BG80BNBG96611020345678"
 LOGO = (
@@ -58,6 +62,7 @@ def test_a_new_business_bills_and_gets_paid(
     tmp_path: Path,
     gateway: GatewayProcess,
     monkeypatch: pytest.MonkeyPatch,
+    chromium: Browser,
 ) -> None:
     monkeypatch.setenv(DOCUMENTS_DIR_ENV, str(tmp_path / "docs"))
     init = fiscus(
@@ -117,22 +122,22 @@ def test_a_new_business_bills_and_gets_paid(
         link = qr_code(path, tmp_path)
         assert link == doc["hosted_url"]
 
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(15_000)
-                page.goto(link)
-                fill_card(page, cards.SUCCESS)
-                page.get_by_role("button").click()
-                page.wait_for_url(re.compile(r"[?&]result="))
-                assert page.url.startswith(base + "/pay/")
-                assert page.locator("[data-testid=notice]").get_attribute("data-kind") == "paid"
-                assert page.locator("[data-testid=receipt]").count() == 1
-                assert page.locator("[data-testid=receipt-card]").inner_text() == "Visa ending in 4242"
-                assert page.locator("[data-testid=card-form]").count() == 0
-            finally:
-                browser.close()
+        browser = chromium  # the session's shared Chromium (one Playwright per worker)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(link)
+            fill_card(page, cards.SUCCESS)
+            page.get_by_role("button").click()
+            page.wait_for_url(re.compile(r"[?&]result="))
+            assert page.url.startswith(base + "/pay/")
+            assert page.locator("[data-testid=notice]").get_attribute("data-kind") == "paid"
+            assert page.locator("[data-testid=receipt]").count() == 1
+            assert page.locator("[data-testid=receipt-card]").inner_text() == "Visa ending in 4242"
+            assert page.locator("[data-testid=card-form]").count() == 0
+        finally:
+            for context in browser.contexts:
+                context.close()
 
         paid = api.get(f"/api/v1/documents/{doc_id}").json()
         assert paid["status"] == "paid"

@@ -21,11 +21,11 @@ from fiscus.gateway import cards
 from fiscus.services.access import create_api_key
 from tests.api_support import auth, live_server, make_app
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS, EN, billed_document, fill_card, link_of
+from tests.pages.support import CHROMIUM, EN, billed_document, fill_card, link_of
 from tests.payments_support import GatewayProcess, gateway_process
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 BG = ("Име върху картата", "Номер на картата", "Месец (ММ)", "Година (ГГГГ)", "Код за сигурност (CVC)")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts"
@@ -58,15 +58,15 @@ class Shots:
 
 
 def test_pay_an_invoice_in_a_browser(
-    db: Database, clock: FixedClock, gateway: GatewayProcess, tmp_path: Path, backend: str
+    db: Database, clock: FixedClock, gateway: GatewayProcess, tmp_path: Path, backend: str, chromium: Browser
 ) -> None:
     us, _c1, paid_id = billed_document(db, clock, "us", slug="us-shop", locale="en")
     bg, _c2, declined_id = billed_document(db, clock, "bg", slug="bg-host", locale="bg")
     key = create_api_key(db, clock, us.org_id).secret
     shots = Shots(tmp_path, f"pay-{backend}")
     after_submit = re.compile(r"/pay/\d+\.[A-Za-z0-9_-]+\?result=")
-    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
+        browser = chromium  # the session's shared Chromium (one Playwright per worker)
         try:
             context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
             context.set_default_timeout(10_000)
@@ -114,7 +114,8 @@ def test_pay_an_invoice_in_a_browser(
             checker.goto(page.url)
             assert_accessible(checker)
         finally:
-            browser.close()
+            for context in browser.contexts:
+                context.close()
     with db.read() as conn:
         attempt = (
             conn.execute(select(t.payment_attempts).where(t.payment_attempts.c.document_id == declined_id))

@@ -26,7 +26,6 @@ from fiscus.web.console import chart_labels
 from fiscus.web.console.charts import dashboard_charts
 from fiscus.web.rendering import templates
 from tests.pages.axe import assert_accessible
-from tests.pages.support import CHROMIUM, CHROMIUM_ARGS
 
 
 def _dashboard(cur: str = "EUR", exponent: int = 2, grain: Grain = Grain.MONTH, n_days: int = 0) -> Dashboard:
@@ -113,17 +112,14 @@ def test_text_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
+def page(chromium: Any) -> Iterator[Any]:
+    """A page of the session's shared Chromium (one Playwright per worker process: a second
+    `sync_playwright()` beside it fails with "Sync API inside the asyncio loop")."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def test_axe_finds_no_serious_violation(page: Any) -> None:
