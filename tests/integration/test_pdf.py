@@ -21,7 +21,7 @@ import pypdf
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
