@@ -61,7 +61,7 @@ test: install system-deps ## the whole suite, on SQLite and on a throwaway Postg
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 fuzz: install system-deps ## schemathesis (every phase, stateful too) on SQLite and PostgreSQL, >= 5,000 cases each
-	FISCUS_FUZZ_PHASES=examples,coverage,fuzzing,stateful FISCUS_FUZZ_EXAMPLES=50 FISCUS_FUZZ_MIN_CASES=5000 $(BIN)/python -m pytest -n 2 -s -p no:cacheprovider tests/api/test_fuzz.py
+	FISCUS_FUZZ_PHASES=examples,coverage,fuzzing,stateful FISCUS_FUZZ_EXAMPLES=30 FISCUS_FUZZ_MIN_CASES=5000 $(BIN)/python -m pytest -n 2 -s -p no:cacheprovider tests/api/test_fuzz.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check src tests bench
