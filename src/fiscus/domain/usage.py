@@ -247,39 +247,73 @@ def value_of(metric: Metric, properties: Mapping[str, object]) -> Decimal | str 
     return number_of(metric, properties)
 
 
-def partial_of_values(
-    metric: Metric, events: Sequence[Event], values: Sequence[Decimal | str | None], end: datetime
-) -> Partial:
-    """The partial of several events (with their `value_of`) measured against one `end`: equal to
-    merging their `partial_of`s in order (what ingestion does per hour bucket), in one pass."""
-    if not events:
+Item = tuple[datetime, str, Decimal | str | None]
+"""One event as a bucket needs it: (timestamp, transaction id, `value_of`)."""
+
+
+def fold(metric: Metric, items: Sequence[Item], end: datetime) -> Partial:
+    """The partial of several events measured against one `end`, in one pass: equal to merging their
+    `partial_of`s in order (the stored hour bucket is exactly this, whatever the batches were)."""
+    n = len(items)
+    if not n:
         return Partial(end)
-    if metric.aggregation is Aggregation.COUNT:
-        return Partial(end, count=len(events))
-    if metric.aggregation is Aggregation.UNIQUE_COUNT:
-        return Partial(end, count=len(events), uniques=frozenset(str(v) for v in values))
-    numbers = [v for v in values if isinstance(v, Decimal)]
-    if len(numbers) != len(events):
+    agg = metric.aggregation
+    if agg is Aggregation.COUNT:
+        return Partial(end, count=n)
+    if agg is Aggregation.UNIQUE_COUNT:
+        return Partial(end, count=n, uniques=frozenset(str(v) for _at, _tx, v in items))
+    numbers = [v for _at, _tx, v in items]
+    if not all(type(v) is Decimal for v in numbers):
         raise ValueError("a numeric metric's values are decimals")
-    last = max(range(len(events)), key=lambda k: (events[k].timestamp, events[k].transaction_id))
+    decimals: list[Decimal] = numbers  # type: ignore[assignment]  # checked just above
+    last = max(range(n), key=lambda k: (items[k][0], items[k][1]))
     weighted = Decimal(0)
     with localcontext() as ctx:
         ctx.prec = _PRECISION
-        total = sum(numbers, Decimal(0))
-        if metric.aggregation is Aggregation.WEIGHTED_SUM:
-            for v, e in zip(numbers, events, strict=True):
-                weighted += v * _seconds(end - e.timestamp)
+        total = sum(decimals, Decimal(0))
+        if agg is Aggregation.WEIGHTED_SUM:
+            for v, (at, _tx, _v) in zip(decimals, items, strict=True):
+                weighted += v * _seconds(end - at)
     return Partial(
         end,
-        count=len(events),
+        count=n,
         total=total,
-        minimum=min(numbers),
-        maximum=max(numbers),
-        latest_at=events[last].timestamp,
-        latest_id=events[last].transaction_id,
-        latest_value=numbers[last],
+        minimum=min(decimals),
+        maximum=max(decimals),
+        latest_at=items[last][0],
+        latest_id=items[last][1],
+        latest_value=decimals[last],
         weighted=weighted,
     )
+
+
+def partial_of_values(
+    metric: Metric, events: Sequence[Event], values: Sequence[Decimal | str | None], end: datetime
+) -> Partial:
+    """`fold` of events with their `value_of`s."""
+    return fold(
+        metric, [(e.timestamp, e.transaction_id, v) for e, v in zip(events, values, strict=True)], end
+    )
+
+
+BucketKey = tuple[int, int, str, datetime]
+"""(customer id, metric id, group value, UTC hour)."""
+
+
+def bucket_partials(
+    metrics: Mapping[int, Metric], rows: Iterable[tuple[BucketKey, datetime, str, Decimal | str | None]]
+) -> dict[BucketKey, Partial]:
+    """A batch's events totalled per hour bucket: one `fold` per bucket (each ending at its hour's end),
+    ready to be added to the stored buckets in one statement. `rows` are (bucket, timestamp,
+    transaction id, value), each event once (a batch's duplicates and resends are left out before)."""
+    by_key: dict[BucketKey, list[Item]] = {}
+    for key, at, tx, value in rows:
+        items = by_key.get(key)
+        if items is None:
+            by_key[key] = [(at, tx, value)]
+        else:
+            items.append((at, tx, value))
+    return {key: fold(metrics[key[1]], items, key[3] + HOUR) for key, items in by_key.items()}
 
 
 def merge_all(parts: Iterable[Partial], end: datetime) -> Partial:

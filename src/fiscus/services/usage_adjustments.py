@@ -56,13 +56,13 @@ _CARRIED = (
 )
 
 
-def mark_late(conn: Connection, org_id: int, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Mark the billed usage periods the newly stored events fall in, and the billed periods after them
-    (a weighted sum's level carries over), inside the ingesting transaction."""
+def mark_late(conn: Connection, org_id: int, rows: list[tuple[int, datetime]], now: datetime) -> None:
+    """Mark the billed usage periods the newly stored events, (customer, timestamp), fall in, and the
+    billed periods after them (a weighted sum's level carries over), inside the ingesting transaction."""
     if not rows:
         return
-    customers = sorted({r["customer_id"] for r in rows})
-    earliest = min(r["occurred_at"] for r in rows)
+    customers = sorted({c for c, _at in rows})
+    earliest = min(at for _c, at in rows)
     p, s = tu.usage_periods.c, t.subscriptions.c
     billed = conn.execute(
         select(p.subscription_id, p.period_start, p.period_end, s.customer_id)
@@ -72,11 +72,17 @@ def mark_late(conn: Connection, org_id: int, rows: list[dict[str, Any]], now: da
     if not billed:
         return
     marks = set()
-    for r in rows:
-        for sid, start, end, cid in billed:
-            # a later billed period too: a weighted sum carries the level an increment changes forward
-            if cid == r["customer_id"] and r["occurred_at"] < end:
-                marks.add((sid, start))
+    billed_customers = {row[3] for row in billed}
+    first: dict[
+        int, datetime
+    ] = {}  # each customer's earliest new event: it marks every period it precedes the end of
+    for c, at in rows:
+        if c in billed_customers and (c not in first or at < first[c]):
+            first[c] = at
+    for sid, start, end, cid in billed:
+        # a later billed period too: a weighted sum carries the level an increment changes forward
+        if cid in first and first[cid] < end:
+            marks.add((sid, start))
     if marks:
         values = [
             {"organization_id": org_id, "subscription_id": sid, "period_start": start, "marked_at": now}

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -28,17 +26,14 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.errors import FieldConflictsError, FieldProblem, InvalidFieldError, ValidationError
 from fiscus.domain.usage import (
-    HOUR,
     Aggregation,
-    Event,
+    BucketKey,
     Metric,
     Partial,
+    bucket_partials,
     group_of,
     hour_of,
     matches,
-    merge,
-    partial_of,
-    partial_of_values,
     value_of,
 )
 from fiscus.services import usage_pending as pending
@@ -57,11 +52,10 @@ MAX_TEXT: Final = 200
 EXTERNAL_ID: Final = re.compile(r"[!-~]{1,128}")
 """A customer's external id: 1 to 128 printable ASCII characters, no spaces."""
 
-BucketKey = store.BucketKey
 
+class EventIn(msgspec.Struct, frozen=True, gc=False):
+    """One event as a caller sends it (a struct: built per event by the API's decoder, cheaply)."""
 
-@dataclass(frozen=True, slots=True)
-class EventIn:
     transaction_id: str
     code: str
     timestamp: datetime
@@ -70,11 +64,13 @@ class EventIn:
     external_customer_id: str | None = None
 
 
-def _shape(i: int, e: EventIn) -> list[FieldProblem]:
-    """What the event alone gets wrong (422; the API document states each)."""
+def _shape(i: int, e: EventIn) -> tuple[list[FieldProblem], bytes]:
+    """What the event alone gets wrong (422; the API document states each), and, when nothing, its
+    properties as JSON (their size is one of the rules; the same bytes are stored)."""
     at = f"events.{i}"
     out: list[FieldProblem] = []
-    if not e.transaction_id or len(e.transaction_id) > 128:
+    tid = e.transaction_id
+    if not tid or len(tid) > 128:
         out.append(FieldProblem(f"{at}.transaction_id", "1 to 128 characters"))
     if (e.customer_id is None) == (e.external_customer_id is None):
         out.append(FieldProblem(f"{at}.customer_id", "exactly one of customer_id and external_customer_id"))
@@ -82,12 +78,16 @@ def _shape(i: int, e: EventIn) -> list[FieldProblem]:
         out.append(FieldProblem(f"{at}.external_customer_id", "1 to 128 printable characters, no spaces"))
     if e.timestamp.tzinfo is None:
         out.append(FieldProblem(f"{at}.timestamp", "needs a UTC offset"))
-    if len(e.properties) > MAX_PROPERTIES:
+    props = e.properties
+    if len(props) > MAX_PROPERTIES:
         out.append(FieldProblem(f"{at}.properties", f"at most {MAX_PROPERTIES} properties"))
-    for key, value in e.properties.items():
+    for key, value in props.items():
         if len(key) > 64:
             out.append(FieldProblem(f"{at}.properties", f"property name '{key[:20]}…' over 64 characters"))
-        if isinstance(value, float) or (not isinstance(value, (str, int, bool)) and value is not None):
+        kind = type(value)
+        if kind is int or kind is bool or value is None or (kind is str and len(str(value)) <= MAX_TEXT):
+            continue  # the usual case, decided without isinstance
+        if isinstance(value, float) or not isinstance(value, (str, int, bool)):
             out.append(
                 FieldProblem(
                     f"{at}.properties.{key}", "a string, integer, boolean or null (decimals as strings)"
@@ -95,9 +95,12 @@ def _shape(i: int, e: EventIn) -> list[FieldProblem]:
             )
         elif isinstance(value, str) and len(value) > MAX_TEXT:
             out.append(FieldProblem(f"{at}.properties.{key}", f"at most {MAX_TEXT} characters"))
-    if not out and len(msgspec.json.encode(dict(e.properties))) > MAX_PROPERTIES_BYTES:
+    if out:
+        return out, b""
+    encoded = msgspec.json.encode(props if type(props) is dict else dict(props))
+    if len(encoded) > MAX_PROPERTIES_BYTES:
         out.append(FieldProblem(f"{at}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
-    return out
+    return out, encoded
 
 
 def _window(i: int, e: EventIn, now: datetime, late: timedelta) -> list[FieldProblem]:
@@ -123,125 +126,163 @@ def ingest_events(
     """Store a batch exactly once; answers how many events the batch held (a resend answers the same).
 
     `late_days` overrides the organisation's late window and `limit` the batch size (a backfill by
-    `fiscus events import`, up to `IMPORT_BATCH`)."""
+    `fiscus events import`, up to `IMPORT_BATCH`).
+
+    The batch's first occurrence of each transaction id is claimed before it is validated (one
+    statement; a refused batch rolls its claims back): an id stored before is skipped unchecked, as a
+    resend must be, and only the events this transaction claimed are checked, stored and counted."""
     if not events:
         raise InvalidFieldError("events", "at least one event")
     if len(events) > min(limit, IMPORT_BATCH):
         raise InvalidFieldError("events", f"at most {min(limit, IMPORT_BATCH)} events per batch")
     now = clock.now()
+    first: dict[str, int] = {}  # a transaction id repeated inside the batch counts once, as first sent
+    for i, e in enumerate(events):
+        if e.transaction_id not in first:
+            first[e.transaction_id] = i
+    shapes = {i: _shape(i, events[i]) for i in first.values()}
     with db.write() as conn:
         settings = load_usage_settings(conn, org_id)
-        seen = store.known(conn, org_id, {e.transaction_id for e in events})
-        fresh: dict[str, tuple[int, EventIn]] = {}
-        for i, e in enumerate(events):
-            if e.transaction_id not in seen and e.transaction_id not in fresh:
-                fresh[e.transaction_id] = (i, e)
+        bad = [tid for tid, i in first.items() if shapes[i][0]]
+        stored = store.known(conn, org_id, bad) if bad else set()  # a bad event sent before stays a no-op
+        claimed = store.claim(
+            conn, org_id, [(tid, events[i].timestamp) for tid, i in first.items() if not shapes[i][0]]
+        )
+        fresh = [i for tid, i in first.items() if tid in claimed or (shapes[i][0] and tid not in stored)]
         if not fresh:
             return len(events)
-        problems: list[FieldProblem] = []  # the request alone: 422
-        conflicts: list[FieldProblem] = []  # the current data (metrics, customers, the clock): 409
         window = timedelta(days=settings.late_days if late_days is None else late_days)
-        for i, e in fresh.values():
-            problems.extend(_shape(i, e))
-            conflicts.extend(_window(i, e, now, window))
-        metrics = metrics_by_code(conn, org_id, {e.code for _i, e in fresh.values()})
-        customers = _customers(conn, org_id, {e.customer_id for _i, e in fresh.values() if e.customer_id})
-        externals = pending.resolve(conn, org_id, {e.external_customer_id for _i, e in fresh.values()})
-        customers |= set(externals.values())
-        held: list[dict[str, Any]] = []  # events for customers that do not exist yet (if allowed)
-        rows: list[dict[str, Any]] = []
-        partials: dict[BucketKey, Partial] = {}
-        uniques: set[tuple[BucketKey, str]] = set()
-        defined: dict[str, Metric] = {}
-        for i, e in fresh.values():
-            row = metrics.get(e.code)
-            if row is None:
-                conflicts.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
-                continue
-            ext = e.external_customer_id
-            if ext is not None and e.customer_id is None:
-                if ext in externals:
-                    e = replace(e, customer_id=externals[ext])
-                elif settings.accept_unknown_customers:  # kept until that customer exists
-                    try:
-                        _measure(metrics_of(defined, e.code, row), row["id"], replace(e, customer_id=0))
-                    except InvalidFieldError as exc:
-                        conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
-                        continue
-                    held.append(pending.held_row(org_id, row["id"], e, ext, now))
-                    continue
-                else:
-                    where = f"events.{i}.external_customer_id"
-                    conflicts.append(FieldProblem(where, f"no customer with external id '{ext}'"))
-                    continue
-            if e.customer_id is None:
-                continue  # reported by _shape
-            if e.customer_id not in customers:
-                conflicts.append(FieldProblem(f"events.{i}.customer_id", f"no customer {e.customer_id}"))
-                continue
-            metric = defined.get(e.code) or defined.setdefault(e.code, metric_of(row))
-            try:
-                key, partial = _measure(metric, row["id"], e)
-            except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
-                conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
-                continue
-            if problems or conflicts:
-                continue
-            group = key[2] if key else group_of(metric, e.properties)
-            rows.append(
-                {
-                    "organization_id": org_id,
-                    "occurred_at": e.timestamp,
-                    "transaction_id": e.transaction_id,
-                    "customer_id": e.customer_id,
-                    "metric_id": row["id"],
-                    "group_value": group,
-                    "properties": dict(e.properties),
-                    "received_at": now,
-                }
-            )
-            if key is not None and partial is not None:
-                if metric.aggregation is Aggregation.UNIQUE_COUNT:
-                    uniques |= {(key, u) for u in partial.uniques}
-                partials[key] = merge(partials[key], partial) if key in partials else partial
-        if problems:
-            raise ValidationError(problems + conflicts)
-        if conflicts:
-            raise FieldConflictsError(conflicts)
-        claimed = store.claim(conn, org_id, rows)
-        if len(claimed) < len(rows):  # a concurrent batch stored some of them first: count only ours
-            rows = [r for r in rows if r["transaction_id"] in claimed]
-            partials, uniques = _recount(rows, metrics)
+        accept = settings.accept_unknown_customers
+        rows, held, metrics = _check(conn, org_id, events, fresh, shapes, now, window, accept)
         if rows:
-            store.insert_events(conn, rows)
-            store.add_uniques(conn, org_id, uniques)
-            store.add_to_buckets(conn, org_id, partials)
-            mark_late(conn, org_id, rows, now)  # billed periods these fall in are adjusted, never changed
-        pending.hold(conn, org_id, held)
+            store.insert_events(conn, org_id, rows, now)
+            _count(conn, org_id, rows, metrics, now)
+        pending.keep(conn, held)
     return len(events)
 
 
-def metrics_of(defined: dict[str, Metric], code: str, row: Mapping[str, Any]) -> Metric:
-    """The domain metric of a metric row, made once per batch."""
-    return defined.get(code) or defined.setdefault(code, metric_of(dict(row)))
-
-
-def store_claimed(
+def _check(
     conn: Connection,
     org_id: int,
-    rows: list[dict[str, Any]],
-    metrics: Mapping[str, dict[str, Any]],
+    events: Sequence[EventIn],
+    fresh: list[int],
+    shapes: Mapping[int, tuple[list[FieldProblem], bytes]],
     now: datetime,
+    window: timedelta,
+    accept_unknown: bool,
+) -> tuple[list[store.Row], list[dict[str, Any]], dict[int, Metric]]:
+    """The fresh events as rows to store and as kept rows (customers that do not exist yet), with their
+    metrics by id; or the batch refused: 422 with every problem when one event alone is wrong, else 409
+    with every conflict."""
+    problems: list[FieldProblem] = []  # the request alone: 422
+    conflicts: list[FieldProblem] = []  # the current data (metrics, customers, the clock): 409
+    latest, earliest = now + AHEAD, now - window
+    for i in fresh:
+        problems.extend(shapes[i][0])
+        ts = events[i].timestamp
+        if ts.tzinfo is None:
+            continue
+        if ts > latest:
+            conflicts.append(FieldProblem(f"events.{i}.timestamp", "more than 5 minutes in the future"))
+        elif ts < earliest:
+            msg = f"older than the late window of {window.days} days"
+            conflicts.append(FieldProblem(f"events.{i}.timestamp", msg))
+    metrics = metrics_by_code(conn, org_id, {events[i].code for i in fresh})
+    customers = _customers(conn, org_id, {events[i].customer_id for i in fresh})
+    externals = pending.resolve(conn, org_id, {events[i].external_customer_id for i in fresh})
+    customers |= set(externals.values())
+    held: list[dict[str, Any]] = []
+    rows: list[store.Row] = []
+    defined: dict[str, Metric] = {}
+    by_id: dict[int, Metric] = {}
+    for i in fresh:
+        e = events[i]
+        row = metrics.get(e.code)
+        if row is None:
+            conflicts.append(FieldProblem(f"events.{i}.code", f"no billable metric with code '{e.code}'"))
+            continue
+        metric = defined.get(e.code)
+        if metric is None:
+            metric = defined[e.code] = by_id[row["id"]] = metric_of(row)
+        cid = e.customer_id
+        ext = e.external_customer_id
+        if ext is not None and cid is None:
+            if ext in externals:
+                cid = externals[ext]
+            elif accept_unknown:  # kept until that customer exists
+                try:
+                    _value(metric, e.properties)
+                except InvalidFieldError as exc:
+                    conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+                    continue
+                held.append(pending.held_row(org_id, row["id"], e, ext, now))
+                continue
+            else:
+                where = f"events.{i}.external_customer_id"
+                conflicts.append(FieldProblem(where, f"no customer with external id '{ext}'"))
+                continue
+        if cid is None:
+            continue  # reported by _shape
+        if cid not in customers:
+            conflicts.append(FieldProblem(f"events.{i}.customer_id", f"no customer {cid}"))
+            continue
+        try:
+            counted, value = _value(metric, e.properties)
+        except InvalidFieldError as exc:  # the metric's field missing or not a number: its definition
+            conflicts.append(FieldProblem(f"events.{i}.{exc.field}", exc.problems[0].message))
+            continue
+        if problems or conflicts:
+            continue
+        props = shapes[i][1].decode()
+        group = group_of(metric, e.properties)
+        rows.append(store.Row(e.timestamp, e.transaction_id, cid, row["id"], group, props, counted, value))
+    if problems:
+        raise ValidationError(problems + conflicts)
+    if conflicts:
+        raise FieldConflictsError(conflicts)
+    return rows, held, by_id
+
+
+def _value(metric: Metric, properties: Mapping[str, object]) -> tuple[bool, Any]:
+    """Whether the metric counts the event (its filters) and what it contributes (refused as
+    `partial_of` refuses it)."""
+    if not matches(metric, properties):
+        return False, None
+    return True, value_of(metric, properties)
+
+
+def _count(
+    conn: Connection, org_id: int, rows: list[store.Row], metrics: Mapping[int, Metric], now: datetime
 ) -> None:
-    """Store events whose transaction ids are already claimed (a kept event whose customer now exists):
-    the raw rows, their hour buckets and the late marks, as a batch's own events are stored."""
-    if not rows:
-        return
-    partials, uniques = _recount(rows, metrics)
-    store.insert_events(conn, rows)
-    store.add_uniques(conn, org_id, uniques)
+    """Count stored events: the batch's total per hour bucket (`bucket_partials`: one pass) added to the
+    stored buckets in one upsert, the unique values, and the billed periods they fall in marked late."""
+    partials = bucket_partials(
+        metrics,
+        (
+            (
+                (r.customer_id, r.metric_id, r.group_value, hour_of(r.occurred_at)),
+                r.occurred_at,
+                r.transaction_id,
+                r.value,
+            )
+            for r in rows
+            if r.counted
+        ),
+    )
+    store.add_uniques(conn, org_id, _uniques(metrics, partials))
     store.add_to_buckets(conn, org_id, partials)
-    mark_late(conn, org_id, rows, now)
+    mark_late(conn, org_id, [(r.customer_id, r.occurred_at) for r in rows], now)
+
+
+def _uniques(
+    metrics: Mapping[int, Metric], partials: Mapping[BucketKey, Partial]
+) -> set[tuple[BucketKey, str]]:
+    return {
+        (key, u)
+        for key, p in partials.items()
+        if metrics[key[1]].aggregation is Aggregation.UNIQUE_COUNT
+        for u in p.uniques
+    }
 
 
 def release_pending(conn: Connection, org_id: int, customer_id: int, external_id: str, now: datetime) -> int:
@@ -249,62 +290,33 @@ def release_pending(conn: Connection, org_id: int, customer_id: int, external_id
     held = pending.take(conn, org_id, external_id)
     if not held:
         return 0
-    ids = {r["metric_id"] for r in held}
     m = tu.billable_metrics.c
-    metrics = {
-        r["code"]: dict(r)
-        for r in conn.execute(select(tu.billable_metrics).where(m.id.in_(sorted(ids)))).mappings()
+    ids = sorted({r["metric_id"] for r in held})
+    by_id = {
+        r["id"]: metric_of(dict(r))
+        for r in conn.execute(select(tu.billable_metrics).where(m.id.in_(ids))).mappings()
     }
-    by_id = {row["id"]: metric_of(row) for row in metrics.values()}
-    rows = [
-        {
-            "organization_id": org_id,
-            "occurred_at": r["occurred_at"],
-            "transaction_id": r["transaction_id"],
-            "customer_id": customer_id,
-            "metric_id": r["metric_id"],
-            "group_value": group_of(by_id[r["metric_id"]], r["properties"]),
-            "properties": r["properties"],
-            "received_at": r["received_at"],
-        }
-        for r in held
-    ]
-    store_claimed(conn, org_id, rows, metrics, now)
-    return len(rows)
-
-
-def _measure(metric: Metric, metric_id: int, e: EventIn) -> tuple[BucketKey | None, Partial | None]:
-    """The event's bucket and partial; (None, None) when the metric's filters leave it out."""
-    if not matches(metric, e.properties):
-        return None, None
-    assert e.customer_id is not None
-    hour = hour_of(e.timestamp)
-    partial = partial_of(metric, Event(e.transaction_id, e.timestamp, e.properties), hour + HOUR)
-    return (e.customer_id, metric_id, group_of(metric, e.properties), hour), partial
-
-
-def _recount(
-    rows: list[dict[str, Any]], metrics: Mapping[str, dict[str, Any]]
-) -> tuple[dict[BucketKey, Partial], set[tuple[BucketKey, str]]]:
-    """The rows' partial per hour bucket, one pass per bucket (`partial_of_values`, equal to merging
-    each event's partial), and the unique values per bucket."""
-    by_id = {m["id"]: metric_of(m) for m in metrics.values()}
-    by_key: dict[BucketKey, tuple[Metric, list[Event], list[Decimal | str | None]]] = {}
-    for r in rows:
+    by_received: dict[datetime, list[store.Row]] = {}
+    for r in held:
         metric = by_id[r["metric_id"]]
-        if not matches(metric, r["properties"]):
-            continue
-        key = (r["customer_id"], r["metric_id"], group_of(metric, r["properties"]), hour_of(r["occurred_at"]))
-        _m, evs, values = by_key.setdefault(key, (metric, [], []))
-        evs.append(Event(r["transaction_id"], r["occurred_at"], r["properties"]))
-        values.append(value_of(metric, r["properties"]))
-    partials: dict[BucketKey, Partial] = {}
-    uniques: set[tuple[BucketKey, str]] = set()
-    for key, (metric, evs, values) in by_key.items():
-        partials[key] = partial_of_values(metric, evs, values, key[3] + HOUR)
-        if metric.aggregation is Aggregation.UNIQUE_COUNT:
-            uniques |= {(key, u) for u in partials[key].uniques}
-    return partials, uniques
+        counted, value = _value(metric, r["properties"])
+        by_received.setdefault(r["received_at"], []).append(
+            store.Row(
+                r["occurred_at"],
+                r["transaction_id"],
+                customer_id,
+                r["metric_id"],
+                group_of(metric, r["properties"]),
+                msgspec.json.encode(r["properties"]).decode(),
+                counted,
+                value,
+            )
+        )
+    for received_at, rows in by_received.items():  # each kept event keeps when it was received
+        store.insert_events(conn, org_id, rows, received_at)
+    rows = [r for group in by_received.values() for r in group]
+    _count(conn, org_id, rows, by_id, now)
+    return len(rows)
 
 
 def _customers(conn: Connection, org_id: int, ids: set[int | None]) -> set[int]:

@@ -14,9 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db import tables_usage_features as tp
-from fiscus.adapters.db.upsert import insert_for
 
 
 def resolve(conn: Connection, org_id: int, external_ids: Iterable[str | None]) -> dict[str, int]:
@@ -42,22 +40,10 @@ def held_row(org_id: int, metric_id: int, e: Any, external_id: str, now: datetim
     }
 
 
-def hold(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> None:
-    """Claim the kept events' transaction ids and keep those this transaction claimed (sorted: no
-    deadlock with an overlapping batch)."""
-    if not rows:
-        return
-    rows = sorted(rows, key=lambda r: r["transaction_id"])
-    keys = [
-        {"organization_id": org_id, "transaction_id": r["transaction_id"], "occurred_at": r["occurred_at"]}
-        for r in rows
-    ]
-    k = tu.usage_event_keys.c
-    stmt = insert_for(conn, tu.usage_event_keys).on_conflict_do_nothing().returning(k.transaction_id)
-    claimed = set(conn.execute(stmt, keys).scalars())
-    mine = [r for r in rows if r["transaction_id"] in claimed]
-    if mine:
-        conn.execute(tp.usage_pending_events.insert(), mine)
+def keep(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Keep events whose transaction ids the ingesting batch has just claimed (sorted, as the keys)."""
+    if rows:
+        conn.execute(tp.usage_pending_events.insert(), sorted(rows, key=lambda r: r["transaction_id"]))
 
 
 def take(conn: Connection, org_id: int, external_id: str) -> list[dict[str, Any]]:

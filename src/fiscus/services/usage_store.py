@@ -9,37 +9,25 @@ one `INSERT … ON CONFLICT DO NOTHING RETURNING` for its keys, one insert of it
 order Python uses). Rows are fed in key order, so two overlapping batches lock in the same order.
 
 SQLite serialises writers (`BEGIN IMMEDIATE`), so the same statements run through the driver's
-`executemany` with values converted by the columns' own SQLAlchemy bind processors (the stored text is
-exactly what every reader expects); buckets are merged in Python (decimals are text there).
+`executemany`, instants as SQLAlchemy stores a `UtcDateTime` there (`sqlite_time`, the text every reader
+expects); buckets are merged in Python (decimals are text there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, Connection, Table, select, tuple_
+from sqlalchemy import Connection, select, tuple_
 
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.upsert import insert_for
-from fiscus.domain.usage import Partial, merge
+from fiscus.domain.usage import BucketKey, Partial, merge
 from fiscus.queries.usage import bucket_partial
 
-BucketKey = tuple[int, int, str, datetime]
-"""(customer_id, metric_id, group_value, hour)."""
-
-EVENT_COLUMNS = (
-    "organization_id",
-    "occurred_at",
-    "transaction_id",
-    "customer_id",
-    "metric_id",
-    "group_value",
-    "properties",
-    "received_at",
-)
 BUCKET_COLUMNS = (
     "count",
     "total",
@@ -50,6 +38,26 @@ BUCKET_COLUMNS = (
     "latest_value",
     "weighted",
 )
+
+
+class Row(msgspec.Struct, frozen=True, gc=False):
+    """An accepted event as it is stored: `properties` as JSON text, `value` its `value_of` (None for a
+    count, or when the metric's filters leave it out: `counted` is then False, stored but not bucketed).
+    A struct, not a dict: built once per event on the ingest path."""
+
+    occurred_at: datetime
+    transaction_id: str
+    customer_id: int
+    metric_id: int
+    group_value: str
+    properties: str
+    counted: bool
+    value: Decimal | str | None
+
+
+def sqlite_time(at: datetime) -> str:
+    """An aware instant as SQLite stores a `UtcDateTime` (SQLAlchemy's text form of naive UTC)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _pg(conn: Connection) -> bool:
@@ -64,20 +72,6 @@ def _cursor(conn: Connection) -> Any:
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     return dbapi.cursor()
-
-
-def _binder(conn: Connection, table: Table, names: Iterable[str]) -> list[Callable[[Any], Any]]:
-    """Each column's bind processor on this dialect (identity where the type has none)."""
-    out: list[Callable[[Any], Any]] = []
-    for name in names:
-        column: Column[Any] = table.c[name]
-        proc = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        out.append(proc if proc is not None else _same)
-    return out
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def known(conn: Connection, org_id: int, ids: Iterable[str]) -> set[str]:
@@ -103,10 +97,12 @@ def known(conn: Connection, org_id: int, ids: Iterable[str]) -> set[str]:
     return {r[0] for r in cur.fetchall()}
 
 
-def claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert the batch's keys; the ids this transaction inserted (a concurrent batch's are skipped:
-    PostgreSQL makes this insert wait for that transaction, then leaves its keys out)."""
-    if not rows:
+def claim(conn: Connection, org_id: int, keys: list[tuple[str, datetime]]) -> set[str]:
+    """Insert the batch's (transaction id, timestamp) keys in id order; the ids this transaction
+    inserted. An id already stored is skipped; one a concurrent batch holds makes PostgreSQL wait for
+    that transaction, then skip it if it committed. Run before the batch is validated: a refused batch
+    rolls its claims back with everything else."""
+    if not keys:
         return set()
     cur = _cursor(conn)
     if _pg(conn):
@@ -114,11 +110,10 @@ def claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str]
             "INSERT INTO usage_event_keys (organization_id, transaction_id, occurred_at)"
             " SELECT %s::bigint, u.t, u.o FROM unnest(%b::text[], %b::timestamptz[]) AS u(t, o)"
             " ORDER BY u.t ON CONFLICT DO NOTHING RETURNING transaction_id",
-            (org_id, [r["transaction_id"] for r in rows], [r["occurred_at"] for r in rows]),
+            (org_id, [k[0] for k in keys], [k[1] for k in keys]),
         )
         return {r[0] for r in cur.fetchall()}
-    at = _binder(conn, tu.usage_event_keys, ["occurred_at"])[0]
-    pairs = sorted((r["transaction_id"], at(r["occurred_at"])) for r in rows)
+    pairs = sorted((t, sqlite_time(at)) for t, at in keys)
     cur.execute(
         "INSERT INTO usage_event_keys (organization_id, transaction_id, occurred_at)"
         " SELECT ?, value ->> 0, value ->> 1 FROM json_each(?) WHERE true"
@@ -128,13 +123,12 @@ def claim(conn: Connection, org_id: int, rows: list[dict[str, Any]]) -> set[str]
     return {r[0] for r in cur.fetchall()}
 
 
-def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def insert_events(conn: Connection, org_id: int, rows: list[Row], received_at: datetime) -> None:
     """Append the claimed events (one statement on PostgreSQL, one `executemany` on SQLite)."""
     if not rows:
         return
     cur = _cursor(conn)
     if _pg(conn):
-        first = rows[0]
         cur.execute(
             "INSERT INTO usage_events (organization_id, occurred_at, transaction_id, customer_id,"
             " metric_id, group_value, properties, received_at)"
@@ -142,22 +136,34 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
             " FROM unnest(%b::timestamptz[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])"
             " AS u(o, t, c, m, g, p)",
             (
-                first["organization_id"],
-                first["received_at"],
-                [r["occurred_at"] for r in rows],
-                [r["transaction_id"] for r in rows],
-                [r["customer_id"] for r in rows],
-                [r["metric_id"] for r in rows],
-                [r["group_value"] for r in rows],
-                [msgspec.json.encode(r["properties"]).decode() for r in rows],
+                org_id,
+                received_at,
+                [r.occurred_at for r in rows],
+                [r.transaction_id for r in rows],
+                [r.customer_id for r in rows],
+                [r.metric_id for r in rows],
+                [r.group_value for r in rows],
+                [r.properties for r in rows],
             ),
         )
         return
-    procs = _binder(conn, tu.usage_events, EVENT_COLUMNS)
-    names = ", ".join(EVENT_COLUMNS)
+    received = sqlite_time(received_at)
     cur.executemany(
-        f"INSERT INTO usage_events ({names}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
-        [tuple(p(r[n]) for p, n in zip(procs, EVENT_COLUMNS, strict=True)) for r in rows],
+        "INSERT INTO usage_events (organization_id, occurred_at, transaction_id, customer_id, metric_id,"
+        " group_value, properties, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                org_id,
+                sqlite_time(r.occurred_at),
+                r.transaction_id,
+                r.customer_id,
+                r.metric_id,
+                r.group_value,
+                r.properties,
+                received,
+            )
+            for r in rows
+        ],
     )
 
 
