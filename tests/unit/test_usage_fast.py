@@ -3,6 +3,7 @@ the same values; everything else is left to pydantic, whose 422 problems stay th
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from fiscus.api import usage_schemas
-from fiscus.api.usage_fast import fast_events
+from fiscus.api.usage_fast import decode_events, fast_events
 from fiscus.api.usage_schemas import EventsIn
 
 TEXTS = st.one_of(
@@ -75,10 +76,28 @@ def _slow(data: Any, monkeypatch: pytest.MonkeyPatch) -> EventsIn | None:
 def test_what_the_fast_path_accepts_pydantic_accepts_alike(body: dict[str, Any]) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         slow = _slow(body, monkeypatch)
+    raw = json.dumps(body).encode()
+    decoded = decode_events(raw)
+    if decoded is not None:  # the route's decoder from bytes: what pydantic accepts, the same values
+        assert slow is not None, body
+        assert [_plain(e) for e in decoded] == [_plain(e) for e in slow.events], body
     if fast_events(body) is None:
         return
     assert slow is not None, body
     assert EventsIn.model_validate(body).model_dump() == slow.model_dump()
+
+
+def _plain(e: Any) -> tuple[Any, ...]:
+    return (e.transaction_id, e.customer_id, e.external_customer_id, e.code, e.timestamp, e.properties)
+
+
+def test_the_bytes_decoder_leaves_nul_and_non_json_to_pydantic() -> None:
+    one = {"transaction_id": "a", "customer_id": 1, "code": "c", "timestamp": "2026-12-07T10:00:00Z"}
+    assert decode_events(json.dumps({"events": [one]}).encode()) is not None
+    assert decode_events(json.dumps({"events": [{**one, "code": "c\x00"}]}).encode()) is None
+    assert decode_events(b'{"events": [{"transaction_id": "\\ud800"}]}') is None
+    assert decode_events(b"not json") is None
+    assert decode_events(json.dumps({"events": [{**one, "properties": {"v": 1.5}}]}).encode()) is None
 
 
 def test_a_well_formed_batch_takes_the_fast_path() -> None:
