@@ -49,6 +49,7 @@ AHEAD: Final = timedelta(minutes=5)
 MAX_PROPERTIES: Final = 32
 MAX_PROPERTIES_BYTES: Final = 4096
 MAX_TEXT: Final = 200
+_ZERO: Final = timedelta(0)
 EXTERNAL_ID: Final = re.compile(r"[!-~]{1,128}")
 """A customer's external id: 1 to 128 printable ASCII characters, no spaces."""
 

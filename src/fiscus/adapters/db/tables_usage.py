@@ -102,6 +102,8 @@ usage_buckets = Table(
     # Σ δ·(hour end − t) in seconds: the weighted sum's exact, shiftable part (domain/usage.py).
     Column("weighted", ExactDecimal, nullable=False),
     PrimaryKeyConstraint("organization_id", "customer_id", "metric_id", "group_value", "hour"),
+    # A period's buckets, every group: current usage and billing read these hours only (migration 0025).
+    Index("ix_usage_buckets_hours", "organization_id", "customer_id", "metric_id", "hour"),
 )
 
 usage_unique_values = Table(
@@ -114,6 +116,7 @@ usage_unique_values = Table(
     Column("hour", UtcDateTime, nullable=False),
     Column("value", String(200), nullable=False),
     PrimaryKeyConstraint("organization_id", "customer_id", "metric_id", "group_value", "hour", "value"),
+    Index("ix_usage_unique_values_hours", "organization_id", "customer_id", "metric_id", "hour"),
 )
 
 usage_settings = Table(
