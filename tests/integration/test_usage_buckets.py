@@ -107,3 +107,21 @@ def test_sqlite_time_is_the_text_sqlalchemy_stores() -> None:
         datetime(1999, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
     ):
         assert usage_store.sqlite_time(at) == text(at)
+
+
+def test_values_holding_the_column_separator_are_stored_as_sent(db: Database, clock: FixedClock) -> None:
+    tenant = make_tenant(db, clock, "bg", slug="separator")
+    customer = make_customer(db, clock, tenant)
+    create_metric(db, clock, tenant.org_id, MetricSpec("calls", "Calls", "count", group_by="g"))
+    at = clock.now() - timedelta(minutes=5)
+    odd = [
+        EventIn("a\x1fb", "calls", at, {"g": "x\x1fy"}, customer),
+        EventIn("c", "calls", at, {"g": ""}, customer),
+    ]
+    assert ingest_events(db, clock, tenant.org_id, odd) == 2
+    assert ingest_events(db, clock, tenant.org_id, odd) == 2  # a resend: nothing new
+    with db.read() as conn:
+        stored = conn.execute(select(tu.usage_events.c.transaction_id, tu.usage_events.c.group_value)).all()
+        counts = conn.execute(select(tu.usage_buckets.c.group_value, tu.usage_buckets.c.count)).all()
+    assert sorted(stored) == [("a\x1fb", "x\x1fy"), ("c", "")]
+    assert sorted(counts) == [("", 1), ("x\x1fy", 1)]
