@@ -60,6 +60,14 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
         "Now (the unused time is credited on the next document) or at the end of the current period "
         "(`at_period_end`). " + ORG,
     ),
+    "POST /api/v1/subscriptions/{subscription_id}/pause_collection": (
+        "Pause a subscription's collection",
+        "",
+    ),
+    "POST /api/v1/subscriptions/{subscription_id}/resume_collection": (
+        "Resume a subscription's collection",
+        "",
+    ),
     "POST /api/v1/subscriptions/{subscription_id}/preview_change": ("Preview a subscription change", ""),
     "GET /api/v1/subscriptions/{subscription_id}/upcoming_document": ("Preview the next document", ""),
     "POST /api/v1/orders": ("Create an order", ""),

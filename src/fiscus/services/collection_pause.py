@@ -94,6 +94,8 @@ def pause_collection(
             resumes_at = ensure_aware_utc(resumes_at)
         except ValueError:
             raise InvalidFieldError("resumes_at", "must have a time zone offset") from None
+        except OverflowError:  # an offset that moves year 9999 past the calendar's end
+            raise FieldConflictError("resumes_at", "is too far in the future") from None
         if resumes_at <= now:
             raise FieldConflictError("resumes_at", "must be in the future")
     p = collection_pauses.c
