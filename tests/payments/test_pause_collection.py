@@ -62,7 +62,8 @@ def test_paused_subscription_is_invoiced_but_not_charged_until_resumed(
     pause_collection(db, clock, tenant.org_id, sub, actor="test")
     run_billing(db, clock)
     (doc,) = _docs(db, sub)
-    assert doc["status"] == "open" and doc["number"]  # issued and numbered as usual
+    assert doc["status"] == "open"
+    assert doc["number"]  # issued and numbered as usual
     assert doc["next_payment_attempt_at"] is not None  # planned, and waiting
     assert run_collection(db, clock, gateway.provider()).attempted == 0
     assert _docs(db, sub)[0]["status"] == "open"

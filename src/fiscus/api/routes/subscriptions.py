@@ -36,8 +36,8 @@ from fiscus.queries.rows import get_row, items_of, page_rows
 from fiscus.queries.scope import Scope
 from fiscus.services import collection_pause as svc_pause
 from fiscus.services import subscriptions as svc
-from fiscus.services.collection_pause import active_pause, active_pauses
 from fiscus.services.billing_run import preview_next_document
+from fiscus.services.collection_pause import active_pause, active_pauses
 from fiscus.services.usage_billing import preview_usage
 
 api = router("subscriptions")
