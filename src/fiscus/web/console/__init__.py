@@ -10,6 +10,7 @@ from fiscus.web.console import (
     lists,
     money_pages,
     pages,
+    pause_pages,
     runs,
     settings_pages,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "lists",
     "money_pages",
     "pages",
+    "pause_pages",
     "router",
     "runs",
     "settings_pages",
