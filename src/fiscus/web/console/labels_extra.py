@@ -17,7 +17,9 @@ EXTRA: Final[dict[str, dict[str, str]]] = {
             "Invoices go on being issued and numbered; the saved card is not charged and no retry runs "
             "until the pause ends. The customer can still pay."
         ),
-        "resume_collection_explained": "Automatic charges start again: what fell due is charged at the next run.",
+        "resume_collection_explained": (
+            "Automatic charges start again: what fell due is charged at the next run."
+        ),
         "resumes_on": "Resumes on",
         "optional": "optional",
         "delivery_totals": "Deliveries of the filtered set",
