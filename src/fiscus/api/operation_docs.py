@@ -33,6 +33,7 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
     "POST /api/v1/products": ("Create a product", "A catalog product; `code` is unique. " + ORG),
     "GET /api/v1/products": ("List products", LIST + " " + ORG),
     "GET /api/v1/products/{product_id}": ("Get a product", ORG),
+    "POST /api/v1/products/{product_id}": ("Update a product", ""),
     "POST /api/v1/products/{product_id}/variants": (
         "Create a variant",
         "A variant (plan) of the product; `code` is unique within the product. " + ORG,

@@ -158,6 +158,13 @@ class ProductIn(In):
     visible: bool = True
 
 
+class ProductPatch(In):
+    """The fields to change; omitted ones stay."""
+
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    detail: str | None = Field(None, max_length=20000)
+
+
 class ProductOut(Out):
     id: int
     object: Literal["product"] = "product"
