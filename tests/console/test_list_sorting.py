@@ -49,9 +49,12 @@ def _seed(db: Database, clock: FixedClock) -> Tenant:
     run_billing(db, clock)
     d = t.documents.c
     with db.write() as conn:
-        docs = conn.execute(
-            select(d.id, d.customer_id).where(d.organization_id == tenant.org_id).order_by(d.id)
-        ).all()
+        docs: list[tuple[int, int]] = [
+            (int(r[0]), int(r[1]))
+            for r in conn.execute(
+                select(d.id, d.customer_id).where(d.organization_id == tenant.org_id).order_by(d.id)
+            )
+        ]
         conn.execute(
             t.customers.update().where(t.customers.c.id == customers[0]).values(vat_id="BG175074752")
         )

@@ -37,19 +37,20 @@ from fiscus.queries.scope import Scope
 from fiscus.services import collection_pause as svc_pause
 from fiscus.services import subscriptions as svc
 from fiscus.services.billing_run import preview_next_document
-from fiscus.services.collection_pause import active_pause, active_pauses
+from fiscus.services.collection_pause import active_pauses
 from fiscus.services.usage_billing import preview_usage
 
 api = router("subscriptions")
 
 
 def present(
-    conn: Connection, scope: Scope, row: dict[str, Any], expand: Sequence[str], now: datetime
+    conn: Connection, scope: Scope, row: dict[str, Any], expand: Sequence[str], now: datetime | None = None
 ) -> dict[str, Any]:
+    """The subscription; with `now`, its `pause_collection` in force then (an expanded subscription
+    inside another object leaves it out: the field is optional)."""
     out = p.subscription(row, items_of(conn, t.subscription_items, "subscription_id", [row["id"]])[row["id"]])
-    out["pause_collection"] = active_pause(conn, scope.organization_id, row["id"], now)
-    if out["pause_collection"]:
-        out["pause_collection"].pop("actor", None)
+    if now is not None:
+        out["pause_collection"] = active_pauses(conn, scope.organization_id, [row["id"]], now).get(row["id"])
     if "customer" in expand:
         out["customer"] = p.customer(get_row(conn, scope, t.customers, row["customer_id"], "customer"))
     return out
