@@ -68,13 +68,13 @@ def test_buckets_equal_the_brute_force_merge_of_the_stored_events(db: Database, 
         }
     assert sorted(r["transaction_id"] for r in raw) == sorted(f"t{n}" for n in range(60))
     assert next(r for r in raw if r["transaction_id"] == "t3")["properties"] == first[3].properties
-    expected: dict[tuple[int, str, object], Partial] = {}
+    expected: dict[tuple[int, str, datetime], Partial] = {}
     for r in raw:
         metric = metrics[r["metric_id"]]
         if r["properties"]["ok"] != "yes":
             continue  # stored, and left out of the metric by its filter
         hour = hour_of(r["occurred_at"])
-        key = (r["metric_id"], r["group_value"], hour)
+        key: tuple[int, str, datetime] = (r["metric_id"], r["group_value"], hour)
         one = partial_of(metric, Event(r["transaction_id"], r["occurred_at"], r["properties"]), hour + HOUR)
         expected[key] = merge(expected[key], one) if key in expected else one
     assert set(stored) == set(expected)
