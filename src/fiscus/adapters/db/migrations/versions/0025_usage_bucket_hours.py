@@ -4,7 +4,7 @@ Current usage and billing read a customer's buckets of one metric over a period'
 keys put the group before the hour, so that read walked every group's every hour ever stored for the
 customer and metric and filtered the hours; these indexes lead with (organization, customer, metric,
 hour), so it reads the period's hours only, however long the history. The ingesting upsert changes
-no indexed column of a bucket, so it stays a heap-only update.
+no indexed column of a bucket, so it can stay a heap-only update.
 
 Revision ID: 0025
 Revises: 0026 (0022 when written; chained after main's 0026 at the merge)
