@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.tables_mrr import MRR_KINDS, SUBSCRIPTION_KINDS, mrr_events
+from fiscus.domain.mrr import Movement, MrrBucket, fold_changes
 from fiscus.queries.dashboard_buckets import per_bucket
-from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio
+from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio, SubscriptionsBucket
+
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+"""Before any subscription: the lower bound of the opening bucket of the MRR history."""
 
 
 @dataclass(slots=True)
@@ -158,6 +163,40 @@ class DashboardQueries:
         for r in rows:
             out[int(r[0])] = Ratio(int(r[1] or 0), int(r[2] or 0))
         return out
+
+    def mrr(self) -> tuple[int, list[MrrBucket], list[SubscriptionsBucket]]:
+        """Opening MRR, MRR with its movements and active/churned subscriptions per bucket, from the
+        maintained `mrr_events` (one range read of the covering index: every row up to the range's
+        end, the ones before it folded into the opening figures)."""
+        m = mrr_events.c
+        kinds = (*MRR_KINDS, *SUBSCRIPTION_KINDS)
+        rows = self._by_instant_from(
+            EARLIEST,
+            m.at,
+            [case((m.kind == k, m.amount_minor), else_=0) for k in kinds],
+            [m.organization_id == self.org, m.currency == self.cur],
+            mrr_events,
+        )
+        sums = [[0] * len(kinds) for _ in range(self.n + 1)]
+        for r in rows:
+            sums[int(r[0])] = [int(v or 0) for v in r[1:]]
+        new, expansion, contraction, churn, reactivation, started, ended = sums[0]
+        opening = new + expansion + reactivation - contraction - churn
+        active = started - ended
+        changes: list[tuple[int, Movement, int]] = []
+        subscriptions: list[SubscriptionsBucket] = []
+        for i, bucket in enumerate(sums[1:]):
+            changes += [(i, Movement(k), bucket[j]) for j, k in enumerate(MRR_KINDS)]
+            active += bucket[5] - bucket[6]
+            subscriptions.append(SubscriptionsBucket(active, bucket[6]))
+        _, series = fold_changes(changes, opening, self.n)
+        return opening, series, subscriptions
+
+    def _by_instant_from(
+        self, earliest: datetime, col: Any, values: list[Any], where: list[Any], source: Any
+    ) -> list[Any]:
+        """As `_by_instant`, with one more bucket first (index 0) for everything since `earliest`."""
+        return per_bucket(self.conn, col, [earliest, *self.instants], values, where, source)
 
     def receivables(self, today: date) -> tuple[AgeingBucket, ...]:
         """Open invoices by days past due as of `today`, with what is still due on them."""
