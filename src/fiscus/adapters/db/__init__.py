@@ -10,6 +10,7 @@ from fiscus.adapters.db import (
     tables_email,
     tables_mrr,
     tables_portal,
+    tables_rollups,
     tables_usage,
     tables_usage_features,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "tables_email",
     "tables_mrr",
     "tables_portal",
+    "tables_rollups",
     "tables_usage",
     "tables_usage_features",
 ]

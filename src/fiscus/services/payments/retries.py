@@ -16,8 +16,8 @@ from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.payments import AttemptStatus, FinalAction, RetryPolicy, Trigger, is_hard_decline
 from fiscus.domain.subscriptions import SubscriptionStatus
 from fiscus.services.document_state import apply_document_action, due_of, locked_document
-from fiscus.services.payments.attempts import audit_attempt, payment_event, touch_document
 from fiscus.services.mrr_history import refresh_customers
+from fiscus.services.payments.attempts import audit_attempt, payment_event, touch_document
 
 
 def settle_failed(
