@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, exists, func, literal, or_, select
 from fiscus.adapters.db import rollup_triggers
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.tables_mrr import MRR_KINDS, SUBSCRIPTION_KINDS, mrr_events
-from fiscus.adapters.db.tables_rollups import charge_recoveries, document_sums
+from fiscus.adapters.db.tables_rollups import charge_recoveries, document_sums, payment_hours
 from fiscus.domain.mrr import Movement, MrrBucket, fold_changes
 from fiscus.queries.dashboard_buckets import per_bucket
 from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio, SubscriptionsBucket
@@ -97,14 +97,35 @@ class DashboardQueries:
             out[int(r[0])] = [int(r[1] or 0), int(r[2] or 0)]
         return out
 
+    def _whole_hours(self) -> bool:
+        """Whether every bound is a whole UTC hour (local midnights of a whole-hour offset zone): then
+        `payment_hours` sums are exact."""
+        return all(b.minute == 0 and b.second == 0 and b.microsecond == 0 for b in self.instants)
+
+    def _hours(self, values: list[Any]) -> list[Any]:
+        h = payment_hours.c
+        where = [h.organization_id == self.org, h.currency == self.cur]
+        return self._by_instant(h.hour, values, where, payment_hours)
+
     def captures(self) -> list[int]:
+        """Σ succeeded captures by the instant they settled: the maintained `payment_hours` (a row per
+        hour with payments, whatever their number) when the buckets start at whole hours."""
+        if self._whole_hours():
+            out = [0] * self.n
+            for r in self._hours([payment_hours.c.captured_minor]):
+                out[int(r[0])] = int(r[1] or 0)
+            return out
         return [amount for amount, _ in self._movements(t.payment_captures)]
 
     def refunds(self) -> list[list[int]]:
         return self._movements(t.payment_refunds)
 
     def attempts(self) -> list[Ratio]:
-        """Succeeded of (succeeded + failed) card attempts, by creation."""
+        """Succeeded of (succeeded + failed) card attempts, by creation (`payment_hours` when the
+        buckets start at whole hours, the attempts themselves otherwise)."""
+        if self._whole_hours():
+            h = payment_hours.c
+            return self._ratios(self._hours([h.succeeded, h.attempts]))
         a = t.payment_attempts.c
         rows = self._by_instant(
             a.created_at,

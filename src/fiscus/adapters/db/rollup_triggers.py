@@ -135,37 +135,47 @@ def _pg_delta(rows: str, sign: str) -> str:
 _DELTA_COLUMNS = "(organization_id, currency, type, status, issue_date, due_date, n, t, d)"
 
 
-def _pg_sums_function(name: str, delta: str) -> str:
-    keys = ", ".join(_KEYS)
-    match = " AND ".join(f"s.{k} = k.{k}" for k in _KEYS)
+def pg_delta_function(
+    name: str, table: str, keys: tuple[str, ...], values: tuple[str, ...], delta: str
+) -> str:
+    """A statement-level trigger function that appends the statement's signed deltas (`delta`: a
+    SELECT of the keys then the values, in order) to `table`, one row per key, then folds each touched
+    key's rows into one when there are more than `FOLD_ABOVE` of them and no other transaction is
+    folding that key (a try-lock: nobody waits). Writers append and never update a shared row."""
+    key_list, value_list = ", ".join(keys), ", ".join(values)
+    match = " AND ".join(f"s.{k} = k.{k}" for k in keys)
+    sums = ", ".join(f"sum({v}) AS {v}" for v in values)
+    nonzero = " OR ".join(f"sum({v}) <> 0" for v in values)
     return f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     k record;
 BEGIN
     FOR k IN
         WITH delta AS (
-            SELECT {keys}, sum(n) AS n, sum(t) AS t, sum(d) AS d
-            FROM ({delta}) AS delta {_DELTA_COLUMNS}
-            GROUP BY {keys} HAVING sum(n) <> 0 OR sum(t) <> 0 OR sum(d) <> 0
+            SELECT {key_list}, {sums}
+            FROM ({delta}) AS delta ({key_list}, {value_list})
+            GROUP BY {key_list} HAVING {nonzero}
         ), added AS (
-            INSERT INTO document_sums ({keys}, n, total_minor, due_minor)
-            SELECT {keys}, n, t, d FROM delta RETURNING {keys}
+            INSERT INTO {table} ({key_list}, {value_list})
+            SELECT {key_list}, {value_list} FROM delta RETURNING {key_list}
         )
-        SELECT {keys} FROM added
+        SELECT {key_list} FROM added
     LOOP
-        IF (SELECT count(*) FROM document_sums s WHERE {match}) > {FOLD_ABOVE}
-           AND pg_try_advisory_xact_lock({FOLD_LOCK}, hashtext(k::text)) THEN
-            WITH gone AS (DELETE FROM document_sums s WHERE {match}
-                          RETURNING n, total_minor, due_minor)
-            INSERT INTO document_sums ({keys}, n, total_minor, due_minor)
-            SELECT k.organization_id, k.currency, k.type, k.status, k.issue_date, k.due_date,
-                   sum(n), sum(total_minor), sum(due_minor)
-            FROM gone HAVING sum(n) <> 0 OR sum(total_minor) <> 0 OR sum(due_minor) <> 0;
+        IF (SELECT count(*) FROM {table} s WHERE {match}) > {FOLD_ABOVE}
+           AND pg_try_advisory_xact_lock({FOLD_LOCK}, hashtext('{table}' || k::text)) THEN
+            WITH gone AS (DELETE FROM {table} s WHERE {match} RETURNING {value_list})
+            INSERT INTO {table} ({key_list}, {value_list})
+            SELECT {", ".join(f"k.{k}" for k in keys)}, {", ".join(f"sum({v})" for v in values)}
+            FROM gone HAVING {nonzero};
         END IF;
     END LOOP;
     RETURN NULL;
 END
 $$"""
+
+
+def _pg_sums_function(name: str, delta: str) -> str:
+    return pg_delta_function(name, "document_sums", _KEYS, ("n", "total_minor", "due_minor"), delta)
 
 
 _PG_RECOVERIES = f"""CREATE FUNCTION charge_recoveries_track() RETURNS trigger LANGUAGE plpgsql AS $$

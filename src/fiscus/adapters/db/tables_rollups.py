@@ -11,7 +11,8 @@ can forget them.
   (`rollup_triggers.NO_DATE`). Readers sum the rows of the keys they want.
 - `charge_recoveries`: one row per document whose first card attempt failed (the dashboard's recovery
   rate), with that attempt's currency and instant, and whether the document (or the invoice a proforma
-  became) has a succeeded attempt: `recovered`, kept by the attempts' triggers."""
+  became) has a succeeded attempt: `recovered`, kept by the attempts' triggers.
+- `payment_hours`: the payment success rate's attempts and the collected money per UTC hour."""
 
 from __future__ import annotations
 
@@ -63,3 +64,27 @@ Index(
     charge_recoveries.c.recovered,
 )
 Index("ix_charge_recoveries_document", charge_recoveries.c.document_id)
+
+payment_hours = Table(
+    "payment_hours",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("organization_id", Id, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("hour", UtcDateTime, nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("succeeded", BigInteger, nullable=False),
+    Column("captured_minor", BigInteger, nullable=False),
+)
+"""Per organisation, currency and UTC hour: settled card attempts by creation, the succeeded ones, and
+money captured by settlement (`adapters/db/rollup_payments.py`; PostgreSQL appends deltas as
+`document_sums` does)."""
+Index(
+    "ix_payment_hours_range",
+    payment_hours.c.organization_id,
+    payment_hours.c.currency,
+    payment_hours.c.hour,
+    payment_hours.c.attempts,
+    payment_hours.c.succeeded,
+    payment_hours.c.captured_minor,
+)

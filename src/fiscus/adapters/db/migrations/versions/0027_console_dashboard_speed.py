@@ -3,9 +3,9 @@
 `mrr_events` (see `fiscus.adapters.db.tables_mrr`): every customer's MRR movements and every
 subscription's paid start and end, written by the subscription services in their transactions; filled
 here from the subscriptions and the audit trail by the same reconstruction (`services/mrr_history`).
-`document_sums` and `charge_recoveries` (see `fiscus.adapters.db.tables_rollups`): kept by triggers on
-`documents` and `payment_attempts` (`fiscus.adapters.db.rollup_triggers`), filled here by one
-statement each.
+`document_sums`, `charge_recoveries` and `payment_hours` (see `fiscus.adapters.db.tables_rollups`):
+kept by triggers on `documents`, `payment_attempts` and `payment_captures`
+(`fiscus.adapters.db.rollup_triggers`, `rollup_payments`), filled here by one statement each.
 
 Revision ID: 0027
 Revises: 0022
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import fiscus.adapters.db.types
-from fiscus.adapters.db import rollup_triggers
+from fiscus.adapters.db import rollup_payments, rollup_triggers
 
 revision = "0027"
 down_revision = "0022"
@@ -82,10 +82,30 @@ def upgrade() -> None:
         ["organization_id", "currency", "created_at", "recovered"],
     )
     op.create_index("ix_charge_recoveries_document", "charge_recoveries", ["document_id"])
-    for statement in rollup_triggers.BACKFILL:
-        op.execute(statement)
+    op.create_table(
+        "payment_hours",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("organization_id", _ID, nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("hour", fiscus.adapters.db.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("succeeded", sa.BigInteger(), nullable=False),
+        sa.Column("captured_minor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_hours")),
+    )
+    op.create_index(
+        "ix_payment_hours_range",
+        "payment_hours",
+        ["organization_id", "currency", "hour", "attempts", "succeeded", "captured_minor"],
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
-    for statement in rollup_triggers.PG_STATEMENTS if postgres else rollup_triggers.SQLITE_TRIGGERS:
+    for statement in [*rollup_triggers.BACKFILL, rollup_payments.backfill(postgres)]:
+        op.execute(statement)
+    if postgres:
+        triggers = [*rollup_triggers.PG_STATEMENTS, *rollup_payments.PG_STATEMENTS]
+    else:
+        triggers = [*rollup_triggers.SQLITE_TRIGGERS, *rollup_payments.SQLITE_TRIGGERS]
+    for statement in triggers:
         op.execute(statement)
     # The backfill runs the application's reconstruction (MRR is exact Decimal arithmetic over prices,
     # quantities and the audit trail's item lists, which SQL on SQLite cannot do).
@@ -96,8 +116,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    for statement in rollup_triggers.PG_DROP if postgres else rollup_triggers.SQLITE_DROP:
+    if postgres:
+        drops = [*rollup_payments.PG_DROP, *rollup_triggers.PG_DROP]
+    else:
+        drops = [*rollup_payments.SQLITE_DROP, *rollup_triggers.SQLITE_DROP]
+    for statement in drops:
         op.execute(statement)
+    op.drop_index("ix_payment_hours_range", table_name="payment_hours")
+    op.drop_table("payment_hours")
     op.drop_index("ix_charge_recoveries_document", table_name="charge_recoveries")
     op.drop_index("ix_charge_recoveries_range", table_name="charge_recoveries")
     op.drop_table("charge_recoveries")
