@@ -37,6 +37,7 @@ from _setup import CHUNK, create_database_schema, populate, settle
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.queries.dashboard import dashboard
+from fiscus.services.mrr_history import rebuild
 from fiscus.testing.pgcluster import ThrowawayPostgres
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -96,6 +97,10 @@ def load(db: Database, documents: int) -> dict[str, int]:
                 if sid % 10 == 3
             ],
         )
+        # The subscriptions and audit rows above bypassed the services, which keep the MRR history:
+        # rebuild it as migration 0027's backfill does. Documents, attempts and captures below are
+        # inserted as rows; their triggers keep the other rollups.
+        rebuild(conn, org)
     counts = {"subscriptions": len(subs), "documents": 0, "attempts": 0, "captures": 0, "refunds": 0}
     seq = 0
     for lo in range(0, documents, CHUNK):
