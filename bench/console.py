@@ -13,20 +13,19 @@ ASGI app in-process (TestClient), so the figure is the server's time without net
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from _read_common import prepare, run_instant
 from _scale import multiply_documents
+from _server_cpu import backends, server_cpu_ms
 from billing_run import PostgresTarget, SqliteTarget, Target, say
 from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -89,30 +88,6 @@ def settings_pages(db: Database, clock: FixedClock, org: int) -> list[tuple[str,
     ]
 
 
-def _backends(db: Database) -> list[int]:
-    """The server processes of this database's connections (PostgreSQL), to read their CPU time."""
-    if db.is_sqlite:
-        return []
-    with db.read() as conn:
-        return list(
-            conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            ).scalars()
-        )
-
-
-def _server_cpu_ms(pids: list[int]) -> float:
-    """utime + stime of these processes so far, in ms (0 for processes gone)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def measure(
     target: Target, documents: int, requests: int
 ) -> list[tuple[str, float, float, int, float, float | None]]:
@@ -138,14 +113,14 @@ def measure(
             client.get(path)  # warm-up
             times, cpu = [], []
             status = 0
-            pids = _backends(db)
-            server_started = _server_cpu_ms(pids)
+            pids = backends(db)
+            server_started = server_cpu_ms(pids)
             for _ in range(requests):
                 started, cpu_started = time.perf_counter(), time.process_time()
                 status = client.get(path).status_code
                 times.append((time.perf_counter() - started) * 1000)
                 cpu.append((time.process_time() - cpu_started) * 1000)
-            server = (_server_cpu_ms(pids) - server_started) / requests if pids else None
+            server = (server_cpu_ms(pids) - server_started) / requests if pids else None
             rows.append((name, statistics.median(times), max(times), status, statistics.median(cpu), server))
     target.discard(db)
     return rows
