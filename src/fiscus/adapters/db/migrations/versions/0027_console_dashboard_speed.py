@@ -8,7 +8,7 @@ kept by triggers on `documents`, `payment_attempts` and `payment_captures`
 (`fiscus.adapters.db.rollup_triggers`, `rollup_payments`), filled here by one statement each.
 
 Revision ID: 0027
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07 19:00:00
 """
 
@@ -21,7 +21,7 @@ import fiscus.adapters.db.types
 from fiscus.adapters.db import rollup_payments, rollup_triggers
 
 revision = "0027"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
