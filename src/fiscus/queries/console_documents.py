@@ -18,6 +18,8 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_,
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.rollup_triggers import NO_DATE
+from fiscus.adapters.db.tables_rollups import document_sums
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.queries.console_sort import Sort, SortColumn, keyset_page
 
@@ -192,7 +194,14 @@ def _due(row: dict[str, Any]) -> int:
 
 def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
     """Count, total and amount due of the whole filtered set per currency and type (never added across
-    currencies; credit notes apart from what they correct)."""
+    currencies; credit notes apart from what they correct).
+
+    Filters on status, type, currency, issue dates and overdue read the maintained `document_sums`
+    (a row per currency, type, status, issue date and due date: bounded by the days the organisation
+    has issued on, not by its documents); a customer or a search aggregates the matching documents
+    over the covering `ix_documents_totals`."""
+    if q.customer_id is None and q.search is None:
+        return _maintained_totals(conn, q)
     d = t.documents.c
     collectable = and_(d.type != "credit_note", d.status.in_(("open", "uncollectible")))
     owed = d.total_minor - d.amount_paid_minor + d.amount_refunded_minor - d.amount_credited_minor
@@ -202,6 +211,33 @@ def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
         .where(and_(*_conditions(q)))
         .group_by(d.currency, d.type)
         .order_by(d.currency, d.type)
+    )
+    return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
+
+
+def _maintained_totals(conn: Connection, q: DocumentQuery) -> list[Total]:
+    s = document_sums.c
+    no_date = date.fromisoformat(NO_DATE)
+    where: list[ColumnElement[bool]] = [s.organization_id == q.organization_id]
+    if q.status:
+        where.append(s.status == q.status)
+    if q.type:
+        where.append(s.type == q.type)
+    if q.currency:
+        where.append(s.currency == q.currency)
+    if q.issued_from:
+        where.append(s.issue_date >= q.issued_from)
+    if q.issued_to:
+        where += [s.issue_date <= q.issued_to, s.issue_date != no_date]
+    if q.overdue_on:
+        where += [s.status == "open", s.type != "credit_note", s.due_date < q.overdue_on]
+        where.append(s.due_date != no_date)
+    query = (
+        select(s.currency, s.type, func.sum(s.n), func.sum(s.total_minor), func.sum(s.due_minor))
+        .where(*where)
+        .group_by(s.currency, s.type)
+        .having(func.sum(s.n) != 0)
+        .order_by(s.currency, s.type)
     )
     return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
 

@@ -10,7 +10,9 @@ from fiscus.adapters.db import (
     tables_dashboard,
     tables_discounts,
     tables_email,
+    tables_mrr,
     tables_portal,
+    tables_rollups,
     tables_usage,
     tables_usage_features,
 )
@@ -24,7 +26,9 @@ __all__ = [
     "tables_dashboard",
     "tables_discounts",
     "tables_email",
+    "tables_mrr",
     "tables_portal",
+    "tables_rollups",
     "tables_usage",
     "tables_usage_features",
 ]

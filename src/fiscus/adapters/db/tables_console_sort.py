@@ -1,4 +1,4 @@
-"""Sort indexes of the console's lists (`queries/console_sort.py`; migration 0026): for each column a
+"""Sort indexes of the console's lists (`queries/console_sort.py`; migration 0023): for each column a
 list sorts on, an `(organization_id, column, id)` index, so a keyset page in that order reads `limit + 1`
 index entries instead of sorting the organisation's rows. Not indexed (sorted in the query, bounded by
 the organisation's filtered rows): a customer's name from a join, a document's amount due (computed),

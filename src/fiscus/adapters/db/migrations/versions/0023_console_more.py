@@ -5,7 +5,7 @@
 `(organization_id, column, id)` index (`adapters/db/tables_console_sort.py`), so a keyset page in that
 order reads `limit + 1` index entries.
 
-Revision ID: 0026
+Revision ID: 0023
 Revises: 0022
 Create Date: 2026-12-07 19:00:00
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 from fiscus.adapters.db.types import UtcDateTime
 
-revision = "0026"
+revision = "0023"
 down_revision = "0022"
 branch_labels = None
 depends_on = None
