@@ -7,7 +7,7 @@ hour), so it reads the period's hours only, however long the history. The ingest
 no indexed column of a bucket, so it can stay a heap-only update.
 
 Revision ID: 0025
-Revises: 0026 (0022 when written; chained after main's 0026 at the merge)
+Revises: 0027 (0022 when written; chained after main's head, 0027, at the merge)
 Create Date: 2026-12-07 19:30:00
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0025"
-down_revision = "0026"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
