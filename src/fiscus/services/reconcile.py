@@ -215,7 +215,7 @@ MRR_CHECK: Final = "mrr_history_matches_subscriptions"
 
 
 def _rollup_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
-    """The console's maintained aggregates (migration 0027) against their sources: document sums,
+    """The console's maintained aggregates (migration 0024) against their sources: document sums,
     charge recoveries and payment hours (kept by triggers), and the MRR history (kept by the
     subscription services) recomputed from the subscriptions and the audit trail."""
     checks = {
