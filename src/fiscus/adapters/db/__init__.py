@@ -3,7 +3,9 @@ the per-topic modules beside it), so Alembic, the tests' schema checks and the s
 
 from fiscus.adapters.db import (
     tables,
+    tables_collection,
     tables_console,
+    tables_console_sort,
     tables_counts,
     tables_dashboard,
     tables_discounts,
@@ -15,7 +17,9 @@ from fiscus.adapters.db import (
 
 __all__ = [
     "tables",
+    "tables_collection",
     "tables_console",
+    "tables_console_sort",
     "tables_counts",
     "tables_dashboard",
     "tables_discounts",
