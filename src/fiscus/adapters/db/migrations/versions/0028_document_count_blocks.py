@@ -12,7 +12,7 @@ up) now works per key (organisation, type, status, block): a large organisation 
 key in the steady state, so a per-organisation threshold would fold on every statement.
 
 Revision ID: 0028
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07 19:00:00
 """
 
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0028"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
