@@ -1,4 +1,4 @@
-"""The maintained document counts (`document_counts`, migration 0022, per id block since 0028) equal a
+"""The maintained document counts (`document_counts`, migration 0022, per id block since 0025) equal a
 COUNT of the documents (per block too) after every kind of write: billing runs (bulk COPY on
 PostgreSQL), orders, state changes, a moved document, a deleted one, and enough statements on
 PostgreSQL to fold the deltas; and the dialects' totals come from them."""

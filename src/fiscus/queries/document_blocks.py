@@ -1,7 +1,7 @@
 """Where the k-th document of a list lies, from the maintained counts per id block (issue 18).
 
 `document_counts` holds, per organisation, type, status and block of `ID_BLOCK` ids, how many documents
-there are (migration 0028). The running sum of a list's counts over its blocks names the block that
+there are (migration 0025). The running sum of a list's counts over its blocks names the block that
 holds its k-th document (oldest first); only that block's index entries are then skipped. So page
 10,000 of a million documents costs a few hundred small rows and at most one block of an id-only index
 walk, where a plain OFFSET walked half the organisation's index."""

@@ -4,7 +4,7 @@ every page, and a COUNT over a million documents walked a million index entries 
 `document_counts` holds signed counts per (organisation, type, status), written by database triggers in
 the same transaction as every INSERT, UPDATE and DELETE on `documents` (migration 0022), so no writer
 can forget it and the count is exactly as durable and as visible as the rows. The total for an
-organisation and a set of types and statuses is the sum of its rows. Since migration 0028 the counts are
+organisation and a set of types and statuses is the sum of its rows. Since migration 0025 the counts are
 kept per block of ids too (`id_block` = id // `ID_BLOCK`): their running sum over blocks locates the
 k-th document of a list without walking the index up to it (deep pages of the page-number dialects).
 
@@ -22,7 +22,7 @@ from fiscus.adapters.db.tables import Id, metadata
 
 COMPACT_ABOVE = 64
 ID_BLOCK = 4096
-"""Ids per block (migration 0028's triggers compute `id / 4096`): a deep page skips at most this many
+"""Ids per block (migration 0025's triggers compute `id / 4096`): a deep page skips at most this many
 index entries, and a million-document list has a few hundred blocks to sum."""
 
 document_counts = Table(

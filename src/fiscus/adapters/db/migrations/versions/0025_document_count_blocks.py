@@ -11,8 +11,8 @@ The triggers are those of 0022 with the block added to the key. On PostgreSQL th
 up) now works per key (organisation, type, status, block): a large organisation has a row per block and
 key in the steady state, so a per-organisation threshold would fold on every statement.
 
-Revision ID: 0028
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-07 19:00:00
 """
 
@@ -25,8 +25,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0028"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
