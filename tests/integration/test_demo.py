@@ -129,7 +129,8 @@ def _assert_usage_billed(conn: Connection, organizations: list[Any]) -> None:
     ordinary run from events reported through the ingest service; nothing was late."""
     ids = {o.slug: o.id for o in organizations}
     u, e, m = tu.usage_lines.c, tu.usage_events.c, tu.billable_metrics.c
-    events = dict(conn.execute(select(e.organization_id, func.count()).group_by(e.organization_id)).all())
+    per_org = select(e.organization_id, func.count().label("n")).group_by(e.organization_id)
+    events: dict[int, int] = {r.organization_id: r.n for r in conn.execute(per_org)}
     assert set(events) == {ids["bg-vps-test"], ids["kz-marketplace-test"]}
     assert all(300 <= n <= 5_000 for n in events.values()), events
     billed = conn.execute(
