@@ -119,6 +119,12 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 1, 15, 9, 30, tzinfo=UTC))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (marked slow) first: `make test` hands tests out in collection order (`--dist
+    loadgroup`), so the run ends on short tests on both workers, not on one long test on one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     passed = terminalreporter.stats.get("passed", [])
     skipped = terminalreporter.stats.get("skipped", [])

@@ -260,6 +260,7 @@ def test_every_document_of_the_representative_issuers_passes_en16931(
     assert {k: [v.row for v in rows] for k, rows in report.items() if rows} == {}
 
 
+@pytest.mark.slow
 def test_every_demo_document_passes_en16931(
     tmp_path: Path, request: pytest.FixtureRequest, en16931: tuple[Schematron, Schematron]
 ) -> None:

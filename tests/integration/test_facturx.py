@@ -318,6 +318,7 @@ def test_business_rules_name_what_is_broken(db: Database, clock: FixedClock) -> 
     assert found == {"BR-CO-10", "BR-CO-13", "BR-S-08"}
 
 
+@pytest.mark.slow
 def test_every_demo_invoice_of_the_eu_issuer_obeys_en16931(demo_db: Database, tmp_path: Path) -> None:
     db = demo_db  # the seeded demo
     with db.read() as conn:
