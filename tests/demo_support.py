@@ -54,6 +54,7 @@ def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
             template = factory.mktemp("demo") / "demo.db"
             shutil.copyfile(request.getfixturevalue("sqlite_template"), template)
             _seed(f"sqlite:///{template}")
+            assert not template.with_name("demo.db-wal").exists()  # all of it in the one file we copy
             _Seeded.sqlite = template
         path = tmp_path / f"demo-{uuid.uuid4().hex[:8]}.db"
         shutil.copyfile(_Seeded.sqlite, path)
