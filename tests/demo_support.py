@@ -80,7 +80,7 @@ def stratified_sample(db: Database, *, drafts: bool = True) -> list[tuple[int, i
     x type x status x the set of features the document carries (discount, bought or granted credit,
     usage, credit top-up, each tax treatment and line kind, tax-inclusive prices, a conversion from a
     proforma, a corrected document, partly paid, refunded). What a whole-demo check proves on one
-    database, this proves on the other for every kind of document, at a tenth of the cost."""
+    database, this proves on the other for every kind of document (~110 of the ~800)."""
     d, lines, allowances = t.documents.c, t.document_lines.c, td.document_allowances.c
     strata: dict[tuple[object, ...], list[int]] = {}
     with db.read() as conn:
