@@ -15,6 +15,7 @@ from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, Trigger
+from fiscus.services.collection_pause import paused_document
 from fiscus.services.payments.charging import ChargeNotDue, charge_document
 from fiscus.services.payments.janitor import SETTLE_GRACE
 
@@ -56,7 +57,11 @@ def run_collection(
     with db.read() as conn:
         due = conn.execute(
             select(d.id, d.organization_id)
-            .where(d.next_payment_attempt_at.is_not(None), d.next_payment_attempt_at <= now)
+            .where(
+                d.next_payment_attempt_at.is_not(None),
+                d.next_payment_attempt_at <= now,
+                ~paused_document(now),  # a subscription's paused collection (services/collection_pause.py)
+            )
             .order_by(d.next_payment_attempt_at, d.id)
             .limit(limit)
         ).all()
