@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import Connection, func, select, text
 
 from fiscus.adapters.db import tables as t
@@ -172,6 +173,7 @@ def _counts(db: Database) -> dict[str, int]:
         }
 
 
+@pytest.mark.slow
 def test_demo_history_pays_through_the_gateway(db: Database, tmp_path: Path) -> None:
     """Successes, declines with their codes, a retry that later succeeded, an unknown outcome settled by
     the janitor, a partial capture of a proforma's authorisation, partial and full refunds with credit
