@@ -99,7 +99,7 @@ def load(db: Database, documents: int) -> dict[str, int]:
             ],
         )
         # The subscriptions and audit rows above bypassed the services, which keep the MRR history:
-        # rebuild it as migration 0027's backfill does. Documents, attempts and captures below are
+        # rebuild it as migration 0024's backfill does. Documents, attempts and captures below are
         # inserted as rows; their triggers keep the other rollups.
         rebuild(conn, org)
     counts = {"subscriptions": len(subs), "documents": 0, "attempts": 0, "captures": 0, "refunds": 0}

@@ -1,4 +1,4 @@
-"""The console's maintained aggregates (migration 0027) equal a recomputation from their sources after
+"""The console's maintained aggregates (migration 0024) equal a recomputation from their sources after
 every kind of write, on SQLite and PostgreSQL: `document_sums` (billing runs, state changes, amounts
 paid, a moved and a deleted document, enough statements on PostgreSQL to fold the deltas),
 `charge_recoveries` and `payment_hours` (card attempts failing then paid, a proforma paid through the

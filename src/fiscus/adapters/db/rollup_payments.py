@@ -4,7 +4,7 @@ their creation, the succeeded ones among them, and the money captured by the ins
 
 An hour, not a day: the dashboard's buckets start at local midnights, which are whole UTC hours in
 every zone with a whole-hour offset, so its sums are exact sums of these rows (in a zone with a
-half-hour offset the dashboard reads the attempts and captures themselves). Migration 0027."""
+half-hour offset the dashboard reads the attempts and captures themselves). Migration 0024."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The SQL of the triggers that keep `document_sums` and `charge_recoveries`
 (`adapters/db/tables_rollups.py`), their backfill, and the statements `fiscus reconcile` runs to check
-them. Used by migration 0027 (which must not change once released: a later change of these rules is a
+them. Used by migration 0024 (which must not change once released: a later change of these rules is a
 new migration with its own copy).
 
 NULL dates are keyed as `NO_DATE` (0001-01-01) so that a key is a plain equality on both databases

@@ -1,4 +1,4 @@
-"""The maintained MRR history the dashboard reads (migration 0027): rebuilding MRR from every
+"""The maintained MRR history the dashboard reads (migration 0024): rebuilding MRR from every
 subscription and the audit trail on each request cost O(subscriptions) of Python per page.
 
 `mrr_events` holds, per customer, every movement of its MRR (`new`, `expansion`, `contraction`,

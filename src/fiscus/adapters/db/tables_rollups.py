@@ -1,4 +1,4 @@
-"""Aggregates kept by database triggers (migration 0027), so the console's dashboard and list totals
+"""Aggregates kept by database triggers (migration 0024), so the console's dashboard and list totals
 read a few rows per day instead of every document or attempt. Like `document_counts` (0022), they are
 written in the same transaction as every INSERT, UPDATE and DELETE of their source rows, so no writer
 can forget them.

@@ -7,7 +7,7 @@ here from the subscriptions and the audit trail by the same reconstruction (`ser
 kept by triggers on `documents`, `payment_attempts` and `payment_captures`
 (`fiscus.adapters.db.rollup_triggers`, `rollup_payments`), filled here by one statement each.
 
-Revision ID: 0027
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07 19:00:00
 """
@@ -20,7 +20,7 @@ from alembic import op
 import fiscus.adapters.db.types
 from fiscus.adapters.db import rollup_payments, rollup_triggers
 
-revision = "0027"
+revision = "0024"
 down_revision = "0023"
 branch_labels = None
 depends_on = None
