@@ -46,6 +46,8 @@ class DocumentAction(StrEnum):
     VOID = "void"
     MARK_UNCOLLECTIBLE = "mark_uncollectible"
     CONVERT = "convert"
+    DISCARD = "discard"
+    """A draft nobody will issue (its subscription was cancelled): void, never numbered."""
 
 
 _S = DocumentStatus
@@ -53,6 +55,7 @@ _A = DocumentAction
 TRANSITIONS: Final[dict[DocumentType, dict[tuple[DocumentStatus, DocumentAction], DocumentStatus]]] = {
     DocumentType.INVOICE: {
         (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.DRAFT, _A.DISCARD): _S.VOID,
         (_S.OPEN, _A.PAY): _S.PAID,
         (_S.OPEN, _A.VOID): _S.VOID,
         (_S.OPEN, _A.MARK_UNCOLLECTIBLE): _S.UNCOLLECTIBLE,
@@ -61,6 +64,7 @@ TRANSITIONS: Final[dict[DocumentType, dict[tuple[DocumentStatus, DocumentAction]
     },
     DocumentType.PROFORMA: {
         (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.DRAFT, _A.DISCARD): _S.VOID,
         (_S.OPEN, _A.CONVERT): _S.CONVERTED,
         (_S.OPEN, _A.VOID): _S.VOID,
     },

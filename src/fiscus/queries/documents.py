@@ -12,7 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, func, select
+from sqlalchemy import Connection, RowMapping, Select, func, or_, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_counts as tc
@@ -194,8 +194,8 @@ def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
         query = query.where(d.type == filters.type.value)
     if filters.types is not None:
         query = query.where(d.type.in_([x.value for x in filters.types]))
-    if filters.issued_only:
-        query = query.where(d.status != DocumentStatus.DRAFT.value)
+    if filters.issued_only:  # numbered: neither a draft nor one discarded unissued (void, unnumbered)
+        query = query.where(d.status != "draft", or_(d.status != "void", d.sequence.is_not(None)))
     if filters.customer_id is not None:
         query = query.where(d.customer_id == filters.customer_id)
     if filters.subscription_id is not None:
@@ -249,7 +249,13 @@ def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | N
             query = query.where(c.type.in_([x.value for x in f.types]))
         if f.issued_only:
             query = query.where(c.status != DocumentStatus.DRAFT.value)
-        return int(conn.execute(query).scalar_one())
+        counted = int(conn.execute(query).scalar_one())
+        if f.issued_only and f.status in (None, DocumentStatus.VOID):  # counted void: discarded drafts
+            void = _filtered_ids(scope, replace(f, status=DocumentStatus.VOID, issued_only=False))
+            counted -= conn.execute(
+                select(func.count()).select_from(void.where(t.documents.c.sequence.is_(None)).subquery())
+            ).scalar_one()
+        return counted
     inner = _filtered_ids(scope, f).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 

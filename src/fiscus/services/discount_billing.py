@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, select, update
 
 from fiscus.adapters.db import tables_discounts as td
-from fiscus.adapters.db.documents import NewDocument
+from fiscus.adapters.db.documents import NewDocument, append_audit, audit_row
 from fiscus.domain.discounts import SettledDiscount, Stacking
 from fiscus.domain.documents import compute_document
 from fiscus.services.discounts import (
@@ -133,3 +133,33 @@ def stored_discounts(conn: Connection, document_id: int, line_count: int) -> lis
         SettledDiscount(reason, sum(parts), parts, discount_id, coupon_id, grant_id)
         for (discount_id, coupon_id, grant_id, reason), parts in grouped.items()
     ]
+
+
+def return_discount_periods(conn: Connection, doc: dict[str, Any], actor: str, now: datetime) -> list[int]:
+    """A discarded draft gives back the period it counted on each discount it carried (`mark_applied`):
+    a once or repeating discount it had ended is in force again, unless it was removed since. Returns
+    the discounts concerned; each gets an audit row."""
+    da, dc = td.document_allowances.c, td.discounts.c
+    ids = sorted(
+        set(
+            conn.execute(
+                select(da.discount_id).where(da.document_id == doc["id"], da.discount_id.is_not(None))
+            ).scalars()
+        )
+    )
+    for r in conn.execute(select(td.discounts).where(dc.id.in_(ids)).with_for_update()).mappings().all():
+        values: dict[str, Any] = {"periods_applied": max(r["periods_applied"] - 1, 0)}
+        if r["status"] == "ended":
+            values.update(status="active", ended_at=None)
+        conn.execute(update(td.discounts).where(dc.id == r["id"]).values(**values))
+        before = {"periods_applied": r["periods_applied"], "status": r["status"]}
+        after = {**before, **values, "document_id": doc["id"]}
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    r["organization_id"], "discount", r["id"], "period_returned", actor, now, before, after
+                )
+            ],
+        )
+    return ids

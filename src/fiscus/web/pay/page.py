@@ -163,7 +163,7 @@ def _open_link(c: Container, link: str) -> Linked | None:
             doc = get_document(conn, Scope(org_id), doc_id)
         except NotFoundError:
             return None
-    if not has_hosted_page(doc.type, doc.status):
+    if not has_hosted_page(doc.type, doc.status) or doc.number is None:  # a discarded draft has none
         return None
     return Linked(doc, secret)
 

@@ -98,7 +98,7 @@ def _document(page: Page, raw_id: str) -> DocumentView | None:
             doc = get_document(conn, _scope(page), document_id)
     except NotFoundError:
         return None
-    return None if doc.status is DocumentStatus.DRAFT else doc
+    return None if doc.status is DocumentStatus.DRAFT or doc.number is None else doc
 
 
 @router.get("/portal/{slug}/documents/{document_id}")
