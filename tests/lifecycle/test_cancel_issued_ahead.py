@@ -166,7 +166,8 @@ def test_cancelling_discards_a_draft_issued_ahead_and_returns_what_it_took(
         ).scalar_one()
     assert "discard" in audit
     taken = -sum(a for k, a in ledger if k == "consumed")
-    assert taken > 0 and sorted(k for k, _a in ledger) == ["consumed", "restored"]
+    assert taken > 0
+    assert sorted(k for k, _a in ledger) == ["consumed", "restored"]
     assert sum(a for _k, a in ledger) == 0  # what the draft took came back
     assert remaining == 2000 - sum(  # only the current period's draft still holds its part
         -a for k, a in _ledger_of(db, current["id"]) if k == "consumed"

@@ -56,7 +56,8 @@ def _numbering(check: str) -> None:
         spec = importlib.util.spec_from_file_location(
             "fiscus_migration_0022", Path(__file__).with_name("0022_document_counts.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         counts = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(counts)
         for name in ("document_counts_insert", "document_counts_delete", "document_counts_update"):
