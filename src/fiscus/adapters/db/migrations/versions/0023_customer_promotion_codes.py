@@ -29,9 +29,7 @@ _NEW = "(status = 'draft') = (sequence IS NULL) OR (status = 'void' AND sequence
 def upgrade() -> None:
     op.add_column(
         "organizations",
-        sa.Column(
-            "customer_promotion_codes", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("customer_promotion_codes", sa.Boolean(), server_default=sa.text("false"), nullable=False),
     )
     _numbering(_NEW)
 
