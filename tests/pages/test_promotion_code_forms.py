@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from html import unescape
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from tests.pages.support import billed_document, follow, link_of
 def _error(html: str) -> str:
     found = re.search(r'data-testid="promo-error">([^<]*)<', html)
     assert found, html
-    return found.group(1)
+    return unescape(found.group(1))
 
 
 def _csrf(html: str) -> str:
