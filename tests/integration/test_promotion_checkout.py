@@ -130,3 +130,33 @@ def test_an_issued_invoice_refuses_a_code_and_the_portal_reaches_the_next_invoic
     _first, second = _docs(db, cid)
     assert (second["subtotal_minor"], second["total_minor"]) == (1350, 1620)  # 15.00 − 10 % + 20 % VAT
     _clean(db)
+
+
+def test_dates_expire_without_a_document_billed(db: Database) -> None:
+    """A coupon's redeem-by date and a grant's expiry take effect when they pass, with their events,
+    even for a customer nothing is billed to: the billing run (and so the worker) sweeps them first."""
+    clock = FixedClock(START)
+    tenant = make_tenant(db, clock, "bg")
+    org = tenant.org_id
+    cid = make_customer(db, clock, tenant, 1)  # no subscription: nothing is ever billed to them
+    soon = START + timedelta(days=3)
+    coupon = create_coupon(
+        db, clock, org, CouponSpec("Early", "once", percent_off=Decimal(5), redeem_by=soon)
+    )
+    grant_credits(db, clock, org, cid, currency_code="EUR", amount=Decimal("7.00"), expires_at=soon)
+    run_billing(db, clock)  # before the dates: nothing expires
+    clock.set(soon + timedelta(minutes=1))
+    with pytest.raises(DiscountRefusedError) as refused:  # redeem-by closes new redemptions at once
+        redeem(db, clock, org, customer_id=cid, coupon_id=coupon)
+    assert refused.value.reason is Refusal.COUPON_EXPIRED
+    run_billing(db, clock)
+    run_billing(db, clock)  # once only
+    with db.read() as conn:
+        events = [r.type for r in conn.execute(select(t.outbox_events.c.type))]
+        balance = conn.execute(select(td.wallets.c.balance_minor)).scalar_one()
+        kinds = [
+            r.kind for r in conn.execute(select(td.wallet_ledger.c.kind).order_by(td.wallet_ledger.c.id))
+        ]
+    assert (events.count("coupon.expired"), events.count("credits.expired")) == (1, 1)
+    assert (balance, kinds) == (0, ["granted", "expired"])
+    _clean(db)
