@@ -19,7 +19,6 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
-from fiscus.services.org_settings import update_settings
 from fiscus.web.promo_labels import promo_labels
 from tests.api_support import api_client, auth
 from tests.pages.support import billed_document
@@ -63,7 +62,23 @@ def test_portal_redeems_a_code_onto_the_customers_subscription(db: Database, clo
         _sign_in(client, key, alice, "en")
         assert 'data-testid="promo-link"' not in client.get("/portal/shop/subscriptions").text
         assert client.get(form_url).status_code == 403
-        update_settings(db, clock, org, {"customer_promotion_codes": True})
+        # The organisation allows it through its settings API, strictly typed and audited.
+        assert (
+            client.get("/api/v1/organization", headers=auth(key)).json()["customer_promotion_codes"] is False
+        )
+        bad = client.post("/api/v1/organization", json={"customer_promotion_codes": "yes"}, headers=auth(key))
+        assert bad.status_code == 422
+        on = client.post("/api/v1/organization", json={"customer_promotion_codes": True}, headers=auth(key))
+        assert (on.status_code, on.json()["customer_promotion_codes"]) == (200, True)
+        with db.read() as conn:
+            audit = (
+                conn.execute(
+                    select(t.audit_events.c.after).where(t.audit_events.c.entity_type == "organization")
+                )
+                .scalars()
+                .all()
+            )
+        assert {"customer_promotion_codes": True} in audit
         assert 'data-testid="promo-link"' in client.get("/portal/shop/subscriptions").text
         assert client.get(form_url).status_code == 200
         csrf = client.cookies.get("fiscus_csrf")
