@@ -2,8 +2,9 @@
 
 Rendering happens outside any transaction (it takes milliseconds, a lock held that long would
 serialise issuing); the `document_files` row is then inserted in its own short transaction, with its
-audit row and outbox event. UNIQUE(document_id, kind) settles a race between two renderers: the
-loser's insert fails and its file, written to the same path, has the same bytes anyway.
+audit row and outbox event. UNIQUE(document_id, kind) settles a race between two renderers: each
+writes its bytes under a name of their own (`{id}-{sha256 prefix}.pdf`), so a loser never overwrites
+the winner's file; the loser deletes its own file and answers with the recorded one.
 """
 
 from __future__ import annotations
@@ -161,9 +162,9 @@ def _store(
     if pdf_a and doc.type is not DocumentType.PROFORMA:
         xml = build_cii_xml(doc, corrected_number=vm.get("corrected_number"))
         data = embed_facturx(data, xml, at=doc.issued_at)
-    path = store_dir / str(doc.organization_id) / f"{doc.id}.pdf"
-    _write_atomically(path, data)
     digest = hashlib.sha256(data).hexdigest()
+    path = store_dir / str(doc.organization_id) / f"{doc.id}-{digest[:16]}.pdf"
+    _write_atomically(path, data)
     now = clock.now()
     row = {
         "organization_id": doc.organization_id,
@@ -193,8 +194,27 @@ def _store(
                 [outbox_row(doc.organization_id, "document.pdf_rendered", "document", doc.id, now, payload)],
             )
     except IntegrityError:
-        pass  # another renderer recorded it first; the bytes on disk are the same
+        return _recorded_instead(db, doc, path, data)
     return RenderedFile(path, digest, len(data))
+
+
+def _recorded_instead(db: Database, doc: DocumentView, ours: Path, data: bytes) -> RenderedFile:
+    """Another renderer recorded this document's PDF first: its file is the document's; ours goes. If
+    the recorded file is gone from disk (a lost volume), our bytes take its place: the template and data
+    are the same, and the recorded SHA-256 says whether the bytes are too."""
+    f = t.document_files.c
+    with db.read() as conn:
+        winner = conn.execute(
+            select(f.path, f.sha256, f.size).where(f.document_id == doc.id, f.kind == PDF)
+        ).one()
+    recorded = Path(winner.path)
+    if recorded != ours:
+        if recorded.is_file():
+            ours.unlink(missing_ok=True)
+        else:
+            recorded.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(ours, recorded)
+    return RenderedFile(recorded, str(winner.sha256), int(winner.size))
 
 
 def render_pending_documents(
