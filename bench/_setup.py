@@ -28,6 +28,7 @@ from fiscus.domain.subscriptions import SubscriptionStatus
 from fiscus.domain.tax import normalize_vat_id
 from fiscus.services.catalog import ProductSpec, create_price, create_product, create_variant
 from fiscus.services.customers import CustomerSpec, create_customer
+from fiscus.services.mrr_history import rebuild
 from fiscus.services.organizations import OrganizationSpec, create_organization, standard_rates
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 
@@ -230,6 +231,8 @@ def populate(db: Database, n: int, *, chunk: int = CHUNK) -> Catalog:
                     for p, q in items_of(i, cat)
                 ],
             )
+    with db.write() as conn:  # what create_subscription keeps in its transaction, for the bulk rows
+        rebuild(conn, cat.org_id)
     return cat
 
 

@@ -156,6 +156,25 @@ class PostgresTarget(Target):
     def close(self) -> None:
         self.cluster.stop()
 
+    def server_cpu(self) -> float | None:
+        """CPU seconds of the cluster so far: the postmaster and its children (backends, WAL writer,
+        checkpointer), from /proc. A backend that exited takes its CPU with it, so read this around
+        a run whose connections stay open."""
+        base = _cluster_dir(self.cluster)
+        pid_file = next(base.rglob("postmaster.pid"), None) if base else None
+        if pid_file is None:
+            return None
+        postmaster = int(pid_file.read_text().split()[0])
+        tick, total = os.sysconf("SC_CLK_TCK"), 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
 
 @contextlib.contextmanager
 def _pg(url: str) -> Iterator[sqlalchemy.Connection]:
@@ -233,22 +252,31 @@ class Timing:
     """CPU seconds of this process (the Python side; PostgreSQL's backend is another process)."""
     load: tuple[float, float, float]
     """Load averages at the end: other work on the machine slows the figures."""
+    server: float | None = None
+    """CPU seconds of the PostgreSQL cluster during the run (None on SQLite: it is in this process)."""
 
     def describe(self) -> str:
         cpus = os.cpu_count() or 1
         busy = "  MACHINE BUSY: figures unreliable" if self.load[0] > cpus else ""
         return (
             f"wall {self.wall:.2f}s incl. run bookkeeping, this process's CPU {self.cpu:.2f}s, "
-            f"load average {self.load[0]:.1f}/{self.load[1]:.1f} on {cpus} CPUs{busy}"
+            + (f"PostgreSQL's CPU {self.server:.2f}s, " if self.server is not None else "")
+            + f"load average {self.load[0]:.1f}/{self.load[1]:.1f} on {cpus} CPUs{busy}"
         )
 
 
-def timed_run(db: Database, batch_size: int) -> tuple[BillingRunSummary, Timing]:
+def timed_run(
+    db: Database, batch_size: int, target: Target | None = None
+) -> tuple[BillingRunSummary, Timing]:
+    server_cpu = getattr(target, "server_cpu", lambda: None)
+    server0 = server_cpu()
     started, cpu = time.perf_counter(), time.process_time()
     summary = run_billing(db, FixedClock(AT), at=AT, batch_size=batch_size)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    server1 = server_cpu()
+    server = server1 - server0 if server0 is not None and server1 is not None else None
     load = os.getloadavg()
-    return summary, Timing(wall, cpu, (load[0], load[1], load[2]))
+    return summary, Timing(wall, cpu, (load[0], load[1], load[2]), server)
 
 
 def verify(db: Database, n: int) -> dict[str, tuple[int, int]]:
@@ -308,7 +336,7 @@ def measure(target: Target, n: int, args: argparse.Namespace) -> Result:
     db, _cat, migrate, setup = prepare(target, f"run_{n}", n)
     try:
         say(f"[{target.name} N={n:,}] migrations {migrate:.2f}s, data set-up {setup:.2f}s (not timed below)")
-        summary, timing = timed_run(db, args.batch_size)
+        summary, timing = timed_run(db, args.batch_size, target)
         result = Result(target.name, n, args.batch_size, migrate, setup, summary, timing)
         say(
             f"[{target.name} N={n:,}] run_billing(batch_size={args.batch_size}): "
@@ -316,6 +344,10 @@ def measure(target: Target, n: int, args: argparse.Namespace) -> Result:
             f"(totals {summary.totals})"
         )
         say(f"    {timing.describe()}")
+        if summary.documents:
+            per = 1e6 / summary.documents
+            server = f", PostgreSQL {timing.server * per:,.0f} us" if timing.server is not None else ""
+            say(f"    CPU per invoice: client {timing.cpu * per:,.0f} us{server}")
         result.checks = verify(db, n)
         for name, (got, want) in result.checks.items():
             mark = "ok" if got == want else "MISMATCH"

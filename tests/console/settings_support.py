@@ -126,6 +126,8 @@ def foreign_paths(org_id: int, ids: SettingsIds | None) -> list[tuple[str, str]]
         ("POST", f"{base}/catalog/prices/{ids.price_id}/archive"),
         ("POST", f"{base}/catalog/products/{ids.product_id}/variants"),
         ("POST", f"{base}/catalog/variants/{ids.variant_id}/prices"),
+        ("POST", f"{base}/catalog/products/{ids.product_id}"),
+        ("POST", f"{base}/settings/webhooks/{ids.endpoint_id}"),
         ("GET", f"{base}/settings/webhooks/{ids.endpoint_id}"),
         ("POST", f"{base}/settings/webhooks/{ids.endpoint_id}/disable"),
         ("POST", f"{base}/settings/webhook-deliveries/{ids.delivery_id}/redeliver"),

@@ -203,6 +203,18 @@ def test_operator_runs_billing_in_the_browser(
             assert before != after
             assert [i["price_id"] for i in after["items"]] == [tenant.monthly_big]
 
+            # Pause its collection until a day (the confirm step passes axe), seen through the API;
+            # a list sorted by a column says so to assistive technology.
+            page.get_by_role("link", name="Pause collection").click()
+            page.get_by_label("Resumes on", exact=False).fill("2027-01-04")
+            assert_accessible(page)
+            page.get_by_role("button", name="Confirm: Pause collection").click()
+            page.wait_for_url(f"**/subscriptions/{sub}?done=pause")
+            assert api.get(f"/api/v1/subscriptions/{sub}").json()["pause_collection"]["resumes_at"]
+            page.goto(f"{base}/console/{tenant.org_id}/webhook-deliveries?sort=-attempts")
+            assert page.locator('th[aria-sort="descending"]').count() == 1
+            assert_accessible(page)
+
             # Email settings (an admin's form) and a preview with real data pass axe too.
             page.goto(f"{base}/console/{tenant.org_id}/email-settings")
             assert_accessible(page)

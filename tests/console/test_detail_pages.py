@@ -236,3 +236,56 @@ def test_customer_page_credit_timeline_and_vat_check(
             ).scalars()
         ]
     assert answers == [None, True]
+
+
+def test_pause_and_resume_collection_from_the_subscription_page(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """Finance pauses (a day in the past refused by its field), the page says so, then resumes; support
+    may not (403 from the service's permission); audited with the operator, the events written."""
+    db, clock, world = setup
+    base = f"/console/{world.tenant.org_id}/subscriptions/{world.subscription_id}"
+    login(client, world.emails["support"])
+    assert client.get(f"{base}/pause").status_code == 403
+    client.cookies.clear()
+    login(client, world.emails["finance"])
+    form = client.get(f"{base}/pause")
+    assert form.status_code == 200
+    token = csrf_token(form.text)
+    assert client.post(f"{base}/pause", data={"resumes_on": "2026-01-01"}).status_code == 403  # no CSRF
+    past = client.post(f"{base}/pause", data={"csrf_token": token, "resumes_on": "2000-01-01"})
+    assert past.status_code == 409
+    assert 'aria-invalid="true"' in past.text
+    later = (clock.now().date().replace(year=clock.now().year + 1)).isoformat()
+    done = client.post(f"{base}/pause", data={"csrf_token": token, "resumes_on": later})
+    assert done.status_code == 200  # followed to the subscription page
+    assert f'href="{base}/resume-collection"' in done.text
+    assert later in done.text
+    resumed = client.post(f"{base}/resume-collection", data={"csrf_token": token}, follow_redirects=False)
+    assert resumed.status_code == 303
+    again = client.post(f"{base}/resume-collection", data={"csrf_token": token})
+    assert again.status_code == 409
+    a, o = t.audit_events.c, t.outbox_events.c
+    with db.read() as conn:
+        actors = (
+            conn.execute(
+                select(a.actor).where(
+                    a.entity_id == world.subscription_id,
+                    a.action.in_(("collection_paused", "collection_resumed")),
+                )
+            )
+            .scalars()
+            .all()
+        )
+        events = (
+            conn.execute(
+                select(o.type).where(
+                    o.entity_id == world.subscription_id, o.type.like("subscription.collection%")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(actors) == 2
+    assert all(x.startswith("operator:") for x in actors)
+    assert sorted(events) == ["subscription.collection_paused", "subscription.collection_resumed"]

@@ -19,6 +19,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.errors import FieldConflictError
 from fiscus.services import access, org_settings
+from fiscus.web.console.labels_extra import EXTRA
 from fiscus.web.console.settings_labels import OWN as SETTINGS_LABELS
 from tests.api_support import make_app
 from tests.conftest import BACKENDS, new_database_url
@@ -473,6 +474,8 @@ def test_every_new_post_without_a_csrf_token_is_refused(
         f"/catalog/products/{ids.product_id}/variants",
         f"/catalog/variants/{ids.variant_id}/prices",
         f"/catalog/prices/{ids.price_id}/archive",
+        f"/catalog/products/{ids.product_id}",
+        f"/settings/webhooks/{ids.endpoint_id}",
         "/settings/organization",
         "/settings/logo",
         "/settings/logo/remove",
@@ -498,3 +501,86 @@ def test_every_new_label_is_in_each_language() -> None:
     assert set(SETTINGS_LABELS) == {"en", "bg", "ru", "kk"}
     for language, texts in SETTINGS_LABELS.items():
         assert set(texts) == set(SETTINGS_LABELS["en"]), language
+    assert set(EXTRA) == {"en", "bg", "ru", "kk"}
+    for language, texts in EXTRA.items():
+        assert set(texts) == set(EXTRA["en"]), language
+        assert all(x.strip() for x in texts.values()), language
+
+
+def test_product_and_webhook_endpoint_edits_with_the_api_s_checks(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """Finance renames a product and describes it (a blank name refused by its field, support refused),
+    visible through the API's own update and read; an admin changes an endpoint's URL and events with
+    the API's checks (a private address, a bad event pattern: by the field, what was typed kept)."""
+    db, clock, world = setup
+    ids = world.settings
+    assert ids is not None
+    org, base = world.tenant.org_id, f"/console/{world.tenant.org_id}"
+    login(client, world.emails["support"])
+    token = csrf_token(client.get(f"{base}/catalog/products/{ids.product_id}").text)
+    edit = {"csrf_token": token, "name": "Renamed", "detail": "Fast <b>VPS</b>"}
+    assert client.post(f"{base}/catalog/products/{ids.product_id}", data=edit).status_code == 403
+    client.cookies.clear()
+    login(client, world.emails["finance"])
+    token = csrf_token(client.get(f"{base}/catalog/products/{ids.product_id}").text)
+    blank = client.post(
+        f"{base}/catalog/products/{ids.product_id}", data={**edit, "csrf_token": token, "name": " "}
+    )
+    assert blank.status_code == 422
+    assert 'id="prod-name-error"' in blank.text
+    saved = client.post(f"{base}/catalog/products/{ids.product_id}", data={**edit, "csrf_token": token})
+    assert saved.status_code == 200
+    assert "Fast &lt;b&gt;VPS&lt;/b&gt;" in saved.text
+    assert (
+        _audit_actor(db, org, "product", "updated") == f"operator:{_operator_id(db, world.emails['finance'])}"
+    )
+    key = access.create_api_key(db, clock, org).secret
+    api = {"Authorization": f"Bearer {key}"}
+    assert client.get(f"/api/v1/products/{ids.product_id}", headers=api).json()["name"] == "Renamed"
+    by_api = client.post(f"/api/v1/products/{ids.product_id}", json={"detail": ""}, headers=api)
+    assert by_api.status_code == 200
+    assert by_api.json()["detail"] == ""
+    assert by_api.json()["name"] == "Renamed"
+    assert (
+        client.post(f"/api/v1/products/{ids.product_id}", json={"name": ""}, headers=api).status_code == 422
+    )
+    assert (
+        client.post(f"/api/v1/products/{ids.other_product_id}", json={"name": "x"}, headers=api).status_code
+        == 404
+    )
+
+    client.cookies.clear()
+    login(client, world.emails["admin"])
+    page = client.get(f"{base}/settings/webhooks/{ids.endpoint_id}")
+    token = csrf_token(page.text)
+    hook = f"{base}/settings/webhooks/{ids.endpoint_id}"
+    private = client.post(hook, data={"csrf_token": token, "url": "http://127.0.0.1/x", "event_types": "*"})
+    assert private.status_code == 422
+    assert 'id="e-url-error"' in private.text
+    assert 'value="http://127.0.0.1/x"' in private.text
+    bad = client.post(
+        hook, data={"csrf_token": token, "url": "https://erp.example/h", "event_types": "invoice.*, Nope!"}
+    )
+    assert bad.status_code == 422
+    assert 'id="e-event_types-error"' in bad.text
+    done = client.post(
+        hook,
+        data={
+            "csrf_token": token,
+            "url": "https://erp.example/h",
+            "event_types": "invoice.*",
+            "description": "ERP",
+        },
+    )
+    assert done.status_code == 200
+    shown = client.get(f"/api/v1/webhook_endpoints/{ids.endpoint_id}", headers=api).json()
+    assert (shown["url"], shown["event_types"], shown["description"]) == (
+        "https://erp.example/h",
+        ["invoice.*"],
+        "ERP",
+    )
+    assert (
+        _audit_actor(db, org, "webhook_endpoint", "updated")
+        == f"operator:{_operator_id(db, world.emails['admin'])}"
+    )

@@ -1,13 +1,18 @@
-"""Page-number dialects read deep pages by an id-only seek, and older-half pages from the oldest end:
-every page must hold exactly the rows plain OFFSET gives, newest first."""
+"""Page-number dialects read deep pages through the counts per id block, or by an id-only seek, and
+older-half pages from the oldest end: every page must hold exactly the rows plain OFFSET gives, newest
+first."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import insert, select
 
+from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.tables_counts import ID_BLOCK
+from fiscus.api.dialects.common import billed_documents
 from fiscus.domain.clock import FixedClock
 from fiscus.queries import documents as q
 from fiscus.queries.documents import DocumentFilters, count_documents, offset_document_stamps
@@ -43,3 +48,39 @@ def test_every_page_matches_plain_offset(
                 )
                 assert plain == expected, (offset, limit)
                 assert counted == expected, (offset, limit)
+
+
+def test_deep_pages_across_id_blocks(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents spread over several id blocks (some drafts, which the issued-only list skips): a page
+    located through the per-block counts holds the rows plain OFFSET gives, for every offset."""
+    tenant = make_tenant(db, clock, "bg")
+    customer = make_customer(db, clock, tenant, 0)
+    create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)])
+    clock.advance(timedelta(days=100))
+    run_billing(db, clock)
+    d = t.documents.c
+    with db.write() as conn:
+        row = conn.execute(select(t.documents).where(d.organization_id == tenant.org_id)).mappings().first()
+        assert row is not None
+        template = {k: v for k, v in row.items() if k not in ("id", "converted_from_id")}
+        for n, block in enumerate((1, 1, 2, 5, 5, 5, 9)):
+            values = {**template, "id": block * ID_BLOCK + 7 * n, "status": "void"}
+            values.update(sequence=100_000 + n, number=f"T{100_000 + n}")
+            if n % 3 == 0:
+                values.update(status="draft", sequence=None, number=None)
+            conn.execute(insert(t.documents).values(**values))
+    monkeypatch.setattr(q, "SEEK_OFFSET", 1)
+    scope = Scope(tenant.org_id)
+    for filters in (DocumentFilters(), billed_documents(issued_only=True)):
+        with db.read() as conn:
+            total = count_documents(conn, scope, filters)
+            everything = offset_document_stamps(conn, scope, filters, offset=0, limit=total)
+            assert len(everything) == total > 7
+            for limit in (1, 3):
+                for offset in range(0, total + 1):
+                    counted = offset_document_stamps(
+                        conn, scope, filters, offset=offset, limit=limit, total=total
+                    )
+                    assert counted == everything[offset : offset + limit], (offset, limit)

@@ -33,6 +33,7 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
     "POST /api/v1/products": ("Create a product", "A catalog product; `code` is unique. " + ORG),
     "GET /api/v1/products": ("List products", LIST + " " + ORG),
     "GET /api/v1/products/{product_id}": ("Get a product", ORG),
+    "POST /api/v1/products/{product_id}": ("Update a product", ""),
     "POST /api/v1/products/{product_id}/variants": (
         "Create a variant",
         "A variant (plan) of the product; `code` is unique within the product. " + ORG,
@@ -59,6 +60,14 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
         "Cancel a subscription",
         "Now (the unused time is credited on the next document) or at the end of the current period "
         "(`at_period_end`). " + ORG,
+    ),
+    "POST /api/v1/subscriptions/{subscription_id}/pause_collection": (
+        "Pause a subscription's collection",
+        "",
+    ),
+    "POST /api/v1/subscriptions/{subscription_id}/resume_collection": (
+        "Resume a subscription's collection",
+        "",
     ),
     "POST /api/v1/subscriptions/{subscription_id}/preview_change": ("Preview a subscription change", ""),
     "GET /api/v1/subscriptions/{subscription_id}/upcoming_document": ("Preview the next document", ""),

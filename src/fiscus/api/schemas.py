@@ -158,6 +158,13 @@ class ProductIn(In):
     visible: bool = True
 
 
+class ProductPatch(In):
+    """The fields to change; omitted ones stay."""
+
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    detail: str | None = Field(None, max_length=20000)
+
+
 class ProductOut(Out):
     id: int
     object: Literal["product"] = "product"
@@ -296,6 +303,18 @@ class ChangeIn(In):
     items: list[ItemIn] = Field(min_length=1, max_length=50)
 
 
+class PauseCollectionIn(In):
+    """Pause the automatic charges: invoices are still issued and numbered; the worker makes no charge
+    or retry until `resumes_at` (omitted: until resumed). A `resumes_at` not in the future: 409."""
+
+    resumes_at: Instant | None = Field(None, description="omitted: until resumed by hand")
+
+
+class PauseCollectionOut(Out):
+    paused_at: datetime
+    resumes_at: datetime | None
+
+
 class SubscriptionOut(Out):
     id: int
     object: Literal["subscription"] = "subscription"
@@ -317,6 +336,9 @@ class SubscriptionOut(Out):
     items: list[ItemOut]
     created_at: datetime
     updated_at: datetime
+    pause_collection: PauseCollectionOut | None = Field(
+        None, description="set while automatic collection is paused (invoices are still issued)"
+    )
     customer: CustomerOut | None = None
 
 

@@ -158,6 +158,8 @@ def allocate(total_minor: int, weights: Sequence[int | Decimal | Fraction]) -> l
         if total_minor != 0:
             raise ValueError("cannot allocate a non-zero amount over no parts")
         return []
+    if all(type(w) is int for w in weights) and sum(weights) != 0:
+        return _allocate_ints(total_minor, weights)  # type: ignore[arg-type]
     exact = [Fraction(w) for w in weights]
     weight_sum = sum(exact, Fraction(0))
     if weight_sum == 0:
@@ -172,5 +174,23 @@ def allocate(total_minor: int, weights: Sequence[int | Decimal | Fraction]) -> l
     leftover = total_minor - sum(parts)
     order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
     for i in order[:leftover]:
+        parts[i] += 1
+    return parts
+
+
+def _allocate_ints(total_minor: int, weights: Sequence[int]) -> list[int]:
+    """`allocate` for integer weights (minor units: the billing run's case) in integer arithmetic: the
+    same parts, without a Fraction per weight. A share's floor is `total·w // W`; its remainder, in
+    units of 1/|W|, orders the leftover units exactly as the fractional parts do."""
+    weight_sum = sum(weights)
+    sign = 1 if weight_sum > 0 else -1
+    parts: list[int] = []
+    keys: list[tuple[int, int]] = []
+    for i, w in enumerate(weights):
+        part, rest = divmod(total_minor * w, weight_sum)
+        parts.append(part)
+        keys.append((-rest * sign, i))
+    leftover = total_minor - sum(parts)
+    for _key, i in sorted(keys)[:leftover]:
         parts[i] += 1
     return parts

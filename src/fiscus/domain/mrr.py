@@ -91,13 +91,29 @@ class MrrBucket:
     reactivation_minor: int
 
 
-def mrr_series(segments: Sequence[Segment], boundaries: Sequence[datetime]) -> tuple[int, list[MrrBucket]]:
-    """The opening MRR (at `boundaries[0]`) and one `MrrBucket` per [boundaries[i], boundaries[i+1]).
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One movement of one customer's MRR at one instant: `amount_minor` (positive) of `kind`."""
 
-    Each customer's MRR is a step function: every segment adds its amount at its start and takes it
-    away at its end. Steps at the same instant are netted first (a plan change ends one segment and
-    starts the next at once), then classified against the customer's whole history, so a customer who
-    had MRR before the range and comes back inside it is a reactivation, not new."""
+    customer_id: int
+    at: datetime
+    kind: Movement
+    amount_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        """What the change adds to MRR (negative for contraction and churn)."""
+        return (
+            -self.amount_minor if self.kind in (Movement.CONTRACTION, Movement.CHURN) else self.amount_minor
+        )
+
+
+def customer_changes(segments: Sequence[Segment]) -> list[Change]:
+    """Every movement of every customer's MRR over all time, classified against that customer's whole
+    history. Each customer's MRR is a step function: every segment adds its amount at its start and
+    takes it away at its end. Steps at the same instant are netted first (a plan change ends one
+    segment and starts the next at once), so a customer who had MRR before and comes back is a
+    reactivation, not new. What is stored in `mrr_events` and what `mrr_series` folds."""
     steps: dict[int, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
     for s in segments:
         if s.monthly_minor == 0 or (s.end is not None and s.end <= s.start):
@@ -105,30 +121,47 @@ def mrr_series(segments: Sequence[Segment], boundaries: Sequence[datetime]) -> t
         steps[s.customer_id][s.start] += s.monthly_minor
         if s.end is not None:
             steps[s.customer_id][s.end] -= s.monthly_minor
-    first, last = boundaries[0], boundaries[-1]
-    n = len(boundaries) - 1
-    sums = [[0] * 5 for _ in range(n)]
-    order = list(Movement)
-    opening = 0
-    for by_instant in steps.values():
+    out: list[Change] = []
+    for customer_id, by_instant in steps.items():
         level, had = 0, False
         for at in sorted(by_instant):
             after = level + by_instant[at]
-            if at < first:
-                opening += after - level
-            elif at < last:
-                kind = classify(level, after, had)
-                if kind is not None:
-                    i = _bucket_of(boundaries, at)
-                    sums[i][order.index(kind)] += abs(after - level)
+            kind = classify(level, after, had)
+            if kind is not None:
+                out.append(Change(customer_id, at, kind, abs(after - level)))
             had = had or after > 0
             level = after
+    return out
+
+
+def fold_changes(
+    changes: Sequence[tuple[int, Movement, int]], opening: int, n: int
+) -> tuple[int, list[MrrBucket]]:
+    """The buckets of (bucket index, kind, amount) sums: MRR at each bucket's end from the opening."""
+    sums = [[0] * 5 for _ in range(n)]
+    order = list(Movement)
+    for i, kind, amount in changes:
+        sums[i][order.index(kind)] += amount
     out: list[MrrBucket] = []
     running = opening
     for new, expansion, contraction, churn, reactivation in sums:
         running += new + expansion + reactivation - contraction - churn
         out.append(MrrBucket(running, new, expansion, contraction, churn, reactivation))
     return opening, out
+
+
+def mrr_series(segments: Sequence[Segment], boundaries: Sequence[datetime]) -> tuple[int, list[MrrBucket]]:
+    """The opening MRR (at `boundaries[0]`) and one `MrrBucket` per [boundaries[i], boundaries[i+1]),
+    from the customers' changes (`customer_changes`)."""
+    first, last = boundaries[0], boundaries[-1]
+    opening = 0
+    inside: list[tuple[int, Movement, int]] = []
+    for c in customer_changes(segments):
+        if c.at < first:
+            opening += c.net_minor
+        elif c.at < last:
+            inside.append((_bucket_of(boundaries, c.at), c.kind, c.amount_minor))
+    return fold_changes(inside, opening, len(boundaries) - 1)
 
 
 def _bucket_of(boundaries: Sequence[datetime], at: datetime) -> int:

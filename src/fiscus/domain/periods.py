@@ -27,6 +27,7 @@ out is timezone-aware, and every datetime returned is in UTC.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -151,8 +152,12 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, _days_in_month(year, month)))
 
 
+@functools.lru_cache(maxsize=8192)
 def boundary(anchor: datetime, interval: Interval, n: int, tz: ZoneInfo) -> datetime:
-    """The n-th boundary of the grid through `anchor` (n may be negative; boundary 0 is the anchor)."""
+    """The n-th boundary of the grid through `anchor` (n may be negative; boundary 0 is the anchor).
+
+    Memoised (a pure function of hashable values): a billing run asks for the same few boundaries of a
+    subscription several times (`index_of`, then `period_at_index`), seven calls per subscription."""
     anchor_utc = ensure_aware_utc(anchor, "anchor")
     if n == 0:
         return anchor_utc

@@ -1,27 +1,46 @@
 """The console's document list: filters, search, sort on a column with a keyset cursor (value, id), the
 totals of the filtered set per currency, and the same set in batches for a streamed CSV export.
 
-A page is one indexed query of `limit + 1` rows whatever its depth: the cursor is the last row's sort
-value and id, never an OFFSET. Sortable columns are the ones that are never NULL, so the keyset
-comparison is exact.
+A page is one query of `limit + 1` rows whatever its depth: the cursor is the last row's sort value and
+id, never an OFFSET (`console_sort.keyset_page`; NULL dates sort last ascending). Every column of the
+list sorts; all but the customer's name (a join) and the amount due (computed) read an
+`(organization_id, column, id)` index in order.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.rollup_triggers import NO_DATE
+from fiscus.adapters.db.tables_rollups import document_sums
 from fiscus.domain.errors import InvalidFieldError
+from fiscus.queries.console_sort import Sort, SortColumn, keyset_page
 
-SORTS: Final = ("id", "created_at", "total_minor", "status", "type", "currency")
+_d = t.documents.c
+_OWED = _d.total_minor - _d.amount_paid_minor + _d.amount_refunded_minor - _d.amount_credited_minor
+_DUE = case(
+    (and_(_d.type != "credit_note", _d.status.in_(("open", "uncollectible")), _OWED > 0), _OWED), else_=0
+)
+SORT_COLUMNS: Final = {
+    "id": SortColumn(_d.id, "int"),
+    "created_at": SortColumn(_d.created_at, "datetime"),
+    "total_minor": SortColumn(_d.total_minor, "int"),
+    "status": SortColumn(_d.status, "str"),
+    "type": SortColumn(_d.type, "str"),
+    "currency": SortColumn(_d.currency, "str"),
+    "customer": SortColumn(t.customers.c.name, "str"),
+    "issue_date": SortColumn(_d.issue_date, "date", nullable=True),
+    "due_date": SortColumn(_d.due_date, "date", nullable=True),
+    "amount_due": SortColumn(_DUE, "int"),
+}
+SORTS: Final = tuple(SORT_COLUMNS)
 STATUSES: Final = ("draft", "open", "paid", "void", "uncollectible", "converted")
 TYPES: Final = ("invoice", "proforma", "credit_note")
 BATCH: Final = 500
@@ -157,45 +176,13 @@ def _select(q: DocumentQuery) -> Select[Any]:
     )
 
 
-def encode_cursor(value: Any, ident: int) -> str:
-    raw = json.dumps([value.isoformat() if hasattr(value, "isoformat") else value, ident])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(q: DocumentQuery, cursor: str) -> tuple[Any, int]:
-    try:
-        value, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
-        raise InvalidFieldError("after", "is not a cursor of this list") from None
-    if not isinstance(ident, int):
-        raise InvalidFieldError("after", "is not a cursor of this list")
-    if q.sort == "created_at" and isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value, ident
-
-
 def page(conn: Connection, q: DocumentQuery, *, limit: int = 50, after: str | None = None) -> Page:
     """One page of the filtered list in the chosen order, and the cursor of the next page."""
-    d = t.documents.c
-    key = d[q.sort]
-    query = _select(q)
-    if after:
-        value, ident = _decode_cursor(q, after)
-        if q.sort == "id":
-            query = query.where(d.id < ident if q.descending else d.id > ident)
-        else:
-            pair, bound = tuple_(key, d.id), tuple_(value, ident)
-            query = query.where(pair < bound if q.descending else pair > bound)
-    order = [key.desc(), d.id.desc()] if q.descending else [key.asc(), d.id.asc()]
-    if q.sort == "id":
-        order = order[:1]
-    rows = [dict(r) for r in conn.execute(query.order_by(*order).limit(limit + 1)).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    for row in rows:
+    sort = Sort(q.sort, q.descending)
+    result = keyset_page(conn, _select(q), t.documents.c.id, SORT_COLUMNS, sort, limit=limit, after=after)
+    for row in result.rows:
         row["amount_due_minor"] = _due(row)
-    nxt = encode_cursor(rows[-1][q.sort], rows[-1]["id"]) if more and rows else None
-    return Page(rows, nxt)
+    return Page(result.rows, result.next_cursor)
 
 
 def _due(row: dict[str, Any]) -> int:
@@ -207,7 +194,14 @@ def _due(row: dict[str, Any]) -> int:
 
 def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
     """Count, total and amount due of the whole filtered set per currency and type (never added across
-    currencies; credit notes apart from what they correct)."""
+    currencies; credit notes apart from what they correct).
+
+    Filters on status, type, currency, issue dates and overdue read the maintained `document_sums`
+    (a row per currency, type, status, issue date and due date: bounded by the days the organisation
+    has issued on, not by its documents); a customer or a search aggregates the matching documents
+    over the covering `ix_documents_totals`."""
+    if q.customer_id is None and q.search is None:
+        return _maintained_totals(conn, q)
     d = t.documents.c
     collectable = and_(d.type != "credit_note", d.status.in_(("open", "uncollectible")))
     owed = d.total_minor - d.amount_paid_minor + d.amount_refunded_minor - d.amount_credited_minor
@@ -217,6 +211,33 @@ def totals(conn: Connection, q: DocumentQuery) -> list[Total]:
         .where(and_(*_conditions(q)))
         .group_by(d.currency, d.type)
         .order_by(d.currency, d.type)
+    )
+    return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
+
+
+def _maintained_totals(conn: Connection, q: DocumentQuery) -> list[Total]:
+    s = document_sums.c
+    no_date = date.fromisoformat(NO_DATE)
+    where: list[ColumnElement[bool]] = [s.organization_id == q.organization_id]
+    if q.status:
+        where.append(s.status == q.status)
+    if q.type:
+        where.append(s.type == q.type)
+    if q.currency:
+        where.append(s.currency == q.currency)
+    if q.issued_from:
+        where.append(s.issue_date >= q.issued_from)
+    if q.issued_to:
+        where += [s.issue_date <= q.issued_to, s.issue_date != no_date]
+    if q.overdue_on:
+        where += [s.status == "open", s.type != "credit_note", s.due_date < q.overdue_on]
+        where.append(s.due_date != no_date)
+    query = (
+        select(s.currency, s.type, func.sum(s.n), func.sum(s.total_minor), func.sum(s.due_minor))
+        .where(*where)
+        .group_by(s.currency, s.type)
+        .having(func.sum(s.n) != 0)
+        .order_by(s.currency, s.type)
     )
     return [Total(r[0], r[1], int(r[2]), int(r[3] or 0), max(0, int(r[4] or 0))) for r in conn.execute(query)]
 

@@ -1,29 +1,52 @@
-"""The console's other lists (customers, subscriptions, payment attempts, audit events): filters and a
-search, newest first with a keyset cursor on the id (never OFFSET), one indexed query per page."""
+"""The console's other lists (customers, subscriptions, payment attempts, audit events): filters, a
+search, and a sort on any column with a keyset cursor on (value, id) (`console_sort`), never OFFSET;
+one indexed query per page. Each list's sortable columns are its `*_SORTS` table, keyed by the name the
+URL carries (`?sort=name`, `?sort=-name` descending)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.queries.console_sort import KeyPage, Sort, SortColumn, keyset_page
 
+NEWEST: Final = Sort("id", descending=True)
+_c, _s, _a, _e = t.customers.c, t.subscriptions.c, t.payment_attempts.c, t.audit_events.c
 
-@dataclass(frozen=True, slots=True)
-class IdPage:
-    rows: list[dict[str, Any]]
-    next_after: int | None
-
-
-def _page(conn: Connection, query: Select[Any], table: Table, limit: int, after: int | None) -> IdPage:
-    if after is not None:
-        query = query.where(table.c.id < after)
-    rows = [dict(r) for r in conn.execute(query.order_by(table.c.id.desc()).limit(limit + 1)).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return IdPage(rows, rows[-1]["id"] if more and rows else None)
+CUSTOMER_SORTS: Final = {
+    "id": SortColumn(_c.id, "int"),
+    "name": SortColumn(_c.name, "str"),
+    "email": SortColumn(_c.email, "str"),
+    "country": SortColumn(_c.country, "str"),
+    "vat_id": SortColumn(_c.vat_id, "str", nullable=True),
+    "currency": SortColumn(_c.currency, "str"),
+    "created_at": SortColumn(_c.created_at, "datetime"),
+}
+SUBSCRIPTION_SORTS: Final = {
+    "id": SortColumn(_s.id, "int"),
+    "customer": SortColumn(_c.name, "str"),
+    "status": SortColumn(_s.status, "str"),
+    "currency": SortColumn(_s.currency, "str"),
+    "period": SortColumn(_s.current_period_end, "datetime", nullable=True),
+}
+PAYMENT_SORTS: Final = {
+    "id": SortColumn(_a.id, "int"),
+    "document": SortColumn(_a.document_id, "int"),
+    "status": SortColumn(_a.status, "str"),
+    "amount": SortColumn(_a.amount_minor, "int"),
+    "error": SortColumn(_a.error_code, "str", nullable=True),
+    "gateway": SortColumn(_a.provider_charge_id, "str", nullable=True),
+    "at": SortColumn(_a.created_at, "datetime"),
+}
+AUDIT_SORTS: Final = {
+    "id": SortColumn(_e.id, "int"),
+    "at": SortColumn(_e.at, "datetime"),
+    "entity": SortColumn(_e.entity_type, "str"),
+    "action": SortColumn(_e.action, "str"),
+    "actor": SortColumn(_e.actor, "str"),
+}
 
 
 def _like(text: str) -> str:
@@ -31,8 +54,15 @@ def _like(text: str) -> str:
 
 
 def customers(
-    conn: Connection, org_id: int, *, search: str | None, currency: str | None, limit: int, after: int | None
-) -> IdPage:
+    conn: Connection,
+    org_id: int,
+    *,
+    search: str | None,
+    currency: str | None,
+    limit: int,
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
     c = t.customers.c
     query = select(c.id, c.name, c.email, c.country, c.vat_id, c.currency, c.created_at).where(
         c.organization_id == org_id
@@ -46,7 +76,7 @@ def customers(
         )
     if currency:
         query = query.where(c.currency == currency)
-    return _page(conn, query, t.customers, limit, after)
+    return keyset_page(conn, query, c.id, CUSTOMER_SORTS, sort, limit=limit, after=after)
 
 
 def subscriptions(
@@ -57,10 +87,11 @@ def subscriptions(
     customer_id: int | None,
     search: str | None,
     limit: int,
-    after: int | None,
-) -> IdPage:
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
     s, c = t.subscriptions.c, t.customers.c
-    query = (
+    query: Select[Any] = (
         select(
             s.id,
             s.status,
@@ -83,7 +114,7 @@ def subscriptions(
     if search:
         like = _like(search)
         where.append(or_(func.lower(c.name).like(like), func.lower(c.email).like(like)))
-    return _page(conn, query.where(*where), t.subscriptions, limit, after)
+    return keyset_page(conn, query.where(*where), s.id, SUBSCRIPTION_SORTS, sort, limit=limit, after=after)
 
 
 def payments(
@@ -93,15 +124,16 @@ def payments(
     status: str | None,
     document_id: int | None,
     limit: int,
-    after: int | None,
-) -> IdPage:
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
     a = t.payment_attempts.c
     query = select(t.payment_attempts).where(a.organization_id == org_id)
     if status:
         query = query.where(a.status == status)
     if document_id is not None:
         query = query.where(a.document_id == document_id)
-    return _page(conn, query, t.payment_attempts, limit, after)
+    return keyset_page(conn, query, a.id, PAYMENT_SORTS, sort, limit=limit, after=after)
 
 
 def audit(
@@ -111,8 +143,9 @@ def audit(
     entity_type: str | None,
     actor: str | None,
     limit: int,
-    after: int | None,
-) -> IdPage:
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
     e = t.audit_events.c
     query = select(e.id, e.entity_type, e.entity_id, e.action, e.actor, e.at).where(
         e.organization_id == org_id
@@ -121,4 +154,4 @@ def audit(
         query = query.where(e.entity_type == entity_type)
     if actor:
         query = query.where(e.actor == actor)
-    return _page(conn, query, t.audit_events, limit, after)
+    return keyset_page(conn, query, e.id, AUDIT_SORTS, sort, limit=limit, after=after)

@@ -1,20 +1,43 @@
 """The console's money pages beyond documents: one payment attempt with its captures and refunds, the
-refunds list (with the totals of the filtered set per currency) and the webhook deliveries list. Lists
-are newest first with a keyset cursor on the id, one indexed query per page (as `console_lists`)."""
+refunds list (with the totals of the filtered set per currency) and the webhook deliveries list (with
+the totals of the filtered set per status). Lists sort on any column with a keyset cursor on (value,
+id) (`console_sort`), one indexed query per page, and stream in batches for the CSV exports."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.errors import NotFoundError
-from fiscus.queries.console_lists import IdPage
+from fiscus.queries.console_lists import NEWEST
+from fiscus.queries.console_sort import KeyPage, Sort, SortColumn, keyset_page
 
 BATCH = 500
+_r, _w = t.payment_refunds.c, t.webhook_deliveries.c
+REFUND_SORTS: Final = {
+    "id": SortColumn(_r.id, "int"),
+    "payment": SortColumn(_r.attempt_id, "int"),
+    "document": SortColumn(_r.document_id, "int"),
+    "amount": SortColumn(_r.amount_minor, "int"),
+    "status": SortColumn(_r.status, "str"),
+    "gateway": SortColumn(_r.provider_refund_id, "str", nullable=True),
+    "credit_note": SortColumn(_r.credit_note_id, "int", nullable=True),
+    "reason": SortColumn(_r.reason, "str"),
+    "at": SortColumn(_r.created_at, "datetime"),
+}
+DELIVERY_SORTS: Final = {
+    "id": SortColumn(_w.id, "int"),
+    "endpoint": SortColumn(_w.endpoint_id, "int"),
+    "event_type": SortColumn(_w.event_type, "str"),
+    "status": SortColumn(_w.status, "str"),
+    "attempts": SortColumn(_w.attempts, "int"),
+    "last_attempt": SortColumn(_w.last_attempt_at, "datetime", nullable=True),
+    "next_attempt": SortColumn(_w.next_attempt_at, "datetime", nullable=True),
+}
 
 
 def payment(conn: Connection, org_id: int, attempt_id: int) -> dict[str, Any]:
@@ -70,16 +93,11 @@ def refunds(
     status: str | None,
     document_id: int | None,
     limit: int,
-    after: int | None,
-) -> IdPage:
-    r = t.payment_refunds.c
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
     query = _refunds_query(org_id, status, document_id)
-    if after is not None:
-        query = query.where(r.id < after)
-    rows = [dict(x) for x in conn.execute(query.order_by(r.id.desc()).limit(limit + 1)).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return IdPage(rows, rows[-1]["id"] if more and rows else None)
+    return keyset_page(conn, query, _r.id, REFUND_SORTS, sort, limit=limit, after=after)
 
 
 def refund_totals(
@@ -104,29 +122,24 @@ def refund_totals(
 
 
 def stream_refunds(
-    db: Database, org_id: int, *, status: str | None, document_id: int | None
+    db: Database, org_id: int, *, status: str | None, document_id: int | None, sort: Sort = NEWEST
 ) -> Iterator[dict[str, Any]]:
-    """Every refund of the filtered set, newest first, one short read per batch."""
-    after: int | None = None
+    """Every refund of the filtered set in the list's order, one short read per batch."""
+    after: str | None = None
     while True:
         with db.read() as conn:
-            batch = refunds(conn, org_id, status=status, document_id=document_id, limit=BATCH, after=after)
+            batch = refunds(
+                conn, org_id, status=status, document_id=document_id, limit=BATCH, after=after, sort=sort
+            )
         yield from batch.rows
-        if batch.next_after is None:
+        if batch.next_cursor is None:
             return
-        after = batch.next_after
+        after = batch.next_cursor
 
 
-def deliveries(
-    conn: Connection,
-    org_id: int,
-    *,
-    status: str | None,
-    event_type: str | None,
-    endpoint_id: int | None,
-    limit: int,
-    after: int | None,
-) -> IdPage:
+def _deliveries_query(
+    org_id: int, status: str | None, event_type: str | None, endpoint_id: int | None
+) -> Select[Any]:
     w, e = t.webhook_deliveries.c, t.webhook_endpoints.c
     query = (
         select(
@@ -144,15 +157,66 @@ def deliveries(
         .join(t.webhook_endpoints, e.id == w.endpoint_id)
         .where(w.organization_id == org_id)
     )
+    return query.where(*_delivery_filters(status, event_type, endpoint_id))
+
+
+def _delivery_filters(status: str | None, event_type: str | None, endpoint_id: int | None) -> list[Any]:
+    where: list[Any] = []
     if status:
-        query = query.where(w.status == status)
+        where.append(_w.status == status)
     if event_type:
-        query = query.where(w.event_type == event_type)
+        where.append(_w.event_type == event_type)
     if endpoint_id is not None:
-        query = query.where(w.endpoint_id == endpoint_id)
-    if after is not None:
-        query = query.where(w.id < after)
-    rows = [dict(x) for x in conn.execute(query.order_by(w.id.desc()).limit(limit + 1)).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return IdPage(rows, rows[-1]["id"] if more and rows else None)
+        where.append(_w.endpoint_id == endpoint_id)
+    return where
+
+
+def deliveries(
+    conn: Connection,
+    org_id: int,
+    *,
+    status: str | None,
+    event_type: str | None,
+    endpoint_id: int | None,
+    limit: int,
+    after: str | None,
+    sort: Sort = NEWEST,
+) -> KeyPage:
+    query = _deliveries_query(org_id, status, event_type, endpoint_id)
+    return keyset_page(conn, query, _w.id, DELIVERY_SORTS, sort, limit=limit, after=after)
+
+
+def delivery_totals(
+    conn: Connection, org_id: int, *, status: str | None, event_type: str | None, endpoint_id: int | None
+) -> list[dict[str, Any]]:
+    """Count and attempts of the whole filtered set per status (one grouped read of the index)."""
+    query = (
+        select(_w.status, func.count(), func.sum(_w.attempts))
+        .where(_w.organization_id == org_id, *_delivery_filters(status, event_type, endpoint_id))
+        .group_by(_w.status)
+        .order_by(_w.status)
+    )
+    return [{"status": x[0], "count": int(x[1]), "attempts": int(x[2] or 0)} for x in conn.execute(query)]
+
+
+def stream_deliveries(
+    db: Database,
+    org_id: int,
+    *,
+    status: str | None,
+    event_type: str | None,
+    endpoint_id: int | None,
+    sort: Sort = NEWEST,
+) -> Iterator[dict[str, Any]]:
+    """Every delivery of the filtered set in the list's order, one short read per batch."""
+    after: str | None = None
+    while True:
+        with db.read() as conn:
+            batch = deliveries(
+                conn, org_id, status=status, event_type=event_type, endpoint_id=endpoint_id,
+                limit=BATCH, after=after, sort=sort,
+            )  # fmt: skip
+        yield from batch.rows
+        if batch.next_cursor is None:
+            return
+        after = batch.next_cursor

@@ -12,9 +12,7 @@ whatever the size of the organisation: twelve.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
@@ -22,9 +20,8 @@ from sqlalchemy import Connection, select
 from fiscus.adapters.db import tables as t
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import currency as lookup_currency
-from fiscus.domain.mrr import MrrBucket, mrr_series
+from fiscus.domain.mrr import MrrBucket
 from fiscus.queries.dashboard_buckets import Bucket, Grain, local_midnight, make_buckets, parse_grain
-from fiscus.queries.dashboard_mrr import SubscriptionSpan, load_segments
 from fiscus.queries.dashboard_sql import DashboardQueries
 from fiscus.queries.dashboard_types import (
     AGEING,
@@ -93,9 +90,7 @@ def dashboard(
     as_of = now if now is not None else boundaries[-1] - timedelta(microseconds=1)
 
     q.check_single_currency()
-    spans, segments = load_segments(conn, organization_id, cur)
-    opening, mrr = mrr_series(segments, boundaries)
-    subs = _subscription_counts(spans, boundaries)
+    opening, mrr, subs = q.mrr()
     n = len(buckets)
     docs, captured, refunds = q.documents(), q.captures(), q.refunds()
     success, recovery = q.attempts(), q.recovery()
@@ -128,18 +123,3 @@ def dashboard(
         subscriptions=tuple(subs),
         receivables=q.receivables(as_of.astimezone(tz).date()),
     )
-
-
-def _subscription_counts(
-    spans: list[SubscriptionSpan], boundaries: list[datetime]
-) -> list[SubscriptionsBucket]:
-    """Active at each bucket end and churned within each bucket, by binary search over the sorted
-    starts and ends of the subscriptions that were ever paying (O((subscriptions + buckets) log))."""
-    paying = [s for s in spans if s.ever_active]
-    starts = sorted(s.start for s in paying)
-    ends = sorted(s.end for s in paying if s.end is not None)
-    out = []
-    for lo, hi in pairwise(boundaries):
-        active = bisect_left(starts, hi) - bisect_left(ends, hi)  # started before hi, not ended before hi
-        out.append(SubscriptionsBucket(active, bisect_left(ends, hi) - bisect_left(ends, lo)))
-    return out

@@ -19,6 +19,7 @@ charges and discounts are not part of MRR here; tax-inclusive prices count at th
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -51,17 +52,19 @@ class SubscriptionSpan:
 
 
 def load_segments(
-    conn: Connection, org_id: int, cur: Currency
+    conn: Connection, org_id: int, cur: Currency, customer_ids: Sequence[int] | None = None
 ) -> tuple[list[SubscriptionSpan], list[Segment]]:
-    """Every subscription of the organisation in `cur` as its active span and its MRR segments."""
+    """Every subscription of the organisation in `cur` (of `customer_ids` only, when given) as its
+    active span and its MRR segments."""
     s, si, p, a = t.subscriptions.c, t.subscription_items.c, t.prices.c, t.audit_events.c
+    scope = [s.organization_id == org_id, s.currency == cur.code]
+    if customer_ids is not None:
+        scope.append(s.customer_id.in_(list(customer_ids)))
     # Two instants per subscription, not four: parsing instants is most of this read's cost.
     paying_from = type_coerce(func.coalesce(s.trial_end, s.start_at), UtcDateTime)
     paying_until = type_coerce(func.coalesce(s.ended_at, s.cancel_at), UtcDateTime)
     subs = conn.execute(
-        select(s.id, s.customer_id, paying_from, paying_until, s.interval, s.interval_count).where(
-            s.organization_id == org_id, s.currency == cur.code
-        )
+        select(s.id, s.customer_id, paying_from, paying_until, s.interval, s.interval_count).where(*scope)
     ).all()
     prices = {
         r.id: r.unit_amount
@@ -75,7 +78,7 @@ def load_segments(
     for sid, price_id, quantity in conn.execute(
         select(si.subscription_id, si.price_id, si.quantity)
         .join(t.subscriptions, s.id == si.subscription_id)
-        .where(si.organization_id == org_id, s.currency == cur.code)
+        .where(si.organization_id == org_id, *scope)
     ):
         current[sid].append((price_id, quantity))
     changes: dict[int, list[tuple[datetime, Items]]] = defaultdict(list)
@@ -86,7 +89,7 @@ def load_segments(
             a.organization_id == org_id,
             a.entity_type == "subscription",
             a.action == "changed",
-            s.currency == cur.code,
+            *scope,
         )
         .order_by(a.entity_id, a.at, a.id)
     ):

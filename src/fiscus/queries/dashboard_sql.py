@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
+from sqlalchemy import Connection, case, exists, func, literal, or_, select
 
+from fiscus.adapters.db import rollup_triggers
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.tables_mrr import MRR_KINDS, SUBSCRIPTION_KINDS, mrr_events
+from fiscus.adapters.db.tables_rollups import charge_recoveries, document_sums, payment_hours
+from fiscus.domain.mrr import Movement, MrrBucket, fold_changes
 from fiscus.queries.dashboard_buckets import per_bucket
-from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio
+from fiscus.queries.dashboard_types import AGEING, LIVE_DOCUMENT, AgeingBucket, Ratio, SubscriptionsBucket
+
+NO_DATE = date.fromisoformat(rollup_triggers.NO_DATE)
+"""How `document_sums` keys a missing date (a draft's issue date, an invoice without a due date)."""
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+"""Before any subscription: the lower bound of the opening bucket of the MRR history."""
 
 
 @dataclass(slots=True)
@@ -50,10 +59,11 @@ class DashboardQueries:
         return per_bucket(self.conn, col, self.instants, values, where, source)
 
     def documents(self) -> list[list[list[int]]]:
-        """[bucket][0 invoices / 1 credit notes] = [Σ total_minor, count], by issue date."""
-        d = t.documents.c
+        """[bucket][0 invoices / 1 credit notes] = [Σ total_minor, count], by issue date, from the
+        maintained `document_sums` (at most a few rows per day of the range, whatever the volume)."""
+        d = document_sums.c
         rows = self.conn.execute(
-            select(d.issue_date, d.type, func.sum(d.total_minor), func.count())
+            select(d.issue_date, d.type, func.sum(d.total_minor), func.sum(d.n))
             .where(
                 d.organization_id == self.org,
                 d.currency == self.cur,
@@ -87,14 +97,35 @@ class DashboardQueries:
             out[int(r[0])] = [int(r[1] or 0), int(r[2] or 0)]
         return out
 
+    def _whole_hours(self) -> bool:
+        """Whether every bound is a whole UTC hour (local midnights of a whole-hour offset zone): then
+        `payment_hours` sums are exact."""
+        return all(b.minute == 0 and b.second == 0 and b.microsecond == 0 for b in self.instants)
+
+    def _hours(self, values: list[Any]) -> list[Any]:
+        h = payment_hours.c
+        where = [h.organization_id == self.org, h.currency == self.cur]
+        return self._by_instant(h.hour, values, where, payment_hours)
+
     def captures(self) -> list[int]:
+        """Σ succeeded captures by the instant they settled: the maintained `payment_hours` (a row per
+        hour with payments, whatever their number) when the buckets start at whole hours."""
+        if self._whole_hours():
+            out = [0] * self.n
+            for r in self._hours([payment_hours.c.captured_minor]):
+                out[int(r[0])] = int(r[1] or 0)
+            return out
         return [amount for amount, _ in self._movements(t.payment_captures)]
 
     def refunds(self) -> list[list[int]]:
         return self._movements(t.payment_refunds)
 
     def attempts(self) -> list[Ratio]:
-        """Succeeded of (succeeded + failed) card attempts, by creation."""
+        """Succeeded of (succeeded + failed) card attempts, by creation (`payment_hours` when the
+        buckets start at whole hours, the attempts themselves otherwise)."""
+        if self._whole_hours():
+            h = payment_hours.c
+            return self._ratios(self._hours([h.succeeded, h.attempts]))
         a = t.payment_attempts.c
         rows = self._by_instant(
             a.created_at,
@@ -110,46 +141,15 @@ class DashboardQueries:
         return self._ratios(rows)
 
     def recovery(self) -> list[Ratio]:
-        """Failed attempts in the range that were their document's first charge, and of those, the
-        documents with a succeeded attempt (index probes per failed attempt only)."""
-        a = t.payment_attempts.alias("a")
-        earlier = t.payment_attempts.alias("earlier")
-        paid = t.payment_attempts.alias("paid")
-        # Selecting the id (in every index) lets both probes read the index alone.
-        first = ~(
-            select(earlier.c.id)
-            .where(
-                earlier.c.document_id == a.c.document_id,
-                earlier.c.provider != "external",
-                # `+ 0`: not the rowid range of the plain document index (which then reads every
-                # row for its provider) but the covering (document_id, status, provider) one.
-                earlier.c.id + 0 < a.c.id,
-            )
-            .exists()
-        )
-        # Paid on the document itself, or (a proforma) on the invoice it became: a proforma paid by
-        # hand after a failed charge is converted first, and the payment lands on the invoice.
-        invoice = t.documents.alias("invoice")
-        recovered = or_(
-            select(paid.c.id)
-            .where(paid.c.document_id == a.c.document_id, paid.c.status == "succeeded")
-            .exists(),
-            select(paid.c.id)
-            .join(invoice, invoice.c.id == paid.c.document_id)
-            .where(invoice.c.converted_from_id == a.c.document_id, paid.c.status == "succeeded")
-            .exists(),
-        )
+        """Documents whose first card attempt was made in the bucket and failed, and of those the ones
+        paid by an attempt: the maintained `charge_recoveries` (one row per such document, kept by
+        the attempts' triggers), summed per bucket over its covering index."""
+        r = charge_recoveries.c
         rows = self._by_instant(
-            a.c.created_at,
-            [case((recovered, 1), else_=0), literal(1)],
-            [
-                a.c.organization_id == self.org,
-                a.c.currency == self.cur,
-                a.c.status == "failed",
-                a.c.provider != "external",
-                first,
-            ],
-            a,
+            r.created_at,
+            [r.recovered, literal(1)],
+            [r.organization_id == self.org, r.currency == self.cur],
+            charge_recoveries,
         )
         return self._ratios(rows)
 
@@ -159,35 +159,63 @@ class DashboardQueries:
             out[int(r[0])] = Ratio(int(r[1] or 0), int(r[2] or 0))
         return out
 
+    def mrr(self) -> tuple[int, list[MrrBucket], list[SubscriptionsBucket]]:
+        """Opening MRR, MRR with its movements and active/churned subscriptions per bucket, from the
+        maintained `mrr_events` (one range read of the covering index: every row up to the range's
+        end, the ones before it folded into the opening figures)."""
+        m = mrr_events.c
+        kinds = (*MRR_KINDS, *SUBSCRIPTION_KINDS)
+        rows = self._by_instant_from(
+            EARLIEST,
+            m.at,
+            [case((m.kind == k, m.amount_minor), else_=0) for k in kinds],
+            [m.organization_id == self.org, m.currency == self.cur],
+            mrr_events,
+        )
+        sums = [[0] * len(kinds) for _ in range(self.n + 1)]
+        for r in rows:
+            sums[int(r[0])] = [int(v or 0) for v in r[1:]]
+        new, expansion, contraction, churn, reactivation, started, ended = sums[0]
+        opening = new + expansion + reactivation - contraction - churn
+        active = started - ended
+        changes: list[tuple[int, Movement, int]] = []
+        subscriptions: list[SubscriptionsBucket] = []
+        for i, bucket in enumerate(sums[1:]):
+            changes += [(i, Movement(k), bucket[j]) for j, k in enumerate(MRR_KINDS)]
+            active += bucket[5] - bucket[6]
+            subscriptions.append(SubscriptionsBucket(active, bucket[6]))
+        _, series = fold_changes(changes, opening, self.n)
+        return opening, series, subscriptions
+
+    def _by_instant_from(
+        self, earliest: datetime, col: Any, values: list[Any], where: list[Any], source: Any
+    ) -> list[Any]:
+        """As `_by_instant`, with one more bucket first (index 0) for everything since `earliest`."""
+        return per_bucket(self.conn, col, [earliest, *self.instants], values, where, source)
+
     def receivables(self, today: date) -> tuple[AgeingBucket, ...]:
-        """Open invoices by days past due as of `today`, with what is still due on them."""
-        d = t.documents.c
-        due = d.total_minor - (d.amount_paid_minor - d.amount_refunded_minor) - d.amount_credited_minor
-        age = case(
-            (d.due_date.is_(None), literal(0)),
-            (d.due_date >= today, literal(0)),
-            (d.due_date >= today - timedelta(days=30), literal(1)),
-            (d.due_date >= today - timedelta(days=60), literal(2)),
-            (d.due_date >= today - timedelta(days=90), literal(3)),
-            else_=literal(4),
-        )
-        inner = (
-            select(age.label("age"), case((due > 0, due), else_=0).label("due"))
-            .where(
-                and_(
-                    d.organization_id == self.org,
-                    d.type == "invoice",
-                    d.status == "open",
-                    d.currency == self.cur,
-                )
-            )
-            .subquery()
-        )
+        """Open invoices by days past due as of `today`, with what is still due on them (each
+        document's due never below 0): the maintained `document_sums` by due date (a row per due date
+        and issue date, whatever the number of invoices)."""
+        d = document_sums.c
         rows = self.conn.execute(
-            select(inner.c.age, func.count(), func.sum(inner.c.due)).group_by(inner.c.age)
+            select(d.due_date, func.sum(d.n), func.sum(d.due_minor))
+            .where(
+                d.organization_id == self.org,
+                d.currency == self.cur,
+                d.type == "invoice",
+                d.status == "open",
+            )
+            .group_by(d.due_date)
         )
-        found = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
-        return tuple(AgeingBucket(name, *found.get(i, (0, 0))) for i, name in enumerate(AGEING))
+        found = [[0, 0] for _ in AGEING]
+        bounds = (today, today - timedelta(days=30), today - timedelta(days=60), today - timedelta(days=90))
+        for due_date, count, amount in rows:
+            due = _as_date(due_date)
+            age = 0 if due == NO_DATE else sum(1 for b in bounds if due < b)
+            found[age][0] += int(count)
+            found[age][1] += int(amount or 0)
+        return tuple(AgeingBucket(name, *found[i]) for i, name in enumerate(AGEING))
 
 
 def _as_date(value: Any) -> date:

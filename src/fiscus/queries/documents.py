@@ -12,7 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, func, or_, select
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_counts as tc
@@ -21,6 +21,7 @@ from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
 from fiscus.domain.payments import amount_due
+from fiscus.queries import document_blocks as blocks
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -194,8 +195,8 @@ def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
         query = query.where(d.type == filters.type.value)
     if filters.types is not None:
         query = query.where(d.type.in_([x.value for x in filters.types]))
-    if filters.issued_only:  # numbered: neither a draft nor one discarded unissued (void, unnumbered)
-        query = query.where(d.status != "draft", or_(d.status != "void", d.sequence.is_not(None)))
+    if filters.issued_only:
+        query = query.where(d.status != DocumentStatus.DRAFT.value)
     if filters.customer_id is not None:
         query = query.where(d.customer_id == filters.customer_id)
     if filters.subscription_id is not None:
@@ -231,44 +232,35 @@ def page_document_ids(
 
 
 def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | None = None) -> int:
-    """How many documents the list holds. An organisation's list filtered by type and status only (the
-    dialects' unfiltered lists) is summed from the maintained `document_counts` (a few rows, whatever
-    the list's size); any other filter counts the documents."""
+    """How many documents the list holds: from the maintained `document_counts` when they answer for the
+    list (an organisation's, filtered by type and status only: the dialects'), else a COUNT."""
     f = filters or DocumentFilters()
-    if (
-        scope.customer_id is None
-        and replace(f, status=None, type=None, types=None, issued_only=False) == _NONE
-    ):
-        c = tc.document_counts.c
-        query = select(func.coalesce(func.sum(c.n), 0)).where(c.organization_id == scope.organization_id)
-        if f.status is not None:
-            query = query.where(c.status == f.status.value)
-        if f.type is not None:
-            query = query.where(c.type == f.type.value)
-        if f.types is not None:
-            query = query.where(c.type.in_([x.value for x in f.types]))
-        if f.issued_only:
-            query = query.where(c.status != DocumentStatus.DRAFT.value)
-        counted = int(conn.execute(query).scalar_one())
-        if f.issued_only and f.status in (None, DocumentStatus.VOID):  # counted void: discarded drafts
-            void = _filtered_ids(scope, replace(f, status=DocumentStatus.VOID, issued_only=False))
-            counted -= conn.execute(
-                select(func.count()).select_from(void.where(t.documents.c.sequence.is_(None)).subquery())
-            ).scalar_one()
-        return counted
+    where = _count_rows(scope, f)
+    if where is not None:
+        return blocks.counted_total(conn, where)
     inner = _filtered_ids(scope, f).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
 
+def _count_rows(scope: Scope, f: DocumentFilters) -> list[ColumnElement[bool]] | None:
+    """The `document_counts` rows of the list, when the counts can answer for it."""
+    bare = replace(f, status=None, type=None, types=None, issued_only=False)
+    if scope.customer_id is not None or bare != _NONE:
+        return None
+    c = tc.document_counts.c
+    where = [c.organization_id == scope.organization_id]
+    if f.status is not None:
+        where.append(c.status == f.status.value)
+    if f.type is not None:
+        where.append(c.type == f.type.value)
+    if f.types is not None:
+        where.append(c.type.in_([x.value for x in f.types]))
+    if f.issued_only:
+        where.append(c.status != DocumentStatus.DRAFT.value)
+    return where
+
+
 _NONE = DocumentFilters()
-
-
-def offset_document_ids(
-    conn: Connection, scope: Scope, filters: DocumentFilters, *, offset: int, limit: int
-) -> list[int]:
-    """Newest first, for page-number dialects."""
-    query = _filtered_ids(scope, filters).order_by(t.documents.c.id.desc()).offset(offset).limit(limit)
-    return list(conn.execute(query).scalars())
 
 
 def offset_document_stamps(
@@ -282,8 +274,10 @@ def offset_document_stamps(
 ) -> list[tuple[int, Stamp]]:
     """Newest first, (id, stamp), for page-number dialects serving cached renderings.
 
-    Deep pages cost what the skipped index entries cost, never the skipped rows: the page's first id is
-    found by an id-only (index-only) seek, then the page is read by key. With the list's `total` (the
+    Deep pages of a list the maintained counts answer for (the dialects') find their first id from the
+    counts per id block (`document_blocks.nth_id`), then read the page by key. Otherwise they cost what
+    the skipped index entries cost, never the skipped rows: the page's first id is found by an id-only
+    (index-only) seek, then the page is read by key. With the list's `total` (the
     dialects count anyway), a page in the older half is counted from the oldest end, so the last page
     costs what the first does.
     """
@@ -291,6 +285,12 @@ def offset_document_stamps(
     ids = _filtered_ids(scope, filters)
     if total is not None and offset >= total:
         return []
+    where = _count_rows(scope, filters)
+    if total is not None and offset >= SEEK_OFFSET and where is not None:
+        first = blocks.nth_id(conn, where, ids, total - 1 - offset)
+        if first is not None:
+            query = ids.add_columns(*_STAMP).where(d.id <= first).order_by(d.id.desc()).limit(limit)
+            return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
     if total is not None and offset > total // 2:
         skip = max(total - offset - limit, 0)
         take = min(limit, total - offset)

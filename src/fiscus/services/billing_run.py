@@ -43,7 +43,7 @@ from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
 from fiscus.services.discount_billing import apply_discounts, expire_due
 from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
-from fiscus.services.payments.collection import schedule_collection
+from fiscus.services.payments.collection import planned_at_issue, settle_planned
 from fiscus.services.usage_billing import bill_usage
 from fiscus.services.usage_prices import usage_price_ids
 from fiscus.services.wallet_topups import apply_paid_credit, paid_credit_preview
@@ -308,8 +308,16 @@ def _persist_split(
     credit = apply_discounts(conn, docs, now)  # issue 17: coupons, codes, promotional credit; before tax
     auto = [d for d in docs if d.org.row["auto_issue"]]
     manual = [d for d in docs if not d.org.row["auto_issue"]]
+    planned = [planned_at_issue(d.org.row, d.doc_type.value, d.computed.total_minor, now) for d in auto]
     issued = persist_documents(
-        conn, auto, now=now, issue=True, actor=actor, issued_at_fn=clock.now, billing_run_id=run_id
+        conn,
+        auto,
+        now=now,
+        issue=True,
+        actor=actor,
+        issued_at_fn=clock.now,
+        billing_run_id=run_id,
+        collect_at=planned,
     )
     drafts = persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
     credit.record(conn, [*zip(auto, issued, strict=True), *zip(manual, drafts, strict=True)], now)
@@ -322,7 +330,7 @@ def _persist_split(
             actor=actor,
         )
     apply_paid_credit(conn, issued, now=now, actor=actor)  # issue 17: bought credit, after tax
-    schedule_collection(conn, issued, now)
+    settle_planned(conn, [i for i, at in zip(issued, planned, strict=True) if at is not None])
 
 
 def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:

@@ -89,6 +89,36 @@ def create_product(db: Database, clock: Clock, org_id: int, spec: ProductSpec, *
     return int(pid)
 
 
+def update_product(
+    db: Database,
+    clock: Clock,
+    org_id: int,
+    product_id: int,
+    *,
+    name: str | None = None,
+    detail: str | None = None,
+    actor: str = "cli",
+) -> None:
+    """Change a product's name and description (`detail`); None leaves a field as it is. Issued
+    documents keep the line descriptions they were issued with."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = v.text("name", name)
+    if detail is not None:  # kept as given, as `create_product` keeps it
+        if not isinstance(detail, str) or len(detail) > 20_000:
+            raise InvalidFieldError("detail", "must be a text of at most 20000 characters")
+        values["detail"] = detail
+    now = clock.now()
+    with db.write() as conn:
+        row = get_scoped(conn, t.products, org_id, product_id, lock=True)
+        changed = {k: x for k, x in values.items() if row[k] != x}
+        if not changed:
+            return
+        conn.execute(update(t.products).where(t.products.c.id == product_id).values(**changed))
+        before = {k: row[k] for k in changed}
+        append_audit(conn, [audit_row(org_id, "product", product_id, "updated", actor, now, before, changed)])
+
+
 def create_variant(
     db: Database,
     clock: Clock,

@@ -22,6 +22,16 @@ def create_product(db: Database, clock: Clock, actor: Actor, *, code: str, name:
     return catalog.create_product(db, clock, actor.organization_id, spec, actor=actor.audit)
 
 
+def update_product(
+    db: Database, clock: Clock, actor: Actor, product_id: int, *, name: str, description: str
+) -> None:
+    """The product's name and description (`detail` in the API), as `POST /api/v1/products/{id}`."""
+    require(actor, "catalog.write")
+    catalog.update_product(
+        db, clock, actor.organization_id, product_id, name=name, detail=description, actor=actor.audit
+    )
+
+
 def create_variant(
     db: Database, clock: Clock, actor: Actor, product_id: int, *, code: str, name: str, limits: list[str]
 ) -> int:
@@ -131,6 +141,33 @@ def create_webhook(
         event_types=event_types,
         description=description,
         actor=actor.audit,
+    )
+
+
+def update_webhook(
+    db: Database,
+    clock: Clock,
+    actor: Actor,
+    endpoint_id: int,
+    *,
+    url: str,
+    event_types: list[str],
+    description: str,
+    allow_private: bool,
+) -> None:
+    """An endpoint's URL, events and description with the API's checks (the SSRF guard's static half,
+    the event type patterns); queued deliveries keep their events."""
+    require(actor, "settings.write")
+    webhooks.update_endpoint(
+        db,
+        clock,
+        actor.organization_id,
+        endpoint_id,
+        url=url,
+        event_types=event_types,
+        description=description,
+        actor=actor.audit,
+        allow_private=allow_private,
     )
 
 

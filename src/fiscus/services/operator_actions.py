@@ -6,13 +6,21 @@ entries and events as the API call."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.payments import PaymentProvider, Trigger
 from fiscus.domain.tax import VatCheck, VatRegistry
-from fiscus.services import credit_notes, document_emails, documents, subscriptions, vat_checks
+from fiscus.services import (
+    collection_pause,
+    credit_notes,
+    document_emails,
+    documents,
+    subscriptions,
+    vat_checks,
+)
 from fiscus.services.billing_requests import request_run
 from fiscus.services.operators import Actor, require
 from fiscus.services.payments import charging, refunds
@@ -138,6 +146,21 @@ def resume_subscription(db: Database, clock: Clock, actor: Actor, subscription_i
     """Withdraw a cancellation scheduled for the period end (the same right as cancelling)."""
     require(actor, "subscriptions.cancel")
     subscriptions.resume_subscription(db, clock, actor.organization_id, subscription_id, actor=actor.audit)
+
+
+def pause_collection(
+    db: Database, clock: Clock, actor: Actor, subscription_id: int, *, resumes_at: datetime | None
+) -> None:
+    """Stop the automatic charges of a subscription (invoices are still issued), until `resumes_at`."""
+    require(actor, "subscriptions.pause_collection")
+    collection_pause.pause_collection(
+        db, clock, actor.organization_id, subscription_id, resumes_at=resumes_at, actor=actor.audit
+    )
+
+
+def resume_collection(db: Database, clock: Clock, actor: Actor, subscription_id: int) -> None:
+    require(actor, "subscriptions.pause_collection")
+    collection_pause.resume_collection(db, clock, actor.organization_id, subscription_id, actor=actor.audit)
 
 
 def check_vat_id(

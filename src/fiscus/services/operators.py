@@ -57,6 +57,7 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "credit_notes.issue": _MONEY,
     "refunds.create": _MONEY,
     "billing_runs.start": _MONEY,
+    "subscriptions.pause_collection": _MONEY,  # stop or restart automatic charges: money owed
     "catalog.write": _MONEY,  # products, variants, prices (create, archive): what is charged
     "settings.write": _ADMIN,
     "api_keys.manage": _ADMIN,

@@ -22,12 +22,14 @@ from typing import Final
 
 from sqlalchemy import Connection, Subquery, Table, and_, func, select, text
 
+from fiscus.adapters.db import rollup_payments, rollup_triggers
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.documents import line_amount_minor
 from fiscus.domain.money import currency
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, ProviderLedger, attempt_status
+from fiscus.services import mrr_history
 
 CHECKS: Final[dict[str, str]] = {
     "one_live_document_per_period": """
@@ -206,6 +208,26 @@ def reconcile(db: Database, *, limit: int = 20) -> dict[str, list[Violation]]:
             rows = conn.execute(text(sql)).mappings().fetchmany(limit)
             report[name] = [Violation(name, dict(r)) for r in rows]
         report.update(_line_checks(conn, limit))
+        report.update(_rollup_checks(conn, limit))
+    return report
+
+
+MRR_CHECK: Final = "mrr_history_matches_subscriptions"
+
+
+def _rollup_checks(conn: Connection, limit: int) -> dict[str, list[Violation]]:
+    """The console's maintained aggregates (migration 0024) against their sources: document sums,
+    charge recoveries and payment hours (kept by triggers), and the MRR history (kept by the
+    subscription services) recomputed from the subscriptions and the audit trail."""
+    checks = {
+        **rollup_triggers.CHECKS,
+        "payment_hours_match_payments": rollup_payments.check(conn.dialect.name == "postgresql"),
+    }
+    report: dict[str, list[Violation]] = {}
+    for name, sql in checks.items():
+        rows = conn.execute(text(sql)).mappings().fetchmany(limit)
+        report[name] = [Violation(name, dict(r)) for r in rows]
+    report[MRR_CHECK] = [Violation(MRR_CHECK, row) for row in mrr_history.differences(conn, limit=limit)]
     return report
 
 

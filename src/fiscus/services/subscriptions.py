@@ -39,6 +39,7 @@ from fiscus.services.billing_now import bill_subscription_within
 from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
 from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
+from fiscus.services.mrr_history import refresh_customers
 from fiscus.services.usage_prices import usage_price_ids
 from fiscus.services.usage_windows import record_changes
 
@@ -160,6 +161,7 @@ def create_subscription(
         )
         payload = jsonable({"id": sid, **row}, SUB_KEYS)
         append_audit(conn, [audit_row(org_id, "subscription", sid, "created", actor, now, None, payload)])
+        refresh_customers(conn, org_id, [customer_id])
         append_outbox(conn, [outbox_row(org_id, "subscription.created", "subscription", sid, now, payload)])
         if bill_now:
             bill_subscription_within(conn, clock, org_id, int(sid), now, actor)
@@ -204,6 +206,7 @@ def cancel_subscription(
         append_audit(
             conn, [audit_row(org_id, "subscription", subscription_id, "canceled", actor, now, before, after)]
         )
+        refresh_customers(conn, org_id, [sub["customer_id"]])
         append_outbox(conn, [outbox_row(org_id, event, "subscription", subscription_id, now, after)])
     return ahead
 
@@ -366,6 +369,7 @@ def change_subscription(
                 )
             ],
         )
+        refresh_customers(conn, org_id, [sub["customer_id"]])
         append_outbox(
             conn,
             [
@@ -411,6 +415,7 @@ def resume_subscription(
                 )
             ],
         )
+        refresh_customers(conn, org_id, [sub["customer_id"]])
         append_outbox(
             conn, [outbox_row(org_id, "subscription.updated", "subscription", subscription_id, now, after)]
         )

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.services.mrr_history import refresh_customers
 
 CHUNK = 5_000
 
@@ -97,6 +98,7 @@ def bulk_subscriptions(
     with db.write() as conn:
         for chunk in _chunks(items):
             conn.execute(insert(t.subscription_items), chunk)
+        refresh_customers(conn, org_id, customer_ids)  # what create_subscription keeps, in bulk
     return sub_ids
 
 

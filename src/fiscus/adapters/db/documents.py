@@ -168,10 +168,12 @@ def persist_documents(
     actor: str,
     issued_at_fn: Any = None,
     billing_run_id: int | None = None,
+    collect_at: Sequence[datetime | None] | None = None,
 ) -> list[int]:
     """Insert the documents with their lines, taxes, period rows, order links, audit and outbox rows.
 
-    With `issue`, each gets its legal number in this same transaction. Returns the new ids in order.
+    With `issue`, each gets its legal number in this same transaction. `collect_at` (per document) is
+    its planned automatic charge. Returns the new ids in order.
     """
     if not docs:
         return []
@@ -206,6 +208,7 @@ def persist_documents(
                 "notes": c.notes,
                 "converted_from_id": d.converted_from_id,
                 "billing_run_id": billing_run_id,
+                "next_payment_attempt_at": collect_at[i] if collect_at else None,
                 "created_at": now,
                 "updated_at": now,
             }

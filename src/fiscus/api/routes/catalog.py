@@ -6,7 +6,17 @@ from fiscus.adapters.db import tables as t
 from fiscus.api import presenters as p
 from fiscus.api.deps import ContainerDep, OrgDep, on_loop
 from fiscus.api.routes.common import IDEMPOTENCY_HEADER, PageDep, list_response, one_response, router
-from fiscus.api.schemas import Id, ListOut, PriceIn, PriceOut, ProductIn, ProductOut, VariantIn, VariantOut
+from fiscus.api.schemas import (
+    Id,
+    ListOut,
+    PriceIn,
+    PriceOut,
+    ProductIn,
+    ProductOut,
+    ProductPatch,
+    VariantIn,
+    VariantOut,
+)
 from fiscus.services import catalog as svc
 
 api = router("catalog")
@@ -29,6 +39,17 @@ def list_products(request: Request, principal: OrgDep, c: ContainerDep, page: Pa
 @on_loop
 def get_product(product_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
     return one_response(c, principal.organization_id, t.products, product_id, "product", p.product)
+
+
+@api.post("/products/{product_id}", response_model=ProductOut, openapi_extra=IDEMPOTENCY_HEADER)
+def update_product(product_id: Id, body: ProductPatch, principal: OrgDep, c: ContainerDep) -> Response:
+    """Change the name and/or the description (`detail`); the others stay. Issued documents keep the
+    descriptions they were issued with. Audited."""
+    org = principal.organization_id
+    svc.update_product(
+        c.db, c.clock, org, product_id, name=body.name, detail=body.detail, actor=principal.actor
+    )
+    return one_response(c, org, t.products, product_id, "product", p.product)
 
 
 @api.post(

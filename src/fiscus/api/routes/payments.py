@@ -303,7 +303,7 @@ def set_subscription_payment_method(
     )
     with c.db.read() as conn:
         row = get_row(conn, Scope(org), t.subscriptions, subscription_id, "subscription")
-        return p.json_response(present_subscription(conn, Scope(org), row, []))
+        return p.json_response(present_subscription(conn, Scope(org), row, [], c.clock.now()))
 
 
 # --- charges -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request, Response
@@ -23,6 +24,7 @@ from fiscus.api.schemas import (
     ChangeIn,
     Id,
     ListOut,
+    PauseCollectionIn,
     PreviewOut,
     SubscriptionIn,
     SubscriptionOut,
@@ -32,15 +34,23 @@ from fiscus.domain.documents import ComputedDocument
 from fiscus.domain.money import Currency
 from fiscus.queries.rows import get_row, items_of, page_rows
 from fiscus.queries.scope import Scope
+from fiscus.services import collection_pause as svc_pause
 from fiscus.services import subscriptions as svc
 from fiscus.services.billing_run import preview_next_document
+from fiscus.services.collection_pause import active_pauses
 from fiscus.services.usage_billing import preview_usage
 
 api = router("subscriptions")
 
 
-def present(conn: Connection, scope: Scope, row: dict[str, Any], expand: Sequence[str]) -> dict[str, Any]:
+def present(
+    conn: Connection, scope: Scope, row: dict[str, Any], expand: Sequence[str], now: datetime | None = None
+) -> dict[str, Any]:
+    """The subscription; with `now`, its `pause_collection` in force then (an expanded subscription
+    inside another object leaves it out: the field is optional)."""
     out = p.subscription(row, items_of(conn, t.subscription_items, "subscription_id", [row["id"]])[row["id"]])
+    if now is not None:
+        out["pause_collection"] = active_pauses(conn, scope.organization_id, [row["id"]], now).get(row["id"])
     if "customer" in expand:
         out["customer"] = p.customer(get_row(conn, scope, t.customers, row["customer_id"], "customer"))
     return out
@@ -52,7 +62,7 @@ def _get(
     scope = Scope(org_id)
     with c.db.read() as conn:
         row = get_row(conn, scope, t.subscriptions, sub_id, "subscription")
-        return p.json_response(present(conn, scope, row, expand or []), status)
+        return p.json_response(present(conn, scope, row, expand or [], c.clock.now()), status)
 
 
 def _items(items: list[Any]) -> list[svc.ItemSpec]:
@@ -79,7 +89,7 @@ def create_subscription(body: SubscriptionIn, principal: OrgDep, c: ContainerDep
     scope = Scope(principal.organization_id)
     with c.db.read() as conn:
         row = get_row(conn, scope, t.subscriptions, sid, "subscription")
-        out = present(conn, scope, row, [])
+        out = present(conn, scope, row, [], c.clock.now())
         d = t.documents.c
         billed = list(conn.execute(select(d.id).where(d.subscription_id == sid).order_by(d.id)).scalars())
     return p.json_response({**out, "billed_document_ids": billed}, 201)
@@ -116,8 +126,11 @@ def list_subscriptions(
             ending_before=ending_before,
             where=where,
         )
-        items = items_of(conn, t.subscription_items, "subscription_id", [r["id"] for r in rows])
-    return p.json_response(envelope(request, [p.subscription(r, items[r["id"]]) for r in rows], more))
+        ids = [r["id"] for r in rows]
+        items = items_of(conn, t.subscription_items, "subscription_id", ids)
+        pauses = active_pauses(conn, principal.organization_id, ids, c.clock.now())
+    data = [{**p.subscription(r, items[r["id"]]), "pause_collection": pauses.get(r["id"])} for r in rows]
+    return p.json_response(envelope(request, data, more))
 
 
 @api.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
@@ -168,8 +181,41 @@ def cancel_subscription(subscription_id: Id, body: CancelIn, principal: OrgDep, 
     scope = Scope(principal.organization_id)
     with c.db.read() as conn:
         row = get_row(conn, scope, t.subscriptions, subscription_id, "subscription")
-        out = present(conn, scope, row, [])
+        out = present(conn, scope, row, [], c.clock.now())
     return p.json_response({**out, "issued_ahead": [a.as_json() for a in ahead]})
+
+
+@api.post(
+    "/subscriptions/{subscription_id}/pause_collection",
+    response_model=SubscriptionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def pause_collection(
+    subscription_id: Id, body: PauseCollectionIn, principal: OrgDep, c: ContainerDep
+) -> Response:
+    """Stop the automatic charges and retries of the subscription's documents, until `resumes_at` or
+    until resumed. Invoices are still issued and numbered as usual (the supply goes on; numbering stays
+    gapless); the customer can still pay them. Pausing a paused subscription changes `resumes_at`. A
+    canceled or ended subscription: 409."""
+    svc_pause.pause_collection(
+        c.db, c.clock, principal.organization_id, subscription_id, resumes_at=body.resumes_at,
+        actor=principal.actor,
+    )  # fmt: skip
+    return _get(c, principal.organization_id, subscription_id)
+
+
+@api.post(
+    "/subscriptions/{subscription_id}/resume_collection",
+    response_model=SubscriptionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def resume_collection(subscription_id: Id, principal: OrgDep, c: ContainerDep) -> Response:
+    """End a pause of collection now: what fell due meanwhile is charged at the next collection run.
+    Not paused: 409."""
+    svc_pause.resume_collection(
+        c.db, c.clock, principal.organization_id, subscription_id, actor=principal.actor
+    )
+    return _get(c, principal.organization_id, subscription_id)
 
 
 def _preview(computed: ComputedDocument | None, cur: Currency | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from fiscus.domain.payments import (
     ProviderUnreachable,
     Trigger,
 )
+from fiscus.services.collection_pause import active_pause
 from fiscus.services.common import get_scoped, jsonable
 from fiscus.services.document_state import COLLECTABLE, due_of
 from fiscus.services.payments.attempts import (
@@ -68,6 +69,10 @@ def charge_document(
             # another worker that read the same due list and got here first has cleared (or moved)
             # the schedule, so a second process never makes the same planned attempt again.
             raise ChargeNotDue("the planned charge of this document was taken by another process")
+        sub_id = doc["subscription_id"]
+        automatic = trigger in (Trigger.AUTOMATIC, Trigger.RETRY)
+        if automatic and sub_id is not None and active_pause(conn, org_id, int(sub_id), now) is not None:
+            raise ChargeNotDue("the subscription's collection is paused")
         if doc["type"] == DocumentType.CREDIT_NOTE.value:
             raise InvalidStateError("a credit note is not charged", type=doc["type"])
         if DocumentStatus(doc["status"]) not in COLLECTABLE:

@@ -3,9 +3,10 @@ charge, then the retries the schedule planned)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
@@ -15,6 +16,7 @@ from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, Trigger
+from fiscus.services.collection_pause import paused_document
 from fiscus.services.payments.charging import ChargeNotDue, charge_document
 from fiscus.services.payments.janitor import SETTLE_GRACE
 
@@ -28,6 +30,37 @@ class CollectionSummary:
     skipped: int = 0
 
 
+COLLECTED_TYPES = (DocumentType.INVOICE.value, DocumentType.PROFORMA.value)
+
+
+def planned_at_issue(
+    org: Mapping[str, Any], doc_type: str, total_minor: int, at: datetime
+) -> datetime | None:
+    """When a document about to be issued open is charged automatically: what `schedule_collection`
+    would set, known before the insert, so a billing batch writes it with the row instead of updating
+    every row it just wrote (issue 18). `settle_planned` then applies what the issuing transaction
+    changed afterwards (credit that paid a document)."""
+    collected = org["auto_collect"] and doc_type in COLLECTED_TYPES and total_minor > 0
+    return at if collected else None
+
+
+def settle_planned(conn: Connection, document_ids: Sequence[int]) -> None:
+    """Drop the planned charge of documents no longer open (credit paid them in the same transaction):
+    together with `planned_at_issue`, the outcome of `schedule_collection` after the credits."""
+    if not document_ids:
+        return
+    d = t.documents.c
+    conn.execute(
+        update(t.documents)
+        .where(
+            d.id.in_(list(document_ids)),
+            d.next_payment_attempt_at.is_not(None),
+            d.status != DocumentStatus.OPEN.value,
+        )
+        .values(next_payment_attempt_at=None)
+    )
+
+
 def schedule_collection(conn: Connection, document_ids: Sequence[int], at: datetime) -> None:
     """Plan the automatic charge of just-issued documents whose organisation collects automatically."""
     if not document_ids:
@@ -37,7 +70,7 @@ def schedule_collection(conn: Connection, document_ids: Sequence[int], at: datet
         update(t.documents)
         .where(
             d.id.in_(list(document_ids)),
-            d.type.in_((DocumentType.INVOICE.value, DocumentType.PROFORMA.value)),
+            d.type.in_(COLLECTED_TYPES),
             d.status == DocumentStatus.OPEN.value,
             d.total_minor > 0,
             d.organization_id.in_(select(o.id).where(o.auto_collect.is_(True))),
@@ -56,7 +89,11 @@ def run_collection(
     with db.read() as conn:
         due = conn.execute(
             select(d.id, d.organization_id)
-            .where(d.next_payment_attempt_at.is_not(None), d.next_payment_attempt_at <= now)
+            .where(
+                d.next_payment_attempt_at.is_not(None),
+                d.next_payment_attempt_at <= now,
+                ~paused_document(now),  # a subscription's paused collection (services/collection_pause.py)
+            )
             .order_by(d.next_payment_attempt_at, d.id)
             .limit(limit)
         ).all()

@@ -16,6 +16,7 @@ from fiscus.domain.documents import DocumentAction, DocumentStatus, DocumentType
 from fiscus.domain.payments import AttemptStatus, FinalAction, RetryPolicy, Trigger, is_hard_decline
 from fiscus.domain.subscriptions import SubscriptionStatus
 from fiscus.services.document_state import apply_document_action, due_of, locked_document
+from fiscus.services.mrr_history import refresh_customers
 from fiscus.services.payments.attempts import audit_attempt, payment_event, touch_document
 
 
@@ -127,6 +128,8 @@ def _subscription_status(
     values = {"status": status.value, "updated_at": now, **extra}
     conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == sub["id"]).values(**values))
     org_id = sub["organization_id"]
+    if "ended_at" in extra:  # the dunning policy's cancellation ends the paid time: MRR history
+        refresh_customers(conn, org_id, [sub["customer_id"]])
     append_audit(
         conn,
         [

@@ -97,7 +97,14 @@ def create_webhook(ctx: Ctx) -> Response:
 
 
 @org_page("/settings/webhooks/{endpoint_id}")
-def webhook(ctx: Ctx, endpoint_id: int, *, alert: str | None = None, status: int = 200) -> Response:
+def webhook(
+    ctx: Ctx,
+    endpoint_id: int,
+    *,
+    alert: str | None = None,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> Response:
     """The endpoint and its newest deliveries (keyset pages by id), each with its last attempt."""
     d, a = t.webhook_deliveries.c, t.webhook_attempts.c
     before = f.whole(dict(ctx.request.query_params), "before")
@@ -126,7 +133,7 @@ def webhook(ctx: Ctx, endpoint_id: int, *, alert: str | None = None, status: int
         "next_before": shown[-1]["id"] if len(rows) > DELIVERIES else None,
         "redelivered": ctx.request.query_params.get("redelivered", ""),
     }
-    return _answer(ctx, "console/webhook.html", context, errors=None, alert=alert, status=status)
+    return _answer(ctx, "console/webhook.html", context, errors=errors, alert=alert, status=status)
 
 
 @org_page("/settings/webhooks/{endpoint_id}/{change}", methods=("GET", "POST"), permission="settings.write")

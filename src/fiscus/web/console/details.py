@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from fastapi import Response
 from fastapi.responses import RedirectResponse
@@ -26,6 +27,7 @@ from fiscus.queries.documents import DocumentFilters, DocumentView, audit_events
 from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
 from fiscus.services import operator_actions as act
+from fiscus.services.collection_pause import active_pause
 from fiscus.services.operators import require
 from fiscus.services.subscriptions import ItemSpec
 from fiscus.web.console import auth
@@ -274,7 +276,7 @@ def vat_check(ctx: Ctx, customer_id: int) -> Response:
     )
 
 
-def _subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
+def subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
     scope = Scope(ctx.org)
     with ctx.c.db.read() as conn:
         sub = get_row(conn, scope, t.subscriptions, subscription_id, "subscription")
@@ -304,9 +306,14 @@ def _subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
             ).mappings()
         ]
         docs, _ = page_documents(conn, scope, DocumentFilters(subscription_id=subscription_id), limit=20)
+        pause = active_pause(conn, ctx.org, subscription_id, ctx.c.clock.now())
+        if pause and pause["resumes_at"]:  # shown as the day in the organisation's time zone
+            zone = conn.execute(select(t.organizations.c.timezone).where(t.organizations.c.id == ctx.org))
+            pause["resumes_on"] = pause["resumes_at"].astimezone(ZoneInfo(zone.scalar_one())).date()
     return {
         "title": f"#{subscription_id}",
         "sub": sub,
+        "pause": pause,
         "customer": cust,
         "items": items,
         "prices": prices,
@@ -316,8 +323,10 @@ def _subscription_context(ctx: Ctx, subscription_id: int) -> dict[str, Any]:
 
 @org_page("/subscriptions/{subscription_id}")
 def subscription(ctx: Ctx, subscription_id: int) -> Response:
-    context = _subscription_context(ctx, subscription_id)
-    context["done"] = ctx.request.query_params.get("done") in ("change", "cancel", "resume")
+    context = subscription_context(ctx, subscription_id)
+    context["done"] = ctx.request.query_params.get("done") in (
+        "change", "cancel", "resume", "pause", "resume_collection",
+    )  # fmt: skip
     return ctx.page("console/subscription.html", context)
 
 
@@ -338,7 +347,7 @@ def change(ctx: Ctx, subscription_id: int) -> Response:
     """Step 1 (GET): choose. Step 2 (POST step=preview): the proration preview, written nowhere.
     Step 3 (POST step=confirm): the change itself."""
     require(ctx.actor, "subscriptions.change")
-    context = _subscription_context(ctx, subscription_id)
+    context = subscription_context(ctx, subscription_id)
     context.update(form=ctx.form, error=None, preview=None)
     if ctx.request.method == "POST":
         confirm = ctx.form.get("step") == "confirm"
@@ -367,7 +376,7 @@ def change(ctx: Ctx, subscription_id: int) -> Response:
 @org_page("/subscriptions/{subscription_id}/cancel", methods=("GET", "POST"))
 def cancel(ctx: Ctx, subscription_id: int) -> Response:
     require(ctx.actor, "subscriptions.cancel")
-    context = _subscription_context(ctx, subscription_id)
+    context = subscription_context(ctx, subscription_id)
     context.update(error=None)
     if ctx.request.method == "POST":
         try:
@@ -391,7 +400,7 @@ def cancel(ctx: Ctx, subscription_id: int) -> Response:
 def resume(ctx: Ctx, subscription_id: int) -> Response:
     """Withdraw a cancellation scheduled for the period end: confirm (GET), then do it (POST)."""
     require(ctx.actor, "subscriptions.cancel")
-    context = _subscription_context(ctx, subscription_id)
+    context = subscription_context(ctx, subscription_id)
     context.update(error=None)
     if ctx.request.method == "POST":
         try:

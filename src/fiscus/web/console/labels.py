@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fiscus.web.console.labels_extra import EXTRA
 from fiscus.web.console.labels_more import MORE
 from fiscus.web.console.settings_labels import OWN as SETTINGS
 from fiscus.web.i18n import surface_labels
@@ -300,4 +301,5 @@ for _lang, _texts in MORE.items():
 
 def labels(lang: str) -> dict[str, str]:
     """The console's texts, the catalog and settings pages' (`settings_labels.py`) beside them."""
-    return {**SETTINGS["en"], **SETTINGS.get(lang, {}), **surface_labels(OWN, lang)}
+    extra = {**EXTRA["en"], **EXTRA.get(lang, {})}
+    return {**SETTINGS["en"], **SETTINGS.get(lang, {}), **extra, **surface_labels(OWN, lang)}

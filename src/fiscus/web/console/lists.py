@@ -1,21 +1,24 @@
 """List pages: documents (filters, search, sort, keyset pages, totals per currency, streamed CSV),
-customers, subscriptions, payment attempts and audit events. They read through `queries/console_*`."""
+customers, subscriptions, payment attempts and audit events, each sortable on every column (`?sort=`,
+keyset pages consistent with the order). They read through `queries/console_*`."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Connection
 
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import currency, from_minor
 from fiscus.queries import console_documents as cd
 from fiscus.queries import console_lists as cl
+from fiscus.queries.console_sort import KeyPage, Sort, SortColumn, parse_sort
 from fiscus.web.console import auth
 from fiscus.web.console.routing import Ctx, org_page
 
@@ -29,11 +32,6 @@ FILTER_KEYS = ("status", "type", "customer", "currency", "from", "to", "overdue"
 
 def _params(ctx: Ctx) -> dict[str, str]:
     return {k: v[:100] for k, v in ctx.request.query_params.items() if k in (*FILTER_KEYS, "after")}
-
-
-def _after_id(ctx: Ctx) -> int | None:
-    value = ctx.request.query_params.get("after", "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 def _link(params: dict[str, str], **changes: str | None) -> str:
@@ -53,13 +51,7 @@ def documents(ctx: Ctx) -> Response:
     except InvalidFieldError as exc:
         error, q, result = exc, cd.DocumentQuery(ctx.org), cd.Page([], None)
     filters = {k: v for k, v in params.items() if k != "after"}
-    sort = params.get("sort") or "-id"
-
-    def sort_link(column: str) -> str:
-        return _link(filters, sort=column if sort == f"-{column}" else f"-{column}", after=None)
-
-    def sort_state(column: str) -> str:
-        return "descending" if sort == f"-{column}" else "ascending" if sort == column else "none"
+    headers = sorting({k: v for k, v in filters.items() if k != "sort"}, Sort(q.sort, q.descending))
 
     return ctx.page(
         "console/documents.html",
@@ -73,8 +65,7 @@ def documents(ctx: Ctx) -> Response:
             "next_link": _link(filters, after=result.next_cursor) if result.next_cursor else None,
             "first_link": _link(filters) if params.get("after") else None,
             "csv_link": f"/console/{ctx.org}/documents.csv" + _link(filters),
-            "sort_link": sort_link,
-            "sort_state": sort_state,
+            **headers,
             "statuses": cd.STATUSES,
             "types": cd.TYPES,
         },
@@ -142,70 +133,125 @@ def _cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def sorting(filters: dict[str, str], sort: Sort) -> dict[str, Any]:
+    """The template's sortable headers: a link per column (the other direction when it is the current
+    sort, else descending) and its `aria-sort` state; filters kept, back to the first page."""
+    current = sort.param
+
+    def sort_link(column: str) -> str:
+        return _link(filters, sort=column if current == f"-{column}" else f"-{column}", after=None)
+
+    def sort_state(column: str) -> str:
+        return "descending" if current == f"-{column}" else "ascending" if current == column else "none"
+
+    return {"sort_link": sort_link, "sort_state": sort_state}
+
+
+Fetch = Callable[[Connection, Sort, str | None], KeyPage]
+
+
+def sorted_list(
+    ctx: Ctx,
+    template: str,
+    title: str,
+    filters: dict[str, str],
+    columns: Mapping[str, SortColumn],
+    fetch: Fetch,
+    extra: Callable[[Connection], dict[str, Any]] | None = None,
+) -> Response:
+    """A list page sorted by `?sort=` on any of `columns` with `?after=` cursor pages; a bad sort or
+    cursor is shown as the field's error (422) over an empty list."""
+    qp = ctx.request.query_params
+    after = qp.get("after", "")[:300] or None
+    error: InvalidFieldError | None = None
+    more: dict[str, Any] = {}
+    sort = cl.NEWEST
+    with ctx.c.db.read() as conn:
+        try:
+            sort = parse_sort(qp.get("sort", "")[:40] or None, columns)
+            result = fetch(conn, sort, after)
+        except InvalidFieldError as exc:
+            error, result = exc, KeyPage([], None)
+        more = extra(conn) if extra else {}
+    keep = {**filters, "sort": "" if sort == cl.NEWEST else sort.param}
+    context = {
+        "title": title,
+        "params": filters,
+        "rows": result.rows,
+        "error": error,
+        "next_link": _link(keep, after=result.next_cursor) if result.next_cursor else None,
+        "first_link": _link(keep) if after else None,
+        **sorting(filters, sort),
+        **more,
+    }
+    return ctx.page(template, context, status=422 if error else 200)
+
+
+def _id(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
 @org_page("/customers")
 def customers(ctx: Ctx) -> Response:
     qp = ctx.request.query_params
     search, cur = qp.get("q", "")[:100], qp.get("currency", "").upper()[:3]
-    with ctx.c.db.read() as conn:
-        result = cl.customers(
-            conn, ctx.org, search=search or None, currency=cur or None, limit=PAGE, after=_after_id(ctx)
+
+    def fetch(conn: Connection, sort: Sort, after: str | None) -> KeyPage:
+        return cl.customers(
+            conn, ctx.org, search=search or None, currency=cur or None, limit=PAGE, after=after, sort=sort
         )
+
     filters = {"q": search, "currency": cur}
-    return ctx.page("console/customers.html", _listing("Customers", filters, result))
+    return sorted_list(ctx, "console/customers.html", "Customers", filters, cl.CUSTOMER_SORTS, fetch)
 
 
 @org_page("/subscriptions")
 def subscriptions(ctx: Ctx) -> Response:
     qp = ctx.request.query_params
     status, search = qp.get("status", "")[:20], qp.get("q", "")[:100]
-    customer = qp.get("customer", "")
-    with ctx.c.db.read() as conn:
-        result = cl.subscriptions(
-            conn,
-            ctx.org,
-            status=status or None,
-            customer_id=int(customer) if customer.isdigit() and len(customer) < 19 else None,
-            search=search or None,
-            limit=PAGE,
-            after=_after_id(ctx),
-        )
+    customer = qp.get("customer", "")[:19]
+
+    def fetch(conn: Connection, sort: Sort, after: str | None) -> KeyPage:
+        return cl.subscriptions(
+            conn, ctx.org, status=status or None, customer_id=_id(customer), search=search or None,
+            limit=PAGE, after=after, sort=sort,
+        )  # fmt: skip
+
     filters = {"status": status, "q": search, "customer": customer}
-    return ctx.page("console/subscriptions.html", _listing("Subscriptions", filters, result))
+    return sorted_list(
+        ctx, "console/subscriptions.html", "Subscriptions", filters, cl.SUBSCRIPTION_SORTS, fetch
+    )
 
 
 @org_page("/payments")
 def payments(ctx: Ctx) -> Response:
     qp = ctx.request.query_params
-    status, document = qp.get("status", "")[:20], qp.get("document", "")
-    with ctx.c.db.read() as conn:
-        result = cl.payments(
+    status, document = qp.get("status", "")[:20], qp.get("document", "")[:19]
+
+    def fetch(conn: Connection, sort: Sort, after: str | None) -> KeyPage:
+        return cl.payments(
             conn,
             ctx.org,
             status=status or None,
-            document_id=int(document) if document.isdigit() and len(document) < 19 else None,
+            document_id=_id(document),
             limit=PAGE,
-            after=_after_id(ctx),
+            after=after,
+            sort=sort,
         )
-    return ctx.page(
-        "console/payments.html", _listing("Payments", {"status": status, "document": document}, result)
-    )
+
+    filters = {"status": status, "document": document}
+    return sorted_list(ctx, "console/payments.html", "Payments", filters, cl.PAYMENT_SORTS, fetch)
 
 
 @org_page("/audit")
 def audit(ctx: Ctx) -> Response:
     qp = ctx.request.query_params
     entity, who = qp.get("entity", "")[:32], qp.get("actor", "")[:100]
-    with ctx.c.db.read() as conn:
-        result = cl.audit(
-            conn, ctx.org, entity_type=entity or None, actor=who or None, limit=PAGE, after=_after_id(ctx)
+
+    def fetch(conn: Connection, sort: Sort, after: str | None) -> KeyPage:
+        return cl.audit(
+            conn, ctx.org, entity_type=entity or None, actor=who or None, limit=PAGE, after=after, sort=sort
         )
-    return ctx.page("console/audit.html", _listing("Audit events", {"entity": entity, "actor": who}, result))
 
-
-def _listing(title: str, filters: dict[str, str], result: cl.IdPage) -> dict[str, Any]:
-    return {
-        "title": title,
-        "params": filters,
-        "rows": result.rows,
-        "next_link": _link(filters, after=str(result.next_after)) if result.next_after else None,
-    }
+    filters = {"entity": entity, "actor": who}
+    return sorted_list(ctx, "console/audit.html", "Audit events", filters, cl.AUDIT_SORTS, fetch)

@@ -14,6 +14,8 @@ from fiscus.adapters.db import tables as t
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.queries import console_documents as cd
 from fiscus.queries import dashboard as dashboard_model
+from fiscus.queries.documents import count_documents
+from fiscus.queries.scope import Scope
 from fiscus.services import console_sessions, operators
 from fiscus.web.console import auth
 from fiscus.web.console.charts import dashboard_charts
@@ -196,7 +198,7 @@ def dashboard(ctx: Ctx) -> Response:
         context["counts"] = {
             "customers": _count(conn, t.customers, ctx.org),
             "subscriptions": _count(conn, t.subscriptions, ctx.org, t.subscriptions.c.status == "active"),
-            "documents": _count(conn, t.documents, ctx.org),
+            "documents": count_documents(conn, Scope(ctx.org)),  # the maintained document_counts
         }
     context["has_dashboard"] = "dashboard" in context
     return ctx.page("console/dashboard.html", context)

@@ -73,7 +73,7 @@ def documents(slug: str, request: Request) -> Response:
             starting_after=cursor.after,
             ending_before=cursor.before,
         )
-    rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT]
+    rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT and d.number is not None]
     pages = paging.pager(page.base, [d.id for d in docs], more, cursor)
     done = page.t.get(f"done_{request.query_params.get('done', '')}", "")
     return page.render(

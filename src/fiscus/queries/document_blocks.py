@@ -1,0 +1,46 @@
+"""Where the k-th document of a list lies, from the maintained counts per id block (issue 18).
+
+`document_counts` holds, per organisation, type, status and block of `ID_BLOCK` ids, how many documents
+there are (migration 0025). The running sum of a list's counts over its blocks names the block that
+holds its k-th document (oldest first); only that block's index entries are then skipped. So page
+10,000 of a million documents costs a few hundred small rows and at most one block of an id-only index
+walk, where a plain OFFSET walked half the organisation's index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, func, select
+
+from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_counts as tc
+
+
+def counted_total(conn: Connection, where: list[ColumnElement[bool]]) -> int:
+    """The list's size: the sum of its count rows."""
+    query = select(func.coalesce(func.sum(tc.document_counts.c.n), 0)).where(*where)
+    return int(conn.execute(query).scalar_one())
+
+
+def nth_id(conn: Connection, where: list[ColumnElement[bool]], ids: Select[Any], position: int) -> int | None:
+    """The id of the list's document at `position` (0-based, oldest first), or None when the counts
+    and the documents disagree (a write committed between the two statements): the caller then walks
+    the index itself. `where` selects the list's count rows, `ids` its documents' ids."""
+    c, d = tc.document_counts.c, t.documents.c
+    blocks = conn.execute(
+        select(c.id_block, func.sum(c.n)).where(*where).group_by(c.id_block).order_by(c.id_block)
+    ).all()
+    before = 0
+    for block, n in blocks:
+        if position < before + int(n):
+            low = int(block) * tc.ID_BLOCK
+            query = (
+                ids.where(d.id >= low, d.id < low + tc.ID_BLOCK)
+                .order_by(d.id.asc())
+                .offset(position - before)
+                .limit(1)
+            )
+            found = conn.execute(query).scalar()
+            return None if found is None else int(found)
+        before += int(n)
+    return None
