@@ -4,21 +4,18 @@ Issue 17: an organisation may let its customers enter promotion codes (`customer
 off by default). Cancelling a subscription discards the drafts billed for its later periods: a draft
 has no number, so it becomes void unnumbered, which the documents' numbering CHECK now allows.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07 19:10:00
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023"
-down_revision = "0022"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
@@ -45,20 +42,23 @@ def downgrade() -> None:
 
 
 def _numbering(check: str) -> None:
-    """SQLite changes a CHECK by copying the table, which drops its triggers (the document counts of
-    0022, whose SQL is reused from there): they are made again on the new table."""
+    """SQLite changes a CHECK by copying the table: the triggers on it, and those of other tables that
+    name it (the document counts and rollups of earlier migrations), are dropped first and made again
+    as they were."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    triggers: list[tuple[str, str]] = []
+    if sqlite:
+        found = op.get_bind().execute(
+            sa.text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND (tbl_name = 'documents' OR sql LIKE '%documents%') ORDER BY name"
+            )
+        )
+        triggers = [(str(name), str(sql)) for name, sql in found]
+        for name, _sql in triggers:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_documents_numbered_iff_issued"), type_="check")
         batch_op.create_check_constraint(batch_op.f("ck_documents_numbered_iff_issued"), sa.text(check))
-    if op.get_bind().dialect.name == "sqlite":
-        spec = importlib.util.spec_from_file_location(
-            "fiscus_migration_0022", Path(__file__).with_name("0022_document_counts.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        counts = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(counts)
-        for name in ("document_counts_insert", "document_counts_delete", "document_counts_update"):
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for statement in counts.SQLITE_TRIGGERS:
-            op.execute(statement)
+    for _name, sql in triggers:
+        op.execute(sql)
