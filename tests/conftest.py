@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,10 +22,17 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import PostgresUnavailable, ThrowawayPostgres, find_pg_bin
+from tests.demo_support import demo_db  # noqa: F401  (a fixture: the seeded demo, copied per test)
 from tests.en16931 import CII_XSLT, UBL_XSLT, Schematron, missing_reason
 
 if Path("/dev/shm").is_dir():
     os.environ.setdefault("FISCUS_PG_TMPDIR", "/dev/shm")
+    if "TMPDIR" not in os.environ and os.access("/dev/shm", os.W_OK | os.X_OK):
+        # tmp_path too (SQLite test databases, the gateway's ledger, rendered files): SQLite runs with
+        # synchronous=FULL, and an fsync per commit costs ~10 ms on a CI disk, nothing on tmpfs.
+        # Set before pytest picks its base directory (xdist's controller does, for its workers).
+        os.environ["TMPDIR"] = "/dev/shm"
+        tempfile.tempdir = "/dev/shm"
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -109,6 +117,12 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 1, 15, 9, 30, tzinfo=UTC))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (marked slow) first: `make test` hands tests out in collection order (`--dist
+    loadgroup`), so the run ends on short tests on both workers, not on one long test on one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -29,7 +29,7 @@ def build(
 ) -> Container:
     settings = settings or Settings()
     db = Database(settings.database_url)
-    from fiscus.adapters.db.migrations import is_up_to_date  # Alembic: only when the check is made
+    from fiscus.adapters.db.schema_version import is_up_to_date  # without Alembic (start-up time)
 
     if require_migrated and not is_up_to_date(db.engine):
         db.dispose()

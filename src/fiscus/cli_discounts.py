@@ -5,17 +5,16 @@ call the same services as the API (`services/discounts.py`, `services/wallets.py
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from fiscus.adapters.db import tables_discounts as td
-from fiscus.bootstrap import build
 from fiscus.domain.errors import InvalidFieldError
-from fiscus.domain.money import currency, from_minor
+
+if TYPE_CHECKING:
+    from fiscus.bootstrap import Container
 
 coupons_app = typer.Typer(help="Coupons: list and create.", no_args_is_help=True)
 credits_app = typer.Typer(help="Prepaid credit: balances, grants and top-ups.", no_args_is_help=True)
@@ -29,6 +28,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(credits_app, name="credits")
 
 
+def build() -> Container:
+    """`bootstrap.build`, imported when a command runs: the database stack is not loaded at start-up
+    for every other command (and every `fiscus gateway` process)."""
+    from fiscus.bootstrap import build as build_container
+
+    return build_container()
+
+
 def _decimal(value: str, field_name: str) -> Decimal:
     try:
         return Decimal(value)
@@ -39,6 +46,11 @@ def _decimal(value: str, field_name: str) -> Decimal:
 @coupons_app.command("list")
 def coupons_list(org: Org) -> None:
     """The organisation's coupons, oldest first."""
+    from sqlalchemy import select
+
+    from fiscus.adapters.db import tables_discounts as td
+    from fiscus.domain.money import currency, from_minor
+
     c = build()
     table = Table("id", "name", "off", "duration", "scope", "redeemed", "valid")
     cc = td.coupons.c
@@ -105,6 +117,11 @@ def coupons_create(
 @credits_app.command("list")
 def credits_list(org: Org, customer: Annotated[int, typer.Option(help="customer id")]) -> None:
     """The customer's wallets: balance per currency and each grant's remaining amount."""
+    from sqlalchemy import select
+
+    from fiscus.adapters.db import tables_discounts as td
+    from fiscus.domain.money import currency, from_minor
+
     c = build()
     w, g = td.wallets.c, td.wallet_grants.c
     table = Table("wallet", "currency", "grant", "kind", "reason", "remaining", "status", "expires")

@@ -8,26 +8,24 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 
-from fiscus.adapters.db.engine import Database
-from fiscus.adapters.db.usage_partitions import ensure_ahead
-from fiscus.bootstrap import build
-from fiscus.domain.clock import Clock
 from fiscus.domain.errors import ValidationError
-from fiscus.services.usage_ingest import IMPORT_BATCH, EventIn, ingest_events
+
+if TYPE_CHECKING:
+    # Imported where used: every command (and every `fiscus gateway` process) loads this module.
+    from rich.progress import Progress
+
+    from fiscus.adapters.db.engine import Database
+    from fiscus.domain.clock import Clock
+    from fiscus.services.usage_ingest import EventIn
+
+IMPORT_BATCH: Final = 10_000
+"""`services.usage_ingest.IMPORT_BATCH` (a test keeps them equal), not imported: start-up time."""
 
 events_app = typer.Typer(help="Usage events.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -41,6 +39,8 @@ class BadLine(Exception):
 
 
 def _event(line: int, raw: dict[str, Any]) -> EventIn:
+    from fiscus.services.usage_ingest import EventIn
+
     missing = [k for k in REQUIRED if raw.get(k) in (None, "")]
     if missing:
         raise BadLine(line, f"missing {', '.join(missing)}")
@@ -94,6 +94,8 @@ def import_file(
     progress: Progress | None = None,
 ) -> int:
     """Import every event of the file in batches; how many lines were sent (resends included)."""
+    from fiscus.services.usage_ingest import ingest_events
+
     sent = 0
     task = progress.add_task("events", total=path.stat().st_size) if progress else None
     with path.open("rb") as stream:
@@ -142,6 +144,17 @@ def import_events(
 ) -> None:
     """Import usage events; a bad line stops the import (everything before it is kept, and importing
     the file again skips what is already stored)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from fiscus.bootstrap import build
+
     c = build()
     kind = fmt or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
     columns = (
@@ -164,5 +177,7 @@ def import_events(
 
 def usage_maintenance(db: Database, clock: Clock) -> list[str]:
     """The worker's hourly step: monthly event partitions made ahead (PostgreSQL)."""
+    from fiscus.adapters.db.usage_partitions import ensure_ahead
+
     with db.write() as conn:
         return ensure_ahead(conn, clock.now().date())

@@ -5,7 +5,6 @@ queries)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +16,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.demo import seed_demo
 from fiscus.domain.clock import FixedClock
 from tests.api_support import api_client, auth
+from tests.demo_support import DEMO_NOW, stratified_sample
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +25,19 @@ def _decimal_json(text: str) -> Any:
     return json.loads(text, parse_float=Decimal, parse_int=Decimal)
 
 
-def test_every_document_agrees_across_the_four_apis(db: Database) -> None:
-    clock = FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC))
-    demo = seed_demo(db, clock, quiet=True)
+def test_every_document_agrees_across_the_four_apis(demo_db: Database, backend: str) -> None:
+    """Every document on PostgreSQL; on SQLite, a stratified sample (`stratified_sample`: the first and
+    last document of every organisation x type x status x feature set): the presenters are the same on
+    both, only the queries under them differ, and the sample reaches every kind of document."""
+    db = demo_db
+    clock = FixedClock(DEMO_NOW)
+    demo = seed_demo(db, clock, quiet=True)  # seeded already: the organisations and their keys
     keys = {o.id: o.api_key for o in demo.organizations}
+    query = select(t.documents.c.id, t.documents.c.organization_id, t.documents.c.type, t.documents.c.status)
+    if backend != "postgresql":
+        query = query.where(t.documents.c.id.in_([doc_id for _, doc_id in stratified_sample(db)]))
     with db.read() as conn:
-        rows = conn.execute(
-            select(t.documents.c.id, t.documents.c.organization_id, t.documents.c.type, t.documents.c.status)
-        ).all()
+        rows = conn.execute(query).all()
     checked = 0
     with api_client(db, clock) as api:
         for doc_id, org_id, doc_type, status in rows:
@@ -69,4 +74,4 @@ def test_every_document_agrees_across_the_four_apis(db: Database) -> None:
                     vps["invoice_number"].lstrip("0") == native["number"].lstrip("0") or doc_type == "invoice"
                 )
             checked += 1
-    assert checked >= 700
+    assert checked >= (700 if backend == "postgresql" else 50)

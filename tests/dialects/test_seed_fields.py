@@ -42,7 +42,7 @@ from tests.dialects.seed_contract import (
     violations,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seed_fields")]  # one worker seeds `demo` once
 NOW: Final = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 

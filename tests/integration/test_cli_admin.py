@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -116,6 +117,7 @@ def test_init_interactive_offers_the_countrys_defaults(db: Database, db_url: str
     assert str(standard) == "0.16"
 
 
+@pytest.mark.slow
 def test_keys_admin_keys_and_org_update(db: Database, db_url: str, tmp_path: Path) -> None:
     init = json.loads(
         fiscus(

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, text
+import pytest
+from sqlalchemy import Connection, func, select, text
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.adapters.payments.gateway import GatewayProvider
@@ -99,6 +101,7 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
             ledger = td.wallet_ledger.c
             kinds = set(conn.execute(select(ledger.kind).where(ledger.organization_id == bg.id)).scalars())
             assert {"granted", "consumed"} <= kinds
+            _assert_usage_billed(conn, result.organizations)
 
             unbalanced = conn.execute(
                 text(
@@ -121,6 +124,36 @@ def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -
         db.dispose()
 
 
+def _assert_usage_billed(conn: Connection, organizations: list[Any]) -> None:
+    """Issue 16's demo: the VPS host bills traffic in graduated tiers and backup space held (a weighted
+    sum), the marketplace API requests over the plan's included units, each on usage documents of the
+    ordinary run from events reported through the ingest service; nothing was late."""
+    ids = {o.slug: o.id for o in organizations}
+    u, e, m = tu.usage_lines.c, tu.usage_events.c, tu.billable_metrics.c
+    per_org = select(e.organization_id, func.count().label("n")).group_by(e.organization_id)
+    events: dict[int, int] = {r.organization_id: r.n for r in conn.execute(per_org)}
+    assert set(events) == {ids["bg-vps-test"], ids["kz-marketplace-test"]}
+    assert all(300 <= n <= 5_000 for n in events.values()), events
+    billed = conn.execute(
+        select(u.organization_id, m.code, u.breakdown, u.document_id).join(
+            tu.billable_metrics, m.id == u.metric_id
+        )
+    ).all()
+    labels: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for row in billed:
+        labels[(row.organization_id, row.code)] |= {part["label"] for part in row.breakdown}
+    bg, kz = ids["bg-vps-test"], ids["kz-marketplace-test"]
+    assert {"tier 1 (0–1000)", "tier 2 (1000–5000)"} <= labels[(bg, "bandwidth")]
+    assert labels[(bg, "backup-storage")] == {"per unit"}
+    assert labels[(kz, "api-requests")] == {"included", "per unit"}
+    d = t.documents.c
+    charged = select(func.count(d.id.distinct())).where(
+        d.id.in_([row.document_id for row in billed]), d.total_minor > 0
+    )
+    assert conn.execute(charged).scalar_one() >= 40
+    assert conn.execute(select(func.count()).select_from(tu.usage_late)).scalar_one() == 0
+
+
 def _rows(db: Database, query: str) -> list[Any]:
     with db.read() as conn:
         return list(conn.execute(text(query)))
@@ -140,6 +173,7 @@ def _counts(db: Database) -> dict[str, int]:
         }
 
 
+@pytest.mark.slow
 def test_demo_history_pays_through_the_gateway(db: Database, tmp_path: Path) -> None:
     """Successes, declines with their codes, a retry that later succeeded, an unknown outcome settled by
     the janitor, a partial capture of a proforma's authorisation, partial and full refunds with credit

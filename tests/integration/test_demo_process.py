@@ -19,11 +19,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from tests.api_support import free_port
+
+pytestmark = pytest.mark.slow  # long: collected first (conftest)
 
 SEED_TIMEOUT = 600.0
 WORKER_INTERVAL = 2.0

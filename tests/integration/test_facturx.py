@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -318,10 +318,9 @@ def test_business_rules_name_what_is_broken(db: Database, clock: FixedClock) -> 
     assert found == {"BR-CO-10", "BR-CO-13", "BR-S-08"}
 
 
-def test_every_demo_invoice_of_the_eu_issuer_obeys_en16931(db: Database, tmp_path: Path) -> None:
-    from fiscus.demo import seed_demo
-
-    seed_demo(db, FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC)), quiet=True)
+@pytest.mark.slow
+def test_every_demo_invoice_of_the_eu_issuer_obeys_en16931(demo_db: Database, tmp_path: Path) -> None:
+    db = demo_db  # the seeded demo
     with db.read() as conn:
         org_id = conn.execute(
             select(t.organizations.c.id).where(t.organizations.c.slug == "bg-vps-test")

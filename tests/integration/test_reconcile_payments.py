@@ -332,6 +332,7 @@ def _row(db: Database, sql: str, **params: object) -> Any:
         return conn.execute(text(sql), params).mappings().one()
 
 
+@pytest.mark.slow
 def test_fiscus_reconcile_checks_the_gateway_ledger(
     db: Database, db_url: str, clock: FixedClock, gateway: GatewayProcess
 ) -> None:

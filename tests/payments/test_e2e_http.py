@@ -40,6 +40,8 @@ from tests.api_support import auth, free_port, live_server, make_app
 from tests.builders import make_customer, make_tenant
 from tests.payments_support import WEBHOOK_SECRET, GatewayProcess, gateway_process
 
+pytestmark = pytest.mark.slow  # long: collected first (conftest)
+
 CLIENT_TIMEOUT = 1.5
 """Fiscus's read timeout towards the gateway: normal answers come in milliseconds."""
 GATEWAY_HOLD = 4.0

@@ -48,6 +48,8 @@ from fiscus.services.subscriptions import ItemSpec
 from tests.builders import make_customer, make_tenant
 from tests.payments_support import gateway_process
 
+pytestmark = pytest.mark.slow  # long: collected first (conftest)
+
 PROVIDER = "test_gateway"
 GRANULAR = ("refunds", "credit_notes", "events")
 """What may differ by order today: how refunds are split into rows (and credit notes) when only

@@ -165,7 +165,7 @@ class UsageGroupOut(BaseModel):
     quantity: str
     events: int
     amount: MoneyOut
-    tiers: list[dict[str, str | int | None]]
+    tiers: list[dict[str, str | int | bool | None]]
 
 
 class DocumentUsageOut(UsageGroupOut):

@@ -6,11 +6,36 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from fiscus.demo.metering import Metering, Report, UsageCharge
 from fiscus.demo.scenario import Collection, Offer, Payer, Product, Promotion, Refund, Scenario
 from fiscus.domain.documents import DocumentType
 from fiscus.services.catalog import ProductSpec
 from fiscus.services.customers import CustomerSpec
 from fiscus.services.organizations import OrganizationSpec, SeriesSpec, standard_rates
+from fiscus.services.usage_metrics import MetricSpec
+
+BANDWIDTH_TIERS = (
+    {"up_to": "1000", "unit_price": "0"},
+    {"up_to": "5000", "unit_price": "0.012"},
+    {"up_to": None, "unit_price": "0.008"},
+)
+"""Outbound traffic per month: the first terabyte included, then two graduated tiers (EUR per GB)."""
+METERING = Metering(
+    metrics=(
+        MetricSpec("bandwidth", "Трафик", "sum", "gb", rounding="round", precision=3),
+        MetricSpec(
+            "backup-storage", "Бекъп пространство", "weighted_sum", "gb", rounding="round", precision=2
+        ),
+    ),
+    usage_offers=dict.fromkeys(("vps-1", "vps-1-plus", "vps-2", "vps-4"), ("bandwidth", "backup-storage")),
+    reports=(
+        Report("bandwidth", "gb", 2, 16_000, 160_000, places=3),
+        Report("backup-storage", "gb", 7, 20, 120, delta=15),
+    ),
+    share_percent=60,
+)
+"""Most customers' first VPS bills its traffic (graduated, reported every other day) and its backup space held
+over the month (a weighted sum of GB, reported as weekly changes), in arrears."""
 
 _BG_MALE = (
     ("Иван", "ivan"),
@@ -188,6 +213,28 @@ def scenario() -> Scenario:
             ),
         ),
         product(
+            "usage",
+            "Потребление",
+            "usage",
+            "Трафик и бекъп пространство, таксувани след края на месеца.",
+            (
+                Offer(
+                    "bandwidth",
+                    "Трафик",
+                    "0",
+                    "month",
+                    usage=UsageCharge("bandwidth", "graduated", {"tiers": list(BANDWIDTH_TIERS)}),
+                ),
+                Offer(
+                    "backup-storage",
+                    "Бекъп пространство",
+                    "0",
+                    "month",
+                    usage=UsageCharge("backup-storage", "per_unit", {"unit_price": "0.04"}),
+                ),
+            ),
+        ),
+        product(
             "services",
             "Услуги",
             "service",
@@ -209,5 +256,15 @@ def scenario() -> Scenario:
     )
     launch = Promotion("Отстъпка при старт", "20", 3, "START20", credit="25.00")
     return Scenario(
-        spec, products, _bg_customers, (("month", 1),), 4, DocumentType.PROFORMA, 75, 6, collection, launch
+        spec,
+        products,
+        _bg_customers,
+        (("month", 1),),
+        4,
+        DocumentType.PROFORMA,
+        75,
+        6,
+        collection,
+        launch,
+        METERING,
     )

@@ -6,12 +6,25 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from fiscus.demo.metering import Metering, Report, UsageCharge
 from fiscus.demo.scenario import Collection, Offer, Payer, Product, Refund, Scenario
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.tax import TaxCategory
 from fiscus.services.catalog import ProductSpec
 from fiscus.services.customers import CustomerSpec
 from fiscus.services.organizations import OrganizationSpec, standard_rates
+from fiscus.services.usage_metrics import MetricSpec
+
+API_PRICE = "0.125"
+"""KZT per API request over the plan's included requests: more digits than the tiyn."""
+METERING = Metering(
+    metrics=(MetricSpec("api-requests", "API-запросы", "sum", "requests"),),
+    usage_offers={"basic-monthly": ("api-requests-basic",), "pro-monthly": ("api-requests-pro",)},
+    reports=(Report("api-requests", "requests", 2, 1_200, 3_000),),
+    share_percent=60,
+)
+"""Most customers' first monthly plan bills the API requests its integration makes (reported every other day)
+beyond what the plan includes: 30,000 a month on Basic (1000 a day), 600,000 on Pro."""
 
 
 def _tiers(
@@ -222,6 +235,29 @@ def scenario() -> Scenario:
                 Offer("training", "Обучение сотрудников, час", "15000", tax_category=TaxCategory.EXEMPT),
             ),
         ),
+        Product(
+            ProductSpec(
+                code="api-requests",
+                name="API-запросы",
+                slug="api-requests",
+                type="usage",
+                detail="Запросы сверх включённых в тариф, по итогам месяца.",
+                tags=["usage"],
+                modules=["sales"],
+            ),
+            tuple(
+                Offer(
+                    f"api-requests-{tier}",
+                    f"API-запросы сверх {included} в месяц",
+                    "0",
+                    "month",
+                    usage=UsageCharge(
+                        "api-requests", "per_unit", {"unit_price": API_PRICE, "free_units": included}
+                    ),
+                )
+                for tier, included in (("basic", "30000"), ("pro", "600000"))
+            ),
+        ),
     )
     collection = Collection(
         retry_days=(1, 3, 7),
@@ -242,4 +278,5 @@ def scenario() -> Scenario:
         85,
         10,
         collection,
+        metering=METERING,
     )

@@ -10,6 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
+from fiscus.demo.metering import Metering, UsageCharge
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.tax import TaxCategory
 from fiscus.gateway import cards
@@ -33,6 +34,9 @@ class Offer:
     limits: tuple[str, ...] = ()
     addon: bool = False
     tax_category: TaxCategory = TaxCategory.STANDARD
+    usage: UsageCharge | None = None
+    """A usage price (amount "0", billed in arrears): never drawn as a plan, add-on or order item, only
+    added to metered subscriptions (`fiscus.demo.metering`)."""
 
     @property
     def cadence(self) -> tuple[str, int] | None:
@@ -64,7 +68,7 @@ class Catalog:
         ]
 
     def addons(self, cadence: tuple[str, int]) -> list[Price]:
-        return [p for p in self.prices if p.offer.cadence == cadence and p.offer.addon]
+        return [p for p in self.prices if p.offer.cadence == cadence and p.offer.addon and not p.offer.usage]
 
     def one_offs(self) -> list[Price]:
         return [p for p in self.prices if p.offer.cadence is None]
@@ -158,3 +162,5 @@ class Scenario:
     pay_within_days: int
     collection: Collection = Collection()
     promotion: Promotion | None = None
+    metering: Metering | None = None
+    """Usage billed in arrears (issue 16): metrics, usage offers per plan, reported events."""

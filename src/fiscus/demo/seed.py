@@ -77,6 +77,7 @@ def seed_demo(
                 now,
                 payments,
                 random.Random(f"{seed}:{slug}:payments"),
+                random.Random(f"{seed}:{slug}:usage"),
             )
             org_id = sim.run(clock)
             created = True

@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
 from fiscus.demo.clock import DAY, STEP, SimulationClock
 from fiscus.demo.collection import CardCollection, assign_payers
 from fiscus.demo.gateway import Payments
+from fiscus.demo.metering import Meter
 from fiscus.demo.planning import CustomerPlan, Planner, SubPlan
 from fiscus.demo.scenario import Catalog, Items, Payer, Price, Scenario
 from fiscus.domain.clock import Clock
@@ -36,6 +38,7 @@ from fiscus.services.subscriptions import (
     change_subscription,
     create_subscription,
 )
+from fiscus.services.usage_prices import UsageSpec
 from fiscus.services.wallets import grant_credits
 
 
@@ -52,6 +55,7 @@ class Simulation:
         now: datetime,
         payments: Payments | None = None,
         pay_rng: random.Random | None = None,
+        usage_rng: random.Random | None = None,
     ):
         self.db, self.scenario, self.rng, self.start, self.now = db, scenario, rng, start, now
         self.payments = payments
@@ -69,6 +73,9 @@ class Simulation:
         self.customers = 0
         self.cards: CardCollection | None = None
         """The card side of the year; None without a gateway (everyone then pays by bank transfer)."""
+        self.usage_rng = usage_rng or random.Random(0)
+        """Usage (events, and the payment of usage documents) draws from its own stream too."""
+        self.meter: Meter | None = None
 
     def run(self, clock: Clock) -> int:
         self.live_id, self.org_id = create_with_sandbox(self.db, self.clock, self.scenario.spec, actor="demo")
@@ -86,6 +93,9 @@ class Simulation:
             self.cards = CardCollection(
                 self.db, self.clock, self.org_id, collection, self.payments, self.pay_rng, self.start
             )
+        if self.scenario.metering is not None:
+            self.meter = Meter(self.db, self.org_id, self.scenario.metering, self.usage_rng)
+            self.meter.create_metrics(self.clock)
         self._create_catalog()
         self._create_promotion()
         customers = self.scenario.customers(self.rng)
@@ -106,16 +116,24 @@ class Simulation:
             self.clock.run_until(tick)
             self.clock.set(tick)
             if days % STEP.days == 0:
+                self._report_usage(tick)
                 run_billing(self.db, self.clock, at=tick, organization_id=self.org_id, actor="demo")
                 self._schedule_payments()
             self._collect()
             tick += DAY
             days += 1
         self.clock.run_until(self.now)
+        self._report_usage(self.now)
         run_billing(self.db, clock, at=self.now, organization_id=self.org_id, actor="demo")
         self.clock.set(self.now)
         self._collect()
         return self.org_id
+
+    def _report_usage(self, until: datetime) -> None:
+        """The metered subscriptions' events up to `until`, sent before the run that bills them."""
+        if self.meter is not None:
+            self.clock.set(until)
+            self.meter.report(self.clock, until)
 
     def _collect(self) -> None:
         if self.cards is not None:
@@ -136,6 +154,11 @@ class Simulation:
                     limits=list(offer.limits),
                     actor="demo",
                 )
+                usage = None
+                if offer.usage is not None:
+                    assert self.meter is not None, "a usage offer needs the scenario's metering"
+                    metric = self.meter.metric_ids[offer.usage.metric]
+                    usage = UsageSpec(metric, offer.usage.model, offer.usage.properties)
                 price_id = create_price(
                     self.db,
                     self.clock,
@@ -147,8 +170,11 @@ class Simulation:
                     interval_count=offer.interval_count,
                     tax_category=offer.tax_category.value,
                     actor="demo",
+                    usage=usage,
                 )
                 self.catalog.prices.append(Price(price_id, product.spec.code, offer))
+                if offer.usage is not None and self.meter is not None:
+                    self.meter.usage_prices[offer.code] = price_id
 
     def _create_promotion(self) -> None:
         """The scenario's launch coupon and promotion code (issue 17), redeemable from the start."""
@@ -186,16 +212,24 @@ class Simulation:
             self.clock.at(when, partial(self._order, cid, items))
 
     def _start_subscription(self, customer_id: int, plan: SubPlan) -> None:
+        first = self._offer(plan.items[0][0])
+        metered = self.meter is not None and self.meter.wants(
+            customer_id, first.offer.code, first.offer.cadence == ("month", 1)
+        )
+        start_at = local_midnight(plan.start, self.scenario.spec.timezone)
         sid = create_subscription(
             self.db,
             self.clock,
             self.org_id,
             customer_id,
-            _specs(plan.items),
-            start_at=local_midnight(plan.start, self.scenario.spec.timezone),
+            self._with_usage(plan.items, metered),
+            start_at=start_at,
             trial_days=plan.trial_days,
             actor="demo",
         )
+        if metered and self.meter is not None:
+            trial_end = start_at + timedelta(days=plan.trial_days)
+            self.meter.start(sid, customer_id, max(self.clock.now(), trial_end))
         self.subscriptions += 1
         promo = self.scenario.promotion
         if promo is not None and self.subscriptions % promo.every == 1:  # as the customer typed it
@@ -206,7 +240,13 @@ class Simulation:
             self.clock.at(
                 when,
                 partial(
-                    change_subscription, self.db, self.clock, self.org_id, sid, _specs(items), actor="demo"
+                    change_subscription,
+                    self.db,
+                    self.clock,
+                    self.org_id,
+                    sid,
+                    self._with_usage(items, metered),
+                    actor="demo",
                 ),
             )
         if plan.cancel is not None:
@@ -224,6 +264,17 @@ class Simulation:
                 ),
             )
 
+    def _offer(self, price_id: int) -> Price:
+        return next(p for p in self.catalog.prices if p.id == price_id)
+
+    def _with_usage(self, items: Items, metered: bool) -> list[ItemSpec]:
+        """The items, with the usage prices of the first plan when the subscription is metered (a plan
+        change keeps them, or swaps them for the new plan's: usage then splits at the change)."""
+        specs = _specs(items)
+        if metered and self.meter is not None:
+            specs += [ItemSpec(pid, 1) for pid in self.meter.usage_items(self._offer(items[0][0]).offer.code)]
+        return specs
+
     def _order(self, customer_id: int, items: Items) -> None:
         create_order(self.db, self.clock, self.org_id, customer_id, _specs(items), actor="demo")
 
@@ -238,6 +289,14 @@ class Simulation:
                 .where(d.organization_id == self.org_id, d.id > self.last_document)
                 .order_by(d.id)
             ).all()
+            u = tu.usage_lines.c
+            usage = set(
+                conn.execute(
+                    select(u.document_id).where(
+                        u.organization_id == self.org_id, u.document_id > self.last_document
+                    )
+                ).scalars()
+            )
         payers = self.cards.payers if self.cards is not None else {}
         for row in rows:
             self.last_document = max(self.last_document, row.id)
@@ -245,10 +304,11 @@ class Simulation:
                 continue
             if row.total_minor <= 0 or payers.get(row.customer_id, Payer.BANK) is not Payer.BANK:
                 continue
-            if self.rng.randrange(100) < self.scenario.paid_percent:
-                when = row.issued_at + timedelta(days=self.rng.randint(1, self.scenario.pay_within_days))
+            rng = self.usage_rng if row.id in usage else self.rng  # the year's other draws stay the same
+            if rng.randrange(100) < self.scenario.paid_percent:
+                when = row.issued_at + timedelta(days=rng.randint(1, self.scenario.pay_within_days))
                 self.clock.at(
-                    when + self.planner.minutes(),
+                    when + timedelta(minutes=rng.randint(1, 24 * 60 - 1)),  # as `planner.minutes()`
                     partial(mark_paid, self.db, self.clock, self.org_id, row.id, actor="demo"),
                 )
 

@@ -32,12 +32,33 @@ from fiscus.domain.payments import UNSETTLED, AttemptStatus, PaymentProvider, Pr
 from fiscus.services import mrr_history
 
 CHECKS: Final[dict[str, str]] = {
+    # A period's advance document (fixed prices, billed ahead): at most one live. Its usage is billed in
+    # arrears on documents of its own for the same period (ADR 0008), found by their `usage_lines` (a
+    # usage proforma's invoice by the proforma's): those are keyed by `usage_periods` (unique per
+    # subscription and start) and may be followed by late-usage adjustments, so they are not doubles.
     "one_live_document_per_period": """
-        SELECT subscription_id, period_start, COUNT(*) AS documents
-        FROM documents
-        WHERE subscription_id IS NOT NULL AND period_start IS NOT NULL
-          AND status NOT IN ('void', 'converted') AND type IN ('invoice', 'proforma')
-        GROUP BY subscription_id, period_start HAVING COUNT(*) > 1""",
+        SELECT d.subscription_id, d.period_start, COUNT(*) AS documents
+        FROM documents d
+        WHERE d.subscription_id IS NOT NULL AND d.period_start IS NOT NULL
+          AND d.status NOT IN ('void', 'converted') AND d.type IN ('invoice', 'proforma')
+          AND NOT EXISTS (
+            SELECT 1 FROM usage_lines u
+            WHERE u.organization_id = d.organization_id
+              AND (u.document_id = d.id OR u.document_id = d.converted_from_id))
+        GROUP BY d.subscription_id, d.period_start HAVING COUNT(*) > 1""",
+    # The usage documents of a period: billed once (the one `usage_periods` row per subscription and
+    # start names the standing one); every live usage document is of a period so billed.
+    "usage_documents_of_billed_periods": """
+        SELECT d.id, d.subscription_id, d.period_start FROM documents d
+        WHERE d.status NOT IN ('void', 'converted') AND d.type IN ('invoice', 'proforma')
+          AND EXISTS (
+            SELECT 1 FROM usage_lines u
+            WHERE u.organization_id = d.organization_id
+              AND (u.document_id = d.id OR u.document_id = d.converted_from_id))
+          AND NOT EXISTS (
+            SELECT 1 FROM usage_periods p
+            WHERE p.organization_id = d.organization_id AND p.subscription_id = d.subscription_id
+              AND p.period_start = d.period_start)""",
     "periods_do_not_overlap": """
         SELECT a.subscription_id, a.id AS period_a, b.id AS period_b
         FROM subscription_periods a JOIN subscription_periods b

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, delete, literal, select, tuple_, update
@@ -32,11 +31,13 @@ from fiscus.adapters.db.types import UtcDateTime
 from fiscus.adapters.db.upsert import insert_for
 from fiscus.domain.clock import Clock
 from fiscus.domain.credit_notes import CreditMode, CreditRequest
-from fiscus.domain.documents import DocumentType, LineInput, LineKind, compute_document
+from fiscus.domain.documents import ComputedDocument, DocumentType, LineInput, LineKind, compute_document
 from fiscus.domain.money import currency, from_minor
 from fiscus.domain.periods import Period
 from fiscus.services.credit_notes import credit_disposition_for, credit_invoice
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.payments.collection import schedule_collection
+from fiscus.services.usage_adjustment_discounts import coupon_allowances, period_discounts, taken_back
 from fiscus.services.usage_charges import usage_lines_for
 from fiscus.services.usage_prices import load_usage_prices
 from fiscus.services.usage_settings import load_usage_settings
@@ -149,11 +150,14 @@ def adjust_late(
         )
         billed: dict[tuple[int, str], int] = defaultdict(int)
         current_parts: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        current_doc: dict[tuple[int, str], int] = {}  # the document the current parts are lines of
         for r in billed_rows:
             billed[(r["price_id"], r["group_value"])] += r["amount_minor"]
             current_parts[(r["price_id"], r["group_value"])] = [
                 p for p in r["breakdown"] if not p.get("replaced")
             ]
+            current_doc[(r["price_id"], r["group_value"])] = r["document_id"]
+        off = coupon_allowances(conn, current_doc.values())  # billed parts go back at what was charged
         adj_lines: list[LineInput] = []
         adj_usage: list[dict[str, Any]] = []
         for m in measured:
@@ -165,13 +169,15 @@ def adjust_late(
             new_lines = lines[m.first_line : m.first_line + len(m.parts)]
             adj_lines.extend(new_lines)
             template = new_lines[0]
-            taken_back = []
+            replaced = []
             for old in current_parts.get(key, []):
+                reduced = old.get("discount_minor", off.get((current_doc[key], old.get("position", 0)), 0))
+                quantity, unit_price, suffix = taken_back(old, reduced, cur)
                 adj_lines.append(
                     LineInput(
-                        description=f"{old['description']} (billed before)",
-                        quantity=-Decimal(old["quantity"]),
-                        unit_price=Decimal(old["unit_price"]),
+                        description=f"{old['description']}{suffix}",
+                        quantity=quantity,
+                        unit_price=unit_price,
                         tax=template.tax,
                         tax_inclusive=template.tax_inclusive,
                         kind=LineKind.USAGE,
@@ -182,11 +188,12 @@ def adjust_late(
                         period_end=period.end,
                     )
                 )
-                taken_back.append({**old, "replaced": True})
+                replaced.append({**old, "replaced": True})
             adj_usage.append(
                 {
                     "first": first,
                     "count": len(adj_lines) - first,
+                    "amount": amount - billed.get(key, 0),  # undiscounted, as every usage_lines row
                     "row": {
                         "organization_id": org.id,
                         "subscription_id": sub["id"],
@@ -198,7 +205,7 @@ def adjust_late(
                         "quantity": m.quantity,
                         "events": m.events,
                     },
-                    "parts": m.parts + taken_back,
+                    "parts": m.parts + replaced,
                 }
             )
         conn.execute(
@@ -210,9 +217,11 @@ def adjust_late(
         )
         if not adj_lines:
             continue
-        computed = compute_document(cur, adj_lines, org.rounding)
-        policy = load_usage_settings(conn, org.id).late_policy
         original = period_row["document_id"]
+        # the period's own discounts (usage_adjustment_discounts.py); none billed yet: the run's, below
+        discounts = [] if original is None else period_discounts(conn, original)
+        computed = compute_document(cur, adj_lines, org.rounding, discounts)
+        policy = load_usage_settings(conn, org.id).late_policy
         if computed.total_minor < 0 or policy == "credit_note":
             note_id = (
                 None
@@ -225,7 +234,7 @@ def adjust_late(
                 conn.execute(insert_for(conn, tu.usage_late).values(**mark).on_conflict_do_nothing())
                 continue
             if policy != "credit_note":  # less usage: the credit note is the adjustment
-                _usage_rows(conn, note_id, computed, adj_usage)
+                _usage_rows(conn, note_id, adj_usage, computed)
                 continue
             last_rows = {(r["price_id"], r["group_value"]): r for r in billed_rows}
             credited = [
@@ -240,11 +249,13 @@ def adjust_late(
             ]
             if credited:
                 conn.execute(tu.usage_lines.insert(), credited)
-            adj_lines, computed = lines, fresh  # the period invoiced again, whole
+            # the period invoiced again, whole, with its discounts
+            computed = compute_document(cur, lines, org.rounding, discounts)
             adj_usage = [
                 {
                     "first": m.first_line,
                     "count": len(m.parts),
+                    "amount": sum(fresh.lines[m.first_line + k].amount_minor for k in range(len(m.parts))),
                     "row": {
                         "organization_id": org.id,
                         "subscription_id": sub["id"],
@@ -268,6 +279,8 @@ def adjust_late(
             subscription_id=sub["id"],
             period=period,
         )
+        # the period's first document: discounted (and counted) as the run's documents are
+        consumption = apply_discounts(conn, [doc], now) if original is None else None
         [doc_id] = persist_documents(
             conn,
             [doc],
@@ -277,9 +290,11 @@ def adjust_late(
             issued_at_fn=clock.now,
             billing_run_id=run_id,
         )
+        if consumption is not None:
+            consumption.record(conn, [(doc, doc_id)], now)
         if org.row["auto_issue"]:
             schedule_collection(conn, [doc_id], now)
-        _usage_rows(conn, doc_id, computed, adj_usage)
+        _usage_rows(conn, doc_id, adj_usage, doc.computed)
         if policy == "credit_note" or original is None:  # the next correction credits the one that stands
             conn.execute(
                 update(tu.usage_periods)
@@ -292,18 +307,34 @@ def adjust_late(
     return (last["organization_id"], last["subscription_id"], last["period_start"])
 
 
-def _usage_rows(conn: Connection, doc_id: int, computed: Any, adj_usage: list[dict[str, Any]]) -> None:
-    """What an adjustment document changed per charge and group (its net amount, negative on a credit)."""
+def _usage_rows(
+    conn: Connection, doc_id: int, adj_usage: list[dict[str, Any]], computed: ComputedDocument
+) -> None:
+    """What an adjustment document changed per charge and group: its net amount before discounts
+    (negative on a credit), so the next comparison is like with like; each new part states what
+    coupons took off it (`discount_minor`), which is what a later adjustment gives back with it (a
+    credit note by amount has no line allowances to read it from)."""
     if not adj_usage:
         return
+    off = [0] * len(computed.lines)
+    for d in computed.discounts:
+        if d.grant_id is None:
+            off = [a + b for a, b in zip(off, d.parts, strict=True)]
+
+    def part(a: dict[str, Any], k: int, p: dict[str, Any]) -> dict[str, Any]:
+        position = a["first"] + k
+        if p.get("replaced") or not off[position]:
+            return {**p, "position": position + 1}
+        return {**p, "position": position + 1, "discount_minor": off[position]}
+
     conn.execute(
         tu.usage_lines.insert(),
         [
             {
                 **a["row"],
                 "document_id": doc_id,
-                "amount_minor": sum(computed.lines[a["first"] + k].amount_minor for k in range(a["count"])),
-                "breakdown": [{**p, "position": a["first"] + k + 1} for k, p in enumerate(a["parts"])],
+                "amount_minor": a["amount"],
+                "breakdown": [part(a, k, p) for k, p in enumerate(a["parts"])],
             }
             for a in adj_usage
         ],

@@ -23,6 +23,7 @@ from fiscus.domain.documents import LineInput, LineKind, compute_document, line_
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import currency, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
+from tests.examples import examples
 
 CURRENCIES = ["JPY", "EUR", "KWD", "KZT"]
 RATES = [Decimal("0"), Decimal("0.09"), Decimal("0.12"), Decimal("0.20"), Decimal("0.077")]
@@ -77,7 +78,7 @@ def document_st(draw: st.DrawFn) -> tuple[str, list[LineInput], list[DiscountInp
     return code, lines, discounts, draw(st.sampled_from(list(TaxRounding)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(document_st())
 def test_totals_add_up_with_discounts(
     case: tuple[str, list[LineInput], list[DiscountInput], TaxRounding],

@@ -22,6 +22,7 @@ from fiscus.domain.documents import (
 from fiscus.domain.errors import InvalidFieldError, InvalidStateError
 from fiscus.domain.money import currency, from_minor, round_minor, to_minor
 from fiscus.domain.tax import LineTax, TaxRounding, TaxTreatment
+from tests.examples import examples
 
 RATES = [
     Decimal("0"),
@@ -65,7 +66,7 @@ def _inputs(raw: list[tuple[Decimal, Decimal, Decimal, bool, Fraction, bool]]) -
     ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400, 100), deadline=None)
 @given(lines_strategy, st.sampled_from(["JPY", "EUR", "KWD", "KZT"]), st.sampled_from(list(TaxRounding)))
 def test_total_is_the_sum_of_rounded_parts(raw: list, code: str, rounding: TaxRounding) -> None:  # type: ignore[type-arg]
     cur = currency(code)
@@ -84,7 +85,7 @@ def test_total_is_the_sum_of_rounded_parts(raw: list, code: str, rounding: TaxRo
         assert priced == to_minor(round_minor(quantity * p, cur), cur)  # printed quantity × printed price
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(lines_strategy, st.sampled_from(["JPY", "EUR", "KWD", "KZT"]))
 def test_document_rounding_taxes_each_rate_once(raw: list, code: str) -> None:  # type: ignore[type-arg]
     """EN 16931 BR-S-09: a rate's tax equals its base times the rate, rounded (exclusive prices)."""

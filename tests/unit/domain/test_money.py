@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.domain.money import Money, allocate, currency, from_minor, round_minor, to_decimal, to_minor
+from tests.examples import examples
 
 
 @pytest.mark.parametrize(("code", "exponent"), [("JPY", 0), ("EUR", 2), ("KWD", 3), ("KZT", 2), ("USD", 2)])
@@ -59,7 +60,7 @@ def test_money_refuses_mixed_currencies() -> None:
         _ = Money.of("1", "EUR") + Money.of("1", "USD")
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300, 100))
 @given(
     st.integers(min_value=-(10**12), max_value=10**12),
     st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=12).filter(lambda w: sum(w) > 0),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fiscus.domain.money import currency
 from fiscus.domain.mrr import Movement, Segment, classify, monthly_minor, mrr_series
+from tests.examples import examples
 
 EUR, JPY, KWD = currency("EUR"), currency("JPY"), currency("KWD")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,7 +70,7 @@ def _level(segs: list[Segment], customer: int, at: datetime) -> int:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(segments, st.lists(st.integers(0, 600), min_size=1, max_size=8, unique=True))
 def test_series_matches_brute_force(segs: list[Segment], cuts: list[int]) -> None:
     boundaries = [T0 + timedelta(hours=h) for h in sorted([*cuts, 700])]

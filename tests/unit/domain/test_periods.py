@@ -26,6 +26,7 @@ from fiscus.domain.periods import (
     proration_ratio,
     start_of_local_day,
 )
+from tests.examples import examples
 
 US = timedelta(microseconds=1)
 ZONES = [
@@ -443,7 +444,7 @@ intervals = st.builds(Interval, st.sampled_from(list(IntervalUnit)), st.integers
 N_RANGE = range(-30, 61)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(anchor_tz=anchors(), interval=intervals)
 def test_grid_tiles_and_keeps_the_anchor_wall_clock(
     anchor_tz: tuple[datetime, ZoneInfo], interval: Interval
@@ -480,7 +481,7 @@ def test_grid_tiles_and_keeps_the_anchor_wall_clock(
         assert (period.start, period.end) == (bounds[n], bounds[n + 1])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(
     anchor_tz=anchors(),
     interval=intervals,
@@ -505,7 +506,7 @@ def test_index_round_trips_for_every_instant_of_a_period(
     assert index_of(anchor, interval, tz, end) > n
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(
     anchor_tz=anchors(),
     interval=intervals,
@@ -520,7 +521,7 @@ def test_index_of_brackets_any_instant(
     assert period_containing(anchor, interval, tz, at).contains(at)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 100), deadline=None)
 @given(
     anchor_tz=anchors(),
     interval=intervals,
