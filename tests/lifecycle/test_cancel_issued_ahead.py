@@ -5,19 +5,24 @@ audit trail; the current period's document is left alone."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
+from fiscus.services.discounts import CouponSpec, create_coupon, redeem
 from fiscus.services.documents import mark_paid
 from fiscus.services.org_settings import update_settings
+from fiscus.services.reconcile import reconcile
 from fiscus.services.subscriptions import ItemSpec, cancel_subscription, create_subscription
+from fiscus.services.wallets import grant_credits
 from tests.api_support import api_client, auth
 from tests.builders import Tenant, make_customer, make_tenant
 
@@ -113,3 +118,68 @@ def test_an_unknown_policy_is_refused(db: Database, clock: FixedClock) -> None:
     tenant = make_tenant(db, clock, "bg")
     with pytest.raises(Exception, match="void or credit_note"):
         update_settings(db, clock, tenant.org_id, {"cancel_issued_ahead": "refund"})
+
+
+def test_cancelling_discards_a_draft_issued_ahead_and_returns_what_it_took(
+    db: Database, clock: FixedClock
+) -> None:
+    """An organisation that issues by hand keeps the run's documents as drafts: cancelling now discards
+    the later period's draft (void, no number: the state machine's `discard`), audited, and gives back
+    the promotional credit and the coupon period it had taken (issue 17)."""
+    tenant = make_tenant(db, clock, "bg")
+    update_settings(db, clock, tenant.org_id, {"auto_issue": False})
+    cid = make_customer(db, clock, tenant)
+    sid = create_subscription(db, clock, tenant.org_id, cid, [ItemSpec(tenant.monthly, 1)])
+    coupon = create_coupon(
+        db, clock, tenant.org_id, CouponSpec("Two months", "repeating", Decimal(10), {}, 2)
+    )
+    did = redeem(db, clock, tenant.org_id, subscription_id=sid, coupon_id=coupon)
+    grant = grant_credits(db, clock, tenant.org_id, cid, currency_code="EUR", amount=Decimal("20.00"))
+    run_billing(db, clock, at=clock.now() + timedelta(days=40))
+    clock.set(clock.now() + timedelta(days=2))
+    current, ahead = _docs(db, sid)
+    assert (current["status"], ahead["status"]) == ("draft", "draft")
+    [outcome] = cancel_subscription(db, clock, tenant.org_id, sid, at_period_end=False)
+    assert (outcome.document_id, outcome.outcome, outcome.number) == (ahead["id"], "voided", None)
+    after = {d["id"]: d for d in _docs(db, sid)}
+    assert after[current["id"]]["status"] == "draft"  # the period being used stays billed
+    discarded = after[ahead["id"]]
+    assert (discarded["status"], discarded["number"], discarded["sequence"]) == ("void", None, None)
+    with db.read() as conn:
+        audit = (
+            conn.execute(
+                select(t.audit_events.c.action).where(
+                    t.audit_events.c.entity_type == "document", t.audit_events.c.entity_id == ahead["id"]
+                )
+            )
+            .scalars()
+            .all()
+        )
+        ledger = conn.execute(
+            select(td.wallet_ledger.c.kind, td.wallet_ledger.c.amount_minor).where(
+                td.wallet_ledger.c.document_id == ahead["id"]
+            )
+        ).all()
+        discount = conn.execute(select(td.discounts).where(td.discounts.c.id == did)).mappings().one()
+        remaining = conn.execute(
+            select(td.wallet_grants.c.remaining_minor).where(td.wallet_grants.c.id == grant)
+        ).scalar_one()
+    assert "discard" in audit
+    taken = -sum(a for k, a in ledger if k == "consumed")
+    assert taken > 0
+    assert sorted(k for k, _a in ledger) == ["consumed", "restored"]
+    assert sum(a for _k, a in ledger) == 0  # what the draft took came back
+    assert remaining == 2000 - sum(  # only the current period's draft still holds its part
+        -a for k, a in _ledger_of(db, current["id"]) if k == "consumed"
+    )
+    assert (discount["periods_applied"], discount["status"]) == (1, "active")  # its second period is back
+    assert not any(reconcile(db).values())
+
+
+def _ledger_of(db: Database, document_id: int) -> list[tuple[str, int]]:
+    with db.read() as conn:
+        lg = td.wallet_ledger.c
+        return [
+            (r.kind, r.amount_minor)
+            for r in conn.execute(select(lg.kind, lg.amount_minor).where(lg.document_id == document_id))
+        ]

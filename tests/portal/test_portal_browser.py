@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
 from fiscus.services.access import create_api_key
+from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code
+from fiscus.services.org_settings import update_settings
 from fiscus.services.portal_settings import update_portal_settings
 from tests.api_support import auth, live_server, make_app
 from tests.pages.axe import assert_accessible
@@ -83,6 +86,9 @@ def test_a_customer_uses_the_portal_in_a_browser(
     update_portal_settings(
         db, clock, shop.org_id, {"allow_plan_change": True, "allow_cancel": True, "plans": [shop.monthly_big]}
     )
+    update_settings(db, clock, shop.org_id, {"customer_promotion_codes": True})
+    ten = create_coupon(db, clock, shop.org_id, CouponSpec("Welcome", "once", percent_off=Decimal(10)))
+    create_promotion_code(db, clock, shop.org_id, CodeSpec(ten, "WELCOME"))
     shots = Shots(browser, keep=backend == "sqlite")
     with live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
 
@@ -154,6 +160,18 @@ def test_a_customer_uses_the_portal_in_a_browser(
             page.locator("[data-testid=confirm-change]").click()
             page.wait_for_url(re.compile(r"done=changed"))
             assert api(f"/subscriptions/{sub_id}")["items"][0]["price_id"] == shop.monthly_big
+
+            # A promotion code (issue 17): a refusal says why on the form; a good code is redeemed.
+            page.locator("[data-testid=promo-link]").click()
+            page.get_by_label("Promotion code").fill("nope")
+            page.locator("[data-testid=promo-apply]").click()
+            assert (
+                page.locator("[data-testid=promo-error]").inner_text() == "There is no such promotion code."
+            )
+            shots.take(page, "promotion-code")
+            page.get_by_label("Promotion code").fill("welcome")
+            page.locator("[data-testid=promo-apply]").click()
+            page.wait_for_url(re.compile(r"done=code_applied"))
 
             # Cancel at the end of the period, with a reason.
             page.locator("[data-testid=cancel-link]").click()

@@ -112,6 +112,12 @@ class OrganizationPatchIn(In):
         description="cancelling a subscription now: void a document already issued for a later period "
         "(only while nothing was paid and no card payment is in flight), else a full credit note",
     )
+    customer_promotion_codes: bool | MISSING = Field(
+        MISSING,
+        description="customers may enter a promotion code in the portal (for their subscription's next "
+        "invoices) and on the hosted page of an open proforma (reissued with the discount); "
+        "default false",
+    )
 
 
 class OrganizationCreateIn(In):
@@ -208,6 +214,7 @@ class OrganizationOut(Out):
     tax_rounding: str
     facturx_enabled: bool
     cancel_issued_ahead: str
+    customer_promotion_codes: bool
     number_series: list[SeriesOut]
     payment_settings_url: str = Field(description="payment settings have their own endpoint")
     created_at: datetime

@@ -57,6 +57,9 @@ class Refusal(StrEnum):
     NOTHING_COVERED = "nothing_covered"
     ALREADY_REDEEMED = "already_redeemed"
     STACKING_NOT_ALLOWED = "stacking_not_allowed"
+    NOT_ALLOWED = "not_allowed_by_organization"  # customers may not enter codes (portal, hosted page)
+    DOCUMENT_FINAL = "document_final"  # an issued invoice never changes
+    DOCUMENT_CLOSED = "document_closed"  # paid, void, converted, credited or a payment in flight
 
 
 REFUSAL_TEXT: Final = {
@@ -73,6 +76,9 @@ REFUSAL_TEXT: Final = {
     Refusal.NOTHING_COVERED: "the coupon applies to none of the subscription's products or prices",
     Refusal.ALREADY_REDEEMED: "this coupon is already applied here",
     Refusal.STACKING_NOT_ALLOWED: "the organisation allows one discount at a time and one is active",
+    Refusal.NOT_ALLOWED: "the organisation does not let customers enter promotion codes",
+    Refusal.DOCUMENT_FINAL: "an issued invoice cannot change; the code can apply to a later document",
+    Refusal.DOCUMENT_CLOSED: "the document is paid, void or converted, or a payment is under way",
 }
 
 

@@ -46,6 +46,8 @@ class DocumentAction(StrEnum):
     VOID = "void"
     MARK_UNCOLLECTIBLE = "mark_uncollectible"
     CONVERT = "convert"
+    DISCARD = "discard"
+    """A draft nobody will issue (its subscription was cancelled): void, never numbered."""
 
 
 _S = DocumentStatus
@@ -53,6 +55,7 @@ _A = DocumentAction
 TRANSITIONS: Final[dict[DocumentType, dict[tuple[DocumentStatus, DocumentAction], DocumentStatus]]] = {
     DocumentType.INVOICE: {
         (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.DRAFT, _A.DISCARD): _S.VOID,
         (_S.OPEN, _A.PAY): _S.PAID,
         (_S.OPEN, _A.VOID): _S.VOID,
         (_S.OPEN, _A.MARK_UNCOLLECTIBLE): _S.UNCOLLECTIBLE,
@@ -61,6 +64,7 @@ TRANSITIONS: Final[dict[DocumentType, dict[tuple[DocumentStatus, DocumentAction]
     },
     DocumentType.PROFORMA: {
         (_S.DRAFT, _A.ISSUE): _S.OPEN,
+        (_S.DRAFT, _A.DISCARD): _S.VOID,
         (_S.OPEN, _A.CONVERT): _S.CONVERTED,
         (_S.OPEN, _A.VOID): _S.VOID,
     },
@@ -232,9 +236,12 @@ def compute_document(
     inputs: Sequence[LineInput],
     rounding: TaxRounding,
     discounts: Sequence[DiscountInput] = (),
+    prior: Sequence[SettledDiscount] = (),
 ) -> ComputedDocument:
     """Settle lines and taxes for one document in one currency; `discounts` (in stacking order) come
-    off the line amounts before tax (`domain/discounts.py: settle_discounts`)."""
+    off the line amounts before tax (`domain/discounts.py: settle_discounts`). `prior` are discounts
+    already settled on these lines (a reissued proforma keeps its own to the minor unit): they stay as
+    they are and the new ones settle on what they left."""
     for i, line in enumerate(inputs):
         if line.unit_price < 0:  # EN 16931 BR-27; a credit is a negative quantity (ADR 0006)
             raise InvalidFieldError(f"lines.{i}.unit_price", "must not be negative")
@@ -243,11 +250,18 @@ def compute_document(
         if line.kind is LineKind.SUBSCRIPTION and line.quantity < 0:
             raise InvalidFieldError(f"lines.{i}.quantity", "must not be negative")
     amounts = [line_amount_minor(line.quantity, line.unit_price, cur) for line in inputs]
-    settled_discounts = settle_discounts(
-        cur,
-        [CoverLine(a, line.product_id, line.price_id) for a, line in zip(amounts, inputs, strict=True)],
-        discounts,
-    )
+    held = [sum(d.parts[i] for d in prior) for i in range(len(inputs))]
+    settled_discounts = [
+        *prior,
+        *settle_discounts(
+            cur,
+            [
+                CoverLine(a - h, line.product_id, line.price_id)
+                for a, h, line in zip(amounts, held, inputs, strict=True)
+            ],
+            discounts,
+        ),
+    ]
     off = [sum(d.parts[i] for d in settled_discounts) for i in range(len(inputs))]
     amounts = [a - o for a, o in zip(amounts, off, strict=True)]
     taxes = [0] * len(inputs)

@@ -56,6 +56,7 @@ def present(row: dict[str, Any], series: list[dict[str, Any]], logo: dict[str, A
         "order_document": row["order_document"],
         "auto_issue": bool(row["auto_issue"]),
         "cancel_issued_ahead": row["cancel_issued_ahead"],
+        "customer_promotion_codes": bool(row["customer_promotion_codes"]),
         "tax_rounding": row["tax_rounding"],
         "facturx_enabled": bool(row["facturx_enabled"]),
         "number_series": series,

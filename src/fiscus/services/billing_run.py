@@ -41,7 +41,7 @@ from fiscus.domain.subscriptions import BILLABLE_STATUSES, Schedule, Subscriptio
 from fiscus.domain.tax import line_tax
 from fiscus.services.common import get_scoped
 from fiscus.services.credit_notes import apply_customer_credit
-from fiscus.services.discount_billing import apply_discounts
+from fiscus.services.discount_billing import apply_discounts, expire_due
 from fiscus.services.downgrade_credits import HeldCredits, hold_credits, issue_held_credits
 from fiscus.services.payments.collection import planned_at_issue, settle_planned
 from fiscus.services.usage_billing import bill_usage
@@ -108,6 +108,7 @@ def run_billing(
     """
     at = at or clock.now()
     started = time.perf_counter()
+    expire_due(db, clock.now(), organization_id)  # issue 17: coupons and credit past their dates
     due_subs, due_orders = count_due(db, at, organization_id)
     expected = due_subs + due_orders
     with db.write() as conn:

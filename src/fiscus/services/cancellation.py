@@ -3,7 +3,8 @@
 
 The rule, per document whose period starts at or after the cancellation:
 
-* a draft (no number yet) is voided;
+* a draft (no number yet) is discarded: it becomes void without ever getting a number (the state
+  machine's `discard`), and gives back the promotional credit and the discount periods it took;
 * with the organisation's `cancel_issued_ahead` = `void`, an open invoice or proforma is voided when
   nothing was paid on it and no card payment is in flight (a void document must not keep money);
 * otherwise an invoice gets a full credit note: what is still due is reduced to nothing, what was paid
@@ -98,11 +99,15 @@ def _settle_one(
     conn: Connection, clock: Clock, doc: dict[str, Any], policy: str, actor: str, now: datetime
 ) -> AheadOutcome:
     status = DocumentStatus(doc["status"])
-    voidable = status is DocumentStatus.DRAFT or (
+    voidable = (
         status is DocumentStatus.OPEN and doc["amount_paid_minor"] == 0 and not _in_flight(conn, doc["id"])
     )
     is_proforma = doc["type"] == DocumentType.PROFORMA.value
-    if voidable and (policy == VOID or is_proforma or status is DocumentStatus.DRAFT):
+    if status is DocumentStatus.DRAFT:  # no number, never sent: discarded (void unnumbered), not voided
+        values = {"voided_at": now, "next_payment_attempt_at": None}
+        apply_document_action(conn, doc, DocumentAction.DISCARD, values, actor, now)
+        return AheadOutcome(doc["id"], doc["number"], "voided")
+    if voidable and (policy == VOID or is_proforma):
         values = {"voided_at": now, "next_payment_attempt_at": None}
         apply_document_action(conn, doc, DocumentAction.VOID, values, actor, now)
         return AheadOutcome(doc["id"], doc["number"], "voided")

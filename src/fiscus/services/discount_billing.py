@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, select, update
 
 from fiscus.adapters.db import tables_discounts as td
-from fiscus.adapters.db.documents import NewDocument
+from fiscus.adapters.db.documents import NewDocument, append_audit, audit_row
+from fiscus.adapters.db.engine import Database
 from fiscus.domain.discounts import SettledDiscount, Stacking
 from fiscus.domain.documents import compute_document
 from fiscus.services.discounts import (
@@ -28,7 +29,7 @@ from fiscus.services.discounts import (
     mark_applied,
     stacking_of,
 )
-from fiscus.services.wallets import credit_inputs, promotional_inputs, record_consumption
+from fiscus.services.wallets import credit_inputs, expire_credits, promotional_inputs, record_consumption
 
 
 @dataclass(slots=True)
@@ -133,3 +134,59 @@ def stored_discounts(conn: Connection, document_id: int, line_count: int) -> lis
         SettledDiscount(reason, sum(parts), parts, discount_id, coupon_id, grant_id)
         for (discount_id, coupon_id, grant_id, reason), parts in grouped.items()
     ]
+
+
+def return_discount_periods(conn: Connection, doc: dict[str, Any], actor: str, now: datetime) -> list[int]:
+    """A discarded draft gives back the period it counted on each discount it carried (`mark_applied`):
+    a once or repeating discount it had ended is in force again, unless it was removed since. Returns
+    the discounts concerned; each gets an audit row."""
+    da, dc = td.document_allowances.c, td.discounts.c
+    ids = sorted(
+        set(
+            conn.execute(
+                select(da.discount_id).where(da.document_id == doc["id"], da.discount_id.is_not(None))
+            ).scalars()
+        )
+    )
+    for r in conn.execute(select(td.discounts).where(dc.id.in_(ids)).with_for_update()).mappings().all():
+        values: dict[str, Any] = {"periods_applied": max(r["periods_applied"] - 1, 0)}
+        if r["status"] == "ended":
+            values.update(status="active", ended_at=None)
+        conn.execute(update(td.discounts).where(dc.id == r["id"]).values(**values))
+        before = {"periods_applied": r["periods_applied"], "status": r["status"]}
+        after = {**before, **values, "document_id": doc["id"]}
+        append_audit(
+            conn,
+            [
+                audit_row(
+                    r["organization_id"], "discount", r["id"], "period_returned", actor, now, before, after
+                )
+            ],
+        )
+    return ids
+
+
+def expire_due(db: Database, now: datetime, organization_id: int | None = None) -> tuple[int, int]:
+    """Coupons past their redeem-by date (`coupon.expired`) and promotional grants past their expiry
+    (`credits.expired`, the wallet debited) expire when their date passes, whether or not a document is
+    billed for them: every billing run (and so the worker) calls this first. One read when nothing is
+    due; returns (coupons, grants) expired."""
+    cc, g, w = td.coupons.c, td.wallet_grants.c, td.wallets.c
+    coupons = select(cc.organization_id).where(
+        cc.redeem_by.is_not(None), cc.redeem_by <= now, cc.expired_at.is_(None)
+    )
+    grants = (
+        select(w.customer_id)
+        .join(td.wallets, w.id == g.wallet_id)
+        .where(g.status == "active", g.expires_at.is_not(None), g.expires_at <= now)
+    )
+    if organization_id is not None:
+        coupons = coupons.where(cc.organization_id == organization_id)
+        grants = grants.where(g.organization_id == organization_id)
+    with db.read() as conn:
+        orgs = set(conn.execute(coupons.distinct()).scalars())
+        customers = set(conn.execute(grants.distinct()).scalars())
+    if not orgs and not customers:
+        return 0, 0
+    with db.write() as conn:
+        return expire_coupons(conn, orgs, now), expire_credits(conn, customers, now)

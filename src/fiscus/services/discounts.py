@@ -304,58 +304,97 @@ def redeem(
         raise InvalidFieldError("customer_id", "a discount goes on a customer or on a subscription")
     now = clock.now()
     with db.write() as conn:
-        cust, cur_code, items = _target(conn, org_id, customer_id, subscription_id)
-        pcode_row: dict[str, Any] | None = None
-        if code is not None:
-            canonical = normalize_code(code, "promotion_code")
-            pc = td.promotion_codes.c
-            query = select(td.promotion_codes).where(pc.organization_id == org_id, pc.code == canonical)
-            found = conn.execute(query.with_for_update()).mappings().one_or_none()
-            if found is None:
-                raise NotFoundError("promotion code", canonical, field="promotion_code")
-            pcode_row = dict(found)
-            coupon_id = pcode_row["coupon_id"]
-        assert coupon_id is not None
-        coupon_row = get_scoped(conn, td.coupons, org_id, coupon_id, field="coupon", lock=True)
-        coupon = coupon_of(coupon_row, metric_prices(conn, [coupon_row]))
-        cur = currency(cur_code)
-        prices = load_prices(conn, org_id, {p for p, _ in items})
-        who = Redeemer(
-            customer_id=cust,
-            currency=cur,
-            amount_minor=sum(line_amount_minor(q, prices[p].unit_amount, cur) for p, q in items),
-            has_purchased=_has_purchased(conn, org_id, cust),
-            covered=subscription_id is None or any(coupon.covers(prices[p].product_id, p) for p, _ in items),
-            active_coupon_ids=_active_coupon_ids(conn, org_id, cust, subscription_id),
-            stacking=stacking_of(conn, org_id),
+        return redeem_within(
+            conn,
+            now,
+            org_id,
+            customer_id=customer_id,
+            subscription_id=subscription_id,
+            code=code,
+            coupon_id=coupon_id,
+            actor=actor,
         )
-        if pcode_row is not None:
-            refusal = code_refusal(_code_of(pcode_row, coupon), who, now)
-            field_name = "promotion_code"
-        else:
-            refusal = coupon_refusal(coupon, who, now)
-            field_name = "coupon"
-        if refusal is not None:
-            raise DiscountRefusedError(field_name, refusal)
-        _count(conn, td.coupons, coupon_id, Refusal.COUPON_MAX_REDEMPTIONS, field_name)
-        if pcode_row is not None:
-            _count(conn, td.promotion_codes, pcode_row["id"], Refusal.CODE_MAX_REDEMPTIONS, field_name)
-        values = {
-            "organization_id": org_id,
-            "coupon_id": coupon_id,
-            "promotion_code_id": pcode_row["id"] if pcode_row else None,
-            "customer_id": cust,
-            "subscription_id": subscription_id,
-        }
-        did = conn.execute(
-            insert(td.discounts)
-            .values(**values, status="active", created_at=now)
-            .returning(td.discounts.c.id)
-        ).scalar_one()
-        conn.execute(insert(td.redemptions).values(**values, discount_id=did, redeemed_at=now))
-        payload = {**values, "discount_id": did, "code": pcode_row["code"] if pcode_row else None}
-        append_audit(conn, [audit_row(org_id, "discount", did, "created", actor, now, None, payload)])
-        append_outbox(conn, [outbox_row(org_id, "coupon.redeemed", "coupon", coupon_id, now, payload)])
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What a redemption onto one document is judged on instead of the target's subscriptions: the
+    document's amount before discounts and what its lines sell (price, product)."""
+
+    amount_minor: int
+    lines: Sequence[tuple[int | None, int | None]]
+
+
+def redeem_within(
+    conn: Connection,
+    now: datetime,
+    org_id: int,
+    *,
+    customer_id: int | None = None,
+    subscription_id: int | None = None,
+    code: str | None = None,
+    coupon_id: int | None = None,
+    actor: str = "cli",
+    basis: Basis | None = None,
+) -> int:
+    """`redeem` inside the caller's transaction (the hosted page reissues a proforma in the same one);
+    with `basis`, the minimum amount and the coverage are judged on that document."""
+    cust, cur_code, items = _target(conn, org_id, customer_id, subscription_id)
+    pcode_row: dict[str, Any] | None = None
+    if code is not None:
+        canonical = normalize_code(code, "promotion_code")
+        pc = td.promotion_codes.c
+        query = select(td.promotion_codes).where(pc.organization_id == org_id, pc.code == canonical)
+        found = conn.execute(query.with_for_update()).mappings().one_or_none()
+        if found is None:
+            raise NotFoundError("promotion code", canonical, field="promotion_code")
+        pcode_row = dict(found)
+        coupon_id = pcode_row["coupon_id"]
+    assert coupon_id is not None
+    coupon_row = get_scoped(conn, td.coupons, org_id, coupon_id, field="coupon", lock=True)
+    coupon = coupon_of(coupon_row, metric_prices(conn, [coupon_row]))
+    cur = currency(cur_code)
+    if basis is not None:
+        amount = basis.amount_minor
+        covered = any(coupon.covers(product, price) for price, product in basis.lines)
+    else:
+        prices = load_prices(conn, org_id, {p for p, _ in items})
+        amount = sum(line_amount_minor(q, prices[p].unit_amount, cur) for p, q in items)
+        covered = subscription_id is None or any(coupon.covers(prices[p].product_id, p) for p, _ in items)
+    who = Redeemer(
+        customer_id=cust,
+        currency=cur,
+        amount_minor=amount,
+        has_purchased=_has_purchased(conn, org_id, cust),
+        covered=covered,
+        active_coupon_ids=_active_coupon_ids(conn, org_id, cust, subscription_id),
+        stacking=stacking_of(conn, org_id),
+    )
+    if pcode_row is not None:
+        refusal = code_refusal(_code_of(pcode_row, coupon), who, now)
+        field_name = "promotion_code"
+    else:
+        refusal = coupon_refusal(coupon, who, now)
+        field_name = "coupon"
+    if refusal is not None:
+        raise DiscountRefusedError(field_name, refusal)
+    _count(conn, td.coupons, coupon_id, Refusal.COUPON_MAX_REDEMPTIONS, field_name)
+    if pcode_row is not None:
+        _count(conn, td.promotion_codes, pcode_row["id"], Refusal.CODE_MAX_REDEMPTIONS, field_name)
+    values = {
+        "organization_id": org_id,
+        "coupon_id": coupon_id,
+        "promotion_code_id": pcode_row["id"] if pcode_row else None,
+        "customer_id": cust,
+        "subscription_id": subscription_id,
+    }
+    did = conn.execute(
+        insert(td.discounts).values(**values, status="active", created_at=now).returning(td.discounts.c.id)
+    ).scalar_one()
+    conn.execute(insert(td.redemptions).values(**values, discount_id=did, redeemed_at=now))
+    payload = {**values, "discount_id": did, "code": pcode_row["code"] if pcode_row else None}
+    append_audit(conn, [audit_row(org_id, "discount", did, "created", actor, now, None, payload)])
+    append_outbox(conn, [outbox_row(org_id, "coupon.redeemed", "coupon", coupon_id, now, payload)])
     return int(did)
 
 

@@ -40,7 +40,7 @@ from fiscus.domain.money import currency, from_minor
 from fiscus.domain.payments import IN_FLIGHT, AttemptStatus, amount_due
 from fiscus.domain.periods import Period
 from fiscus.domain.tax import TaxTreatment
-from fiscus.services.discount_billing import stored_discounts
+from fiscus.services.discount_billing import return_discount_periods, stored_discounts
 from fiscus.services.wallets import credit_paid_topup, restore_consumed
 
 COLLECTABLE = frozenset({DocumentStatus.OPEN, DocumentStatus.UNCOLLECTIBLE})
@@ -90,12 +90,16 @@ def apply_document_action(
         "void": "voided",
         "mark_uncollectible": "marked_uncollectible",
         "convert": "converted",
+        "discard": "voided",
     }[action.value]
     append_outbox(conn, [outbox_row(org_id, event_type(doc_type, what), "document", doc["id"], now, payload)])
     if action is DocumentAction.PAY and doc_type is DocumentType.INVOICE:
         credit_paid_topup(conn, after, now)  # issue 17: a paid top-up credits its wallet, here, once
     elif action is DocumentAction.VOID:
         restore_consumed(conn, after, now)  # issue 17: credit a voided document took goes back
+    elif action is DocumentAction.DISCARD:  # a draft never reached anyone: all it took goes back
+        restore_consumed(conn, after, now)
+        return_discount_periods(conn, after, actor, now)
     return after
 
 

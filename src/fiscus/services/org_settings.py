@@ -58,6 +58,7 @@ SETTINGS: Final = (
     "logo_sha256",
     "vat_rates",
     "cancel_issued_ahead",
+    "customer_promotion_codes",
 )
 """Columns these use cases own (audit images and the event payload show them)."""
 
@@ -169,7 +170,7 @@ def validate_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> 
             values[key] = v.country(key, raw)
         elif key in ("vat_id", "tax_id"):
             values[key] = _optional_text(key, raw, 32)
-        elif key in ("vat_registered", "auto_issue", "facturx_enabled"):
+        elif key in ("vat_registered", "auto_issue", "facturx_enabled", "customer_promotion_codes"):
             values[key] = _bool(key, raw)
         elif key == "default_currency":
             values[key] = currency(raw, key).code

@@ -20,6 +20,7 @@ from fiscus.domain.errors import DomainError, InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
 from fiscus.services import customers as customer_svc
 from fiscus.services.billing_run import _bill_one, _billing_inputs
+from fiscus.services.discount_billing import apply_discounts
 from fiscus.services.payments.methods import detach_payment_method, set_default_payment_method
 from fiscus.services.portal import PortalSession
 from fiscus.services.portal_settings import PortalSettings, portal_settings
@@ -78,9 +79,12 @@ class NextInvoice:
     total_minor: int
 
 
-def next_invoice(db: Database, session: PortalSession, subscription_id: int) -> NextInvoice | None:
+def next_invoice(
+    db: Database, session: PortalSession, subscription_id: int, *, now: datetime | None = None
+) -> NextInvoice | None:
     """What the subscription's next period will be billed, by the billing run's own code; None when
-    no period follows (cancelled at its end, or over)."""
+    no period follows (cancelled at its end, or over). With `now`, the discounts and promotional credit
+    in force come off it as the run would take them (nothing written)."""
     with db.read() as conn:
         sub = owned(conn, session, t.subscriptions, subscription_id, "subscription")
         if sub["status"] not in ("trialing", "active", "past_due"):
@@ -100,6 +104,8 @@ def next_invoice(db: Database, session: PortalSession, subscription_id: int) -> 
             )
         except DomainError:
             return None
+        if docs and now is not None:
+            apply_discounts(conn, docs[:1], now, record=False)  # issue 17: a redeemed code shows here
     if not docs:
         return None
     doc = docs[0]

@@ -79,7 +79,8 @@ CHECKS: Final[dict[str, str]] = {
             OR MAX(d.sequence) - MIN(d.sequence) + 1 <> COUNT(*) OR s.next_value <> MAX(d.sequence) + 1""",
     "number_iff_issued": """
         SELECT id, status, number FROM documents
-        WHERE (status = 'draft') <> (number IS NULL OR sequence IS NULL)""",
+        WHERE (status = 'draft') <> (number IS NULL OR sequence IS NULL)
+          AND NOT (status = 'void' AND number IS NULL AND sequence IS NULL)""",
     "total_is_subtotal_plus_tax": """
         SELECT id, subtotal_minor, tax_minor, total_minor FROM documents
         WHERE total_minor <> subtotal_minor + tax_minor""",
@@ -98,7 +99,7 @@ CHECKS: Final[dict[str, str]] = {
         HAVING SUM(x.base_minor) <> d.subtotal_minor OR SUM(x.tax_minor) <> d.tax_minor""",
     "issued_documents_have_audit": """
         SELECT d.id FROM documents d
-        WHERE d.status <> 'draft' AND NOT EXISTS (
+        WHERE d.status <> 'draft' AND d.sequence IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM audit_events a
             WHERE a.organization_id = d.organization_id AND a.entity_type = 'document'
               AND a.entity_id = d.id AND a.action IN ('issued', 'issue'))""",

@@ -105,6 +105,8 @@ organizations = Table(
     # Migration 0009: cancelling a subscription now voids ("void") or credits ("credit_note") a document
     # already issued for a later period; a void only while nothing was paid and no card payment is in flight.
     Column("cancel_issued_ahead", String(16), nullable=False, server_default="credit_note"),
+    # Issue 17: customers may enter a promotion code in the portal and on the hosted page.
+    Column("customer_promotion_codes", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint("paper_size IN ('a4', 'letter')", name="paper_size"),
     CheckConstraint("capture_mode IN ('sale', 'authorize')", name="capture_mode"),
     CheckConstraint(
@@ -331,7 +333,11 @@ documents = Table(
         "status IN ('draft', 'open', 'paid', 'void', 'uncollectible', 'converted')", name="status"
     ),
     CheckConstraint("total_minor = subtotal_minor + tax_minor", name="total"),
-    CheckConstraint("(status = 'draft') = (sequence IS NULL)", name="numbered_iff_issued"),
+    # A draft has no number, an issued document has one; a draft discarded unissued is void unnumbered.
+    CheckConstraint(
+        "(status = 'draft') = (sequence IS NULL) OR (status = 'void' AND sequence IS NULL)",
+        name="numbered_iff_issued",
+    ),
     # Covers the page-number dialects' id-only seek (type and status read from the index, ADR 0004).
     Index("ix_documents_org_seek", "organization_id", "id", "type", "status"),
     # Covers the dialects' counts and filtered pages (type/status per organisation) without row lookups.

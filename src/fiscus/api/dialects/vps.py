@@ -271,7 +271,7 @@ def present(doc: DocumentView) -> dict[str, Any]:
 
 
 def listed(doc: DocumentView) -> bool:
-    return doc.type in BILLED_TYPES and doc.status is not DocumentStatus.DRAFT
+    return doc.type in BILLED_TYPES and doc.status is not DocumentStatus.DRAFT and doc.number is not None
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Final
 
 from fiscus.web.i18n import surface_labels
+from fiscus.web.promo_labels import promo_labels
 
 PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -326,4 +327,4 @@ def decline_message(language: str, code: str, provider_message: str) -> str:
 
 def page_labels(language: str) -> dict[str, str]:
     """The document's labels (as printed on the PDF) plus the page's own, in `language`."""
-    return surface_labels(PAGE_LABELS, language)
+    return {**surface_labels(PAGE_LABELS, language), **promo_labels(language)}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import FileResponse
 
 from fiscus.adapters.pdf.renderer import shared_renderer
@@ -25,8 +25,8 @@ from fiscus.api.deps import container
 from fiscus.api.dialects.common import public_base
 from fiscus.bootstrap import Container
 from fiscus.documents.view_model import build_view_model, format_minor
-from fiscus.domain.documents import DocumentStatus
-from fiscus.domain.errors import InvalidFieldError, InvalidStateError, NotFoundError
+from fiscus.domain.documents import DocumentStatus, DocumentType
+from fiscus.domain.errors import DomainError, InvalidFieldError, InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.domain.payments import (
     AttemptStatus,
@@ -53,10 +53,14 @@ from fiscus.services.payment_links import (
 )
 from fiscus.services.payments.charging import charge_document
 from fiscus.services.payments.methods import add_card
+from fiscus.services.promotion_checkout import codes_allowed, redeem_on_document
 from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
+from fiscus.web.csrf import COOKIE as CSRF_COOKIE
+from fiscus.web.csrf import Csrf
 from fiscus.web.i18n import language_of
 from fiscus.web.pay.labels import decline_message, page_labels
 from fiscus.web.pay.signing import issue_state, open_result, seal_result, state_is_valid
+from fiscus.web.promo_labels import refusal_message
 from fiscus.web.rendering import asset, csp_hash, html, security_headers, templates
 
 ACTOR: Final = "hosted_page"
@@ -163,7 +167,7 @@ def _open_link(c: Container, link: str) -> Linked | None:
             doc = get_document(conn, Scope(org_id), doc_id)
         except NotFoundError:
             return None
-    if not has_hosted_page(doc.type, doc.status):
+    if not has_hosted_page(doc.type, doc.status) or doc.number is None:  # a discarded draft has none
         return None
     return Linked(doc, secret)
 
@@ -206,10 +210,20 @@ def _notice(kind: str, heading: str, text: str = "", **extra: Any) -> dict[str, 
     return {"kind": kind, "heading": heading, "text": text, "message": "", "code": "", "link": None, **extra}
 
 
-def _render_page(c: Container, request: Request, linked: Linked, sealed: str) -> Response:
+def _render_page(
+    c: Container,
+    request: Request,
+    linked: Linked,
+    sealed: str,
+    *,
+    promo_code: str = "",
+    promo_error: str = "",
+    status_code: int = 200,
+) -> Response:
     doc, secret = linked.doc, linked.secret
     result = open_result(secret, doc.id, sealed) if sealed else None
     with c.db.read() as conn:
+        codes = codes_allowed(conn, doc.organization_id)  # issue 17: customers may enter a code
         converted_from, _ = number_and_status(conn, doc.organization_id, doc.converted_from_id)
         converted_to, converted_to_status = number_and_status(conn, doc.organization_id, doc.converted_to_id)
         latest = latest_attempt(conn, doc.id)
@@ -233,7 +247,7 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
     receipt: dict[str, str] | None = None
     errors: dict[str, str] = {}
     refresh = 0
-    can_pay = False
+    can_pay = changeable = False
     if doc.status is DocumentStatus.PAID:
         notice = _notice("paid", labels["paid_heading"], labels["paid_text"])
         receipt = _receipt(receipt_row, labels, loc, tz) if receipt_row else None
@@ -264,6 +278,7 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
         notice = _notice("authorized", labels["authorized_heading"], text)
     else:
         can_pay = due > 0
+        changeable = can_pay  # nothing in flight, something due: a proforma may still take a code
         status = AttemptStatus(shown["status"]) if shown else None
         if shown is not None and status in (AttemptStatus.FAILED, AttemptStatus.CANCELED):
             notice = _notice(
@@ -306,7 +321,16 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
             "focus": next(iter(errors), None),
         }
         origins = tuple(o for o in (_origin(form["action"]), _origin(base)) if o)
+    promo: dict[str, Any] | None = None
+    token, fresh = _csrf_token(c, request, doc.id)
+    takes_code = codes and changeable and doc.type is DocumentType.PROFORMA and not doc.amount_credited_minor
+    if promo_error or takes_code:
+        promo = {"action": f"{linked.path}/promotion_code", "code": promo_code, "error": promo_error}
+        promo["csrf_token"] = token
+        origins = tuple(dict.fromkeys((*origins, *(o for o in (_origin(base),) if o))))
     context = {
+        "promo": promo,
+        "promo_done": labels["promo_applied"] if result is not None and result.get("c") else "",
         "lang": vm["language"],
         "title": labels["page_title"].format(title=vm["document"]["title"], number=vm["document"]["number"]),
         "vm": vm,
@@ -319,7 +343,23 @@ def _render_page(c: Container, request: Request, linked: Linked, sealed: str) ->
         "show_instructions": form is None and due > 0 and notice is not None and notice["kind"] == "info",
         "pdf_url": f"{linked.path}/pdf",
     }
-    return _html("pay.html", context, form_origins=origins)
+    response = _html("pay.html", context, status=status_code, form_origins=origins)
+    if promo is not None and fresh:
+        _csrf(c).set_cookie(response, token, secure=base.startswith("https://"))
+    return response
+
+
+def _csrf(c: Container) -> Csrf:
+    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key))
+
+
+def _csrf_token(c: Container, request: Request, document_id: int) -> tuple[str, bool]:
+    """The browser's token if still good for this document's page, else a fresh one (set as cookie)."""
+    subject = f"pay:{document_id}"
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if cookie and _csrf(c).is_valid(subject, cookie, cookie, c.clock.now()):
+        return cookie, False
+    return _csrf(c).issue(subject, c.clock.now()), True
 
 
 @router.get("/pay/{link}")
@@ -411,3 +451,34 @@ def payment_return(link: str, request: Request) -> Response:
     except (ProviderError, ProviderUnreachable, OutcomeUnknown):
         return back({"e": "provider_unavailable"})
     return back({"a": outcome.attempt_id})
+
+
+@router.post("/pay/{link}/promotion_code")
+def payment_page_code(
+    link: str,
+    request: Request,
+    csrf_token: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """A promotion code entered on the page (issue 17): an open proforma is reissued with the discount
+    and the browser goes to the new one's page; a refusal shows the page again with why."""
+    c = container(request)
+    linked = _open_link(c, link)
+    if linked is None:
+        return _not_found()
+    doc, secret = linked.doc, linked.secret
+    lang = language_of(doc.buyer.get("locale"))
+    labels = page_labels(lang)
+    subject = f"pay:{doc.id}"
+    if not _csrf(c).check_request(request, subject, c.clock.now(), {"csrf_token": csrf_token}):
+        return _message(
+            labels, lang, labels["expired_title"], labels["promo_expired"], status=403, back_url=linked.path
+        )
+    code = code[:128]
+    try:
+        out = redeem_on_document(c.db, c.clock, doc.organization_id, doc.id, code, actor=ACTOR)
+    except DomainError as exc:
+        text, status = refusal_message(labels, exc)
+        return _render_page(c, request, linked, "", promo_code=code, promo_error=text, status_code=status)
+    path = payment_path(secret, doc.organization_id, out.document_id)
+    return _redirect(f"{path}?{urlencode({'result': seal_result(secret, out.document_id, {'c': 1})})}#pay")

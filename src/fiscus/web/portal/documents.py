@@ -73,7 +73,7 @@ def documents(slug: str, request: Request) -> Response:
             starting_after=cursor.after,
             ending_before=cursor.before,
         )
-    rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT]
+    rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT and d.number is not None]
     pages = paging.pager(page.base, [d.id for d in docs], more, cursor)
     done = page.t.get(f"done_{request.query_params.get('done', '')}", "")
     return page.render(
@@ -98,7 +98,7 @@ def _document(page: Page, raw_id: str) -> DocumentView | None:
             doc = get_document(conn, _scope(page), document_id)
     except NotFoundError:
         return None
-    return None if doc.status is DocumentStatus.DRAFT else doc
+    return None if doc.status is DocumentStatus.DRAFT or doc.number is None else doc
 
 
 @router.get("/portal/{slug}/documents/{document_id}")

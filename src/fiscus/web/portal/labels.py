@@ -9,6 +9,7 @@ from typing import Final
 from fiscus.web.i18n import surface_labels
 from fiscus.web.pay.labels import PAGE_LABELS
 from fiscus.web.portal.labels_more import MORE_LABELS
+from fiscus.web.promo_labels import promo_labels
 
 PORTAL_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -542,4 +543,4 @@ def portal_labels(language: str) -> dict[str, str]:
     """Document labels, the card form's labels and the portal's own, in `language`."""
     card = {**PAGE_LABELS["en"], **PAGE_LABELS.get(language, {})}
     more = {**MORE_LABELS["en"], **MORE_LABELS.get(language, {})}
-    return {**card, **surface_labels(PORTAL_LABELS, language), **more}
+    return {**card, **surface_labels(PORTAL_LABELS, language), **more, **promo_labels(language)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from fiscus.web.portal import access, account, documents, subscriptions
+from fiscus.web.portal import access, account, documents, promotion_codes, subscriptions
 
 
 def install(app: FastAPI) -> None:
-    for module in (access, documents, account, subscriptions):
+    for module in (access, documents, account, subscriptions, promotion_codes):
         app.include_router(module.router)

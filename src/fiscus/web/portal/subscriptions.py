@@ -19,6 +19,7 @@ from fiscus.domain.money import currency, from_minor
 from fiscus.queries.pagination import cursor_rows
 from fiscus.services import portal_actions as actions
 from fiscus.services.portal_usage import CurrentUsage, current_usage
+from fiscus.services.promotion_checkout import codes_allowed
 from fiscus.web.portal import paging
 from fiscus.web.portal.common import Page, ident, posted, problem, redirect, signed_in
 from fiscus.web.portal.errors import conflict_message, field_errors
@@ -115,12 +116,13 @@ def subscriptions(slug: str, request: Request) -> Response:
             .order_by(si.id)
         ):
             items.setdefault(int(r.subscription_id), []).append((int(r.price_id), Decimal(r.quantity)))
+        codes = codes_allowed(conn, s.organization_id)  # issue 17: customers may enter promotion codes
     plans = _plans(page, {p for lst in items.values() for p, _q in lst})
     settings = page.settings
     rows = []
     for sub in subs:
         billable = sub["status"] in BILLABLE
-        nxt = actions.next_invoice(page.c.db, s, sub["id"]) if billable else None
+        nxt = actions.next_invoice(page.c.db, s, sub["id"], now=page.c.clock.now()) if billable else None
         usage = current_usage(page.c.db, page.c.clock, s, sub["id"]) if billable else None
         sub_items = items.get(sub["id"], [])
         changeable = (
@@ -151,6 +153,7 @@ def subscriptions(slug: str, request: Request) -> Response:
                 else "",
                 "can_change": changeable,
                 "can_cancel": billable and sub["cancel_at"] is None and settings.allow_cancel,
+                "can_code": billable and codes,
             }
         )
     done = page.t.get(f"done_{request.query_params.get('done', '')}", "")
