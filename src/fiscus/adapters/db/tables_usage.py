@@ -102,7 +102,7 @@ usage_buckets = Table(
     # Σ δ·(hour end − t) in seconds: the weighted sum's exact, shiftable part (domain/usage.py).
     Column("weighted", ExactDecimal, nullable=False),
     PrimaryKeyConstraint("organization_id", "customer_id", "metric_id", "group_value", "hour"),
-    # A period's buckets, every group: current usage and billing read these hours only (migration 0026).
+    # A period's buckets, every group: current usage and billing read these hours only (migration 0027).
     Index("ix_usage_buckets_hours", "organization_id", "customer_id", "metric_id", "hour"),
 )
 

@@ -6,8 +6,8 @@ customer and metric and filtered the hours; these indexes lead with (organizatio
 hour), so it reads the period's hours only, however long the history. The ingesting upsert changes
 no indexed column of a bucket, so it can stay a heap-only update.
 
-Revision ID: 0026
-Revises: 0025 (written as 0025 after 0022; renumbered after main's 0025 at the merge)
+Revision ID: 0027
+Revises: 0026 (written as 0025 after 0022; renumbered after main's 0025 and 0026 at the merges)
 Create Date: 2026-12-07 19:30:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0026"
-down_revision = "0025"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
