@@ -201,9 +201,16 @@ def test_organization_settings_keep_the_api_s_statuses_and_fields(
     form = form_of(page.text, "/settings/organization")
     assert form["legal_name"]
     assert form["country"] == "BG"
+    assert "customer_promotion_codes" not in form  # off by default: the checkbox is not checked
     saved = client.post(
         f"{base}/settings/organization",
-        data={**form, "trading_name": "Acme <b>", "footers.bg": "Благодарим!", "payment_terms_days": "30"},
+        data={
+            **form,
+            "trading_name": "Acme <b>",
+            "footers.bg": "Благодарим!",
+            "payment_terms_days": "30",
+            "customer_promotion_codes": "on",
+        },
         follow_redirects=False,
     )
     assert saved.status_code == 303
@@ -213,6 +220,13 @@ def test_organization_settings_keep_the_api_s_statuses_and_fields(
         "Acme <b>",
         "Благодарим!",
         30,
+    )
+    assert row["customer_promotion_codes"] is True
+    assert (
+        form_of(client.get(f"{base}/settings/organization").text, "/settings/organization")[
+            "customer_promotion_codes"
+        ]
+        == "on"
     )
     assert (
         _audit_actor(db, org, "organization", "updated")

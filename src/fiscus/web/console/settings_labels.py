@@ -97,6 +97,7 @@ EN: Final[dict[str, str]] = {
     "kind_invoice": "an invoice",
     "kind_proforma": "a proforma",
     "auto_issue": "Issue documents automatically",
+    "customer_promotion_codes": "Customers may enter promotion codes (portal, payment page)",
     "cancel_issued_ahead": "Cancelling now with a document already issued ahead",
     "ahead_void": "void it (when nothing was paid)",
     "ahead_credit_note": "credit it in full",

@@ -31,7 +31,7 @@ ENUMS: Final = {
     "tax_rounding": ("document", "line"),
     "cancel_issued_ahead": ("void", "credit_note"),
 }
-FLAGS: Final = ("vat_registered", "auto_issue", "facturx_enabled")
+FLAGS: Final = ("vat_registered", "auto_issue", "facturx_enabled", "customer_promotion_codes")
 BANK_FIELDS: Final = ("label", "bank_name", "iban", "bic", "account_number", "routing_number", "currency")
 MAX_ACCOUNTS: Final = 5
 
