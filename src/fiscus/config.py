@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
     max_body_bytes: int = 1_048_576
+    # Threads that run the request handlers (anyio's pool; its default is 40). Handlers are CPU-bound
+    # Python under one GIL: more threads than cores only interleave requests, which stretches the tail
+    # (ADR 0004). Enough to overlap database round trips is enough.
+    request_threads: PositiveInt = 40
     webhooks_allow_private: bool = False
     vies_enabled: bool = False
     documents_dir: str = "./var/documents"

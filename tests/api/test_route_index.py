@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.routing import _EffectiveRouteContext, _IncludedRouter
@@ -78,7 +79,9 @@ def _answers(app: Any, requests: list[tuple[str, str]]) -> list[tuple[int, str |
     async def run() -> list[tuple[int, str | None, str | None, str]]:
         return [await _call(app, method, path) for method, path in requests]
 
-    return asyncio.run(run())
+    # a loop of its own on a thread of its own: the session's Playwright browser may hold this thread's
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_the_index_matches_as_fastapi_does(db: Database, clock: FixedClock) -> None:
