@@ -22,6 +22,7 @@ from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
 from fiscus.domain.payments import amount_due
 from fiscus.queries import document_blocks as blocks
+from fiscus.queries import document_hot as hot
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -235,9 +236,8 @@ def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | N
     """How many documents the list holds: from the maintained `document_counts` when they answer for the
     list (an organisation's, filtered by type and status only: the dialects'), else a COUNT."""
     f = filters or DocumentFilters()
-    where = _count_rows(scope, f)
-    if where is not None:
-        return blocks.counted_total(conn, where)
+    if _count_rows(scope, f) is not None:
+        return hot.counted_total(conn, scope, f)
     inner = _filtered_ids(scope, f).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
@@ -282,34 +282,30 @@ def offset_document_stamps(
     costs what the first does.
     """
     d = t.documents.c
-    ids = _filtered_ids(scope, filters)
     if total is not None and offset >= total:
         return []
+    oldest = total is not None and offset > total // 2  # counted from the oldest end
+    skip, take = (max(total - offset - limit, 0), min(limit, total - offset)) if oldest else (offset, limit)
+    if skip < SEEK_OFFSET:  # shallow from either end: one prepared statement (`document_hot`)
+        found = hot.offset_stamps(conn, scope, filters, offset=skip, limit=take, newest_first=not oldest)
+        if found is not None:
+            return found[::-1] if oldest else found
+    ids = _filtered_ids(scope, filters)
     where = _count_rows(scope, filters)
     if total is not None and offset >= SEEK_OFFSET and where is not None:
         first = blocks.nth_id(conn, where, ids, total - 1 - offset)
         if first is not None:
             query = ids.add_columns(*_STAMP).where(d.id <= first).order_by(d.id.desc()).limit(limit)
             return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
-    if total is not None and offset > total // 2:
-        skip = max(total - offset - limit, 0)
-        take = min(limit, total - offset)
-        if offset >= SEEK_OFFSET:
-            first = conn.execute(ids.order_by(d.id.asc()).offset(skip).limit(1)).scalar()
-            if first is None:
-                return []
-            ids = ids.where(d.id >= first)
-            skip = 0
-        query = ids.add_columns(*_STAMP).order_by(d.id.asc()).offset(skip).limit(take)
-        return [(int(r[0]), int(r[1])) for r in reversed(conn.execute(query).all())]
+    order = d.id.asc() if oldest else d.id.desc()
     if offset >= SEEK_OFFSET:
-        first = conn.execute(ids.order_by(d.id.desc()).offset(offset).limit(1)).scalar()
+        first = conn.execute(ids.order_by(order).offset(skip).limit(1)).scalar()
         if first is None:
             return []
-        ids = ids.where(d.id <= first)
-        offset = 0
-    query = ids.add_columns(*_STAMP).order_by(d.id.desc()).offset(offset).limit(limit)
-    return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
+        ids = ids.where(d.id >= first if oldest else d.id <= first)
+        skip = 0
+    rows = conn.execute(ids.add_columns(*_STAMP).order_by(order).offset(skip).limit(take)).all()
+    return [(int(r[0]), int(r[1])) for r in (reversed(rows) if oldest else rows)]
 
 
 SEEK_OFFSET = 1_000
@@ -353,9 +349,7 @@ _STAMP = (t.documents.c.revision,)
 
 def document_stamp(conn: Connection, scope: Scope, document_id: int) -> Stamp | None:
     """The stamp of a document the scope can see, or None."""
-    query = scope.apply(select(*_STAMP), t.documents).where(t.documents.c.id == document_id)
-    row = conn.execute(query).one_or_none()
-    return None if row is None else int(row[0])
+    return hot.stamp(conn, scope, document_id)
 
 
 def page_document_stamps(
@@ -369,6 +363,9 @@ def page_document_stamps(
 ) -> tuple[list[tuple[int, Stamp]], bool]:
     """One cursor page of (id, stamp): enough to serve documents whose rendering is cached, since a
     document changes only through state changes, which move its stamp."""
+    found = hot.page_stamps(conn, scope, filters, limit, starting_after, ending_before)
+    if found is not None:
+        return found
     query = _filtered_ids(scope, filters).add_columns(*_STAMP)
     rows, has_more = cursor_rows(
         conn, query, t.documents, limit=limit, starting_after=starting_after, ending_before=ending_before
