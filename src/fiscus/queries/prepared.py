@@ -50,7 +50,7 @@ class Prepared:
         """Every row, as the driver returns it (tuples), of the statement with `params` bound over the
         values it was built with."""
         text, positions, defaults = self.sql(conn.dialect)
-        values = {name: params[name] if name in params else value for name, value in defaults.items()}
+        values = {name: params.get(name, value) for name, value in defaults.items()}
         bound: Any = tuple(values[name] for name in positions) if positions is not None else values
         cursor = conn.connection.cursor()
         try:
