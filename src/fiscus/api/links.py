@@ -24,10 +24,16 @@ def public_base(request: Request) -> str:
     configured = container(request).settings.public_url
     if configured:
         return configured.rstrip("/")
-    headers = request.headers
-    proto = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc)).split(",")[0].strip()
-    return f"{proto}://{host}"
+    headers = request.headers  # the fallbacks only when needed: `request.url` parses the whole URL
+    proto = headers.get("x-forwarded-proto")
+    if proto is None:
+        proto = request.scope.get("scheme", "http")
+    host = headers.get("x-forwarded-host")
+    if host is None:
+        host = headers.get("host")
+        if host is None:
+            host = request.url.netloc
+    return f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}"
 
 
 def hosted_links(request: Request) -> HostedLink:
@@ -36,15 +42,18 @@ def hosted_links(request: Request) -> HostedLink:
     The signing key is read (made, on first use) only when a link is built, so a page served from the
     rendering cache costs no query."""
     c = container(request)
-    base = public_base(request)
 
     @functools.cache
     def secret() -> bytes:
         return link_secret(c.db, c.clock, c.settings.secret_key)
 
+    @functools.cache
+    def base() -> str:  # only when a link is built: a page served from the cache builds none
+        return public_base(request)
+
     def link(doc: DocumentView) -> str | None:
         if not has_hosted_page(doc.type, doc.status):
             return None
-        return payment_url(base, secret(), doc.organization_id, doc.id)
+        return payment_url(base(), secret(), doc.organization_id, doc.id)
 
     return link
