@@ -99,12 +99,15 @@ def summary_table(measurements: list[Measurement]) -> Table:
     columns = (
         "endpoint",
         "db",
+        "documents",
         "connections",
         "req/s",
         "mean ms",
         "p99 ms",
         "p99/mean",
         "vs /healthz",
+        "CPU us/req",
+        "vs /healthz (CPU)",
         "server CPU (sys)",
         "goal",
     )
@@ -114,12 +117,15 @@ def summary_table(measurements: list[Measurement]) -> Table:
         table.add_row(
             m.endpoint.label,
             m.db,
+            f"{m.documents:,}",
             str(m.connections),
             f"{m.result.rps:,.0f}",
             f"{m.result.mean_ms:.1f}",
             f"{m.result.p99_ms:.1f}",
             f"{m.result.p99_ms / m.result.mean_ms:.1f}x" if m.result.mean_ms else "-",
             f"{m.ratio:.2f}x" if m.ratio is not None else "-",
+            f"{m.cpu_us:,.0f}",
+            f"{m.cpu_ratio:.2f}x" if m.cpu_ratio is not None else "-",
             f"{m.server_cpu:.0%} ({m.server_sys:.0%})",
             goal_of(m),
         )

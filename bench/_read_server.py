@@ -199,11 +199,23 @@ class Measurement:
     """Server CPU seconds per wall second during the timed run (1.0: its core was busy all along)."""
     server_sys: float
     """The kernel's (system) part of server_cpu."""
+    cpu_us: float
+    """Server CPU (user + system, from /proc) per request served in the timed run, in microseconds: the
+    figure that stays fair when the machine is shared (wall-clock req/s then measure the scheduler)."""
     baseline_rps: float | None = None
+    baseline_cpu_us: float | None = None
+    documents: int = 0
+    """Documents in the organisation (the ~3,000 billed, or the bulk-copied size)."""
 
     @property
     def ratio(self) -> float | None:
         return self.result.rps / self.baseline_rps if self.baseline_rps else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """/healthz's CPU per request over this endpoint's: the req/s ratio a saturated worker would show
+        if it had its core to itself."""
+        return self.baseline_cpu_us / self.cpu_us if self.baseline_cpu_us and self.cpu_us else None
 
 
 def measure(
@@ -217,6 +229,7 @@ def measure(
         result = wrk(url, connections, length, fixture.secret)
         (user1, sys1), wall = server.cpu_seconds(), time.perf_counter() - wall0
         cpu, kernel = (user1 - user0 + sys1 - sys0) / wall, (sys1 - sys0) / wall
+        cpu_us = (user1 - user0 + sys1 - sys0) / max(result.requests, 1) * 1e6
         if server.proc is not None and server.proc.poll() is not None:
             raise RuntimeError(f"{tag} the server died ({server.proc.returncode}):\n{server.log_tail()}")
         if result.non_2xx or result.requests == 0:
@@ -231,7 +244,7 @@ def measure(
     say(
         f"{tag} {result.requests:,} requests in {result.seconds:.2f}s = {result.rps:,.0f} req/s, "
         f"mean {result.mean_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, server CPU {cpu:.0%} "
-        f"(system {kernel:.0%}), 0 non-2xx{errors} "
+        f"(system {kernel:.0%}), {cpu_us:,.0f} us CPU per request, 0 non-2xx{errors} "
         f"(load avg {load})"
     )
-    return Measurement(endpoint, db, connections, result, cpu, kernel)
+    return Measurement(endpoint, db, connections, result, cpu, kernel, cpu_us)

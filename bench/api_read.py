@@ -2,6 +2,7 @@
 Prints figures, asserts nothing about timings.
 
     .venv/bin/python bench/api_read.py [--db sqlite,postgresql] [--duration 8] [--connections 16,50]
+                                       [--documents 0,1000000]
                                        [--profile] [--profile-db sqlite] [--profile-endpoint 0]
 
 For each database: a fresh database (SQLite file with the default engine settings; PostgreSQL in a
@@ -11,7 +12,14 @@ ThrowawayPostgres(durable=True)), migrations, one organisation and catalog throu
 (taskset) with the rate limiter out of the way, and for each endpoint of ENDPOINTS and each connection
 count: a 3 s warm-up, then `wrk -t1 -cN -dDs --latency` pinned to CPU 1. Any non-2xx response makes
 the script exit 1 (figures of 401s or 404s are worthless). `/healthz` (no database, no auth) is the
-baseline: the ratio column says how far an endpoint is from the framework's own ceiling.
+baseline: the ratio column says how far an endpoint is from the framework's own ceiling. Every run also
+prints the server's CPU per request (user + system from /proc over the requests served) and the same
+ratio in CPU ("vs /healthz (CPU)"), which stays fair when other work shares the machine, and p99/mean.
+
+The quiet-machine tables of issue 18 (every endpoint, both databases, 16 and 50 connections, ~3,000
+and 1,000,000 documents) in one command:
+
+    .venv/bin/python bench/api_read.py --db sqlite,postgresql --documents 0,1000000
 
 With --profile, one endpoint also runs in-process on the same data (the ASGI app driven directly, no
 HTTP): wall time per request split into phases (queries, presentation, encoding, framework, threadpool
@@ -53,15 +61,21 @@ def check_endpoints(server: Server, fixture: Fixture) -> None:
         say(f"    GET {path}: 200, {shape}")
 
 
-def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> list[Measurement]:
-    say(f"[{target.name}] setting up ...")
+def run_database(
+    target: Target, args: argparse.Namespace, log_dir: Path, documents: int
+) -> list[Measurement]:
+    say(
+        f"[{target.name}] setting up ({documents:,} documents) ..."
+        if documents
+        else f"[{target.name}] setting up ..."
+    )
     db, fixture = prepare(target)
     measurements: list[Measurement] = []
     try:
-        if args.documents > fixture.invoices:
-            total, seconds = multiply_documents(db, fixture.org_id, args.documents)
+        if documents > fixture.invoices:
+            total, seconds = multiply_documents(db, fixture.org_id, documents)
             say(f"[{target.name}] bulk copy to {total:,} documents in {seconds:.1f}s (one transaction)")
-        paths = depth_paths(db, fixture.org_id) if args.documents > fixture.invoices else []
+        paths = depth_paths(db, fixture.org_id) if documents > fixture.invoices else []
         db.dispose()  # the server has the database to itself
         say(
             f"[{target.name}] migrations {fixture.migrate_seconds:.2f}s, data set-up "
@@ -81,12 +95,15 @@ def run_database(target: Target, args: argparse.Namespace, log_dir: Path) -> lis
                 for endpoint in ENDPOINTS:
                     for connections in args.connections:
                         found = measure(server, fixture, target.name, endpoint, connections, args.duration)
+                        found.documents = max(documents, fixture.invoices)
                         measurements.append(found)
             finally:
                 say(f"[{target.name}] server {server.stop()}")
-        baselines = {m.connections: m.result.rps for m in measurements if m.endpoint.baseline}
+        baselines = {m.connections: m for m in measurements if m.endpoint.baseline}
         for m in measurements:
-            m.baseline_rps = baselines.get(m.connections)
+            base = baselines.get(m.connections)
+            m.baseline_rps = base.result.rps if base else None
+            m.baseline_cpu_us = base.cpu_us if base else None
         if args.profile and target.name in args.profile_db:
             chosen = ENDPOINTS if args.profile_endpoint == "all" else [ENDPOINTS[int(args.profile_endpoint)]]
             cpu: dict[str, float] = {}
@@ -128,9 +145,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--documents",
-        type=int,
-        default=0,
-        help="grow the organisation to this many documents by bulk copy (e.g. 1000000) and compare "
+        type=ints,
+        default=[0],
+        help="comma-separated sizes; for each, grow the organisation to that many documents by bulk copy "
+        "(e.g. 0,1000000: the ~3,000 billed, then a million) and compare "
         "page 1, page 10,000 and the last page of each list (default: the ~3,000 billed)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile one endpoint in-process")
@@ -185,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 except PostgresUnavailable as exc:
                     say(f"PostgreSQL unavailable, skipped: {exc}")
         header(args, targets)
-        for target in targets:
-            measurements += run_database(target, args, log_dir)
+        for documents in args.documents:
+            for target in targets:
+                measurements += run_database(target, args, log_dir, documents)
         console.print(summary_table(measurements))
     except Non2xxError as exc:
         say(f"FAILED: {exc}")

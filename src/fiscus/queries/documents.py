@@ -285,7 +285,9 @@ def offset_document_stamps(
     if total is not None and offset >= total:
         return []
     oldest = total is not None and offset > total // 2  # counted from the oldest end
-    skip, take = (max(total - offset - limit, 0), min(limit, total - offset)) if oldest else (offset, limit)
+    skip, take = offset, limit
+    if total is not None and oldest:
+        skip, take = max(total - offset - limit, 0), min(limit, total - offset)
     if skip < SEEK_OFFSET:  # shallow from either end: one prepared statement (`document_hot`)
         found = hot.offset_stamps(conn, scope, filters, offset=skip, limit=take, newest_first=not oldest)
         if found is not None:

@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 _Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
 
@@ -29,15 +30,16 @@ class Prepared:
 
     __slots__ = ("_build", "_compiled", "_lock")
 
-    def __init__(self, build: Callable[[], Executable]) -> None:
+    def __init__(self, build: Callable[[], ClauseElement]) -> None:
         self._build = build
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._build().compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
         positions = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return compiled.string, positions, dict(compiled.construct_params())
+        return compiled.string, positions, dict(compiled.construct_params() or {})
 
     def sql(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -66,7 +68,7 @@ class Shapes:
 
     __slots__ = ("_build", "_found", "_lock")
 
-    def __init__(self, build: Callable[[Any], Executable]) -> None:
+    def __init__(self, build: Callable[[Any], ClauseElement]) -> None:
         self._build = build
         self._found: dict[Hashable, Prepared] = {}
         self._lock = threading.Lock()
