@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for documents in args.documents:
             for target in targets:
                 measurements += run_database(target, args, log_dir, documents)
+        console.width = 200  # the summary table's columns
         console.print(summary_table(measurements))
     except Non2xxError as exc:
         say(f"FAILED: {exc}")
