@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import column, select, table, update
+from sqlalchemy.exc import DBAPIError
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -21,6 +22,7 @@ from fiscus.queries.documents import (
     offset_document_stamps,
     page_document_stamps,
 )
+from fiscus.queries.prepared import Prepared
 from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import run_billing
 from fiscus.services.subscriptions import ItemSpec, create_subscription
@@ -127,3 +129,10 @@ def _core_total(conn: Any, scope: Scope, f: DocumentFilters) -> int:
     where = _count_rows(scope, f)
     assert where is not None
     return document_blocks.counted_total(conn, where)
+
+
+def test_a_failing_prepared_read_raises_as_sqlalchemy_would(db: Database) -> None:
+    """A driver error comes out wrapped by SQLAlchemy (which also notices a dropped connection)."""
+    shape = Prepared(lambda: select(column("x")).select_from(table("no_such_table")))
+    with pytest.raises(DBAPIError), db.read() as conn:
+        shape.rows(conn, {})

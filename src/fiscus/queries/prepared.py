@@ -58,6 +58,10 @@ class Prepared:
         try:
             cursor.execute(text, bound)
             return list(cursor.fetchall())
+        except conn.dialect.loaded_dbapi.Error:
+            # Once more through SQLAlchemy, which wraps the error and notices a dropped connection (the
+            # pool then discards it); on PostgreSQL the aborted transaction fails it at once.
+            return list(conn.exec_driver_sql(text, bound).all())
         finally:
             cursor.close()
 
