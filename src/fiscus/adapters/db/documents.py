@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 
 from fiscus.adapters.db import tables as t
@@ -397,6 +398,8 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         return
     from psycopg.types.json import Jsonb  # the driver, only on PostgreSQL (SQLite processes skip it)
 
+    dumps = msgspec.json.encode  # ~10x the standard library's json.dumps; jsonb stores the same value
+
     columns = [c.name for c in table.c if c.name in rows[0]]
     json_columns = {c.name for c in table.c if isinstance(c.type, JSON) or "JSON" in type(c.type).__name__}
     raw = conn.connection.driver_connection
@@ -405,5 +408,8 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(
-                [Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
+                [
+                    Jsonb(row[c], dumps) if c in json_columns and row[c] is not None else row[c]
+                    for c in columns
+                ]
             )
