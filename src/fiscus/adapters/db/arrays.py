@@ -70,4 +70,4 @@ def update_by_id(
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor:
-        cursor.execute(sql, [*arrays, *(processed(c, v) for c, v in constants.items())])
+        cursor.execute(sql, [*(processed(c, v) for c, v in constants.items()), *arrays])  # text order
