@@ -35,7 +35,8 @@ def update_by_id(
     replaces was one execution per row, each bound and run by the server and sent by the driver
     (the billing run's subscription advance, issue 18). Values pass through the columns' bind
     processing as SQLAlchemy would do it; text goes as unbounded text, so an over-long value is refused
-    by the column as before instead of cut by a cast.
+    by the column as before instead of cut by a cast. Parameters go in binary (`%b`): the driver dumps
+    a list of datetimes as text ~10x slower.
     """
     if not rows:
         return
@@ -60,11 +61,11 @@ def update_by_id(
     arrays = [[processed("id", r[id_key]) for r in rows]]
     arrays += [[processed(c, r[c]) for r in rows] for c in columns]
     assignments = [f"{quote(c)} = v.{quote(c)}" for c in columns]
-    assignments += [f"{quote(c)} = %s" for c in constants]
+    assignments += [f"{quote(c)} = %b" for c in constants]
     name = quote(table.name)
     sql = (
         f"UPDATE {name} SET {', '.join(assignments)} FROM unnest("
-        + ", ".join(f"%s::{sql_type(c)}[]" for c in keys)
+        + ", ".join(f"%b::{sql_type(c)}[]" for c in keys)
         + f") AS v({', '.join(quote(c) for c in keys)}) WHERE {name}.id = v.id"
     )
     raw = conn.connection.driver_connection

@@ -290,7 +290,7 @@ _UNNEST_TYPES = {
 }
 _UNNEST_INSERT = (
     f"INSERT INTO email_outbox ({', '.join(_UNNEST_TYPES)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{kind}[]" for kind in _UNNEST_TYPES.values())
+    + ", ".join(f"%b::{kind}[]" for kind in _UNNEST_TYPES.values())  # binary: ~10x cheaper to dump
     + ") ON CONFLICT (organization_id, message_key, recipient) DO NOTHING"
 )
 
