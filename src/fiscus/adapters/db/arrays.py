@@ -40,6 +40,8 @@ def update_by_id(
     """
     if not rows:
         return
+    if len({r[id_key] for r in rows}) != len(rows):  # UPDATE ... FROM would apply one of them, unordered
+        raise ValueError("update_by_id takes each id once")
     columns = [k for k in rows[0] if k != id_key]
     if conn.dialect.name != "postgresql":
         values: dict[str, Any] = {c: bindparam(c) for c in columns}
