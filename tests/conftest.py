@@ -22,7 +22,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import PostgresUnavailable, ThrowawayPostgres, find_pg_bin
-from tests.demo_support import demo_db  # noqa: F401  (a fixture: the seeded demo, copied per test)
+from tests.demo_support import _gateway_demo_stack, demo_db, gateway_demo  # noqa: F401  (fixtures: the seeded demos)
 from tests.en16931 import CII_XSLT, UBL_XSLT, Schematron, missing_reason
 
 if Path("/dev/shm").is_dir():

@@ -2,9 +2,10 @@
 each test that reads it: seeding is the costliest fixture of the suite, and the tests that check every
 demo document (PDFs, the four APIs, EN 16931, Factur-X) only read it or add files of their own.
 
-A copy is a file copy on SQLite and `CREATE DATABASE ... TEMPLATE` on PostgreSQL, like the migrated
-template of `conftest.new_database_url`. Calling `seed_demo` on a copy seeds nothing and returns the
-same organisations and (kept, test-mode) keys, so tests call it as before to get them.
+Its tests carry `xdist_group("demo")`, so one worker seeds it once per database for the whole run
+(not each worker). A copy is a file copy on SQLite and `CREATE DATABASE ... TEMPLATE` on PostgreSQL,
+like the migrated template of `conftest.new_database_url`. Calling `seed_demo` on a copy seeds
+nothing and returns the same organisations and (kept, test-mode) keys, so tests call it as before.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +26,8 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
-from fiscus.demo import seed_demo
+from fiscus.demo import free_port, gateway_process, seed_demo
+from fiscus.demo.summary import DemoResult
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import ThrowawayPostgres
 
@@ -73,6 +77,52 @@ def demo_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ite
     database = Database(demo_database_url(backend, request, tmp_path))
     yield database
     database.dispose()
+
+
+@dataclass(frozen=True)
+class GatewayDemo:
+    """The demo seeded with its card payments over a live test gateway, and that first run's result."""
+
+    db: Database
+    result: DemoResult
+    gateway_url: str
+
+
+class _GatewayDemos:
+    by_backend: ClassVar[dict[str, GatewayDemo]] = {}
+
+
+@pytest.fixture(scope="session")
+def _gateway_demo_stack() -> Iterator[ExitStack]:
+    """Keeps the gateway processes (and databases) of the seeded gateway demos until the session ends."""
+    with ExitStack() as stack:
+        yield stack
+    _GatewayDemos.by_backend.clear()
+
+
+def gateway_demo_on(backend: str, request: pytest.FixtureRequest) -> GatewayDemo:
+    """The demo with card payments over a live gateway, seeded once per database per test process (the
+    costliest seed: a year of charges over HTTP) and SHARED, not copied: the gateway's ledger must match
+    it. Its tests only read it (a second `seed_demo` on it changes nothing, which they check); keep
+    them in `xdist_group("gateway_demo")` so one worker seeds it."""
+    if backend not in _GatewayDemos.by_backend:
+        from tests.conftest import new_database_url
+
+        stack: ExitStack = request.getfixturevalue("_gateway_demo_stack")
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        path = factory.mktemp(f"gateway-demo-{backend}")
+        db = Database(new_database_url(backend, request, path))
+        stack.callback(db.dispose)
+        url = stack.enter_context(gateway_process(path / "gateway.db", free_port()))
+        result = seed_demo(db, FixedClock(DEMO_NOW), quiet=True, gateway_url=url)
+        _GatewayDemos.by_backend[backend] = GatewayDemo(db, result, url)
+    return _GatewayDemos.by_backend[backend]
+
+
+@pytest.fixture
+def gateway_demo(backend: str, request: pytest.FixtureRequest) -> GatewayDemo:
+    """`gateway_demo_on` on each database."""
+    return gateway_demo_on(backend, request)
 
 
 def stratified_sample(db: Database, *, drafts: bool = True) -> list[tuple[int, int]]:
