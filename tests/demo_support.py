@@ -38,14 +38,23 @@ DEMO_NOW: Final = datetime(2026, 11, 23, 12, tzinfo=UTC)
 class _Seeded:
     sqlite: Path | None = None
     postgresql: str | None = None
+    first_runs: ClassVar[dict[str, DemoResult]] = {}
 
 
-def _seed(url: str) -> None:
+def _seed(url: str, backend: str) -> None:
     db = Database(url)
     try:
-        assert seed_demo(db, FixedClock(DEMO_NOW), quiet=True).created
+        result = seed_demo(db, FixedClock(DEMO_NOW), quiet=True)
+        assert result.created
+        _Seeded.first_runs[backend] = result
     finally:
         db.dispose()  # the last connection closed: SQLite's WAL is checkpointed into the file
+
+
+def demo_first_run(backend: str) -> DemoResult:
+    """What the seeding `seed_demo` returned (the run that created the demo copied by
+    `demo_database_url`): for the test of the seed itself, which then checks a copy."""
+    return _Seeded.first_runs[backend]
 
 
 def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -57,7 +66,7 @@ def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
             factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
             template = factory.mktemp("demo") / "demo.db"
             shutil.copyfile(request.getfixturevalue("sqlite_template"), template)
-            _seed(f"sqlite:///{template}")
+            _seed(f"sqlite:///{template}", "sqlite")
             assert not template.with_name("demo.db-wal").exists()  # all of it in the one file we copy
             _Seeded.sqlite = template
         path = tmp_path / f"demo-{uuid.uuid4().hex[:8]}.db"
@@ -66,7 +75,7 @@ def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
     cluster: ThrowawayPostgres = request.getfixturevalue("pg_cluster")
     if _Seeded.postgresql is None:
         url = new_database_url("postgresql", request, tmp_path)
-        _seed(url)
+        _seed(url, "postgresql")
         _Seeded.postgresql = url.rsplit("/", 1)[1]
     return cluster.create_database(f"d_{uuid.uuid4().hex[:16]}", template=_Seeded.postgresql)
 

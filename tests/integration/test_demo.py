@@ -16,24 +16,26 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
-from fiscus.adapters.db.migrations import upgrade
 from fiscus.adapters.payments.gateway import GatewayProvider
 from fiscus.config import Settings
 from fiscus.demo import find_payment_links, seed_demo
 from fiscus.domain.clock import FixedClock
 from fiscus.services.payment_links import is_valid, link_secret, parse_link
 from fiscus.services.reconcile import reconcile, reconcile_with_provider
-from tests.demo_support import GatewayDemo
+from tests.demo_support import GatewayDemo, demo_database_url, demo_first_run
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
-def test_demo_seeds_three_organisations_with_a_consistent_year(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    upgrade(url)
-    db = Database(url)
+@pytest.mark.xdist_group("demo")  # one worker seeds the demo once per database (demo_support)
+def test_demo_seeds_three_organisations_with_a_consistent_year(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The seeding run's result and a copy of what it wrote (`demo_support`: the demo seeded once on
+    SQLite for every test that reads it, its first run kept), then a second run on the copy."""
+    db = Database(demo_database_url("sqlite", request, tmp_path))
     try:
-        result = seed_demo(db, FixedClock(NOW), quiet=True)
+        result = demo_first_run("sqlite")
         assert result.created
         # the data lives in test-mode sandboxes of (empty) live organisations
         assert [o.slug for o in result.organizations] == [
