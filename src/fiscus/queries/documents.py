@@ -174,6 +174,9 @@ class DocumentFilters:
     created_lt: datetime | None = None
     types: tuple[DocumentType, ...] | None = None
     issued_only: bool = False
+    """Issued documents only: no drafts, and no draft discarded unissued."""
+    discarded: bool = True
+    """Whether drafts discarded unissued (void, never numbered) are listed (the dialects' lists: no)."""
 
 
 _LIVEMODE = (
@@ -197,6 +200,8 @@ def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
         query = query.where(d.type.in_([x.value for x in filters.types]))
     if filters.issued_only:
         query = query.where(d.status != DocumentStatus.DRAFT.value)
+    if filters.issued_only or not filters.discarded:
+        query = blocks.without_discarded(query, scope.organization_id, filters.status)
     if filters.customer_id is not None:
         query = query.where(d.customer_id == filters.customer_id)
     if filters.subscription_id is not None:
@@ -244,19 +249,16 @@ def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | N
 
 def _count_rows(scope: Scope, f: DocumentFilters) -> list[ColumnElement[bool]] | None:
     """The `document_counts` rows of the list, when the counts can answer for it."""
-    bare = replace(f, status=None, type=None, types=None, issued_only=False)
+    bare = replace(f, status=None, type=None, types=None, issued_only=False, discarded=True)
     if scope.customer_id is not None or bare != _NONE:
         return None
     c = tc.document_counts.c
     where = [c.organization_id == scope.organization_id]
-    if f.status is not None:
-        where.append(c.status == f.status.value)
+    where.extend(blocks.count_statuses(f.status, issued_only=f.issued_only, discarded=f.discarded))
     if f.type is not None:
         where.append(c.type == f.type.value)
     if f.types is not None:
         where.append(c.type.in_([x.value for x in f.types]))
-    if f.issued_only:
-        where.append(c.status != DocumentStatus.DRAFT.value)
     return where
 
 

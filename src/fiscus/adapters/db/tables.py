@@ -281,6 +281,9 @@ subscription_items = Table(
     Column("quantity", ExactDecimal, nullable=False),
 )
 
+DISCARDED = "status = 'void' AND sequence IS NULL"
+"""A draft discarded unissued: void, never numbered (its subscription was cancelled before it was issued)."""
+
 documents = Table(
     "documents",
     metadata,
@@ -348,6 +351,14 @@ documents = Table(
     Index("ix_documents_sort_status", "organization_id", "status", "id"),
     Index("ix_documents_sort_currency", "organization_id", "currency", "id"),
     Index("ix_documents_sort_type", "organization_id", "type", "id"),
+    # Drafts discarded unissued (void, never numbered; migration 0033), which issued-only lists leave out.
+    Index(
+        "ix_documents_discarded",
+        "organization_id",
+        "id",
+        sqlite_where=text(DISCARDED),
+        postgresql_where=text(DISCARDED),
+    ),
     # Covers the console's totals of a filtered set (count, total and due per currency and type): an
     # index-only read in group order instead of a pass over the table.
     Index(
