@@ -84,7 +84,9 @@ def test_hosted_page_reissues_an_open_proforma_and_refuses_an_invoice(
         assert promo_labels("en")["promo_applied"] in reissued.text
         assert 'data-testid="discount">−' in reissued.text  # the discount, as the PDF shows it
         assert reissued.text.count('data-testid="line-discount"') == 1
-        assert "void" in client.get(path).text  # the replaced proforma
+        replaced = client.get(path).text  # the replaced proforma links to its successor
+        assert "void" in replaced
+        assert f'href="{new_path}"' in replaced, replaced
         # 2 × 15.00 = 30.00 − 10 % = 27.00 + 20 % VAT = 32.40
         assert re.search(r'data-testid="total">[^<]*32[.,]40', reissued.text), reissued.text
 

@@ -22,6 +22,7 @@ from fiscus.domain.errors import InvalidFieldError, NotFoundError
 from fiscus.domain.money import Currency, currency
 from fiscus.domain.payments import amount_due
 from fiscus.queries import document_blocks as blocks
+from fiscus.queries import document_links
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -126,6 +127,9 @@ class DocumentView:
     paid_at: datetime | None
     voided_at: datetime | None
     converted_to_id: int | None = None
+    replaces_id: int | None = None
+    """The open proforma this one replaced (a customer's promotion code); `replaced_by_id` the reverse."""
+    replaced_by_id: int | None = None
     corrected_document_id: int | None = None
     reason: str | None = None
     credit_disposition: str | None = None
@@ -433,16 +437,7 @@ def _assemble(
     """Views from header rows, with their lines, taxes, order links and conversions (one query each)."""
     if not found:
         return []
-    d = t.documents.c
-    proformas = [i for i in found if headers[i]["type"] == DocumentType.PROFORMA.value]
-    converted_to = (
-        {
-            r.converted_from_id: r.id
-            for r in conn.execute(select(d.id, d.converted_from_id).where(d.converted_from_id.in_(proformas)))
-        }
-        if proformas
-        else {}
-    )
+    converted_to, replaced_by = document_links.successors(conn, headers, found)
     orders: dict[int, list[int]] = defaultdict(list)
     ordered_at: dict[int, dict[int, datetime]] = defaultdict(dict)
     ordered = [i for i in found if headers[i]["subscription_id"] is None]  # only orders' documents
@@ -548,6 +543,8 @@ def _assemble(
                 paid_at=h["paid_at"],
                 voided_at=h["voided_at"],
                 converted_to_id=converted_to.get(doc_id),
+                replaces_id=h["replaces_id"],
+                replaced_by_id=replaced_by.get(doc_id),
                 corrected_document_id=h["corrected_document_id"],
                 reason=h["reason"],
                 credit_disposition=h["credit_disposition"],

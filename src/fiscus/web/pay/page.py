@@ -226,6 +226,7 @@ def _render_page(
         codes = codes_allowed(conn, doc.organization_id)  # issue 17: customers may enter a code
         converted_from, _ = number_and_status(conn, doc.organization_id, doc.converted_from_id)
         converted_to, converted_to_status = number_and_status(conn, doc.organization_id, doc.converted_to_id)
+        replaced_by, _ = number_and_status(conn, doc.organization_id, doc.replaced_by_id)
         latest = latest_attempt(conn, doc.id)
         shown = attempt_of(conn, doc.id, result.get("a")) if result else None
         receipt_row = paying_capture(conn, doc.id)
@@ -265,6 +266,13 @@ def _render_page(
                 }
             text = labels["converted_text"].format(number=converted_to or "")
             notice = _notice("info", labels["status_converted"], text, link=link)
+    elif doc.status is DocumentStatus.VOID and doc.replaced_by_id is not None:
+        link = {  # reissued with the customer's promotion code: its successor is the one to pay
+            "url": payment_path(secret, doc.organization_id, doc.replaced_by_id),
+            "text": labels["replaced_link"].format(number=replaced_by or ""),
+        }
+        text = labels["replaced_text"].format(number=replaced_by or "")
+        notice = _notice("info", labels["status_void"], text, link=link)
     elif doc.status is DocumentStatus.VOID:
         notice = _notice("info", labels["status_void"], labels["void_text"])
     elif latest is not None and AttemptStatus(latest["status"]) in (

@@ -1,4 +1,4 @@
-"""discarded drafts counted apart; indexes for them and for expiry (issue 17 leftovers)
+"""discarded drafts counted apart; replaced proformas; expiry indexes (issue 17 leftovers)
 
 A draft discarded unissued (its subscription cancelled: void, never numbered, `sequence` NULL) is not a
 document anyone issued. The issued-only lists (and the dialects' lists) leave it out, so the maintained
@@ -11,6 +11,9 @@ reading any row it lists.
 `discount_billing.expire_due` runs before every billing run and read every coupon and every grant:
 `ix_coupons_expiry` (unexpired coupons by redeem-by date) and `ix_wallet_grants_expiry` (active grants by
 expiry) let it read only what is due.
+
+`documents.replaces_id`: a proforma reissued because a customer entered a promotion code on its hosted
+page names the proforma it replaced, so the replaced one can point to its successor.
 
 Revision ID: 0033
 Revises: 0027
@@ -31,6 +34,7 @@ down_revision = "0027"
 branch_labels = None
 depends_on = None
 
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ID_BLOCK = 4096
 COMPACT_ABOVE = 64
 FOLD_LOCK = 18_0026
@@ -158,6 +162,8 @@ def upgrade() -> None:
         postgresql_where=where,
         sqlite_where=where,
     )
+    op.add_column("documents", sa.Column("replaces_id", ID, nullable=True))
+    op.create_index("ix_documents_replaces", "documents", ["replaces_id"], unique=True)
     op.create_index("ix_coupons_expiry", "coupons", ["expired_at", "redeem_by", "organization_id"])
     op.create_index(
         "ix_wallet_grants_expiry", "wallet_grants", ["status", "expires_at", "organization_id", "wallet_id"]
@@ -182,6 +188,8 @@ def downgrade() -> None:
     op.drop_index("ix_wallet_grants_expiry", table_name="wallet_grants")
     op.drop_index("ix_coupons_expiry", table_name="coupons")
     op.drop_index("ix_documents_discarded", table_name="documents")
+    op.drop_index("ix_documents_replaces", table_name="documents")
+    op.execute("ALTER TABLE documents DROP COLUMN replaces_id")  # in place: the table keeps its triggers
     _drop_triggers(postgres)
     _recount("status")
     for statement in before.PG_STATEMENTS if postgres else before.SQLITE_TRIGGERS:
