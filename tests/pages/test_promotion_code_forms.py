@@ -106,7 +106,7 @@ def test_hosted_page_reissues_an_open_proforma_and_refuses_an_invoice(
         assert 'data-testid="promo-form"' not in client.get(inv_path).text  # offered only where it applies
         token = Csrf(link_secret(db, clock, None)).issue(f"pay:{invoice}", clock.now())
         client.cookies.clear()
-        client.cookies.set("fiscus_csrf", token)
+        client.cookies.set("fiscus_pay_csrf", token)
         refused = client.post(f"{inv_path}/promotion_code", data={"code": "ten", "csrf_token": token})
         assert refused.status_code == 409
         assert _error(refused.text) == promo_labels("bg")["promo_document_final"]  # the buyer's language

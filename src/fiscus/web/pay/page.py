@@ -55,7 +55,7 @@ from fiscus.services.payments.charging import charge_document
 from fiscus.services.payments.methods import add_card
 from fiscus.services.promotion_checkout import codes_allowed, redeem_on_document
 from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
-from fiscus.web.csrf import COOKIE as CSRF_COOKIE
+from fiscus.web.csrf import PAY_COOKIE as CSRF_COOKIE
 from fiscus.web.csrf import Csrf
 from fiscus.web.i18n import language_of
 from fiscus.web.pay.labels import decline_message, page_labels
@@ -353,12 +353,13 @@ def _render_page(
     }
     response = _html("pay.html", context, status=status_code, form_origins=origins)
     if promo is not None and fresh:
-        _csrf(c).set_cookie(response, token, secure=base.startswith("https://"))
+        _csrf(c).set_cookie(response, token, secure=base.startswith("https://"), path=linked.path)
     return response
 
 
 def _csrf(c: Container) -> Csrf:
-    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key))
+    """The hosted page's CSRF tokens, in a cookie of its own, set for the one page (`/pay/{link}`)."""
+    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key), cookie=CSRF_COOKIE)
 
 
 def _csrf_token(c: Container, request: Request, document_id: int) -> tuple[str, bool]:
