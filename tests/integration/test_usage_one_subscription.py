@@ -5,6 +5,8 @@ another may take the metric from then on. On both databases, through the API."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
@@ -42,7 +44,7 @@ def test_a_metric_is_billed_by_one_subscription_of_a_customer(db: Database, cloc
     )
     h = auth(create_api_key(db, clock, org).secret)
 
-    def subscribe(customer: int, *prices: int) -> tuple[int, dict[str, object]]:
+    def subscribe(customer: int, *prices: int) -> tuple[int, dict[str, Any]]:
         items = [{"price_id": tenant.monthly}] + [{"price_id": p} for p in prices]
         r = api.post("/api/v1/subscriptions", json={"customer_id": customer, "items": items}, headers=h)
         return r.status_code, r.json()

@@ -71,9 +71,11 @@ def _sqlite_remove(r: str) -> str:
 SQLITE_TRIGGERS = [
     "CREATE TRIGGER document_counts_insert AFTER INSERT ON documents BEGIN\n" + _sqlite_add("NEW") + "END",
     "CREATE TRIGGER document_counts_delete AFTER DELETE ON documents BEGIN\n" + _sqlite_remove("OLD") + "END",
-    "CREATE TRIGGER document_counts_update AFTER UPDATE OF organization_id, type, status, sequence ON documents\n"
+    "CREATE TRIGGER document_counts_update "
+    "AFTER UPDATE OF organization_id, type, status, sequence ON documents\n"
     "WHEN OLD.organization_id IS NOT NEW.organization_id OR OLD.type IS NOT NEW.type "
-    "OR OLD.status IS NOT NEW.status OR (OLD.sequence IS NULL) IS NOT (NEW.sequence IS NULL) BEGIN\n"
+    "OR OLD.status IS NOT NEW.status "
+    "OR (OLD.sequence IS NULL) IS NOT (NEW.sequence IS NULL) BEGIN\n"
     + _sqlite_remove("OLD")
     + _sqlite_add("NEW")
     + "END",
