@@ -1,7 +1,7 @@
 """The maintained document counts (`document_counts`, migration 0022, per id block since 0025) equal a
 COUNT of the documents (per block too) after every kind of write: billing runs (bulk COPY on
 PostgreSQL), orders, state changes, a moved document, a deleted one, and enough statements on
-PostgreSQL to fold the deltas, a draft discarded unissued (counted apart since 0033); and the
+PostgreSQL to fold the deltas, a draft discarded unissued (counted apart since 0028); and the
 dialects' totals come from them."""
 
 from __future__ import annotations

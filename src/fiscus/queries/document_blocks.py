@@ -66,7 +66,7 @@ def count_statuses(
     status: DocumentStatus | None, *, issued_only: bool, discarded: bool
 ) -> list[ColumnElement[bool]]:
     """The count rows' status keys of a list: a discarded draft is counted as `DISCARDED` (migration
-    0033), part of a list of void documents only where that list shows it."""
+    0028), part of a list of void documents only where that list shows it."""
     c = tc.document_counts.c
     shown = discarded and not issued_only
     where: list[ColumnElement[bool]] = []

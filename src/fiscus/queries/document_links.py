@@ -1,5 +1,5 @@
 """Which document followed a proforma: the invoice it was converted into, or the proforma that replaced
-it when a customer entered a promotion code on its hosted page (`documents.replaces_id`, migration 0033).
+it when a customer entered a promotion code on its hosted page (`documents.replaces_id`, migration 0028).
 Both are stored on the follower only (set as it is created, never changed), so the proforma's own row
 stays as it was issued; these lookups find the follower by its unique key."""
 

@@ -315,7 +315,7 @@ documents = Table(
     # Credit notes: the invoice corrected, why, and what the credit does (reduce what is due, go with a
     # refund, or become customer credit). Invoices: the sum of their issued credit notes.
     Column("corrected_document_id", Id, ForeignKey("documents.id"), nullable=True, index=True),
-    # The open proforma this one replaced (a customer's promotion code, `promotion_checkout`; 0033):
+    # The open proforma this one replaced (a customer's promotion code, `promotion_checkout`; 0028):
     # set as it is created, never changed; the replaced one's successor is found through it.
     Column("replaces_id", Id, nullable=True),
     Column("reason", Text, nullable=True),
@@ -355,7 +355,7 @@ documents = Table(
     Index("ix_documents_sort_currency", "organization_id", "currency", "id"),
     Index("ix_documents_sort_type", "organization_id", "type", "id"),
     Index("ix_documents_replaces", "replaces_id", unique=True),
-    # Drafts discarded unissued (void, never numbered; migration 0033), which issued-only lists leave out.
+    # Drafts discarded unissued (void, never numbered; migration 0028), which issued-only lists leave out.
     Index(
         "ix_documents_discarded",
         "organization_id",

@@ -14,7 +14,7 @@ shared row, so concurrent transactions neither wait on nor deadlock over a count
 finds more than `COMPACT_ABOVE` rows for one of the keys it touched folds them into one, if no other
 transaction is folding that organisation (a try-lock: nobody waits).
 
-Since migration 0033 a draft discarded unissued (void, never numbered) is counted under the status
+Since migration 0028 a draft discarded unissued (void, never numbered) is counted under the status
 `DISCARDED`, not `void`: the issued-only lists leave it out, and their counts must too."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fiscus.adapters.db.tables import Id, metadata
 
 COMPACT_ABOVE = 64
 DISCARDED = "discarded"
-"""The status key of a draft discarded unissued (migration 0033's triggers)."""
+"""The status key of a draft discarded unissued (migration 0028's triggers)."""
 ID_BLOCK = 4096
 """Ids per block (migration 0025's triggers compute `id / 4096`): a deep page skips at most this many
 index entries, and a million-document list has a few hundred blocks to sum."""

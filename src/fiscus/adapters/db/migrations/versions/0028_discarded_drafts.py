@@ -15,7 +15,7 @@ expiry) let it read only what is due.
 `documents.replaces_id`: a proforma reissued because a customer entered a promotion code on its hosted
 page names the proforma it replaced, so the replaced one can point to its successor.
 
-Revision ID: 0033
+Revision ID: 0028
 Revises: 0027
 Create Date: 2026-12-07 22:10:00
 """
@@ -29,7 +29,7 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0033"
+revision = "0028"
 down_revision = "0027"
 branch_labels = None
 depends_on = None
