@@ -417,6 +417,13 @@ def org_update(
             "nothing was paid and no card payment is in flight) or 'credit_note' it"
         ),
     ] = None,
+    customer_promotion_codes: Annotated[
+        bool | None,
+        typer.Option(
+            "--customer-promotion-codes/--no-customer-promotion-codes",
+            help="let customers enter promotion codes (portal, hosted payment page)",
+        ),
+    ] = None,
 ) -> None:
     """Change settings; issued documents keep what they were issued with, the next ones show the change."""
     from fiscus.domain.logo import accept_logo
@@ -427,6 +434,7 @@ def org_update(
         "legal_name": legal_name, "email": email, "country": country, "vat_registered": vat_registered,
         "default_currency": currency, "locale": locale, "timezone": timezone,
         "payment_terms_days": payment_terms_days, "cancel_issued_ahead": cancel_issued_ahead,
+        "customer_promotion_codes": customer_promotion_codes,
     }  # fmt: skip
     changes.update({k: v for k, v in simple.items() if v is not None})
     for key, value in (("trading_name", trading_name), ("vat_id", vat_id), ("tax_id", tax_id)):

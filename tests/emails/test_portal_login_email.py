@@ -34,7 +34,7 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
 def _csrf(client: httpx.Client, path: str) -> str:
     page = client.get(path)
     assert page.status_code == 200
-    token = client.cookies.get("fiscus_csrf")
+    token = client.cookies.get("fiscus_portal_csrf")
     assert token
     return str(token)
 
@@ -85,7 +85,7 @@ def test_a_login_link_is_emailed_and_opens_one_portal_session(
         shown = client.get(link)  # a mail scanner's GET spends nothing: a button to press
         assert shown.status_code == 200
         opened = client.post(
-            link, data={"csrf_token": client.cookies.get("fiscus_csrf")}, follow_redirects=False
+            link, data={"csrf_token": client.cookies.get("fiscus_portal_csrf")}, follow_redirects=False
         )
         assert opened.status_code == 303
         assert client.cookies.get("fiscus_portal")

@@ -163,11 +163,34 @@ def test_keys_admin_keys_and_org_update(db: Database, db_url: str, tmp_path: Pat
     assert data is not None
     assert b"script" not in data
     assert b"onload" not in data
-    registered = fiscus(db_url, "org", "update", "--org", org, "--vat-registered", "--vat-rate", "0.08")
+    assert shown["customer_promotion_codes"] is False  # off by default
+    registered = fiscus(
+        db_url,
+        "org",
+        "update",
+        "--org",
+        org,
+        "--vat-registered",
+        "--vat-rate",
+        "0.08",
+        "--customer-promotion-codes",
+    )
     assert registered.returncode == 0, registered.stderr
+    assert "customer_promotion_codes" in registered.stdout
+    shown = json.loads(fiscus(db_url, "org", "show", "--org", org, "--json").stdout)
+    assert (shown["vat_rates"]["standard"], shown["customer_promotion_codes"]) == ("0.08", True)
+    with db.read() as conn:  # through the settings service: audited like the API's and console's changes
+        audited = (
+            conn.execute(select(t.audit_events.c.after).where(t.audit_events.c.entity_type == "organization"))
+            .scalars()
+            .all()
+        )
+    assert any(a.get("customer_promotion_codes") is True for a in audited if isinstance(a, dict))
+    switched_off = fiscus(db_url, "org", "update", "--org", org, "--no-customer-promotion-codes")
+    assert switched_off.returncode == 0, switched_off.stderr
     assert (
-        json.loads(fiscus(db_url, "org", "show", "--org", org, "--json").stdout)["vat_rates"]["standard"]
-        == "0.08"
+        json.loads(fiscus(db_url, "org", "show", "--org", org, "--json").stdout)["customer_promotion_codes"]
+        is False
     )
     refused = fiscus(db_url, "org", "update", "--org", org, "--tax-id", "123")
     assert refused.returncode == 2

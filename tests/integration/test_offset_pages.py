@@ -53,8 +53,9 @@ def test_every_page_matches_plain_offset(
 def test_deep_pages_across_id_blocks(
     db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Documents spread over several id blocks (some drafts, which the issued-only list skips): a page
-    located through the per-block counts holds the rows plain OFFSET gives, for every offset."""
+    """Documents spread over several id blocks (some drafts, which the issued-only list skips, and some
+    drafts discarded unissued, which every dialect list skips): a page located through the per-block
+    counts holds the rows plain OFFSET gives, for every offset."""
     tenant = make_tenant(db, clock, "bg")
     customer = make_customer(db, clock, tenant, 0)
     create_subscription(db, clock, tenant.org_id, customer, [ItemSpec(tenant.monthly, 1)])
@@ -70,17 +71,27 @@ def test_deep_pages_across_id_blocks(
             values.update(sequence=100_000 + n, number=f"T{100_000 + n}")
             if n % 3 == 0:
                 values.update(status="draft", sequence=None, number=None)
+            if n % 3 == 1:  # discarded: void, never numbered
+                values.update(sequence=None, number=None)
             conn.execute(insert(t.documents).values(**values))
     monkeypatch.setattr(q, "SEEK_OFFSET", 1)
     scope = Scope(tenant.org_id)
-    for filters in (DocumentFilters(), billed_documents(issued_only=True)):
+    sizes = []
+    for filters in (
+        DocumentFilters(),
+        billed_documents(issued_only=False),
+        billed_documents(issued_only=True),
+    ):
         with db.read() as conn:
             total = count_documents(conn, scope, filters)
+            sizes.append(total)
             everything = offset_document_stamps(conn, scope, filters, offset=0, limit=total)
-            assert len(everything) == total > 7
+            assert len(everything) == total > 4
             for limit in (1, 3):
                 for offset in range(0, total + 1):
                     counted = offset_document_stamps(
                         conn, scope, filters, offset=offset, limit=limit, total=total
                     )
                     assert counted == everything[offset : offset + limit], (offset, limit)
+    assert sizes[0] - sizes[1] == 2  # the two discarded drafts
+    assert sizes[1] - sizes[2] == 3  # and the three drafts

@@ -19,6 +19,7 @@ from fiscus.domain.clock import FixedClock
 from fiscus.domain.discounts import DiscountRefusedError, Refusal
 from fiscus.domain.documents import DocumentType
 from fiscus.domain.errors import NotFoundError
+from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
 from fiscus.services.org_settings import update_settings
@@ -26,6 +27,7 @@ from fiscus.services.promotion_checkout import redeem_for_subscription, redeem_o
 from fiscus.services.reconcile import reconcile
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from fiscus.services.wallets import grant_credits
+from tests.api_support import api_client, auth
 from tests.builders import make_customer, make_tenant
 
 START = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -100,6 +102,13 @@ def test_an_open_proforma_is_reissued_with_the_code(db: Database) -> None:
     assert events.count("coupon.redeemed") == 2
     assert _times_redeemed(db, code) == 1
     _clean(db)
+    h = auth(create_api_key(db, clock, org).secret)
+    with api_client(db, clock) as api:  # each points at the other
+        shown = {i: api.get(f"/api/v1/documents/{i}", headers=h).json() for i in (old["id"], new["id"])}
+        listed = api.get("/api/v1/documents", params={"type": "proforma"}, headers=h).json()["data"]
+    assert (shown[old["id"]]["replaced_by_id"], shown[old["id"]]["replaces_id"]) == (new["id"], None)
+    assert (shown[new["id"]]["replaced_by_id"], shown[new["id"]]["replaces_id"]) == (None, old["id"])
+    assert [(x["id"], x["replaced_by_id"]) for x in listed] == [(new["id"], None), (old["id"], new["id"])]
 
     with pytest.raises(DiscountRefusedError) as refused:  # the replaced proforma is closed now
         redeem_on_document(db, clock, org, proforma["id"], "spring-20")

@@ -84,7 +84,9 @@ def test_hosted_page_reissues_an_open_proforma_and_refuses_an_invoice(
         assert promo_labels("en")["promo_applied"] in reissued.text
         assert 'data-testid="discount">−' in reissued.text  # the discount, as the PDF shows it
         assert reissued.text.count('data-testid="line-discount"') == 1
-        assert "void" in client.get(path).text  # the replaced proforma
+        replaced = client.get(path).text  # the replaced proforma links to its successor
+        assert "void" in replaced
+        assert f'href="{new_path}"' in replaced, replaced
         # 2 × 15.00 = 30.00 − 10 % = 27.00 + 20 % VAT = 32.40
         assert re.search(r'data-testid="total">[^<]*32[.,]40', reissued.text), reissued.text
 
@@ -104,7 +106,7 @@ def test_hosted_page_reissues_an_open_proforma_and_refuses_an_invoice(
         assert 'data-testid="promo-form"' not in client.get(inv_path).text  # offered only where it applies
         token = Csrf(link_secret(db, clock, None)).issue(f"pay:{invoice}", clock.now())
         client.cookies.clear()
-        client.cookies.set("fiscus_csrf", token)
+        client.cookies.set("fiscus_pay_csrf", token)
         refused = client.post(f"{inv_path}/promotion_code", data={"code": "ten", "csrf_token": token})
         assert refused.status_code == 409
         assert _error(refused.text) == promo_labels("bg")["promo_document_final"]  # the buyer's language

@@ -117,7 +117,7 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
             f"/portal/shop/subscriptions/{subs[carol]}/change",
         ):
             assert client.get(url).status_code == 404, url
-        csrf = client.cookies.get("fiscus_csrf")
+        csrf = client.cookies.get("fiscus_portal_csrf")
         assert csrf
         for card in (bob_card, carol_card):
             r = client.post(f"/portal/shop/payment-methods/{card}/default", data={"csrf_token": csrf})
@@ -181,7 +181,7 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
         # Magic link: the same answer for a known and an unknown email; only the known one is queued.
         form = client.get("/portal/shop/login")
         assert form.status_code == 200
-        token = client.cookies.get("fiscus_csrf")
+        token = client.cookies.get("fiscus_portal_csrf")
         known = client.post("/portal/shop/login", data={"csrf_token": token, "email": "buyer0@example.com"})
         unknown = client.post("/portal/shop/login", data={"csrf_token": token, "email": "nobody@example.com"})
         assert known.status_code == unknown.status_code == 200
@@ -202,7 +202,7 @@ def test_a_portal_session_sees_only_its_customer(db: Database, clock: FixedClock
         assert 'data-testid="continue"' in shown.text
         assert client.post(link_path, data={}, follow_redirects=False).status_code == 403
         login = client.post(
-            link_path, data={"csrf_token": client.cookies.get("fiscus_csrf")}, follow_redirects=False
+            link_path, data={"csrf_token": client.cookies.get("fiscus_portal_csrf")}, follow_redirects=False
         )
         assert login.status_code == 303
         assert client.get(link_path, follow_redirects=False).status_code == 404  # used

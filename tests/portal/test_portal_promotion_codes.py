@@ -17,11 +17,13 @@ from sqlalchemy import select
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
+from fiscus.domain.documents import DocumentType
 from fiscus.services.access import create_api_key
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code, redeem
+from fiscus.services.org_settings import update_settings
 from fiscus.web.promo_labels import promo_labels
 from tests.api_support import api_client, auth
-from tests.pages.support import billed_document
+from tests.pages.support import billed_document, link_of
 
 
 def _sign_in(client: TestClient, key: str, customer_id: int, locale: str) -> None:
@@ -81,7 +83,7 @@ def test_portal_redeems_a_code_onto_the_customers_subscription(db: Database, clo
         assert {"customer_promotion_codes": True} in audit
         assert 'data-testid="promo-link"' in client.get("/portal/shop/subscriptions").text
         assert client.get(form_url).status_code == 200
-        csrf = client.cookies.get("fiscus_csrf")
+        csrf = client.cookies.get("fiscus_portal_csrf")
         assert client.post(form_url, data={"code": "welcome"}).status_code == 403  # no CSRF token
         en = promo_labels("en")
         for code, reason in (
@@ -116,6 +118,46 @@ def test_portal_redeems_a_code_onto_the_customers_subscription(db: Database, clo
         _sign_in(client, key, bob, "bg")
         bobs_form = f"/portal/shop/subscriptions/{subs[bob]}/promotion_code"
         assert client.get(bobs_form).status_code == 200  # sets the CSRF cookie
-        r = client.post(bobs_form, data={"code": "old", "csrf_token": client.cookies.get("fiscus_csrf")})
+        r = client.post(
+            bobs_form, data={"code": "old", "csrf_token": client.cookies.get("fiscus_portal_csrf")}
+        )
         assert r.status_code == 409
         assert _error(r.text) == promo_labels("bg")["promo_code_expired"]
+
+
+def test_the_hosted_page_leaves_the_portals_csrf_cookie_alone(db: Database, clock: FixedClock) -> None:
+    """The portal and the hosted page keep their CSRF tokens in cookies of their own, each scoped to its
+    pages: going from the portal to a hosted page (its promotion code form sets a token) and back leaves
+    the portal's open form working, and a token of one surface is refused on the other."""
+    tenant, customer, proforma = billed_document(db, clock, "bg", slug="pro", document=DocumentType.PROFORMA)
+    org = tenant.org_id
+    update_settings(db, clock, org, {"customer_promotion_codes": True})
+    key = create_api_key(db, clock, org).secret
+    with db.read() as conn:
+        sub = conn.execute(
+            select(t.subscriptions.c.id).where(t.subscriptions.c.customer_id == customer)
+        ).scalar()
+    form_url = f"/portal/pro/subscriptions/{sub}/promotion_code"
+    with api_client(db, clock) as client:
+        _sign_in(client, key, customer, "en")
+        portal_token = _form_token(client.get(form_url).text)
+        pay_path = link_of(db, clock, org, proforma)
+        pay_token = _form_token(client.get(pay_path).text)  # the hosted page's form sets its own cookie
+        assert {c.name: c.path for c in client.cookies.jar} == {
+            "fiscus_portal": "/portal/pro",
+            "fiscus_portal_csrf": "/portal/pro",
+            "fiscus_pay_csrf": pay_path,
+        }
+        r = client.post(form_url, data={"code": "nope", "csrf_token": portal_token})
+        assert r.status_code == 404, r.text  # past the CSRF check: an unknown code
+        assert client.post(form_url, data={"code": "nope", "csrf_token": pay_token}).status_code == 403
+        crossed = client.post(f"{pay_path}/promotion_code", data={"code": "nope", "csrf_token": portal_token})
+        assert crossed.status_code == 403
+        r = client.post(f"{pay_path}/promotion_code", data={"code": "nope", "csrf_token": pay_token})
+        assert r.status_code == 404, r.text
+
+
+def _form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)

@@ -122,7 +122,7 @@ def test_usage_pages_and_errors_in_the_customers_language(
 
         # Errors come out in the customer's language, never the use case's English.
         _sign_in(client, w.customer, key, "bg")
-        csrf = client.cookies.get("fiscus_csrf")
+        csrf = client.cookies.get("fiscus_portal_csrf")
         bad = client.post("/portal/metered/account", data={"csrf_token": csrf, "email": "nope"})
         assert bad.status_code == 422
         assert "Моля, въведете валиден адрес на е-поща." in bad.text

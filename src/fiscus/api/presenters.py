@@ -213,6 +213,8 @@ def document(
         "order_ids": doc.order_ids,
         "converted_from_id": doc.converted_from_id,
         "converted_to_id": doc.converted_to_id,
+        "replaces_id": doc.replaces_id,
+        "replaced_by_id": doc.replaced_by_id,
         "pdf_url": None if doc.status is DocumentStatus.DRAFT else pdf_path(doc.id),
         "hosted_url": hosted_url,
         "corrected_document_id": doc.corrected_document_id,

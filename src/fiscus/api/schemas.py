@@ -432,6 +432,13 @@ class DocumentOut(Out):
     order_ids: list[int]
     converted_from_id: int | None
     converted_to_id: int | None
+    replaces_id: int | None = Field(
+        description="The open proforma this proforma replaced when the customer entered a promotion code "
+        "on its hosted page (it was voided and reissued under the next number with the discount)."
+    )
+    replaced_by_id: int | None = Field(
+        description="For a proforma voided that way, the proforma that replaced it; otherwise null."
+    )
     pdf_url: str | None
     hosted_url: str | None = Field(
         description="The document's hosted page (signed link; the same as the billing dialect's "

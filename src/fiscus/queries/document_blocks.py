@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_counts as tc
+from fiscus.domain.documents import DocumentStatus
 
 
 def counted_total(conn: Connection, where: list[ColumnElement[bool]]) -> int:
@@ -44,3 +45,37 @@ def nth_id(conn: Connection, where: list[ColumnElement[bool]], ids: Select[Any],
             return None if found is None else int(found)
         before += int(n)
     return None
+
+
+def without_discarded(query: Select[Any], organization_id: int, status: DocumentStatus | None) -> Select[Any]:
+    """The list without drafts discarded unissued (void, never numbered). They are few and sit in a
+    partial index of their own (`ix_documents_discarded`): the list leaves out that small set (read once
+    per statement) by id, so its own read stays on its index without a row lookup per entry."""
+    if status is not None and status is not DocumentStatus.VOID:
+        return query
+    x = t.documents.alias("discarded")
+    found = select(x.c.id).where(
+        x.c.organization_id == organization_id,
+        x.c.status == literal_column("'void'"),  # literals: SQLite matches them to the partial index
+        x.c.sequence.is_(None),
+    )
+    return query.where(t.documents.c.id.not_in(found))
+
+
+def count_statuses(
+    status: DocumentStatus | None, *, issued_only: bool, discarded: bool
+) -> list[ColumnElement[bool]]:
+    """The count rows' status keys of a list: a discarded draft is counted as `DISCARDED` (migration
+    0028), part of a list of void documents only where that list shows it."""
+    c = tc.document_counts.c
+    shown = discarded and not issued_only
+    where: list[ColumnElement[bool]] = []
+    if status is not None:
+        extra = [tc.DISCARDED] if status is DocumentStatus.VOID and shown else []
+        where.append(c.status.in_([status.value, *extra]))
+    left_out = [DocumentStatus.DRAFT.value] if issued_only else []
+    if not shown:
+        left_out.append(tc.DISCARDED)
+    if left_out:
+        where.append(c.status.not_in(left_out))
+    return where

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, Connection, Select, bindparam, func, select
+from sqlalchemy import BindParameter, Connection, Select, bindparam, literal_column, select
 
 from fiscus.adapters.db import tables as t
-from fiscus.adapters.db import tables_counts as tc
+from fiscus.domain.documents import DocumentStatus
 from fiscus.queries.prepared import Shapes
 from fiscus.queries.scope import Scope
 
@@ -30,8 +30,9 @@ def _p(name: str, type_: Any, value: Any = None) -> BindParameter[Any]:
 
 _D = t.documents.c
 
-# A list's shape: (customer-scoped, status, type, subscription, customer filter, types, issued only).
-_Shape = tuple[bool, bool, bool, bool, bool, tuple[str, ...] | None, bool]
+# A list's shape: (customer-scoped, status, type, subscription, customer filter, types, issued only,
+# without the drafts discarded unissued).
+_Shape = tuple[bool, bool, bool, bool, bool, tuple[str, ...] | None, bool, bool]
 
 
 def _shape(scope: Scope, f: DocumentFilters) -> tuple[_Shape, dict[str, Any]] | None:
@@ -45,6 +46,7 @@ def _shape(scope: Scope, f: DocumentFilters) -> tuple[_Shape, dict[str, Any]] | 
         f.customer_id is not None,
         None if f.types is None else tuple(x.value for x in f.types),
         f.issued_only,
+        (f.issued_only or not f.discarded) and f.status in (None, DocumentStatus.VOID),
     )
     params = {
         "org": scope.organization_id,
@@ -59,7 +61,7 @@ def _shape(scope: Scope, f: DocumentFilters) -> tuple[_Shape, dict[str, Any]] | 
 
 def _ids(shape: _Shape) -> Select[Any]:
     """`documents._filtered_ids` with a bound parameter per value."""
-    scoped, status, type_, subscription, customer, types, issued_only = shape
+    scoped, status, type_, subscription, customer, types, issued_only, hide_discarded = shape
     query = select(_D.id).where(_D.organization_id == _p("org", t.Id))
     if scoped:
         query = query.where(_D.customer_id == _p("scope_customer", t.Id))
@@ -71,6 +73,14 @@ def _ids(shape: _Shape) -> Select[Any]:
         query = query.where(_D.type.in_([_p(f"types_{i}", _D.type.type, v) for i, v in enumerate(types)]))
     if issued_only:
         query = query.where(_D.status != _DRAFT)
+    if hide_discarded:  # `document_blocks.without_discarded`
+        x = t.documents.alias("discarded")
+        found = select(x.c.id).where(
+            x.c.organization_id == _p("org", t.Id),
+            x.c.status == literal_column("'void'"),
+            x.c.sequence.is_(None),
+        )
+        query = query.where(_D.id.not_in(found))
     if customer:
         query = query.where(_D.customer_id == _p("customer", t.Id))
     if subscription:
@@ -153,38 +163,3 @@ def stamp(conn: Connection, scope: Scope, document_id: int) -> int | None:
     params = {"org": scope.organization_id, "id": document_id, "scope_customer": scope.customer_id}
     rows = _STAMPS[scope.customer_id is not None].rows(conn, params)
     return None if not rows else int(rows[0][0])
-
-
-def _total(key: tuple[bool, bool, tuple[str, ...] | None, bool]) -> Select[Any]:
-    status, type_, types, issued_only = key
-    c = tc.document_counts.c
-    query = select(func.coalesce(func.sum(c.n), 0)).where(c.organization_id == _p("org", t.Id))
-    if status:
-        query = query.where(c.status == _p("status", c.status.type))
-    if type_:
-        query = query.where(c.type == _p("type", c.type.type))
-    if types is not None:
-        query = query.where(c.type.in_([_p(f"types_{i}", c.type.type, v) for i, v in enumerate(types)]))
-    if issued_only:
-        query = query.where(c.status != _DRAFT)
-    return query
-
-
-_TOTALS = Shapes(_total)
-
-
-def counted_total(conn: Connection, scope: Scope, f: DocumentFilters) -> int:
-    """`document_blocks.counted_total` over the rows `documents._count_rows` selects (the caller has
-    checked that the counts answer for the list)."""
-    key = (
-        f.status is not None,
-        f.type is not None,
-        None if f.types is None else tuple(x.value for x in f.types),
-        f.issued_only,
-    )
-    params = {
-        "org": scope.organization_id,
-        "status": None if f.status is None else f.status.value,
-        "type": None if f.type is None else f.type.value,
-    }
-    return int(_TOTALS[key].rows(conn, params)[0][0])

@@ -23,6 +23,7 @@ from fiscus.domain.money import Currency, currency
 from fiscus.domain.payments import amount_due
 from fiscus.queries import document_blocks as blocks
 from fiscus.queries import document_hot as hot
+from fiscus.queries import document_links
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -127,6 +128,9 @@ class DocumentView:
     paid_at: datetime | None
     voided_at: datetime | None
     converted_to_id: int | None = None
+    replaces_id: int | None = None
+    """The open proforma this one replaced (a customer's promotion code); `replaced_by_id` the reverse."""
+    replaced_by_id: int | None = None
     corrected_document_id: int | None = None
     reason: str | None = None
     credit_disposition: str | None = None
@@ -175,6 +179,9 @@ class DocumentFilters:
     created_lt: datetime | None = None
     types: tuple[DocumentType, ...] | None = None
     issued_only: bool = False
+    """Issued documents only: no drafts, and no draft discarded unissued."""
+    discarded: bool = True
+    """Whether drafts discarded unissued (void, never numbered) are listed (the dialects' lists: no)."""
 
 
 _LIVEMODE = (
@@ -198,6 +205,8 @@ def _filtered_ids(scope: Scope, filters: DocumentFilters) -> Select[Any]:
         query = query.where(d.type.in_([x.value for x in filters.types]))
     if filters.issued_only:
         query = query.where(d.status != DocumentStatus.DRAFT.value)
+    if filters.issued_only or not filters.discarded:
+        query = blocks.without_discarded(query, scope.organization_id, filters.status)
     if filters.customer_id is not None:
         query = query.where(d.customer_id == filters.customer_id)
     if filters.subscription_id is not None:
@@ -236,27 +245,25 @@ def count_documents(conn: Connection, scope: Scope, filters: DocumentFilters | N
     """How many documents the list holds: from the maintained `document_counts` when they answer for the
     list (an organisation's, filtered by type and status only: the dialects'), else a COUNT."""
     f = filters or DocumentFilters()
-    if _count_rows(scope, f) is not None:
-        return hot.counted_total(conn, scope, f)
+    where = _count_rows(scope, f)
+    if where is not None:
+        return blocks.counted_total(conn, where)
     inner = _filtered_ids(scope, f).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
 
 def _count_rows(scope: Scope, f: DocumentFilters) -> list[ColumnElement[bool]] | None:
     """The `document_counts` rows of the list, when the counts can answer for it."""
-    bare = replace(f, status=None, type=None, types=None, issued_only=False)
+    bare = replace(f, status=None, type=None, types=None, issued_only=False, discarded=True)
     if scope.customer_id is not None or bare != _NONE:
         return None
     c = tc.document_counts.c
     where = [c.organization_id == scope.organization_id]
-    if f.status is not None:
-        where.append(c.status == f.status.value)
+    where.extend(blocks.count_statuses(f.status, issued_only=f.issued_only, discarded=f.discarded))
     if f.type is not None:
         where.append(c.type == f.type.value)
     if f.types is not None:
         where.append(c.type.in_([x.value for x in f.types]))
-    if f.issued_only:
-        where.append(c.status != DocumentStatus.DRAFT.value)
     return where
 
 
@@ -430,16 +437,7 @@ def _assemble(
     """Views from header rows, with their lines, taxes, order links and conversions (one query each)."""
     if not found:
         return []
-    d = t.documents.c
-    proformas = [i for i in found if headers[i]["type"] == DocumentType.PROFORMA.value]
-    converted_to = (
-        {
-            r.converted_from_id: r.id
-            for r in conn.execute(select(d.id, d.converted_from_id).where(d.converted_from_id.in_(proformas)))
-        }
-        if proformas
-        else {}
-    )
+    converted_to, replaced_by = document_links.successors(conn, headers, found)
     orders: dict[int, list[int]] = defaultdict(list)
     ordered_at: dict[int, dict[int, datetime]] = defaultdict(dict)
     ordered = [i for i in found if headers[i]["subscription_id"] is None]  # only orders' documents
@@ -545,6 +543,8 @@ def _assemble(
                 paid_at=h["paid_at"],
                 voided_at=h["voided_at"],
                 converted_to_id=converted_to.get(doc_id),
+                replaces_id=h["replaces_id"],
+                replaced_by_id=replaced_by.get(doc_id),
                 corrected_document_id=h["corrected_document_id"],
                 reason=h["reason"],
                 credit_disposition=h["credit_disposition"],

@@ -176,6 +176,8 @@ def redeem_on_document(
             series=doc["series"],
         )
         [new_id] = persist_documents(conn, [new], now=now, issue=True, actor=actor, issued_at_fn=clock.now)
+        d = t.documents.c  # the successor names what it replaced: the old one's page links to it
+        conn.execute(update(t.documents).where(d.id == new_id).values(replaces_id=doc["id"]))
         _move_references(conn, doc["id"], new_id)
         _retake_credit(conn, computed.discounts, new_id, now)
         mark_applied(conn, [discount_id], now)

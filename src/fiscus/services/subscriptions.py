@@ -40,6 +40,7 @@ from fiscus.services.cancellation import AheadOutcome, settle_issued_ahead
 from fiscus.services.catalog import refuse_archived
 from fiscus.services.common import get_scoped, jsonable
 from fiscus.services.mrr_history import refresh_customers
+from fiscus.services.usage_overlap import refuse_metric_billed_twice
 from fiscus.services.usage_prices import usage_price_ids
 from fiscus.services.usage_windows import record_changes
 
@@ -136,6 +137,7 @@ def create_subscription(
         if customer_id not in customers:
             raise NotFoundError("customer", customer_id, field="customer_id")
         checked, interval, code = _validate_items(conn, org_id, customers[customer_id], items)
+        refuse_metric_billed_twice(conn, org_id, customer_id, [p for p, _q in checked], start=start)
         status = SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE
         row = {
             "organization_id": org_id,
@@ -324,6 +326,14 @@ def change_subscription(
             ).scalars()
         )
         checked, interval, _code = _validate_items(conn, org_id, customer, items, kept=current)
+        refuse_metric_billed_twice(
+            conn,
+            org_id,
+            sub["customer_id"],
+            [p for p, _q in checked],
+            start=now,
+            subscription_id=subscription_id,
+        )
         if (interval.unit.value, interval.count) != (sub["interval"], sub["interval_count"]):
             raise FieldConflictError("items", "a change must keep the subscription's billing interval")
         result = _proration(conn, org, customer, sub, checked, now)
@@ -397,6 +407,18 @@ def resume_subscription(
             raise InvalidStateError(
                 f"subscription {subscription_id} has no scheduled cancellation to withdraw"
             )
+        prices = select(t.subscription_items.c.price_id).where(
+            t.subscription_items.c.subscription_id == subscription_id
+        )
+        refuse_metric_billed_twice(  # another subscription may bill its metrics after the cancellation
+            conn,
+            org_id,
+            sub["customer_id"],
+            list(conn.execute(prices).scalars()),
+            start=sub["cancel_at"],
+            subscription_id=subscription_id,
+            field="cancel_at_period_end",
+        )
         values = {"cancel_at": None, "canceled_at": None, "updated_at": now}
         conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == subscription_id).values(**values))
         after = jsonable({**sub, **values}, SUB_KEYS)

@@ -7,6 +7,13 @@ anonymous value of the caller's choosing), puts it in the form (hidden field `cs
 request is accepted only if the submitted token equals the cookie's, was signed by this installation
 for this session, and has not expired: another site can neither read the cookie nor forge the
 signature, and a token leaked from one session is worthless in another.
+
+Each customer-facing surface keeps its token in a cookie of its own name, scoped to its own path: the
+portal `PORTAL_COOKIE` at `/portal/{slug}`, the hosted page `PAY_COOKIE` at its own `/pay/{link}` (the
+console keeps `COOKIE`). They once shared one cookie: a token of one surface was never
+accepted on another (it is signed for its subject), but opening one surface replaced the cookie the
+other's open form had been given, so that form's next submission was refused (403): a customer who
+went from the portal's "Pay" link to the hosted page and back could not send a portal form.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from fastapi import Request, Response
 from fiscus.web.signing import MAX_TOKEN_CHARS, Signer
 
 COOKIE: Final = "fiscus_csrf"
+PORTAL_COOKIE: Final = "fiscus_portal_csrf"
+PAY_COOKIE: Final = "fiscus_pay_csrf"
 FIELD: Final = "csrf_token"
 HEADER: Final = "X-CSRF-Token"
 TTL: Final = timedelta(hours=8)
@@ -35,6 +44,8 @@ class Csrf:
 
     secret: bytes
     ttl: timedelta = TTL
+    cookie: str = COOKIE
+    """The name of the double-submit cookie (one per surface)."""
 
     @property
     def _signer(self) -> Signer:
@@ -52,13 +63,14 @@ class Csrf:
             return False
         return self._signer.state_is_valid(session, submitted, now)
 
-    def set_cookie(self, response: Response, token: str, *, secure: bool) -> None:
-        """Hand the token to the browser as the double-submit cookie (script-proof, same-site only)."""
+    def set_cookie(self, response: Response, token: str, *, secure: bool, path: str = "/") -> None:
+        """Hand the token to the browser as the double-submit cookie (script-proof, same-site only),
+        sent only to `path` and below (the surface's own pages)."""
         response.set_cookie(
-            COOKIE,
+            self.cookie,
             token,
             max_age=int(self.ttl.total_seconds()),
-            path="/",
+            path=path,
             secure=secure,
             httponly=True,
             samesite="strict",
@@ -74,4 +86,4 @@ class Csrf:
         if submitted is None and form is not None:
             value = form.get(FIELD)
             submitted = value if isinstance(value, str) else None
-        return self.is_valid(session, submitted, request.cookies.get(COOKIE), now)
+        return self.is_valid(session, submitted, request.cookies.get(self.cookie), now)

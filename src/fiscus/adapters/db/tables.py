@@ -281,6 +281,9 @@ subscription_items = Table(
     Column("quantity", ExactDecimal, nullable=False),
 )
 
+DISCARDED = "status = 'void' AND sequence IS NULL"
+"""A draft discarded unissued: void, never numbered (its subscription was cancelled before it was issued)."""
+
 documents = Table(
     "documents",
     metadata,
@@ -312,6 +315,9 @@ documents = Table(
     # Credit notes: the invoice corrected, why, and what the credit does (reduce what is due, go with a
     # refund, or become customer credit). Invoices: the sum of their issued credit notes.
     Column("corrected_document_id", Id, ForeignKey("documents.id"), nullable=True, index=True),
+    # The open proforma this one replaced (a customer's promotion code, `promotion_checkout`; 0028):
+    # set as it is created, never changed; the replaced one's successor is found through it.
+    Column("replaces_id", Id, nullable=True),
     Column("reason", Text, nullable=True),
     Column("credit_disposition", String(16), nullable=True),
     Column("amount_credited_minor", BigInteger, nullable=False, server_default="0"),
@@ -348,6 +354,15 @@ documents = Table(
     Index("ix_documents_sort_status", "organization_id", "status", "id"),
     Index("ix_documents_sort_currency", "organization_id", "currency", "id"),
     Index("ix_documents_sort_type", "organization_id", "type", "id"),
+    Index("ix_documents_replaces", "replaces_id", unique=True),
+    # Drafts discarded unissued (void, never numbered; migration 0028), which issued-only lists leave out.
+    Index(
+        "ix_documents_discarded",
+        "organization_id",
+        "id",
+        sqlite_where=text(DISCARDED),
+        postgresql_where=text(DISCARDED),
+    ),
     # Covers the console's totals of a filtered set (count, total and due per currency and type): an
     # index-only read in group order instead of a pass over the table.
     Index(

@@ -12,7 +12,10 @@ SQLite (one writer at a time) keeps one row per key. PostgreSQL appends one row 
 (a delta, aggregated over the statement's rows by a statement-level trigger): writers never update a
 shared row, so concurrent transactions neither wait on nor deadlock over a counter. A statement that
 finds more than `COMPACT_ABOVE` rows for one of the keys it touched folds them into one, if no other
-transaction is folding that organisation (a try-lock: nobody waits)."""
+transaction is folding that organisation (a try-lock: nobody waits).
+
+Since migration 0028 a draft discarded unissued (void, never numbered) is counted under the status
+`DISCARDED`, not `void`: the issued-only lists leave it out, and their counts must too."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from sqlalchemy import BigInteger, Column, Index, String, Table
 from fiscus.adapters.db.tables import Id, metadata
 
 COMPACT_ABOVE = 64
+DISCARDED = "discarded"
+"""The status key of a draft discarded unissued (migration 0028's triggers)."""
 ID_BLOCK = 4096
 """Ids per block (migration 0025's triggers compute `id / 4096`): a deep page skips at most this many
 index entries, and a million-document list has a few hundred blocks to sum."""

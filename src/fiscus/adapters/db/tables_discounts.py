@@ -54,6 +54,8 @@ coupons = Table(
     CheckConstraint("times_redeemed >= 0", name="times_redeemed"),
     CheckConstraint(_MAX, name="max_redemptions"),
 )
+# `discount_billing.expire_due`: unexpired coupons by redeem-by date, read before every billing run.
+Index("ix_coupons_expiry", coupons.c.expired_at, coupons.c.redeem_by, coupons.c.organization_id)
 
 promotion_codes = Table(
     "promotion_codes",
@@ -178,6 +180,14 @@ wallet_grants = Table(
     CheckConstraint("status IN ('active', 'depleted', 'expired', 'refunded')", name="status"),
     CheckConstraint("amount_minor > 0", name="amount"),
     CheckConstraint("remaining_minor >= 0 AND remaining_minor <= amount_minor", name="remaining"),
+)
+# `discount_billing.expire_due`: active grants by expiry date, read before every billing run.
+Index(
+    "ix_wallet_grants_expiry",
+    wallet_grants.c.status,
+    wallet_grants.c.expires_at,
+    wallet_grants.c.organization_id,
+    wallet_grants.c.wallet_id,
 )
 
 wallet_ledger = Table(

@@ -49,8 +49,8 @@ from fiscus.api.dialects.billing_schema import (
     error_response,
 )
 from fiscus.api.dialects.common import (
-    BILLED_TYPES,
     billed_documents,
+    billed_listed,
     bounded_int,
     caller,
     hosted_links,
@@ -286,7 +286,7 @@ def _retrieve(request: Request, raw_id: str) -> Response:
     scope = scope_of(principal)
     with container(request).db.read() as conn:
         found = load_documents(conn, scope, [ident])
-        found = [d for d in found if d.type in BILLED_TYPES]
+        found = [d for d in found if billed_listed(d)]
         if not found:
             raise _Refusal(404, NOT_FOUND)
         facts = payment_facts(conn, scope, found, hosted_links(request), public_base(request))

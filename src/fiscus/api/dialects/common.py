@@ -11,7 +11,7 @@ from fastapi import Request
 from fiscus.api.deps import resolve_principal
 from fiscus.api.errors import ApiError
 from fiscus.api.links import HostedLink, hosted_links, public_base
-from fiscus.domain.documents import DocumentType
+from fiscus.domain.documents import DocumentStatus, DocumentType
 from fiscus.queries.documents import DocumentFilters, DocumentView, LineView
 from fiscus.queries.scope import Scope
 from fiscus.services.access import Principal
@@ -22,6 +22,7 @@ __all__ = [
     "BILLED_TYPES",
     "HostedLink",
     "billed_documents",
+    "billed_listed",
     "billed_period",
     "bounded_int",
     "caller",
@@ -45,7 +46,14 @@ def scope_of(principal: Principal) -> Scope:
 
 
 def billed_documents(*, issued_only: bool) -> DocumentFilters:
-    return DocumentFilters(types=BILLED_TYPES, issued_only=issued_only)
+    """Invoices and proformas (drafts too unless `issued_only`), never a draft discarded unissued: the
+    seeds' clients know a void document only as one that was issued (it has a number)."""
+    return DocumentFilters(types=BILLED_TYPES, issued_only=issued_only, discarded=False)
+
+
+def billed_listed(doc: DocumentView) -> bool:
+    """Whether a dialect shows the document at all (`billed_documents` without its draft filter)."""
+    return doc.type in BILLED_TYPES and not (doc.status is DocumentStatus.VOID and doc.sequence is None)
 
 
 def billed_period(doc: DocumentView) -> tuple[datetime, datetime]:

@@ -33,8 +33,8 @@ from typing_extensions import TypedDict
 
 from fiscus.api.deps import container, on_loop
 from fiscus.api.dialects.common import (
-    BILLED_TYPES,
     billed_documents,
+    billed_listed,
     billed_period,
     caller,
     public_base,
@@ -251,11 +251,12 @@ def _refusal(exc: ApiError) -> Response:
 
 
 def _billed(conn: Connection, scope: Scope, raw_id: str, *, lines: bool = True) -> DocumentView | None:
-    """The caller's invoice or proforma with that id, or None (unknown, foreign, a credit note)."""
+    """The caller's invoice or proforma with that id, or None (unknown, foreign, a credit note, a draft
+    discarded unissued)."""
     if not _ID.fullmatch(raw_id):
         return None
     found = load_documents(conn, scope, [int(raw_id)], lines=lines, products=False)
-    return found[0] if found and found[0].type in BILLED_TYPES else None
+    return found[0] if found and billed_listed(found[0]) else None
 
 
 PARAMETERS: Final[dict[str, dict[str, Any]]] = {

@@ -56,6 +56,10 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
         "void_text": "This document was voided: there is nothing to pay.",
         "converted_text": "This proforma invoice was replaced by invoice {number}.",
         "converted_link": "Pay invoice {number}",
+        "replaced_text": (
+            "This proforma invoice was replaced by proforma invoice {number}, with your promotion code."
+        ),
+        "replaced_link": "Open proforma invoice {number}",
         "not_found_title": "Payment link not valid",
         "not_found_text": (
             "This payment link is not valid or no longer in use. Please check the link you received, "
@@ -118,6 +122,8 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
         "void_text": "Документът е анулиран: няма нищо за плащане.",
         "converted_text": "Тази проформа е заменена с фактура {number}.",
         "converted_link": "Платете фактура {number}",
+        "replaced_text": "Тази проформа е заменена с проформа {number}, с вашия промокод.",
+        "replaced_link": "Отворете проформа {number}",
         "not_found_title": "Невалидна връзка за плащане",
         "not_found_text": (
             "Тази връзка за плащане не е валидна или вече не се използва. Проверете получената връзка "
@@ -180,6 +186,8 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
         "void_text": "Документ аннулирован: оплачивать нечего.",
         "converted_text": "Этот счёт на оплату заменён счётом-фактурой {number}.",
         "converted_link": "Оплатить счёт-фактуру {number}",
+        "replaced_text": "Этот счёт на оплату заменён счётом на оплату {number} с вашим промокодом.",
+        "replaced_link": "Открыть счёт на оплату {number}",
         "not_found_title": "Ссылка для оплаты недействительна",
         "not_found_text": (
             "Эта ссылка для оплаты недействительна или больше не используется. Проверьте полученную "
@@ -242,6 +250,8 @@ PAGE_LABELS: Final[dict[str, dict[str, str]]] = {
         "void_text": "Құжат жойылды: төлейтін ештеңе жоқ.",
         "converted_text": "Бұл төлем шоты {number} шот-фактурасымен ауыстырылды.",
         "converted_link": "{number} шот-фактурасын төлеу",
+        "replaced_text": "Бұл төлем шоты промокодыңызбен {number} төлем шотымен ауыстырылды.",
+        "replaced_link": "{number} төлем шотын ашу",
         "not_found_title": "Төлем сілтемесі жарамсыз",
         "not_found_text": (
             "Бұл төлем сілтемесі жарамсыз немесе енді қолданылмайды. Алған сілтемеңізді тексеріңіз "

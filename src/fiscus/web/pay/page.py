@@ -55,7 +55,7 @@ from fiscus.services.payments.charging import charge_document
 from fiscus.services.payments.methods import add_card
 from fiscus.services.promotion_checkout import codes_allowed, redeem_on_document
 from fiscus.services.rendering import document_links, documents_dir, ensure_pdf, frozen_logo, pdf_filename
-from fiscus.web.csrf import COOKIE as CSRF_COOKIE
+from fiscus.web.csrf import PAY_COOKIE as CSRF_COOKIE
 from fiscus.web.csrf import Csrf
 from fiscus.web.i18n import language_of
 from fiscus.web.pay.labels import decline_message, page_labels
@@ -226,6 +226,7 @@ def _render_page(
         codes = codes_allowed(conn, doc.organization_id)  # issue 17: customers may enter a code
         converted_from, _ = number_and_status(conn, doc.organization_id, doc.converted_from_id)
         converted_to, converted_to_status = number_and_status(conn, doc.organization_id, doc.converted_to_id)
+        replaced_by, _ = number_and_status(conn, doc.organization_id, doc.replaced_by_id)
         latest = latest_attempt(conn, doc.id)
         shown = attempt_of(conn, doc.id, result.get("a")) if result else None
         receipt_row = paying_capture(conn, doc.id)
@@ -265,6 +266,13 @@ def _render_page(
                 }
             text = labels["converted_text"].format(number=converted_to or "")
             notice = _notice("info", labels["status_converted"], text, link=link)
+    elif doc.status is DocumentStatus.VOID and doc.replaced_by_id is not None:
+        link = {  # reissued with the customer's promotion code: its successor is the one to pay
+            "url": payment_path(secret, doc.organization_id, doc.replaced_by_id),
+            "text": labels["replaced_link"].format(number=replaced_by or ""),
+        }
+        text = labels["replaced_text"].format(number=replaced_by or "")
+        notice = _notice("info", labels["status_void"], text, link=link)
     elif doc.status is DocumentStatus.VOID:
         notice = _notice("info", labels["status_void"], labels["void_text"])
     elif latest is not None and AttemptStatus(latest["status"]) in (
@@ -345,12 +353,13 @@ def _render_page(
     }
     response = _html("pay.html", context, status=status_code, form_origins=origins)
     if promo is not None and fresh:
-        _csrf(c).set_cookie(response, token, secure=base.startswith("https://"))
+        _csrf(c).set_cookie(response, token, secure=base.startswith("https://"), path=linked.path)
     return response
 
 
 def _csrf(c: Container) -> Csrf:
-    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key))
+    """The hosted page's CSRF tokens, in a cookie of its own, set for the one page (`/pay/{link}`)."""
+    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key), cookie=CSRF_COOKIE)
 
 
 def _csrf_token(c: Container, request: Request, document_id: int) -> tuple[str, bool]:

@@ -23,6 +23,7 @@ from fiscus.web.portal.common import (
     brand_css,
     brand_of,
     csrf_of,
+    csrf_path,
     csrf_subject,
     csrf_token,
     current_session,
@@ -118,7 +119,7 @@ def open_session(slug: str, token: str, request: Request) -> Response:
         TEMPLATES, "continue.html", context, status=200, headers=security_headers(style_src=csp_hash(css))
     )
     if new:
-        csrf_of(c).set_cookie(response, form_token, secure=is_secure(request))
+        csrf_of(c).set_cookie(response, form_token, secure=is_secure(request), path=csrf_path(slug))
     return response
 
 
@@ -163,7 +164,7 @@ def _login_page(
         TEMPLATES, "login.html", context, status=status, headers=security_headers(style_src=csp_hash(css))
     )
     if new:
-        csrf_of(c).set_cookie(response, token, secure=is_secure(request))
+        csrf_of(c).set_cookie(response, token, secure=is_secure(request), path=csrf_path(slug))
     return response
 
 

@@ -23,8 +23,8 @@ from fiscus.services.payment_links import link_secret
 from fiscus.services.portal import PortalSession, session_of, slug_ok
 from fiscus.services.portal_settings import PortalSettings, portal_settings
 from fiscus.services.rendering import frozen_logo
-from fiscus.web.csrf import COOKIE as CSRF_COOKIE
 from fiscus.web.csrf import FIELD, Csrf
+from fiscus.web.csrf import PORTAL_COOKIE as CSRF_COOKIE
 from fiscus.web.i18n import language_of
 from fiscus.web.portal.labels import portal_labels
 from fiscus.web.rendering import asset, csp_hash, html, security_headers, templates
@@ -58,7 +58,12 @@ def is_secure(request: Request) -> bool:
 
 
 def csrf_of(c: Container) -> Csrf:
-    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key))
+    """The portal's CSRF tokens, in a cookie of its own (`csrf_path`: only its organisation's pages)."""
+    return Csrf(link_secret(c.db, c.clock, c.settings.secret_key), cookie=CSRF_COOKIE)
+
+
+def csrf_path(slug: str) -> str:
+    return f"/portal/{slug}"
 
 
 def current_session(request: Request, slug: str) -> PortalSession | None:
@@ -144,7 +149,9 @@ class Page:
             headers=security_headers(style_src=csp_hash(css), form_origins=origins),
         )
         if self.new_csrf:
-            csrf_of(self.c).set_cookie(response, self.csrf_token, secure=is_secure(self.request))
+            csrf_of(self.c).set_cookie(
+                response, self.csrf_token, secure=is_secure(self.request), path=self.base
+            )
         return response
 
 

@@ -21,6 +21,7 @@ from fiscus.domain.errors import InvalidStateError, NotFoundError
 from fiscus.domain.money import currency
 from fiscus.queries.documents import DocumentFilters, DocumentView, get_document, page_documents
 from fiscus.queries.pagination import cursor_rows
+from fiscus.queries.payment_page import number_and_status
 from fiscus.queries.payments import attempt_money
 from fiscus.queries.scope import Scope
 from fiscus.services.einvoices import Syntax, einvoice_xml
@@ -43,8 +44,9 @@ def _pay_path(page: Page, doc: DocumentView) -> str | None:
     return payment_path(link_secret(c.db, c.clock, c.settings.secret_key), doc.organization_id, doc.id)
 
 
-def _row(page: Page, doc: DocumentView) -> dict[str, Any]:
+def _row(page: Page, doc: DocumentView, numbers: dict[int, str | None]) -> dict[str, Any]:
     t_ = page.t
+    successor = doc.replaced_by_id
     return {
         "id": doc.id,
         "type": t_[doc.type.value],
@@ -55,6 +57,8 @@ def _row(page: Page, doc: DocumentView) -> dict[str, Any]:
         "total": page.money(doc.total_minor, doc.currency),
         "due": page.money(doc.amount_due_minor, doc.currency) if doc.amount_due_minor > 0 else "",
         "pay": _pay_path(page, doc),
+        "replaced_by": successor,
+        "replaced_label": t_["replaced_by"].format(number=numbers.get(successor) or "") if successor else "",
     }
 
 
@@ -73,7 +77,10 @@ def documents(slug: str, request: Request) -> Response:
             starting_after=cursor.after,
             ending_before=cursor.before,
         )
-    rows = [_row(page, d) for d in docs if d.status is not DocumentStatus.DRAFT and d.number is not None]
+        numbers: dict[int, str | None] = {d.id: d.number for d in docs}
+        for successor in {d.replaced_by_id for d in docs if d.replaced_by_id} - numbers.keys():
+            numbers[successor] = number_and_status(conn, page.session.organization_id, successor)[0]
+    rows = [_row(page, d, numbers) for d in docs]
     pages = paging.pager(page.base, [d.id for d in docs], more, cursor)
     done = page.t.get(f"done_{request.query_params.get('done', '')}", "")
     return page.render(

@@ -7,6 +7,7 @@ from typing import Final
 
 MORE_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
+        "replaced_by": "Replaced by {number}",
         "usage_heading": "Usage so far",
         "usage_text": "{amount} before tax for {period}, invoiced after the period ends",
         "usage_caption": "Usage this period",
@@ -34,6 +35,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
         "err_conflict": "This cannot be done right now. Please reload the page and try again.",
     },
     "bg": {
+        "replaced_by": "Заменена с {number}",
         "usage_heading": "Потребление досега",
         "usage_text": "{amount} без данъци за {period}, фактурира се след края на периода",
         "usage_caption": "Потребление през периода",
@@ -63,6 +65,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
         ),
     },
     "ru": {
+        "replaced_by": "Заменён на {number}",
         "usage_heading": "Потребление на текущий момент",
         "usage_text": "{amount} без налогов за {period}, счёт выставляется после окончания периода",
         "usage_caption": "Потребление за период",
@@ -90,6 +93,7 @@ MORE_LABELS: Final[dict[str, dict[str, str]]] = {
         "err_conflict": "Сейчас это невозможно. Пожалуйста, обновите страницу и попробуйте снова.",
     },
     "kk": {
+        "replaced_by": "{number} құжатымен ауыстырылды",
         "usage_heading": "Қазіргі тұтыну",
         "usage_text": "{period} үшін салықсыз {amount}, кезең аяқталған соң шот жазылады",
         "usage_caption": "Кезеңдегі тұтыну",
