@@ -370,9 +370,7 @@ def test_resend_by_api_is_the_consoles_resend(
 
 def _operator(db: Database, email: str) -> int:
     with db.read() as conn:
-        return int(
-            conn.execute(select(tc.operators.c.id).where(tc.operators.c.email == email)).scalar_one()
-        )
+        return int(conn.execute(select(tc.operators.c.id).where(tc.operators.c.email == email)).scalar_one())
 
 
 def test_console_webhook_endpoint_honours_allow_private(
