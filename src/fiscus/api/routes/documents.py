@@ -280,7 +280,7 @@ def resend(document_id: Id, principal: OrgDep, c: ContainerDep, request: Request
     status = document_emails.resend_document_email(
         c.db, c.clock, principal.organization_id, document_id, request_key=request_key, actor=principal.actor
     )
-    out = DocumentEmailOut(document_id=document_id, status=status)  # type: ignore[arg-type]
+    out = DocumentEmailOut(document_id=document_id, status=status)
     return Response(out.model_dump_json(), status_code=202, media_type="application/json")
 
 
