@@ -33,10 +33,10 @@ SORT_COLUMNS: Final = {
     "status": SortColumn(_d.status, "str"),
     "type": SortColumn(_d.type, "str"),
     "currency": SortColumn(_d.currency, "str"),
-    "customer": SortColumn(DOCUMENT_BUYER, "str"),
+    "customer": SortColumn(DOCUMENT_BUYER, "str", expression=True),
     "issue_date": SortColumn(_d.issue_date, "date", nullable=True),
     "due_date": SortColumn(_d.due_date, "date", nullable=True),
-    "amount_due": SortColumn(DOCUMENT_DUE, "int"),
+    "amount_due": SortColumn(DOCUMENT_DUE, "int", expression=True),
 }
 SORTS: Final = tuple(SORT_COLUMNS)
 STATUSES: Final = ("draft", "open", "paid", "void", "uncollectible", "converted")
