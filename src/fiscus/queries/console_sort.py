@@ -149,7 +149,7 @@ def _seek(
     beyond = query.where(key < value if desc else key > value)
     beyond = beyond.order_by(*((key.desc(), id_col.desc()) if desc else (key.asc(), id_col.asc()))).limit(n)
     both = union_all(select(same.subquery()), select(beyond.subquery())).subquery()
-    value_col, id_out = both.c[SORT_VALUE], both.c[id_col.key]
+    value_col, id_out = both.c[SORT_VALUE], both.c["id"]
     order = (value_col.desc(), id_out.desc()) if desc else (value_col.asc(), id_out.asc())
     return select(both).order_by(*order).limit(n)
 
