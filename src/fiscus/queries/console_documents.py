@@ -5,7 +5,7 @@ A page is one query of `limit + 1` rows whatever its depth: the cursor is the la
 id, never an OFFSET (`console_sort.keyset_page`; NULL dates sort last ascending). Every column of the
 list sorts, each reading an `(organization_id, column, id)` index in order; the customer column is the
 buyer's name as the document carries it and the amount due is computed from the row, both indexed as
-those expressions (`adapters/db/tables_console_sort.py`, migration 0030).
+those expressions (`adapters/db/tables_console_sort.py`, migration 0029).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Sort indexes of the console's lists (`queries/console_sort.py`; migration 0023): for each column a
 list sorts on, an `(organization_id, column, id)` index, so a keyset page in that order reads `limit + 1`
 index entries instead of sorting the organisation's rows. A document's buyer name and amount due are
-expressions over the document's own row, indexed as those expressions (migration 0030): the database
+expressions over the document's own row, indexed as those expressions (migration 0029): the database
 keeps the index in step with every write, so no writer has to. Not indexed (sorted in the query,
 bounded by the organisation's filtered rows): the subscriptions list's customer name (a join), a
 refund's free-text reason."""

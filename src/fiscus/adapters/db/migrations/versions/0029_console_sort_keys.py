@@ -7,8 +7,8 @@ them from each row as it is written, so every existing document is covered when 
 backfill) and every writer keeps them without knowing (no column to forget). The expressions are
 repeated here as text so this migration keeps building the same indexes whatever the module says later.
 
-Revision ID: 0030
-Revises: 0027
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-07 22:30:00
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0030"
-down_revision = "0027"
+revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
