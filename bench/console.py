@@ -1,7 +1,8 @@
-"""Server time of the console's pages at ~100,000 documents in one organisation, on SQLite and
-PostgreSQL. Prints figures (median and worst of N in-process requests per page, the median CPU
-time of this process, and on PostgreSQL the mean CPU time its server processes spent per request, read
-from /proc: on a loaded machine CPU time is the fair figure), asserts nothing.
+"""Server time of the console's pages at ~100,000 documents (or --documents 1000000) in one
+organisation, on SQLite and PostgreSQL: every list page, each sort that matters, deep pages by cursor,
+the totals of filtered sets. Prints figures (median and worst of N in-process requests per page, the
+median CPU time of this process, and on PostgreSQL the mean CPU time its server processes spent per
+request, read from /proc: on a loaded machine CPU time is the fair figure), asserts nothing.
 
     .venv/bin/python bench/console.py [--db sqlite,postgresql] [--documents 100000] [--requests 15]
 
@@ -25,14 +26,16 @@ from billing_run import PostgresTarget, SqliteTarget, Target, say
 from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.tables_console_sort import DOCUMENT_DUE
 from fiscus.api.app import create_app
 from fiscus.bootstrap import Container
 from fiscus.config import Settings
 from fiscus.domain.clock import FixedClock
+from fiscus.queries.console_sort import encode_cursor
 from fiscus.services import webhooks
 from fiscus.services.access import create_api_key
 from fiscus.services.operators import create_operator
@@ -57,6 +60,35 @@ def pages(org: int, document_id: int, customer_id: int) -> list[tuple[str, str]]
         ("subscriptions", f"{base}/subscriptions"),
         ("payments", f"{base}/payments"),
         ("audit events", f"{base}/audit"),
+    ]
+
+
+def sorted_pages(db: Database, org: int) -> list[tuple[str, str]]:
+    """Each sort that matters, and a deep page by cursor (the middle of the organisation's documents,
+    in id order and in amount-due order): a keyset page should cost what page 1 does."""
+    d = t.documents.c
+    with db.read() as conn:
+        ids = select(d.id).where(d.organization_id == org).order_by(d.id)
+        count = conn.execute(select(func.count()).where(d.organization_id == org)).scalar_one()
+        middle = int(conn.execute(ids.offset(count // 2).limit(1)).scalar_one())
+        due = conn.execute(select(DOCUMENT_DUE.label("due")).where(d.id == middle)).scalar_one()
+    base = f"/console/{org}"
+    deep = encode_cursor(middle, middle)
+    deep_due = encode_cursor(int(due), middle)
+    return [
+        ("documents, deep page by id", f"{base}/documents?after={deep}"),
+        ("documents by customer", f"{base}/documents?sort=customer"),
+        ("documents by customer, descending", f"{base}/documents?sort=-customer"),
+        ("documents by amount due", f"{base}/documents?sort=-amount_due"),
+        ("documents, deep page by amount due", f"{base}/documents?sort=-amount_due&after={deep_due}"),
+        ("documents, open, by amount due", f"{base}/documents?status=open&sort=-amount_due"),
+        ("documents by due date", f"{base}/documents?sort=due_date"),
+        ("customers by name", f"{base}/customers?sort=name"),
+        ("subscriptions by customer", f"{base}/subscriptions?sort=customer"),
+        ("payments by amount", f"{base}/payments?sort=-amount"),
+        ("audit by actor", f"{base}/audit?sort=actor"),
+        ("refunds, with totals", f"{base}/refunds"),
+        ("webhook deliveries, with totals", f"{base}/webhook-deliveries?sort=-last_attempt"),
     ]
 
 
@@ -109,7 +141,8 @@ def measure(
             data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
         )
         listed = pages(fixture.org_id, fixture.document_id, fixture.customer_id)
-        for name, path in listed + settings_pages(db, clock, fixture.org_id):
+        more = sorted_pages(db, fixture.org_id)
+        for name, path in listed + more + settings_pages(db, clock, fixture.org_id):
             client.get(path)  # warm-up
             times, cpu = [], []
             status = 0

@@ -13,7 +13,11 @@ from sqlalchemy import select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.db.tables_console_sort import DOCUMENT_BUYER, DOCUMENT_DUE
 from fiscus.domain.clock import FixedClock
+from fiscus.queries import console_documents as cd
+from fiscus.queries.documents import load_documents
+from fiscus.queries.scope import Scope
 from fiscus.services.billing_run import run_billing
 from fiscus.services.operators import create_operator
 from fiscus.services.subscriptions import ItemSpec, create_subscription
@@ -90,3 +94,26 @@ def login(client: TestClient, email: str, password: str = PASSWORD, next_path: s
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
+
+
+def assert_sort_keys_hold(db: Database, org_id: int) -> int:
+    """For every document of the organisation, the indexed sort keys (`tables_console_sort`) equal
+    what the API shows: the amount due the document view computes and the buyer's name it carries;
+    and the list sorted by amount due is that order. Returns how many documents were checked."""
+    d = t.documents.c
+    with db.read() as conn:
+        keys = {
+            int(r.id): (int(r.due), str(r.buyer))
+            for r in conn.execute(
+                select(d.id, DOCUMENT_DUE.label("due"), DOCUMENT_BUYER.label("buyer")).where(
+                    d.organization_id == org_id
+                )
+            )
+        }
+        views = load_documents(conn, Scope(org_id), sorted(keys), lines=False, products=False)
+        listed = cd.page(conn, cd.DocumentQuery(org_id, sort="amount_due"), limit=10_000).rows
+    computed = {v.id: (v.amount_due_minor, str(v.buyer["name"])) for v in views}
+    assert keys == computed
+    assert [r["id"] for r in listed] == sorted(keys, key=lambda i: (keys[i][0], i), reverse=True)
+    assert all(r["amount_due_minor"] == keys[r["id"]][0] for r in listed)
+    return len(keys)

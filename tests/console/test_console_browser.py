@@ -2,10 +2,12 @@
 reads the dashboard, filters the documents to an overdue invoice, retries its charge, issues a partial
 credit note, refunds part of a payment, changes a subscription's plan after its proration preview and
 exports the filtered list as CSV; each effect is then read back through the API. axe-core checks every
-page visited; screenshots at desktop and phone widths go to docs/images/console-*.png."""
+page visited; the documents list's sort keys are checked against the API's figures after all that;
+screenshots at desktop and phone widths go to docs/images/console-*.png."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -19,15 +21,20 @@ import pytest
 from typer.testing import CliRunner
 
 from fiscus.adapters.db.engine import Database
+from fiscus.adapters.webhooks.sender import WebhookSender
 from fiscus.cli import app as cli
 from fiscus.domain.clock import FixedClock
 from fiscus.gateway import cards
+from fiscus.services import webhooks
 from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
 from fiscus.services.payments.methods import add_card
 from fiscus.services.subscriptions import ItemSpec, create_subscription
+from fiscus.worker.webhooks import run_webhook_cycle
 from tests.api_support import auth, live_server, make_app
 from tests.builders import make_customer, make_tenant
+from tests.console.support import assert_sort_keys_hold
+from tests.integration.test_webhooks import Receiver
 from tests.pages.axe import assert_accessible
 from tests.pages.support import CHROMIUM
 from tests.payments_support import GatewayProcess, gateway_process
@@ -97,8 +104,16 @@ def test_operator_runs_billing_in_the_browser(
     )
     assert made.exit_code == 0, made.output
 
+    # Two webhook endpoints, one answering 200 and one 500, so the deliveries list has both.
+    hooks = contextlib.ExitStack()
+    for receiver in (hooks.enter_context(Receiver()), hooks.enter_context(Receiver(always_fail=True))):
+        webhooks.create_endpoint(
+            db, clock, tenant.org_id, url=receiver.url, event_types=["*"], allow_private=True
+        )
+    sender = hooks.enter_context(WebhookSender())
+
     IMAGES.mkdir(parents=True, exist_ok=True)
-    with live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
+    with hooks, live_server(make_app(db, clock, gateway_url=gateway.url)) as base:
         api = httpx.Client(base_url=base, headers=auth(key))
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         try:
@@ -203,6 +218,10 @@ def test_operator_runs_billing_in_the_browser(
             assert before != after
             assert [i["price_id"] for i in after["items"]] == [tenant.monthly_big]
 
+            # The list's sort keys (indexed expressions) after payments, a refund, a partial credit
+            # note and a plan change are what the API shows, for every document.
+            assert assert_sort_keys_hold(db, tenant.org_id) >= 4
+
             # Pause its collection until a day (the confirm step passes axe), seen through the API;
             # a list sorted by a column says so to assistive technology.
             page.get_by_role("link", name="Pause collection").click()
@@ -211,9 +230,14 @@ def test_operator_runs_billing_in_the_browser(
             page.get_by_role("button", name="Confirm: Pause collection").click()
             page.wait_for_url(f"**/subscriptions/{sub}?done=pause")
             assert api.get(f"/api/v1/subscriptions/{sub}").json()["pause_collection"]["resumes_at"]
+            if shots:
+                page.screenshot(path=str(IMAGES / "console-subscription-paused.png"), full_page=True)
+            run_webhook_cycle(db, clock, sender, allow_private=True)
             page.goto(f"{base}/console/{tenant.org_id}/webhook-deliveries?sort=-attempts")
             assert page.locator('th[aria-sort="descending"]').count() == 1
             assert_accessible(page)
+            if shots:
+                page.screenshot(path=str(IMAGES / "console-webhook-deliveries.png"), full_page=True)
 
             # Email settings (an admin's form) and a preview with real data pass axe too.
             page.goto(f"{base}/console/{tenant.org_id}/email-settings")

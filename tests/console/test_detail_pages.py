@@ -13,11 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db import tables_console as tc
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.tables_email import email_outbox
 from fiscus.domain.clock import FixedClock
 from fiscus.domain.tax import VatCheck
-from fiscus.services import operator_actions
+from fiscus.services import access, operator_actions
 from fiscus.services.operators import Actor, Role
 from tests.api_support import make_app
 from tests.builders import make_customer
@@ -289,3 +290,120 @@ def test_pause_and_resume_collection_from_the_subscription_page(
     assert len(actors) == 2
     assert all(x.startswith("operator:") for x in actors)
     assert sorted(events) == ["subscription.collection_paused", "subscription.collection_resumed"]
+
+
+def _resends(db: Database, document_id: int) -> tuple[list[tuple[str, str]], list[str], int]:
+    """The document's resent messages (key, recipient), its `email_resent` audit actors, and the
+    number of outbox events of the organisation (a resend emits none, whoever asks)."""
+    e, a = email_outbox.c, t.audit_events.c
+    with db.read() as conn:
+        sent = [
+            (str(k), str(r))
+            for k, r in conn.execute(
+                select(e.message_key, e.recipient)
+                .where(e.document_id == document_id, e.message_key.like("%:resend:%"))
+                .order_by(e.id)
+            )
+        ]
+        actors = list(
+            conn.execute(
+                select(a.actor)
+                .where(a.entity_type == "document", a.entity_id == document_id, a.action == "email_resent")
+                .order_by(a.id)
+            ).scalars()
+        )
+        events = conn.execute(select(func.count()).select_from(t.outbox_events)).scalar_one()
+    return sent, actors, int(events)
+
+
+def test_resend_by_api_is_the_consoles_resend(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """`POST /api/v1/documents/{id}/resend` calls the console's service: one outbox message and one
+    `email_resent` audit row per request, no event, an `Idempotency-Key` retry queues nothing more;
+    a foreign id is 404, a customer token 403, a viewer in the console 403."""
+    db, clock, world = setup
+    org, doc = world.tenant.org_id, world.document_id
+    before, actors_before, events_before = _resends(db, doc)
+    login(client, world.emails["finance"])
+    base = f"/console/{org}/documents/{doc}"
+    form = client.get(f"{base}/act/resend")
+    key = re.search(r'name="request_key" value="([^"]+)"', form.text)
+    assert key
+    posted = {"csrf_token": csrf_token(form.text), "request_key": key.group(1)}
+    assert client.post(f"{base}/act/resend", data=posted, follow_redirects=False).status_code == 303
+    by_console, console_actors, console_events = _resends(db, doc)
+    assert len(by_console) == len(before) + 1
+    assert console_actors[len(actors_before) :] == [f"operator:{_operator(db, world.emails['finance'])}"]
+    assert console_events == events_before
+
+    secret = access.create_api_key(db, clock, org).secret
+    api = {"Authorization": f"Bearer {secret}"}
+    once = client.post(f"/api/v1/documents/{doc}/resend", headers={**api, "Idempotency-Key": "resend-1"})
+    assert once.status_code == 202, once.text
+    assert once.json() == {"object": "document_email", "document_id": doc, "status": "queued"}
+    replay = client.post(f"/api/v1/documents/{doc}/resend", headers={**api, "Idempotency-Key": "resend-1"})
+    assert (replay.status_code, replay.json()) == (202, once.json())
+    assert client.post(f"/api/v1/documents/{doc}/resend", headers=api).status_code == 202
+    by_api, api_actors, api_events = _resends(db, doc)
+    assert len(by_api) == len(by_console) + 2  # the keyed request once, the unkeyed one
+    assert {r for _, r in by_api} == {by_console[-1][1]}  # the same recipient as the console's
+    assert all(k.startswith(f"invoice_issued:document:{doc}:resend:") for k, _ in by_api)
+    assert len(api_actors) == len(console_actors) + 2
+    assert all(a.startswith("api_key:") for a in api_actors[len(console_actors) :])
+    assert api_events == console_events
+
+    foreign = client.post(f"/api/v1/documents/{world.other_document_id}/resend", headers=api)
+    assert foreign.status_code == 404
+    assert client.post("/api/v1/documents/999999999/resend", headers=api).status_code == 404
+    token = access.create_customer_token(db, clock, org, world.customer_id).secret
+    refused = client.post(f"/api/v1/documents/{doc}/resend", headers={"Authorization": f"Bearer {token}"})
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+    assert _resends(db, doc)[0] == by_api
+
+    client.cookies.clear()
+    login(client, world.emails["viewer"])
+    viewer = client.get(f"{base}/act/resend")
+    assert viewer.status_code == 403
+    assert _resends(db, doc)[0] == by_api
+
+
+def _operator(db: Database, email: str) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(tc.operators.c.id).where(tc.operators.c.email == email)).scalar_one())
+
+
+def test_console_webhook_endpoint_honours_allow_private(
+    setup: tuple[Database, FixedClock, ConsoleWorld], client: TestClient
+) -> None:
+    """The console's new endpoint refuses or takes a loopback URL exactly as the API does, by the
+    server's `webhooks_allow_private`."""
+    db, clock, world = setup
+    org = world.tenant.org_id
+    secret = access.create_api_key(db, clock, org).secret
+    for allow in (False, True):
+        url = f"http://127.0.0.1:9/{'open' if allow else 'closed'}"
+        app = make_app(db, clock, webhooks_allow_private=True) if allow else client.app
+        with TestClient(app) as c:
+            login(c, world.emails["admin"])
+            page = c.get(f"/console/{org}/settings/webhooks")
+            console = c.post(
+                f"/console/{org}/settings/webhooks",
+                data={"csrf_token": csrf_token(page.text), "url": url, "event_types": "*"},
+            )
+            api = c.post(
+                "/api/v1/webhook_endpoints",
+                json={"url": url + "-api", "event_types": ["*"]},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+        assert (console.status_code, api.status_code) == ((201, 201) if allow else (422, 422))
+        if not allow:
+            assert 'id="f-url-error"' in console.text
+        with db.read() as conn:
+            w = t.webhook_endpoints.c
+            stored = set(
+                conn.execute(
+                    select(w.url).where(w.organization_id == org, w.url.in_([url, url + "-api"]))
+                ).scalars()
+            )
+        assert stored == ({url, url + "-api"} if allow else set())

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
@@ -230,3 +230,56 @@ def test_list_pages_have_sortable_headers_and_refuse_a_bad_sort(
             deliveries.text,
         )
         assert sum(int(n) for _, n in totals) == len(rows)  # the totals count the whole filtered set
+
+
+@pytest.mark.parametrize("column", ["customer", "amount_due"])
+def test_documents_by_buyer_and_amount_due_read_their_index(
+    setup: tuple[Database, FixedClock, Tenant], column: str
+) -> None:
+    """A page sorted by the buyer's name or the amount due is read from its expression index: page 1 in
+    index order (no sort of the organisation's documents), a page after a cursor by seeks into it (only
+    the page's rows are merged), on both databases. The planner is told sorting and table scans are
+    dear, as they are at 100,000 rows."""
+    db, _, tenant = setup
+    index = {"customer": "ix_documents_sort_buyer", "amount_due": "ix_documents_sort_amount_due"}[column]
+    with db.read() as conn:
+        first, plan = _planned(
+            conn, lambda: cd.page(conn, cd.DocumentQuery(tenant.org_id, sort=column), limit=2)
+        )
+        assert index in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        assert "Sort" not in plan.replace("Sort Key", ""), plan
+        _, plan = _planned(
+            conn,
+            lambda: cd.page(
+                conn, cd.DocumentQuery(tenant.org_id, sort=column), limit=2, after=first.next_cursor
+            ),
+        )
+        assert index in plan, plan
+        assert "SCAN documents" not in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+def _planned(conn: Any, read: Callable[[], cd.Page]) -> tuple[cd.Page, str]:
+    """What `read` returns, and the plan of the last statement it ran."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        captured.append((statement, params))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        result = read()
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    statement, params = captured[-1]
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    if conn.dialect.name == "sqlite":
+        cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+        return result, " / ".join(str(r[-1]) for r in cursor.fetchall())
+    cursor.execute("SET LOCAL enable_sort = off")
+    cursor.execute("SET LOCAL enable_seqscan = off")
+    cursor.execute("EXPLAIN " + statement, params)
+    return result, " / ".join(str(r[0]) for r in cursor.fetchall())

@@ -91,6 +91,7 @@ DOCS: Final[dict[str, tuple[str, str]]] = {
     ),
     "POST /api/v1/documents/{document_id}/mark_paid": ("Mark a document paid", ""),
     "POST /api/v1/documents/{document_id}/convert": ("Convert a proforma", ""),
+    "POST /api/v1/documents/{document_id}/resend": ("Resend a document's email", ""),
     "GET /api/v1/documents/{document_id}/audit_events": (
         "List a document's audit events",
         "Who changed what and when, oldest first, with the values before and after. " + ORG,

@@ -3,8 +3,9 @@ totals of the filtered set per currency, and the same set in batches for a strea
 
 A page is one query of `limit + 1` rows whatever its depth: the cursor is the last row's sort value and
 id, never an OFFSET (`console_sort.keyset_page`; NULL dates sort last ascending). Every column of the
-list sorts; all but the customer's name (a join) and the amount due (computed) read an
-`(organization_id, column, id)` index in order.
+list sorts, each reading an `(organization_id, column, id)` index in order; the customer column is the
+buyer's name as the document carries it and the amount due is computed from the row, both indexed as
+those expressions (`adapters/db/tables_console_sort.py`, migration 0029).
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_,
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.rollup_triggers import NO_DATE
+from fiscus.adapters.db.tables_console_sort import DOCUMENT_BUYER, DOCUMENT_DUE
 from fiscus.adapters.db.tables_rollups import document_sums
 from fiscus.domain.errors import InvalidFieldError
 from fiscus.queries.console_sort import Sort, SortColumn, keyset_page
 
 _d = t.documents.c
-_OWED = _d.total_minor - _d.amount_paid_minor + _d.amount_refunded_minor - _d.amount_credited_minor
-_DUE = case(
-    (and_(_d.type != "credit_note", _d.status.in_(("open", "uncollectible")), _OWED > 0), _OWED), else_=0
-)
 SORT_COLUMNS: Final = {
     "id": SortColumn(_d.id, "int"),
     "created_at": SortColumn(_d.created_at, "datetime"),
@@ -35,10 +33,10 @@ SORT_COLUMNS: Final = {
     "status": SortColumn(_d.status, "str"),
     "type": SortColumn(_d.type, "str"),
     "currency": SortColumn(_d.currency, "str"),
-    "customer": SortColumn(t.customers.c.name, "str"),
+    "customer": SortColumn(DOCUMENT_BUYER, "str", expression=True),
     "issue_date": SortColumn(_d.issue_date, "date", nullable=True),
     "due_date": SortColumn(_d.due_date, "date", nullable=True),
-    "amount_due": SortColumn(_DUE, "int"),
+    "amount_due": SortColumn(DOCUMENT_DUE, "int", expression=True),
 }
 SORTS: Final = tuple(SORT_COLUMNS)
 STATUSES: Final = ("draft", "open", "paid", "void", "uncollectible", "converted")
@@ -163,7 +161,7 @@ _COLUMNS = [
     t.documents.c.due_date,
     t.documents.c.created_at,
     t.documents.c.customer_id,
-    t.customers.c.name.label("customer_name"),
+    DOCUMENT_BUYER.label("customer_name"),
     t.customers.c.email.label("customer_email"),
 ]
 

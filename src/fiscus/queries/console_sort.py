@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, literal, or_, select, tuple_, union_all
 
 from fiscus.domain.errors import InvalidFieldError
 
@@ -29,6 +29,10 @@ class SortColumn:
     expr: ColumnElement[Any]
     kind: Kind
     nullable: bool = False
+    expression: bool = False
+    """Indexed as an expression: a page after a cursor is read as two index seeks (the cursor's value
+    past its id, then the values beyond), since SQLite does not seek an expression index on a row-value
+    comparison and would walk the entries before the cursor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,9 @@ def keyset_page(
     """One page of `query` (every filter applied) in the sort's order, and the next page's cursor."""
     col = columns[sort.column]
     query = query.add_columns(col.expr.label(SORT_VALUE))
+    if after and col.expression and not col.nullable:
+        value, ident = decode_cursor(after, col.kind)
+        return _page(conn, _seek(query, col, id_col, value, ident, sort.descending, limit + 1), limit)
     if after:
         value, ident = decode_cursor(after, col.kind)
         query = query.where(_after(col, id_col, value, ident, sort.descending))
@@ -122,7 +129,33 @@ def keyset_page(
         order = [col.expr.desc().nulls_first() if col.nullable else col.expr.desc(), id_col.desc()]
     else:
         order = [col.expr.asc().nulls_last() if col.nullable else col.expr.asc(), id_col.asc()]
-    rows = [dict(r) for r in conn.execute(query.order_by(*order).limit(limit + 1)).mappings()]
+    return _page(conn, query.order_by(*order).limit(limit + 1), limit)
+
+
+def _seek(
+    query: Select[Any],
+    col: SortColumn,
+    id_col: ColumnElement[Any],
+    value: Any,
+    ident: int,
+    desc: bool,
+    n: int,
+) -> Select[Any]:
+    """The `n` rows after (value, ident): those with the cursor's value past its id, and those with
+    values beyond it, each an index seek of at most `n` entries, merged in the sort's order."""
+    key = col.expr
+    same = query.where(key == value, id_col < ident if desc else id_col > ident)
+    same = same.order_by(id_col.desc() if desc else id_col.asc()).limit(n)
+    beyond = query.where(key < value if desc else key > value)
+    beyond = beyond.order_by(*((key.desc(), id_col.desc()) if desc else (key.asc(), id_col.asc()))).limit(n)
+    both = union_all(select(same.subquery()), select(beyond.subquery())).subquery()
+    value_col, id_out = both.c[SORT_VALUE], both.c["id"]
+    order = (value_col.desc(), id_out.desc()) if desc else (value_col.asc(), id_out.asc())
+    return select(both).order_by(*order).limit(n)
+
+
+def _page(conn: Connection, query: Select[Any], limit: int) -> KeyPage:
+    rows = [dict(r) for r in conn.execute(query).mappings()]
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1][SORT_VALUE], rows[-1]["id"]) if more and rows else None

@@ -129,9 +129,17 @@ def update_payment_collection(
 
 
 def create_webhook(
-    db: Database, clock: Clock, actor: Actor, *, url: str, event_types: list[str], description: str
+    db: Database,
+    clock: Clock,
+    actor: Actor,
+    *,
+    url: str,
+    event_types: list[str],
+    description: str,
+    allow_private: bool,
 ) -> tuple[int, str]:
-    """A new endpoint; returns its id and its signing secret (shown once)."""
+    """A new endpoint; returns its id and its signing secret (shown once). `allow_private` is the
+    server's setting, passed as the API passes it, so both refuse the same destinations."""
     require(actor, "settings.write")
     return webhooks.create_endpoint(
         db,
@@ -141,6 +149,7 @@ def create_webhook(
         event_types=event_types,
         description=description,
         actor=actor.audit,
+        allow_private=allow_private,
     )
 
 

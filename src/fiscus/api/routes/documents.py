@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -34,6 +36,7 @@ from fiscus.queries.documents import (
 from fiscus.queries.payments import document_payments
 from fiscus.queries.rows import get_row
 from fiscus.queries.scope import Scope
+from fiscus.services import document_emails
 from fiscus.services import documents as svc
 
 api = router("documents")
@@ -245,6 +248,40 @@ def convert(request: Request, document_id: Id, principal: OrgDep, c: ContainerDe
         c.db, c.clock, principal.organization_id, document_id, actor=principal.actor
     )
     return _act(request, c, principal, invoice)
+
+
+class DocumentEmailOut(BaseModel):
+    object: Literal["document_email"] = "document_email"
+    document_id: int
+    status: Literal["queued", "sending", "sent", "failed", "bounced", "suppressed", "expired"] = Field(
+        description="the outbox message's status: `queued` (sent by the worker), `suppressed` (the "
+        "address bounced before), or, for a replayed request, whatever the message has reached since"
+    )
+
+
+@api.post(
+    "/documents/{document_id}/resend",
+    response_model=DocumentEmailOut,
+    status_code=202,
+    openapi_extra=IDEMPOTENCY_HEADER,
+)
+def resend(document_id: Id, principal: OrgDep, c: ContainerDep, request: Request) -> Response:
+    """Queue the document's email (issued invoice, proforma or credit note) to the customer's current
+    address again, as the console's resend does (the same service, the `email_resent` audit row).
+    Each call is a new message; with an `Idempotency-Key` a retry is the same message, never a second
+    one. 409 `invalid_state` for a draft, a customer without an e-mail address, or an email the
+    organisation switched off."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        request_key = secrets.token_hex(16)
+    else:
+        own = f"{principal.kind.value}:{principal.credential_id}:{key}"
+        request_key = "api-" + hashlib.sha256(own.encode()).hexdigest()[:40]
+    status = document_emails.resend_document_email(
+        c.db, c.clock, principal.organization_id, document_id, request_key=request_key, actor=principal.actor
+    )
+    out = DocumentEmailOut(document_id=document_id, status=status)
+    return Response(out.model_dump_json(), status_code=202, media_type="application/json")
 
 
 @api.get("/documents/{document_id}/audit_events", response_model=ListOut[AuditEventOut])

@@ -90,6 +90,7 @@ def create_webhook(ctx: Ctx) -> Response:
             url=f.text(ctx.form, "url"),
             event_types=f.listed(ctx.form, "event_types"),
             description=f.text(ctx.form, "description"),
+            allow_private=ctx.c.settings.webhooks_allow_private,
         )
     except DomainError as exc:
         return _webhooks(ctx, **_failed(exc))
