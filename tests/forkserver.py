@@ -6,6 +6,7 @@ of CPU importing the same modules again. Each child still opens its own database
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from multiprocessing.context import ForkServerContext
 
 PRELOAD = [
@@ -17,6 +18,9 @@ PRELOAD = [
     "fiscus.adapters.db.documents",
     "fiscus.services.discounts",
     "fiscus.worker.webhooks",
+    "fiscus.cli",
+    "fiscus.gateway.app",
+    "uvicorn",
 ]
 
 
@@ -25,3 +29,16 @@ def context() -> ForkServerContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+def serve_gateway(args: list[str], log_path: str, env: dict[str, str]) -> None:
+    """`fiscus gateway *args` in a forked child, its output to its log, with the test's environment.
+    Here, not beside its caller: a child imports its target's module, and this one imports nothing."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.update(env)
+    from fiscus.cli import app
+
+    app(args=args, prog_name="fiscus")
