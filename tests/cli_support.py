@@ -11,14 +11,18 @@ import sys
 from typer.testing import CliRunner
 
 
-def fiscus_here(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`fiscus *args` against `url`, in-process; the same result shape as `tests.integration.test_cli.fiscus`."""
+def fiscus_here(
+    url: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`fiscus *args` against `url` (and `env`), in-process; the result shape of test_cli.fiscus."""
     from fiscus import cli
 
     runner = CliRunner()
     argv = sys.argv
     code: int = 0
-    with runner.isolation(input=stdin, env={"FISCUS_DATABASE_URL": url, "NO_COLOR": "1"}) as streams:
+    with runner.isolation(
+        input=stdin, env={"FISCUS_DATABASE_URL": url, "NO_COLOR": "1", **(env or {})}
+    ) as streams:
         sys.argv = ["fiscus", *args]
         try:
             cli.main()

@@ -128,7 +128,7 @@ def test_a_killed_server_then_a_full_resend_counts_the_same(
         )
 
     def wait_up(client: httpx.Client) -> None:
-        deadline = time.monotonic() + 120  # a loaded machine starts it slowly
+        deadline = time.monotonic() + 180  # a loaded machine starts it slowly (as _wait_ready)
         while time.monotonic() < deadline:
             try:
                 if client.get("/healthz").status_code == 200:
