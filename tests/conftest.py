@@ -22,7 +22,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.adapters.db.migrations import upgrade
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import PostgresUnavailable, ThrowawayPostgres, find_pg_bin
-from tests.demo_support import demo_db  # noqa: F401  (a fixture: the seeded demo, copied per test)
+from tests.demo_support import _gateway_demo_stack, demo_db, gateway_demo  # noqa: F401  (fixtures: the seeded demos)
 from tests.en16931 import CII_XSLT, UBL_XSLT, Schematron, missing_reason
 
 if Path("/dev/shm").is_dir():
@@ -119,10 +119,30 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 1, 15, 9, 30, tzinfo=UTC))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long tests (marked slow) first: `make test` hands tests out in collection order (`--dist
     loadgroup`), so the run ends on short tests on both workers, not on one long test on one."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    _apply_xdist_groups(config, items)
+
+
+def _apply_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`xdist_group` as pytest-xdist means it: xdist 3.8 marks a grouped test by setting `_nodeid`,
+    which pytest 9 no longer reads (the id lives in `_id`), so every group was silently split over
+    both workers (module fixtures built twice). On a `--dist loadgroup` worker, the same suffix."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted(
+            {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                for m in item.iter_markers("xdist_group")
+            }
+        )
+        if names and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

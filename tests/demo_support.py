@@ -2,9 +2,10 @@
 each test that reads it: seeding is the costliest fixture of the suite, and the tests that check every
 demo document (PDFs, the four APIs, EN 16931, Factur-X) only read it or add files of their own.
 
-A copy is a file copy on SQLite and `CREATE DATABASE ... TEMPLATE` on PostgreSQL, like the migrated
-template of `conftest.new_database_url`. Calling `seed_demo` on a copy seeds nothing and returns the
-same organisations and (kept, test-mode) keys, so tests call it as before to get them.
+Its tests carry `xdist_group("demo")`, so one worker seeds it once per database for the whole run
+(not each worker). A copy is a file copy on SQLite and `CREATE DATABASE ... TEMPLATE` on PostgreSQL,
+like the migrated template of `conftest.new_database_url`. Calling `seed_demo` on a copy seeds
+nothing and returns the same organisations and (kept, test-mode) keys, so tests call it as before.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +26,8 @@ from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
 from fiscus.adapters.db import tables_usage as tu
 from fiscus.adapters.db.engine import Database
-from fiscus.demo import seed_demo
+from fiscus.demo import free_port, gateway_process, seed_demo
+from fiscus.demo.summary import DemoResult
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.pgcluster import ThrowawayPostgres
 
@@ -34,14 +38,23 @@ DEMO_NOW: Final = datetime(2026, 11, 23, 12, tzinfo=UTC)
 class _Seeded:
     sqlite: Path | None = None
     postgresql: str | None = None
+    first_runs: ClassVar[dict[str, DemoResult]] = {}
 
 
-def _seed(url: str) -> None:
+def _seed(url: str, backend: str) -> None:
     db = Database(url)
     try:
-        assert seed_demo(db, FixedClock(DEMO_NOW), quiet=True).created
+        result = seed_demo(db, FixedClock(DEMO_NOW), quiet=True)
+        assert result.created
+        _Seeded.first_runs[backend] = result
     finally:
         db.dispose()  # the last connection closed: SQLite's WAL is checkpointed into the file
+
+
+def demo_first_run(backend: str) -> DemoResult:
+    """What the seeding `seed_demo` returned (the run that created the demo copied by
+    `demo_database_url`): for the test of the seed itself, which then checks a copy."""
+    return _Seeded.first_runs[backend]
 
 
 def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -53,7 +66,7 @@ def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
             factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
             template = factory.mktemp("demo") / "demo.db"
             shutil.copyfile(request.getfixturevalue("sqlite_template"), template)
-            _seed(f"sqlite:///{template}")
+            _seed(f"sqlite:///{template}", "sqlite")
             assert not template.with_name("demo.db-wal").exists()  # all of it in the one file we copy
             _Seeded.sqlite = template
         path = tmp_path / f"demo-{uuid.uuid4().hex[:8]}.db"
@@ -62,7 +75,7 @@ def demo_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
     cluster: ThrowawayPostgres = request.getfixturevalue("pg_cluster")
     if _Seeded.postgresql is None:
         url = new_database_url("postgresql", request, tmp_path)
-        _seed(url)
+        _seed(url, "postgresql")
         _Seeded.postgresql = url.rsplit("/", 1)[1]
     return cluster.create_database(f"d_{uuid.uuid4().hex[:16]}", template=_Seeded.postgresql)
 
@@ -73,6 +86,52 @@ def demo_db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ite
     database = Database(demo_database_url(backend, request, tmp_path))
     yield database
     database.dispose()
+
+
+@dataclass(frozen=True)
+class GatewayDemo:
+    """The demo seeded with its card payments over a live test gateway, and that first run's result."""
+
+    db: Database
+    result: DemoResult
+    gateway_url: str
+
+
+class _GatewayDemos:
+    by_backend: ClassVar[dict[str, GatewayDemo]] = {}
+
+
+@pytest.fixture(scope="session")
+def _gateway_demo_stack() -> Iterator[ExitStack]:
+    """Keeps the gateway processes (and databases) of the seeded gateway demos until the session ends."""
+    with ExitStack() as stack:
+        yield stack
+    _GatewayDemos.by_backend.clear()
+
+
+def gateway_demo_on(backend: str, request: pytest.FixtureRequest) -> GatewayDemo:
+    """The demo with card payments over a live gateway, seeded once per database per test process (the
+    costliest seed: a year of charges over HTTP) and SHARED, not copied: the gateway's ledger must match
+    it. Its tests only read it (a second `seed_demo` on it changes nothing, which they check); keep
+    them in `xdist_group("gateway_demo")` so one worker seeds it."""
+    if backend not in _GatewayDemos.by_backend:
+        from tests.conftest import new_database_url
+
+        stack: ExitStack = request.getfixturevalue("_gateway_demo_stack")
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        path = factory.mktemp(f"gateway-demo-{backend}")
+        db = Database(new_database_url(backend, request, path))
+        stack.callback(db.dispose)
+        url = stack.enter_context(gateway_process(path / "gateway.db", free_port()))
+        result = seed_demo(db, FixedClock(DEMO_NOW), quiet=True, gateway_url=url)
+        _GatewayDemos.by_backend[backend] = GatewayDemo(db, result, url)
+    return _GatewayDemos.by_backend[backend]
+
+
+@pytest.fixture
+def gateway_demo(backend: str, request: pytest.FixtureRequest) -> GatewayDemo:
+    """`gateway_demo_on` on each database."""
+    return gateway_demo_on(backend, request)
 
 
 def stratified_sample(db: Database, *, drafts: bool = True) -> list[tuple[int, int]]:

@@ -25,6 +25,7 @@ def _decimal_json(text: str) -> Any:
     return json.loads(text, parse_float=Decimal, parse_int=Decimal)
 
 
+@pytest.mark.xdist_group("demo")  # one worker seeds the demo once per database (demo_support)
 def test_every_document_agrees_across_the_four_apis(demo_db: Database, backend: str) -> None:
     """Every document on PostgreSQL; on SQLite, a stratified sample (`stratified_sample`: the first and
     last document of every organisation x type x status x feature set): the presenters are the same on

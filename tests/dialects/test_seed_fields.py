@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -22,8 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fiscus.adapters.db.engine import Database
-from fiscus.adapters.db.migrations import upgrade
-from fiscus.demo import free_port, gateway_process, seed_demo
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import create_api_key
 from fiscus.services.billing_run import run_billing
@@ -31,6 +27,7 @@ from fiscus.services.orders import create_order
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.api_support import auth, make_app
 from tests.builders import make_customer, make_tenant
+from tests.demo_support import DEMO_NOW, gateway_demo_on
 from tests.dialects.seed_contract import (
     NULLABLE,
     SCHEMA_TYPES,
@@ -42,8 +39,8 @@ from tests.dialects.seed_contract import (
     violations,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seed_fields")]  # one worker seeds `demo` once
-NOW: Final = datetime(2026, 11, 23, 12, tzinfo=UTC)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gateway_demo")]  # one worker seeds `demo` once
+NOW: Final = DEMO_NOW
 
 
 def _shapes() -> dict[str, Shape]:
@@ -61,17 +58,12 @@ def _shapes() -> dict[str, Shape]:
     }
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict[int, str], str]]:
-    """The demo, seeded once on SQLite with its card payments; the gateway stays up for the pages."""
-    path: Path = tmp_path_factory.mktemp("demo")
-    url = f"sqlite:///{path / 'demo.db'}"
-    upgrade(url)
-    db = Database(url)
-    with gateway_process(path / "gateway.db", free_port()) as gateway:
-        result = seed_demo(db, FixedClock(NOW), quiet=True, gateway_url=gateway)
-        yield db, {o.id: str(o.api_key) for o in result.organizations}, gateway
-    db.dispose()
+@pytest.fixture
+def demo(request: pytest.FixtureRequest) -> tuple[Database, dict[int, str], str]:
+    """The demo with its card payments on SQLite (`gateway_demo_on`: seeded once, shared with
+    tests/integration/test_demo.py); the gateway stays up for the pages."""
+    seeded = gateway_demo_on("sqlite", request)
+    return seeded.db, {o.id: str(o.api_key) for o in seeded.result.organizations}, seeded.gateway_url
 
 
 def test_the_seed_examples_are_copied_verbatim() -> None:
@@ -90,12 +82,13 @@ def test_the_seed_examples_are_copied_verbatim() -> None:
         json.loads(copy)
 
 
-def _walk_billing(api: TestClient, h: dict[str, str]) -> Iterator[tuple[str, Any]]:
+def _walk_billing(api: TestClient, h: dict[str, str], *, singles: bool = True) -> Iterator[tuple[str, Any]]:
+    """Every page of the list and (`singles`) every invoice fetched on its own."""
     page = 1
     while True:
         body = api.get("/v1/billing/invoices/", params={"page": page, "pageSize": 100}, headers=h).json()
         yield "billing_list", body
-        for inv in body["results"]:
+        for inv in body["results"] if singles else ():
             yield "billing_one", api.get(f"/v1/billing/invoices/{inv['id']}/", headers=h).json()
         if body["next"] is None:
             return
@@ -156,9 +149,9 @@ def test_hosted_url_is_transaction_url_and_every_link_shows_the_state(
     with TestClient(make_app(db, FixedClock(NOW), gateway_url=gateway), raise_server_exceptions=False) as api:
         for key in keys.values():
             h = auth(key)
-            billing = {
+            billing = {  # the list pages suffice (each invoice on its own: the test above)
                 inv["id"]: inv
-                for name, body in _walk_billing(api, h)
+                for name, body in _walk_billing(api, h, singles=False)
                 if name == "billing_list"
                 for inv in body["results"]
             }

@@ -261,6 +261,7 @@ def test_every_document_of_the_representative_issuers_passes_en16931(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo")  # one worker seeds the demo once per database (demo_support)
 def test_every_demo_document_passes_en16931(
     tmp_path: Path, request: pytest.FixtureRequest, en16931: tuple[Schematron, Schematron]
 ) -> None:

@@ -319,6 +319,7 @@ def test_business_rules_name_what_is_broken(db: Database, clock: FixedClock) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo")  # one worker seeds the demo once per database (demo_support)
 def test_every_demo_invoice_of_the_eu_issuer_obeys_en16931(demo_db: Database, tmp_path: Path) -> None:
     db = demo_db  # the seeded demo
     with db.read() as conn:

@@ -311,6 +311,7 @@ def test_pdf_endpoint_authorisation(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo")  # one worker seeds the demo once per database (demo_support)
 def test_every_demo_document_pdf_matches_the_api(
     demo_db: Database, backend: str, renderer: PdfRenderer, tmp_path: Path
 ) -> None:
