@@ -8,6 +8,7 @@ holds exactly by construction (and `fiscus reconcile` checks it on stored docume
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -306,6 +307,7 @@ def assemble_document(cur: Currency, settled: list[SettledLine]) -> ComputedDocu
     return ComputedDocument(cur, settled, breakdown, subtotal, tax_total, subtotal + tax_total, notes)
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a billing run asks for the same few prices' texts per line
 def line_description(product: str, variant: str) -> str:
     """A price's line text, "Product — variant", without saying the product twice: the words the
     variant's name repeats from the end of the product's are dropped ("Eval Pro" + "Eval Pro, monthly"

@@ -19,9 +19,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.arrays import any_of, update_by_id
 from fiscus.adapters.db.context import (
     CustomerContext,
     OrgContext,
@@ -204,7 +205,7 @@ def _billing_inputs(
     si = t.subscription_items.c
     rows = conn.execute(
         select(si.subscription_id, si.price_id, si.quantity)
-        .where(si.subscription_id.in_(sub_ids))
+        .where(any_of(conn, si.subscription_id, sub_ids))
         .order_by(si.id)
     ).all()
     in_arrears = usage_price_ids(conn, {r.price_id for r in rows})  # billed by services/usage_billing.py
@@ -215,7 +216,7 @@ def _billing_inputs(
     pi = t.pending_items.c
     for row in conn.execute(
         select(t.pending_items)
-        .where(pi.subscription_id.in_(sub_ids), pi.document_id.is_(None))
+        .where(any_of(conn, pi.subscription_id, sub_ids), pi.document_id.is_(None))
         .order_by(pi.id)
     ).mappings():
         pending[row["subscription_id"]].append(dict(row))
@@ -274,20 +275,7 @@ def _bill_subscription_batch(
         updates.append(change)
     now = clock.now()
     _persist_split(conn, docs, now, clock, actor, run_id, held)
-    if updates:
-        conn.execute(
-            update(t.subscriptions)
-            .where(t.subscriptions.c.id == bindparam("sid"))
-            .values(
-                next_period_start=bindparam("next_period_start"),
-                current_period_start=bindparam("current_period_start"),
-                current_period_end=bindparam("current_period_end"),
-                status=bindparam("status"),
-                ended_at=bindparam("ended_at"),
-                updated_at=now,
-            ),
-            updates,
-        )
+    update_by_id(conn, t.subscriptions, updates, id_key="sid", updated_at=now)
     return len(updates), docs
 
 
@@ -322,15 +310,20 @@ def _persist_split(
     drafts = persist_documents(conn, manual, now=now, issue=False, actor=actor, billing_run_id=run_id)
     credit.record(conn, [*zip(auto, issued, strict=True), *zip(manual, drafts, strict=True)], now)
     with_credit = _customers_with_credit(conn, {d.customer.id for d in auto})
+    credited: set[int] = set()
     if with_credit:
-        apply_customer_credit(
+        credited |= apply_customer_credit(
             conn,
             [i for i, d in zip(issued, auto, strict=True) if d.customer.id in with_credit],
             now=now,
             actor=actor,
-        )
-    apply_paid_credit(conn, issued, now=now, actor=actor)  # issue 17: bought credit, after tax
-    settle_planned(conn, [i for i, at in zip(issued, planned, strict=True) if at is not None])
+        ).keys()
+    # issue 17: bought credit, after tax
+    credited |= apply_paid_credit(conn, issued, now=now, actor=actor, org_ids={d.org.id for d in auto}).keys()
+    # Only credit changes a just-issued document's status, so only those it reached can need unplanning.
+    settle_planned(
+        conn, [i for i, at in zip(issued, planned, strict=True) if at is not None and i in credited]
+    )
 
 
 def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]:
@@ -340,7 +333,7 @@ def _customers_with_credit(conn: Connection, customer_ids: set[int]) -> set[int]
     cc = t.customer_credits.c
     return set(
         conn.execute(
-            select(cc.customer_id).where(cc.customer_id.in_(sorted(customer_ids))).distinct()
+            select(cc.customer_id).where(any_of(conn, cc.customer_id, sorted(customer_ids))).distinct()
         ).scalars()
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.arrays import any_of
 from fiscus.adapters.db.context import load_customers, load_org
 from fiscus.adapters.db.documents import (
     NewDocument,
@@ -242,7 +243,7 @@ def apply_customer_credit(
         for r in conn.execute(
             select(t.documents)
             .where(
-                d.id.in_(sorted(set(invoice_ids))),
+                any_of(conn, d.id, sorted(set(invoice_ids))),
                 d.type == DocumentType.INVOICE.value,
                 d.status == DocumentStatus.OPEN.value,
             )

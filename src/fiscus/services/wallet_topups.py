@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from fiscus.adapters.db import tables as t
 from fiscus.adapters.db import tables_discounts as td
+from fiscus.adapters.db.arrays import any_of
 from fiscus.adapters.db.context import load_customers, load_org
 from fiscus.adapters.db.documents import (
     NewDocument,
@@ -138,12 +139,20 @@ def has_paid_credit(conn: Connection, org_ids: set[int]) -> bool:
 
 
 def apply_paid_credit(
-    conn: Connection, invoice_ids: Sequence[int], *, now: datetime, actor: str
+    conn: Connection,
+    invoice_ids: Sequence[int],
+    *,
+    now: datetime,
+    actor: str,
+    org_ids: set[int] | None = None,
 ) -> dict[int, int]:
     """Spend paid credit on just-issued open invoices (never top-ups), after tax: what is due falls by
     it (`amount_credited`, EN 16931 BT-113), each take a `consumed` ledger row naming the invoice; an
-    invoice covered in full is paid. Runs in the caller's transaction. Returns invoice id → minor units."""
-    if not invoice_ids:
+    invoice covered in full is paid. Runs in the caller's transaction. Returns invoice id → minor units.
+
+    `org_ids` (the invoices' organisations, when the caller knows them) lets a batch of organisations
+    nobody bought credit from skip reading the invoices back (the billing run, issue 18)."""
+    if not invoice_ids or (org_ids is not None and not has_paid_credit(conn, org_ids)):
         return {}
     d, tu = t.documents.c, td.wallet_topups.c
     invoices = [
@@ -151,7 +160,7 @@ def apply_paid_credit(
         for r in conn.execute(
             select(t.documents)
             .where(
-                d.id.in_(sorted(set(invoice_ids))),
+                any_of(conn, d.id, sorted(set(invoice_ids))),
                 d.type == DocumentType.INVOICE.value,
                 d.status == DocumentStatus.OPEN.value,
                 d.total_minor > 0,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.arrays import any_of
 from fiscus.domain.documents import line_description
 from fiscus.domain.errors import NotFoundError
 from fiscus.domain.money import Currency, currency
@@ -128,7 +129,7 @@ def load_customers(conn: Connection, org_id: int | None, ids: Iterable[int]) -> 
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(t.customers).where(t.customers.c.id.in_(wanted))
+    query = select(t.customers).where(any_of(conn, t.customers.c.id, wanted))
     if org_id is not None:
         query = query.where(t.customers.c.organization_id == org_id)
     return {r["id"]: CustomerContext(r["id"], dict(r)) for r in conn.execute(query).mappings()}

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import sqlite
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.arrays import any_of
 from fiscus.adapters.db.tables_email import email_outbox, email_suppressions, organization_email_settings
 from fiscus.domain.email import ALWAYS_SENT, TRANSACTIONAL, DunningPolicy, EmailKind, message_key
 from fiscus.domain.payments import RetryPolicy
@@ -54,25 +56,34 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     doc_ids = {
         int(r["payload"]["document_id"]) if r["entity_type"] == "payment_attempt" else int(r["entity_id"])
         for r in relevant
+        if not _names_customer(r)
     }
     d = t.documents.c
-    docs = {
-        int(x.id): x
-        for x in conn.execute(
-            select(d.id, d.organization_id, d.customer_id, d.type).where(d.id.in_(doc_ids))
-        ).all()
-    }
+    docs = (
+        {
+            int(x.id): x
+            for x in conn.execute(
+                select(d.id, d.organization_id, d.customer_id, d.type).where(any_of(conn, d.id, doc_ids))
+            ).all()
+        }
+        if doc_ids
+        else {}
+    )
     wanted: list[Wanted] = []
     for r in relevant:
         p = r["payload"]
         if r["type"] in ISSUED:
-            doc = docs[int(r["entity_id"])]
             kind = ISSUED[r["type"]]
-            wanted.append(
-                Wanted(
-                    doc.organization_id, kind, message_key(kind, "document", doc.id), doc.customer_id, doc.id
+            if _names_customer(r):
+                org_id, customer_id, doc_id = (
+                    int(r["organization_id"]),
+                    int(p["customer_id"]),
+                    int(r["entity_id"]),
                 )
-            )
+            else:
+                doc = docs[int(r["entity_id"])]
+                org_id, customer_id, doc_id = doc.organization_id, doc.customer_id, doc.id
+            wanted.append(Wanted(org_id, kind, message_key(kind, "document", doc_id), customer_id, doc_id))
         elif r["type"] == "payment.succeeded":
             doc = docs[int(p["document_id"])]
             kind = EmailKind.PAYMENT_RECEIPT
@@ -93,6 +104,12 @@ def queue_for_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
                 Wanted(doc.organization_id, EmailKind.PAYMENT_FAILED, key, doc.customer_id, doc.id, data)
             )
     return queue(conn, relevant[0]["created_at"], wanted)
+
+
+def _names_customer(row: dict[str, Any]) -> bool:
+    """A document's event whose payload names its customer (`document_event_payload`): the document
+    need not be read back (a query per billing batch for rows it had just written)."""
+    return row["entity_type"] == "document" and row["payload"].get("customer_id") is not None
 
 
 def queue_login_link(
@@ -202,14 +219,16 @@ def queue(conn: Connection, now: datetime, wanted: Sequence[Wanted]) -> int:
     c = t.customers.c
     emails = {
         int(x.id): str(x.email).strip()
-        for x in conn.execute(select(c.id, c.email).where(c.id.in_({w.customer_id for w in wanted}))).all()
+        for x in conn.execute(
+            select(c.id, c.email).where(any_of(conn, c.id, {w.customer_id for w in wanted}))
+        ).all()
     }
     sp = email_suppressions.c
     suppressed: dict[tuple[int, str], set[str]] = {}
     for x in conn.execute(
         select(sp.organization_id, sp.address, sp.reason).where(
-            sp.organization_id.in_({w.organization_id for w in wanted}),
-            sp.address.in_({e.lower() for e in emails.values()}),
+            any_of(conn, sp.organization_id, {w.organization_id for w in wanted}),
+            any_of(conn, sp.address, {e.lower() for e in emails.values()}),
         )
     ).all():
         suppressed.setdefault((int(x.organization_id), str(x.address)), set()).add(str(x.reason))
@@ -271,7 +290,7 @@ _UNNEST_TYPES = {
 }
 _UNNEST_INSERT = (
     f"INSERT INTO email_outbox ({', '.join(_UNNEST_TYPES)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{kind}[]" for kind in _UNNEST_TYPES.values())
+    + ", ".join(f"%b::{kind}[]" for kind in _UNNEST_TYPES.values())  # binary: ~10x cheaper to dump
     + ") ON CONFLICT (organization_id, message_key, recipient) DO NOTHING"
 )
 
@@ -282,7 +301,9 @@ def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> int:
     every batch, the largest client cost of the billing run's email queueing (issue 18)."""
     from psycopg.types.json import Jsonb  # the driver, only on PostgreSQL
 
-    arrays = [[Jsonb(r[c]) if c == "data" else r[c] for r in rows] for c in _UNNEST_TYPES]
+    arrays = [
+        [Jsonb(r[c], msgspec.json.encode) if c == "data" else r[c] for r in rows] for c in _UNNEST_TYPES
+    ]
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from fiscus.adapters.db import tables as t
+from fiscus.adapters.db.arrays import any_of
 from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import Clock
 from fiscus.domain.documents import DocumentStatus, DocumentType
@@ -53,7 +54,7 @@ def settle_planned(conn: Connection, document_ids: Sequence[int]) -> None:
     conn.execute(
         update(t.documents)
         .where(
-            d.id.in_(list(document_ids)),
+            any_of(conn, d.id, list(document_ids)),
             d.next_payment_attempt_at.is_not(None),
             d.status != DocumentStatus.OPEN.value,
         )
