@@ -179,3 +179,12 @@ def chromium() -> Iterator[object]:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`FISCUS_TEST_CPU=/path/out.tsv` records wall and CPU per test (tests/timing_plugin.py)."""
+    path = os.environ.get("FISCUS_TEST_CPU")
+    if path:
+        from tests.timing_plugin import CpuTiming
+
+        config.pluginmanager.register(CpuTiming(path), "fiscus-cpu-timing")

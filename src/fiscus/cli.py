@@ -270,9 +270,9 @@ def worker(
             next_prune = now + 3600
         if once:
             break
-        pause_until = time.monotonic() + 1.0
+        pause_until = time.monotonic() + c.settings.worker_pause_seconds
         while not stopping and time.monotonic() < pause_until:
-            time.sleep(0.1)
+            time.sleep(min(0.1, c.settings.worker_pause_seconds))
 
 
 @app.command("reconcile")

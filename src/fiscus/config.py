@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     billing_batch_size: int = 250
     worker_interval_seconds: float = 30.0
+    # The worker's rest between two cycles when a cycle is done (tests shorten it to wait less).
+    worker_pause_seconds: float = 1.0
     log_level: str = "INFO"
     access_log: bool = True
     rate_limit_per_second: float = 100.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -66,9 +66,12 @@ def test_a_concurrent_duplicate_gets_409(
 ) -> None:
     a, _ = build_world(db, clock)
     original = customer_services.create_customer  # what fiscus.api.routes.customers calls as svc
+    entered, answered = threading.Event(), threading.Event()
 
     def slow(*args: Any, **kwargs: Any) -> int:
-        time.sleep(1.0)
+        """The first request holds its key inside the handler until the duplicate has been answered."""
+        entered.set()
+        assert answered.wait(60)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(customer_services, "create_customer", slow)
@@ -76,14 +79,18 @@ def test_a_concurrent_duplicate_gets_409(
     with live_server(make_app(db, clock)) as base:
         headers = {**auth(a.key), "Idempotency-Key": "race"}
 
-        def post(delay: float) -> httpx.Response:
-            time.sleep(delay)
+        def post() -> httpx.Response:
             return httpx.post(f"{base}/api/v1/customers", json=BODY, headers=headers, timeout=30)
 
-        with ThreadPoolExecutor(2) as pool:
-            first, second = pool.map(post, [0.0, 0.3])
-        assert sorted([first.status_code, second.status_code]) == [201, 409]
-        loser = second if second.status_code == 409 else first
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(post)
+            assert entered.wait(60)
+            try:
+                loser = post()  # the same key while the first is still being handled
+            finally:
+                answered.set()
+            first = pending.result()
+        assert (first.status_code, loser.status_code) == (201, 409)
         assert loser.json()["code"] == "idempotency_key_in_use"
         replay = httpx.post(f"{base}/api/v1/customers", json=BODY, headers=headers, timeout=30)
         assert replay.status_code == 201

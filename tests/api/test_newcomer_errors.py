@@ -99,7 +99,7 @@ def test_served_log_is_json_only_with_a_line_per_get(
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+            time.sleep(0.05)
         got = httpx.get(f"{base}/api/v1/customers", headers={**auth(key), "X-Request-Id": "get-logged-1"})
         assert got.status_code == 200
         bad = httpx.post(

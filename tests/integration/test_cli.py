@@ -1,4 +1,5 @@
-"""The command line as an operator uses it, in real processes, including `kill -9` mid-run."""
+"""The command line as an operator uses it, in real processes, including `kill -9` mid-run; the follow-up
+commands of a test run in-process through the same `fiscus.cli:main` (tests/cli_support.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.testing.bulk import bulk_customers, bulk_subscriptions
 from tests.builders import make_tenant
+from tests.cli_support import fiscus_here
 
 
 def fiscus(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -40,12 +42,15 @@ def documents(db: Database) -> int:
 
 def test_server_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    for command in (["serve"], ["bill"], ["reconcile"]):
-        result = fiscus(url, *command, timeout=60)
+    served = fiscus(url, "serve", timeout=60)  # a real process: the server refuses to start
+    assert served.returncode == 2
+    assert "fiscus db upgrade" in served.stderr
+    for command in (["bill"], ["reconcile"]):
+        result = fiscus_here(url, *command)
         assert result.returncode == 2
         assert "fiscus db upgrade" in result.stderr
-    assert fiscus(url, "db", "upgrade", timeout=60).returncode == 0
-    assert fiscus(url, "reconcile", timeout=60).returncode == 0
+    assert fiscus_here(url, "db", "upgrade").returncode == 0
+    assert fiscus_here(url, "reconcile").returncode == 0
 
 
 def test_bill_and_reconcile_report(db: Database, db_url: str, clock: FixedClock) -> None:
@@ -60,16 +65,16 @@ def test_bill_and_reconcile_report(db: Database, db_url: str, clock: FixedClock)
     assert "documents created" in result.stdout
     assert "30" in result.stdout
     assert "KZT" in result.stdout
-    assert fiscus(db_url, "bill", "--at", at, "--quiet").stdout.count("documents created") == 1
+    assert fiscus_here(db_url, "bill", "--at", at, "--quiet").stdout.count("documents created") == 1
     assert documents(db) == 30
-    assert fiscus(db_url, "reconcile").returncode == 0
+    assert fiscus_here(db_url, "reconcile").returncode == 0
     with db.write() as conn:  # a number taken but never used: a gap in the series
         conn.execute(update(t.number_series).values(next_value=t.number_series.c.next_value + 1))
-    report = fiscus(db_url, "reconcile")
+    report = fiscus_here(db_url, "reconcile")
     assert report.returncode == 1
     assert "FAIL" in report.stdout
     assert "numbers_gapless_per_series" in report.stdout
-    bad = fiscus(db_url, "bill", "--at", "yesterday")
+    bad = fiscus_here(db_url, "bill", "--at", "yesterday")
     assert bad.returncode == 2
     assert "--at" in bad.stderr
 
@@ -106,7 +111,7 @@ def test_kill_9_mid_run_then_restart_bills_every_period_once(
         proc.wait()
         interrupted.append(documents(db))
     assert any(0 < n < 4000 for n in interrupted), interrupted
-    final = fiscus(db_url, "bill", "--at", at, "--quiet")
+    final = fiscus_here(db_url, "bill", "--at", at, "--quiet")  # the restart: a process (above) is not needed
     assert final.returncode == 0, final.stderr
     with db.read() as conn:
         per_sub = conn.execute(
@@ -117,5 +122,5 @@ def test_kill_9_mid_run_then_restart_bills_every_period_once(
     assert len(per_sub) == 2000
     assert {n for _s, n in per_sub} == {2}
     assert documents(db) == 4000
-    report = fiscus(db_url, "reconcile")
+    report = fiscus_here(db_url, "reconcile")
     assert report.returncode == 0, report.stdout

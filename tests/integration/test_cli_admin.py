@@ -1,5 +1,6 @@
-"""`fiscus init`, `keys`, `admin-keys` and `org` as an operator runs them (real processes), on both
-databases."""
+"""`fiscus init`, `keys`, `admin-keys` and `org` as an operator runs them, on both databases: the first
+`init` in a real process (the entry point, its JSON on stdout), the rest in-process through the same
+`fiscus.cli:main` (tests/cli_support.py; a process costs ~2.5 s of CPU in imports)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from fiscus.adapters.db.engine import Database
 from fiscus.cli import app
 from fiscus.domain.clock import FixedClock
 from fiscus.services.access import PrincipalKind, authenticate
-from tests.integration.test_cli import fiscus
+from tests.cli_support import fiscus_here as fiscus
+from tests.integration.test_cli import fiscus as fiscus_process
 
 IBAN_BG = "BG80BNBG96611020345678"
 
@@ -23,7 +25,7 @@ IBAN_BG = "BG80BNBG96611020345678"
 def test_init_non_interactive_with_flags_prints_working_live_and_test_keys(
     db: Database, db_url: str, clock: FixedClock
 ) -> None:
-    result = fiscus(
+    result = fiscus_process(
         db_url, "init", "--non-interactive", "--json", "--legal-name", "Acme Tools Inc.", "--country", "US",
         "--tax-id", "043190200", "--email", "billing@acme.example",
     )  # fmt: skip

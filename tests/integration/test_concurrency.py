@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,11 +13,11 @@ from fiscus.domain.clock import FixedClock
 from fiscus.services.billing_run import run_billing
 from fiscus.services.reconcile import reconcile
 from fiscus.testing.bulk import bulk_customers, bulk_orders, bulk_subscriptions
-from tests import workers
+from tests import forkserver, workers
 from tests.builders import make_tenant
 
 pytestmark = pytest.mark.slow
-CTX = mp.get_context("spawn")
+CTX = forkserver.context()  # children forked from a server that imported Fiscus once
 
 
 def _run_all(targets: list[tuple[object, tuple[object, ...]]], start: object) -> None:

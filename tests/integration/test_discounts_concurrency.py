@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,11 +14,11 @@ from fiscus.adapters.db.engine import Database
 from fiscus.domain.clock import FixedClock
 from fiscus.services.discounts import CodeSpec, CouponSpec, create_coupon, create_promotion_code
 from fiscus.testing.bulk import bulk_customers, bulk_subscriptions
-from tests import discount_workers
+from tests import discount_workers, forkserver
 from tests.builders import make_tenant
 
 pytestmark = pytest.mark.slow
-CTX = mp.get_context("spawn")
+CTX = forkserver.context()  # children forked from a server that imported Fiscus once
 
 
 def test_eight_processes_redeem_a_code_exactly_max_redemptions_times(

@@ -34,6 +34,7 @@ from fiscus.services.payments.settings import update_payment_settings
 from fiscus.services.reconcile import CHECKS, PROVIDER_CHECK, reconcile, reconcile_with_provider
 from fiscus.services.subscriptions import ItemSpec, create_subscription
 from tests.builders import make_customer, make_tenant
+from tests.cli_support import fiscus_here
 from tests.payments_support import GatewayProcess, gateway_process
 
 PAYMENT_CHECKS = (
@@ -340,16 +341,17 @@ def test_fiscus_reconcile_checks_the_gateway_ledger(
     env = {**os.environ, "FISCUS_DATABASE_URL": db_url, "FISCUS_GATEWAY_URL": gateway.url}
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "fiscus.cli", "reconcile", *args],
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+        """The follow-up runs in-process, through the same `fiscus.cli:main` (tests/cli_support.py)."""
+        return fiscus_here(db_url, "reconcile", *args, env={"FISCUS_GATEWAY_URL": gateway.url, **extra})
 
-    clean = run("--json")
+    clean = subprocess.run(  # the first in a real process, as an operator runs it
+        [sys.executable, "-m", "fiscus.cli", "reconcile", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)
     assert report[PROVIDER_CHECK] == []

@@ -5,7 +5,6 @@ killed with SIGKILL mid-delivery whose work another worker finishes."""
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 import threading
@@ -32,11 +31,11 @@ from fiscus.domain.errors import InvalidFieldError
 from fiscus.services import webhooks as svc
 from fiscus.services.access import create_api_key, create_customer_token
 from fiscus.worker.webhooks import RETRY_SCHEDULE, deliver_due, dispatch_events, run_webhook_cycle
-from tests import webhook_workers
+from tests import forkserver, webhook_workers
 from tests.api_support import api_client, auth, build_world
 from tests.builders import make_customer, make_tenant
 
-CTX = mp.get_context("spawn")
+CTX = forkserver.context()  # children forked from a server that imported Fiscus once
 
 
 @dataclass

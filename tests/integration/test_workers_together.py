@@ -87,11 +87,12 @@ def test_two_workers_bill_charge_render_and_deliver_everything_once(
             "FISCUS_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "FISCUS_WEBHOOKS_ALLOW_PRIVATE": "true",
             "FISCUS_DOCUMENTS_DIR": str(tmp_path / "documents"),
+            "FISCUS_WORKER_PAUSE_SECONDS": "0.1",  # a cycle every ~0.1 s instead of every second
         }
         logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "fiscus.cli", "worker", "--interval", "1"],
+                [sys.executable, "-m", "fiscus.cli", "worker", "--interval", "0.2"],
                 env=env,
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
@@ -110,12 +111,13 @@ def test_two_workers_bill_charge_render_and_deliver_everything_once(
                 if paid == CUSTOMERS and rendered == CUSTOMERS and not pending and not undispatched:
                     break
                 assert all(w.poll() is None for w in workers), [log.read_text()[-2000:] for log in logs]
-                time.sleep(1)
+                time.sleep(0.2)
             else:
                 pytest.fail(
                     f"not done in time: {paid} paid, {rendered} rendered, {pending} deliveries pending"
                 )
-            time.sleep(3)  # both workers go round once more over work that is all done
+            # both workers go round several more times (billing included) over work that is all done
+            time.sleep(1)
         finally:
             for w in workers:
                 w.send_signal(signal.SIGTERM)
