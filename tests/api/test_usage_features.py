@@ -21,7 +21,10 @@ from fiscus.adapters.webhooks.sender import WebhookSender
 from fiscus.domain.clock import FixedClock
 from fiscus.services import webhooks
 from fiscus.services.access import create_api_key
+from fiscus.services.catalog import create_price
 from fiscus.services.subscriptions import ItemSpec, create_subscription
+from fiscus.services.usage_metrics import MetricSpec, create_metric
+from fiscus.services.usage_prices import UsageSpec
 from fiscus.services.usage_thresholds import check_thresholds
 from fiscus.worker.webhooks import run_webhook_cycle
 from tests.api_support import api_client, auth
@@ -44,12 +47,12 @@ class Api:
     def get(self, path: str) -> Any:
         return self.client.get(f"/api/v1{path}", headers=self.headers)
 
-    def send(self, tx: str, gb: str, minutes: int = -5) -> None:
+    def send(self, tx: str, gb: str, minutes: int = -5, code: str = "bandwidth") -> None:
         at = (self.clock.now() + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
         event = {
             "transaction_id": tx,
             "customer_id": self.world.customer,
-            "code": "bandwidth",
+            "code": code,
             "timestamp": at,
             "properties": {"gb": gb, "region": "eu"},
         }
@@ -131,14 +134,26 @@ def test_a_threshold_is_announced_once_per_period_through_the_webhook(api: Api) 
 
 def test_a_customers_usage_across_its_subscriptions(api: Api) -> None:
     w = api.world
-    second = create_subscription(
+    # A metric is billed by one subscription of a customer (ADR 0008): the second prices one of its own.
+    transfer = create_metric(api.db, api.clock, w.org_id, MetricSpec("transfer", "Transfer", "sum", "gb"))
+    with api.db.read() as conn:
+        variant = conn.execute(
+            select(t.prices.c.variant_id).where(t.prices.c.id == w.tenant.monthly)
+        ).scalar_one()
+    price = create_price(
         api.db,
         api.clock,
         w.org_id,
-        w.customer,
-        [ItemSpec(w.tenant.monthly, 1), ItemSpec(w.prices["bandwidth"], 1)],
+        variant,
+        currency_code="EUR",
+        unit_amount="0",
+        interval="month",
+        usage=UsageSpec(transfer, "per_unit", {"unit_price": "0.05"}),
     )
-    api.send("a", "40", minutes=1)
+    second = create_subscription(
+        api.db, api.clock, w.org_id, w.customer, [ItemSpec(w.tenant.monthly, 1), ItemSpec(price, 1)]
+    )
+    api.send("a", "40", minutes=1, code="transfer")
     one = api.get(f"/customers/{w.customer}/usage?subscription={second}").json()
     assert one["object"] == "usage"
     assert one["amount"] == "2.00"

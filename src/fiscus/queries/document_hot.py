@@ -18,7 +18,7 @@ from fiscus.queries.prepared import Shapes
 from fiscus.queries.scope import Scope
 
 if TYPE_CHECKING:
-    from fiscus.queries.documents import DocumentFilters
+    from fiscus.queries.document_filters import DocumentFilters
 
 _DRAFT = "draft"
 

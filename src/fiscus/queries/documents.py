@@ -24,6 +24,7 @@ from fiscus.domain.payments import amount_due
 from fiscus.queries import document_blocks as blocks
 from fiscus.queries import document_hot as hot
 from fiscus.queries import document_links
+from fiscus.queries.document_filters import DocumentFilters as DocumentFilters
 from fiscus.queries.pagination import CursorPage, cursor_page, cursor_rows
 from fiscus.queries.scope import Scope
 
@@ -165,23 +166,6 @@ class DocumentView:
                 self.amount_credited_minor,
             )
         return 0
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentFilters:
-    status: DocumentStatus | None = None
-    type: DocumentType | None = None
-    customer_id: int | None = None
-    subscription_id: int | None = None
-    period_start_gte: datetime | None = None
-    period_start_lt: datetime | None = None
-    created_gte: datetime | None = None
-    created_lt: datetime | None = None
-    types: tuple[DocumentType, ...] | None = None
-    issued_only: bool = False
-    """Issued documents only: no drafts, and no draft discarded unissued."""
-    discarded: bool = True
-    """Whether drafts discarded unissued (void, never numbered) are listed (the dialects' lists: no)."""
 
 
 _LIVEMODE = (
