@@ -398,8 +398,8 @@ def demo(
             seeding = stack.enter_context(GatewayProcess(gateway_db, seeding_port))
             seeding_url = seeding.wait_ready()
             for_server = None
+            webhook_url = f"http://{settings.host}:{settings.port}/api/v1/webhooks/gateway"
             if serving:
-                webhook_url = f"http://{settings.host}:{settings.port}/api/v1/webhooks/gateway"
                 for_server = stack.enter_context(
                     GatewayProcess(gateway_db, serving_port, webhook_url=webhook_url, webhook_secret=secret)
                 )
@@ -412,6 +412,22 @@ def demo(
             err.print(f"[red]demo failed: the test gateway:[/red] {exc}")
             raise typer.Exit(1) from None
         seeding.stop()
+        if for_server is not None:
+            try:
+                for_server.wait_ready()
+            except RuntimeError:
+                # Its port was free when chosen but taken before the gateway bound it (another demo
+                # starting at the same moment): one more gateway, on a port the kernel picks.
+                for_server.stop()
+                for_server = stack.enter_context(
+                    GatewayProcess(gateway_db, free_port(), webhook_url=webhook_url, webhook_secret=secret)
+                )
+                try:
+                    os.environ["FISCUS_GATEWAY_URL"] = for_server.wait_ready()
+                except RuntimeError as exc:
+                    err.print(f"[red]demo failed: the test gateway:[/red] {exc}")
+                    raise typer.Exit(1) from None
+                settings = Settings()
         result.gateway_url = settings.gateway_url
         result.payment_links = find_payment_links(c.db, c.clock, settings)
         if as_json:
@@ -419,11 +435,6 @@ def demo(
             return
         describe(result, console, settings, serving=serving)
         if for_server is not None:
-            try:
-                for_server.wait_ready()
-            except RuntimeError as exc:
-                err.print(f"[red]demo failed: the test gateway:[/red] {exc}")
-                raise typer.Exit(1) from None
             c.db.dispose()
 
             def leave(sig: int, _frame: FrameType | None) -> None:
